@@ -1,0 +1,145 @@
+// CPU implementations of the kanext ops (schemas in csrc/ops.cpp). Kernel
+// bodies are in kan_linear_kernels.h; this file checks, allocates, dispatches
+// on dtype and order k, and parallelises with at::parallel_for.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "kan_linear_kernels.h"
+#include "kanext/checks.h"
+
+namespace kanext {
+namespace {
+
+// Turns the runtime order k into the compile-time constant K.
+template <typename F>
+void dispatch_order(int64_t k, F&& f) {
+  switch (k) {
+    case 0: f(std::integral_constant<int, 0>{}); break;
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    default: TORCH_CHECK(false, "kanext: spline order k must be in [0, 5], got ", k);
+  }
+}
+
+// Knots must be strictly increasing (and finite) in every row.
+void check_grid_increasing(const char* op, const at::Tensor& grid) {
+  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_check_grid", [&] {
+    const scalar_t* t = grid.data_ptr<scalar_t>();
+    const int64_t rows = grid.size(0), M = grid.size(1);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t q = 0; q < M; ++q) {
+        const scalar_t a = t[i * M + q];
+        TORCH_CHECK(std::isfinite(static_cast<double>(a)), op, ": grid row ", i, " has a non-finite knot ",
+                    a, " at position ", q);
+        if (q > 0) {
+          TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i,
+                      " has t[", q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
+        }
+      }
+    }
+  });
+}
+
+constexpr int64_t kRowBlock = 32;  // batch rows per forward task: a y block stays in L1
+
+at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, bool deriv) {
+  const char* op = deriv ? "kanext.spline_basis_deriv" : "kanext.spline_basis";
+  const int64_t G = check_spline_args(op, x_, grid_, k);
+  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous();
+  check_grid_increasing(op, grid);
+  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1);
+  at::Tensor out = at::zeros({N, in, G + k}, x.options());
+  if (N == 0 || in == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_spline_basis", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* tp = grid.data_ptr<scalar_t>();
+    scalar_t* op_ = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N, kRowBlock, [&](int64_t n0, int64_t n1) {
+      cpu::spline_basis_rows<scalar_t>(xp, tp, in, M, static_cast<int>(k), deriv, op_, n0, n1);
+    });
+  });
+  return out;
+}
+
+at::Tensor spline_basis_cpu(const at::Tensor& x, const at::Tensor& grid, int64_t k) {
+  return spline_basis_impl(x, grid, k, false);
+}
+
+at::Tensor spline_basis_deriv_cpu(const at::Tensor& x, const at::Tensor& grid, int64_t k) {
+  return spline_basis_impl(x, grid, k, true);
+}
+
+at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
+                                  const at::Tensor& Wb_, const at::Tensor& Wc_) {
+  const char* op = "kanext.kan_linear_forward";
+  const int64_t G = check_spline_args(op, x_, grid_, k);
+  check_weights(op, x_, G, k, Wb_, Wc_);
+  check_base(op, base);
+  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
+  check_grid_increasing(op, grid);
+  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
+  at::Tensor y = at::zeros({N, out}, x.options());
+  if (N == 0 || in == 0 || out == 0) return y;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_forward", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
+    const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *wcp = Wc.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    dispatch_order(k, [&](auto K) {
+      at::parallel_for(0, N, kRowBlock, [&](int64_t n0, int64_t n1) {
+        for (int64_t b = n0; b < n1; b += kRowBlock)
+          cpu::kan_linear_forward_rows<scalar_t, decltype(K)::value>(xp, tp, in, M, base, wbp, wcp, yp, b,
+                                                                     std::min(b + kRowBlock, n1), out);
+      });
+    });
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
+    const at::Tensor& gy_, const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
+    const at::Tensor& Wb_, const at::Tensor& Wc_, bool need_x, bool need_w) {
+  const char* op = "kanext.kan_linear_backward";
+  const int64_t G = check_spline_args(op, x_, grid_, k);
+  check_weights(op, x_, G, k, Wb_, Wc_);
+  check_base(op, base);
+  TORCH_CHECK(gy_.dim() == 2 && gy_.size(0) == x_.size(0) && gy_.size(1) == Wb_.size(1), op,
+              ": expected grad_y of shape (N, out) = (", x_.size(0), ", ", Wb_.size(1), "), got ", gy_.sizes());
+  TORCH_CHECK(gy_.scalar_type() == x_.scalar_type() && gy_.device() == x_.device(), op,
+              ": grad_y must match x in dtype and device");
+  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
+  const at::Tensor gy = gy_.contiguous();
+  check_grid_increasing(op, grid);
+  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
+  at::Tensor gx = at::zeros_like(x);
+  at::Tensor gWb = at::zeros_like(Wb);
+  at::Tensor gWc = at::zeros_like(Wc);
+  if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w)) return {gx, gWb, gWc};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_backward", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
+    const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *wcp = Wc.data_ptr<scalar_t>();
+    const scalar_t* gyp = gy.data_ptr<scalar_t>();
+    scalar_t *gxp = gx.data_ptr<scalar_t>(), *gwbp = gWb.data_ptr<scalar_t>(), *gwcp = gWc.data_ptr<scalar_t>();
+    dispatch_order(k, [&](auto K) {
+      at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
+        cpu::kan_linear_backward_inputs<scalar_t, decltype(K)::value>(gyp, xp, tp, N, in, M, base, wbp, wcp, out,
+                                                                      need_x, need_w, gxp, gwbp, gwcp, i0, i1);
+      });
+    });
+  });
+  return {gx, gWb, gWc};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(kanext, CPU, m) {
+  m.impl("spline_basis", &spline_basis_cpu);
+  m.impl("spline_basis_deriv", &spline_basis_deriv_cpu);
+  m.impl("kan_linear_forward", &kan_linear_forward_cpu);
+  m.impl("kan_linear_backward", &kan_linear_backward_cpu);
+}
+
+}  // namespace kanext

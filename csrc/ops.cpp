@@ -1,0 +1,29 @@
+// Every kanext op schema, in one place. Backends register implementations in
+// csrc/cpu/*.cpp (CPU) and csrc/cuda/*_binding.cpp (CUDA); Python wrappers,
+// fake kernels and autograd live in kanext/ops.py.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// `import kanext._C` loads this shared object, which runs the registrations
+// below; the module itself holds nothing.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(kanext, m) {
+  // B-spline bases of every input: x (N, in), grid (in, G+2k+1) -> (N, in, G+k).
+  m.def("spline_basis(Tensor x, Tensor grid, int k) -> Tensor");
+  // Their derivatives with respect to x, same shape.
+  m.def("spline_basis_deriv(Tensor x, Tensor grid, int k) -> Tensor");
+  // Fused KAN layer: y[n,j] = sum_i b(x[n,i]) Wb[i,j] + sum_i sum_g B_g(x[n,i]) Wc[i,g,j].
+  // base: 0 zero, 1 identity, 2 silu. Wb (in, out), Wc (in, G+k, out) -> y (N, out).
+  m.def("kan_linear_forward(Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor Wc) -> Tensor");
+  // Its fused backward: (grad_x, grad_Wb, grad_Wc). need_x / need_w skip work
+  // (the skipped outputs are zeros of the right shape).
+  m.def(
+      "kan_linear_backward(Tensor grad_y, Tensor x, Tensor grid, int k, int base, Tensor Wb, "
+      "Tensor Wc, bool need_x, bool need_w) -> (Tensor, Tensor, Tensor)");
+}

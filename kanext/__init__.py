@@ -1,0 +1,18 @@
+"""kanext: fused CPU/CUDA kernels for Kolmogorov-Arnold Networks (KANs).
+
+Public API:
+    KANLinear   one KAN layer, a drop-in for nn.Linear (pykan's KANLayer function)
+    KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
+    from_pykan  convert a trained pykan model or layer
+    ops         the fused custom ops (spline_basis, kan_linear, ...)
+    reference   their pure-PyTorch twins
+"""
+from . import ops, reference
+from .kan import KAN
+from .layers import KANLinear
+from .ops import kan_linear, spline_basis, spline_basis_deriv
+from .pykan_compat import from_pykan
+
+__version__ = "0.1.0"
+
+__all__ = ["KAN", "KANLinear", "from_pykan", "ops", "reference", "kan_linear", "spline_basis", "spline_basis_deriv"]

@@ -1,0 +1,175 @@
+"""KANLinear: a fused KAN layer that is a drop-in for nn.Linear."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from . import ops
+
+__all__ = ["KANLinear", "extend_grid", "uniform_grid"]
+
+
+class KANLinear(nn.Module):
+    r"""One KAN layer: a learnable activation on every edge i -> j.
+
+    .. math:: y_j = \sum_i m_{ij}\,\big(s^b_{ij}\, b(x_i) + s^{sp}_{ij} \sum_g c_{ijg} B_g(x_i)\big)
+
+    It is the same function as pykan's ``KANLayer`` given the same tensors,
+    computed by a fused kernel that touches only the k+1 non-zero B-splines of
+    each input (cost independent of G; no (N, in, G+k) or (N, in, out) tensor).
+
+    Args:
+        in_features, out_features: sizes, as for ``nn.Linear``. Inputs have
+            shape (..., in_features), outputs (..., out_features); a 1-D input
+            (in_features,) gives (out_features,), as ``nn.Linear`` does.
+        grid: number of grid intervals G (pykan's ``num``).
+        k: spline order, 0 to 5.
+        grid_range: the initial uniform grid's span; k extra knots with the
+            same spacing are added on each side.
+        base_fun: residual function b: ``'silu'`` (default), ``'identity'``,
+            ``'zero'`` (all in the kernel), or any callable on tensors (run in
+            PyTorch, then added as ``b(x) @ (mask * scale_base)``).
+        noise_scale: amplitude of the initial splines (pykan's recipe: uniform
+            noise of width noise_scale / G at the knots, fitted by least squares).
+        scale_base_mu, scale_base_sigma: scale_base = mu / sqrt(in) + sigma *
+            U(-1, 1) / sqrt(in).
+        sp_trainable, sb_trainable: whether scale_sp / scale_base train.
+        generator: a ``torch.Generator`` for the initial draws. Without one the
+            draws come from torch's global generator, as ``nn.Linear``'s do
+            (so ``torch.manual_seed`` makes them reproducible); the global
+            state is never reseeded.
+
+    Attributes (pykan's names and shapes):
+        grid: buffer (in, G+2k+1), knots per input, strictly increasing,
+            possibly non-uniform after grid updates.
+        mask: buffer (in, out).
+        coef: parameter (in, out, G+k).
+        scale_base, scale_sp: parameters (in, out).
+
+    NaN/Inf: a NaN input feature makes its whole output row NaN; inputs
+    outside the grid (including +-inf) get zero splines and keep the base term.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        grid: int = 5,
+        k: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        base_fun: str | Callable[[Tensor], Tensor] = "silu",
+        noise_scale: float = 0.3,
+        scale_base_mu: float = 0.0,
+        scale_base_sigma: float = 1.0,
+        sp_trainable: bool = True,
+        sb_trainable: bool = True,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        _check_int("in_features", in_features, 1)
+        _check_int("out_features", out_features, 1)
+        _check_int("grid", grid, 1)
+        _check_int("k", k, 0)
+        if k > 5:
+            raise ValueError(f"KANLinear: spline order k must be in [0, 5], got k={k}")
+        lo, hi = (float(v) for v in grid_range)
+        if not lo < hi:
+            raise ValueError(f"KANLinear: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
+        if isinstance(base_fun, str) and base_fun not in ops.BASE_IDS:
+            raise ValueError(f"KANLinear: base_fun must be one of {sorted(ops.BASE_IDS)} or a callable, got {base_fun!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.num, self.k = grid, k
+        self.grid_range = (lo, hi)
+        self.base_fun = base_fun
+        dtype = dtype or torch.get_default_dtype()
+        f64 = dict(dtype=torch.float64)
+
+        g = uniform_grid(in_features, grid, k, (lo, hi), **f64)
+        rnd = lambda *shape: torch.rand(*shape, generator=generator, **f64)  # noqa: E731
+        noise = (rnd(grid + 1, in_features, out_features) - 0.5) * noise_scale / grid
+        coef = curve_to_coef(g[:, k:-k].T, noise, g, k) if k > 0 else _coef_k0(noise)
+        inv = 1.0 / math.sqrt(in_features)
+        scale_base = scale_base_mu * inv + scale_base_sigma * (rnd(in_features, out_features) * 2 - 1) * inv
+        kw = dict(device=device, dtype=dtype)
+        self.register_buffer("grid", g.to(**kw))
+        self.register_buffer("mask", torch.ones(in_features, out_features, **kw))
+        self.coef = nn.Parameter(coef.to(**kw))
+        self.scale_base = nn.Parameter(scale_base.to(**kw), requires_grad=sb_trainable)
+        self.scale_sp = nn.Parameter(torch.full((in_features, out_features), inv, **kw), requires_grad=sp_trainable)
+
+    # pykan spellings
+    @property
+    def in_dim(self) -> int:
+        return self.in_features
+
+    @property
+    def out_dim(self) -> int:
+        return self.out_features
+
+    def folded_weights(self) -> tuple[Tensor, Tensor]:
+        """(Wb, Wc): mask * scale_base (in, out) and mask * scale_sp * coef as
+        (in, G+k, out), the two dense weights the kernel takes. Autograd carries
+        gradients back through the fold to scale_base, scale_sp and coef."""
+        Wb = self.mask * self.scale_base
+        Wc = ((self.mask * self.scale_sp).unsqueeze(-1) * self.coef).transpose(1, 2).contiguous()
+        return Wb, Wc
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"KANLinear: expected input of shape (..., {self.in_features}), got shape {tuple(x.shape)}"
+            )
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        Wb, Wc = self.folded_weights()
+        if callable(self.base_fun):
+            y = ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc) + self.base_fun(x2) @ Wb
+        else:
+            y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc)
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
+        return f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, base_fun={base}"
+
+
+def _check_int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"KANLinear: {name} must be an int >= {lo}, got {v!r}")
+
+
+def uniform_grid(n: int, G: int, k: int, grid_range=(-1.0, 1.0), dtype=None, device=None) -> Tensor:
+    """(n, G+2k+1) knots: G+1 uniform knots over grid_range plus k each side with the same spacing."""
+    lo, hi = grid_range
+    base = torch.linspace(lo, hi, G + 1, dtype=dtype, device=device)
+    return extend_grid(base.expand(n, G + 1), k)
+
+
+def extend_grid(grid: Tensor, k: int) -> Tensor:
+    """Adds k knots on each side of every row of grid (n, m), spaced by the
+    row's mean interval (pykan's extend_grid)."""
+    h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)
+    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
+    left = grid[:, :1] - h * steps.flip(0)
+    right = grid[:, -1:] + h * steps
+    return torch.cat([left, grid, right], dim=1)
+
+
+def curve_to_coef(x: Tensor, y: Tensor, grid: Tensor, k: int) -> Tensor:
+    """Least-squares (minimum-norm) spline coefficients: x (P, in) samples,
+    y (P, in, out) values, grid (in, G+2k+1) -> coef (in, out, G+k)."""
+    from . import reference
+
+    B = reference.spline_basis(x, grid, k).permute(1, 0, 2)  # (in, P, G+k)
+    pinv = torch.linalg.pinv(B)  # (in, G+k, P)
+    return torch.einsum("igp,pio->iog", pinv, y)
+
+
+def _coef_k0(noise: Tensor) -> Tensor:
+    # Order 0: the G+1 knot samples hit G intervals; the last knot is outside.
+    return noise[:-1].permute(1, 2, 0).contiguous()

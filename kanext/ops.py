@@ -1,0 +1,152 @@
+"""Python side of the kanext custom ops: wrappers, fake kernels, autograd.
+
+Schemas live in csrc/ops.cpp, CPU kernels in csrc/cpu/, CUDA kernels in
+csrc/cuda/, and a pure-PyTorch twin of every op in kanext/reference.py.
+
+NaN/Inf policy (all ops): a NaN in x[n, i] makes the whole output row y[n, :]
+NaN (and grad_x[n, i] NaN; the row adds nothing to the weight gradients). An
+infinite x lies outside every grid, so its bases are 0 and only the base term
+remains (silu(+inf) = +inf, silu(-inf) = NaN, as torch computes them). No
+input value can make a kernel read or write out of bounds.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _C  # noqa: F401  (loads the shared object, which registers the ops)
+
+__all__ = [
+    "BASE_IDS",
+    "spline_basis",
+    "spline_basis_deriv",
+    "kan_linear",
+    "kan_linear_forward",
+    "kan_linear_backward",
+]
+
+#: Residual base functions computed inside the kernels. 'zero' means no base
+#: term; any other function runs in PyTorch outside the kernel.
+BASE_IDS = {"zero": 0, "identity": 1, "silu": 2}
+
+_ops = torch.ops.kanext
+
+
+def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
+    """B-spline bases of every input.
+
+    Args:
+        x: (N, in) inputs.
+        grid: (in, G+2k+1) strictly increasing knots per input.
+        k: spline order, 0 to 5.
+
+    Returns:
+        (N, in, G+k) basis values; differentiable with respect to x.
+    """
+    return _ops.spline_basis(x, grid, k)
+
+
+def spline_basis_deriv(x: Tensor, grid: Tensor, k: int) -> Tensor:
+    """Derivatives d B_g(x) / dx of :func:`spline_basis`, same shape (not differentiable)."""
+    return _ops.spline_basis_deriv(x, grid, k)
+
+
+def kan_linear_forward(x: Tensor, grid: Tensor, k: int, base: int, Wb: Tensor, Wc: Tensor) -> Tensor:
+    """Raw fused forward (see :func:`kan_linear`); base is an id from BASE_IDS."""
+    return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc)
+
+
+def kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
+    """Raw fused backward: (grad_x, grad_Wb, grad_Wc)."""
+    return _ops.kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w)
+
+
+def kan_linear(x: Tensor, grid: Tensor, k: int, base: int | str, Wb: Tensor, Wc: Tensor) -> Tensor:
+    """Fused KAN layer on folded weights, differentiable in x, Wb and Wc.
+
+    y[n, j] = sum_i b(x[n, i]) Wb[i, j] + sum_i sum_g B_g(x[n, i]) Wc[i, g, j]
+
+    Args:
+        x: (N, in).
+        grid: (in, G+2k+1) knots (a buffer: no gradient flows to it).
+        k: spline order, 0 to 5.
+        base: 'zero', 'identity', 'silu' or the matching id in BASE_IDS.
+        Wb: (in, out) base weights; Wc: (in, G+k, out) spline weights.
+
+    Returns:
+        (N, out). Cost O(N in out (k+2)); no (N, in, G+k) tensor is formed.
+    """
+    if isinstance(base, str):
+        if base not in BASE_IDS:
+            raise ValueError(f"base must be one of {sorted(BASE_IDS)}, got {base!r}")
+        base = BASE_IDS[base]
+    return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc)
+
+
+# ---------------------------------------------------------------- fake kernels
+def _check_2d(name, x):
+    torch._check(x.dim() == 2, lambda: f"{name}: expected x of shape (N, in), got shape {tuple(x.shape)}")
+
+
+@torch.library.register_fake("kanext::spline_basis")
+def _(x, grid, k):
+    _check_2d("kanext.spline_basis", x)
+    return x.new_empty((x.shape[0], x.shape[1], grid.shape[1] - k - 1))
+
+
+@torch.library.register_fake("kanext::spline_basis_deriv")
+def _(x, grid, k):
+    _check_2d("kanext.spline_basis_deriv", x)
+    return x.new_empty((x.shape[0], x.shape[1], grid.shape[1] - k - 1))
+
+
+@torch.library.register_fake("kanext::kan_linear_forward")
+def _(x, grid, k, base, Wb, Wc):
+    _check_2d("kanext.kan_linear_forward", x)
+    return x.new_empty((x.shape[0], Wb.shape[1]))
+
+
+@torch.library.register_fake("kanext::kan_linear_backward")
+def _(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w):
+    return torch.empty_like(x), torch.empty_like(Wb), torch.empty_like(Wc)
+
+
+# -------------------------------------------------------------------- autograd
+def _spline_basis_setup(ctx, inputs, output):
+    x, grid, k = inputs
+    ctx.save_for_backward(x, grid)
+    ctx.k = k
+
+
+def _spline_basis_backward(ctx, grad):
+    x, grid = ctx.saved_tensors
+    if ctx.needs_input_grad[1]:
+        raise RuntimeError("kanext.spline_basis: gradients with respect to grid are not supported")
+    gx = None
+    if ctx.needs_input_grad[0]:
+        gx = (grad * _ops.spline_basis_deriv(x, grid, ctx.k)).sum(-1)
+    return gx, None, None
+
+
+torch.library.register_autograd("kanext::spline_basis", _spline_basis_backward, setup_context=_spline_basis_setup)
+
+
+def _kan_linear_setup(ctx, inputs, output):
+    x, grid, k, base, Wb, Wc = inputs
+    ctx.save_for_backward(x, grid, Wb, Wc)
+    ctx.k, ctx.base = k, base
+
+
+def _kan_linear_backward(ctx, grad_y):
+    x, grid, Wb, Wc = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    if need[1]:
+        raise RuntimeError("kanext.kan_linear: gradients with respect to grid are not supported")
+    need_x, need_w = need[0], need[4] or need[5]
+    gx, gWb, gWc = _ops.kan_linear_backward(grad_y.contiguous(), x, grid, ctx.k, ctx.base, Wb, Wc, need_x, need_w)
+    return (gx if need_x else None, None, None, None, gWb if need[4] else None, gWc if need[5] else None)
+
+
+torch.library.register_autograd(
+    "kanext::kan_linear_forward", _kan_linear_backward, setup_context=_kan_linear_setup
+)

@@ -1,0 +1,75 @@
+"""Pure-PyTorch twins of every kanext op: slow, obviously correct, the ground
+truth of the tests. They form the full (N, in, G+k) basis tensor on purpose.
+
+The B-spline recursion here runs over the whole extended knot vector exactly as
+pykan's ``B_batch`` does (Cox-de Boor from the order-0 half-open indicators),
+so it is independent of the kernels' local triangle.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["spline_basis", "spline_basis_deriv", "base_function", "kan_linear", "kan_layer"]
+
+
+def _bases_all_orders(x: Tensor, grid: Tensor, k: int) -> list[Tensor]:
+    """[B^0, ..., B^k]: order-j bases of shape (N, in, M-1-j)."""
+    xe = x.unsqueeze(-1)  # (N, in, 1)
+    t = grid.unsqueeze(0)  # (1, in, M)
+    B = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)
+    out = [B]
+    for j in range(1, k + 1):
+        left = (xe - t[..., : -(j + 1)]) / (t[..., j:-1] - t[..., : -(j + 1)])
+        right = (t[..., j + 1 :] - xe) / (t[..., j + 1 :] - t[..., 1:-j])
+        # 0 * inf (x = +-inf) must stay 0: the bases vanish outside the grid.
+        B = torch.where(B[..., :-1] != 0, left * B[..., :-1], 0.0) + torch.where(
+            B[..., 1:] != 0, right * B[..., 1:], 0.0
+        )
+        out.append(B)
+    return out
+
+
+def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
+    """(N, in) x, (in, G+2k+1) grid -> (N, in, G+k) order-k B-spline values."""
+    return _bases_all_orders(x, grid, k)[k]
+
+
+def spline_basis_deriv(x: Tensor, grid: Tensor, k: int) -> Tensor:
+    """d/dx of :func:`spline_basis`: k (B^{k-1}_g / (t_{g+k}-t_g) - B^{k-1}_{g+1} / (t_{g+k+1}-t_{g+1}))."""
+    if k == 0:
+        return torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - 1, dtype=x.dtype, device=x.device)
+    Bm = _bases_all_orders(x, grid, k - 1)[k - 1]  # (N, in, G+k+1)
+    t = grid.unsqueeze(0)
+    a = Bm[..., :-1] / (t[..., k:-1] - t[..., : -(k + 1)])
+    b = Bm[..., 1:] / (t[..., k + 1 :] - t[..., 1:-k])
+    return k * (a - b)
+
+
+def base_function(name: str, x: Tensor) -> Tensor:
+    if name == "silu":
+        return F.silu(x)
+    if name == "identity":
+        return x
+    if name == "zero":
+        return torch.zeros_like(x)
+    raise ValueError(f"unknown base function {name!r}")
+
+
+def kan_linear(x: Tensor, grid: Tensor, k: int, base: str, Wb: Tensor, Wc: Tensor) -> Tensor:
+    """y[n,j] = sum_i b(x[n,i]) Wb[i,j] + sum_{i,g} B_g(x[n,i]) Wc[i,g,j], with the NaN-row policy."""
+    B = spline_basis(x, grid, k)
+    y = base_function(base, x) @ Wb + torch.einsum("nig,igj->nj", B, Wc)
+    nan_rows = torch.isnan(x).any(dim=1, keepdim=True)
+    return torch.where(nan_rows, torch.full_like(y, float("nan")), y)
+
+
+def kan_layer(x, grid, k, base, coef, scale_base, scale_sp, mask):
+    """pykan's KANLayer forward from its own parameters (no folding): the
+    explicit (N, in, out) sum that the fused op must equal."""
+    B = spline_basis(x, grid, k)
+    spline = torch.einsum("nig,iog->nio", B, coef)
+    b = base_function(base, x) if isinstance(base, str) else base(x)
+    y = mask[None] * (scale_base[None] * b[:, :, None] + scale_sp[None] * spline)
+    return y.sum(dim=1)
