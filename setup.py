@@ -41,7 +41,7 @@ def _extension():
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
     arch = os.environ.get("KANEXT_CPU_ARCH", "native")
-    cxx = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno"]
+    cxx = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-ffp-contract=fast"]
     if arch:
         cxx.append("-march=" + arch)
     include_dirs = [os.path.join(HERE, "csrc", "include")]

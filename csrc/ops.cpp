@@ -26,4 +26,10 @@ TORCH_LIBRARY(kanext, m) {
   m.def(
       "kan_linear_backward(Tensor grad_y, Tensor x, Tensor grid, int k, int base, Tensor Wb, "
       "Tensor Wc, bool need_x, bool need_w) -> (Tensor, Tensor, Tensor)");
+  // The fold of pykan's per-edge spline parameters into the kernel layout:
+  // coef (in, out, G+k), scale (in, out) -> Wc (in, G+k, out), Wc[i,g,j] = scale[i,j] coef[i,j,g].
+  m.def("fold_spline_weights(Tensor coef, Tensor scale) -> Tensor");
+  // Its backward: (grad_coef, grad_scale).
+  m.def(
+      "fold_spline_weights_backward(Tensor grad_Wc, Tensor coef, Tensor scale) -> (Tensor, Tensor)");
 }

@@ -116,7 +116,7 @@ class KANLinear(nn.Module):
         (in, G+k, out), the two dense weights the kernel takes. Autograd carries
         gradients back through the fold to scale_base, scale_sp and coef."""
         Wb = self.mask * self.scale_base
-        Wc = ((self.mask * self.scale_sp).unsqueeze(-1) * self.coef).transpose(1, 2).contiguous()
+        Wc = ops.fold_spline_weights(self.coef, self.mask * self.scale_sp)
         return Wb, Wc
 
     def forward(self, x: Tensor) -> Tensor:

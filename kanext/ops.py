@@ -23,6 +23,7 @@ __all__ = [
     "kan_linear",
     "kan_linear_forward",
     "kan_linear_backward",
+    "fold_spline_weights",
 ]
 
 #: Residual base functions computed inside the kernels. 'zero' means no base
@@ -83,6 +84,13 @@ def kan_linear(x: Tensor, grid: Tensor, k: int, base: int | str, Wb: Tensor, Wc:
     return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc)
 
 
+def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:
+    """Wc[i, g, j] = scale[i, j] * coef[i, j, g]: pykan's (in, out, G+k)
+    coefficients and (in, out) per-edge scale (mask * scale_sp) folded into the
+    (in, G+k, out) layout the kernels read. Differentiable in coef and scale."""
+    return _ops.fold_spline_weights(coef, scale)
+
+
 # ---------------------------------------------------------------- fake kernels
 def _check_2d(name, x):
     torch._check(x.dim() == 2, lambda: f"{name}: expected x of shape (N, in), got shape {tuple(x.shape)}")
@@ -109,6 +117,17 @@ def _(x, grid, k, base, Wb, Wc):
 @torch.library.register_fake("kanext::kan_linear_backward")
 def _(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w):
     return torch.empty_like(x), torch.empty_like(Wb), torch.empty_like(Wc)
+
+
+@torch.library.register_fake("kanext::fold_spline_weights")
+def _(coef, scale):
+    torch._check(coef.dim() == 3, lambda: f"kanext.fold_spline_weights: expected coef (in, out, G+k), got {tuple(coef.shape)}")
+    return coef.new_empty((coef.shape[0], coef.shape[2], coef.shape[1]))
+
+
+@torch.library.register_fake("kanext::fold_spline_weights_backward")
+def _(grad_Wc, coef, scale):
+    return torch.empty_like(coef), torch.empty_like(scale)
 
 
 # -------------------------------------------------------------------- autograd
@@ -150,3 +169,17 @@ def _kan_linear_backward(ctx, grad_y):
 torch.library.register_autograd(
     "kanext::kan_linear_forward", _kan_linear_backward, setup_context=_kan_linear_setup
 )
+
+
+def _fold_setup(ctx, inputs, output):
+    coef, scale = inputs
+    ctx.save_for_backward(coef, scale)
+
+
+def _fold_backward(ctx, grad):
+    coef, scale = ctx.saved_tensors
+    gc, gs = _ops.fold_spline_weights_backward(grad.contiguous(), coef, scale)
+    return (gc if ctx.needs_input_grad[0] else None, gs if ctx.needs_input_grad[1] else None)
+
+
+torch.library.register_autograd("kanext::fold_spline_weights", _fold_backward, setup_context=_fold_setup)

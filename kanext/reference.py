@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["spline_basis", "spline_basis_deriv", "base_function", "kan_linear", "kan_layer"]
+__all__ = ["spline_basis", "spline_basis_deriv", "base_function", "kan_linear", "kan_layer", "fold_spline_weights"]
 
 
 def _bases_all_orders(x: Tensor, grid: Tensor, k: int) -> list[Tensor]:
@@ -63,6 +63,11 @@ def kan_linear(x: Tensor, grid: Tensor, k: int, base: str, Wb: Tensor, Wc: Tenso
     y = base_function(base, x) @ Wb + torch.einsum("nig,igj->nj", B, Wc)
     nan_rows = torch.isnan(x).any(dim=1, keepdim=True)
     return torch.where(nan_rows, torch.full_like(y, float("nan")), y)
+
+
+def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:
+    """coef (in, out, G+k), scale (in, out) -> (in, G+k, out): scale[i,j] coef[i,j,g]."""
+    return (scale.unsqueeze(-1) * coef).transpose(1, 2).contiguous()
 
 
 def kan_layer(x, grid, k, base, coef, scale_base, scale_sp, mask):

@@ -6,8 +6,13 @@
 // the forward is k+2 axpys of length `out` per (n, i) (k+1 rows of Wc and the
 // base row of Wb) and costs O(N in out (k+2)), independent of G. No (N, in,
 // G+k) or (N, in, out) tensor is ever formed.
+//
+// Work is done per block of kRows batch rows and one input i: first the
+// bases of the whole block are computed with the batch row as the innermost
+// (vectorised) index, then the rows of Wc are streamed.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -17,76 +22,225 @@
 namespace kanext {
 namespace cpu {
 
-// Lanes of one 512-bit vector: accumulators shaped [R][kLanes] let the
-// compiler vectorise dot products without reassociating float sums, so
-// results are deterministic and independent of compiler flags.
+constexpr int kRows = 32;  // batch rows per block
+
+// One 512-bit vector (GCC/Clang vector extensions; split into narrower
+// instructions automatically when the target has no AVX-512). Dot products
+// accumulate per lane and reduce in a fixed tree, so results are
+// deterministic for a given build and independent of thread count.
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename T>
+using vec_t = typename VecOf<T>::type;
 template <typename T>
 constexpr int kLanes = 64 / sizeof(T);
+
+template <typename T>
+inline vec_t<T> vload(const T* p) {
+  vec_t<T> v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename T>
+inline void vstore(T* p, vec_t<T> v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+template <typename T>
+inline T hsum(vec_t<T> v) {
+  T s = T(0);
+  for (int l = 0; l < kLanes<T>; ++l) s += v[l];
+  return s;
+}
 
 // res[r] = dot(rows[r], d) for r < R over `out` elements.
 template <typename T, int R>
 inline void dot_rows(const T* const* rows, const T* __restrict d, int64_t out, T* res) {
   constexpr int L = kLanes<T>;
-  T acc[R][L];
-  for (int r = 0; r < R; ++r)
-    for (int l = 0; l < L; ++l) acc[r][l] = T(0);
+  vec_t<T> acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = vec_t<T>{} ;
   int64_t j = 0;
-  for (; j + L <= out; j += L)
-    for (int r = 0; r < R; ++r)
-      for (int l = 0; l < L; ++l) acc[r][l] += rows[r][j + l] * d[j + l];
+  for (; j + L <= out; j += L) {
+    const vec_t<T> dj = vload(d + j);
+#pragma GCC unroll 7
+    for (int r = 0; r < R; ++r) acc[r] += vload(rows[r] + j) * dj;
+  }
   for (int r = 0; r < R; ++r) {
-    T s = T(0);
-    for (int l = 0; l < L; ++l) s += acc[r][l];
+    T s = hsum<T>(acc[r]);
     for (int64_t jj = j; jj < out; ++jj) s += rows[r][jj] * d[jj];
     res[r] = s;
   }
 }
 
-// Forward over rows [n0, n1): y[n, :] = sum_i b(x) Wb[i, :] + sum_r v_r Wc[i, s+r, :].
-// y rows must be zeroed.
+// y[j] += sum_q c[q] * rows[q][j] for j < out (R rows).
+template <typename T, int R>
+inline void axpy_rows(T* __restrict y, const T* const* rows, const T* c, int64_t out) {
+  constexpr int L = kLanes<T>;
+  int64_t j = 0;
+  for (; j + L <= out; j += L) {
+    vec_t<T> acc = vload(y + j);
+#pragma GCC unroll 7
+    for (int q = 0; q < R; ++q) acc += c[q] * vload(rows[q] + j);
+    vstore(y + j, acc);
+  }
+  for (; j < out; ++j) {
+    T acc = y[j];
+    for (int q = 0; q < R; ++q) acc += c[q] * rows[q][j];
+    y[j] = acc;
+  }
+}
+
+// rows[q][j] += c[q] * d[j] for j < out (R rank-1 updates).
+template <typename T, int R>
+inline void rank1_rows(T* const* rows, const T* c, const T* __restrict d, int64_t out) {
+  constexpr int L = kLanes<T>;
+  int64_t j = 0;
+  for (; j + L <= out; j += L) {
+    const vec_t<T> dj = vload(d + j);
+#pragma GCC unroll 7
+    for (int q = 0; q < R; ++q) vstore(rows[q] + j, vload(rows[q] + j) + c[q] * dj);
+  }
+  for (; j < out; ++j)
+    for (int q = 0; q < R; ++q) rows[q][j] += c[q] * d[j];
+}
+
+// Knots of one input padded with k+1 stand-in knots on each side (spaced like
+// the end intervals), so the local triangle needs no bounds checks:
+// padded[q + k + 1] = t[q] for q in [-(k+1), M+k].
+template <typename T>
+inline void pad_knots(const T* t, int64_t M, int k, T* padded) {
+  const T h_lo = t[1] - t[0], h_hi = t[M - 1] - t[M - 2];
+  for (int q = 0; q <= k; ++q) padded[q] = t[0] - T(k + 1 - q) * h_lo;
+  for (int64_t q = 0; q < M; ++q) padded[q + k + 1] = t[q];
+  for (int q = 1; q <= k + 1; ++q) padded[M + k + q] = t[M - 1] + T(q) * h_hi;
+}
+
+// Bases of one input for a block of `nr` rows (x strided by `xs`).
 template <typename T, int K>
-void kan_linear_forward_rows(const T* __restrict x, const T* __restrict grid, int64_t in, int64_t M, int64_t base,
-                             const T* __restrict Wb, const T* __restrict Wc, T* __restrict y, int64_t n0,
-                             int64_t n1, int64_t out) {
+struct BlockBases {
+  static constexpr int K1 = K + 1;
+  int64_t start[kRows];  // window start basis, -1 outside the grid, -2 for NaN
+  T v[K1][kRows];        // values of bases start..start+K
+  T dv[K1][kRows];       // their derivatives (if asked)
+  T bv[kRows];           // b(x)
+  T dbv[kRows];          // b'(x) (if asked)
+
+  template <bool DERIV>
+  void compute(const T* __restrict x, int64_t xs, int nr, const T* __restrict t, const T* __restrict padded,
+               int64_t M, int64_t base) {
+    const int64_t G = M - 2 * K - 1;
+    int64_t g[kRows];
+    T u[2 * K + 2][kRows];
+    T xv[kRows];
+    for (int r = 0; r < nr; ++r) {
+      const T xr = x[r * xs];
+      const int64_t gr = find_interval<T>(t, M, xr);
+      g[r] = gr;
+      start[r] = gr >= 0 ? std::min(std::max<int64_t>(gr - K, 0), G - 1) : (std::isnan(xr) ? -2 : -1);
+      const int64_t gg = gr >= 0 ? gr : K;  // outside: any interval, values dropped
+      for (int q = 0; q < 2 * K + 2; ++q) u[q][r] = padded[gg + 1 + q];
+      xv[r] = gr >= 0 ? xr : u[K][r];
+      bv[r] = base_value<T>(base, xr);
+      if (DERIV) dbv[r] = base_derivative<T>(base, xr);
+    }
+    for (int r = nr; r < kRows; ++r) {  // keep the vector loops on full, finite lanes
+      for (int q = 0; q < 2 * K + 2; ++q) u[q][r] = T(q);
+      xv[r] = T(K) + T(0.5);
+    }
+    // Cox-de Boor triangle, vectorised over the block: N[q] is basis g-j+q of order j.
+    T N[K1][kRows];
+    for (int r = 0; r < kRows; ++r) N[0][r] = T(1);
+    for (int j = 1; j <= K; ++j) {
+      if (DERIV && j == K) {
+        for (int q = 0; q <= K; ++q)
+          for (int r = 0; r < kRows; ++r) {
+            const T left = q >= 1 ? N[q - 1][r] / (u[q + K][r] - u[q][r]) : T(0);
+            const T right = q <= K - 1 ? N[q][r] / (u[q + K + 1][r] - u[q + 1][r]) : T(0);
+            dv[q][r] = T(K) * (left - right);
+          }
+      }
+      T saved[kRows];
+      for (int r = 0; r < kRows; ++r) saved[r] = T(0);
+      for (int q = 0; q < j; ++q)
+        for (int r = 0; r < kRows; ++r) {
+          const T tl = u[K + 1 + q - j][r], tr = u[K + 1 + q][r];
+          const T temp = N[q][r] / (tr - tl);
+          N[q][r] = saved[r] + (tr - xv[r]) * temp;
+          saved[r] = (xv[r] - tl) * temp;
+        }
+      for (int r = 0; r < kRows; ++r) N[j][r] = saved[r];
+    }
+    if (DERIV && K == 0)
+      for (int r = 0; r < kRows; ++r) dv[0][r] = T(0);
+    for (int q = 0; q <= K; ++q)
+      for (int r = 0; r < kRows; ++r) v[q][r] = N[q][r];
+    // Near the ends of the grid the window is clamped: shift values into it
+    // and drop bases that do not exist.
+    for (int r = 0; r < nr; ++r) {
+      if (start[r] < 0 || start[r] == g[r] - K) continue;
+      T tv[K1], td[K1];
+      for (int q = 0; q <= K; ++q) {
+        tv[q] = v[q][r];
+        td[q] = DERIV ? dv[q][r] : T(0);
+        v[q][r] = T(0);
+        if (DERIV) dv[q][r] = T(0);
+      }
+      for (int q = 0; q <= K; ++q) {
+        const int64_t b = g[r] - K + q;
+        if (b < 0 || b > G + K - 1) continue;
+        v[b - start[r]][r] = tv[q];
+        if (DERIV) dv[b - start[r]][r] = td[q];
+      }
+    }
+  }
+};
+
+// Forward over rows [n0, n1) (n1 - n0 <= kRows): y[n, :] = sum_i b(x) Wb[i, :]
+// + sum_q v_q Wc[i, start+q, :]; the block's y rows are overwritten. `padded` holds every
+// input's padded knots (in, M + 2K + 2).
+template <typename T, int K>
+void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
+                              int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
+                              const T* __restrict Wc, T* __restrict y, int64_t n0, int64_t n1, int64_t out) {
   constexpr int K1 = K + 1;
   const int64_t nb = M - K - 1;  // G + k bases per input
+  const int nr = static_cast<int>(n1 - n0);
   const bool has_base = base != kBaseZero;
+  std::fill(y + n0 * out, y + n1 * out, T(0));  // zeroed here, while the block is about to be hot
+  BlockBases<T, K> bb;
   for (int64_t i = 0; i < in; ++i) {
-    const T* t = grid + i * M;
+    bb.template compute<false>(x + n0 * in + i, in, nr, grid + i * M, padded + i * (M + 2 * K + 2), M, base);
     const T* wb = Wb + i * out;
     const T* wc = Wc + i * nb * out;
-    for (int64_t n = n0; n < n1; ++n) {
-      const T xv = x[n * in + i];
-      T* __restrict yr = y + n * out;
-      if (std::isnan(xv)) {  // NaN policy: the whole output row becomes NaN
+    for (int r = 0; r < nr; ++r) {
+      T* __restrict yr = y + (n0 + r) * out;
+      const int64_t s = bb.start[r];
+      if (s == -2) {  // NaN policy: the whole output row becomes NaN
         for (int64_t j = 0; j < out; ++j) yr[j] = std::numeric_limits<T>::quiet_NaN();
         continue;
       }
-      const T bv = has_base ? base_value<T>(base, xv) : T(0);
-      const int64_t g = find_interval<T>(t, M, xv);
-      if (g < 0) {
-        if (has_base)
-          for (int64_t j = 0; j < out; ++j) yr[j] += bv * wb[j];
+      const T bv = bb.bv[r];
+      if (s < 0) {
+        if (has_base) axpy_rows<T, 1>(yr, &wb, &bv, out);
         continue;
       }
-      T v[K1];
-      const int64_t s = local_bases<T>(t, M, K, g, xv, v, nullptr);
-      const T* r = wc + s * out;
-      if (has_base) {
-        for (int64_t j = 0; j < out; ++j) {
-          T acc = bv * wb[j];
-#pragma GCC unroll 6
-          for (int q = 0; q < K1; ++q) acc += v[q] * r[q * out + j];
-          yr[j] += acc;
-        }
-      } else {
-        for (int64_t j = 0; j < out; ++j) {
-          T acc = T(0);
-#pragma GCC unroll 6
-          for (int q = 0; q < K1; ++q) acc += v[q] * r[q * out + j];
-          yr[j] += acc;
-        }
+      T c[K1 + 1];
+      const T* rows[K1 + 1];
+      for (int q = 0; q < K1; ++q) {
+        c[q] = bb.v[q][r];
+        rows[q] = wc + (s + q) * out;
       }
+      c[K1] = bv;
+      rows[K1] = wb;
+      if (has_base) axpy_rows<T, K1 + 1>(yr, rows, c, out);
+      else axpy_rows<T, K1>(yr, rows, c, out);
     }
   }
 }
@@ -94,67 +248,75 @@ void kan_linear_forward_rows(const T* __restrict x, const T* __restrict grid, in
 // Backward for inputs [i0, i1): the caller gives each input to exactly one
 // thread, which owns grad_x[:, i], grad_Wb[i] and grad_Wc[i] and walks the
 // batch in order, so there are no atomics and the result is deterministic.
-// grad_Wb / grad_Wc must be zeroed.
+// The thread also zeroes its slices of grad_Wb / grad_Wc (need_w) first, and
+// writes every grad_x[:, i] (need_x).
 template <typename T, int K>
 void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, const T* __restrict grid,
-                                int64_t N, int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
-                                const T* __restrict Wc, int64_t out, bool need_x, bool need_w,
-                                T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
+                                const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
+                                const T* __restrict Wb, const T* __restrict Wc, int64_t out, bool need_x,
+                                bool need_w, T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
                                 int64_t i1) {
   constexpr int K1 = K + 1;
   const int64_t nb = M - K - 1;
   const bool has_base = base != kBaseZero;
+  BlockBases<T, K> bb;
   for (int64_t i = i0; i < i1; ++i) {
-    const T* t = grid + i * M;
     const T* wb = Wb + i * out;
     const T* wc = Wc + i * nb * out;
     T* gwb = gWb + i * out;
     T* gwc = gWc + i * nb * out;
-    for (int64_t n = 0; n < N; ++n) {
-      const T xv = x[n * in + i];
-      const T* __restrict d = gy + n * out;
-      if (std::isnan(xv)) {
-        if (need_x) gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
-        continue;
-      }
-      const int64_t g = find_interval<T>(t, M, xv);
-      T v[K1], dv[K1];
-      int64_t s = 0;
-      if (g >= 0) s = local_bases<T>(t, M, K, g, xv, v, dv);
-      const T* rows[K1 + 1];
-      for (int q = 0; q < K1; ++q) rows[q] = wc + (s + q) * out;
-      rows[K1] = wb;
-      if (need_w) {
-        if (has_base) {
-          const T bv = base_value<T>(base, xv);
-          for (int64_t j = 0; j < out; ++j) gwb[j] += bv * d[j];
+    if (need_w) {
+      std::fill(gwb, gwb + out, T(0));
+      std::fill(gwc, gwc + nb * out, T(0));
+    }
+    for (int64_t n0 = 0; n0 < N; n0 += kRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(kRows, N - n0));
+      bb.template compute<true>(x + n0 * in + i, in, nr, grid + i * M, padded + i * (M + 2 * K + 2), M, base);
+      for (int r = 0; r < nr; ++r) {
+        const int64_t n = n0 + r;
+        const T* __restrict d = gy + n * out;
+        const int64_t s = bb.start[r];
+        if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
+          if (need_x) gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
+          continue;
         }
-        if (g >= 0) {
-          T* __restrict o = gwc + s * out;
-          for (int64_t j = 0; j < out; ++j) {
-            const T dj = d[j];
-#pragma GCC unroll 6
-            for (int q = 0; q < K1; ++q) o[q * out + j] += v[q] * dj;
+        T v[K1], dv[K1];
+        for (int q = 0; q < K1; ++q) {
+          v[q] = bb.v[q][r];
+          dv[q] = bb.dv[q][r];
+        }
+        if (need_w) {
+          if (has_base) {
+            T* o = gwb;
+            rank1_rows<T, 1>(&o, &bb.bv[r], d, out);
+          }
+          if (s >= 0) {
+            T* o[K1];
+            for (int q = 0; q < K1; ++q) o[q] = gwc + (s + q) * out;
+            rank1_rows<T, K1>(o, v, d, out);
           }
         }
-      }
-      if (need_x) {
-        T acc = T(0);
-        if (g >= 0 && has_base) {
-          T dots[K1 + 1];
-          dot_rows<T, K1 + 1>(rows, d, out, dots);
-          acc = base_derivative<T>(base, xv) * dots[K1];
-          for (int q = 0; q < K1; ++q) acc += dv[q] * dots[q];
-        } else if (g >= 0) {
-          T dots[K1];
-          dot_rows<T, K1>(rows, d, out, dots);
-          for (int q = 0; q < K1; ++q) acc += dv[q] * dots[q];
-        } else if (has_base) {
-          T dot;
-          dot_rows<T, 1>(&rows[K1], d, out, &dot);
-          acc = base_derivative<T>(base, xv) * dot;
+        if (need_x) {
+          const T* rows[K1 + 1];
+          for (int q = 0; q < K1; ++q) rows[q] = wc + ((s >= 0 ? s : 0) + q) * out;
+          rows[K1] = wb;
+          T acc = T(0);
+          if (s >= 0 && has_base) {
+            T dots[K1 + 1];
+            dot_rows<T, K1 + 1>(rows, d, out, dots);
+            acc = bb.dbv[r] * dots[K1];
+            for (int q = 0; q < K1; ++q) acc += dv[q] * dots[q];
+          } else if (s >= 0) {
+            T dots[K1];
+            dot_rows<T, K1>(rows, d, out, dots);
+            for (int q = 0; q < K1; ++q) acc += dv[q] * dots[q];
+          } else if (has_base) {
+            T dot;
+            dot_rows<T, 1>(&rows[K1], d, out, &dot);
+            acc = bb.dbv[r] * dot;
+          }
+          gx[n * in + i] = acc;
         }
-        gx[n * in + i] = acc;
       }
     }
   }

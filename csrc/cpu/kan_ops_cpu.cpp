@@ -44,7 +44,19 @@ void check_grid_increasing(const char* op, const at::Tensor& grid) {
   });
 }
 
-constexpr int64_t kRowBlock = 32;  // batch rows per forward task: a y block stays in L1
+constexpr int64_t kRowBlock = cpu::kRows;  // batch rows per forward task: a y block stays in L1
+
+// (in, M + 2k + 2) knots with stand-ins past both ends (see cpu::pad_knots).
+at::Tensor padded_knots(const at::Tensor& grid, int64_t k) {
+  const int64_t in = grid.size(0), M = grid.size(1);
+  at::Tensor padded = at::empty({in, M + 2 * k + 2}, grid.options());
+  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_pad_knots", [&] {
+    for (int64_t i = 0; i < in; ++i)
+      cpu::pad_knots<scalar_t>(grid.data_ptr<scalar_t>() + i * M, M, static_cast<int>(k),
+                               padded.data_ptr<scalar_t>() + i * (M + 2 * k + 2));
+  });
+  return padded;
+}
 
 at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, bool deriv) {
   const char* op = deriv ? "kanext.spline_basis_deriv" : "kanext.spline_basis";
@@ -82,17 +94,19 @@ at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_,
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
-  at::Tensor y = at::zeros({N, out}, x.options());
-  if (N == 0 || in == 0 || out == 0) return y;
+  if (N == 0 || in == 0 || out == 0) return at::zeros({N, out}, x.options());
+  at::Tensor y = at::empty({N, out}, x.options());  // each block zeroes its own rows
+  const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_forward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
+    const scalar_t* pp = padded.data_ptr<scalar_t>();
     const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *wcp = Wc.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     dispatch_order(k, [&](auto K) {
       at::parallel_for(0, N, kRowBlock, [&](int64_t n0, int64_t n1) {
         for (int64_t b = n0; b < n1; b += kRowBlock)
-          cpu::kan_linear_forward_rows<scalar_t, decltype(K)::value>(xp, tp, in, M, base, wbp, wcp, yp, b,
-                                                                     std::min(b + kRowBlock, n1), out);
+          cpu::kan_linear_forward_block<scalar_t, decltype(K)::value>(xp, tp, pp, in, M, base, wbp, wcp, yp, b,
+                                                                      std::min(b + kRowBlock, n1), out);
       });
     });
   });
@@ -114,18 +128,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
   const at::Tensor gy = gy_.contiguous();
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
-  at::Tensor gx = at::zeros_like(x);
-  at::Tensor gWb = at::zeros_like(Wb);
-  at::Tensor gWc = at::zeros_like(Wc);
-  if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w)) return {gx, gWb, gWc};
+  if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w))
+    return {at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(Wc)};
+  // The kernel writes every element of what it is asked for (each thread
+  // zeroes its own weight-gradient slices); skipped outputs are zeros.
+  at::Tensor gx = need_x ? at::empty_like(x) : at::zeros_like(x);
+  at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
+  at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
+  const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
     const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *wcp = Wc.data_ptr<scalar_t>();
     const scalar_t* gyp = gy.data_ptr<scalar_t>();
+    const scalar_t* pp = padded.data_ptr<scalar_t>();
     scalar_t *gxp = gx.data_ptr<scalar_t>(), *gwbp = gWb.data_ptr<scalar_t>(), *gwcp = gWc.data_ptr<scalar_t>();
     dispatch_order(k, [&](auto K) {
       at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
-        cpu::kan_linear_backward_inputs<scalar_t, decltype(K)::value>(gyp, xp, tp, N, in, M, base, wbp, wcp, out,
+        cpu::kan_linear_backward_inputs<scalar_t, decltype(K)::value>(gyp, xp, tp, pp, N, in, M, base, wbp, wcp, out,
                                                                       need_x, need_w, gxp, gwbp, gwcp, i0, i1);
       });
     });

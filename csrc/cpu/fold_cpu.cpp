@@ -1,0 +1,89 @@
+// CPU implementation of fold_spline_weights and its backward (schemas in
+// csrc/ops.cpp): one pass each, instead of the several strided passes that
+// the same expression costs as PyTorch ops.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+namespace kanext {
+namespace {
+
+constexpr int64_t kTile = 16;
+
+void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
+  TORCH_CHECK(coef.dim() == 3, op, ": expected coef of shape (in, out, G+k), got ", coef.sizes());
+  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1), op,
+              ": expected scale of shape (in, out) = (", coef.size(0), ", ", coef.size(1), "), got ", scale.sizes());
+  TORCH_CHECK(coef.scalar_type() == at::kFloat || coef.scalar_type() == at::kDouble, op,
+              ": expected float32 or float64, got ", coef.scalar_type());
+  TORCH_CHECK(scale.scalar_type() == coef.scalar_type(), op, ": scale dtype ", scale.scalar_type(),
+              " differs from coef dtype ", coef.scalar_type());
+  TORCH_CHECK(scale.device() == coef.device(), op, ": scale is on ", scale.device(), " but coef is on ",
+              coef.device());
+}
+
+at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
+  check_fold("kanext.fold_spline_weights", coef_, scale_);
+  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous();
+  const int64_t in = coef.size(0), out = coef.size(1), nb = coef.size(2);
+  at::Tensor Wc = at::empty({in, nb, out}, coef.options());
+  AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "kanext_fold", [&] {
+    const scalar_t *c = coef.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
+    scalar_t* w = Wc.data_ptr<scalar_t>();
+    at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j0 = 0; j0 < out; j0 += kTile) {  // tiles keep both sides of the transpose in L1
+          const int64_t j1 = std::min(j0 + kTile, out);
+          for (int64_t g = 0; g < nb; ++g) {
+            scalar_t* wg = w + (i * nb + g) * out;
+            for (int64_t j = j0; j < j1; ++j) wg[j] = s[i * out + j] * c[(i * out + j) * nb + g];
+          }
+        }
+    });
+  });
+  return Wc;
+}
+
+std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, const at::Tensor& coef_,
+                                                     const at::Tensor& scale_) {
+  const char* op = "kanext.fold_spline_weights_backward";
+  check_fold(op, coef_, scale_);
+  const int64_t in = coef_.size(0), out = coef_.size(1), nb = coef_.size(2);
+  TORCH_CHECK(gW_.dim() == 3 && gW_.size(0) == in && gW_.size(1) == nb && gW_.size(2) == out, op,
+              ": expected grad_Wc of shape (", in, ", ", nb, ", ", out, "), got ", gW_.sizes());
+  TORCH_CHECK(gW_.scalar_type() == coef_.scalar_type(), op, ": grad_Wc dtype differs from coef dtype");
+  const at::Tensor gW = gW_.contiguous(), coef = coef_.contiguous(), scale = scale_.contiguous();
+  at::Tensor gc = at::empty_like(coef), gs = at::empty_like(scale);
+  AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "kanext_fold_backward", [&] {
+    const scalar_t *g = gW.data_ptr<scalar_t>(), *c = coef.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
+    scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
+    at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j0 = 0; j0 < out; j0 += kTile) {
+          const int64_t j1 = std::min(j0 + kTile, out);
+          scalar_t acc[kTile] = {};
+          for (int64_t q = 0; q < nb; ++q) {
+            const scalar_t* gq = g + (i * nb + q) * out;
+            for (int64_t j = j0; j < j1; ++j) {
+              const int64_t e = (i * out + j) * nb + q;
+              gcp[e] = gq[j] * s[i * out + j];
+              acc[j - j0] += gq[j] * c[e];
+            }
+          }
+          for (int64_t j = j0; j < j1; ++j) gsp[i * out + j] = acc[j - j0];
+        }
+    });
+  });
+  return {gc, gs};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(kanext, CPU, m) {
+  m.impl("fold_spline_weights", &fold_cpu);
+  m.impl("fold_spline_weights_backward", &fold_backward_cpu);
+}
+
+}  // namespace kanext
