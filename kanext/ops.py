@@ -3,11 +3,15 @@
 Schemas live in csrc/ops.cpp, CPU kernels in csrc/cpu/, CUDA kernels in
 csrc/cuda/, and a pure-PyTorch twin of every op in kanext/reference.py.
 
-NaN/Inf policy (all ops): a NaN in x[n, i] makes the whole output row y[n, :]
-NaN (and grad_x[n, i] NaN; the row adds nothing to the weight gradients). An
-infinite x lies outside every grid, so its bases are 0 and only the base term
-remains (silu(+inf) = +inf, silu(-inf) = NaN, as torch computes them). No
-input value can make a kernel read or write out of bounds.
+NaN/Inf policy. kan_linear: a NaN in x[n, i] makes the whole output row
+y[n, :] NaN. In its backward, grad_x[n, i] is NaN for a NaN input and adds
+nothing to input i's weight gradients; everything else is computed from
+grad_y as usual (so a NaN grad_y, which a loss over NaN outputs gives, spreads
+to the weight gradients as in any PyTorch op). spline_basis /
+spline_basis_deriv: a NaN input has all-zero bases, as an input outside the
+grid does. An infinite x lies outside every grid: its bases are 0 and only the
+base term remains (silu(+inf) = +inf, silu(-inf) = NaN, as torch computes
+them). No input value can make a kernel read or write out of bounds.
 """
 from __future__ import annotations
 
@@ -116,7 +120,8 @@ def _(x, grid, k, base, Wb, Wc):
 
 @torch.library.register_fake("kanext::kan_linear_backward")
 def _(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w):
-    return torch.empty_like(x), torch.empty_like(Wb), torch.empty_like(Wc)
+    # The kernel returns contiguous gradients whatever the inputs' strides.
+    return x.new_empty(x.shape), Wb.new_empty(Wb.shape), Wc.new_empty(Wc.shape)
 
 
 @torch.library.register_fake("kanext::fold_spline_weights")
@@ -127,7 +132,7 @@ def _(coef, scale):
 
 @torch.library.register_fake("kanext::fold_spline_weights_backward")
 def _(grad_Wc, coef, scale):
-    return torch.empty_like(coef), torch.empty_like(scale)
+    return coef.new_empty(coef.shape), scale.new_empty(scale.shape)
 
 
 # -------------------------------------------------------------------- autograd

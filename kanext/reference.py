@@ -23,10 +23,10 @@ def _bases_all_orders(x: Tensor, grid: Tensor, k: int) -> list[Tensor]:
     for j in range(1, k + 1):
         left = (xe - t[..., : -(j + 1)]) / (t[..., j:-1] - t[..., : -(j + 1)])
         right = (t[..., j + 1 :] - xe) / (t[..., j + 1 :] - t[..., 1:-j])
-        # 0 * inf (x = +-inf) must stay 0: the bases vanish outside the grid.
-        B = torch.where(B[..., :-1] != 0, left * B[..., :-1], 0.0) + torch.where(
-            B[..., 1:] != 0, right * B[..., 1:], 0.0
-        )
+        # x = +-inf or NaN gives inf * 0 = NaN here; those bases are 0 (outside
+        # the grid), as pykan's nan_to_num makes them. Gradients pass through
+        # unchanged everywhere else, knots included.
+        B = torch.nan_to_num(left * B[..., :-1] + right * B[..., 1:], nan=0.0)
         out.append(B)
     return out
 

@@ -32,7 +32,7 @@ at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
   AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "kanext_fold", [&] {
     const scalar_t *c = coef.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
     scalar_t* w = Wc.data_ptr<scalar_t>();
-    at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
+    at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t j0 = 0; j0 < out; j0 += kTile) {  // tiles keep both sides of the transpose in L1
           const int64_t j1 = std::min(j0 + kTile, out);
@@ -59,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, cons
   AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "kanext_fold_backward", [&] {
     const scalar_t *g = gW.data_ptr<scalar_t>(), *c = coef.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
     scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
-    at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
+    at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t j0 = 0; j0 < out; j0 += kTile) {
           const int64_t j1 = std::min(j0 + kTile, out);

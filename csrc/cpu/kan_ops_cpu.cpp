@@ -46,6 +46,16 @@ void check_grid_increasing(const char* op, const at::Tensor& grid) {
 
 constexpr int64_t kRowBlock = cpu::kRows;  // batch rows per forward task: a y block stays in L1
 
+// Smallest amount of work (multiply-adds, roughly) worth handing to another
+// thread: below it at::parallel_for runs inline, which matters for the small
+// models of the KAN workflow (a [2, 5, 1] KAN on 1000 points).
+constexpr int64_t kMinTaskWork = 1 << 20;
+
+int64_t grain_for(int64_t work_per_item, int64_t multiple) {
+  const int64_t items = std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, work_per_item));
+  return (items + multiple - 1) / multiple * multiple;
+}
+
 // (in, M + 2k + 2) knots with stand-ins past both ends (see cpu::pad_knots).
 at::Tensor padded_knots(const at::Tensor& grid, int64_t k) {
   const int64_t in = grid.size(0), M = grid.size(1);
@@ -70,7 +80,7 @@ at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int6
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* tp = grid.data_ptr<scalar_t>();
     scalar_t* op_ = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N, kRowBlock, [&](int64_t n0, int64_t n1) {
+    at::parallel_for(0, N, grain_for(in * (G + 2 * k) * (k + 1), 1), [&](int64_t n0, int64_t n1) {
       cpu::spline_basis_rows<scalar_t>(xp, tp, in, M, static_cast<int>(k), deriv, op_, n0, n1);
     });
   });
@@ -103,7 +113,8 @@ at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_,
     const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *wcp = Wc.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     dispatch_order(k, [&](auto K) {
-      at::parallel_for(0, N, kRowBlock, [&](int64_t n0, int64_t n1) {
+      const int64_t grain = grain_for(in * (out + 8) * (k + 2), kRowBlock);
+      at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
         for (int64_t b = n0; b < n1; b += kRowBlock)
           cpu::kan_linear_forward_block<scalar_t, decltype(K)::value>(xp, tp, pp, in, M, base, wbp, wcp, yp, b,
                                                                       std::min(b + kRowBlock, n1), out);
@@ -143,7 +154,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
     const scalar_t* pp = padded.data_ptr<scalar_t>();
     scalar_t *gxp = gx.data_ptr<scalar_t>(), *gwbp = gWb.data_ptr<scalar_t>(), *gwcp = gWc.data_ptr<scalar_t>();
     dispatch_order(k, [&](auto K) {
-      at::parallel_for(0, in, 1, [&](int64_t i0, int64_t i1) {
+      at::parallel_for(0, in, grain_for(N * (out + 8) * (k + 2), 1), [&](int64_t i0, int64_t i1) {
         cpu::kan_linear_backward_inputs<scalar_t, decltype(K)::value>(gyp, xp, tp, pp, N, in, M, base, wbp, wcp, out,
                                                                       need_x, need_w, gxp, gwbp, gwcp, i0, i1);
       });

@@ -1,0 +1,239 @@
+"""KANLinear and KAN: drop-in behaviour, pykan's function and parameters,
+initialisation, RNG hygiene, torch.compile, bad input."""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+import kanext
+from kanext import reference
+from conftest import assert_close, make_grid
+
+F64 = torch.float64
+
+
+def _randomise(layer: kanext.KANLinear, seed: int, nonuniform: bool = True):
+    """Non-default values in every parameter and buffer (mask with zeros,
+    non-uniform per-input knots) so that no term can hide."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        layer.coef.copy_(torch.randn(layer.coef.shape, generator=g, dtype=F64))
+        layer.scale_base.copy_(torch.randn(layer.scale_base.shape, generator=g, dtype=F64))
+        layer.scale_sp.copy_(torch.randn(layer.scale_sp.shape, generator=g, dtype=F64))
+        layer.mask.copy_((torch.rand(layer.mask.shape, generator=g, dtype=F64) > 0.25).to(F64))
+        if nonuniform:
+            layer.grid.copy_(make_grid(layer.in_features, layer.num, layer.k, F64, uniform=False, seed=seed))
+    return layer
+
+
+# ------------------------------------------------------------- the function
+@pytest.mark.parametrize("base", ["silu", "identity", "zero", torch.tanh])
+@pytest.mark.parametrize("k,G", [(0, 4), (1, 3), (3, 5), (5, 20)])
+def test_kanlinear_equals_pykan_formula(base, k, G):
+    """Forward and every parameter gradient equal reference.kan_layer: pykan's
+    KANLayer sum over edges written out with the full (N, in, out) tensor."""
+    layer = _randomise(kanext.KANLinear(7, 5, grid=G, k=k, base_fun=base, dtype=F64), seed=k * 10 + G)
+    x = torch.rand(33, 7, generator=torch.Generator().manual_seed(1), dtype=F64) * 4 - 2
+    y = layer(x)
+    names = ["coef", "scale_base", "scale_sp"]
+    params = [getattr(layer, n) for n in names]
+    y_ref = reference.kan_layer(x, layer.grid, k, base, *params, layer.mask)
+    assert_close(y, y_ref, 1e-12, msg="KANLinear forward")
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
+    grads = torch.autograd.grad(y, params, gy)
+    grads_ref = torch.autograd.grad(y_ref, params, gy)
+    for n, a, b in zip(names, grads, grads_ref):
+        assert_close(a, b, 1e-12, msg=f"grad of {n}")
+
+
+def test_kanlinear_gradcheck_all_parameters():
+    layer = _randomise(kanext.KANLinear(3, 2, grid=4, k=3, dtype=F64), seed=3)
+    x = (torch.rand(6, 3, dtype=F64) * 1.6 - 0.8).requires_grad_()
+
+    def f(x, coef, sb, ssp):
+        Wb = layer.mask * sb
+        Wc = kanext.ops.fold_spline_weights(coef, layer.mask * ssp)
+        return kanext.ops.kan_linear(x, layer.grid, layer.k, "silu", Wb, Wc)
+
+    args = (x, layer.coef.detach().clone().requires_grad_(), layer.scale_base.detach().clone().requires_grad_(),
+            layer.scale_sp.detach().clone().requires_grad_())
+    assert torch.autograd.gradcheck(f, args)
+
+
+# ------------------------------------------------------------- drop-in for nn.Linear
+@pytest.mark.parametrize("shape", [(5,), (4, 5), (2, 3, 5), (0, 5), (2, 0, 5)])
+def test_kanlinear_accepts_any_leading_shape(shape):
+    layer = kanext.KANLinear(5, 3)
+    x = torch.rand(shape) * 2 - 1
+    y = layer(x)
+    assert y.shape == shape[:-1] + (3,)
+    flat = layer(x.reshape(-1, 5)).reshape(y.shape)
+    assert torch.equal(y, flat)
+
+
+def test_kanlinear_in_a_sequential_with_linear_layers_trains():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), kanext.KANLinear(8, 6), nn.Linear(6, 1))
+    x, y = torch.rand(64, 4), torch.rand(64, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss0 = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.mean((model(x) - y) ** 2)
+        loss.backward()
+        opt.step()
+        loss0 = loss0 if loss0 is not None else loss.item()
+    assert loss.item() < 0.5 * loss0
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_kanlinear_noncontiguous_input():
+    layer = kanext.KANLinear(6, 4, dtype=F64)
+    x = torch.rand(6, 10, dtype=F64).t()  # (10, 6), not contiguous
+    assert torch.equal(layer(x), layer(x.contiguous()))
+
+
+def test_kanlinear_state_dict_names_and_shapes():
+    layer = kanext.KANLinear(3, 4, grid=5, k=2)
+    sd = layer.state_dict()
+    assert {k: tuple(v.shape) for k, v in sd.items()} == {
+        "grid": (3, 5 + 2 * 2 + 1), "mask": (3, 4), "coef": (3, 4, 7), "scale_base": (3, 4), "scale_sp": (3, 4)}
+    assert {n for n, _ in layer.named_parameters()} == {"coef", "scale_base", "scale_sp"}
+    assert {n for n, _ in layer.named_buffers()} == {"grid", "mask"}
+    other = kanext.KANLinear(3, 4, grid=5, k=2)
+    other.load_state_dict(sd)
+    x = torch.rand(5, 3)
+    assert torch.equal(other(x), layer(x))
+
+
+def test_kanlinear_dtype_and_trainable_flags():
+    layer = kanext.KANLinear(3, 2, dtype=F64, sp_trainable=False, sb_trainable=False)
+    assert all(t.dtype == F64 for t in layer.state_dict().values())
+    assert not layer.scale_sp.requires_grad and not layer.scale_base.requires_grad
+    assert layer.coef.requires_grad
+    assert "in_features=3, out_features=2, grid=5, k=3" in repr(layer)
+
+
+# ------------------------------------------------------------- initialisation
+def test_init_follows_pykans_recipe():
+    G, k, n_in, n_out, noise = 5, 3, 16, 9, 0.3
+    layer = kanext.KANLinear(n_in, n_out, grid=G, k=k, noise_scale=noise, scale_base_mu=0.5,
+                             scale_base_sigma=0.25, generator=torch.Generator().manual_seed(0), dtype=F64)
+    inv = 1 / math.sqrt(n_in)
+    assert torch.allclose(layer.scale_sp, torch.full((n_in, n_out), inv, dtype=F64))
+    lo, hi = 0.5 * inv - 0.25 * inv, 0.5 * inv + 0.25 * inv
+    assert layer.scale_base.min() >= lo and layer.scale_base.max() <= hi
+    assert layer.scale_base.std() > 0.05 * inv  # really random
+    expected_grid = torch.linspace(-1 - k * 2 / G, 1 + k * 2 / G, G + 2 * k + 1, dtype=F64)
+    assert_close(layer.grid, expected_grid.expand(n_in, -1), 1e-14, msg="grid")
+    # the initial splines interpolate uniform noise of width noise/G at the G+1 knots
+    knots = layer.grid[:, k:-k].T  # (G+1, in)
+    B = reference.spline_basis(knots, layer.grid, k)
+    values = torch.einsum("pig,iog->pio", B, layer.coef)
+    assert values.abs().max() <= noise / G / 2 + 1e-12
+    assert values.std() > noise / G / 10
+    assert torch.equal(layer.mask, torch.ones(n_in, n_out, dtype=F64))
+
+
+def test_global_rng_untouched_with_seed_and_reproducible():
+    state = torch.get_rng_state()
+    a = kanext.KAN([3, 4, 2], grid=5, seed=7)
+    b = kanext.KAN([3, 4, 2], grid=5, seed=7)
+    c = kanext.KAN([3, 4, 2], grid=5, seed=8)
+    assert torch.equal(torch.get_rng_state(), state), "KAN(seed=...) must not touch the global RNG"
+    for (n, p), (_, q), (_, r) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+        assert torch.equal(p, q), n
+    assert not torch.equal(a.act_fun[0].coef, c.act_fun[0].coef)
+
+
+def test_without_seed_draws_follow_torch_manual_seed():
+    torch.manual_seed(123)
+    a = kanext.KANLinear(3, 4)
+    torch.manual_seed(123)
+    b = kanext.KANLinear(3, 4)
+    assert torch.equal(a.coef, b.coef) and torch.equal(a.scale_base, b.scale_base)
+
+
+def test_kan_copies_width_and_writes_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    width = [2, 5, 1]
+    model = kanext.KAN(width, seed=0)
+    model(torch.rand(4, 2)).sum().backward()
+    assert width == [2, 5, 1]
+    model.width.append(9)
+    assert width == [2, 5, 1]
+    assert os.listdir(tmp_path) == []
+
+
+def test_kan_structure_and_pykan_width_form():
+    m = kanext.KAN([[3, 0], [4, 0], [2, 0]], grid=[3, 6], k=[2, 3], seed=0)
+    assert m.width == [3, 4, 2] and m.grid == [3, 6] and m.k == [2, 3] and m.depth == 2
+    assert m(torch.rand(5, 3)).shape == (5, 2)
+    assert m(torch.rand(2, 5, 3)).shape == (2, 5, 2)
+    with pytest.raises(NotImplementedError, match="multiplication nodes"):
+        kanext.KAN([[2, 0], [3, 2], [1, 0]])
+
+
+# ------------------------------------------------------------- torch.compile
+def test_compile_fullgraph_kanlinear_and_kan_match_eager():
+    torch._dynamo.reset()
+    model = kanext.KAN([3, 5, 2], grid=5, k=3, seed=0, dtype=F64)
+    layer = kanext.KANLinear(3, 4, grid=7, k=2, base_fun="identity", dtype=F64)
+    x = torch.rand(17, 3, dtype=F64) * 2 - 1
+    for m in (model, layer):
+        m.zero_grad()
+        y_e = m(x)
+        y_e.pow(2).sum().backward()
+        g_e = [p.grad.clone() for p in m.parameters() if p.requires_grad]
+        m.zero_grad()
+        y_c = torch.compile(m, fullgraph=True)(x)
+        y_c.pow(2).sum().backward()
+        g_c = [p.grad.clone() for p in m.parameters() if p.requires_grad]
+        assert_close(y_c, y_e, 1e-12, msg=f"compiled {type(m).__name__} forward")
+        for a, b in zip(g_c, g_e):
+            assert_close(a, b, 1e-12, msg=f"compiled {type(m).__name__} grads")
+
+
+# ------------------------------------------------------------- bad input
+def test_bad_input_errors():
+    layer = kanext.KANLinear(4, 3)
+    with pytest.raises(ValueError, match=r"expected input of shape \(\.\.\., 4\), got shape \(2, 5\)"):
+        layer(torch.rand(2, 5))
+    with pytest.raises(ValueError, match=r"got shape \(\)"):
+        layer(torch.tensor(1.0))
+    with pytest.raises(RuntimeError, match="dtype"):
+        layer(torch.rand(2, 4, dtype=F64))
+    model = kanext.KAN([2, 3, 1])
+    with pytest.raises(ValueError, match=r"KAN: expected input of shape \(\.\.\., 2\)"):
+        model(torch.rand(3, 3))
+    for kwargs, frag in [({"k": -1}, "k must be an int >= 0"), ({"k": 6}, r"k must be in \[0, 5\]"),
+                         ({"grid": 0}, "grid must be an int >= 1"), ({"grid_range": (1, -1)}, "low < high"),
+                         ({"base_fun": "relu"}, "base_fun must be one of")]:
+        with pytest.raises(ValueError, match=frag):
+            kanext.KANLinear(2, 2, **kwargs)
+    with pytest.raises(ValueError, match="widths must be positive ints"):
+        kanext.KAN([2, 0, 1])
+    with pytest.raises(ValueError, match="one per layer"):
+        kanext.KAN([2, 3, 1], grid=[3])
+
+
+def test_non_increasing_grid_is_rejected_by_the_module():
+    layer = kanext.KANLinear(2, 2)
+    with torch.no_grad():
+        layer.grid[1, 4] = layer.grid[1, 3]
+    with pytest.raises(RuntimeError, match="strictly increasing.*grid row 1"):
+        layer(torch.rand(3, 2))
+
+
+def test_module_nan_policy_rows_only():
+    layer = kanext.KANLinear(3, 2, dtype=F64)
+    x = torch.rand(4, 3, dtype=F64)
+    x[1, 2] = float("nan")
+    y = layer(x)
+    assert torch.isnan(y[1]).all()
+    mask = torch.tensor([True, False, True, True])
+    assert torch.equal(y[mask], layer(x[mask]))

@@ -1,0 +1,128 @@
+"""Parity with pykan 0.2.8: a KANLayer and whole KANs converted with
+kanext.from_pykan compute the same outputs and parameter gradients (float64,
+1e-10 relative), including trained-looking states: random coefficients,
+pruned masks, non-uniform grids from pykan's own grid update, and
+non-identity node/subnode affines."""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+import torch
+
+import kanext
+from conftest import assert_close
+
+kan = pytest.importorskip("kan", reason="pykan is a test dependency (requirements/test.txt)")
+
+F64 = torch.float64
+RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True)
+def _float64_in_tmp(tmp_path, monkeypatch):
+    # pykan builds in the default dtype and may write checkpoints to its cwd.
+    monkeypatch.chdir(tmp_path)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(F64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _quiet(fn, *a, **kw):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*a, **kw)
+
+
+def _perturb_layer(layer, g):
+    with torch.no_grad():
+        layer.coef.add_(0.3 * torch.randn(layer.coef.shape, generator=g))
+        layer.scale_base.add_(0.2 * torch.randn(layer.scale_base.shape, generator=g))
+        layer.scale_sp.add_(0.2 * torch.randn(layer.scale_sp.shape, generator=g))
+
+
+def _compare(pk_forward, ours, pk_params, our_params, x):
+    y_pk = pk_forward(x)
+    y = ours(x)
+    assert_close(y, y_pk, RTOL, msg="output vs pykan")
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(5))
+    g_pk = torch.autograd.grad(y_pk, pk_params, gy)
+    g = torch.autograd.grad(y, our_params, gy)
+    for i, (a, b) in enumerate(zip(g, g_pk)):
+        assert_close(a, b, RTOL, msg=f"gradient of parameter {i} vs pykan")
+
+
+@pytest.mark.parametrize("k,num", [(1, 4), (3, 5), (2, 11)])
+def test_kan_layer_parity(k, num):
+    torch.manual_seed(0)
+    layer = kan.KANLayer(in_dim=4, out_dim=3, num=num, k=k)
+    g = torch.Generator().manual_seed(1)
+    _perturb_layer(layer, g)
+    with torch.no_grad():
+        layer.mask[1, 2] = 0.0
+    x = torch.rand(50, 4, generator=g) * 2.6 - 1.3  # partly outside the grid
+    layer.update_grid_from_samples(x)  # pykan's own non-uniform grid
+    ours = kanext.from_pykan(layer)
+    assert isinstance(ours, kanext.KANLinear)
+    names = ["coef", "scale_base", "scale_sp"]
+    _compare(lambda x: layer(x)[0], ours, [getattr(layer, n) for n in names], [getattr(ours, n) for n in names], x)
+
+
+def _pykan_model(width, grid, k, seed=0, **kw):
+    return _quiet(kan.KAN, width=width, grid=grid, k=k, seed=seed, auto_save=False, **kw)
+
+
+def _params(model, pykan: bool):
+    out = []
+    for l in range(len(model.act_fun)):
+        layer = model.act_fun[l]
+        out += [layer.coef, layer.scale_base, layer.scale_sp]
+        for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
+            p = getattr(model, name)[l]
+            if p.requires_grad:
+                out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_kan_3_4_2_parity(affine):
+    model = _pykan_model([3, 4, 2], grid=5, k=3, affine_trainable=affine)
+    g = torch.Generator().manual_seed(2)
+    for layer in model.act_fun:
+        _perturb_layer(layer, g)
+    if affine:
+        with torch.no_grad():
+            for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
+                for p in getattr(model, name):
+                    p.add_(0.3 * torch.randn(p.shape, generator=g))
+    x = torch.rand(64, 3, generator=g) * 2.2 - 1.1
+    _quiet(model.update_grid, x)  # non-uniform grids in every layer
+    with torch.no_grad():
+        model.act_fun[0].mask[2, 1] = 0.0
+    ours = kanext.from_pykan(model)
+    assert isinstance(ours, kanext.KAN) and ours.width == [3, 4, 2]
+    _compare(model, ours, _params(model, True), _params(ours, False), x)
+
+
+def test_kan_parity_identity_base_and_grid_k():
+    model = _pykan_model([2, 3, 1], grid=7, k=2, base_fun="identity")
+    g = torch.Generator().manual_seed(3)
+    for layer in model.act_fun:
+        _perturb_layer(layer, g)
+    ours = kanext.from_pykan(model)
+    assert ours.act_fun[0].base_fun == "identity"
+    x = torch.rand(20, 2, generator=g) * 2 - 1
+    _compare(model, ours, _params(model, True), _params(ours, False), x)
+
+
+def test_from_pykan_refuses_what_it_cannot_convert():
+    mult = _pykan_model([2, [2, 1], 1], grid=3, k=3)
+    with pytest.raises(NotImplementedError, match="multiplication node"):
+        kanext.from_pykan(mult)
+    sym = _pykan_model([2, 2, 1], grid=3, k=3)
+    _quiet(sym.fix_symbolic, 0, 1, 0, "sin", fit_params_bool=False)
+    with pytest.raises(NotImplementedError, match=r"fixed symbolic edges"):
+        kanext.from_pykan(sym)
+    with pytest.raises(TypeError, match="expected a pykan"):
+        kanext.from_pykan(torch.nn.Linear(2, 2))
