@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from .layers import KANLinear
 
-__all__ = ["KAN"]
+__all__ = ["KAN", "refit_layer_from"]
 
 
 class KAN(nn.Module):
@@ -21,6 +21,7 @@ class KAN(nn.Module):
         k: spline order 0..5 (an int, or one per layer).
         base_fun, grid_range, noise_scale, scale_base_mu, scale_base_sigma,
         sp_trainable, sb_trainable: as for :class:`KANLinear`.
+        grid_eps: default mix for :meth:`update_grid` (1 uniform, 0 quantiles).
         affine_trainable: whether pykan's per-node affines (node_scale,
             node_bias, subnode_scale, subnode_bias; identity at init) train.
         seed: with a seed, all initial draws come from a private generator
@@ -47,6 +48,7 @@ class KAN(nn.Module):
         sp_trainable: bool = True,
         sb_trainable: bool = True,
         affine_trainable: bool = False,
+        grid_eps: float = 0.02,
         seed: int | None = None,
         device=None,
         dtype=None,
@@ -64,7 +66,7 @@ class KAN(nn.Module):
                 self.width[l], self.width[l + 1], grid=grids[l], k=ks[l], grid_range=grid_range,
                 base_fun=base_fun, noise_scale=noise_scale, scale_base_mu=scale_base_mu,
                 scale_base_sigma=scale_base_sigma, sp_trainable=sp_trainable, sb_trainable=sb_trainable,
-                generator=gen, device=device, dtype=dtype,
+                grid_eps=grid_eps, generator=gen, device=device, dtype=dtype,
             )
             for l in range(depth)
         )
@@ -91,13 +93,104 @@ class KAN(nn.Module):
         return [layer.k for layer in self.act_fun]
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        for l in range(self.depth):
+            x = self.layer_forward(l, x)
+        return x
+
+    def layer_forward(self, l: int, x: Tensor) -> Tensor:
+        """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias."""
+        x = self.act_fun[l](x)
+        x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
+        return torch.addcmul(self.node_bias[l], self.node_scale[l], x)
+
+    @torch.no_grad()
+    def layer_inputs(self, x: Tensor) -> list[Tensor]:
+        """The input of every layer for x (N, width[0]), without autograd."""
+        self._check_input(x)
+        xs = [x.reshape(-1, self.width[0])]
+        for l in range(self.depth - 1):
+            xs.append(self.layer_forward(l, xs[-1]))
+        return xs
+
+    def _check_input(self, x: Tensor) -> None:
         if x.dim() == 0 or x.shape[-1] != self.width[0]:
             raise ValueError(f"KAN: expected input of shape (..., {self.width[0]}), got shape {tuple(x.shape)}")
+
+    # ------------------------------------------------------------- grids
+    @torch.no_grad()
+    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
+        """Adapts every layer's grid to its inputs on the samples x (N, width[0]),
+        layer by layer (each layer sees the inputs produced by the already
+        updated layers before it), keeping each layer's function in least
+        squares. See :meth:`KANLinear.update_grid`. pykan: update_grid_from_samples."""
+        self._check_input(x)
+        x = x.reshape(-1, self.width[0])
         for l, layer in enumerate(self.act_fun):
-            x = layer(x)
-            x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
-            x = torch.addcmul(self.node_bias[l], self.node_scale[l], x)
-        return x
+            layer.update_grid(x, grid_eps)
+            if l + 1 < self.depth:
+                x = self.layer_forward(l, x)
+
+    update_grid_from_samples = update_grid
+
+    def refine(self, new_grid: int | Sequence[int], x: Tensor | None = None) -> "KAN":
+        """Grid extension: a new KAN with new_grid intervals per layer that
+        reproduces this one. The new knots follow the old ones (pykan's
+        interpolation). When every old knot is a new knot (e.g. a uniform G ->
+        2G), the new splines equal the old ones on each grid range up to
+        rounding (an exact refit on collocation points). Otherwise they are
+        fitted in least squares on the samples x (default: the last training
+        inputs, ``self.cache_data``), or on collocation points over the grid
+        range if there are none. Writes no files; self is unchanged."""
+        new = KAN(
+            self.width, grid=new_grid, k=self.k, base_fun=self.base_fun, grid_range=self.grid_range,
+            grid_eps=self.act_fun[0].grid_eps, seed=0, device=self.node_scale[0].device, dtype=self.node_scale[0].dtype,
+        )
+        return new.initialize_from_another_model(self, x)
+
+    @torch.no_grad()
+    def initialize_from_another_model(self, other: "KAN", x: Tensor | None = None) -> "KAN":
+        """Makes this KAN (same widths; any G and k) compute other's function
+        (pykan's method of the same name): grids interpolated from other's,
+        splines refitted as in :meth:`refine`, scales, masks, affines copied.
+        Returns self."""
+        if list(other.width) != list(self.width):
+            raise ValueError(f"initialize_from_another_model: widths differ: {other.width} vs {self.width}")
+        if x is None:
+            x = getattr(other, "cache_data", None)
+        inputs = other.layer_inputs(x) if x is not None else [None] * self.depth
+        for src, dst, xl in zip(other.act_fun, self.act_fun, inputs):
+            refit_layer_from(dst, src, xl)
+        for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
+            for p, q in zip(getattr(self, name), getattr(other, name)):
+                p.copy_(q)
+        self.base_fun = other.base_fun
+        return self
+
+    # ------------------------------------------------------------- training
+    def fit(self, dataset, **kwargs) -> dict:
+        """Trains the model (pykan's fit); see :func:`kanext.training.fit` for
+        the arguments. Returns a dict of per-step lists."""
+        from .training import fit
+
+        return fit(self, dataset, **kwargs)
+
+    def train(self, mode=True, *args, **kwargs):
+        """``model.train(dataset, ...)`` is the paper's spelling of :meth:`fit`;
+        ``model.train()`` / ``model.train(False)`` keep nn.Module's meaning."""
+        if isinstance(mode, bool):
+            if args or kwargs:
+                raise TypeError("KAN.train(mode: bool) takes no other arguments; to fit, pass a dataset")
+            return super().train(mode)
+        return self.fit(mode, *args, **kwargs)
+
+    def reg(self, x: Tensor, lamb_l1: float = 1.0, lamb_entropy: float = 2.0, lamb_coef: float = 0.0,
+            lamb_coefdiff: float = 0.0, reg_metric: str = "edge_forward_spline_n") -> Tensor:
+        """The sparsity regularisation on inputs x (differentiable); see
+        :func:`kanext.regularization.reg`."""
+        from .regularization import reg
+
+        return reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
 
 
 def _normalise_width(width) -> list[int]:
@@ -124,3 +217,29 @@ def _per_layer(name, v, depth):
     if len(v) != depth:
         raise ValueError(f"KAN: {name} must be an int or a list of {depth} ints (one per layer), got {v!r}")
     return v
+
+
+def refit_layer_from(dst: KANLinear, src: KANLinear, x: Tensor | None) -> None:
+    """dst (any G, k) takes src's function: knots interpolated from src's,
+    coef refitted (exactly on collocation points when the new knots contain
+    the old ones, else in least squares on the samples x of dst's input, or on
+    collocation points when x is None); scales and mask copied."""
+    from .grid import collocation_points, interpolate_grid, is_refinement, refit_coef
+
+    if (src.in_features, src.out_features) != (dst.in_features, dst.out_features):
+        raise ValueError(
+            f"layer shapes differ: ({src.in_features}, {src.out_features}) vs ({dst.in_features}, {dst.out_features})"
+        )
+    with torch.no_grad():
+        new_grid = interpolate_grid(src.grid, src.k, dst.num, dst.k)
+        if x is None or is_refinement(src.grid, src.k, new_grid, dst.k):
+            pts = collocation_points(new_grid, dst.k)
+        else:
+            pts = x
+        dst.grid.copy_(new_grid)
+        dst.coef.copy_(refit_coef(pts, src.grid, src.k, src.coef, new_grid, dst.k))
+        dst.scale_base.copy_(src.scale_base)
+        dst.scale_sp.copy_(src.scale_sp)
+        dst.mask.copy_(src.mask)
+        dst.base_fun = src.base_fun
+        dst.grid_eps = src.grid_eps

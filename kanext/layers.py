@@ -37,6 +37,8 @@ class KANLinear(nn.Module):
         scale_base_mu, scale_base_sigma: scale_base = mu / sqrt(in) + sigma *
             U(-1, 1) / sqrt(in).
         sp_trainable, sb_trainable: whether scale_sp / scale_base train.
+        grid_eps: default mix for :meth:`update_grid`: 1 gives a uniform grid
+            over the samples' range, 0 the samples' quantiles.
         generator: a ``torch.Generator`` for the initial draws. Without one the
             draws come from torch's global generator, as ``nn.Linear``'s do
             (so ``torch.manual_seed`` makes them reproducible); the global
@@ -66,6 +68,7 @@ class KANLinear(nn.Module):
         scale_base_sigma: float = 1.0,
         sp_trainable: bool = True,
         sb_trainable: bool = True,
+        grid_eps: float = 0.02,
         generator: torch.Generator | None = None,
         device=None,
         dtype=None,
@@ -86,6 +89,7 @@ class KANLinear(nn.Module):
         self.num, self.k = grid, k
         self.grid_range = (lo, hi)
         self.base_fun = base_fun
+        self.grid_eps = float(grid_eps)
         dtype = dtype or torch.get_default_dtype()
         f64 = dict(dtype=torch.float64)
 
@@ -132,6 +136,27 @@ class KANLinear(nn.Module):
         else:
             y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc)
         return y.reshape(*lead, self.out_features)
+
+    @torch.no_grad()
+    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
+        """Moves the knots to the samples x (..., in): per input, G+1 knots =
+        grid_eps * uniform(min, max) + (1 - grid_eps) * sample quantiles,
+        extended by k knots each side; then refits coef so that the splines
+        on the samples are preserved in least squares (see kanext.grid).
+        Rows containing NaN or inf are ignored. pykan: update_grid_from_samples."""
+        from .grid import grid_from_samples, refit_coef
+
+        x2 = x.detach().reshape(-1, self.in_features)
+        x2 = x2[torch.isfinite(x2).all(dim=1)]
+        if x2.shape[0] == 0:
+            raise ValueError("KANLinear.update_grid: no finite samples to place the grid on")
+        eps = self.grid_eps if grid_eps is None else grid_eps
+        new_grid = grid_from_samples(x2, self.num, self.k, eps)
+        coef = refit_coef(x2, self.grid, self.k, self.coef, new_grid, self.k)
+        self.grid.copy_(new_grid)
+        self.coef.copy_(coef)
+
+    update_grid_from_samples = update_grid
 
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")

@@ -94,6 +94,7 @@ def _layer_from_pykan(layer, base) -> KANLinear:
     out.in_features, out.out_features, out.num, out.k = in_dim, out_dim, G, k
     out.grid_range = (float(t[0, k]), float(t[0, -k - 1]))
     out.base_fun = base
+    out.grid_eps = float(getattr(layer, "grid_eps", 0.02))
     out.register_buffer("grid", t.clone())
     out.register_buffer("mask", layer.mask.detach().clone())
     out.coef = _param_copy(layer.coef)
