@@ -1,0 +1,127 @@
+"""fit() / train(dataset): pykan's training loop."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import kanext
+
+F64 = torch.float64
+
+
+def _dataset(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    f = lambda x: torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:] ** 2)  # noqa: E731
+    xtr = torch.rand(n, 2, generator=g, dtype=F64) * 2 - 1
+    xte = torch.rand(n, 2, generator=g, dtype=F64) * 2 - 1
+    return dict(train_input=xtr, train_label=f(xtr), test_input=xte, test_label=f(xte))
+
+
+def test_fit_lbfgs_learns_and_reports_rmse():
+    ds = _dataset()
+    m = kanext.KAN([2, 5, 1], grid=5, seed=1, dtype=F64)
+    with torch.no_grad():
+        rmse0 = torch.sqrt(torch.mean((m(ds["test_input"]) - ds["test_label"]) ** 2)).item()
+    r = m.fit(ds, steps=20, progress=False)
+    assert set(r) == {"train_loss", "test_loss", "reg"} and all(len(v) == 20 for v in r.values())
+    with torch.no_grad():
+        rmse = torch.sqrt(torch.mean((m(ds["test_input"]) - ds["test_label"]) ** 2)).item()
+    assert rmse == pytest.approx(r["test_loss"][-1], rel=1e-12)
+    assert rmse < 0.05 * rmse0
+    assert torch.equal(m.cache_data, ds["train_input"])
+
+
+@pytest.mark.parametrize("opt", ["Adam", "instance"])
+def test_fit_adam_and_optimizer_instance(opt):
+    ds = _dataset()
+    m = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=F64)
+    o = torch.optim.SGD(m.parameters(), lr=0.05) if opt == "instance" else "Adam"
+    r = m.fit(ds, opt=o, steps=60, lr=0.02, update_grid=False, progress=False)
+    assert r["train_loss"][-1] < 0.7 * r["train_loss"][0]
+
+
+def test_fit_minibatches_are_reproducible_and_global_rng_untouched():
+    ds = _dataset()
+    state = torch.get_rng_state()
+    runs = []
+    for _ in range(2):
+        m = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=F64)
+        runs.append(m.fit(ds, opt="Adam", steps=10, batch=64, seed=3, lr=0.01, progress=False)["train_loss"])
+    assert runs[0] == runs[1]
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_fit_with_dataloaders():
+    ds = _dataset()
+    tr = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ds["train_input"], ds["train_label"]),
+                                     batch_size=100)
+    te = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ds["test_input"], ds["test_label"]),
+                                     batch_size=100)
+    m = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=F64)
+    r = m.fit((tr, te), opt="Adam", lr=0.02, steps=40, progress=False)
+    assert len(r["test_loss"]) == 40 and r["train_loss"][-1] < r["train_loss"][0]
+
+
+def test_test_loss_without_autograd_and_metrics_and_logging(caplog):
+    ds = _dataset(100)
+    grad_modes = []
+
+    def loss_fn(pred, y):
+        grad_modes.append((pred.shape[0], torch.is_grad_enabled()))
+        return torch.mean(torch.abs(pred - y))
+
+    calls = []
+
+    def my_metric():
+        calls.append(1)
+        return 42.0
+
+    m = kanext.KAN([2, 2, 1], grid=3, seed=0, dtype=F64)
+    with caplog.at_level(logging.INFO, logger="kanext"):
+        r = m.fit(ds, opt="Adam", steps=4, loss_fn=loss_fn, metrics=[my_metric], log=2, progress=False)
+    assert r["my_metric"] == [42.0] * 4 and len(calls) == 4
+    # custom loss: recorded as is (no sqrt)
+    assert all(v >= 0 for v in r["train_loss"])
+    assert any(flag for _, flag in grad_modes) and any(not flag for _, flag in grad_modes)
+    assert len([rec for rec in caplog.records if "train_loss" in rec.getMessage()]) == 2
+
+
+def test_train_is_fit_with_a_dataset_and_module_train_otherwise():
+    ds = _dataset(100)
+    m = kanext.KAN([2, 2, 1], grid=3, seed=0, dtype=F64)
+    assert m.train() is m and m.training
+    assert m.train(False) is m and not m.training
+    m.eval()
+    assert not m.training
+    r = m.train(ds, opt="Adam", steps=3, progress=False)
+    assert len(r["train_loss"]) == 3
+    with pytest.raises(TypeError, match="takes no other arguments"):
+        m.train(True, steps=3)
+
+
+def test_fit_grid_updates_follow_the_schedule():
+    ds = _dataset(200)
+    m = kanext.KAN([2, 2, 1], grid=4, seed=0, dtype=F64)
+    seen = []
+    orig = m.update_grid
+    m.update_grid = lambda x, *a, **k: (seen.append(1), orig(x, *a, **k))  # type: ignore[method-assign]
+    m.fit(ds, opt="Adam", steps=12, grid_update_num=5, stop_grid_update_step=10, progress=False)
+    assert len(seen) == 5  # every 2 steps below step 10: 0, 2, 4, 6, 8
+    seen.clear()
+    m.fit(ds, opt="Adam", steps=12, update_grid=False, progress=False)
+    assert seen == []
+
+
+def test_fit_bad_arguments():
+    ds = _dataset(50)
+    m = kanext.KAN([2, 2, 1], grid=3, seed=0, dtype=F64)
+    with pytest.raises(ValueError, match="opt must be"):
+        m.fit(ds, opt="SGD", steps=1, progress=False)
+    with pytest.raises(ValueError, match="lacks"):
+        m.fit({"train_input": ds["train_input"]}, steps=1, progress=False)
+    with pytest.raises(ValueError, match="rows"):
+        m.fit(dict(ds, train_label=ds["train_label"][:10]), steps=1, progress=False)
+    with pytest.raises(TypeError, match="dataset must be"):
+        m.fit([1, 2, 3], steps=1, progress=False)
