@@ -167,6 +167,21 @@ class KAN(nn.Module):
         self.base_fun = other.base_fun
         return self
 
+    # ------------------------------------------------------------- checkpoints
+    def save(self, path, *, metadata=None):
+        """Writes <path>.json (config) + <path>.safetensors (tensors), no pickle;
+        see :func:`kanext.checkpoint.save`."""
+        from .checkpoint import save
+
+        return save(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path, device=None):
+        """Reads a checkpoint written by :meth:`save` (bit-exact); see :func:`kanext.checkpoint.load`."""
+        from .checkpoint import load
+
+        return load(path, device, expect=cls)
+
     # ------------------------------------------------------------- training
     def fit(self, dataset, **kwargs) -> dict:
         """Trains the model (pykan's fit); see :func:`kanext.training.fit` for

@@ -158,6 +158,20 @@ class KANLinear(nn.Module):
 
     update_grid_from_samples = update_grid
 
+    def save(self, path, *, metadata=None):
+        """Writes <path>.json (config) + <path>.safetensors (tensors), no pickle;
+        see :func:`kanext.checkpoint.save`."""
+        from .checkpoint import save
+
+        return save(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path, device=None):
+        """Reads a checkpoint written by :meth:`save` (bit-exact); see :func:`kanext.checkpoint.load`."""
+        from .checkpoint import load
+
+        return load(path, device, expect=cls)
+
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
         return f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, base_fun={base}"

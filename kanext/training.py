@@ -74,7 +74,6 @@ def fit(
         raise ValueError(f"fit: steps must be >= 0, got {steps}")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(opt, params, lr)
-    is_lbfgs = isinstance(optimizer, torch.optim.LBFGS)
     mse = loss_fn is None
     loss_fn = loss_fn or (lambda pred, y: torch.mean((pred - y) ** 2))
     metrics = list(metrics or [])
@@ -110,11 +109,7 @@ def fit(
             last["train"], last["reg"] = train_loss.detach(), reg_.detach()
             return objective
 
-        if is_lbfgs:
-            optimizer.step(closure)
-        else:
-            closure()
-            optimizer.step()
+        optimizer.step(closure)  # every torch optimizer takes a closure; LBFGS needs it
         with torch.no_grad():
             test_loss = loss_fn(model(x_test), y_test)
         train_v, test_v = float(last["train"]), float(test_loss)
