@@ -46,7 +46,8 @@ def fit(
             test_label; or a pair (train_loader, test_loader) of DataLoaders
             yielding (input, label) batches (one batch of each per step,
             cycling).
-        opt: 'LBFGS' (pykan's settings: history 10, strong Wolfe line search),
+        opt: 'LBFGS' (kanext.optim.LBFGS with pykan's settings: history 10,
+            strong Wolfe line search, curvature tolerance 1e-32),
             'Adam', or a torch.optim.Optimizer over the model's parameters.
         steps: optimisation steps (one LBFGS step runs up to 20 iterations).
         lr: learning rate of 'LBFGS' / 'Adam'.
@@ -140,8 +141,10 @@ def _make_optimizer(opt, params, lr):
     if isinstance(opt, torch.optim.Optimizer):
         return opt
     if opt == "LBFGS":
-        return torch.optim.LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe",
-                                 tolerance_grad=1e-32, tolerance_change=1e-32)
+        from .optim import LBFGS
+
+        return LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=1e-32,
+                     tolerance_change=1e-32, tolerance_ys=1e-32)
     if opt == "Adam":
         return torch.optim.Adam(params, lr=lr)
     raise ValueError(f"fit: opt must be 'LBFGS', 'Adam' or a torch.optim.Optimizer, got {opt!r}")

@@ -1,0 +1,221 @@
+"""L-BFGS with a strong-Wolfe line search and a settable curvature tolerance.
+
+torch.optim.LBFGS drops a curvature pair (s, y) whenever y.s <= 1e-10, a fixed
+threshold. In float64 near a tight minimum, which is where KANs spend the end
+of every grid stage, nearly every pair falls below it, the memory stops
+updating and progress stalls. With ``tolerance_ys`` settable (pykan fits with
+1e-32), the same 200 steps reach several times lower error in the grid-extension
+experiment. The algorithm is the textbook one (Nocedal & Wright, Numerical
+Optimization, algorithms 7.4, 3.5 and 3.6); its interface mirrors
+torch.optim.LBFGS so that it is a drop-in.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["LBFGS"]
+
+
+class LBFGS(torch.optim.Optimizer):
+    """L-BFGS over all parameters as one vector.
+
+    Args:
+        params: parameters to optimise.
+        lr: initial step length of each line search (1 is right for L-BFGS).
+        max_iter: iterations per ``step()`` call.
+        max_eval: closure evaluations per ``step()`` (default max_iter * 5 // 4).
+        tolerance_grad: stop when max |gradient| is at or below this.
+        tolerance_change: stop when the step or the loss changes by less.
+        tolerance_ys: keep a curvature pair only if y.s exceeds this.
+        history_size: curvature pairs kept.
+        line_search_fn: 'strong_wolfe' or None (fixed step lr).
+    """
+
+    def __init__(self, params, lr=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
+                 tolerance_ys=1e-32, history_size=100, line_search_fn=None):
+        if line_search_fn not in (None, "strong_wolfe"):
+            raise ValueError(f"LBFGS: line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}")
+        if max_eval is None:
+            max_eval = max_iter * 5 // 4
+        defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
+                        tolerance_change=tolerance_change, tolerance_ys=tolerance_ys, history_size=history_size,
+                        line_search_fn=line_search_fn)
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGS: one parameter group only")
+        self._params = self.param_groups[0]["params"]
+
+    # -- flat views of the parameters and their gradients
+    def _flat_grad(self) -> Tensor:
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self._params])
+
+    def _flat_params(self) -> Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self._params])
+
+    def _set_params(self, flat: Tensor) -> None:
+        i = 0
+        for p in self._params:
+            n = p.numel()
+            p.copy_(flat[i : i + n].view_as(p))
+            i += n
+
+    def _evaluate(self, closure, x0: Tensor, t: float, d: Tensor):
+        self._set_params(x0 + t * d)
+        with torch.enable_grad():
+            loss = float(closure().detach())
+        return loss, self._flat_grad()
+
+    @torch.no_grad()
+    def step(self, closure):
+        """Runs up to max_iter L-BFGS iterations; closure re-evaluates the loss
+        (zero_grad, forward, backward) and returns it. Returns the first loss."""
+        group = self.param_groups[0]
+        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
+        tol_grad, tol_change, tol_ys = group["tolerance_grad"], group["tolerance_change"], group["tolerance_ys"]
+        history = group["history_size"]
+        st = self.state["lbfgs"]
+        st.setdefault("n_iter", 0)
+        st.setdefault("s", [])
+        st.setdefault("y", [])
+        st.setdefault("rho", [])
+
+        with torch.enable_grad():
+            first_loss = closure()
+        loss = float(first_loss.detach())
+        g = self._flat_grad()
+        evals = 1
+        if g.abs().max() <= tol_grad:
+            return first_loss
+
+        d, t = st.get("d"), st.get("t")
+        g_prev, loss_prev = st.get("g_prev"), st.get("loss_prev")
+        H_diag = st.get("H_diag", 1.0)
+        for it in range(max_iter):
+            st["n_iter"] += 1
+            if st["n_iter"] == 1:
+                d = -g
+                H_diag = 1.0
+                st["s"].clear(), st["y"].clear(), st["rho"].clear()
+            else:
+                y = g - g_prev
+                s = d * t
+                ys = float(y.dot(s))
+                if ys > tol_ys:
+                    if len(st["s"]) == history:
+                        st["s"].pop(0), st["y"].pop(0), st["rho"].pop(0)
+                    st["s"].append(s)
+                    st["y"].append(y)
+                    st["rho"].append(1.0 / ys)
+                    H_diag = ys / float(y.dot(y))
+                d = self._two_loop(g, st["s"], st["y"], st["rho"], H_diag)
+            g_prev = g.clone()
+            loss_prev = loss
+            t = min(1.0, 1.0 / float(g.abs().sum())) * lr if st["n_iter"] == 1 else lr
+            gtd = float(g.dot(d))
+            if gtd > -tol_change:  # not a descent direction any more
+                break
+            x0 = self._flat_params()
+            if group["line_search_fn"] == "strong_wolfe":
+                loss, g, t, n = _strong_wolfe(lambda step: self._evaluate(closure, x0, step, d), t, d, loss, g, gtd,
+                                              tol_change)
+                self._set_params(x0 + t * d)
+            else:
+                n = 0
+                if it != max_iter - 1:
+                    loss, g = self._evaluate(closure, x0, t, d)
+                    n = 1
+                else:
+                    self._set_params(x0 + t * d)
+            evals += n
+            if it == max_iter - 1 or evals >= max_eval:
+                break
+            if g.abs().max() <= tol_grad:
+                break
+            if (d * t).abs().max() <= tol_change or abs(loss - loss_prev) < tol_change:
+                break
+        st.update(d=d, t=t, g_prev=g_prev, loss_prev=loss_prev, H_diag=H_diag)
+        return first_loss
+
+    @staticmethod
+    def _two_loop(g, S, Y, R, H_diag):
+        q = -g
+        alpha = []
+        for s, y, rho in zip(reversed(S), reversed(Y), reversed(R)):
+            a = rho * float(s.dot(q))
+            q.add_(y, alpha=-a)
+            alpha.append(a)
+        r = q.mul_(H_diag)
+        for (s, y, rho), a in zip(zip(S, Y, R), reversed(alpha)):
+            b = rho * float(y.dot(r))
+            r.add_(s, alpha=a - b)
+        return r
+
+
+def _cubic_min(x1, f1, g1, x2, f2, g2, lo, hi):
+    """Minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to
+    [lo, hi]; the midpoint when the cubic has no minimum (N&W eq. 3.59)."""
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    disc = d1 * d1 - g1 * g2
+    if disc < 0 or not math.isfinite(disc):
+        return (lo + hi) / 2
+    d2 = math.copysign(math.sqrt(disc), x2 - x1)
+    denom = g2 - g1 + 2 * d2
+    if denom == 0:
+        return (lo + hi) / 2
+    x = x2 - (x2 - x1) * (g2 + d2 - d1) / denom
+    return min(max(x, lo), hi)
+
+
+def _strong_wolfe(phi, t, d, f0, g0, gtd0, tol_change, c1=1e-4, c2=0.9, max_ls=25):
+    """Step t along d satisfying the strong Wolfe conditions (N&W algorithms
+    3.5 and 3.6). phi(t) -> (loss, flat gradient). Returns (loss, grad, t, evals)."""
+    d_max = float(d.abs().max())
+    f, g = phi(t)
+    gtd = float(g.dot(d))
+    evals = 1
+    # (step, loss, grad, directional derivative) of the previous trial
+    prev = (0.0, f0, g0, gtd0)
+    bracket = None
+    for i in range(max_ls):
+        if f > f0 + c1 * t * gtd0 or (i > 0 and f >= prev[1]):
+            bracket = [prev, (t, f, g, gtd)]
+            break
+        if abs(gtd) <= -c2 * gtd0:
+            return f, g, t, evals
+        if gtd >= 0:
+            bracket = [prev, (t, f, g, gtd)]
+            break
+        t_new = _cubic_min(prev[0], prev[1], prev[3], t, f, gtd, t + 0.01 * (t - prev[0]), 10 * t)
+        prev = (t, f, g, gtd)
+        t = t_new
+        f, g = phi(t)
+        gtd = float(g.dot(d))
+        evals += 1
+    if bracket is None:  # ran out of extrapolation trials: take the last point
+        return f, g, t, evals
+    # zoom: bracket[0] is the low end (lower loss, satisfies sufficient decrease)
+    lo, hi = bracket if bracket[0][1] <= bracket[1][1] else bracket[::-1]
+    for _ in range(max_ls - evals + 1):
+        if abs(hi[0] - lo[0]) * d_max < tol_change:
+            break
+        a, b = min(lo[0], hi[0]), max(lo[0], hi[0])
+        t = _cubic_min(lo[0], lo[1], lo[3], hi[0], hi[1], hi[3], a, b)
+        margin = 0.1 * (b - a)
+        if min(b - t, t - a) < margin:  # too close to an end: move inward for progress
+            t = b - margin if abs(b - t) < abs(t - a) else a + margin
+        f, g = phi(t)
+        gtd = float(g.dot(d))
+        evals += 1
+        cur = (t, f, g, gtd)
+        if f > f0 + c1 * t * gtd0 or f >= lo[1]:
+            hi = cur
+        else:
+            if abs(gtd) <= -c2 * gtd0:
+                return f, g, t, evals
+            if gtd * (hi[0] - lo[0]) >= 0:
+                hi = lo
+            lo = cur
+    return lo[1], lo[2], lo[0], evals
