@@ -33,7 +33,7 @@ def test_rosenbrock_converges():
 
 def test_fixed_step_without_line_search():
     x = torch.tensor([3.0, -2.0], dtype=F64, requires_grad=True)
-    opt = LBFGS([x], lr=0.5, max_iter=40)
+    opt = LBFGS([x], lr=0.5, max_iter=40, tolerance_change=1e-30)
 
     def closure():
         opt.zero_grad()
