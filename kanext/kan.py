@@ -29,11 +29,20 @@ class KAN(nn.Module):
             torch's global generator, which is never reseeded.
 
     Attributes:
+        save_act: when True, every forward also records, per layer and
+            without (N, in, out) tensors (one fused statistics pass per
+            layer, no autograd): ``acts`` (each layer's input, and the output),
+            ``acts_scale`` ((out, in) pykan's edge scores std(phi) / (std(x) + 0.1)),
+            ``edge_l1`` ((out, in) the paper's |phi|_1 = mean |phi|) and
+            ``input_range`` ((in, 2) min and max of each layer input). Off by
+            default: it costs about one more forward.
         act_fun: ``nn.ModuleList`` of :class:`KANLinear` (pykan's name).
         node_scale, node_bias, subnode_scale, subnode_bias: ``nn.ParameterList``
             of (width[l+1],) tensors; each layer computes
             ``node_scale * (subnode_scale * layer(x) + subnode_bias) + node_bias``.
     """
+
+    save_act = False  # class default; set it on an instance to record statistics
 
     def __init__(
         self,
@@ -94,9 +103,31 @@ class KAN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        if self.save_act:
+            return self._forward_recording(x)
         for l in range(self.depth):
             x = self.layer_forward(l, x)
         return x
+
+    def _forward_recording(self, x: Tensor) -> Tensor:
+        from .regularization import edge_scales
+
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.width[0])
+        acts, scales, l1, ranges = [], [], [], []
+        for l, layer in enumerate(self.act_fun):
+            xd = x.detach()
+            acts.append(xd)
+            with torch.no_grad():
+                n = xd.shape[0]
+                scales.append(edge_scales(layer, xd, "edge_forward_spline_n") if n > 1
+                              else xd.new_zeros(layer.out_features, layer.in_features))
+                l1.append(edge_scales(layer, xd, "edge_forward_l1"))
+                ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
+            x = self.layer_forward(l, x)
+        acts.append(x.detach())
+        self.acts, self.acts_scale, self.edge_l1, self.input_range = acts, scales, l1, ranges
+        return x.reshape(*lead, self.width[-1])
 
     def layer_forward(self, l: int, x: Tensor) -> Tensor:
         """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias."""
