@@ -32,4 +32,15 @@ TORCH_LIBRARY(kanext, m) {
   // Its backward: (grad_coef, grad_scale).
   m.def(
       "fold_spline_weights_backward(Tensor grad_Wc, Tensor coef, Tensor scale) -> (Tensor, Tensor)");
+  // Per-edge batch statistics of the edge activations (for regularisation):
+  // with phi[n,i,j] = b(x[n,i]) Wb[i,j] + sum_g B_g(x[n,i]) Wc[i,g,j], returns
+  // (sum_n phi, sum_n phi^2, sum_n |phi|), each (in, out), without forming the
+  // (N, in, out) phi. NaN x[n,i] are skipped (they add nothing to row i).
+  m.def("edge_stats(Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor Wc) -> (Tensor, Tensor, Tensor)");
+  // Its backward: (grad_x, grad_Wb, grad_Wc) from the three (in, out) incoming
+  // gradients, with dphi = g_sum + 2 phi g_sq + sign(phi) g_abs (sign(0) = 0).
+  // need_x / need_w skip work (the skipped outputs are zeros of the right shape).
+  m.def(
+      "edge_stats_backward(Tensor g_sum, Tensor g_sq, Tensor g_abs, Tensor x, Tensor grid, int k, int base, "
+      "Tensor Wb, Tensor Wc, bool need_x, bool need_w) -> (Tensor, Tensor, Tensor)");
 }

@@ -11,7 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["spline_basis", "spline_basis_deriv", "base_function", "kan_linear", "kan_layer", "fold_spline_weights"]
+__all__ = [
+    "spline_basis",
+    "spline_basis_deriv",
+    "base_function",
+    "kan_linear",
+    "kan_layer",
+    "fold_spline_weights",
+    "edge_activations",
+    "edge_stats",
+]
 
 
 def _bases_all_orders(x: Tensor, grid: Tensor, k: int) -> list[Tensor]:
@@ -63,6 +72,21 @@ def kan_linear(x: Tensor, grid: Tensor, k: int, base: str, Wb: Tensor, Wc: Tenso
     y = base_function(base, x) @ Wb + torch.einsum("nig,igj->nj", B, Wc)
     nan_rows = torch.isnan(x).any(dim=1, keepdim=True)
     return torch.where(nan_rows, torch.full_like(y, float("nan")), y)
+
+
+def edge_activations(x: Tensor, grid: Tensor, k: int, base: str, Wb: Tensor, Wc: Tensor) -> Tensor:
+    """phi (N, in, out): phi[n,i,j] = b(x[n,i]) Wb[i,j] + sum_g B_g(x[n,i]) Wc[i,g,j]
+    (the terms kan_linear sums over i); 0 where x is NaN, with gradient 0 there."""
+    nan = torch.isnan(x)
+    xc = torch.where(nan, torch.zeros_like(x), x)  # keeps NaN out of the gradient too
+    phi = base_function(base, xc).unsqueeze(-1) * Wb + torch.einsum("nig,igj->nij", spline_basis(xc, grid, k), Wc)
+    return torch.where(nan.unsqueeze(-1), torch.zeros_like(phi), phi)
+
+
+def edge_stats(x: Tensor, grid: Tensor, k: int, base: str, Wb: Tensor, Wc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(sum_n phi, sum_n phi^2, sum_n |phi|), each (in, out), from the materialised phi."""
+    phi = edge_activations(x, grid, k, base, Wb, Wc)
+    return phi.sum(0), (phi * phi).sum(0), phi.abs().sum(0)
 
 
 def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:

@@ -1,72 +1,24 @@
 // CPU implementations of the kanext ops (schemas in csrc/ops.cpp). Kernel
-// bodies are in kan_linear_kernels.h; this file checks, allocates, dispatches
-// on dtype and order k, and parallelises with at::parallel_for.
+// bodies are in kan_linear_kernels.h, shared binding helpers in op_common.h;
+// this file checks, allocates, dispatches on dtype and order k, and
+// parallelises with at::parallel_for.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "kan_linear_kernels.h"
 #include "kanext/checks.h"
+#include "op_common.h"
 
 namespace kanext {
 namespace {
 
-// Turns the runtime order k into the compile-time constant K.
-template <typename F>
-void dispatch_order(int64_t k, F&& f) {
-  switch (k) {
-    case 0: f(std::integral_constant<int, 0>{}); break;
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 5: f(std::integral_constant<int, 5>{}); break;
-    default: TORCH_CHECK(false, "kanext: spline order k must be in [0, 5], got ", k);
-  }
-}
-
-// Knots must be strictly increasing (and finite) in every row.
-void check_grid_increasing(const char* op, const at::Tensor& grid) {
-  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_check_grid", [&] {
-    const scalar_t* t = grid.data_ptr<scalar_t>();
-    const int64_t rows = grid.size(0), M = grid.size(1);
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t q = 0; q < M; ++q) {
-        const scalar_t a = t[i * M + q];
-        TORCH_CHECK(std::isfinite(static_cast<double>(a)), op, ": grid row ", i, " has a non-finite knot ",
-                    a, " at position ", q);
-        if (q > 0) {
-          TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i,
-                      " has t[", q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
-        }
-      }
-    }
-  });
-}
+using cpu::check_grid_increasing;
+using cpu::dispatch_order;
+using cpu::grain_for;
+using cpu::padded_knots;
 
 constexpr int64_t kRowBlock = cpu::kRows;  // batch rows per forward task: a y block stays in L1
-
-// Smallest amount of work (multiply-adds, roughly) worth handing to another
-// thread: below it at::parallel_for runs inline, which matters for the small
-// models of the KAN workflow (a [2, 5, 1] KAN on 1000 points).
-constexpr int64_t kMinTaskWork = 1 << 20;
-
-int64_t grain_for(int64_t work_per_item, int64_t multiple) {
-  const int64_t items = std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, work_per_item));
-  return (items + multiple - 1) / multiple * multiple;
-}
-
-// (in, M + 2k + 2) knots with stand-ins past both ends (see cpu::pad_knots).
-at::Tensor padded_knots(const at::Tensor& grid, int64_t k) {
-  const int64_t in = grid.size(0), M = grid.size(1);
-  at::Tensor padded = at::empty({in, M + 2 * k + 2}, grid.options());
-  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_pad_knots", [&] {
-    for (int64_t i = 0; i < in; ++i)
-      cpu::pad_knots<scalar_t>(grid.data_ptr<scalar_t>() + i * M, M, static_cast<int>(k),
-                               padded.data_ptr<scalar_t>() + i * (M + 2 * k + 2));
-  });
-  return padded;
-}
 
 at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, bool deriv) {
   const char* op = deriv ? "kanext.spline_basis_deriv" : "kanext.spline_basis";
