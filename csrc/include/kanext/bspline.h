@@ -119,15 +119,21 @@ KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
   int64_t start = g - k;
   if (start < 0) start = 0;
   if (start > G - 1) start = G - 1;
-  for (int r = 0; r <= k; ++r) {
-    val[r] = T(0);
-    if (dval) dval[r] = T(0);
-  }
-  for (int r = 0; r <= k; ++r) {
-    const int64_t b = g - k + r;
-    if (b < 0 || b > G + k - 1) continue;
-    val[b - start] = N[r];
-    if (dval) dval[b - start] = dN[r];
+  // val[q] is basis start + q = triangle entry q - shift (basis g - k + r is
+  // N[r]); entries outside the triangle are 0. Written as selects over static
+  // indices (no array indexed by a runtime value), so that on the GPU val,
+  // dval, N and dN stay in registers when k is a compile-time constant.
+  const int64_t shift = g - k - start;
+  for (int q = 0; q <= k; ++q) {
+    T v = T(0), d = T(0);
+    for (int r = 0; r <= k; ++r) {
+      if (r == q - shift) {
+        v = N[r];
+        if (dval) d = dN[r];
+      }
+    }
+    val[q] = v;
+    if (dval) dval[q] = d;
   }
   return start;
 }

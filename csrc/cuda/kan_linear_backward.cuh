@@ -1,0 +1,381 @@
+// CUDA backward of the fused KAN layer (local-support formulation):
+//
+//   gx[n,i]    = b'(x) sum_j Wb[i,j] gy[n,j] + sum_q B'_{s+q}(x) sum_j Wc[i,s+q,j] gy[n,j]
+//   gWb[i,j]   = sum_n b(x[n,i]) gy[n,j]
+//   gWc[i,g,j] = sum_n B_g(x[n,i]) gy[n,j]          (only g in s(n,i)..s(n,i)+k)
+//
+// Two independent kernels (each launched only if its outputs are asked for),
+// plus a small fixed-order reduction. Nothing uses atomics, so every result
+// is deterministic: bit-identical from run to run for the same sizes on the
+// same GPU model (the batch split below depends on the SM count).
+//
+// grad_x: a warp owns 2 batch rows x 32 inputs. Each lane first evaluates the
+// bases and derivatives of one input for both rows (so the x reads and the
+// basis work are spread, not repeated across lanes) into shared memory. Then
+// the warp walks `out` in chunks of 32 lanes x 2 vectors: it holds the
+// chunk of gy[n, :] for its rows in registers, and for every input of its
+// tile gathers the k+1 rows of Wc (and the row of Wb, shared by both rows)
+// with lane-contiguous vector loads; each lane forms its partial
+// b' <Wb, gy> + sum_q B'_q <Wc_q, gy> (dots first, then weighted, as the CPU
+// kernel does), and a 5-step xor-butterfly (all lanes end with the identical
+// sum) reduces it; lane ii keeps the sum of input ii, so the final stores of
+// gx[n, i0..i0+31] are one coalesced 32-wide write. The chunks add in order.
+//
+// grad_W: a block (256 threads) owns IC inputs x CT columns (IC * CT = 256, CT
+// in {32,...,256} chosen from `out`), a range of GR basis rows, and one slice
+// of the batch. Every thread owns one column j of one input i: its
+// accumulators gWc[i, g_lo.., j] live in shared memory in a column that only
+// this thread touches, and gWb[i, j] in a register, so the rank-1 updates
+// B_q gy[n, j] need neither atomics nor barriers. The batch slice is walked in
+// chunks of 256 (n, i) entries whose bases the block first stages in shared
+// memory (one per thread). A warp shares its input, so the window start is
+// uniform within a warp and the guards do not diverge. At the end each
+// thread writes its column once: straight into gWc / gWb when one slice covers
+// the batch, else into that slice's partial buffer, and a second kernel adds
+// the partials of the slices in slice order. The slice count is chosen so
+// that the grid fills the GPU (small `in * out` with a large batch), and is
+// 1 whenever the (input, column) tiles alone suffice.
+//
+// Semantics equal the CPU kernel: a NaN x[n, i] gives gx[n, i] = NaN and adds
+// nothing to input i's weight gradients; outside the grid only the base term
+// contributes; base == zero adds nothing to gWb (which comes out zero) and
+// nothing to gx from the base term.
+#pragma once
+
+#include "common.cuh"
+
+namespace kanext {
+namespace cuda {
+namespace bwd {
+
+// ------------------------------------------------------------------- grad_x
+constexpr int kGxWarps = 8;
+constexpr int kGxThreads = 32 * kGxWarps;
+constexpr int kGxRW = 2;                     // batch rows per warp
+constexpr int kGxBN = kGxWarps * kGxRW;      // 16 batch rows per block
+constexpr int kGxBI = 32;                    // inputs per block (one per lane)
+constexpr int kGxMJ = 2;                     // 16-byte vectors per lane per chunk
+
+template <typename T, int K, bool ALIGNED>
+__global__ void __launch_bounds__(kGxThreads)
+grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid, int64_t N, int64_t in,
+              int64_t M, int base, const T* __restrict__ Wb, const T* __restrict__ Wc, int64_t out,
+              T* __restrict__ gx) {
+  constexpr int VN = kVec<T>;
+  constexpr int64_t CH = 32 * VN * kGxMJ;  // columns per chunk
+  const int64_t nb = M - K - 1;
+  __shared__ int s_start[kGxWarps][kGxRW][kGxBI];
+  __shared__ T s_dv[kGxWarps][kGxRW][K + 2][kGxBI];  // B'_0..B'_K, then b'(x)
+
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  const bool has_base = base != kBaseZero;
+  const int64_t row_tiles = ceil_div(N, kGxBN), in_tiles = ceil_div(in, kGxBI);
+
+  for (int64_t it = blockIdx.y; it < in_tiles; it += gridDim.y) {
+    const int64_t i0 = it * kGxBI;
+    const int icn = static_cast<int>(in - i0 < kGxBI ? in - i0 : kGxBI);
+    for (int64_t rt = blockIdx.x; rt < row_tiles; rt += gridDim.x) {
+      const int64_t nw = rt * kGxBN + int64_t(w) * kGxRW;  // this warp's first row
+
+#pragma unroll
+      for (int r = 0; r < kGxRW; ++r) {
+        const int64_t n = nw + r, i = i0 + lane;
+        int s = kOutside;
+        T v[K + 1], dv[K + 1], db = T(0);
+        if (n < N && i < in) {
+          const T xv = x[n * in + i];
+          s = basis_window<T, K, true>(grid + i * M, M, xv, v, dv);
+          db = base_derivative<T>(base, xv);
+        }
+        s_start[w][r][lane] = s;
+#pragma unroll
+        for (int q = 0; q <= K; ++q) s_dv[w][r][q][lane] = s >= 0 ? dv[q] : T(0);
+        s_dv[w][r][K + 1][lane] = db;
+      }
+      __syncwarp();
+
+      T mine[kGxRW];
+#pragma unroll
+      for (int r = 0; r < kGxRW; ++r) mine[r] = T(0);
+
+      for (int64_t c0 = 0; c0 < out; c0 += CH) {
+        T d[kGxRW][kGxMJ][VN];
+#pragma unroll
+        for (int r = 0; r < kGxRW; ++r)
+#pragma unroll
+          for (int mj = 0; mj < kGxMJ; ++mj) {
+            const int64_t j = c0 + int64_t(lane + 32 * mj) * VN;
+            if (nw + r < N) {
+              load_cols<T, VN, ALIGNED>(gy + (nw + r) * out, j, out, d[r][mj]);
+            } else {
+#pragma unroll
+              for (int e = 0; e < VN; ++e) d[r][mj][e] = T(0);
+            }
+          }
+
+        for (int ii = 0; ii < icn; ++ii) {
+          const int64_t i = i0 + ii;
+          T wb[kGxMJ][VN];
+          if (has_base) {
+#pragma unroll
+            for (int mj = 0; mj < kGxMJ; ++mj)
+              load_cols<T, VN, ALIGNED>(Wb + i * out, c0 + int64_t(lane + 32 * mj) * VN, out, wb[mj]);
+          }
+          const T* wci = Wc + i * nb * out;
+#pragma unroll
+          for (int r = 0; r < kGxRW; ++r) {
+            const int s = s_start[w][r][ii];  // uniform across the warp
+            if (s == kNaN || (s < 0 && !has_base)) continue;
+            T p = T(0);
+            if (has_base) {
+              T pb = T(0);
+#pragma unroll
+              for (int mj = 0; mj < kGxMJ; ++mj)
+#pragma unroll
+                for (int e = 0; e < VN; ++e) pb = fma(wb[mj][e], d[r][mj][e], pb);
+              p = s_dv[w][r][K + 1][ii] * pb;
+            }
+            if (s >= 0) {
+              T pq[K + 1];
+#pragma unroll
+              for (int q = 0; q <= K; ++q) {
+                pq[q] = T(0);
+#pragma unroll
+                for (int mj = 0; mj < kGxMJ; ++mj) {
+                  T wq[VN];
+                  load_cols<T, VN, ALIGNED>(wci + (s + q) * out, c0 + int64_t(lane + 32 * mj) * VN, out, wq);
+#pragma unroll
+                  for (int e = 0; e < VN; ++e) pq[q] = fma(wq[e], d[r][mj][e], pq[q]);
+                }
+              }
+#pragma unroll
+              for (int q = 0; q <= K; ++q) p = fma(s_dv[w][r][q][ii], pq[q], p);
+            }
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) p += __shfl_xor_sync(0xffffffffu, p, off);
+            if (lane == ii) mine[r] += p;
+          }
+        }
+      }
+
+#pragma unroll
+      for (int r = 0; r < kGxRW; ++r) {
+        const int64_t n = nw + r;
+        if (n < N && lane < icn) gx[n * in + i0 + lane] = s_start[w][r][lane] == kNaN ? T(NAN) : mine[r];
+      }
+      __syncwarp();  // the next tile overwrites this warp's staged bases
+    }
+  }
+}
+
+// ------------------------------------------------------------------- grad_W
+constexpr int kWThreads = 256;
+constexpr size_t kAccBudget = 64 * 1024;  // shared accumulator bytes per block
+
+struct WPlan {
+  int ct = 32;           // columns per input (threads), multiple of 32
+  int ic = 8;            // inputs per block, ic * ct = 256
+  int gr = 1;            // basis rows per block
+  int64_t n_gr = 1;      // basis-row ranges
+  int64_t col_tiles = 1, in_tiles = 1;
+  int64_t slices = 1, slice_rows = 0;
+  size_t acc_bytes = 0;  // dynamic shared memory
+  size_t part_c = 0, part_b = 0;  // elements of one slice's partial gWc / gWb (0 when slices == 1)
+};
+
+inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+
+inline WPlan plan_weights(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem) {
+  WPlan p;
+  const int64_t nb = M - k - 1;
+  p.ct = out <= 32 ? 32 : out <= 64 ? 64 : out <= 128 ? 128 : 256;
+  p.ic = kWThreads / p.ct;
+  const int64_t max_rows = static_cast<int64_t>(kAccBudget / (kWThreads * elem));
+  p.n_gr = ceil_div(nb, max_rows);
+  p.gr = static_cast<int>(ceil_div(nb, p.n_gr));  // balanced ranges
+  p.acc_bytes = size_t(p.gr) * kWThreads * elem;
+  p.col_tiles = ceil_div(out, p.ct);
+  p.in_tiles = ceil_div(in, p.ic);
+  const int64_t per_slice = p.in_tiles * p.col_tiles * p.n_gr;
+  const int64_t target = 4 * int64_t(current_sm_count());  // ~2 waves of 2 resident blocks per SM
+  int64_t slices = ceil_div(target, per_slice);
+  const int64_t by_rows = N / 512;  // a slice walks at least ~512 rows
+  if (slices > by_rows) slices = by_rows;
+  if (slices > 64) slices = 64;
+  // keep the partials within ~256 MiB
+  const double slice_bytes = double(in) * double(nb + 1) * double(out) * double(elem);
+  const int64_t by_mem = static_cast<int64_t>(double(256 << 20) / (slice_bytes > 1 ? slice_bytes : 1));
+  if (slices > by_mem) slices = by_mem;
+  if (slices < 1) slices = 1;
+  p.slices = slices;
+  p.slice_rows = ceil_div(N, slices);
+  if (slices > 1) {
+    p.part_c = size_t(in) * size_t(nb) * size_t(out);
+    p.part_b = size_t(in) * size_t(out);
+  }
+  return p;
+}
+
+inline size_t workspace_bytes(const WPlan& p, size_t elem) {
+  if (p.slices <= 1) return 0;
+  return align256(size_t(p.slices) * p.part_c * elem) + align256(size_t(p.slices) * p.part_b * elem);
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kWThreads)
+grad_w_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid, int64_t N, int64_t in,
+              int64_t M, int base, int64_t out, int ct, int gr, int64_t n_gr, int64_t col_tiles, int64_t in_tiles,
+              int64_t slices, int64_t slice_rows, T* __restrict__ gWc, T* __restrict__ gWb, int64_t stride_c,
+              int64_t stride_b) {
+  KANEXT_DYNAMIC_SMEM(s_raw);
+  T* s_acc = reinterpret_cast<T*>(s_raw);  // [ic][gr][ct]
+  __shared__ int s_start[kWThreads];
+  __shared__ T s_val[K + 2][kWThreads];    // B_0..B_K, then b(x)
+
+  const int64_t nb = M - K - 1;
+  const int tid = threadIdx.x;
+  const int icb = kWThreads / ct;              // inputs per block
+  const int my_ic = tid / ct, c = tid % ct;    // this thread's input and column
+  const int st_r = tid / icb, st_ic = tid % icb;  // the (row, input) entry it stages
+  const int rows_per_chunk = kWThreads / icb;  // = ct
+  const bool has_base = base != kBaseZero;
+  const int64_t tiles = in_tiles * col_tiles * n_gr;
+
+  for (int64_t sl = blockIdx.y; sl < slices; sl += gridDim.y) {
+    const int64_t nbeg = sl * slice_rows;
+    const int64_t nend = nbeg + slice_rows < N ? nbeg + slice_rows : N;
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int64_t grng = tile % n_gr;
+      const int64_t rest = tile / n_gr;
+      const int64_t ctile = rest % col_tiles, itile = rest / col_tiles;
+      const int64_t g_lo = grng * gr;
+      const int g_cnt = static_cast<int>(nb - g_lo < gr ? nb - g_lo : gr);
+      const int64_t i = itile * icb + my_ic, j = ctile * ct + c;
+      const bool mine_ok = i < in && j < out;
+      T* acc = s_acc + int64_t(my_ic) * gr * ct + c;  // acc[g * ct]: this thread's column
+      for (int g = 0; g < gr; ++g) acc[int64_t(g) * ct] = T(0);
+      T accb = T(0);
+      const bool do_base = has_base && g_lo == 0;
+
+      for (int64_t nc = nbeg; nc < nend; nc += rows_per_chunk) {
+        {
+          const int64_t n = nc + st_r, si = itile * icb + st_ic;
+          int s = kOutside;
+          T v[K + 1], dv[K + 1], bv = T(0);
+          if (n < nend && si < in) {
+            const T xv = x[n * in + si];
+            s = basis_window<T, K, false>(grid + si * M, M, xv, v, dv);
+            bv = base_value<T>(base, xv);
+          }
+          s_start[tid] = s;
+#pragma unroll
+          for (int q = 0; q <= K; ++q) s_val[q][tid] = s >= 0 ? v[q] : T(0);
+          s_val[K + 1][tid] = bv;
+        }
+        __syncthreads();
+        const int rcnt = static_cast<int>(nend - nc < rows_per_chunk ? nend - nc : rows_per_chunk);
+        for (int r = 0; r < rcnt; ++r) {
+          const int e = r * icb + my_ic;
+          const int s = s_start[e];
+          if (s == kNaN) continue;  // NaN x adds nothing to the weight gradients
+          const T d = mine_ok ? __ldg(gy + (nc + r) * out + j) : T(0);
+          if (do_base) accb = fma(s_val[K + 1][e], d, accb);
+          if (s >= 0) {
+#pragma unroll
+            for (int q = 0; q <= K; ++q) {
+              const int64_t g = s + q - g_lo;
+              if (g >= 0 && g < g_cnt) acc[g * ct] = fma(s_val[q][e], d, acc[g * ct]);
+            }
+          }
+        }
+        __syncthreads();  // the next chunk overwrites the staged bases
+      }
+
+      if (mine_ok) {
+        T* oc = gWc + sl * stride_c + (i * nb + g_lo) * out + j;
+        for (int g = 0; g < g_cnt; ++g) oc[int64_t(g) * out] = acc[int64_t(g) * ct];
+        if (g_lo == 0) gWb[sl * stride_b + i * out + j] = accb;
+      }
+    }
+  }
+}
+
+// dst[e] = sum_{s < slices} part[s * n + e], in slice order.
+template <typename T>
+__global__ void __launch_bounds__(256)
+sum_slices_kernel(const T* __restrict__ part, int64_t n, int64_t slices, T* __restrict__ dst) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    T acc = part[e];
+    for (int64_t s = 1; s < slices; ++s) acc += part[s * n + e];
+    dst[e] = acc;
+  }
+}
+
+template <typename T>
+cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                   const T* Wb, const T* Wc, int64_t out, bool need_x, bool need_w, T* gx, T* gWb, T* gWc,
+                   void* workspace, size_t workspace_bytes_given, cudaStream_t stream) {
+  if (N == 0 || in == 0 || out == 0) return cudaSuccess;  // the binding returns zeros
+  cudaError_t err = cudaSuccess;
+  if (need_x) {
+    constexpr int VN = kVec<T>;
+    const bool aligned = out % VN == 0 && aligned16(gy) && aligned16(Wb) && aligned16(Wc);
+    const dim3 blocks(grid_x(ceil_div(N, kGxBN)), grid_yz(ceil_div(in, kGxBI)));
+    err = dispatch_order(k, [&](auto KC) {
+      constexpr int K = decltype(KC)::value;
+      if (aligned)
+        KANEXT_LAUNCH(blocks, kGxThreads, 0, stream, grad_x_kernel<T, K, true>)(gy, x, grid, N, in, M, base, Wb, Wc,
+                                                                                 out, gx);
+      else
+        KANEXT_LAUNCH(blocks, kGxThreads, 0, stream, grad_x_kernel<T, K, false>)(gy, x, grid, N, in, M, base, Wb, Wc,
+                                                                                  out, gx);
+      return cudaGetLastError();
+    });
+    if (err != cudaSuccess) return err;
+  }
+  if (need_w) {
+    const WPlan p = plan_weights(N, in, M, k, out, sizeof(T));
+    if (workspace_bytes_given < workspace_bytes(p, sizeof(T))) return cudaErrorInvalidValue;
+    T* dst_c = gWc;
+    T* dst_b = gWb;
+    if (p.slices > 1) {
+      dst_c = static_cast<T*>(workspace);
+      dst_b = reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) +
+                                   align256(size_t(p.slices) * p.part_c * sizeof(T)));
+    }
+    const dim3 blocks(grid_x(p.in_tiles * p.col_tiles * p.n_gr), grid_yz(p.slices));
+    err = dispatch_order(k, [&](auto KC) {
+      constexpr int K = decltype(KC)::value;
+      auto kernel = grad_w_kernel<T, K>;
+      const size_t static_bytes = kWThreads * sizeof(int) + size_t(K + 2) * kWThreads * sizeof(T);
+      if (p.acc_bytes + static_bytes > 48 * 1024) {
+        // Opt in to more than 48 KiB (a function attribute, not a stream
+        // operation: legal during graph capture).
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   static_cast<int>(p.acc_bytes));
+        if (e != cudaSuccess) return e;
+      }
+      KANEXT_LAUNCH(blocks, kWThreads, p.acc_bytes, stream, kernel)(
+          gy, x, grid, N, in, M, base, out, p.ct, p.gr, p.n_gr, p.col_tiles, p.in_tiles, p.slices, p.slice_rows, dst_c,
+          dst_b, static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part_b));
+      return cudaGetLastError();
+    });
+    if (err != cudaSuccess) return err;
+    if (p.slices > 1) {
+      const int64_t nc = static_cast<int64_t>(p.part_c), nbb = static_cast<int64_t>(p.part_b);
+      const unsigned sms = static_cast<unsigned>(current_sm_count());
+      auto blocks_for = [&](int64_t n) {
+        const int64_t b = ceil_div(n, 256);
+        return static_cast<unsigned>(b < int64_t(sms) * 8 ? (b < 1 ? 1 : b) : int64_t(sms) * 8);
+      };
+      KANEXT_LAUNCH(blocks_for(nc), 256, 0, stream, sum_slices_kernel<T>)(dst_c, nc, p.slices, gWc);
+      KANEXT_LAUNCH(blocks_for(nbb), 256, 0, stream, sum_slices_kernel<T>)(dst_b, nbb, p.slices, gWb);
+      err = cudaGetLastError();
+    }
+  }
+  return err;
+}
+
+}  // namespace bwd
+}  // namespace cuda
+}  // namespace kanext

@@ -1,0 +1,88 @@
+// Plain C++ launchers of the CUDA kernels (csrc/cuda/*.cu).
+//
+// No torch types here: the .cu files that define these functions include no
+// torch header, so they compile with nvcc alone (scripts/check_cuda_compile.sh),
+// and the thin binding csrc/cuda/kan_ops_cuda.cpp (compiled only in CUDA
+// builds) checks arguments, allocates outputs and workspaces with the torch
+// caching allocator, and calls these on the current stream.
+//
+// Contract of every launcher:
+//   - all pointers are device pointers to contiguous row-major tensors of the
+//     shapes named in the comment; outputs are fully written (no pre-zeroing
+//     needed) unless said otherwise;
+//   - sizes are int64 and may exceed 2^31 elements in total; the index math in
+//     the kernels is 64-bit;
+//   - the launch is asynchronous on `stream`; nothing synchronises, allocates
+//     or frees memory (so every launcher is legal under CUDA-graph capture);
+//   - the return value is cudaGetLastError() after the last launch.
+//   - the grid (in, M) with M = G + 2k + 1 knots per input is not validated
+//     here: any grid content (even NaN or non-increasing knots) yields no
+//     out-of-bounds access, only meaningless values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifdef KANEXT_CUDA_EMULATION
+#include "emu/emu_types.h"  // host emulation (csrc/cuda/emu/), never in real builds
+#else
+#include <cuda_runtime_api.h>
+#endif
+
+namespace kanext {
+namespace cuda {
+
+// Bases (deriv=false) or their derivatives (deriv=true): x (N, in),
+// grid (in, M) -> out (N, in, M - k - 1).
+cudaError_t launch_spline_basis_f32(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                                    bool deriv, float* out, cudaStream_t stream);
+cudaError_t launch_spline_basis_f64(const double* x, const double* grid, int64_t N, int64_t in, int64_t M, int k,
+                                    bool deriv, double* out, cudaStream_t stream);
+
+// Fused forward: y (N, out) = b(x) Wb + sum_g B_g(x) Wc, with Wb (in, out),
+// Wc (in, M - k - 1, out); base is kanext::BaseFn (0 zero, 1 identity, 2 silu).
+cudaError_t launch_kan_linear_forward_f32(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                                          int base, const float* Wb, const float* Wc, int64_t out, float* y,
+                                          cudaStream_t stream);
+cudaError_t launch_kan_linear_forward_f64(const double* x, const double* grid, int64_t N, int64_t in, int64_t M,
+                                          int k, int base, const double* Wb, const double* Wc, int64_t out, double* y,
+                                          cudaStream_t stream);
+
+// Bytes of device workspace the backward needs for its weight gradients (the
+// per-batch-slice partial sums that a second, fixed-order pass adds up); 0 when
+// one slice suffices. Depends only on the sizes, the dtype and the current
+// device's SM count, so results are reproducible run to run on one GPU model.
+size_t kan_linear_backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem_size,
+                                           bool need_w);
+
+// Fused backward. need_x: gx (N, in) is fully written; need_w: gWb (in, out)
+// and gWc (in, M - k - 1, out) are fully written. Outputs not asked for are
+// not touched. `workspace` holds at least
+// kan_linear_backward_workspace_bytes(...) bytes, 256-byte aligned.
+cudaError_t launch_kan_linear_backward_f32(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                           bool need_x, bool need_w, float* gx, float* gWb, float* gWc,
+                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
+cudaError_t launch_kan_linear_backward_f64(const double* gy, const double* x, const double* grid, int64_t N,
+                                           int64_t in, int64_t M, int k, int base, const double* Wb, const double* Wc,
+                                           int64_t out, bool need_x, bool need_w, double* gx, double* gWb,
+                                           double* gWc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// Fold: coef (in, out, nb), scale (in, out) -> Wc (in, nb, out),
+// Wc[i,g,j] = scale[i,j] coef[i,j,g].
+cudaError_t launch_fold_spline_weights_f32(const float* coef, const float* scale, int64_t in, int64_t out, int64_t nb,
+                                           float* Wc, cudaStream_t stream);
+cudaError_t launch_fold_spline_weights_f64(const double* coef, const double* scale, int64_t in, int64_t out,
+                                           int64_t nb, double* Wc, cudaStream_t stream);
+
+// Its backward: grad_Wc (in, nb, out) -> grad_coef (in, out, nb),
+// grad_scale (in, out) (sum over g in increasing order, as on the CPU).
+cudaError_t launch_fold_spline_weights_backward_f32(const float* gWc, const float* coef, const float* scale,
+                                                    int64_t in, int64_t out, int64_t nb, float* gcoef, float* gscale,
+                                                    cudaStream_t stream);
+cudaError_t launch_fold_spline_weights_backward_f64(const double* gWc, const double* coef, const double* scale,
+                                                    int64_t in, int64_t out, int64_t nb, double* gcoef,
+                                                    double* gscale, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace kanext

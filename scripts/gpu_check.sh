@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# One-shot GPU check of kanext's CUDA backend, for a machine with a CUDA
+# build of torch and no internet:
+#
+#   bash scripts/gpu_check.sh OUTDIR
+#
+# 1. environment (nvidia-smi, torch, nvcc)
+# 2. peer wheels from .whl/ if that folder exists (pip --no-index --no-deps)
+# 3. in-place build with CUDA (KANEXT_FORCE_CUDA=1, sm_90)
+# 4. a smoke run of every op on CUDA against the CPU kernels
+# 5. pytest tests/test_cuda.py
+# 6. bench/run.py --device cuda on three shapes (skipped if bench/run.py is absent)
+#
+# Every step runs under `timeout`, sized so that the whole script ends within
+# 8 minutes (DEADLINE_S, default 470 s); a step that fails or times out is
+# recorded and the script goes on. Logs go to OUTDIR/<step>.log, and a summary
+# table is printed last (and saved as OUTDIR/summary.txt). Exit status: 0 when
+# the build, the smoke run and the tests passed.
+#
+# Environment: PYTHON (default python3), DEADLINE_S, PYTEST_ARGS (extra pytest
+# arguments), BENCH_ARGS (extra bench/run.py arguments).
+set -uo pipefail
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 OUTDIR" >&2
+  exit 2
+fi
+cd "$(dirname "$0")/.."
+OUT=$1
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PY=${PYTHON:-python3}
+START=$(date +%s)
+DEADLINE=$((START + ${DEADLINE_S:-470}))
+SUMMARY=()
+FAILED_CORE=0
+
+# run_step NAME BUDGET_S CORE(1/0) COMMAND...: runs COMMAND under timeout
+# min(BUDGET_S, time left), tees its output to OUT/NAME.log, records the result.
+run_step() {
+  local name=$1 budget=$2 core=$3
+  shift 3
+  local now left t0 rc status
+  now=$(date +%s)
+  left=$((DEADLINE - now))
+  if [ "$left" -lt 10 ]; then
+    SUMMARY+=("$(printf '%-14s %-9s %5s  %s' "$name" "SKIPPED" "-" "no time left")")
+    [ "$core" = 1 ] && FAILED_CORE=1
+    return 1
+  fi
+  [ "$budget" -gt "$left" ] && budget=$left
+  echo "=== [$name] (timeout ${budget}s): $*"
+  t0=$(date +%s)
+  timeout --kill-after=10 "$budget" "$@" 2>&1 | tee "$OUT/$name.log"
+  rc=${PIPESTATUS[0]}
+  case $rc in
+    0) status=OK ;;
+    124 | 137) status=TIMEOUT ;;
+    *) status="FAIL($rc)" ;;
+  esac
+  SUMMARY+=("$(printf '%-14s %-9s %5ss  %s' "$name" "$status" "$(($(date +%s) - t0))" "$OUT/$name.log")")
+  if [ "$rc" -ne 0 ] && [ "$core" = 1 ]; then FAILED_CORE=1; fi
+  return "$rc"
+}
+
+# ------------------------------------------------------------------ 1. environment
+run_step env 30 0 bash -c "
+  nvidia-smi || true
+  command -v nvcc && nvcc --version | tail -2 || echo 'nvcc not on PATH (CUDA_HOME=${CUDA_HOME:-unset})'
+  $PY -c 'import sys, torch; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"no device\")'
+  $PY -c 'import ninja' 2>/dev/null && echo 'ninja: yes' || echo 'ninja: NOT installed (serial build)'
+  nproc; free -g | head -2
+"
+
+# ------------------------------------------------------------------ 2. peer wheels
+if compgen -G ".whl/*.whl" > /dev/null; then
+  run_step wheels 60 0 "$PY" -m pip install --no-index --no-deps .whl/*.whl
+fi
+
+# ------------------------------------------------------------------ 3. build
+run_step build 240 1 env TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="$(nproc)" KANEXT_FORCE_CUDA=1 \
+  "$PY" setup.py build_ext --inplace
+BUILD_OK=$?
+
+# ------------------------------------------------------------------ 4. smoke
+if [ "$BUILD_OK" -eq 0 ]; then
+  run_step smoke 60 1 "$PY" - <<'EOF'
+import torch
+from kanext import ops
+assert torch.cuda.is_available(), "no CUDA device visible to torch"
+K = torch.ops.kanext
+torch.manual_seed(0)
+for dtype in (torch.float32, torch.float64):
+    N, i, o, G, k = 1000, 64, 96, 5, 3
+    h = 2.0 / G
+    base = torch.linspace(-1 - k * h, 1 + k * h, G + 2 * k + 1, dtype=torch.float64)
+    grid = base.repeat(i, 1).to(dtype)
+    x = (torch.rand(N, i, dtype=torch.float64) * 3 - 1.5).to(dtype)
+    Wb, Wc = torch.randn(i, o, dtype=dtype), torch.randn(i, G + k, o, dtype=dtype)
+    gy = torch.randn(N, o, dtype=dtype)
+    coef, scale = torch.randn(i, o, G + k, dtype=dtype), torch.randn(i, o, dtype=dtype)
+    c = lambda *ts: [t.cuda() for t in ts]  # noqa: E731
+    pairs = {
+        "spline_basis": (ops.spline_basis(*c(x, grid), k), ops.spline_basis(x, grid, k)),
+        "spline_basis_deriv": (ops.spline_basis_deriv(*c(x, grid), k), ops.spline_basis_deriv(x, grid, k)),
+        "kan_linear_forward": (ops.kan_linear(*c(x, grid), k, "silu", *c(Wb, Wc)), ops.kan_linear(x, grid, k, "silu", Wb, Wc)),
+        "fold": (ops.fold_spline_weights(*c(coef, scale)), ops.fold_spline_weights(coef, scale)),
+    }
+    for n, (a, b) in zip(("gx", "gWb", "gWc"), zip(K.kan_linear_backward(*c(gy, x, grid), k, 2, *c(Wb, Wc), True, True),
+                                                   K.kan_linear_backward(gy, x, grid, k, 2, Wb, Wc, True, True))):
+        pairs["backward_" + n] = (a, b)
+    for n, (a, b) in zip(("gcoef", "gscale"), zip(K.fold_spline_weights_backward(*c(Wc, coef, scale)),
+                                                 K.fold_spline_weights_backward(Wc, coef, scale))):
+        pairs["fold_backward_" + n] = (a, b)
+    torch.cuda.synchronize()
+    for name, (a, b) in pairs.items():
+        assert a.is_cuda and a.shape == b.shape, name
+        err = float(((a.cpu() - b).abs().max() / b.abs().max().clamp_min(1)).item())
+        print(f"{str(dtype):14s} {name:22s} max rel err vs CPU {err:.2e}")
+        assert err < (1e-5 if dtype == torch.float32 else 1e-12), f"{name} {dtype}: {err}"
+print("smoke OK")
+EOF
+else
+  SUMMARY+=("$(printf '%-14s %-9s %5s  %s' smoke SKIPPED - "build failed")")
+  FAILED_CORE=1
+fi
+
+# ------------------------------------------------------------------ 5. tests
+if [ "$BUILD_OK" -eq 0 ]; then
+  PAR=""
+  if "$PY" -c "import xdist" 2>/dev/null; then PAR="-n 4"; fi  # 4 processes share the GPU
+  # shellcheck disable=SC2086
+  run_step pytest 200 1 "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider $PAR --maxfail=50 --durations=15 \
+    --junitxml="$OUT/pytest_cuda.xml" ${PYTEST_ARGS:-}
+fi
+
+# ------------------------------------------------------------------ 6. bench
+if [ "$BUILD_OK" -eq 0 ] && [ -f bench/run.py ]; then
+  # shellcheck disable=SC2086
+  run_step bench_g5 50 0 "$PY" bench/run.py --device cuda --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 \
+    --json "$OUT/bench_g5.json" ${BENCH_ARGS:-}
+  # shellcheck disable=SC2086
+  run_step bench_g50 50 0 "$PY" bench/run.py --device cuda --batch 4096 --in 1024 --out 1024 --grid 50 --k 3 \
+    --json "$OUT/bench_g50.json" ${BENCH_ARGS:-}
+  # shellcheck disable=SC2086
+  run_step bench_8192x4096 60 0 "$PY" bench/run.py --device cuda --batch 8192 --in 4096 --out 4096 --grid 5 --k 3 \
+    --json "$OUT/bench_8192x4096.json" ${BENCH_ARGS:-}
+elif [ ! -f bench/run.py ]; then
+  SUMMARY+=("$(printf '%-14s %-9s %5s  %s' bench SKIPPED - "bench/run.py absent")")
+fi
+
+# ------------------------------------------------------------------ summary
+{
+  echo
+  echo "==================== gpu_check summary ($(($(date +%s) - START)) s) ===================="
+  printf '%-14s %-9s %6s  %s\n' step status time log
+  for line in "${SUMMARY[@]}"; do echo "$line"; done
+  if [ -f "$OUT/pytest.log" ]; then
+    echo "pytest: $(grep -E '^(FAILED|ERROR)|[0-9]+ (passed|failed)' "$OUT/pytest.log" | tail -1)"
+  fi
+  if [ "$FAILED_CORE" -eq 0 ]; then echo "RESULT: OK"; else echo "RESULT: FAILED"; fi
+} | tee "$OUT/summary.txt"
+exit "$FAILED_CORE"
