@@ -188,7 +188,8 @@ def _(coef, scale):
 
 @torch.library.register_fake("kanext::fold_spline_weights_backward")
 def _(grad_Wc, coef, scale):
-    return coef.new_empty(coef.shape), scale.new_empty(scale.shape)
+    # grad_coef keeps coef's layout (KANLinear keeps coef in the kernel layout).
+    return torch.empty_like(coef), scale.new_empty(scale.shape)
 
 
 @torch.library.register_fake("kanext::edge_stats")

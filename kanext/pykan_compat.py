@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .kan import KAN
-from .layers import KANLinear
+from .layers import KANLinear, kernel_layout
 
 __all__ = ["from_pykan"]
 
@@ -97,7 +97,7 @@ def _layer_from_pykan(layer, base) -> KANLinear:
     out.grid_eps = float(getattr(layer, "grid_eps", 0.02))
     out.register_buffer("grid", t.clone())
     out.register_buffer("mask", layer.mask.detach().clone())
-    out.coef = _param_copy(layer.coef)
+    out.coef = nn.Parameter(kernel_layout(layer.coef.detach().clone()), requires_grad=layer.coef.requires_grad)
     out.scale_base = _param_copy(layer.scale_base)
     out.scale_sp = _param_copy(layer.scale_sp)
     return out

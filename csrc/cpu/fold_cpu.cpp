@@ -10,7 +10,6 @@
 namespace kanext {
 namespace {
 
-constexpr int64_t kTile = 16;
 
 void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
   TORCH_CHECK(coef.dim() == 3, op, ": expected coef of shape (in, out, G+k), got ", coef.sizes());
@@ -24,28 +23,32 @@ void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale)
               coef.device());
 }
 
+// Both passes work on coef viewed as (in, G+k, out): contiguous, without a
+// copy, when coef has the kernel layout that KANLinear keeps it in (then each
+// pass is one vectorised sweep); any other layout is transposed once first.
 at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
   check_fold("kanext.fold_spline_weights", coef_, scale_);
-  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous();
-  const int64_t in = coef.size(0), out = coef.size(1), nb = coef.size(2);
-  at::Tensor Wc = at::empty({in, nb, out}, coef.options());
-  AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "kanext_fold", [&] {
-    const scalar_t *c = coef.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
+  const at::Tensor cT = coef_.transpose(1, 2).contiguous(), scale = scale_.contiguous();
+  const int64_t in = cT.size(0), nb = cT.size(1), out = cT.size(2);
+  at::Tensor Wc = at::empty({in, nb, out}, cT.options());
+  AT_DISPATCH_FLOATING_TYPES(cT.scalar_type(), "kanext_fold", [&] {
+    const scalar_t *c = cT.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
     scalar_t* w = Wc.data_ptr<scalar_t>();
     at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j0 = 0; j0 < out; j0 += kTile) {  // tiles keep both sides of the transpose in L1
-          const int64_t j1 = std::min(j0 + kTile, out);
-          for (int64_t g = 0; g < nb; ++g) {
-            scalar_t* wg = w + (i * nb + g) * out;
-            for (int64_t j = j0; j < j1; ++j) wg[j] = s[i * out + j] * c[(i * out + j) * nb + g];
-          }
+        for (int64_t g = 0; g < nb; ++g) {
+          const scalar_t* cg = c + (i * nb + g) * out;
+          const scalar_t* si = s + i * out;
+          scalar_t* wg = w + (i * nb + g) * out;
+          for (int64_t j = 0; j < out; ++j) wg[j] = si[j] * cg[j];
         }
     });
   });
   return Wc;
 }
 
+// grad_coef comes back in coef's layout (the kernel layout, or plain
+// contiguous); grad_scale[i, j] = sum_g grad_Wc[i, g, j] coef[i, j, g].
 std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, const at::Tensor& coef_,
                                                      const at::Tensor& scale_) {
   const char* op = "kanext.fold_spline_weights_backward";
@@ -54,28 +57,28 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, cons
   TORCH_CHECK(gW_.dim() == 3 && gW_.size(0) == in && gW_.size(1) == nb && gW_.size(2) == out, op,
               ": expected grad_Wc of shape (", in, ", ", nb, ", ", out, "), got ", gW_.sizes());
   TORCH_CHECK(gW_.scalar_type() == coef_.scalar_type(), op, ": grad_Wc dtype differs from coef dtype");
-  const at::Tensor gW = gW_.contiguous(), coef = coef_.contiguous(), scale = scale_.contiguous();
-  at::Tensor gc = at::empty_like(coef), gs = at::empty_like(scale);
-  AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "kanext_fold_backward", [&] {
-    const scalar_t *g = gW.data_ptr<scalar_t>(), *c = coef.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
-    scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
+  const at::Tensor gW = gW_.contiguous(), cT = coef_.transpose(1, 2).contiguous(), scale = scale_.contiguous();
+  at::Tensor gcT = at::empty({in, nb, out}, cT.options()), gs = at::empty({in, out}, scale.options());
+  AT_DISPATCH_FLOATING_TYPES(cT.scalar_type(), "kanext_fold_backward", [&] {
+    const scalar_t *g = gW.data_ptr<scalar_t>(), *c = cT.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
+    scalar_t *gcp = gcT.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
     at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)), [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j0 = 0; j0 < out; j0 += kTile) {
-          const int64_t j1 = std::min(j0 + kTile, out);
-          scalar_t acc[kTile] = {};
-          for (int64_t q = 0; q < nb; ++q) {
-            const scalar_t* gq = g + (i * nb + q) * out;
-            for (int64_t j = j0; j < j1; ++j) {
-              const int64_t e = (i * out + j) * nb + q;
-              gcp[e] = gq[j] * s[i * out + j];
-              acc[j - j0] += gq[j] * c[e];
-            }
+      for (int64_t i = i0; i < i1; ++i) {
+        const scalar_t* si = s + i * out;
+        scalar_t* gsi = gsp + i * out;
+        std::fill(gsi, gsi + out, scalar_t(0));
+        for (int64_t q = 0; q < nb; ++q) {  // fixed order over q: deterministic
+          const int64_t r = (i * nb + q) * out;
+          for (int64_t j = 0; j < out; ++j) {
+            gcp[r + j] = g[r + j] * si[j];
+            gsi[j] += g[r + j] * c[r + j];
           }
-          for (int64_t j = j0; j < j1; ++j) gsp[i * out + j] = acc[j - j0];
         }
+      }
     });
   });
+  at::Tensor gc = gcT.transpose(1, 2);
+  if (gc.strides() != coef_.strides()) gc = at::empty_like(coef_).copy_(gc);
   return {gc, gs};
 }
 

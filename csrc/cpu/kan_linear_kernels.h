@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "kanext/bspline.h"
 
@@ -73,7 +74,7 @@ inline void dot_rows(const T* const* rows, const T* __restrict d, int64_t out, T
     for (int r = 0; r < R; ++r) acc[r] += vload(rows[r] + j) * dj;
   }
   for (int r = 0; r < R; ++r) {
-    T s = hsum<T>(acc[r]);
+    T s = j > 0 ? hsum<T>(acc[r]) : T(0);  // narrow layers (out < one vector) skip the reduction
     for (int64_t jj = j; jj < out; ++jj) s += rows[r][jj] * d[jj];
     res[r] = s;
   }
@@ -203,19 +204,21 @@ struct BlockBases {
 };
 
 // Forward over rows [n0, n1) (n1 - n0 <= kRows): y[n, :] = sum_i b(x) Wb[i, :]
-// + sum_q v_q Wc[i, start+q, :]; the block's y rows are overwritten. `padded` holds every
-// input's padded knots (in, M + 2K + 2).
+// + sum_q v_q Wc[i, start+q, :], accumulated into y for inputs [i0, i1) (the
+// caller zeroes y and walks input tiles so that the tile's Wc rows stay in
+// cache across row blocks). `padded` holds every input's padded knots
+// (in, M + 2K + 2).
 template <typename T, int K>
 void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
-                              const T* __restrict Wc, T* __restrict y, int64_t n0, int64_t n1, int64_t out) {
+                              const T* __restrict Wc, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
+                              int64_t i0, int64_t i1) {
   constexpr int K1 = K + 1;
   const int64_t nb = M - K - 1;  // G + k bases per input
   const int nr = static_cast<int>(n1 - n0);
   const bool has_base = base != kBaseZero;
-  std::fill(y + n0 * out, y + n1 * out, T(0));  // zeroed here, while the block is about to be hot
   BlockBases<T, K> bb;
-  for (int64_t i = 0; i < in; ++i) {
+  for (int64_t i = i0; i < i1; ++i) {
     bb.template compute<false>(x + n0 * in + i, in, nr, grid + i * M, padded + i * (M + 2 * K + 2), M, base);
     const T* wb = Wb + i * out;
     const T* wc = Wc + i * nb * out;
@@ -245,11 +248,57 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
   }
 }
 
+// outs[q][j] += sum_c coef[c][off + q] * d[c][j] for q < R: the rank-1
+// updates of `cnt` batch rows that share the same R output rows, accumulated
+// in registers and added to memory once per group (a read-modify-write of R
+// rows per group instead of per batch row). coef rows are W wide.
+template <typename T, int R, int W>
+inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* const* d, int cnt, int64_t out) {
+  constexpr int L = kLanes<T>;
+  constexpr int JB = 4;  // vectors per column block: R * JB accumulators stay in registers
+  int64_t j = 0;
+  for (; j + JB * L <= out; j += JB * L) {
+    vec_t<T> acc[R][JB];
+    for (int q = 0; q < R; ++q)
+      for (int b = 0; b < JB; ++b) acc[q][b] = vec_t<T>{};
+    for (int c = 0; c < cnt; ++c) {
+      vec_t<T> dj[JB];
+      for (int b = 0; b < JB; ++b) dj[b] = vload(d[c] + j + b * L);
+#pragma GCC unroll 7
+      for (int q = 0; q < R; ++q) {
+        const T cq = coef[c][off + q];
+        for (int b = 0; b < JB; ++b) acc[q][b] += cq * dj[b];
+      }
+    }
+    for (int q = 0; q < R; ++q)
+      for (int b = 0; b < JB; ++b) vstore(outs[q] + j + b * L, vload(outs[q] + j + b * L) + acc[q][b]);
+  }
+  for (; j + L <= out; j += L) {
+    vec_t<T> acc[R];
+    for (int q = 0; q < R; ++q) acc[q] = vec_t<T>{};
+    for (int c = 0; c < cnt; ++c) {
+      const vec_t<T> dj = vload(d[c] + j);
+      for (int q = 0; q < R; ++q) acc[q] += coef[c][off + q] * dj;
+    }
+    for (int q = 0; q < R; ++q) vstore(outs[q] + j, vload(outs[q] + j) + acc[q]);
+  }
+  for (; j < out; ++j)
+    for (int q = 0; q < R; ++q) {
+      T acc = T(0);
+      for (int c = 0; c < cnt; ++c) acc += coef[c][off + q] * d[c][j];
+      outs[q][j] += acc;
+    }
+}
+
+constexpr int kGroupBlocks = 8;  // backward: rows are grouped by interval over 4 blocks (128 rows)
+
 // Backward for inputs [i0, i1): the caller gives each input to exactly one
 // thread, which owns grad_x[:, i], grad_Wb[i] and grad_Wc[i] and walks the
-// batch in order, so there are no atomics and the result is deterministic.
-// The thread also zeroes its slices of grad_Wb / grad_Wc (need_w) first, and
-// writes every grad_x[:, i] (need_x).
+// batch in order, so there are no atomics and the result is deterministic
+// (and independent of the thread count). The thread also zeroes its slices of
+// grad_Wb / grad_Wc (need_w) first, and writes every grad_x[:, i] (need_x).
+// Weight gradients: the rows of a 128-row span are grouped by knot interval
+// (stable order), and each group's rank-1 updates are summed in registers.
 template <typename T, int K>
 void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, const T* __restrict grid,
                                 const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
@@ -257,66 +306,99 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
                                 bool need_w, T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
                                 int64_t i1) {
   constexpr int K1 = K + 1;
+  constexpr int kSpan = kRows * kGroupBlocks;
   const int64_t nb = M - K - 1;
   const bool has_base = base != kBaseZero;
-  BlockBases<T, K> bb;
-  for (int64_t i = i0; i < i1; ++i) {
+  BlockBases<T, K> bb[kGroupBlocks];
+  std::vector<int> counts(static_cast<size_t>(nb + 3));  // keys start + 2 in [0, G + 1], shifted by one
+  int order[kSpan];
+  T coef[kSpan][K1 + 1];
+  const T* drows[kSpan];
+  // Inputs are taken in chunks whose gradient rows (~192 KiB) stay in L2
+  // while each 128-row span of grad_y is read once for the whole chunk.
+  const int64_t chunk = std::max<int64_t>(1, (192 << 10) / std::max<int64_t>(1, (nb + 1) * out * sizeof(T)));
+  if (need_w) {
+    std::fill(gWb + i0 * out, gWb + i1 * out, T(0));
+    std::fill(gWc + i0 * nb * out, gWc + i1 * nb * out, T(0));
+  }
+  for (int64_t c0 = i0; c0 < i1; c0 += chunk)
+  for (int64_t n0 = 0; n0 < N; n0 += kSpan)
+  for (int64_t i = c0; i < std::min(c0 + chunk, i1); ++i) {
     const T* wb = Wb + i * out;
     const T* wc = Wc + i * nb * out;
     T* gwb = gWb + i * out;
     T* gwc = gWc + i * nb * out;
-    if (need_w) {
-      std::fill(gwb, gwb + out, T(0));
-      std::fill(gwc, gwc + nb * out, T(0));
-    }
-    for (int64_t n0 = 0; n0 < N; n0 += kRows) {
-      const int nr = static_cast<int>(std::min<int64_t>(kRows, N - n0));
-      bb.template compute<true>(x + n0 * in + i, in, nr, grid + i * M, padded + i * (M + 2 * K + 2), M, base);
-      for (int r = 0; r < nr; ++r) {
-        const int64_t n = n0 + r;
-        const T* __restrict d = gy + n * out;
-        const int64_t s = bb.start[r];
-        if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
-          if (need_x) gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
-          continue;
-        }
-        T v[K1], dv[K1];
-        for (int q = 0; q < K1; ++q) {
-          v[q] = bb.v[q][r];
-          dv[q] = bb.dv[q][r];
-        }
-        if (need_w) {
-          if (has_base) {
-            T* o = gwb;
-            rank1_rows<T, 1>(&o, &bb.bv[r], d, out);
+    {
+      const int rows = static_cast<int>(std::min<int64_t>(kSpan, N - n0));
+      for (int b = 0; b * kRows < rows; ++b) {
+        const int nr = std::min(kRows, rows - b * kRows);
+        bb[b].template compute<true>(x + (n0 + b * kRows) * in + i, in, nr, grid + i * M,
+                                     padded + i * (M + 2 * K + 2), M, base);
+      }
+      auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
+      if (need_x) {
+        for (int r = 0; r < rows; ++r) {
+          const BlockBases<T, K>& B = bb[r / kRows];
+          const int rr = r % kRows;
+          const int64_t n = n0 + r, s = B.start[rr];
+          if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
+            gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
+            continue;
           }
-          if (s >= 0) {
-            T* o[K1];
-            for (int q = 0; q < K1; ++q) o[q] = gwc + (s + q) * out;
-            rank1_rows<T, K1>(o, v, d, out);
-          }
-        }
-        if (need_x) {
-          const T* rows[K1 + 1];
-          for (int q = 0; q < K1; ++q) rows[q] = wc + ((s >= 0 ? s : 0) + q) * out;
-          rows[K1] = wb;
+          const T* __restrict d = gy + n * out;
+          const T* rws[K1 + 1];
+          for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
+          rws[K1] = wb;
           T acc = T(0);
           if (s >= 0 && has_base) {
             T dots[K1 + 1];
-            dot_rows<T, K1 + 1>(rows, d, out, dots);
-            acc = bb.dbv[r] * dots[K1];
-            for (int q = 0; q < K1; ++q) acc += dv[q] * dots[q];
+            dot_rows<T, K1 + 1>(rws, d, out, dots);
+            acc = B.dbv[rr] * dots[K1];
+            for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
           } else if (s >= 0) {
             T dots[K1];
-            dot_rows<T, K1>(rows, d, out, dots);
-            for (int q = 0; q < K1; ++q) acc += dv[q] * dots[q];
+            dot_rows<T, K1>(rws, d, out, dots);
+            for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
           } else if (has_base) {
             T dot;
-            dot_rows<T, 1>(&rows[K1], d, out, &dot);
-            acc = bb.dbv[r] * dot;
+            dot_rows<T, 1>(&rws[K1], d, out, &dot);
+            acc = B.dbv[rr] * dot;
           }
           gx[n * in + i] = acc;
         }
+      }
+      if (!need_w) continue;
+      // Counting sort (stable) of the span's rows by window start, -2 (NaN:
+      // skipped) and -1 (outside the grid: base term only) first.
+      std::fill(counts.begin(), counts.end(), 0);
+      for (int r = 0; r < rows; ++r) ++counts[start_of(r) + 3];
+      for (size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
+      for (int r = 0; r < rows; ++r) order[counts[start_of(r) + 2]++] = r;
+      for (int g0 = 0; g0 < rows;) {
+        const int64_t s = start_of(order[g0]);
+        int g1 = g0 + 1;
+        while (g1 < rows && start_of(order[g1]) == s) ++g1;
+        if (s != -2) {
+          const int cnt = g1 - g0;
+          for (int c = 0; c < cnt; ++c) {
+            const int r = order[g0 + c];
+            const BlockBases<T, K>& B = bb[r / kRows];
+            drows[c] = gy + (n0 + r) * out;
+            for (int q = 0; q < K1; ++q) coef[c][q] = B.v[q][r % kRows];
+            coef[c][K1] = B.bv[r % kRows];
+          }
+          T* outs[K1 + 1];
+          for (int q = 0; q < K1; ++q) outs[q] = gwc + (s + q) * out;
+          outs[K1] = gwb;
+          if (s >= 0 && has_base) {
+            grouped_rank1<T, K1 + 1, K1 + 1>(outs, coef, 0, drows, cnt, out);
+          } else if (s >= 0) {
+            grouped_rank1<T, K1, K1 + 1>(outs, coef, 0, drows, cnt, out);
+          } else if (has_base) {
+            grouped_rank1<T, 1, K1 + 1>(&outs[K1], coef, K1, drows, cnt, out);
+          }
+        }
+        g0 = g1;
       }
     }
   }

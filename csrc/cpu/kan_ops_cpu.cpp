@@ -66,10 +66,16 @@ at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_,
     scalar_t* yp = y.data_ptr<scalar_t>();
     dispatch_order(k, [&](auto K) {
       const int64_t grain = grain_for(in * (out + 8) * (k + 2), kRowBlock);
+      // Inputs are walked in tiles whose Wc rows (~256 KiB) stay in L2 while
+      // every row block of this thread's range passes over them.
+      const int64_t tile = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, (G + k) * out * sizeof(scalar_t)));
       at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
-        for (int64_t b = n0; b < n1; b += kRowBlock)
-          cpu::kan_linear_forward_block<scalar_t, decltype(K)::value>(xp, tp, pp, in, M, base, wbp, wcp, yp, b,
-                                                                      std::min(b + kRowBlock, n1), out);
+        std::fill(yp + n0 * out, yp + n1 * out, scalar_t(0));
+        for (int64_t i0 = 0; i0 < in; i0 += tile)
+          for (int64_t b = n0; b < n1; b += kRowBlock)
+            cpu::kan_linear_forward_block<scalar_t, decltype(K)::value>(
+                xp, tp, pp, in, M, base, wbp, wcp, yp, b, std::min(b + kRowBlock, n1), out, i0,
+                std::min(i0 + tile, in));
       });
     });
   });

@@ -236,6 +236,9 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cuda(const at::Tensor& gW_, con
                                                         scale.data_ptr<double>(), in, out, nb, gc.data_ptr<double>(),
                                                         gs.data_ptr<double>(), current_stream());
   C10_CUDA_CHECK(err);
+  // grad_coef keeps coef's layout, as on the CPU (KANLinear keeps coef in the
+  // (in, G+k, out) kernel layout); the fake kernel says so too.
+  if (gc.strides() != coef_.strides()) gc = at::empty_like(coef_).copy_(gc);
   return {gc, gs};
 }
 
