@@ -55,7 +55,7 @@ def main(argv=None):
         final = {}
         for _ in range(args.repeat):
             with contextlib.redirect_stdout(io.StringIO()):
-                pk = kan.KAN(width=width, grid=args.grid, k=3, seed=0, auto_save=False)
+                pk = kan.KAN(width=list(width), grid=args.grid, k=3, seed=0, auto_save=False)
             ours = kanext.from_pykan(pk)
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

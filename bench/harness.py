@@ -9,7 +9,7 @@ turned into a set of implementations that all compute the same KAN layer
 from one seeded set of pykan-style parameters, so their outputs can be
 compared element by element before anything is timed:
 
-* ``kanext``     kanext.KANLayer holding the pykan parameters (coef,
+* ``kanext``     kanext.KANLinear holding the pykan parameters (coef,
                  scale_base, scale_sp; buffers grid, mask).
 * ``kanext.ops`` kanext.ops.kan_linear on the folded weights
                  Wb = mask*scale_base (in, out), Wc = mask*scale_sp*coef
@@ -137,18 +137,18 @@ def _leaf(t: torch.Tensor) -> torch.Tensor:
 def build_kanext(p: Problem, P: dict) -> Impl:
     import kanext
 
-    if not hasattr(kanext, "KANLayer"):
-        raise Unavailable("kanext.KANLayer not available in this build")
-    layer = kanext.KANLayer(p.inp, p.out, grid=p.grid, k=p.k, grid_range=tuple(p.grid_range), dtype=p.dtype)
+    if not hasattr(kanext, "KANLinear"):
+        raise Unavailable("kanext.KANLinear not available in this build")
+    layer = kanext.KANLinear(p.inp, p.out, grid=p.grid, k=p.k, grid_range=tuple(p.grid_range), dtype=p.dtype)
     layer = layer.to(p.device)
     with torch.no_grad():
         if tuple(layer.grid.shape) != tuple(P["grid"].shape):
-            raise RuntimeError(f"kanext.KANLayer grid shape {tuple(layer.grid.shape)} != {tuple(P['grid'].shape)}")
+            raise RuntimeError(f"kanext.KANLinear grid shape {tuple(layer.grid.shape)} != {tuple(P['grid'].shape)}")
         for name in ("grid", "mask", "coef", "scale_base", "scale_sp"):
             getattr(layer, name).copy_(P[name])
     params = [q for q in layer.parameters() if q.requires_grad]
     return Impl("kanext", lambda x: _first(layer(x)), params, True,
-                "kanext.KANLayer (pykan parameters)", kanext.__version__, layer)
+                "kanext.KANLinear (pykan parameters)", kanext.__version__, layer)
 
 
 def _folded(P: dict):

@@ -5,10 +5,11 @@ the installed peers (pykan, inkan, flashkan), in one process.
     python bench/run.py --batch 1024 --in 256 --out 256 --grid 5 --k 3 \
         [--dtype float32] [--device cpu] [--repeat 20] [--threads T] \
         [--json out.json] [--peers pykan,inkan,flashkan,reference] [--skip-slow]
+        [--wait-quiet S]
 
 1. Agreement. Every implementation gets the same seeded pykan-style
    parameters (see harness.py for how each peer's weights are mapped) and the
-   same input, uniform on the grid range. kanext.KANLayer (forward, and the
+   same input, uniform on the grid range. kanext.KANLinear (forward, and the
    gradients of x, coef, scale_base, scale_sp) and kanext.ops.kan_linear
    (forward, gradients of x, Wb, Wc) are compared with kanext.reference; if
    either disagrees by more than the dtype's tolerance (max abs error / max
@@ -41,6 +42,11 @@ the installed peers (pykan, inkan, flashkan), in one process.
    order, is maximised. Memory a kernel takes from malloc/new or its stack
    directly is invisible to this method.
 
+CPU timings are only meaningful on an otherwise idle machine: the header
+shows how busy the CPUs were before the start (--wait-quiet S waits up to S
+seconds for them to be idle), each timing line shows the share of CPU time
+other processes took meanwhile, and rows above 10% are flagged.
+
 pykan materialises several (N, in, out) tensors; it is skipped automatically
 when N*in*out > --pykan-max-elems (default 2**27) or its estimated footprint
 exceeds half the free memory, and always with --skip-slow.
@@ -59,8 +65,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
-          "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 WORKLOADS = ("fwd", "fwd_nograd", "fwd_bwd")
 
 
@@ -89,6 +94,8 @@ def parse_args(argv=None):
     ap.add_argument("--pykan-max-elems", type=float, default=2 ** 27)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before starting, wait up to S seconds for the CPUs to be < 10%% busy")
     return ap.parse_args(argv)
 
 
@@ -118,16 +125,24 @@ def main(argv=None) -> int:
         if s not in H.PEERS:
             print(f"error: unknown peer {s!r}; choose from {', '.join(H.PEERS)}", file=sys.stderr)
             return 2
+    # pykan last: it takes most of the time, the fast rows should share one quiet window
+    peers = sorted(peers, key=lambda s: s == "pykan")
     names = ["kanext"] + ([] if a.no_ops else ["kanext.ops"]) + peers
 
     print(f"# kanext layer benchmark: {p.describe()} threads={torch.get_num_threads()}")
     print(f"# torch {torch.__version__}, python {platform.python_version()}, {_cpu_name()}"
           + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""))
-    load = _loadavg()
-    if load is not None:
-        print(f"# load average (1 min) at start: {load:.2f} on {os.cpu_count()} logical CPUs")
-        if load > 0.5:
-            print("# WARNING: the machine is busy; CPU timings will be noisy")
+    busy = _cpu_busy()
+    deadline = time.monotonic() + a.wait_quiet
+    while busy is not None and busy > 0.1 and time.monotonic() < deadline:
+        time.sleep(2)
+        busy = _cpu_busy(3.0)
+    if busy is not None:
+        la = _loadavg()
+        print(f"# CPU busy before start: {100 * busy:.0f}% of {os.cpu_count()} logical CPUs over 1 s"
+              + (f" (load average 1 min {la:.2f})" if la is not None else ""))
+        if busy > 0.2 and not a.device.startswith("cuda"):
+            print("# WARNING: other processes are using the CPUs; timings will be noisy")
     notes, impls = [], {}
     P = H.master_params(p)
     x = H.make_input(p)
@@ -149,10 +164,10 @@ def main(argv=None) -> int:
         print("# note:", n)
     base_name = "kanext" if "kanext" in impls else ("kanext.ops" if "kanext.ops" in impls else None)
     if base_name is None:
-        print("error: neither kanext.KANLayer nor kanext.ops is usable", file=sys.stderr)
+        print("error: neither kanext.KANLinear nor kanext.ops is usable", file=sys.stderr)
         return 1
     if base_name != "kanext":
-        print("# note: ratios are relative to kanext.ops (kanext.KANLayer unavailable)")
+        print("# note: ratios are relative to kanext.ops (kanext.KANLinear unavailable)")
 
     # ---------------------------------------------------------- agreement
     print("\n## agreement with kanext.reference (max |err| / max |ref|)")
@@ -192,6 +207,7 @@ def main(argv=None) -> int:
     print("\n## timing (median ms per call) and peak extra memory (MiB)", flush=True)
     results = {}
     for name, impl in impls.items():
+        monitor = OtherCpuUse().start()
         fns = H.step_fns(impl, x)
         row = {"note": impl.note, "version": impl.version, "mapped": impl.mapped}
         t_start = time.perf_counter()
@@ -201,8 +217,12 @@ def main(argv=None) -> int:
         for q in impl.params:
             q.grad = None
         row["time_wall_s"] = time.perf_counter() - t_start
+        row["other_cpu_use"] = monitor.stop()
         results[name] = row
-        print(f"  {name:<11} timed in {row['time_wall_s']:.1f}s", flush=True)
+        other = row["other_cpu_use"]
+        print(f"  {name:<11} timed in {row['time_wall_s']:.1f}s"
+              + ("" if other is None else f"; other processes used {100 * other:.0f}% of the CPUs meanwhile"),
+              flush=True)
     # memory last: a profiler session must not disturb any timing
     if not a.no_memory:
         for name, impl in impls.items():
@@ -241,6 +261,10 @@ def main(argv=None) -> int:
     print(f"\nratio = impl time / {base_name} time (> 1: {base_name} is faster). "
           "peak = max tensor memory live during one call beyond parameters and input "
           f"({'torch.cuda.max_memory_allocated' if p.device.startswith('cuda') else 'torch.profiler allocation log'}).")
+    noisy = [n for n, r in results.items() if (r.get("other_cpu_use") or 0) > 0.1]
+    if noisy and not p.device.startswith("cuda"):
+        print(f"# WARNING: other processes took > 10% of the CPUs while timing {', '.join(noisy)}; "
+              "those rows are unreliable, rerun on a quiet machine")
     for name, r in results.items():
         if "memory_error" in r:
             print(f"# note: {name} memory not measured: {r['memory_error']}")
@@ -253,7 +277,7 @@ def main(argv=None) -> int:
                        "seed": p.seed, "argv": sys.argv[1:]},
             "env": {"torch": torch.__version__, "python": platform.python_version(),
                     "platform": platform.platform(), "processor": _cpu_name(),
-                    "loadavg_1min_at_start": _loadavg(), "cpu_count": os.cpu_count(),
+                    "loadavg_1min_at_start": _loadavg(), "cpu_busy_at_start": busy, "cpu_count": os.cpu_count(),
                     "cuda_device": torch.cuda.get_device_name() if p.device.startswith("cuda") else None},
             "baseline": base_name,
             "notes": notes,
@@ -264,6 +288,53 @@ def main(argv=None) -> int:
             json.dump(out, f, indent=2, default=str)
         print(f"# wrote {a.json}")
     return 0
+
+
+class OtherCpuUse:
+    """Share of all CPUs' time used by other processes between start() and stop():
+    system non-idle time (/proc/stat) minus this process's own CPU time."""
+
+    def _snap(self):
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        tck = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        own = (t.user + t.system + t.children_user + t.children_system) * tck
+        return sum(v), sum(v) - v[3] - v[4], own
+
+    def start(self):
+        try:
+            self.s0 = self._snap()
+        except (OSError, ValueError, IndexError, AttributeError):
+            self.s0 = None
+        return self
+
+    def stop(self):
+        if self.s0 is None:
+            return None
+        try:
+            t1, b1, o1 = self._snap()
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+        t0, b0, o0 = self.s0
+        return max(0.0, ((b1 - b0) - (o1 - o0)) / max(t1 - t0, 1))
+
+
+def _cpu_busy(seconds: float = 1.0):
+    """Fraction of all CPUs' time spent non-idle over `seconds` (from /proc/stat)."""
+
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = snap()
+        time.sleep(seconds)
+        t1, i1 = snap()
+        return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _loadavg():
