@@ -36,7 +36,8 @@ from conftest import (
     sample_x,
 )
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+if not torch.cuda.is_available():
+    pytest.skip("needs a CUDA device (run scripts/gpu_check.sh on a GPU machine)", allow_module_level=True)
 
 BASES = ("zero", "identity", "silu")
 GS = (1, 5, 20, 100)
