@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "kanext/checks.h"
+
 #include <algorithm>
 
 namespace kanext {
@@ -21,17 +23,6 @@ inline void accumulate_product(T* __restrict acc, const T* __restrict a, const T
 }
 
 
-void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
-  TORCH_CHECK(coef.dim() == 3, op, ": expected coef of shape (in, out, G+k), got ", coef.sizes());
-  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1), op,
-              ": expected scale of shape (in, out) = (", coef.size(0), ", ", coef.size(1), "), got ", scale.sizes());
-  TORCH_CHECK(coef.scalar_type() == at::kFloat || coef.scalar_type() == at::kDouble, op,
-              ": expected float32 or float64, got ", coef.scalar_type());
-  TORCH_CHECK(scale.scalar_type() == coef.scalar_type(), op, ": scale dtype ", scale.scalar_type(),
-              " differs from coef dtype ", coef.scalar_type());
-  TORCH_CHECK(scale.device() == coef.device(), op, ": scale is on ", scale.device(), " but coef is on ",
-              coef.device());
-}
 
 // Both passes work on coef viewed as (in, G+k, out): contiguous, without a
 // copy, when coef has the kernel layout that KANLinear keeps it in (then each

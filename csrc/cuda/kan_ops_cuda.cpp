@@ -179,23 +179,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   return {gx, gWb, gWc};
 }
 
-// Same checks and messages as csrc/cpu/fold_cpu.cpp.
-void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
-  TORCH_CHECK(coef.dim() == 3, op, ": expected coef of shape (in, out, G+k), got ", coef.sizes());
-  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1), op,
-              ": expected scale of shape (in, out) = (", coef.size(0), ", ", coef.size(1), "), got ", scale.sizes());
-  TORCH_CHECK(coef.scalar_type() == at::kFloat || coef.scalar_type() == at::kDouble, op,
-              ": expected float32 or float64, got ", coef.scalar_type());
-  TORCH_CHECK(scale.scalar_type() == coef.scalar_type(), op, ": scale dtype ", scale.scalar_type(),
-              " differs from coef dtype ", coef.scalar_type());
-  TORCH_CHECK(scale.device() == coef.device(), op, ": scale is on ", scale.device(), " but coef is on ",
-              coef.device());
+void check_fold_cuda(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
+  check_fold(op, coef, scale);  // kanext/checks.h: the CPU binding's checks and messages
   check_on_cuda(op, coef, "coef");
 }
 
 at::Tensor fold_cuda(const at::Tensor& coef_, const at::Tensor& scale_) {
   const char* op = "kanext.fold_spline_weights";
-  check_fold(op, coef_, scale_);
+  check_fold_cuda(op, coef_, scale_);
   const c10::cuda::CUDAGuard guard(coef_.device());
   const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous();
   const int64_t in = coef.size(0), out = coef.size(1), nb = coef.size(2);
@@ -215,7 +206,7 @@ at::Tensor fold_cuda(const at::Tensor& coef_, const at::Tensor& scale_) {
 std::tuple<at::Tensor, at::Tensor> fold_backward_cuda(const at::Tensor& gW_, const at::Tensor& coef_,
                                                       const at::Tensor& scale_) {
   const char* op = "kanext.fold_spline_weights_backward";
-  check_fold(op, coef_, scale_);
+  check_fold_cuda(op, coef_, scale_);
   const int64_t in = coef_.size(0), out = coef_.size(1), nb = coef_.size(2);
   TORCH_CHECK(gW_.dim() == 3 && gW_.size(0) == in && gW_.size(1) == nb && gW_.size(2) == out, op,
               ": expected grad_Wc of shape (", in, ", ", nb, ", ", out, "), got ", gW_.sizes());

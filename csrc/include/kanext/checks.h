@@ -41,6 +41,19 @@ inline void check_weights(const char* op, const at::Tensor& x, int64_t G, int64_
   }
 }
 
+// coef (in, out, G+k) and scale (in, out) of fold_spline_weights.
+inline void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
+  TORCH_CHECK(coef.dim() == 3, op, ": expected coef of shape (in, out, G+k), got ", coef.sizes());
+  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1), op,
+              ": expected scale of shape (in, out) = (", coef.size(0), ", ", coef.size(1), "), got ", scale.sizes());
+  TORCH_CHECK(coef.scalar_type() == at::kFloat || coef.scalar_type() == at::kDouble, op,
+              ": expected float32 or float64, got ", coef.scalar_type());
+  TORCH_CHECK(scale.scalar_type() == coef.scalar_type(), op, ": scale dtype ", scale.scalar_type(),
+              " differs from coef dtype ", coef.scalar_type());
+  TORCH_CHECK(scale.device() == coef.device(), op, ": scale is on ", scale.device(), " but coef is on ",
+              coef.device());
+}
+
 inline void check_base(const char* op, int64_t base) {
   TORCH_CHECK(base >= 0 && base <= 2, op, ": base must be 0 (zero), 1 (identity) or 2 (silu), got ", base);
 }
