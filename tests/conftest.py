@@ -17,6 +17,20 @@ DTYPES = (torch.float32, torch.float64)
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 
 
+def dname(dtype) -> str:
+    """Short dtype name for test ids: torch.float32 -> 'float32'."""
+    return str(dtype).replace("torch.", "")
+
+
+def seed_of(*parts) -> int:
+    """A stable per-case seed (hash() of str is salted per process)."""
+    s = 0
+    for p in parts:
+        for ch in str(p):
+            s = (s * 131 + ord(ch)) % (2**31 - 1)
+    return s
+
+
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -23,6 +23,8 @@ from kanext import ops
 from kanext import reference as ref
 
 from conftest import (
+    dname,
+    seed_of,
     DTYPES,
     GRID_KINDS,
     TOL,
@@ -46,16 +48,8 @@ K_OPS = torch.ops.kanext
 DEV = "cuda"
 
 
-def dname(dtype):
-    return str(dtype).replace("torch.", "")
 
 
-def seed_of(*parts) -> int:
-    s = 0
-    for p in parts:
-        for ch in str(p):
-            s = (s * 131 + ord(ch)) % (2**31 - 1)
-    return s
 
 
 def cu(*ts):

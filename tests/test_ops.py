@@ -20,6 +20,8 @@ from kanext import ops
 from kanext import reference as ref
 
 from conftest import (
+    dname,
+    seed_of,
     DTYPES,
     GRID_KINDS,
     TOL,
@@ -40,17 +42,8 @@ KS = tuple(range(6))
 K_OPS = torch.ops.kanext
 
 
-def dname(dtype):
-    return str(dtype).replace("torch.", "")
 
 
-def seed_of(*parts) -> int:
-    """A stable per-case seed (hash() of str is salted per process)."""
-    s = 0
-    for p in parts:
-        for ch in str(p):
-            s = (s * 131 + ord(ch)) % (2**31 - 1)
-    return s
 
 
 def up(*ts):
