@@ -199,3 +199,16 @@ def restore_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+def assert_deterministic(make_outputs):
+    """make_outputs() -> dict of tensors must be bit-identical across two runs
+    on 2 threads and a run on 1 thread (use with the restore_threads fixture)."""
+    torch.set_num_threads(2)
+    a = make_outputs()
+    b = make_outputs()
+    torch.set_num_threads(1)
+    c = make_outputs()
+    for name in a:
+        assert_bitwise_equal(a[name], b[name], f"{name}: two runs")
+        assert_bitwise_equal(a[name], c[name], f"{name}: 2 threads vs 1 thread")

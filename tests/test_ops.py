@@ -20,6 +20,7 @@ from kanext import ops
 from kanext import reference as ref
 
 from conftest import (
+    assert_deterministic,
     dname,
     seed_of,
     DTYPES,
@@ -486,14 +487,7 @@ def _det_outputs(dtype, base):
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_deterministic_and_thread_count_independent(dtype, base, restore_threads):
-    torch.set_num_threads(2)
-    a = _det_outputs(dtype, base)
-    b = _det_outputs(dtype, base)
-    torch.set_num_threads(1)
-    c = _det_outputs(dtype, base)
-    for name in a:
-        assert_bitwise_equal(a[name], b[name], f"{name}: two runs")
-        assert_bitwise_equal(a[name], c[name], f"{name}: 2 threads vs 1 thread")
+    assert_deterministic(lambda: _det_outputs(dtype, base))
 
 
 # ============================================================ 7. bad input
