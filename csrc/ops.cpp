@@ -1,6 +1,7 @@
 // Every kanext op schema, in one place. Backends register implementations in
-// csrc/cpu/*.cpp (CPU) and csrc/cuda/*_binding.cpp (CUDA); Python wrappers,
-// fake kernels and autograd live in kanext/ops.py.
+// csrc/cpu/*.cpp (CPU) and csrc/cuda/kan_ops_cuda.cpp (CUDA); Python wrappers
+// and fake kernels live in kanext/ops.py, autograd in csrc/autograd.cpp (the
+// hot kan_linear_forward and fold_spline_weights) and kanext/ops.py (the rest).
 #include <Python.h>
 #include <torch/library.h>
 

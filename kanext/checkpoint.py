@@ -103,7 +103,7 @@ _TOP_KEYS = {
 }
 _LAYER_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
 #: Attributes that are caches, not model state: neither saved nor restored.
-_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range"}
+_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range", "_identity_affine_cache"}
 _KAN_KEYS = {"width", "grid_range", "base_fun", "layers"}
 
 

@@ -132,8 +132,29 @@ class KAN(nn.Module):
     def layer_forward(self, l: int, x: Tensor) -> Tensor:
         """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias."""
         x = self.act_fun[l](x)
+        if self._affines_are_identity(l):
+            return x  # the same values, without four ops and their backward per layer
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
         return torch.addcmul(self.node_bias[l], self.node_scale[l], x)
+
+    def _affines_are_identity(self, l: int) -> bool:
+        """True when layer l's affines are frozen at scale 1, bias 0 (the
+        default), so that applying them changes nothing and needs no gradient.
+        The answer is cached per layer and recomputed whenever one of the four
+        tensors is modified (its version counter or storage changes)."""
+        if torch.compiler.is_compiling():
+            return False
+        ps = (self.subnode_scale[l], self.subnode_bias[l], self.node_scale[l], self.node_bias[l])
+        key = tuple((p._version, p.data_ptr(), p.requires_grad) for p in ps)
+        cache = self.__dict__.setdefault("_identity_affine_cache", {})
+        hit = cache.get(l)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        ident = not any(p.requires_grad for p in ps) and bool(
+            (ps[0] == 1).all() and (ps[1] == 0).all() and (ps[2] == 1).all() and (ps[3] == 0).all()
+        )
+        cache[l] = (key, ident)
+        return ident
 
     @torch.no_grad()
     def layer_inputs(self, x: Tensor) -> list[Tensor]:

@@ -224,39 +224,9 @@ def _spline_basis_backward(ctx, grad):
 torch.library.register_autograd("kanext::spline_basis", _spline_basis_backward, setup_context=_spline_basis_setup)
 
 
-def _kan_linear_setup(ctx, inputs, output):
-    x, grid, k, base, Wb, Wc = inputs
-    ctx.save_for_backward(x, grid, Wb, Wc)
-    ctx.k, ctx.base = k, base
-
-
-def _kan_linear_backward(ctx, grad_y):
-    x, grid, Wb, Wc = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    if need[1]:
-        raise RuntimeError("kanext.kan_linear: gradients with respect to grid are not supported")
-    need_x, need_w = need[0], need[4] or need[5]
-    gx, gWb, gWc = _ops.kan_linear_backward(grad_y.contiguous(), x, grid, ctx.k, ctx.base, Wb, Wc, need_x, need_w)
-    return (gx if need_x else None, None, None, None, gWb if need[4] else None, gWc if need[5] else None)
-
-
-torch.library.register_autograd(
-    "kanext::kan_linear_forward", _kan_linear_backward, setup_context=_kan_linear_setup
-)
-
-
-def _fold_setup(ctx, inputs, output):
-    coef, scale = inputs
-    ctx.save_for_backward(coef, scale)
-
-
-def _fold_backward(ctx, grad):
-    coef, scale = ctx.saved_tensors
-    gc, gs = _ops.fold_spline_weights_backward(grad.contiguous(), coef, scale)
-    return (gc if ctx.needs_input_grad[0] else None, gs if ctx.needs_input_grad[1] else None)
-
-
-torch.library.register_autograd("kanext::fold_spline_weights", _fold_backward, setup_context=_fold_setup)
+# kan_linear_forward and fold_spline_weights have their autograd in C++
+# (csrc/autograd.cpp): they run once per layer per training step, and for
+# small layers a Python autograd wrapper costs as much as the kernel.
 
 
 def _edge_stats_setup(ctx, inputs, output):

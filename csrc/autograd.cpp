@@ -1,0 +1,115 @@
+// Autograd for the hot kanext ops, in C++ (schemas in csrc/ops.cpp).
+//
+// kan_linear_forward and fold_spline_weights run once per layer per step of
+// every training loop. Registering their derivatives here (Autograd key)
+// keeps Python out of both passes: for the small layers of the KAN workflow
+// (a [2, 5, 1] KAN on 1000 points) the Python autograd wrappers cost about as
+// much as the kernels. The derivatives are the same ops as before: the
+// backward calls kan_linear_backward / fold_spline_weights_backward through
+// the dispatcher, so torch.compile and the fake kernels (kanext/ops.py) see
+// ordinary op calls. The rarely hot ops (spline_basis, edge_stats) keep their
+// Python autograd in kanext/ops.py.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+namespace kanext {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+at::Tensor call_forward(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base, const at::Tensor& Wb,
+                        const at::Tensor& Wc) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::kan_linear_forward", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, const at::Tensor&,
+                                         const at::Tensor&)>();
+  return op.call(x, grid, k, base, Wb, Wc);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> call_backward(const at::Tensor& gy, const at::Tensor& x,
+                                                             const at::Tensor& grid, int64_t k, int64_t base,
+                                                             const at::Tensor& Wb, const at::Tensor& Wc, bool need_x,
+                                                             bool need_w) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::kan_linear_backward", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                           const at::Tensor&, const at::Tensor&, bool, bool)>();
+  return op.call(gy, x, grid, k, base, Wb, Wc, need_x, need_w);
+}
+
+at::Tensor call_fold(const at::Tensor& coef, const at::Tensor& scale) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::fold_spline_weights", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+  return op.call(coef, scale);
+}
+
+std::tuple<at::Tensor, at::Tensor> call_fold_backward(const at::Tensor& g, const at::Tensor& coef,
+                                                      const at::Tensor& scale) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::fold_spline_weights_backward", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                                 const at::Tensor&)>();
+  return op.call(g, coef, scale);
+}
+
+class KanLinearFn : public torch::autograd::Function<KanLinearFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& grid, int64_t k,
+                            int64_t base, const at::Tensor& Wb, const at::Tensor& Wc) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({x, grid, Wb, Wc});
+    ctx->saved_data["k"] = k;
+    ctx->saved_data["base"] = base;
+    return call_forward(x, grid, k, base, Wb, Wc);
+  }
+
+  // One gradient per forward argument (undefined for grid, k and base).
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    TORCH_CHECK(!ctx->needs_input_grad(1), "kanext.kan_linear: gradients with respect to grid are not supported");
+    const auto saved = ctx->get_saved_variables();
+    // needs_input_grad counts tensor arguments only: x, grid, Wb, Wc.
+    const bool need_x = ctx->needs_input_grad(0), need_wb = ctx->needs_input_grad(2),
+               need_wc = ctx->needs_input_grad(3);
+    auto [gx, gWb, gWc] = call_backward(grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["k"].toInt(),
+                                        ctx->saved_data["base"].toInt(), saved[2], saved[3], need_x,
+                                        need_wb || need_wc);
+    return {need_x ? gx : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            need_wb ? gWb : at::Tensor(), need_wc ? gWc : at::Tensor()};
+  }
+};
+
+class FoldFn : public torch::autograd::Function<FoldFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& coef, const at::Tensor& scale) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({coef, scale});
+    return call_fold(coef, scale);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto [gc, gs] = call_fold_backward(grads[0].contiguous(), saved[0], saved[1]);
+    return {ctx->needs_input_grad(0) ? gc : at::Tensor(), ctx->needs_input_grad(1) ? gs : at::Tensor()};
+  }
+};
+
+at::Tensor kan_linear_forward_autograd(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
+                                       const at::Tensor& Wb, const at::Tensor& Wc) {
+  return KanLinearFn::apply(x, grid, k, base, Wb, Wc);
+}
+
+at::Tensor fold_autograd(const at::Tensor& coef, const at::Tensor& scale) { return FoldFn::apply(coef, scale); }
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(kanext, Autograd, m) {
+  m.impl("kan_linear_forward", &kan_linear_forward_autograd);
+  m.impl("fold_spline_weights", &fold_autograd);
+}
+
+}  // namespace kanext
