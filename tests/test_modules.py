@@ -237,3 +237,23 @@ def test_module_nan_policy_rows_only():
     assert torch.isnan(y[1]).all()
     mask = torch.tensor([True, False, True, True])
     assert torch.equal(y[mask], layer(x[mask]))
+
+
+def test_frozen_affines_edited_in_place_take_effect():
+    # layer_forward skips identity affines via a cache keyed on version counters:
+    # an in-place edit (as load_state_dict or pykan conversion does) must count.
+    torch.manual_seed(3)
+    model = kanext.KAN([3, 4, 2], grid=4, k=3, seed=1, dtype=torch.float64)
+    x = torch.rand(7, 3, dtype=torch.float64) * 2 - 1
+    y_ident = model(x)
+    with torch.no_grad():
+        model.node_scale[0].copy_(torch.rand(4, dtype=torch.float64) + 0.5)
+        model.subnode_bias[1].add_(0.25)
+    h = model.act_fun[0](x) * model.node_scale[0]
+    expected = model.act_fun[1](h) + 0.25
+    assert_close(model(x), expected, 1e-12)
+    assert not torch.allclose(model(x), y_ident)
+    with torch.no_grad():
+        model.node_scale[0].fill_(1.0)
+        model.subnode_bias[1].zero_()
+    assert torch.equal(model(x), y_ident)
