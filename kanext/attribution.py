@@ -82,10 +82,17 @@ def edge_actscale(model) -> list[Tensor]:
     """Per layer, (out, in) std_n of every edge's activation phi_ji(x_i)
     (unbiased, as torch.std), from the recorded statistics."""
     out = []
+    sym = getattr(model, "symbolic_fun", None)
     for l in range(model.depth):
         xl = model.acts[l]
         std_x = torch.std(xl, dim=0) if xl.shape[0] > 1 else torch.zeros_like(xl[0])
-        out.append(model.acts_scale[l] * (std_x + 0.1).unsqueeze(0))
+        E = model.acts_scale[l] * (std_x + 0.1).unsqueeze(0)
+        # A masked edge is identically 0; the recorded scale carries a tiny
+        # floor (for the regulariser's gradient) that is dropped here.
+        active = model.act_fun[l].mask.T != 0
+        if sym is not None and hasattr(sym[l], "mask"):
+            active = active | (sym[l].mask != 0)
+        out.append(torch.where(active, E, torch.zeros_like(E)))
     return out
 
 
