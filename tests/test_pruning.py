@@ -294,3 +294,20 @@ def test_acceptance_x_times_y_prunes_to_2_2_1():
     model.fit(ds, steps=30, lamb=1e-3, progress=False)
     pruned = model.prune()
     assert pruned.width == [2, 2, 1], pruned.width
+
+
+def test_example_sqrt_of_two_squared_differences_prunes_to_at_most_4_2_1_1(tmp_path):
+    """examples/pruning.py, sqrt case: [4,3,3,1] -> at most [4,2,1,1], PNGs written."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "pruning.py")
+    spec = importlib.util.spec_from_file_location("pruning_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    row = mod.main(["--cases", "sqrt", "--out", str(tmp_path)])["sqrt"]
+    w = row["width"]
+    assert len(w) == 4 and w[0] == 4 and w[1] <= 2 and w[2] == 1 and w[3] == 1, w
+    assert row["refit_rmse"] < 2e-2, row
+    for stage in ("trained", "pruned"):
+        assert (tmp_path / f"pruning_sqrt_{stage}.png").stat().st_size > 0
