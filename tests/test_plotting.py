@@ -135,11 +135,14 @@ def test_plot_activation_shows_spline_base_total_and_knots(tmp_path):
         model.plot_activation(0, 0, 4)
 
 
-def test_plot_uses_a_headless_safe_path():
+def test_plot_is_headless_and_writes_no_files_without_folder(tmp_path, monkeypatch):
     # The figures are plain matplotlib.figure.Figure objects, drawable with Agg.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    monkeypatch.chdir(tmp_path)
     model, x = _model_and_data()
-    fig = model.plot(x=x)
-    assert isinstance(fig, matplotlib.figure.Figure)
+    fig = model.plot(x=x, sample=True)
+    fig2 = model.plot_activation(0, 0, 0)
+    assert isinstance(fig, matplotlib.figure.Figure) and isinstance(fig2, matplotlib.figure.Figure)
     FigureCanvasAgg(fig).draw()
+    assert list(tmp_path.iterdir()) == []
