@@ -24,7 +24,9 @@ with ``config`` for a KANLinear ``{"in_features", "out_features", "grid" (G),
 "k", "grid_range": [lo, hi], "base_fun": "silu" | "identity" | "zero",
 "grid_eps"}`` and for a KAN ``{"width",
 "grid_range", "base_fun", "layers": [<KANLinear config>, ...]}``. The training
-cache ``model.cache_data`` (last fit inputs) is not model state and is not saved.
+cache ``model.cache_data`` (last fit inputs) is not model state and is not saved,
+nor are recorded statistics, attribution scores and the informational
+``input_id`` that prune_input sets (a pruned model is a plain smaller KAN).
 
 ``<stem>.safetensors`` holds every parameter and buffer (grids and masks
 included) under its ``state_dict`` key, in its own dtype, bit for bit.
@@ -103,7 +105,10 @@ _TOP_KEYS = {
 }
 _LAYER_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
 #: Attributes that are caches, not model state: neither saved nor restored.
-_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range", "_identity_affine_cache"}
+_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range", "_identity_affine_cache",
+              # attribution scores, and the kept input columns that prune_input notes
+              "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
+              "subnode_scores_all", "input_id"}
 _KAN_KEYS = {"width", "grid_range", "base_fun", "layers"}
 
 

@@ -259,6 +259,71 @@ class KAN(nn.Module):
 
         return reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
 
+    # ------------------------------------------------------------- interpretability
+    def attribute(self, l=None, i=None, out_score=None, x=None, metric="backward"):
+        """Node and edge scores (sets node_scores, edge_scores, ...); see
+        :func:`kanext.attribution.attribute`."""
+        from .attribution import attribute
+
+        return attribute(self, l, i, out_score, x, metric)
+
+    @property
+    def feature_score(self) -> Tensor:
+        """(width[0],) backward attribution score of every input (pykan's
+        feature_score), computed afresh."""
+        self.attribute()
+        return self.node_scores[0]
+
+    def prune_node(self, threshold=1e-2, active_neurons_id=None, x=None, metric="backward") -> "KAN":
+        """A smaller KAN without the weak hidden nodes; see :func:`kanext.pruning.prune_node`."""
+        from .pruning import prune_node
+
+        return prune_node(self, threshold, active_neurons_id, x, metric)
+
+    def prune_edge(self, threshold=3e-2, x=None, metric="backward") -> "KAN":
+        """Masks the weak edges in place; see :func:`kanext.pruning.prune_edge`."""
+        from .pruning import prune_edge
+
+        return prune_edge(self, threshold, x, metric)
+
+    def prune_input(self, threshold=1e-2, active_inputs=None, x=None, metric="backward") -> "KAN":
+        """A KAN reading only the important inputs; see :func:`kanext.pruning.prune_input`."""
+        from .pruning import prune_input
+
+        return prune_input(self, threshold, active_inputs, x, metric)
+
+    def prune(self, node_th=1e-2, edge_th=3e-2, x=None, metric="backward") -> "KAN":
+        """prune_node then prune_edge (pykan's prune); see :func:`kanext.pruning.prune`."""
+        from .pruning import prune
+
+        return prune(self, node_th, edge_th, x, metric)
+
+    def remove_edge(self, l: int, i: int, j: int) -> None:
+        """Masks edge i -> j of layer l; see :func:`kanext.pruning.remove_edge`."""
+        from .pruning import remove_edge
+
+        remove_edge(self, l, i, j)
+
+    def remove_node(self, l: int, i: int, mode: str = "all") -> None:
+        """Masks the edges of node i of layer l; see :func:`kanext.pruning.remove_node`."""
+        from .pruning import remove_node
+
+        remove_node(self, l, i, mode)
+
+    def plot(self, folder=None, beta=3, metric="backward", scale=0.5, in_vars=None, out_vars=None, title=None,
+             sample=False, x=None):
+        """A matplotlib Figure of the network; see :func:`kanext.plotting.plot`."""
+        from .plotting import plot
+
+        return plot(self, folder, beta, metric, scale, in_vars, out_vars, title, sample, x)
+
+    def plot_activation(self, l: int, i: int, j: int, x_range=None, folder=None):
+        """A Figure of edge i -> j of layer l (spline, base, total, knots); see
+        :func:`kanext.plotting.plot_activation`."""
+        from .plotting import plot_activation
+
+        return plot_activation(self, l, i, j, x_range, folder)
+
 
 def _normalise_width(width) -> list[int]:
     out = []

@@ -163,6 +163,41 @@ class KANLinear(nn.Module):
 
     update_grid_from_samples = update_grid
 
+    def subset(self, in_idx, out_idx) -> "KANLinear":
+        """A new layer made of the edges in_idx -> out_idx of this one (pykan:
+        get_subset): grid rows, coef, scale_base, scale_sp and mask sliced and
+        copied (coef stays in the kernel layout), in the given order, so that
+        ``subset(a, b)(x[..., a]) == self(x')[..., b]`` whenever x' agrees
+        with x on the inputs a and the inputs not in a are masked off.
+
+        Args:
+            in_idx, out_idx: distinct indices (a sequence of ints or a 1-D
+                integer tensor), at least one each.
+        Self is unchanged; the new layer shares no storage with it and keeps
+        the trainable flags, dtype and device.
+        """
+        ii = _index_list("in_idx", in_idx, self.in_features)
+        oi = _index_list("out_idx", out_idx, self.out_features)
+        dev = self.grid.device
+        ti, to = torch.tensor(ii, dtype=torch.long, device=dev), torch.tensor(oi, dtype=torch.long, device=dev)
+
+        def edges(t):  # (in, out, ...) -> rows ii, columns oi, a fresh copy
+            return t.detach().index_select(0, ti).index_select(1, to).clone()
+
+        new = KANLinear.__new__(KANLinear)
+        nn.Module.__init__(new)
+        new.in_features, new.out_features = len(ii), len(oi)
+        new.num, new.k, new.grid_range = self.num, self.k, self.grid_range
+        new.base_fun, new.grid_eps = self.base_fun, self.grid_eps
+        new.register_buffer("grid", self.grid.detach().index_select(0, ti).clone())
+        new.register_buffer("mask", edges(self.mask))
+        new.coef = nn.Parameter(kernel_layout(edges(self.coef)), requires_grad=self.coef.requires_grad)
+        new.scale_base = nn.Parameter(edges(self.scale_base), requires_grad=self.scale_base.requires_grad)
+        new.scale_sp = nn.Parameter(edges(self.scale_sp), requires_grad=self.scale_sp.requires_grad)
+        return new
+
+    get_subset = subset
+
     def save(self, path, *, metadata=None):
         """Writes <path>.json (config) + <path>.safetensors (tensors), no pickle;
         see :func:`kanext.checkpoint.save`."""
@@ -185,6 +220,29 @@ class KANLinear(nn.Module):
 def _check_int(name, v, lo):
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise ValueError(f"KANLinear: {name} must be an int >= {lo}, got {v!r}")
+
+
+def _index_list(name: str, idx, n: int) -> list[int]:
+    """idx (ints, or a 1-D integer tensor) as a list of distinct ints in [0, n), at least one."""
+    if isinstance(idx, Tensor):
+        if idx.dim() != 1 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+            raise ValueError(f"{name}: expected a 1-D integer tensor or a sequence of ints, got a "
+                             f"{idx.dtype} tensor of shape {tuple(idx.shape)}")
+        idx = idx.tolist()
+    try:
+        out = [int(i) for i in idx]
+        bad = [i for i in idx if isinstance(i, bool) or int(i) != i]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a sequence of ints, got {idx!r}") from None
+    if bad:
+        raise ValueError(f"{name}: expected ints, got {bad[:3]!r}")
+    if not out:
+        raise ValueError(f"{name}: expected at least one index (a layer needs >= 1 input and output), got none")
+    if any(i < 0 or i >= n for i in out):
+        raise ValueError(f"{name}: indices must be in [0, {n}), got {out}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: indices must be distinct, got {out}")
+    return out
 
 
 def uniform_grid(n: int, G: int, k: int, grid_range=(-1.0, 1.0), dtype=None, device=None) -> Tensor:

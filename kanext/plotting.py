@@ -1,0 +1,264 @@
+"""Figures of a KAN: the whole network (:func:`plot`) and one edge
+(:func:`plot_activation`).
+
+Both build a ``matplotlib.figure.Figure`` directly (no pyplot, so no global
+figure state and no GUI backend: they work headless), draw every activation
+curve as a vector inset of that one figure (no image files are written and
+read back), and return the Figure. ``folder=`` also saves a PNG.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+from torch import Tensor
+
+from . import attribution, reference
+
+__all__ = ["plot", "plot_activation", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID"]
+
+PLOT_METRICS = ("backward", "forward", "forward_n", "forward_u")
+#: Colour of symbolic edges (numeric + symbolic ones are drawn in SYMBOLIC_MIXED_COLOR).
+SYMBOLIC_COLOR, SYMBOLIC_MIXED_COLOR, NUMERIC_COLOR = "red", "purple", "black"
+#: Every edge inset's ``get_gid()`` is ``EDGE_GID.format(l=l, i=i, j=j)``.
+EDGE_GID = "kanext-edge-{l}-{i}-{j}"
+_POINTS = 100  # curve samples per edge
+_MAX_SAMPLES = 200  # recorded samples scattered per edge with sample=True
+
+
+def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, in_vars=None,
+         out_vars=None, title=None, sample: bool = False, x: Tensor | None = None):
+    """The network as one Figure: nodes as dots, every active edge as a small
+    inset of its activation over the input range seen in the data, joined to
+    its two nodes by lines; edge opacity tanh(beta * score).
+
+    Args:
+        folder: if given, the figure is also saved as ``<folder>/kan.png``.
+        beta: opacity sharpness (pykan's).
+        metric: edge score: 'backward' (pykan 0.2's attribution, the
+            default), 'forward' (the paper's |phi|_1), 'forward_n' (pykan's
+            std(phi) / (std(x) + 0.1)), 'forward_u' (std(phi)).
+        scale: figure size factor (10 * scale inches wide).
+        in_vars, out_vars: names of the inputs / outputs (str or sympy
+            expressions, one per node), written under / over them.
+        title: figure title.
+        sample: also scatter (up to 200 of) the recorded samples on each curve.
+        x: the data to draw ranges and scores from (default: the data of the
+            last recording forward, else the last fit inputs).
+
+    Symbolic edges (``model.symbolic_fun[l].mask[j, i] == 1``, if the model
+    has a symbolic branch) are drawn in red (purple when the numeric edge is
+    active too) and labelled with ``model.symbolic_fun[l].funs_name[j][i]``.
+    Each inset axes has gid ``EDGE_GID.format(l=, i=, j=)``.
+    """
+    from matplotlib.figure import Figure
+
+    if metric not in PLOT_METRICS:
+        raise ValueError(f"plot: metric must be one of {PLOT_METRICS}, got {metric!r}")
+    if not (isinstance(beta, (int, float)) and beta >= 0) or not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"plot: beta must be >= 0 and scale > 0, got beta={beta!r}, scale={scale!r}")
+    width = list(model.width)
+    in_vars = _names("in_vars", in_vars, width[0])
+    out_vars = _names("out_vars", out_vars, width[-1])
+    data = attribution.statistics_data(model, x)
+    if metric in ("backward", "forward"):
+        attribution.attribute(model, x=data, metric=metric)
+        scores = model.edge_scores
+    else:
+        attribution.record_statistics(model, data)
+        scores = model.acts_scale if metric == "forward_n" else attribution.edge_actscale(model)
+
+    depth = len(width) - 1
+    fig_w = 10 * scale
+    fig_h = 10 * scale * 0.4 * depth + 10 * scale * (0.22 if title is not None else 0.12)
+    fig = Figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 1)
+    y_lo, y_hi = -0.3, depth + (0.55 if title is not None else 0.3)  # node row l at y = l; room for names
+    ax.set_ylim(y_lo, y_hi)
+    ax.axis("off")
+
+    def fig_y(y):
+        return (y - y_lo) / (y_hi - y_lo)
+
+    node_x = [[(i + 0.5) / n for i in range(n)] for n in width]
+    dot = (60 * scale / max(max(width), 5)) ** 2
+    for l, xs in enumerate(node_x):
+        ax.scatter(xs, [l] * len(xs), s=dot, color="black", zorder=3)
+
+    n_edges = max(width[l] * width[l + 1] for l in range(depth))
+    box_w = 0.8 / max(n_edges, 5)  # inset width, figure fraction
+    box_h_data = min(box_w * fig_w / fig_h * (y_hi - y_lo), 0.45)  # square insets, at most half a layer
+    box_h = box_h_data / (y_hi - y_lo)
+    for l in range(depth):
+        layer = model.act_fun[l]
+        sym = _symbolic(model, l)
+        numeric = (layer.mask != 0).T  # (out, in)
+        symbolic = (sym.mask != 0) if sym is not None else torch.zeros_like(numeric)
+        lo, hi = model.input_range[l][:, 0], model.input_range[l][:, 1]
+        xs, ys = edge_curves(model, l, lo, hi, _POINTS)
+        samples = _samples(model, l) if sample else None
+        alpha = torch.tanh(beta * scores[l].detach().double().clamp_min(0)).nan_to_num(0.0)
+        n_in, n_out = width[l], width[l + 1]
+        N = n_in * n_out
+        for i in range(n_in):
+            for j in range(n_out):
+                if not (numeric[j, i] or symbolic[j, i]):
+                    continue
+                color = (SYMBOLIC_MIXED_COLOR if numeric[j, i] else SYMBOLIC_COLOR) if symbolic[j, i] else NUMERIC_COLOR
+                a = float(alpha[j, i])
+                cx = (i * n_out + j + 0.5) / N
+                ax.plot([node_x[l][i], cx], [l, l + 0.5 - box_h_data / 2], color=color, lw=2 * scale, alpha=a)
+                ax.plot([cx, node_x[l + 1][j]], [l + 0.5 + box_h_data / 2, l + 1], color=color, lw=2 * scale, alpha=a)
+                inset = fig.add_axes((cx - box_w / 2, fig_y(l + 0.5) - box_h / 2, box_w, box_h))
+                inset.set_gid(EDGE_GID.format(l=l, i=i, j=j))
+                inset.plot(xs[:, i].numpy(), ys[:, i, j].numpy(), color=color, lw=3 * scale, alpha=a)
+                if samples is not None:
+                    inset.plot(samples[0][:, i].numpy(), samples[1][:, i, j].numpy(), "o", color=color,
+                               ms=2 * scale, alpha=a)
+                inset.set_xticks([])
+                inset.set_yticks([])
+                inset.patch.set_alpha(0)
+                for sp in inset.spines.values():
+                    sp.set_color(color)
+                    sp.set_alpha(a)
+                if symbolic[j, i]:
+                    inset.set_title(str(sym.funs_name[j][i]), fontsize=max(6.0, 14 * scale), color=color, pad=1)
+    fs = max(7.0, 24 * scale)
+    for i, name in enumerate(in_vars or []):
+        ax.text(node_x[0][i], -0.17, name, ha="center", va="center", fontsize=fs)
+    for j, name in enumerate(out_vars or []):
+        ax.text(node_x[-1][j], depth + 0.15, name, ha="center", va="center", fontsize=fs)
+    if title is not None:
+        ax.text(0.5, depth + 0.42, str(title), ha="center", va="center", fontsize=fs)
+    _save(fig, folder, "kan.png")
+    return fig
+
+
+def plot_activation(model, l: int, i: int, j: int, x_range=None, folder=None):
+    """One edge i -> j of layer l: its spline part mask * scale_sp * spline,
+    its base part mask * scale_base * b(x), and their sum, over x_range
+    (default: the input range recorded by the last recording forward, else
+    the extended grid span), with the knots marked on the total curve and as
+    dotted lines. Saves ``<folder>/activation_<l>_<i>_<j>.png`` if folder is given."""
+    from matplotlib.figure import Figure
+
+    for name, v, n in (("l", l, model.depth), ("i", i, model.width[l] if _is_index(l, model.depth) else 0),
+                       ("j", j, model.width[l + 1] if _is_index(l, model.depth) else 0)):
+        if not _is_index(v, n):
+            raise ValueError(f"plot_activation: {name} must be an int in [0, {n}), got {v!r}")
+    layer = model.act_fun[l]
+    knots = layer.grid[i].detach()
+    if x_range is None:
+        ranges = getattr(model, "input_range", None)
+        if ranges and len(ranges) == model.depth and ranges[l].shape[0] == model.width[l]:
+            x_range = (float(ranges[l][i, 0]), float(ranges[l][i, 1]))
+        else:
+            x_range = (float(knots[0]), float(knots[-1]))
+    lo, hi = (float(v) for v in x_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"plot_activation: x_range must be finite (lo, hi) with lo <= hi, got {x_range!r}")
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    x = torch.linspace(lo, hi, 200, dtype=knots.dtype, device=knots.device)
+    base, spline = _edge_parts(layer, i, j, x)
+    inside = knots[(knots >= lo) & (knots <= hi)]
+    kb, ks = _edge_parts(layer, i, j, inside)
+
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
+    ax.plot(x.cpu().numpy(), spline.cpu().numpy(), label="spline", color="tab:blue")
+    ax.plot(x.cpu().numpy(), base.cpu().numpy(), label="base", color="tab:orange", ls="--")
+    ax.plot(x.cpu().numpy(), (base + spline).cpu().numpy(), label="total", color="black", lw=2)
+    for t in inside.cpu().numpy():
+        ax.axvline(t, color="grey", lw=0.5, ls=":")
+    ax.plot(inside.cpu().numpy(), (kb + ks).cpu().numpy(), "o", color="black", ms=4, label="knots")
+    masked = " (masked)" if float(layer.mask[i, j]) == 0 else ""
+    ax.set_title(f"layer {l}: input {i} -> node {j}{masked}")
+    ax.set_xlabel(f"x_{i}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, folder, f"activation_{l}_{i}_{j}.png")
+    return fig
+
+
+def edge_curves(model, l: int, lo: Tensor, hi: Tensor, points: int = _POINTS) -> tuple[Tensor, Tensor]:
+    """(xs (P, in), phi (P, in, out)) on P points per input from lo[i] to
+    hi[i]: every edge's activation (mask applied; symbolic part added if the
+    model has one), float64 on the CPU. P is small, so (P, in, out) is fine."""
+    lo, hi = lo.detach().double().cpu(), hi.detach().double().cpu()
+    hi = torch.where(hi > lo, hi, lo + 1e-3)
+    t = torch.linspace(0, 1, points, dtype=torch.float64).unsqueeze(1)
+    xs = lo + t * (hi - lo)
+    return xs, _activations(model, l, xs)
+
+
+def _activations(model, l: int, xs: Tensor) -> Tensor:
+    layer = model.act_fun[l]
+    dev, dt = layer.grid.device, layer.grid.dtype
+    with torch.no_grad():
+        x = xs.to(device=dev, dtype=dt)
+        Wb, Wc = layer.folded_weights()
+        bx = layer.base_fun(x) if callable(layer.base_fun) else reference.base_function(layer.base_fun, x)
+        phi = bx.unsqueeze(-1) * Wb + torch.einsum("nig,igj->nij", reference.spline_basis(x, layer.grid, layer.k), Wc)
+        sym = _symbolic(model, l)
+        if sym is not None and callable(sym):
+            out = sym(x)  # pykan's Symbolic_KANLayer returns (y, per-edge values (P, out, in))
+            if isinstance(out, tuple) and len(out) == 2 and tuple(out[1].shape) == (x.shape[0], phi.shape[2], phi.shape[1]):
+                phi = phi + out[1].transpose(1, 2)
+    return phi.double().cpu()
+
+
+def _edge_parts(layer, i: int, j: int, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(base part, spline part) of edge i -> j at the points x (P,)."""
+    with torch.no_grad():
+        xi = x.reshape(-1, 1)
+        m = layer.mask[i, j]
+        bx = layer.base_fun(xi) if callable(layer.base_fun) else reference.base_function(layer.base_fun, xi)
+        B = reference.spline_basis(xi, layer.grid[i : i + 1], layer.k)[:, 0]  # (P, G+k)
+        spline = m * layer.scale_sp[i, j] * (B @ layer.coef[i, j])
+        return (m * layer.scale_base[i, j] * bx[:, 0]).double(), spline.double()
+
+
+def _samples(model, l: int):
+    acts = model.acts[l]
+    n = acts.shape[0]
+    idx = torch.linspace(0, n - 1, min(n, _MAX_SAMPLES)).round().long().to(acts.device)
+    xs = acts.index_select(0, idx).double().cpu()
+    return xs, _activations(model, l, xs)
+
+
+def _symbolic(model, l: int):
+    sym = getattr(model, "symbolic_fun", None)
+    if sym is None:
+        return None
+    s = sym[l]
+    return s if hasattr(s, "mask") and hasattr(s, "funs_name") else None
+
+
+def _names(arg: str, names, n: int):
+    if names is None:
+        return None
+    names = list(names)
+    if len(names) != n:
+        raise ValueError(f"plot: {arg} needs {n} names (one per node), got {len(names)}")
+    out = []
+    for v in names:
+        if hasattr(v, "free_symbols"):  # a sympy expression
+            import sympy
+
+            out.append(f"${sympy.latex(v)}$")
+        else:
+            out.append(str(v))
+    return out
+
+
+def _is_index(v, n: int) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and 0 <= v < n
+
+
+def _save(fig, folder, name: str) -> None:
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+        fig.savefig(os.path.join(os.fspath(folder), name), dpi=100)

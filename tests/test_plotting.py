@@ -1,0 +1,148 @@
+"""plot() and plot_activation(): the figure is inspected, not looked at."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pytest
+import torch
+from torch import nn
+
+import kanext
+from kanext.plotting import EDGE_GID, NUMERIC_COLOR, SYMBOLIC_COLOR, SYMBOLIC_MIXED_COLOR
+from conftest import assert_close, gen
+
+F64 = torch.float64
+
+
+def _model_and_data():
+    model = kanext.KAN([3, 4, 2], grid=5, seed=2, dtype=F64)
+    x = torch.rand(300, 3, generator=gen(3), dtype=F64) * 2 - 1
+    model.remove_edge(0, 1, 2)
+    model.remove_edge(1, 3, 0)
+    model.remove_node(1, 0)  # masks its 3 incoming and 2 outgoing edges
+    return model, x
+
+
+def _insets(fig):
+    return {ax.get_gid(): ax for ax in fig.axes if (ax.get_gid() or "").startswith("kanext-edge-")}
+
+
+def _edge_alone(model, l, i, j, xs):
+    """phi_lji on the points xs, computed independently: the layer cut down
+    to edge i -> j by subset, fed only input i."""
+    return model.act_fun[l].subset([i], [j])(xs.reshape(-1, 1))[:, 0].detach()
+
+
+def test_plot_draws_one_inset_per_active_edge_with_its_curve_and_score_alpha(tmp_path):
+    import matplotlib.pyplot as plt
+
+    model, x = _model_and_data()
+    before = plt.get_fignums()
+    fig = model.plot(x=x, beta=3, in_vars=["a", "b", "c"], out_vars=["u", "v"], title="T", folder=tmp_path)
+    assert plt.get_fignums() == before, "plot must not create pyplot figures"
+    insets = _insets(fig)
+    active = {EDGE_GID.format(l=l, i=i, j=j) for l, layer in enumerate(model.act_fun)
+              for i in range(layer.in_features) for j in range(layer.out_features) if float(layer.mask[i, j]) != 0}
+    assert len(active) == 12 + 8 - 2 - 5  # all edges, less 2 removed ones and node 0's 5 edges
+    assert set(insets) == active
+    model.attribute(x=x)
+    for gid, ax in insets.items():
+        l, i, j = (int(v) for v in gid.split("-")[2:])
+        (line,) = ax.get_lines()
+        xs, ys = torch.tensor(line.get_xdata()), torch.tensor(line.get_ydata())
+        seen = model.layer_inputs(x)[l][:, i]
+        assert math.isclose(xs[0], float(seen.min())) and math.isclose(xs[-1], float(seen.max())), "range seen"
+        assert_close(ys, _edge_alone(model, l, i, j, xs), 1e-12, msg=f"curve {gid}")
+        assert math.isclose(line.get_alpha(), math.tanh(3 * float(model.edge_scores[l][j, i])), rel_tol=1e-12)
+        assert line.get_color() == NUMERIC_COLOR
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"a", "b", "c", "u", "v", "T"} <= texts
+    assert (tmp_path / "kan.png").stat().st_size > 0
+
+
+def test_plot_metrics_and_samples():
+    model, x = _model_and_data()
+    model.attribute(x=x, metric="forward")
+    l1 = model.edge_scores
+    fig = model.plot(x=x, metric="forward", beta=1, sample=True)
+    ax = _insets(fig)[EDGE_GID.format(l=0, i=2, j=1)]
+    curve, dots = ax.get_lines()
+    assert math.isclose(curve.get_alpha(), math.tanh(float(l1[0][1, 2])), rel_tol=1e-12)
+    assert len(dots.get_xdata()) == 200
+    assert_close(torch.tensor(dots.get_ydata()), _edge_alone(model, 0, 2, 1, torch.tensor(dots.get_xdata())), 1e-12,
+                 msg="sample dots")
+    for metric in ("forward_n", "forward_u"):
+        assert len(_insets(model.plot(x=x, metric=metric))) == 13
+    with pytest.raises(ValueError, match="metric"):
+        model.plot(x=x, metric="sideways")
+    with pytest.raises(ValueError, match="in_vars needs 3 names"):
+        model.plot(x=x, in_vars=["a"])
+
+
+class _FakeSymbolic(nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.register_buffer("mask", torch.zeros(n_out, n_in))
+        self.funs_name = [["0"] * n_in for _ in range(n_out)]
+
+    def forward(self, x):
+        """pykan's Symbolic_KANLayer convention: (y (P, out), per-edge values (P, out, in)); here 2 x."""
+        post = self.mask[None] * 2 * x[:, None, :]
+        return post.sum(dim=2), post
+
+
+def test_symbolic_edges_are_coloured_and_labelled():
+    model, x = _model_and_data()
+    model.symbolic_fun = nn.ModuleList(_FakeSymbolic(model.width[l], model.width[l + 1]) for l in range(2))
+    sym0 = model.symbolic_fun[0]
+    sym0.mask[2, 1] = 1  # numeric edge (0, 1, 2) is masked: symbolic only
+    sym0.funs_name[2][1] = "sin"
+    sym0.mask[1, 0] = 1  # numeric edge (0, 0, 1) is active: both
+    sym0.funs_name[1][0] = "x^2"
+    insets = _insets(model.plot(x=x))
+    assert len(insets) == 14  # the symbolic-only edge is active again
+    only, both = insets[EDGE_GID.format(l=0, i=1, j=2)], insets[EDGE_GID.format(l=0, i=0, j=1)]
+    assert only.get_title() == "sin" and only.get_lines()[0].get_color() == SYMBOLIC_COLOR
+    assert both.get_title() == "x^2" and both.get_lines()[0].get_color() == SYMBOLIC_MIXED_COLOR
+    for ax, numeric in ((only, 0.0), (both, 1.0)):
+        xs, ys = (torch.tensor(v) for v in (ax.get_lines()[0].get_xdata(), ax.get_lines()[0].get_ydata()))
+        i, j = (int(v) for v in ax.get_gid().split("-")[3:])
+        assert_close(ys, 2 * xs + numeric * _edge_alone(model, 0, i, j, xs), 1e-12, msg="symbolic curve")
+    other = insets[EDGE_GID.format(l=0, i=0, j=2)]
+    assert other.get_title() == "" and other.get_lines()[0].get_color() == NUMERIC_COLOR
+
+
+def test_plot_activation_shows_spline_base_total_and_knots(tmp_path):
+    model, x = _model_and_data()
+    model.attribute(x=x)  # records the input range
+    fig = model.plot_activation(0, 2, 3, folder=tmp_path)
+    (ax,) = fig.axes
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    xs = torch.tensor(lines["total"].get_xdata())
+    assert math.isclose(xs[0], float(x[:, 2].min())) and math.isclose(xs[-1], float(x[:, 2].max()))
+    total = torch.tensor(lines["total"].get_ydata())
+    assert_close(total, _edge_alone(model, 0, 2, 3, xs), 1e-12, msg="total")
+    spline, base = torch.tensor(lines["spline"].get_ydata()), torch.tensor(lines["base"].get_ydata())
+    assert_close(spline + base, total, 1e-14, msg="spline + base")
+    layer = model.act_fun[0]
+    assert_close(base, layer.scale_base[2, 3].detach() * torch.nn.functional.silu(xs), 1e-14, msg="base")
+    knots = layer.grid[2]
+    seen = knots[(knots >= xs[0]) & (knots <= xs[-1])]
+    assert torch.equal(torch.tensor(lines["knots"].get_xdata()), seen)
+    assert (tmp_path / "activation_0_2_3.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"j must be an int in \[0, 4\)"):
+        model.plot_activation(0, 0, 4)
+
+
+def test_plot_is_headless_and_writes_no_files_without_folder(tmp_path, monkeypatch):
+    # The figures are plain matplotlib.figure.Figure objects, drawable with Agg.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    monkeypatch.chdir(tmp_path)
+    model, x = _model_and_data()
+    fig = model.plot(x=x, sample=True)
+    fig2 = model.plot_activation(0, 0, 0)
+    assert isinstance(fig, matplotlib.figure.Figure) and isinstance(fig2, matplotlib.figure.Figure)
+    FigureCanvasAgg(fig).draw()
+    assert list(tmp_path.iterdir()) == []
