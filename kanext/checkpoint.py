@@ -105,7 +105,7 @@ _TOP_KEYS = {
 }
 _LAYER_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
 #: Attributes that are caches, not model state: neither saved nor restored.
-_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range", "_identity_affine_cache",
+_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range", "_identity_affine_cache", "_mask_ones_cache",
               # attribution scores, and the kept input columns that prune_input notes
               "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
               "subnode_scores_all", "input_id"}

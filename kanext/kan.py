@@ -145,7 +145,7 @@ class KAN(nn.Module):
         if torch.compiler.is_compiling():
             return False
         ps = (self.subnode_scale[l], self.subnode_bias[l], self.node_scale[l], self.node_bias[l])
-        key = tuple((p._version, p.data_ptr(), p.requires_grad) for p in ps)
+        key = tuple((id(p), p._version, p.data_ptr(), p.requires_grad) for p in ps)
         cache = self.__dict__.setdefault("_identity_affine_cache", {})
         hit = cache.get(l)
         if hit is not None and hit[0] == key:

@@ -122,11 +122,26 @@ class KANLinear(nn.Module):
         """(Wb, Wc): mask * scale_base (in, out) and mask * scale_sp * coef as
         (in, G+k, out), the two dense weights the kernel takes. Autograd carries
         gradients back through the fold to scale_base, scale_sp and coef."""
-        Wb = self.mask * self.scale_base
+        if self._mask_is_ones():  # no pruned edge: multiplying by 1 changes nothing
+            Wb, scale = self.scale_base, self.scale_sp
+        else:
+            Wb, scale = self.mask * self.scale_base, self.mask * self.scale_sp
         # With coef in the kernel layout the fold is one vectorised sweep
         # forward and one backward, no transpose.
-        Wc = ops.fold_spline_weights(self.coef, self.mask * self.scale_sp)
-        return Wb, Wc
+        return Wb, ops.fold_spline_weights(self.coef, scale)
+
+    def _mask_is_ones(self) -> bool:
+        """Whether every edge is unmasked; cached, and recomputed whenever the
+        mask buffer is modified or replaced (version counter, storage)."""
+        if torch.compiler.is_compiling():
+            return False
+        m = self.mask
+        key = (id(m), m._version, m.data_ptr(), m.device)
+        hit = self.__dict__.get("_mask_ones_cache")
+        if hit is None or hit[0] != key:
+            hit = (key, bool((m == 1).all()))
+            self.__dict__["_mask_ones_cache"] = hit
+        return hit[1]
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 0 or x.shape[-1] != self.in_features:

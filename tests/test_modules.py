@@ -257,3 +257,21 @@ def test_frozen_affines_edited_in_place_take_effect():
         model.node_scale[0].fill_(1.0)
         model.subnode_bias[1].zero_()
     assert torch.equal(model(x), y_ident)
+
+
+def test_mask_edited_in_place_takes_effect():
+    # folded_weights skips the mask multiply while the mask is all ones (a
+    # cache keyed on the buffer's version): in-place edits must count.
+    torch.manual_seed(4)
+    layer = kanext.KANLinear(4, 3, grid=5, k=3, dtype=torch.float64)
+    x = torch.rand(9, 4, dtype=torch.float64) * 2 - 1
+    y_full = layer(x)
+    with torch.no_grad():
+        layer.mask[1, 2] = 0.0
+    expected = reference.kan_layer(x, layer.grid, layer.k, "silu", layer.coef, layer.scale_base, layer.scale_sp,
+                                   layer.mask)
+    assert_close(layer(x), expected, 1e-12)
+    assert not torch.allclose(layer(x)[:, 2], y_full[:, 2])
+    with torch.no_grad():
+        layer.mask.fill_(1.0)
+    assert torch.equal(layer(x), y_full)

@@ -23,7 +23,7 @@
 namespace kanext {
 namespace cpu {
 
-constexpr int kRows = 32;  // batch rows per block
+constexpr int kRows = 32;  // batch rows per block (a multiple of the vector lanes)
 
 // One 512-bit vector (GCC/Clang vector extensions; split into narrower
 // instructions automatically when the target has no AVX-512). Dot products
@@ -59,6 +59,85 @@ inline T hsum(vec_t<T> v) {
   T s = T(0);
   for (int l = 0; l < kLanes<T>; ++l) s += v[l];
   return s;
+}
+
+// exp(x) on a whole vector, for the silu base function. A scalar libm exp
+// per element was the largest single cost of the bases of small layers.
+// Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, a Taylor polynomial
+// for exp(r) (degree 13 in double, 7 in float: truncation below half an
+// ulp), then the 2^n scaling in the exponent bits. Accurate to about 1 ulp
+// against std::exp. Results below 2^-1022 (2^-126) are flushed to 0, which
+// silu (x / (1 + exp(-x))) cannot see; +-inf and NaN behave as std::exp.
+template <typename T>
+struct VecExp;
+template <>
+struct VecExp<double> {
+  typedef int64_t ivec __attribute__((vector_size(64)));
+  static vec_t<double> apply(vec_t<double> x) {
+    typedef vec_t<double> V;
+    const V hi_lim = V{} + 709.782712893384, lo_lim = V{} + -708.3964185322641;
+    V xc = x > hi_lim ? hi_lim : x;
+    xc = xc < lo_lim ? lo_lim : xc;
+    xc = x != x ? V{} : xc;  // NaN lanes: any finite value, replaced below
+    const V magic = V{} + 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+    const V n = (xc * 1.4426950408889634 + magic) - magic;
+    const V r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    V p = V{} + 1.0 / 6227020800.0;  // 1/13!
+    const double c[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
+                        1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,     1.0 / 6.0,
+                        0.5,               1.0,              1.0};
+    for (double ci : c) p = p * r + ci;
+    const ivec bits = (__builtin_convertvector(n, ivec) + 1023) << 52;
+    V scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    V y = p * scale;
+    y = x > hi_lim ? V{} + std::numeric_limits<double>::infinity() : y;
+    y = x < lo_lim ? V{} : y;
+    return x != x ? x : y;
+  }
+};
+template <>
+struct VecExp<float> {
+  typedef int32_t ivec __attribute__((vector_size(64)));
+  static vec_t<float> apply(vec_t<float> x) {
+    typedef vec_t<float> V;
+    const V hi_lim = V{} + 88.72283f, lo_lim = V{} + -87.33654f;
+    V xc = x > hi_lim ? hi_lim : x;
+    xc = xc < lo_lim ? lo_lim : xc;
+    xc = x != x ? V{} : xc;
+    const V magic = V{} + 12582912.0f;  // 1.5 * 2^23
+    const V n = (xc * 1.44269504088896341f + magic) - magic;
+    const V r = (xc - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    V p = V{} + 1.0f / 5040.0f;  // 1/7!
+    const float c[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
+    for (float ci : c) p = p * r + ci;
+    const ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
+    V scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    V y = p * scale;
+    y = x > hi_lim ? V{} + std::numeric_limits<float>::infinity() : y;
+    y = x < lo_lim ? V{} : y;
+    return x != x ? x : y;
+  }
+};
+
+static_assert(kRows % kLanes<float> == 0 && kRows % kLanes<double> == 0, "kRows must fill whole vectors");
+
+// silu(x) (and its derivative if DERIV) for kRows values at once: the
+// formulas of base_value / base_derivative in kanext/bspline.h, with the
+// vector exp.
+template <typename T, bool DERIV>
+inline void silu_block(const T* __restrict x, T* __restrict bv, T* __restrict dbv) {
+  typedef vec_t<T> V;
+  for (int r = 0; r < kRows; r += kLanes<T>) {
+    const V xv = vload(x + r);
+    const V e = VecExp<T>::apply(-xv);
+    vstore(bv + r, xv / (T(1) + e));
+    if (DERIV) {
+      const V s = T(1) / (T(1) + e);
+      vstore(dbv + r, s * (T(1) + xv * (T(1) - s)));
+    }
+  }
 }
 
 // res[r] = dot(rows[r], d) for r < R over `out` elements.
@@ -140,21 +219,27 @@ struct BlockBases {
     int64_t g[kRows];
     T u[2 * K + 2][kRows];
     T xv[kRows];
+    T xin[kRows];
     for (int r = 0; r < nr; ++r) {
       const T xr = x[r * xs];
+      xin[r] = xr;
       const int64_t gr = find_interval<T>(t, M, xr);
       g[r] = gr;
       start[r] = gr >= 0 ? std::min(std::max<int64_t>(gr - K, 0), G - 1) : (std::isnan(xr) ? -2 : -1);
       const int64_t gg = gr >= 0 ? gr : K;  // outside: any interval, values dropped
       for (int q = 0; q < 2 * K + 2; ++q) u[q][r] = padded[gg + 1 + q];
       xv[r] = gr >= 0 ? xr : u[K][r];
-      bv[r] = base_value<T>(base, xr);
-      if (DERIV) dbv[r] = base_derivative<T>(base, xr);
+      if (base != kBaseSilu) {
+        bv[r] = base_value<T>(base, xr);
+        if (DERIV) dbv[r] = base_derivative<T>(base, xr);
+      }
     }
     for (int r = nr; r < kRows; ++r) {  // keep the vector loops on full, finite lanes
       for (int q = 0; q < 2 * K + 2; ++q) u[q][r] = T(q);
       xv[r] = T(K) + T(0.5);
+      xin[r] = T(0);
     }
+    if (base == kBaseSilu) silu_block<T, DERIV>(xin, bv, dbv);
     // Cox-de Boor triangle, vectorised over the block: N[q] is basis g-j+q of order j.
     T N[K1][kRows];
     for (int r = 0; r < kRows; ++r) N[0][r] = T(1);
