@@ -48,19 +48,55 @@ class LBFGS(torch.optim.Optimizer):
             raise ValueError("LBFGS: one parameter group only")
         self._params = self.param_groups[0]["params"]
 
-    # -- flat views of the parameters and their gradients
+    # -- flat views of the parameters and their gradients. Each parameter is
+    # flattened in its memory order (a permutation of its dims that makes it
+    # contiguous), so that the parameter views never copy and setting all
+    # parameters is one split and one foreach copy: for the small models of the
+    # KAN workflow these run thousands of times per fit.
+    def _refresh_views(self):
+        """Recomputes the views when a parameter was replaced or re-strided
+        (checked once per step())."""
+        ps = self._params
+        key = tuple((id(p), p.data_ptr(), p.shape, p.stride()) for p in ps)
+        if self.__dict__.get("_views_key") != key:
+            perms, views = [], []
+            for p in ps:
+                perm = sorted(range(p.dim()), key=lambda d: (-p.stride(d), d))
+                q = p.detach().permute(perm)
+                perms.append(perm)
+                views.append(q.view(-1) if q.is_contiguous() else None)
+            self._views_key, self._perms, self._pviews = key, perms, views
+            self._sizes = [p.numel() for p in ps]
+
     def _flat_grad(self) -> Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self._params])
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).permute(perm).reshape(-1)
+                          for p, perm in zip(self._params, self._perms)])
 
     def _flat_params(self) -> Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self._params])
+        return torch.cat([v if v is not None else p.detach().permute(perm).reshape(-1)
+                          for v, p, perm in zip(self._pviews, self._params, self._perms)])
 
     def _set_params(self, flat: Tensor) -> None:
-        i = 0
+        views = self._pviews
+        parts = torch.split(flat, self._sizes)
+        if all(v is not None for v in views):
+            torch._foreach_copy_(views, parts)
+            return
+        for v, p, perm, part in zip(views, self._params, self._perms, parts):
+            if v is not None:
+                v.copy_(part)
+            else:  # overlapping or gapped strides: copy through the permuted view
+                p.detach().permute(perm).copy_(part.view([p.shape[d] for d in perm]))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As torch.optim.Optimizer.zero_grad, without its per-call profiling
+        and grouping overhead (one parameter group, called once per closure)."""
         for p in self._params:
-            n = p.numel()
-            p.copy_(flat[i : i + n].view_as(p))
-            i += n
+            if p.grad is not None:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().zero_()
 
     def _evaluate(self, closure, x0: Tensor, t: float, d: Tensor):
         self._set_params(x0 + t * d)
@@ -81,6 +117,7 @@ class LBFGS(torch.optim.Optimizer):
         st.setdefault("s", [])
         st.setdefault("y", [])
         st.setdefault("rho", [])
+        self._refresh_views()
 
         with torch.enable_grad():
             first_loss = closure()

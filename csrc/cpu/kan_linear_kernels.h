@@ -69,57 +69,50 @@ inline T hsum(vec_t<T> v) {
 // against std::exp. Results below 2^-1022 (2^-126) are flushed to 0, which
 // silu (x / (1 + exp(-x))) cannot see; +-inf and NaN behave as std::exp.
 template <typename T>
-struct VecExp;
+struct ExpConsts;
 template <>
-struct VecExp<double> {
+struct ExpConsts<double> {
   typedef int64_t ivec __attribute__((vector_size(64)));
-  static vec_t<double> apply(vec_t<double> x) {
-    typedef vec_t<double> V;
-    const V hi_lim = V{} + 709.782712893384, lo_lim = V{} + -708.3964185322641;
-    V xc = x > hi_lim ? hi_lim : x;
-    xc = xc < lo_lim ? lo_lim : xc;
-    xc = x != x ? V{} : xc;  // NaN lanes: any finite value, replaced below
-    const V magic = V{} + 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-    const V n = (xc * 1.4426950408889634 + magic) - magic;
-    const V r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-    V p = V{} + 1.0 / 6227020800.0;  // 1/13!
-    const double c[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
-                        1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,     1.0 / 6.0,
-                        0.5,               1.0,              1.0};
-    for (double ci : c) p = p * r + ci;
-    const ivec bits = (__builtin_convertvector(n, ivec) + 1023) << 52;
-    V scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);
-    V y = p * scale;
-    y = x > hi_lim ? V{} + std::numeric_limits<double>::infinity() : y;
-    y = x < lo_lim ? V{} : y;
-    return x != x ? x : y;
-  }
+  static constexpr double hi = 709.782712893384, lo = -708.3964185322641;
+  static constexpr double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+  static constexpr double log2e = 1.4426950408889634;
+  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  static constexpr int bias = 1023, mant = 52, degree = 13;
 };
 template <>
-struct VecExp<float> {
+struct ExpConsts<float> {
   typedef int32_t ivec __attribute__((vector_size(64)));
-  static vec_t<float> apply(vec_t<float> x) {
-    typedef vec_t<float> V;
-    const V hi_lim = V{} + 88.72283f, lo_lim = V{} + -87.33654f;
-    V xc = x > hi_lim ? hi_lim : x;
-    xc = xc < lo_lim ? lo_lim : xc;
-    xc = x != x ? V{} : xc;
-    const V magic = V{} + 12582912.0f;  // 1.5 * 2^23
-    const V n = (xc * 1.44269504088896341f + magic) - magic;
-    const V r = (xc - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
-    V p = V{} + 1.0f / 5040.0f;  // 1/7!
-    const float c[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-    for (float ci : c) p = p * r + ci;
-    const ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
-    V scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);
-    V y = p * scale;
-    y = x > hi_lim ? V{} + std::numeric_limits<float>::infinity() : y;
-    y = x < lo_lim ? V{} : y;
-    return x != x ? x : y;
-  }
+  static constexpr float hi = 88.72283f, lo = -87.33654f;
+  static constexpr float magic = 12582912.0f;  // 1.5 * 2^23
+  static constexpr float log2e = 1.44269504088896341f;
+  static constexpr float ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
+  static constexpr int bias = 127, mant = 23, degree = 7;
 };
+
+constexpr int64_t factorial(int m) { return m <= 1 ? 1 : m * factorial(m - 1); }
+
+template <typename T>
+inline vec_t<T> vec_exp(vec_t<T> x) {
+  typedef ExpConsts<T> C;
+  typedef vec_t<T> V;
+  const V hi = V{} + C::hi, lo = V{} + C::lo;
+  V xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  xc = x != x ? V{} : xc;  // NaN lanes: any finite value, replaced below
+  const V n = (xc * C::log2e + C::magic) - C::magic;
+  const V r = (xc - n * C::ln2_hi) - n * C::ln2_lo;
+  // Horner on the Taylor coefficients 1/m! (constants: m! is exact in T).
+  V p = V{} + T(1) / T(factorial(C::degree));
+#pragma GCC unroll 16
+  for (int m = C::degree - 1; m >= 0; --m) p = p * r + T(1) / T(factorial(m));
+  const typename C::ivec bits = (__builtin_convertvector(n, typename C::ivec) + C::bias) << C::mant;
+  V scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  V y = p * scale;
+  y = x > hi ? V{} + std::numeric_limits<T>::infinity() : y;
+  y = x < lo ? V{} : y;
+  return x != x ? x : y;
+}
 
 static_assert(kRows % kLanes<float> == 0 && kRows % kLanes<double> == 0, "kRows must fill whole vectors");
 
@@ -131,7 +124,7 @@ inline void silu_block(const T* __restrict x, T* __restrict bv, T* __restrict db
   typedef vec_t<T> V;
   for (int r = 0; r < kRows; r += kLanes<T>) {
     const V xv = vload(x + r);
-    const V e = VecExp<T>::apply(-xv);
+    const V e = vec_exp<T>(-xv);
     vstore(bv + r, xv / (T(1) + e));
     if (DERIV) {
       const V s = T(1) / (T(1) + e);
