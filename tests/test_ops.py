@@ -304,14 +304,15 @@ def test_gradcheck_spline_basis(k, G, kind):
     assert torch.autograd.gradcheck(lambda a: ops.spline_basis(a, grid, k), (x,))
 
 
+@pytest.mark.parametrize("out", (5, 19), ids=("narrow", "wide"))  # below / above one vector: two weight-grad paths
 @pytest.mark.parametrize("kind", ("uniform", "nonuniform"))
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("G", (1, 5, 100))
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind):
-    in_f, out, N = 7, 5, 90
-    s = seed_of("bwd", dtype, k, G, base, kind)
+def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out):
+    in_f, N = 7, 90
+    s = seed_of("bwd", dtype, k, G, base, kind, out)
     grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
     x = torch.cat([sample_x(N, grid, seed=s + 1), knot_x(grid)])
     Wb, Wc = kan_weights(in_f, G, k, out, dtype, s + 2)

@@ -368,15 +368,16 @@ inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* 
     }
 }
 
-constexpr int kGroupBlocks = 8;  // backward: rows are grouped by interval over 4 blocks (128 rows)
+constexpr int kGroupBlocks = 8;  // backward: rows are grouped by interval over 8 blocks (256 rows)
 
 // Backward for inputs [i0, i1): the caller gives each input to exactly one
 // thread, which owns grad_x[:, i], grad_Wb[i] and grad_Wc[i] and walks the
 // batch in order, so there are no atomics and the result is deterministic
 // (and independent of the thread count). The thread also zeroes its slices of
 // grad_Wb / grad_Wc (need_w) first, and writes every grad_x[:, i] (need_x).
-// Weight gradients: the rows of a 128-row span are grouped by knot interval
-// (stable order), and each group's rank-1 updates are summed in registers.
+// Weight gradients: the rows of a 256-row span are grouped by knot interval
+// (stable order), and each group's rank-1 updates are summed in registers;
+// layers narrower than one vector take the rows one by one instead.
 template <typename T, int K>
 void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, const T* __restrict grid,
                                 const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
@@ -393,7 +394,7 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
   T coef[kSpan][K1 + 1];
   const T* drows[kSpan];
   // Inputs are taken in chunks whose gradient rows (~192 KiB) stay in L2
-  // while each 128-row span of grad_y is read once for the whole chunk.
+  // while each 256-row span of grad_y is read once for the whole chunk.
   const int64_t chunk = std::max<int64_t>(1, (192 << 10) / std::max<int64_t>(1, (nb + 1) * out * sizeof(T)));
   if (need_w) {
     std::fill(gWb + i0 * out, gWb + i1 * out, T(0));
@@ -446,6 +447,29 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
         }
       }
       if (!need_w) continue;
+      if (out < kLanes<T>) {
+        // Narrow layers (out below one vector): rank-1 updates row by row in
+        // batch order. Sorting and grouping the rows cost more than they save
+        // here (2 -> 5 layer, N=1000: 2.3x faster weight gradients).
+        for (int r = 0; r < rows; ++r) {
+          const BlockBases<T, K>& B = bb[r / kRows];
+          const int rr = r % kRows;
+          const int64_t s = B.start[rr];
+          if (s == -2) continue;
+          const T* __restrict d = gy + (n0 + r) * out;
+          if (has_base) {
+            const T b = B.bv[rr];
+            for (int64_t j = 0; j < out; ++j) gwb[j] += b * d[j];
+          }
+          if (s < 0) continue;
+          T* __restrict w = gwc + s * out;
+          for (int q = 0; q < K1; ++q) {
+            const T c = B.v[q][rr];
+            for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
+          }
+        }
+        continue;
+      }
       // Counting sort (stable) of the span's rows by window start, -2 (NaN:
       // skipped) and -1 (outside the grid: base term only) first.
       std::fill(counts.begin(), counts.end(), 0);
