@@ -247,9 +247,9 @@ def test_refused_save_writes_nothing(tmp_path):
         save(model, tmp_path / "c")
     with pytest.raises(CheckpointError, match="not plain finite JSON"):
         save(_kan(), tmp_path / "c", metadata={"x": object()})
-    with pytest.raises(CheckpointError, match="expected a kanext.KAN or kanext.KANLinear, got .*Sub"):
+    with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got .*Sub"):
         save(type("Sub", (kanext.KANLinear,), {})(2, 2), tmp_path / "c")
-    with pytest.raises(CheckpointError, match="expected a kanext.KAN or kanext.KANLinear, got torch.nn.modules.linear.Linear"):
+    with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got torch.nn.modules.linear.Linear"):
         save(nn.Linear(2, 2), tmp_path / "c")
     assert _listing(tmp_path) == []
 
