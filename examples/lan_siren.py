@@ -79,18 +79,19 @@ def train(model, coords, target, steps, lr):
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="32x32 image, 24 hidden, 150 + 150 steps")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--size", type=int, default=None, help="image side (default 128; 32 with --quick)")
+    ap.add_argument("--hidden", type=int, default=None, help="hidden width (default 64; 24 with --quick)")
     ap.add_argument("--layers", type=int, default=2, help="hidden sine layers")
     ap.add_argument("--w0", type=float, default=30.0)
-    ap.add_argument("--steps", type=int, default=400, help="steps of each stage")
+    ap.add_argument("--steps", type=int, default=None, help="steps of each stage (default 400; 150 with --quick)")
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (SIREN and LAN linear weights)")
     ap.add_argument("--lan-lr", type=float, default=1e-3, help="Adam learning rate of the LAN activations")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     args = ap.parse_args(argv)
-    if args.quick:
-        args.size, args.hidden, args.steps = 32, 24, 150
+    for name, full, quick in (("size", 128, 32), ("hidden", 64, 24), ("steps", 400, 150)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     torch.manual_seed(args.seed)
     img = load_image(args.size)
     s = torch.linspace(-1, 1, args.size)

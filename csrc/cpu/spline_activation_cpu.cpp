@@ -74,7 +74,7 @@ Tables<T> make_tables(const at::Tensor& grid, int64_t k, const at::Tensor& coef,
   for (int attempt = 0; attempt < 4; ++attempt) {
     lut.assign(C * NB, 0);
     std::vector<int> st(C, 0);
-    at::parallel_for(0, C, 64, [&](int64_t c0, int64_t c1) {
+    at::parallel_for(0, C, std::max<int64_t>(64, cpu::kMinTaskWork / (NB * M)), [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) st[c] = cpu::build_lookup<T>(t + c * M, M, NB, lut.data() + c * NB, ibw + c);
     });
     steps = *std::max_element(st.begin(), st.end());
@@ -83,7 +83,7 @@ Tables<T> make_tables(const at::Tensor& grid, int64_t k, const at::Tensor& coef,
   }
   tb.lut = at::empty({C, NB}, opt.dtype(at::kInt));
   std::copy(lut.begin(), lut.end(), tb.lut.template data_ptr<int32_t>());
-  at::parallel_for(0, C, 16, [&](int64_t c0, int64_t c1) {
+  at::parallel_for(0, C, std::max<int64_t>(16, cpu::kMinTaskWork / (8 * M * K1 * K1)), [&](int64_t c0, int64_t c1) {
     std::vector<double> td(M);
     for (int64_t c = c0; c < c1; ++c) {
       for (int64_t q = 0; q < M; ++q) td[q] = double(t[c * M + q]);
@@ -189,7 +189,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
               });
               return;
             }
-            at::parallel_for(0, chunks, 1, [&](int64_t a, int64_t e) {
+            // Small problems stay on the calling thread (waking workers costs more).
+            const int64_t cgrain = std::max<int64_t>(1, cpu::kMinTaskWork / std::max<int64_t>(1, 8 * rows * C));
+            at::parallel_for(0, chunks, cgrain, [&](int64_t a, int64_t e) {
               for (int64_t ch = a; ch < e; ++ch) {
                 const int64_t n0 = ch * rows, n1 = std::min(N, n0 + rows);
                 if (n0 >= n1) continue;
@@ -210,7 +212,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
       const double* bp = tb.bp.template data_ptr<double>();
       const T *cf = coef.template data_ptr<T>(), *spp = sp.template data_ptr<T>();
       T *gcp = gcoef.template data_ptr<T>(), *gsbp = gsb.template data_ptr<T>(), *gspp = gsp.template data_ptr<T>();
-      at::parallel_for(0, C, 16, [&](int64_t c0, int64_t c1) {
+      const int64_t wgrain = std::max<int64_t>(16, cpu::kMinTaskWork / ((chunks + 2 * K1) * M * K1));
+      at::parallel_for(0, C, wgrain, [&](int64_t c0, int64_t c1) {
         std::vector<double> mom(M * K1);
         for (int64_t c = c0; c < c1; ++c) {
           std::fill(mom.begin(), mom.end(), 0.0);

@@ -88,17 +88,19 @@ inline int build_lookup(const T* t, int64_t M, int64_t NB, int32_t* lut, T* inv_
   const double lo = double(t[0]), hi = double(t[M - 1]);
   const double bw = (hi - lo) / double(NB);
   *inv_bw = T(double(NB) / (hi - lo));
-  auto interval_of = [&](double x) {  // largest g in [0, M-2] with t[g] <= x
-    int64_t g = 0;
+  // Largest g in [0, M-2] with t[g] <= x, for non-decreasing x: two
+  // pointers sweep the knots once (O(NB + M) per channel).
+  int64_t pa = 0, pe = 0;
+  auto advance = [&](int64_t& g, double x) {
     while (g < M - 2 && double(t[g + 1]) <= x) ++g;
     return g;
   };
   int steps = 0;
   for (int64_t b = 0; b < NB; ++b) {
     // The bucket's x lie in [lo + b bw, lo + (b+1) bw] up to rounding of the
-    // bucket index: widen by a relative 1e-5 of a bucket (float32 safe).
+    // bucket index: widen by 1e-3 of a bucket on each side.
     const double a = lo + (double(b) - 1e-3) * bw, e = lo + (double(b + 1) + 1e-3) * bw;
-    const int64_t g0 = interval_of(a), g1 = interval_of(e);
+    const int64_t g0 = advance(pa, a), g1 = advance(pe, e);
     lut[b] = static_cast<int32_t>(g0);
     steps = std::max(steps, static_cast<int>(g1 - g0));
   }
