@@ -305,19 +305,26 @@ void spline_activation_backward_rows(const ActTables<T>& tb, const T* __restrict
         }
       }
       if (NEED_W) {
-        // Distinct channels hit distinct moment rows: no conflicts in a vector.
+        // Contributions dy u^p computed vectorised, then added to the moment
+        // rows by a plain loop (hardware scatters are slow on the CPUs we
+        // measured; distinct channels never share a row).
+        T w[K1][kChanBlock];
 #pragma omp simd
         for (int c = 0; c < nc; ++c) {
           const T x = zr[c];
           const T dd = x != x ? T(0) : dr[c];
-          const int32_t r = idx[c] * K1;
           T up = dd;
 #pragma GCC unroll 6
           for (int p = 0; p <= K; ++p) {
-            mom[r + p] += up;
+            w[p][c] = up;
             up *= u[c];
           }
           if (BASE != kBaseZero) gsb[c0 + c] += x != x ? T(0) : dr[c] * act_base<T, BASE>(x);
+        }
+        for (int c = 0; c < nc; ++c) {
+          T* m = mom + idx[c] * K1;
+#pragma GCC unroll 6
+          for (int p = 0; p <= K; ++p) m[p] += w[p][c];
         }
       }
     }
