@@ -45,8 +45,8 @@ def check(act, z, rows=2048):
     zs = z.detach()[:rows].double()
     with torch.no_grad():
         got = act(z.detach()[:rows]).double()
-    exp = ref.spline_activation(zs, act.grid.double(), act.k, "silu", act.coef.double(), act.scale_base.double(),
-                                act.scale_sp.double())
+        exp = ref.spline_activation(zs, act.grid.double(), act.k, "silu", act.coef.double(),
+                                    act.scale_base.double(), act.scale_sp.double())
     err = float((got - exp).abs().max() / exp.abs().max().clamp_min(1))
     if err > 1e-5:
         raise SystemExit(f"SplineActivation disagrees with kanext.reference: rel err {err:.2e}")
