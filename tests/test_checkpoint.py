@@ -396,7 +396,7 @@ def test_json_not_utf8(stem):
         (lambda d: d.update(format_version=0), r"'format_version': expected a positive int, found 0"),
         (lambda d: d.pop("tensors"), r"keys: expected all of .*missing \['tensors'\]"),
         (lambda d: d.update(surprise=1), r"keys: expected only .*unknown \['surprise'\]"),
-        (lambda d: d.update({"class": "os.system"}), r"'class': expected one of \['KAN', 'KANLinear'\], found 'os.system'"),
+        (lambda d: d.update({"class": "os.system"}), r"'class': expected one of \['KAN', 'KANLinear', 'LAN', 'LANLayer', 'SplineActivation'\], found 'os.system'"),
         (lambda d: d.update(safetensors_sha256="abc"), r"'safetensors_sha256': expected 64 lowercase hex digits"),
         (lambda d: d.update(extra=[]), r"'extra': expected a JSON object, found \[\]"),
         (lambda d: d["tensors"]["act_fun.0.coef"].update(dtype="float128"), r"dtype: expected one of .*found 'float128'"),
