@@ -69,3 +69,20 @@ def test_fwd_bwd(benchmark, checked):
     benchmark.extra_info.update(impl=impl.name, version=impl.version, note=impl.note,
                                 threads=torch.get_num_threads())
     benchmark(run)
+
+
+# ------------------------------------------------- SplineActivation (LAN)
+import spline_activation as SA  # noqa: E402  (bench/ is on sys.path under pytest)
+
+SA_N, SA_C = 65536, 1024
+
+
+@pytest.mark.parametrize("impl", ["SplineActivation", "silu"])
+def test_spline_activation_fwd_bwd(benchmark, impl):
+    """SplineActivation forward+backward vs torch silu's on the same (65536, 1024) float32 tensor."""
+    torch.set_num_threads(2)
+    act, z, ours, silu = SA.step_fns(SA_N, SA_C, 5, 3, torch.float32)
+    SA.check(act, z)
+    fn = ours if impl == "SplineActivation" else silu
+    fn()
+    benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)

@@ -44,4 +44,15 @@ TORCH_LIBRARY(kanext, m) {
   m.def(
       "edge_stats_backward(Tensor g_sum, Tensor g_sq, Tensor g_abs, Tensor x, Tensor grid, int k, int base, "
       "Tensor Wb, Tensor Wc, bool need_x, bool need_w) -> (Tensor, Tensor, Tensor)");
+  // Per-channel spline activation (LAN node activations): z (N, C), grid (C, G+2k+1),
+  // coef (C, G+k), scale_base (C), scale_sp (C) ->
+  // y[n,c] = scale_base[c] b(z[n,c]) + scale_sp[c] sum_g coef[c,g] B_g(z[n,c]).
+  m.def(
+      "spline_activation(Tensor z, Tensor grid, int k, int base, Tensor coef, Tensor scale_base, "
+      "Tensor scale_sp) -> Tensor");
+  // Its fused backward: (grad_z, grad_coef, grad_scale_base, grad_scale_sp); need_z / need_w
+  // skip work (the skipped outputs are zeros of the right shape).
+  m.def(
+      "spline_activation_backward(Tensor grad_y, Tensor z, Tensor grid, int k, int base, Tensor coef, "
+      "Tensor scale_base, Tensor scale_sp, bool need_z, bool need_w) -> (Tensor, Tensor, Tensor, Tensor)");
 }

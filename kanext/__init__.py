@@ -3,6 +3,7 @@
 Public API:
     KANLinear   one KAN layer, a drop-in for nn.Linear (pykan's KANLayer function)
     KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
+    SplineActivation, LANLayer, LAN, Sine   learnable activation networks (appendix B)
     from_pykan  convert a trained pykan model or layer
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     ops         the fused custom ops (spline_basis, kan_linear, ...)
@@ -12,6 +13,7 @@ from . import checkpoint, datasets, ops, reference
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
 from .kan import KAN
+from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
 from .ops import kan_linear, spline_basis, spline_basis_deriv
 from .pykan_compat import from_pykan
@@ -19,6 +21,6 @@ from .pykan_compat import from_pykan
 __version__ = "0.1.0"
 
 __all__ = [
-    "KAN", "KANLinear", "from_pykan", "create_dataset", "CheckpointError", "checkpoint", "datasets", "ops",
+    "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset", "CheckpointError", "checkpoint", "datasets", "ops",
     "reference", "kan_linear", "spline_basis", "spline_basis_deriv",
 ]

@@ -68,6 +68,7 @@ import torch
 from torch import nn
 
 from .kan import KAN
+from .lan import LAN, LANLayer, SplineActivation
 from .layers import KANLinear
 
 __all__ = [
@@ -84,7 +85,9 @@ __all__ = [
 FORMAT = "kanext.checkpoint"
 FORMAT_VERSION = 1
 
-_CLASSES: dict[str, type] = {"KAN": KAN, "KANLinear": KANLinear}
+_CLASSES: dict[str, type] = {
+    "KAN": KAN, "KANLinear": KANLinear, "SplineActivation": SplineActivation, "LANLayer": LANLayer, "LAN": LAN,
+}
 _BASES = ("silu", "identity", "zero")
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
@@ -110,6 +113,9 @@ _TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_
               "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
               "subnode_scores_all", "input_id"}
 _KAN_KEYS = {"width", "grid_range", "base_fun", "layers"}
+_ACT_KEYS = {"num_channels", "grid", "k", "grid_range", "base_fun", "grid_eps"}
+_LANLAYER_KEYS = {"in_features", "out_features", "bias", "activation"}
+_LAN_KEYS = {"width", "layers"}
 
 
 class CheckpointError(ValueError):
@@ -248,7 +254,7 @@ def _class_name(model) -> str:
         if type(model) is cls:
             return name
     raise CheckpointError(
-        f"cannot save: expected a kanext.KAN or kanext.KANLinear, got {type(model).__module__}.{type(model).__qualname__}"
+        f"cannot save: expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got {type(model).__module__}.{type(model).__qualname__}"
     )
 
 
@@ -291,7 +297,37 @@ def _layer_config(layer: KANLinear, where: str) -> dict:
     return cfg
 
 
+def _act_config(act: SplineActivation, where: str) -> dict:
+    if type(act) is not SplineActivation:
+        raise CheckpointError(f"cannot save: {where} is a {type(act).__qualname__}, expected SplineActivation")
+    eps = act.grid_eps
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise CheckpointError(f"cannot save: {where} grid_eps is {eps!r}, expected a finite float")
+    return {
+        "num_channels": int(act.num_channels), "grid": int(act.num), "k": int(act.k),
+        "grid_range": _range_of(act.grid_range, where), "base_fun": _base_name(act.base_fun, where),
+        "grid_eps": float(eps),
+    }
+
+
+def _lan_layer_config(layer: LANLayer, where: str) -> dict:
+    if type(layer) is not LANLayer or type(layer.linear) is not nn.Linear:
+        raise CheckpointError(f"cannot save: {where} is a {type(layer).__qualname__} (linear "
+                              f"{type(getattr(layer, 'linear', None)).__qualname__}), expected LANLayer with nn.Linear")
+    return {
+        "in_features": int(layer.in_features), "out_features": int(layer.out_features),
+        "bias": layer.linear.bias is not None, "activation": _act_config(layer.act, where + " act"),
+    }
+
+
 def _config_of(model) -> dict:
+    if isinstance(model, SplineActivation):
+        return _act_config(model, "SplineActivation")
+    if isinstance(model, LANLayer):
+        return _lan_layer_config(model, "LANLayer")
+    if isinstance(model, LAN):
+        return {"width": [int(w) for w in model.width],
+                "layers": [_lan_layer_config(l, f"LAN layers[{i}]") for i, l in enumerate(model.layers)]}
     if isinstance(model, KANLinear):
         return _layer_config(model, "KANLinear")
     layers = []
@@ -594,6 +630,28 @@ def _build(cls_name: str, config: dict, alloc, check: bool = False):
     (uninitialised; no random draws), without running ``__init__``."""
     if cls_name == "KANLinear":
         return _layer_skeleton(config, alloc, "", check)
+    if cls_name == "SplineActivation":
+        return _act_skeleton(config, alloc, "", check)
+    if cls_name == "LANLayer":
+        return _lan_layer_skeleton(config, alloc, "", check)
+    if cls_name == "LAN":
+        if check:
+            _need(isinstance(config, dict) and set(config) == _LAN_KEYS, "keys", sorted(_LAN_KEYS),
+                  sorted(config) if isinstance(config, dict) else config)
+            w = config["width"]
+            _need(isinstance(w, list) and len(w) >= 2 and all(_is_int(v) and v >= 1 for v in w),
+                  "'width'", "a list of >= 2 positive ints", w)
+            _need(isinstance(config["layers"], list) and len(config["layers"]) == len(w) - 1,
+                  "'layers'", f"a list of {len(w) - 1} layer configs", config["layers"])
+            for l, lc in enumerate(config["layers"]):
+                _need(isinstance(lc, dict) and lc.get("in_features") == w[l] and lc.get("out_features") == w[l + 1],
+                      f"'layers'[{l}]", f"in_features={w[l]}, out_features={w[l + 1]} (from width)", lc)
+        m = LAN.__new__(LAN)
+        nn.Module.__init__(m)
+        m.width = list(config["width"])
+        m.layers = nn.ModuleList(_lan_layer_skeleton(lc, alloc, f"layers.{l}.", check, f"'layers'[{l}] ")
+                                 for l, lc in enumerate(config["layers"]))
+        return m
     if check:
         _need(isinstance(config, dict) and set(config) == _KAN_KEYS, "keys", sorted(_KAN_KEYS), sorted(config))
         w = config["width"]
@@ -649,4 +707,56 @@ def _layer_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "")
     m.coef = nn.Parameter(alloc(prefix + "coef", (n_in, n_out, G + k)))
     m.scale_base = nn.Parameter(alloc(prefix + "scale_base", (n_in, n_out)))
     m.scale_sp = nn.Parameter(alloc(prefix + "scale_sp", (n_in, n_out)))
+    return m
+
+
+def _act_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> SplineActivation:
+    if check:
+        _need(isinstance(cfg, dict) and set(cfg) == _ACT_KEYS, f"{where}keys", sorted(_ACT_KEYS),
+              sorted(cfg) if isinstance(cfg, dict) else cfg)
+        for key, lo in (("num_channels", 1), ("grid", 1), ("k", 0)):
+            _need(_is_int(cfg[key]) and cfg[key] >= lo, f"{where}{key!r}", f"an int >= {lo}", cfg[key])
+        _need(cfg["k"] <= 5, f"{where}'k'", "an int in [0, 5]", cfg["k"])
+        _check_range(cfg["grid_range"], f"{where}'grid_range'")
+        _need(cfg["base_fun"] in _BASES, f"{where}'base_fun'", f"one of {list(_BASES)}", cfg["base_fun"])
+        eps = cfg["grid_eps"]
+        _need(isinstance(eps, (int, float)) and not isinstance(eps, bool), f"{where}'grid_eps'", "a number", eps)
+    C, G, k = cfg["num_channels"], cfg["grid"], cfg["k"]
+    m = SplineActivation.__new__(SplineActivation)
+    nn.Module.__init__(m)
+    m.num_channels, m.num, m.k = C, G, k
+    m.grid_range = tuple(float(v) for v in cfg["grid_range"])
+    m.base_fun = cfg["base_fun"]
+    m.grid_eps = float(cfg["grid_eps"])
+    m.register_buffer("grid", alloc(prefix + "grid", (C, G + 2 * k + 1)))
+    m.coef = nn.Parameter(alloc(prefix + "coef", (C, G + k)))
+    m.scale_base = nn.Parameter(alloc(prefix + "scale_base", (C,)))
+    m.scale_sp = nn.Parameter(alloc(prefix + "scale_sp", (C,)))
+    return m
+
+
+def _lan_layer_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> LANLayer:
+    if check:
+        _need(isinstance(cfg, dict) and set(cfg) == _LANLAYER_KEYS, f"{where}keys", sorted(_LANLAYER_KEYS),
+              sorted(cfg) if isinstance(cfg, dict) else cfg)
+        for key in ("in_features", "out_features"):
+            _need(_is_int(cfg[key]) and cfg[key] >= 1, f"{where}{key!r}", "an int >= 1", cfg[key])
+        _need(isinstance(cfg["bias"], bool), f"{where}'bias'", "true or false", cfg["bias"])
+        act = cfg["activation"]
+        _need(isinstance(act, dict) and act.get("num_channels") == cfg["out_features"], f"{where}'activation'",
+              f"an activation config with num_channels={cfg['out_features']}", act)
+    n_in, n_out = cfg["in_features"], cfg["out_features"]
+    m = LANLayer.__new__(LANLayer)
+    nn.Module.__init__(m)
+    m.in_features, m.out_features = n_in, n_out
+    lin = nn.Linear.__new__(nn.Linear)
+    nn.Module.__init__(lin)
+    lin.in_features, lin.out_features = n_in, n_out
+    lin.weight = nn.Parameter(alloc(prefix + "linear.weight", (n_out, n_in)))
+    if cfg["bias"]:
+        lin.bias = nn.Parameter(alloc(prefix + "linear.bias", (n_out,)))
+    else:
+        lin.register_parameter("bias", None)
+    m.linear = lin
+    m.act = _act_skeleton(cfg["activation"], alloc, prefix + "act.", check, f"{where}'activation' ")
     return m

@@ -16,6 +16,10 @@ edge_stats: a NaN x[n, i] is skipped: it adds nothing to row i of any
 statistic (the other inputs of row n count as usual) and its grad_x is 0, as
 for torch.nansum. Divide by the number of non-NaN rows of each input,
 ``(~torch.isnan(x)).sum(0)``, where that matters.
+spline_activation: elementwise, so a NaN z[n, c] makes y[n, c] NaN (whatever
+the base) and nothing else; in its backward grad_z[n, c] is NaN there and the
+entry adds nothing to channel c's weight gradients. z = +-inf lies outside
+every grid: its splines are 0 and only the base term remains, as above.
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ __all__ = [
     "fold_spline_weights",
     "edge_stats",
     "edge_stats_backward",
+    "spline_activation",
+    "spline_activation_backward",
 ]
 
 #: Residual base functions computed inside the kernels. 'zero' means no base
@@ -151,6 +157,37 @@ def edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x=Tru
     return _ops.edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
 
 
+def spline_activation(
+    z: Tensor, grid: Tensor, k: int, base: int | str, coef: Tensor, scale_base: Tensor, scale_sp: Tensor
+) -> Tensor:
+    """Per-channel learnable activation (a LAN's node activations), fused.
+
+    y[n, c] = scale_base[c] * b(z[n, c]) + scale_sp[c] * sum_g coef[c, g] B_g(z[n, c])
+
+    Args:
+        z: (N, C) pre-activations, channel last.
+        grid: (C, G+2k+1) strictly increasing knots per channel (may be
+            non-uniform; a buffer: no gradient flows to it).
+        k: spline order, 0 to 5.
+        base: 'zero', 'identity', 'silu' or the matching id in BASE_IDS.
+        coef: (C, G+k); scale_base, scale_sp: (C,).
+
+    Returns:
+        (N, C), differentiable in z, coef, scale_base and scale_sp (the
+        backward is one fused pass). Cost per element independent of G: the
+        spline on each knot interval is evaluated as one degree-k polynomial.
+    """
+    return _ops.spline_activation(z, grid, k, _base_id(base), coef, scale_base, scale_sp)
+
+
+def spline_activation_backward(grad_y, z, grid, k, base, coef, scale_base, scale_sp, need_z=True, need_w=True):
+    """Raw fused backward of :func:`spline_activation`:
+    (grad_z, grad_coef, grad_scale_base, grad_scale_sp)."""
+    return _ops.spline_activation_backward(
+        grad_y, z, grid, k, _base_id(base), coef, scale_base, scale_sp, need_z, need_w
+    )
+
+
 # ---------------------------------------------------------------- fake kernels
 def _check_2d(name, x):
     torch._check(x.dim() == 2, lambda: f"{name}: expected x of shape (N, in), got shape {tuple(x.shape)}")
@@ -248,3 +285,39 @@ def _edge_stats_backward(ctx, g_sum, g_sq, g_abs):
 
 
 torch.library.register_autograd("kanext::edge_stats", _edge_stats_backward, setup_context=_edge_stats_setup)
+
+
+@torch.library.register_fake("kanext::spline_activation")
+def _(z, grid, k, base, coef, scale_base, scale_sp):
+    torch._check(z.dim() == 2, lambda: f"kanext.spline_activation: expected z of shape (N, C), got {tuple(z.shape)}")
+    return z.new_empty(z.shape)
+
+
+@torch.library.register_fake("kanext::spline_activation_backward")
+def _(grad_y, z, grid, k, base, coef, scale_base, scale_sp, need_z, need_w):
+    return z.new_empty(z.shape), coef.new_empty(coef.shape), scale_base.new_empty(scale_base.shape), \
+        scale_sp.new_empty(scale_sp.shape)
+
+
+def _spline_activation_setup(ctx, inputs, output):
+    z, grid, k, base, coef, sb, sp = inputs
+    ctx.save_for_backward(z, grid, coef, sb, sp)
+    ctx.k, ctx.base = k, base
+
+
+def _spline_activation_backward(ctx, grad_y):
+    z, grid, coef, sb, sp = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    if need[1]:
+        raise RuntimeError("kanext.spline_activation: gradients with respect to grid are not supported")
+    need_z, need_w = need[0], need[4] or need[5] or need[6]
+    gz, gc, gsb, gsp = _ops.spline_activation_backward(
+        grad_y.contiguous(), z, grid, ctx.k, ctx.base, coef, sb, sp, need_z, need_w
+    )
+    return (gz if need_z else None, None, None, None, gc if need[4] else None, gsb if need[5] else None,
+            gsp if need[6] else None)
+
+
+torch.library.register_autograd(
+    "kanext::spline_activation", _spline_activation_backward, setup_context=_spline_activation_setup
+)

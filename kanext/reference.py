@@ -20,6 +20,7 @@ __all__ = [
     "fold_spline_weights",
     "edge_activations",
     "edge_stats",
+    "spline_activation",
 ]
 
 
@@ -102,3 +103,12 @@ def kan_layer(x, grid, k, base, coef, scale_base, scale_sp, mask):
     b = base_function(base, x) if isinstance(base, str) else base(x)
     y = mask[None] * (scale_base[None] * b[:, :, None] + scale_sp[None] * spline)
     return y.sum(dim=1)
+
+
+def spline_activation(z: Tensor, grid: Tensor, k: int, base: str, coef: Tensor, scale_base: Tensor,
+                      scale_sp: Tensor) -> Tensor:
+    """y[n,c] = scale_base[c] b(z[n,c]) + scale_sp[c] sum_g coef[c,g] B_g(z[n,c]) from the full
+    (N, C, G+k) basis tensor; NaN z gives NaN y (whatever the base)."""
+    B = spline_basis(z, grid, k)
+    y = scale_base * base_function(base, z) + scale_sp * torch.einsum("ncg,cg->nc", B, coef)
+    return torch.where(torch.isnan(z), torch.full_like(y, float("nan")), y)

@@ -73,6 +73,9 @@ def fit(
     """
     if steps < 0:
         raise ValueError(f"fit: steps must be >= 0, got {steps}")
+    if lamb > 0 and not callable(getattr(model, "reg", None)):
+        raise ValueError(f"fit: lamb={lamb} > 0 needs a model with a sparsity regulariser (KAN); "
+                         f"{type(model).__name__} has none, use lamb=0")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(opt, params, lr)
     mse = loss_fn is None

@@ -1,0 +1,335 @@
+// CPU kernel bodies of the per-channel spline activation (LAN node
+// activations): y[n,c] = sb[c] b(z[n,c]) + sp[c] sum_g coef[c,g] B_g(z[n,c]).
+// Raw pointers and sizes only; csrc/cpu/spline_activation_cpu.cpp checks,
+// allocates and parallelises.
+//
+// Piecewise-polynomial formulation. On knot interval g of channel c the
+// spline part is a polynomial of degree k in u = z - t_g, so per call the
+// binding converts (coef, sp) into P[c][g][0..k] (O(C M k^2), independent of
+// N), and per element the kernel only finds g and evaluates one polynomial:
+// no Cox-de Boor triangle, no division. The backward accumulates the moments
+// sum_n dy u^p per (c, g, p) and turns them into grad coef with the same
+// basis polynomials afterwards, again O(C M k^2).
+//
+// The inner loops run over channels (contiguous in memory) and are written
+// branch-free for `omp simd`: per-channel tables are gathered by interval.
+// The interval comes from a per-channel bucket table (any strictly
+// increasing knots) and a fixed number of forward steps.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "kanext/bspline.h"
+
+namespace kanext {
+namespace cpu {
+
+// Basis polynomials of one channel: for every knot interval g in [0, M-2]
+// and window slot q in [0, k] (basis g-k+q, zero if it does not exist),
+// bp[((g * (k+1)) + q) * (k+1) + p] is the coefficient of u^p, u = x - t_g,
+// of that basis on [t_g, t_{g+1}). Exact polynomial Cox-de Boor in double.
+inline void basis_polynomials(const double* t, int64_t M, int k, double* bp) {
+  const int K1 = k + 1;
+  const int64_t nb = M - k - 1;  // G + k bases
+  auto knot = [&](int64_t idx) {  // stand-ins past the ends; their bases are dropped
+    if (idx < 0) return t[0] - double(-idx) * (t[1] - t[0]);
+    if (idx > M - 1) return t[M - 1] + double(idx - (M - 1)) * (t[M - 1] - t[M - 2]);
+    return t[idx];
+  };
+  std::vector<double> N(K1 * K1), Nn(K1 * K1);
+  for (int64_t g = 0; g <= M - 2; ++g) {
+    const double tg = t[g];
+    // N[r * K1 + p]: basis g - j + r of order j, coefficient of u^p.
+    std::fill(N.begin(), N.end(), 0.0);
+    N[0] = 1.0;
+    for (int j = 1; j <= k; ++j) {
+      std::fill(Nn.begin(), Nn.end(), 0.0);
+      for (int r = 0; r <= j; ++r) {
+        const int64_t a = g - j + r;  // basis index of order j
+        // B_{a,j} = (x - t_a)/(t_{a+j} - t_a) B_{a,j-1} + (t_{a+j+1} - x)/(t_{a+j+1} - t_{a+1}) B_{a+1,j-1}
+        // B_{a,j-1} is entry r-1 of the previous order, B_{a+1,j-1} entry r.
+        if (r >= 1) {
+          const double d = knot(a + j) - knot(a), c0 = tg - knot(a);
+          for (int p = 0; p < j; ++p) {
+            const double v = N[(r - 1) * K1 + p] / d;
+            Nn[r * K1 + p] += c0 * v;
+            Nn[r * K1 + p + 1] += v;
+          }
+        }
+        if (r <= j - 1) {
+          const double d = knot(a + j + 1) - knot(a + 1), c0 = knot(a + j + 1) - tg;
+          for (int p = 0; p < j; ++p) {
+            const double v = N[r * K1 + p] / d;
+            Nn[r * K1 + p] += c0 * v;
+            Nn[r * K1 + p + 1] -= v;
+          }
+        }
+      }
+      N.swap(Nn);
+    }
+    for (int q = 0; q <= k; ++q) {
+      const int64_t b = g - k + q;
+      const bool exists = b >= 0 && b < nb;
+      for (int p = 0; p <= k; ++p) bp[(g * K1 + q) * K1 + p] = exists ? N[q * K1 + p] : 0.0;
+    }
+  }
+}
+
+// Per-channel interval lookup: NB buckets over [t_0, t_{M-1}); lut[b] is an
+// interval at or below that of every x the bucket can receive (rounding
+// included), and `steps` forward steps g += (t[g+1] <= x) always reach the
+// interval of x. Returns the steps this channel needs.
+template <typename T>
+inline int build_lookup(const T* t, int64_t M, int64_t NB, int32_t* lut, T* inv_bw) {
+  const double lo = double(t[0]), hi = double(t[M - 1]);
+  const double bw = (hi - lo) / double(NB);
+  *inv_bw = T(double(NB) / (hi - lo));
+  // Largest g in [0, M-2] with t[g] <= x, for non-decreasing x: two
+  // pointers sweep the knots once (O(NB + M) per channel).
+  int64_t pa = 0, pe = 0;
+  auto advance = [&](int64_t& g, double x) {
+    while (g < M - 2 && double(t[g + 1]) <= x) ++g;
+    return g;
+  };
+  int steps = 0;
+  for (int64_t b = 0; b < NB; ++b) {
+    // The bucket's x lie in [lo + b bw, lo + (b+1) bw] up to rounding of the
+    // bucket index: widen by 1e-3 of a bucket on each side.
+    const double a = lo + (double(b) - 1e-3) * bw, e = lo + (double(b + 1) + 1e-3) * bw;
+    const int64_t g0 = advance(pa, a), g1 = advance(pe, e);
+    lut[b] = static_cast<int32_t>(g0);
+    steps = std::max(steps, static_cast<int>(g1 - g0));
+  }
+  return steps;
+}
+
+// Tables the kernels read, per channel c (all in T):
+//   t   (C, M)       knots (the grid)
+//   lo, hi, ibw (C)  t_0, t_{M-1}, NB / (hi - lo)
+//   lut (C, NB)      bucket -> starting interval
+//   P   (C, M, K+1)  sp * spline polynomial on interval g; slot M-1 is zero
+//                    (used outside the grid)
+//   sb  (C)          scale_base
+template <typename T>
+struct ActTables {
+  const T* t;
+  const T* lo;
+  const T* hi;
+  const T* ibw;
+  const int32_t* lut;
+  const T* P;
+  const T* sb;
+  int64_t C, M, NB;
+  int steps;
+};
+
+// exp(x) with only arithmetic and bit operations, so that loops calling it
+// vectorise (std::exp does not without -ffast-math). Cody-Waite reduction
+// x = n ln2 + r, |r| <= ln2/2, and a Taylor polynomial: about 1 ulp. +inf
+// for x above the overflow bound, 0 below the underflow one; NaN stays NaN
+// (callers that care select on x != x anyway).
+template <typename T>
+inline T vexp(T x);
+
+template <>
+inline float vexp<float>(float x) {
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // Round to nearest by the 1.5 * 2^23 trick (vectorises; std::round may not).
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  const float v = p * scale;
+  return x > 88.72283f ? std::numeric_limits<float>::infinity() : (x < -103.9721f ? 0.0f : v);
+}
+
+template <>
+inline double vexp<double>(double x) {
+  const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+  const double n = (xc * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+  const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const int64_t bits = (static_cast<int64_t>(n) + 1023) << 52;
+  double scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  const double v = p * scale;
+  return x > 709.782712893384 ? std::numeric_limits<double>::infinity() : (x < -745.1332191019412 ? 0.0 : v);
+}
+
+template <typename T, int BASE>
+inline T act_base(T x) {
+  if (BASE == kBaseSilu) return x / (T(1) + vexp<T>(-x));
+  if (BASE == kBaseIdentity) return x;
+  return T(0);
+}
+
+template <typename T, int BASE>
+inline T act_base_deriv(T x) {
+  if (BASE == kBaseSilu) {
+    const T s = T(1) / (T(1) + vexp<T>(-x));
+    return s * (T(1) + x * (T(1) - s));
+  }
+  if (BASE == kBaseIdentity) return T(1);
+  return T(0);
+}
+
+constexpr int64_t kChanBlock = 256;  // channels per pass (stack buffers)
+
+// Interval lookup for channels [c0, c0 + nc) of one row x: idx[c] = the
+// (c, slot) table row (slot M-1 outside the grid) and u[c] = x - t_g (0
+// outside). Three simple loops, each vectorised with gathers.
+template <typename T>
+inline void lookup_block(const ActTables<T>& tb, const T* __restrict x, int64_t c0, int nc,
+                         int32_t* __restrict idx, T* __restrict u) {
+  const int32_t M = static_cast<int32_t>(tb.M), NB = static_cast<int32_t>(tb.NB);
+  const T* __restrict t = tb.t;
+  const T* __restrict lo = tb.lo + c0;
+  const T* __restrict hi = tb.hi + c0;
+  const T* __restrict ibw = tb.ibw + c0;
+  const int32_t* __restrict lut = tb.lut;
+  T xl[kChanBlock];
+  int32_t g[kChanBlock];
+#pragma omp simd
+  for (int c = 0; c < nc; ++c) {
+    const T xv = x[c];
+    const bool inside = xv >= lo[c] && xv < hi[c];
+    const T xi = inside ? xv : lo[c];
+    int32_t b = static_cast<int32_t>((xi - lo[c]) * ibw[c]);
+    b = b < NB - 1 ? b : NB - 1;
+    xl[c] = xi;
+    g[c] = lut[(static_cast<int32_t>(c0) + c) * NB + b] + (static_cast<int32_t>(c0) + c) * M;
+    idx[c] = inside ? 1 : 0;
+  }
+  for (int s = 0; s < tb.steps; ++s) {
+#pragma omp simd
+    for (int c = 0; c < nc; ++c) g[c] += (t[g[c] + 1] <= xl[c]) ? 1 : 0;
+  }
+#pragma omp simd
+  for (int c = 0; c < nc; ++c) {
+    const bool inside = idx[c] != 0;
+    u[c] = inside ? x[c] - t[g[c]] : T(0);
+    idx[c] = inside ? g[c] : (static_cast<int32_t>(c0) + c) * M + M - 1;
+  }
+}
+
+// y rows [n0, n1) of z (N, C) contiguous.
+template <typename T, int K, int BASE>
+void spline_activation_forward_rows(const ActTables<T>& tb, const T* __restrict z, T* __restrict y, int64_t n0,
+                                    int64_t n1) {
+  constexpr int K1 = K + 1;
+  const int64_t C = tb.C;
+  const T* __restrict P = tb.P;
+  const T* __restrict sb = tb.sb;
+  const T qnan = std::numeric_limits<T>::quiet_NaN();
+  int32_t idx[kChanBlock];
+  T u[kChanBlock];
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t c0 = 0; c0 < C; c0 += kChanBlock) {
+      const int nc = static_cast<int>(std::min<int64_t>(kChanBlock, C - c0));
+      const T* __restrict zr = z + n * C + c0;
+      T* __restrict yr = y + n * C + c0;
+      lookup_block<T>(tb, zr, c0, nc, idx, u);
+#pragma omp simd
+      for (int c = 0; c < nc; ++c) {
+        const int32_t r = idx[c] * K1;
+        T v = P[r + K];
+#pragma GCC unroll 6
+        for (int p = K - 1; p >= 0; --p) v = v * u[c] + P[r + p];
+        const T x = zr[c];
+        if (BASE != kBaseZero) v += sb[c0 + c] * act_base<T, BASE>(x);
+        yr[c] = x != x ? qnan : v;
+      }
+    }
+  }
+}
+
+// Backward over rows [n0, n1): grad z (if NEED_Z) and, if NEED_W, the
+// moments mom[(c M + g) K1 + p] += dy u^p (slot M-1 collects the outside
+// entries and is ignored) and gsb[c] += dy b(z), into this chunk's buffers
+// (zeroed by the caller). NaN z adds nothing to the weight gradients.
+template <typename T, int K, int BASE, bool NEED_Z, bool NEED_W>
+void spline_activation_backward_rows(const ActTables<T>& tb, const T* __restrict dy, const T* __restrict z,
+                                     T* __restrict gz, T* __restrict mom, T* __restrict gsb, int64_t n0,
+                                     int64_t n1) {
+  constexpr int K1 = K + 1;
+  const int64_t C = tb.C;
+  const T* __restrict P = tb.P;
+  const T* __restrict sb = tb.sb;
+  const T qnan = std::numeric_limits<T>::quiet_NaN();
+  int32_t idx[kChanBlock];
+  T u[kChanBlock];
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t c0 = 0; c0 < C; c0 += kChanBlock) {
+      const int nc = static_cast<int>(std::min<int64_t>(kChanBlock, C - c0));
+      const T* __restrict zr = z + n * C + c0;
+      const T* __restrict dr = dy + n * C + c0;
+      lookup_block<T>(tb, zr, c0, nc, idx, u);
+      if (NEED_Z) {
+        T* __restrict gr = gz + n * C + c0;
+#pragma omp simd
+        for (int c = 0; c < nc; ++c) {
+          const int32_t r = idx[c] * K1;
+          T dv = T(K) * P[r + K];
+#pragma GCC unroll 6
+          for (int p = K - 1; p >= 1; --p) dv = dv * u[c] + T(p) * P[r + p];
+          if (K == 0) dv = T(0);
+          const T x = zr[c];
+          if (BASE != kBaseZero) dv += sb[c0 + c] * act_base_deriv<T, BASE>(x);
+          gr[c] = x != x ? qnan : dr[c] * dv;
+        }
+      }
+      if (NEED_W) {
+        // Contributions dy u^p computed vectorised, then added to the moment
+        // rows by a plain loop (hardware scatters are slow on the CPUs we
+        // measured; distinct channels never share a row).
+        T w[K1][kChanBlock];
+#pragma omp simd
+        for (int c = 0; c < nc; ++c) {
+          const T x = zr[c];
+          const T dd = x != x ? T(0) : dr[c];
+          T up = dd;
+#pragma GCC unroll 6
+          for (int p = 0; p <= K; ++p) {
+            w[p][c] = up;
+            up *= u[c];
+          }
+          if (BASE != kBaseZero) gsb[c0 + c] += x != x ? T(0) : dr[c] * act_base<T, BASE>(x);
+        }
+        for (int c = 0; c < nc; ++c) {
+          T* m = mom + idx[c] * K1;
+#pragma GCC unroll 6
+          for (int p = 0; p <= K; ++p) m[p] += w[p][c];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace kanext

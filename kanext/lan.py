@@ -1,0 +1,518 @@
+"""Learnable activation networks (LAN, the KAN paper's appendix B).
+
+A LAN is an MLP whose node activations are learnable splines:
+``y = phi(W x + bias)`` with one activation per output node (N^2 L + N L G
+parameters), instead of one per edge as in a KAN.
+
+    SplineActivation  per-channel learnable activation, usable in any model
+    LANLayer          nn.Linear followed by a SplineActivation
+    LAN               a stack of LANLayers, with fit / update_grid / refine /
+                      save / load and LAN.from_mlp
+    Sine              SIREN's sin(w0 x), so that a SIREN is an nn.Sequential
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from . import ops
+from .layers import curve_to_coef, extend_grid, uniform_grid
+
+__all__ = ["SplineActivation", "LANLayer", "LAN", "Sine"]
+
+
+class _Checkpointed:
+    """save / load through kanext.checkpoint (JSON config + safetensors, no pickle)."""
+
+    def save(self, path, *, metadata=None):
+        """Writes <path>.json (config) + <path>.safetensors (tensors); see
+        :func:`kanext.checkpoint.save`."""
+        from .checkpoint import save
+
+        return save(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path, device=None):
+        """Reads a checkpoint written by :meth:`save`, bit for bit; see
+        :func:`kanext.checkpoint.load`."""
+        from .checkpoint import load
+
+        return load(path, device, expect=cls)
+
+
+class Sine(nn.Module):
+    """SIREN's activation ``sin(w0 * x)`` (Sitzmann et al. 2020); w0 = 30 there.
+
+    :meth:`LAN.from_mlp` recognises it (any module with this class)."""
+
+    def __init__(self, w0: float = 30.0):
+        super().__init__()
+        self.w0 = float(w0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.w0 * x)
+
+    def extra_repr(self) -> str:
+        return f"w0={self.w0}"
+
+
+class SplineActivation(_Checkpointed, nn.Module):
+    r"""A learnable activation per channel: for z of shape (..., C),
+
+    .. math:: y_{\dots c} = s^b_c\, b(z_{\dots c}) + s^{sp}_c \sum_g c_{cg} B_g(z_{\dots c})
+
+    on each channel's own knot vector, computed by the fused
+    ``kanext.ops.spline_activation`` op (cost per element independent of G).
+    Usable on its own in any model, e.g. in place of ``nn.SiLU()``.
+
+    Args:
+        num_channels: C, the size of the last dimension.
+        grid: G, intervals per grid.
+        k: spline order, 0 to 5.
+        grid_range: the initial uniform grid's span (k extra knots each side).
+        base_fun: ``'silu'`` (default), ``'identity'``, ``'zero'`` (in the
+            kernel) or a callable on tensors (run in PyTorch, times scale_base).
+        noise_scale: amplitude of the initial splines (uniform noise of width
+            noise_scale / G at the knots, fitted); 0 gives coef = 0, i.e.
+            exactly ``scale_base * b``.
+        scale_base, scale_sp: initial values of the per-channel scales.
+        grid_eps: default mix of :meth:`update_grid` (1 uniform, 0 quantiles).
+        generator: optional ``torch.Generator`` for the initial noise.
+
+    Attributes: ``grid`` buffer (C, G+2k+1); parameters ``coef`` (C, G+k),
+    ``scale_base`` (C,), ``scale_sp`` (C,). Outside a channel's grid only the
+    base term remains; NaN in gives NaN out.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        grid: int = 5,
+        k: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        base_fun: str | Callable[[Tensor], Tensor] = "silu",
+        noise_scale: float = 0.1,
+        scale_base: float = 1.0,
+        scale_sp: float = 1.0,
+        grid_eps: float = 0.02,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        _check_int("num_channels", num_channels, 1)
+        _check_int("grid", grid, 1)
+        _check_int("k", k, 0)
+        if k > 5:
+            raise ValueError(f"SplineActivation: spline order k must be in [0, 5], got k={k}")
+        lo, hi = (float(v) for v in grid_range)
+        if not lo < hi:
+            raise ValueError(f"SplineActivation: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
+        if isinstance(base_fun, str) and base_fun not in ops.BASE_IDS:
+            raise ValueError(
+                f"SplineActivation: base_fun must be one of {sorted(ops.BASE_IDS)} or a callable, got {base_fun!r}"
+            )
+        self.num_channels, self.num, self.k = num_channels, grid, k
+        self.grid_range = (lo, hi)
+        self.base_fun = base_fun
+        self.grid_eps = float(grid_eps)
+        kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
+        g = uniform_grid(num_channels, grid, k, (lo, hi), dtype=torch.float64)
+        noise = (torch.rand(grid + 1, num_channels, 1, generator=generator, dtype=torch.float64) - 0.5)
+        noise = noise * noise_scale / grid
+        if noise_scale == 0:
+            coef = torch.zeros(num_channels, grid + k, dtype=torch.float64)
+        elif k > 0:
+            coef = curve_to_coef(g[:, k:-k].T, noise, g, k)[:, 0, :]
+        else:
+            coef = noise[:-1, :, 0].T.contiguous()
+        self.register_buffer("grid", g.to(**kw))
+        self.coef = nn.Parameter(coef.to(**kw))
+        self.scale_base = nn.Parameter(torch.full((num_channels,), float(scale_base), **kw))
+        self.scale_sp = nn.Parameter(torch.full((num_channels,), float(scale_sp), **kw))
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.dim() == 0 or z.shape[-1] != self.num_channels:
+            raise ValueError(
+                f"SplineActivation: expected input of shape (..., {self.num_channels}), got shape {tuple(z.shape)}"
+            )
+        z2 = z.reshape(-1, self.num_channels)
+        if callable(self.base_fun):
+            y = ops.spline_activation(z2, self.grid, self.k, 0, self.coef, self.scale_base, self.scale_sp)
+            y = y + self.scale_base * self.base_fun(z2)
+        else:
+            y = ops.spline_activation(z2, self.grid, self.k, self.base_fun, self.coef, self.scale_base, self.scale_sp)
+        return y.reshape(z.shape)
+
+    @torch.no_grad()
+    def update_grid(self, z: Tensor, grid_eps: float | None = None) -> None:
+        """Moves each channel's knots to the samples z (..., C) (grid_eps mix of
+        uniform and quantile knots, as :meth:`KANLinear.update_grid`) and
+        refits coef so that the activations on the samples are kept in least
+        squares. Rows with NaN or inf are ignored."""
+        from .grid import grid_from_samples, refit_coef
+
+        z2 = z.detach().reshape(-1, self.num_channels)
+        z2 = z2[torch.isfinite(z2).all(dim=1)]
+        if z2.shape[0] == 0:
+            raise ValueError("SplineActivation.update_grid: no finite samples to place the grid on")
+        eps = self.grid_eps if grid_eps is None else grid_eps
+        new_grid = grid_from_samples(z2, self.num, self.k, eps)
+        coef = refit_coef(z2, self.grid, self.k, self.coef.unsqueeze(1), new_grid, self.k)[:, 0, :]
+        self.grid.copy_(new_grid)
+        self.coef.copy_(coef)
+
+    @torch.no_grad()
+    def refine(self, new_grid: int, z: Tensor | None = None) -> "SplineActivation":
+        """A new SplineActivation with new_grid intervals computing this one:
+        knots interpolated from the current ones (pykan's grid extension);
+        exact up to rounding on the grid range when every old knot is a new
+        one (e.g. G -> 2G), otherwise a least-squares fit on the samples z
+        (..., C) or on collocation points. self is unchanged."""
+        from .grid import collocation_points, interpolate_grid, is_refinement, refit_coef
+
+        _check_int("new_grid", new_grid, 1)
+        new = SplineActivation(self.num_channels, new_grid, self.k, self.grid_range, self.base_fun, noise_scale=0.0,
+                               grid_eps=self.grid_eps, device=self.grid.device, dtype=self.coef.dtype)
+        g = interpolate_grid(self.grid, self.k, new_grid)
+        if z is None or is_refinement(self.grid, self.k, g, self.k):
+            pts = collocation_points(g, self.k)
+        else:
+            pts = z.detach().reshape(-1, self.num_channels)
+        new.grid.copy_(g)
+        new.coef.copy_(refit_coef(pts, self.grid, self.k, self.coef.unsqueeze(1), g, self.k)[:, 0, :])
+        new.scale_base.copy_(self.scale_base)
+        new.scale_sp.copy_(self.scale_sp)
+        new.scale_base.requires_grad_(self.scale_base.requires_grad)
+        new.scale_sp.requires_grad_(self.scale_sp.requires_grad)
+        return new
+
+    def extra_repr(self) -> str:
+        base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
+        return f"num_channels={self.num_channels}, grid={self.num}, k={self.k}, base_fun={base}"
+
+
+class LANLayer(_Checkpointed, nn.Module):
+    """``SplineActivation(Linear(x))``: one LAN layer (in_features -> out_features).
+
+    Args: in_features, out_features, bias as for ``nn.Linear`` (``linear``
+    attribute); grid, k, base_fun and the remaining keywords go to the
+    :class:`SplineActivation` (``act`` attribute) over out_features channels.
+    """
+
+    def __init__(self, in_features: int, out_features: int, grid: int = 5, k: int = 3,
+                 base_fun: str | Callable[[Tensor], Tensor] = "silu", bias: bool = True, device=None, dtype=None,
+                 **act_kwargs):
+        super().__init__()
+        _check_int("in_features", in_features, 1)
+        _check_int("out_features", out_features, 1)
+        self.in_features, self.out_features = in_features, out_features
+        self.linear = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.act = SplineActivation(out_features, grid, k, base_fun=base_fun, device=device, dtype=dtype, **act_kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.linear(x))
+
+
+class LAN(_Checkpointed, nn.Module):
+    """A learnable activation network ``width[0] -> ... -> width[-1]``: each
+    layer is a :class:`LANLayer` (Linear, then a spline activation per node).
+
+    Args:
+        width: layer widths, e.g. ``[2, 5, 1]``.
+        grid, k, base_fun: per layer (a list) or for all layers.
+        grid_range, grid_eps, noise_scale: for every activation.
+        seed: with a seed the initial draws come from a private generator
+            (global RNG untouched); without one from torch's global RNG.
+
+    Workflow (as for KAN): :meth:`fit` (LBFGS or Adam, grid updates on
+    schedule; ``lamb`` must be 0: a LAN has no sparsity regulariser),
+    :meth:`update_grid`, :meth:`refine`, :meth:`save` / :meth:`load`, and
+    :meth:`from_mlp` to start from a trained MLP.
+    """
+
+    def __init__(
+        self,
+        width: Sequence[int] = (2, 5, 1),
+        grid: int | Sequence[int] = 5,
+        k: int | Sequence[int] = 3,
+        base_fun: str | Sequence[str] = "silu",
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        grid_eps: float = 0.02,
+        noise_scale: float = 0.1,
+        bias: bool = True,
+        seed: int | None = None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        width = [int(w) if not isinstance(w, bool) and isinstance(w, int) else w for w in width]
+        if len(width) < 2 or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in width):
+            raise ValueError(f"LAN: width must be a list of >= 2 positive ints, got {width!r}")
+        self.width = list(width)
+        depth = len(width) - 1
+        grids, ks = _per_layer("grid", grid, depth), _per_layer("k", k, depth)
+        bases = _per_layer("base_fun", base_fun, depth, kind=str)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        layers = []
+        for l in range(depth):
+            if gen is not None:  # Linear draws from the global RNG: fork it so that it stays untouched
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+                    layer = LANLayer(width[l], width[l + 1], grids[l], ks[l], bases[l], bias=bias, device=device,
+                                     dtype=dtype, grid_range=grid_range, grid_eps=grid_eps, noise_scale=noise_scale,
+                                     generator=gen)
+            else:
+                layer = LANLayer(width[l], width[l + 1], grids[l], ks[l], bases[l], bias=bias, device=device,
+                                 dtype=dtype, grid_range=grid_range, grid_eps=grid_eps, noise_scale=noise_scale)
+            layers.append(layer)
+        self.layers = nn.ModuleList(layers)
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def grid(self) -> list[int]:
+        return [layer.act.num for layer in self.layers]
+
+    @property
+    def k(self) -> list[int]:
+        return [layer.act.k for layer in self.layers]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.width[0]:
+            raise ValueError(f"LAN: expected input of shape (..., {self.width[0]}), got shape {tuple(x.shape)}")
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def preactivations(self, x: Tensor) -> list[Tensor]:
+        """The input of every layer's activation, ``[W_l x_l + b_l for l]``, on samples x."""
+        out = []
+        with torch.no_grad():
+            for layer in self.layers:
+                z = layer.linear(x)
+                out.append(z)
+                x = layer.act(z)
+        return out
+
+    @torch.no_grad()
+    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
+        """Moves every activation's knots to its pre-activations on the
+        samples x (..., width[0]), layer by layer (each layer sees the already
+        updated layers' outputs); see :meth:`SplineActivation.update_grid`."""
+        x = x.reshape(-1, self.width[0])
+        for layer in self.layers:
+            z = layer.linear(x)
+            layer.act.update_grid(z, grid_eps)
+            x = layer.act(z)
+
+    update_grid_from_samples = update_grid
+
+    @torch.no_grad()
+    def refine(self, new_grid: int | Sequence[int], x: Tensor | None = None) -> "LAN":
+        """Grid extension: a new LAN with new_grid intervals per layer that
+        computes this one's function (see :meth:`SplineActivation.refine`;
+        x, default ``self.cache_data``, gives the samples for inexact refits).
+        Linear weights are copied; self is unchanged."""
+        import copy
+
+        grids = _per_layer("new_grid", new_grid, self.depth)
+        if x is None:
+            x = getattr(self, "cache_data", None)
+        zs = self.preactivations(x.reshape(-1, self.width[0])) if x is not None else [None] * self.depth
+        new = copy.deepcopy(self)
+        new.__dict__.pop("cache_data", None)
+        for layer, G, z in zip(new.layers, grids, zs):
+            layer.act = layer.act.refine(G, z)
+        return new
+
+    def fit(self, dataset, **kwargs) -> dict:
+        """Trains the LAN with :func:`kanext.training.fit` (same arguments and
+        returned dict). ``lamb`` must be 0 (the default): KAN's sparsity
+        regularisation is defined on edge activations, which a LAN does not
+        have; use weight decay through your own optimizer instead."""
+        from .training import fit
+
+        if kwargs.get("lamb", 0.0) > 0:
+            raise ValueError(f"LAN.fit: lamb must be 0 (a LAN has no sparsity regulariser), got {kwargs['lamb']}")
+        return fit(self, dataset, **kwargs)
+
+    @classmethod
+    @torch.no_grad()
+    def from_mlp(
+        cls,
+        mlp: nn.Sequential,
+        samples: Tensor | None = None,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        k: int = 3,
+        tol: float = 1e-8,
+        min_grid: int = 5,
+        max_grid: int = 4096,
+        margin: float = 0.05,
+    ) -> "LAN":
+        """A LAN computing the same function as the MLP ``mlp`` on inputs whose
+        pre-activations lie in the grid ranges; then fine-tune it with :meth:`fit`.
+
+        ``mlp`` is an ``nn.Sequential`` of ``nn.Linear`` layers, each followed
+        by at most one activation: ``nn.SiLU``, ``nn.Tanh``, ``nn.ReLU``,
+        ``nn.GELU``, ``nn.Sigmoid``, :class:`Sine` or ``nn.Identity`` (a Linear
+        without one, e.g. the last, gets the identity).
+
+        Grid range per node: the min and max of that node's pre-activation
+        over ``samples`` (inputs of the MLP, (N, in)), widened by ``margin``
+        times the span on each side; without samples, ``grid_range`` for every
+        node. Activations:
+
+        - SiLU: base 'silu', scale_base 1, zero spline: exact everywhere.
+        - Identity / none: base 'identity', zero spline: exact everywhere.
+        - ReLU: order k = 1 on knots (lo, 0, hi): exact on the range.
+        - Tanh, GELU, Sigmoid, Sine: base 'zero' and an order-k spline fitted
+          in least squares (float64) on uniform knots; G doubles from
+          ``min_grid`` until every node's max error on a denser check set is
+          at most ``tol`` times max(1, max |f|) over its range (a warning if
+          ``max_grid`` is reached first).
+
+        The model is built in the Linear layers' dtype and device.
+        """
+        from . import reference
+
+        pairs = _parse_mlp(mlp)
+        first = pairs[0][0]
+        dtype, device = first.weight.dtype, first.weight.device
+        width = [first.in_features] + [lin.out_features for lin, _ in pairs]
+        x = None if samples is None else samples.detach().to(torch.float64).reshape(-1, width[0])
+        layers = []
+        for lin, act in pairs:
+            W64 = lin.weight.detach().to(torch.float64)
+            b64 = lin.bias.detach().to(torch.float64) if lin.bias is not None else None
+            n = lin.out_features
+            if x is not None:
+                z = x @ W64.T + (b64 if b64 is not None else 0)
+                lo, hi = z.min(0).values, z.max(0).values
+                span = (hi - lo).clamp_min(1e-3 * torch.maximum(lo.abs(), hi.abs()).clamp_min(1.0))
+                lo, hi = lo - margin * span, hi + margin * span
+            else:
+                lo = torch.full((n,), float(grid_range[0]), dtype=torch.float64)
+                hi = torch.full((n,), float(grid_range[1]), dtype=torch.float64)
+            layer = LANLayer(lin.in_features, n, 1, k, "zero", bias=lin.bias is not None, device=device, dtype=dtype,
+                             noise_scale=0.0)
+            layer.linear.weight.copy_(lin.weight)
+            if lin.bias is not None:
+                layer.linear.bias.copy_(lin.bias)
+            layer.act = _activation_like(act, lo, hi, k, tol, min_grid, max_grid, reference).to(device=device,
+                                                                                                  dtype=dtype)
+            layers.append(layer)
+            if x is not None:
+                z = x @ W64.T + (b64 if b64 is not None else 0)
+                x = z if act is None else act(z)
+        lan = cls.__new__(cls)
+        nn.Module.__init__(lan)
+        lan.width = width
+        lan.layers = nn.ModuleList(layers)
+        return lan
+
+
+# ------------------------------------------------------------------ helpers
+
+_ACTS = (nn.SiLU, nn.Tanh, nn.ReLU, nn.GELU, nn.Sigmoid, nn.Identity, Sine)
+
+
+def _parse_mlp(mlp) -> list[tuple[nn.Linear, nn.Module | None]]:
+    if not isinstance(mlp, nn.Sequential):
+        raise TypeError(f"LAN.from_mlp: expected an nn.Sequential of Linear layers and activations, got {type(mlp).__name__}")
+    mods = list(mlp)
+    pairs, i = [], 0
+    while i < len(mods):
+        m = mods[i]
+        if not isinstance(m, nn.Linear):
+            raise ValueError(f"LAN.from_mlp: expected nn.Linear at position {i} of the Sequential, got {type(m).__name__}")
+        act = None
+        if i + 1 < len(mods) and not isinstance(mods[i + 1], nn.Linear):
+            act = mods[i + 1]
+            if type(act) not in _ACTS:
+                raise ValueError(
+                    f"LAN.from_mlp: unsupported activation {type(act).__name__} at position {i + 1}; expected one of "
+                    f"{[a.__name__ for a in _ACTS]}"
+                )
+            i += 1
+        pairs.append((m, act))
+        i += 1
+    if not pairs:
+        raise ValueError("LAN.from_mlp: the Sequential is empty")
+    for (a, _), (b, _) in zip(pairs, pairs[1:]):
+        if a.out_features != b.in_features:
+            raise ValueError(f"LAN.from_mlp: Linear sizes do not chain: {a.out_features} outputs feed {b.in_features} inputs")
+    return pairs
+
+
+def _grid_over(lo: Tensor, hi: Tensor, G: int, k: int) -> Tensor:
+    s = torch.linspace(0, 1, G + 1, dtype=torch.float64)
+    return extend_grid(lo[:, None] + (hi - lo)[:, None] * s, k)
+
+
+def _activation_like(act, lo, hi, k, tol, min_grid, max_grid, reference) -> SplineActivation:
+    n = lo.shape[0]
+    f64 = torch.float64
+    if act is None or isinstance(act, (nn.Identity, nn.SiLU)):
+        base = "silu" if isinstance(act, nn.SiLU) else "identity"
+        sa = SplineActivation(n, min_grid, k, base_fun=base, noise_scale=0.0, dtype=f64)
+        sa.grid.copy_(_grid_over(lo, hi, min_grid, k))
+        return sa
+    if isinstance(act, nn.ReLU):
+        # Order 1 with 0 a knot: relu is exactly piecewise linear there.
+        lo_c, hi_c = torch.minimum(lo, -(hi - lo) * 1e-3), torch.maximum(hi, (hi - lo) * 1e-3)
+        sa = SplineActivation(n, 2, 1, base_fun="zero", noise_scale=0.0, dtype=f64)
+        sa.grid.copy_(extend_grid(torch.stack([lo_c, torch.zeros_like(lo), hi_c], 1), 1))
+        # Linear B-splines interpolate their knot values: coef = relu at the G+k = 3 Greville points.
+        pts = sa.grid[:, 1:4]
+        sa.coef.copy_(torch.relu(pts))
+        return sa
+    f = act
+    G = min_grid
+    while True:
+        g = _grid_over(lo, hi, G, k)
+        # Least squares on (k + 3) points per interval, shared in the unit coordinate.
+        per = k + 3
+        s = ((torch.arange(G * per, dtype=f64) + 0.5) / (G * per))
+        unit = _grid_over(torch.zeros(1, dtype=f64), torch.ones(1, dtype=f64), G, k)
+        A = ops.spline_basis(s[:, None], unit, k)[:, 0, :]  # (P, G+k), same for every node
+        pts = lo[None, :] + (hi - lo)[None, :] * s[:, None]  # (P, n)
+        F = f(pts)
+        AtA = A.T @ A
+        coef = torch.linalg.solve(AtA, A.T @ F).T  # (n, G+k)
+        sc = ((torch.arange(G * 7, dtype=f64) + 0.37) / (G * 7))
+        chk = lo[None, :] + (hi - lo)[None, :] * sc[:, None]
+        spl = ops.spline_activation(chk, g, k, "zero", coef, torch.zeros(n, dtype=f64), torch.ones(n, dtype=f64))
+        exact = f(chk)
+        err = ((spl - exact).abs().max(0).values / exact.abs().max(0).values.clamp_min(1.0)).max()
+        if float(err) <= tol or G * 2 > max_grid:
+            if float(err) > tol:
+                warnings.warn(f"LAN.from_mlp: {type(act).__name__} fit error {float(err):.2e} > tol {tol:.1e} at "
+                              f"max_grid={max_grid}; raise max_grid or k", stacklevel=3)
+            break
+        G *= 2
+    sa = SplineActivation(n, G, k, base_fun="zero", noise_scale=0.0, dtype=f64)
+    sa.grid.copy_(g)
+    sa.coef.copy_(coef)
+    sa.scale_base.zero_()
+    return sa
+
+
+def _check_int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+
+
+def _per_layer(name, v, depth, kind=int):
+    if isinstance(v, kind) and not isinstance(v, bool):
+        return [v] * depth
+    v = list(v)
+    if len(v) != depth:
+        raise ValueError(f"LAN: {name} has {len(v)} entries for {depth} layers")
+    return v

@@ -1,0 +1,232 @@
+"""Tests of kanext.ops.spline_activation (per-channel spline activation, the
+LAN node activations) and its fused backward, against the pure-PyTorch twin
+kanext.reference.spline_activation (full basis tensor, Cox-de Boor over the
+whole knot vector) on fresh random inputs, including out-of-grid values,
+non-uniform and skewed knots, odd sizes, N = 0 and non-contiguous inputs.
+
+float64 is compared with the float64 reference at ~1e-12; float32 with the
+float64 reference on the exactly upcast inputs at ~1e-5.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kanext import ops
+from kanext import reference as ref
+
+from conftest import (
+    DTYPES,
+    TOL,
+    assert_close,
+    assert_deterministic,
+    dname,
+    grid_of_kind,
+    randn,
+    sample_x,
+    seed_of,
+)
+
+BASES = ("zero", "identity", "silu")
+
+
+def params(C, G, k, dtype, seed):
+    return (randn(C, G + k, seed=seed, dtype=dtype), randn(C, seed=seed + 1, dtype=dtype),
+            randn(C, seed=seed + 2, dtype=dtype))
+
+
+def ref64(z, grid, k, base, coef, sb, sp):
+    return ref.spline_activation(z.double(), grid.double(), k, base, coef.double(), sb.double(), sp.double())
+
+
+def ref_grads(gy, z, grid, k, base, coef, sb, sp):
+    ts = [t.detach().double().requires_grad_() for t in (z, coef, sb, sp)]
+    y = ref.spline_activation(ts[0], grid.double(), k, base, *ts[1:])
+    return torch.autograd.grad(y, ts, gy.double(), allow_unused=True, materialize_grads=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+@pytest.mark.parametrize("k", range(6))
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("kind", ("uniform", "nonuniform", "skewed"))
+def test_forward_and_backward_match_reference(dtype, k, base, kind):
+    s = seed_of(dname(dtype), k, base, kind)
+    C, G, N = 7, 6, 203
+    grid = grid_of_kind(kind, C, G, k, dtype, seed=s)
+    z = sample_x(N, grid, seed=s + 3)  # about half outside the grid
+    coef, sb, sp = params(C, G, k, dtype, s + 4)
+    y = ops.spline_activation(z, grid, k, base, coef, sb, sp)
+    assert y.dtype == dtype and y.shape == (N, C)
+    assert_close(y, ref64(z, grid, k, base, coef, sb, sp), TOL[dtype], msg="forward")
+    gy = randn(N, C, seed=s + 5, dtype=dtype)
+    got = ops.spline_activation_backward(gy, z, grid, k, base, coef, sb, sp)
+    exp = ref_grads(gy, z, grid, k, base, coef, sb, sp)
+    for name, g, e in zip(("grad_z", "grad_coef", "grad_scale_base", "grad_scale_sp"), got, exp):
+        # sums over N rows: tolerance relative to the sum of |terms|
+        scale = float(gy.abs().sum(0).max()) * max(1.0, float(coef.abs().max()) * float(sp.abs().max()))
+        assert_close(g, e, TOL[dtype], scale=scale if name != "grad_z" else None, msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+@pytest.mark.parametrize("N,C", [(0, 5), (1, 1), (3, 300), (517, 3)])
+def test_sizes_including_empty_and_multi_block(dtype, N, C):
+    k, G = 3, 5
+    grid = grid_of_kind("nonuniform", C, G, k, dtype, seed=N + C)
+    z = sample_x(N, grid, seed=1)
+    coef, sb, sp = params(C, G, k, dtype, 7)
+    y = ops.spline_activation(z, grid, k, "silu", coef, sb, sp)
+    assert y.shape == (N, C)
+    assert_close(y, ref64(z, grid, k, "silu", coef, sb, sp), TOL[dtype], msg="forward")
+    z.requires_grad_()
+    ts = [t.clone().requires_grad_() for t in (coef, sb, sp)]
+    ops.spline_activation(z, grid, k, "silu", *ts).sum().backward()
+    exp = ref_grads(torch.ones(N, C, dtype=dtype), z, grid, k, "silu", coef, sb, sp)
+    for g, e in zip([z.grad] + [t.grad for t in ts], exp):
+        assert_close(g, e, TOL[dtype], scale=max(1.0, N * 10.0), msg="grads")
+
+
+def test_noncontiguous_inputs():
+    k, G, C = 2, 4, 6
+    grid_big = grid_of_kind("nonuniform", 2 * C, G, k, torch.float64, seed=3)
+    grid = grid_big[::2]  # non-contiguous rows
+    z = sample_x(40, grid_big, seed=2).t().contiguous().t()[:, ::2]  # column-major, strided
+    coef = randn(C, 2 * (G + k), seed=4)[:, ::2]
+    sb, sp = randn(2 * C, seed=5)[::2], randn(2 * C, seed=6)[::2]
+    assert not z.is_contiguous() and not coef.is_contiguous()
+    y = ops.spline_activation(z, grid, k, "silu", coef, sb, sp)
+    assert_close(y, ref64(z, grid, k, "silu", coef, sb, sp), TOL[torch.float64])
+    gy = randn(40, C, seed=7).t().contiguous().t()
+    got = ops.spline_activation_backward(gy, z, grid, k, "silu", coef, sb, sp)
+    for g, e in zip(got, ref_grads(gy, z, grid, k, "silu", coef, sb, sp)):
+        assert_close(g, e, TOL[torch.float64], scale=100.0)
+
+
+@pytest.mark.parametrize("k", (0, 1, 3, 5))
+@pytest.mark.parametrize("base", BASES)
+def test_gradcheck(k, base):
+    from conftest import off_knot_x
+
+    C, G = 3, 4
+    grid = grid_of_kind("nonuniform", C, G, k, torch.float64, seed=k)
+    z = off_knot_x(12, grid, seed=k + 1).requires_grad_()
+    coef, sb, sp = (t.requires_grad_() for t in params(C, G, k, torch.float64, 9))
+    assert torch.autograd.gradcheck(lambda *a: ops.spline_activation(a[0], grid, k, base, *a[1:]),
+                                    (z, coef, sb, sp))
+
+
+def test_partial_requires_grad_and_grid_grad_refused():
+    C, G, k = 4, 5, 3
+    grid = grid_of_kind("uniform", C, G, k)
+    z = sample_x(20, grid, seed=1).requires_grad_()
+    coef, sb, sp = params(C, G, k, torch.float64, 3)
+    ops.spline_activation(z, grid, k, "silu", coef, sb, sp).sum().backward()
+    exp = ref_grads(torch.ones(20, C, dtype=torch.float64), z, grid, k, "silu", coef, sb, sp)
+    assert_close(z.grad, exp[0], 1e-12)
+    g2 = grid.clone().requires_grad_()
+    with pytest.raises(RuntimeError, match="gradients with respect to grid"):
+        ops.spline_activation(z, g2, k, "silu", coef, sb, sp).sum().backward()
+
+
+def _opcheck_samples():
+    out = []
+    for k, kind, base in ((3, "uniform", "silu"), (1, "skewed", "zero"), (0, "nonuniform", "identity")):
+        C, G = 5, 4
+        grid = grid_of_kind(kind, C, G, k, seed=2)
+        z = sample_x(9, grid, seed=3).requires_grad_()
+        coef, sb, sp = (t.requires_grad_() for t in params(C, G, k, torch.float64, 4))
+        out.append((z, grid, k, ops.BASE_IDS[base], coef, sb, sp))
+    return out
+
+
+@pytest.mark.parametrize("sample", _opcheck_samples(), ids=lambda s: f"k{s[2]}")
+def test_opcheck(sample):
+    torch.library.opcheck(torch.ops.kanext.spline_activation, sample)
+    z, grid, k, base, coef, sb, sp = sample
+    gy = torch.randn(z.shape, dtype=z.dtype)
+    torch.library.opcheck(torch.ops.kanext.spline_activation_backward,
+                          (gy, z.detach(), grid, k, base, coef.detach(), sb.detach(), sp.detach(), True, True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_torch_compile_fullgraph_matches_eager(dtype):
+    torch._dynamo.reset()
+    C, G, k = 6, 5, 3
+    grid = grid_of_kind("nonuniform", C, G, k, dtype, seed=1)
+    coef, sb, sp = (t.requires_grad_() for t in params(C, G, k, dtype, 2))
+    z = sample_x(33, grid, seed=3)
+
+    def f(z, coef, sb, sp):
+        return (ops.spline_activation(z, grid, k, "silu", coef, sb, sp) ** 2).sum()
+
+    cf = torch.compile(f, fullgraph=True, backend="aot_eager")
+    a, b = f(z, coef, sb, sp), cf(z, coef, sb, sp)
+    ga = torch.autograd.grad(a, (coef, sb, sp))
+    gb = torch.autograd.grad(b, (coef, sb, sp))
+    assert_close(b, a, TOL[dtype])
+    for x, y in zip(gb, ga):
+        assert_close(x, y, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_deterministic_and_thread_count_independent(dtype, restore_threads):
+    C, G, k, N = 37, 7, 3, 3000
+    grid = grid_of_kind("nonuniform", C, G, k, dtype, seed=5)
+    z = sample_x(N, grid, seed=6)
+    coef, sb, sp = params(C, G, k, dtype, 7)
+    gy = randn(N, C, seed=8, dtype=dtype)
+
+    def run():
+        y = ops.spline_activation(z, grid, k, "silu", coef, sb, sp)
+        gz, gc, gsb, gsp = ops.spline_activation_backward(gy, z, grid, k, "silu", coef, sb, sp)
+        return {"y": y, "gz": gz, "gc": gc, "gsb": gsb, "gsp": gsp}
+
+    assert_deterministic(run)
+
+
+def test_nan_and_inf_policy():
+    C, G, k = 3, 4, 3
+    grid = grid_of_kind("uniform", C, G, k)
+    coef, sb, sp = params(C, G, k, torch.float64, 1)
+    z = sample_x(6, grid, seed=2)
+    z[1, 0] = float("nan")
+    z[2, 1] = float("inf")
+    z[3, 2] = -float("inf")
+    for base in BASES:
+        y = ops.spline_activation(z, grid, k, base, coef, sb, sp)
+        assert_close(y, ref64(z, grid, k, base, coef, sb, sp), 1e-12, msg=base)
+        assert torch.isnan(y[1, 0]) and int(torch.isnan(y).sum()) == 1 + (base == "silu")  # silu(-inf) = nan
+        gz, gc, gsb, gsp = ops.spline_activation_backward(torch.ones_like(z), z, grid, k, base, coef, sb, sp)
+        assert torch.isnan(gz[1, 0])
+        assert bool(torch.isfinite(gc).all())  # the NaN entry adds nothing to the weight gradients
+        # weight gradients equal those without the NaN row entry
+        z2 = z.clone()
+        z2[1, 0] = 100.0  # outside the grid: no spline contribution
+        _, gc2, _, _ = ops.spline_activation_backward(torch.ones_like(z), z2, grid, k, base, coef, sb, sp)
+        assert torch.equal(gc, gc2)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["z3d", "grid_rows", "coef_shape", "sb_shape", "dtype", "k_big", "base", "decreasing", "few_knots"],
+)
+def test_bad_input_raises(case):
+    C, G, k = 4, 5, 3
+    grid = grid_of_kind("uniform", C, G, k)
+    z = sample_x(5, grid, seed=1)
+    coef, sb, sp = params(C, G, k, torch.float64, 2)
+    args = dict(z=z, grid=grid, k=k, base=2, coef=coef, sb=sb, sp=sp)
+    match = {
+        "z3d": ("z", z[None], "expected z of shape"),
+        "grid_rows": ("grid", grid[:3], "grid has 3 rows"),
+        "coef_shape": ("coef", coef[:, :-1], "expected coef of shape"),
+        "sb_shape": ("sb", sb[:2], "expected scale_base of shape"),
+        "dtype": ("coef", coef.float(), "dtype"),
+        "k_big": ("k", 6, "spline order k must be in"),
+        "base": ("base", 7, "base must be 0"),
+        "decreasing": ("grid", grid.flip(1), "strictly increasing"),
+        "few_knots": ("grid", grid[:, :7], "needs at least"),
+    }[case]
+    args[match[0]] = match[1]
+    with pytest.raises(RuntimeError, match=match[2]):
+        torch.ops.kanext.spline_activation(args["z"], args["grid"], args["k"], args["base"], args["coef"], args["sb"],
+                                           args["sp"])
