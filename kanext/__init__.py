@@ -4,11 +4,12 @@ Public API:
     KANLinear   one KAN layer, a drop-in for nn.Linear (pykan's KANLayer function)
     KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
     from_pykan  convert a trained pykan model or layer
+    symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     ops         the fused custom ops (spline_basis, kan_linear, ...)
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, datasets, ops, reference
+from . import checkpoint, datasets, ops, reference, symbolic
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
 from .kan import KAN
@@ -20,5 +21,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KAN", "KANLinear", "from_pykan", "create_dataset", "CheckpointError", "checkpoint", "datasets", "ops",
-    "reference", "kan_linear", "spline_basis", "spline_basis_deriv",
+    "reference", "symbolic", "kan_linear", "spline_basis", "spline_basis_deriv",
 ]

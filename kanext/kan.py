@@ -88,6 +88,11 @@ class KAN(nn.Module):
 
         self.node_scale, self.node_bias = plist(1.0), plist(0.0)
         self.subnode_scale, self.subnode_bias = plist(1.0), plist(0.0)
+        from .symbolic import SymbolicLayer
+
+        self.symbolic_fun = nn.ModuleList(
+            SymbolicLayer(self.width[l], self.width[l + 1], **kw) for l in range(depth)
+        )
 
     @property
     def depth(self) -> int:
@@ -130,8 +135,10 @@ class KAN(nn.Module):
         return x.reshape(*lead, self.width[-1])
 
     def layer_forward(self, l: int, x: Tensor) -> Tensor:
-        """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias."""
-        x = self.act_fun[l](x)
+        """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias,
+        where phi(x) sums the spline edges and the symbolic edges (pykan's order)."""
+        sym = self.symbolic_fun[l]
+        x = self.act_fun[l](x) + sym(x) if sym.n_fixed else self.act_fun[l](x)
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
         return torch.addcmul(self.node_bias[l], self.node_scale[l], x)
 
@@ -195,6 +202,8 @@ class KAN(nn.Module):
         for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
             for p, q in zip(getattr(self, name), getattr(other, name)):
                 p.copy_(q)
+        for dst, src in zip(self.symbolic_fun, other.symbolic_fun):
+            dst.copy_from(src)
         self.base_fun = other.base_fun
         return self
 
@@ -237,6 +246,47 @@ class KAN(nn.Module):
         from .regularization import reg
 
         return reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
+
+    # ------------------------------------------------------------- symbolic (bodies in kanext.symbolic)
+    def fix_symbolic(self, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True):
+        """Sets edge (l, i, j) to c * fun(a x + b) + d; returns the fit's r2.
+        See :func:`kanext.symbolic.fix_symbolic`."""
+        from .symbolic import fix_symbolic
+
+        return fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
+
+    def unfix_symbolic(self, l, i, j):
+        """Returns edge (l, i, j) to its spline; see :func:`kanext.symbolic.unfix_symbolic`."""
+        from .symbolic import unfix_symbolic
+
+        unfix_symbolic(self, l, i, j)
+
+    def unfix_symbolic_all(self):
+        """Returns every symbolic edge to its spline."""
+        from .symbolic import unfix_symbolic_all
+
+        unfix_symbolic_all(self)
+
+    def suggest_symbolic(self, l, i, j, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 10), b_range=(-10, 10),
+                         verbose=True):
+        """Ranked (name, r2, complexity, score) for edge (l, i, j); see
+        :func:`kanext.symbolic.suggest_symbolic`."""
+        from .symbolic import suggest_symbolic
+
+        return suggest_symbolic(self, l, i, j, lib, topk, weight_simple, a_range, b_range, verbose)
+
+    def auto_symbolic(self, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10),
+                      b_range=(-10, 10)):
+        """Fixes every active edge to its best suggestion; see :func:`kanext.symbolic.auto_symbolic`."""
+        from .symbolic import auto_symbolic
+
+        return auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
+
+    def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
+        """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""
+        from .symbolic import symbolic_formula
+
+        return symbolic_formula(self, var, simplify, floating_digits)
 
 
 def _normalise_width(width) -> list[int]:
