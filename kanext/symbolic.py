@@ -291,7 +291,7 @@ class SymbolicLayer(nn.Module):
 
 
 def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0), b_range=(-10.0, 10.0),
-               grid_number: int = 21, iteration: int = 4, search_points: int = 256,
+               grid_number: int = 21, iteration: int = 5, search_points: int = 256,
                chunk_elems: int = 1 << 22) -> tuple[Tensor, Tensor]:
     """Fits y ~ c * f(a * x + b) + d for every edge and every function at once.
 
