@@ -129,6 +129,10 @@ class KAN(nn.Module):
                               else xd.new_zeros(layer.out_features, layer.in_features))
                 l1.append(edge_scales(layer, xd, "edge_forward_l1"))
                 ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
+                if "symbolic_fun" in self._modules and self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
+                    from .symbolic import fixed_edge_stats
+
+                    fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
             x = self.layer_forward(l, x)
         acts.append(x.detach())
         self.acts, self.acts_scale, self.edge_l1, self.input_range = acts, scales, l1, ranges
@@ -137,8 +141,8 @@ class KAN(nn.Module):
     def layer_forward(self, l: int, x: Tensor) -> Tensor:
         """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias,
         where phi(x) sums the spline edges and the symbolic edges (pykan's order)."""
-        sym = self.symbolic_fun[l]
-        x = self.act_fun[l](x) + sym(x) if sym.n_fixed else self.act_fun[l](x)
+        syms = self._modules.get("symbolic_fun")  # absent on KANs assembled by hand (KAN.__new__)
+        x = self.act_fun[l](x) + syms[l](x) if syms is not None and syms[l].n_fixed else self.act_fun[l](x)
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
         return torch.addcmul(self.node_bias[l], self.node_scale[l], x)
 

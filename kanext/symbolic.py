@@ -86,10 +86,10 @@ _ENTRIES = [
     ("x^0.5", torch.sqrt, sympy.sqrt, 2, lambda x, y_th: torch.sqrt(x.clamp_min(0))),
     ("x^1.5", lambda x: torch.sqrt(x) ** 3, lambda x: sympy.sqrt(x) ** 3, 4,
      lambda x, y_th: torch.sqrt(x.clamp_min(0)) ** 3),
-    ("1/sqrt(x)", lambda x: 1 / torch.sqrt(x), lambda x: 1 / sympy.sqrt(x), 2,
-     lambda x, y_th: 1 / torch.sqrt(x.clamp_min(float(y_th) ** -2))),
-    ("1/x^0.5", lambda x: 1 / torch.sqrt(x), lambda x: 1 / sympy.sqrt(x), 2,
-     lambda x, y_th: 1 / torch.sqrt(x.clamp_min(float(y_th) ** -2))),
+    ("1/sqrt(x)", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), 2,
+     lambda x, y_th: torch.rsqrt(x.clamp_min(float(y_th) ** -2))),
+    ("1/x^0.5", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), 2,
+     lambda x, y_th: torch.rsqrt(x.clamp_min(float(y_th) ** -2))),
     ("exp", torch.exp, sympy.exp, 2, lambda x, y_th: torch.exp(x.clamp_max(math.log(y_th)))),
     ("log", torch.log, sympy.log, 2, lambda x, y_th: torch.log(x.clamp_min(math.exp(-y_th)))),
     ("abs", torch.abs, sympy.Abs, 3, None),
@@ -291,8 +291,8 @@ class SymbolicLayer(nn.Module):
 
 
 def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0), b_range=(-10.0, 10.0),
-               grid_number: int = 21, iteration: int = 5, search_points: int = 256,
-               chunk_elems: int = 1 << 22) -> tuple[Tensor, Tensor]:
+               grid_number: int = 21, iteration: int = 7, search_points: int = 256, zoom_number: int = 11,
+               chunk_elems: int = 1 << 18) -> tuple[Tensor, Tensor]:
     """Fits y ~ c * f(a * x + b) + d for every edge and every function at once.
 
     Args:
@@ -302,8 +302,11 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
             each edge's inputs are standardised (mean 0, std 1), so that the
             search does not depend on the input scale; the returned (a, b)
             act on x itself.
-        grid_number, iteration: a grid_number x grid_number grid over (a, b),
-            zoomed ``iteration`` times to +-1 step around the best point.
+        grid_number, zoom_number, iteration: ``iteration`` passes of a grid
+            search over (a, b): a grid_number x grid_number grid over the
+            ranges, then zoom_number x zoom_number grids over +-1 step of the
+            previous pass around its best point (the defaults end with a step
+            of 6.4e-5 of the initial span / 20, as fine as pykan's 101 x 101 x 3).
         search_points: the grid search uses at most this many points per edge
             (evenly spaced in sorted x, extremes included); c, d and the
             returned r2 use all points.
@@ -317,8 +320,9 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
     y = torch.as_tensor(y)
     if x.shape != y.shape or x.dim() not in (1, 2) or x.shape[-1] < 1:
         raise ValueError(f"fit_params: x and y must have the same shape (P,) or (E, P), got {tuple(x.shape)} and {tuple(y.shape)}")
-    if grid_number < 3 or iteration < 1:
-        raise ValueError(f"fit_params: need grid_number >= 3 and iteration >= 1, got {grid_number}, {iteration}")
+    if grid_number < 3 or zoom_number < 3 or iteration < 1:
+        raise ValueError(f"fit_params: need grid_number >= 3, zoom_number >= 3 and iteration >= 1, "
+                         f"got {grid_number}, {zoom_number}, {iteration}")
     entries = [_entry(n) for n in names]
     single = x.dim() == 1
     x = x.detach().to(torch.float64).reshape(-1, x.shape[-1])
@@ -340,24 +344,33 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
         xs, ys = x, y
     yc = ys - ys.mean(1, keepdim=True)
     syy = (yc * yc).sum(1)  # (E,)
-    G = grid_number
-    t = torch.linspace(-1, 1, G, dtype=torch.float64, device=dev)
+    W = torch.stack([torch.ones_like(yc), yc], dim=2)  # (E, S, 2): one GEMM gives sum f and sum f yc
     a_mid = torch.full((E, C), (a_range[0] + a_range[1]) / 2, dtype=torch.float64, device=dev)
     b_mid = torch.full((E, C), (b_range[0] + b_range[1]) / 2, dtype=torch.float64, device=dev)
     a_half = torch.full((E, C), (a_range[1] - a_range[0]) / 2, dtype=torch.float64, device=dev)
     b_half = torch.full((E, C), (b_range[1] - b_range[0]) / 2, dtype=torch.float64, device=dev)
     S = xs.shape[1]
-    step = max(1, chunk_elems // (G * G * S))
-    for _ in range(iteration):
+    # functions that are the same torch callable (sqrt and x^0.5, ...) are searched once
+    first_of: dict[int, int] = {}
+    for c, entry in enumerate(entries):
+        first_of.setdefault(id(entry.torch_fn), c)
+    for it in range(iteration):
+        G = grid_number if it == 0 else zoom_number
+        t = torch.linspace(-1, 1, G, dtype=torch.float64, device=dev)
         A = a_mid[..., None] + a_half[..., None] * t  # (E, C, G)
         B = b_mid[..., None] + b_half[..., None] * t
         best = torch.empty(E, C, dtype=torch.long, device=dev)
+        step = max(1, chunk_elems // (G * G * S))
         for c, entry in enumerate(entries):
+            c0 = first_of[id(entry.torch_fn)]
+            if c0 != c:
+                best[:, c] = best[:, c0]
+                continue
             for e0 in range(0, E, step):
                 sl = slice(e0, e0 + step)
-                z = A[sl, c, :, None, None] * xs[sl, None, None, :] + B[sl, c, None, :, None]  # (e, G, G, S)
-                r2 = _r2(entry.torch_fn(z), yc[sl, None, :, None], syy[sl, None, None])
-                best[sl, c] = r2.reshape(r2.shape[0], -1).argmax(1)
+                z = torch.addcmul(B[sl, c, None, :, None], A[sl, c, :, None, None], xs[sl, None, None, :])  # (e, G, G, S)
+                r2 = _r2(entry.torch_fn(z).reshape(z.shape[0], G * G, S), W[sl], syy[sl, None])
+                best[sl, c] = r2.argmax(1)
         ia, ib = best // G, best % G
         a_mid = torch.gather(A, 2, ia[..., None])[..., 0]
         b_mid = torch.gather(B, 2, ib[..., None])[..., 0]
@@ -401,13 +414,19 @@ def _flat_tol(fm: Tensor, n: int) -> Tensor:
     return n * (1e-10 * fm) ** 2 + 1e-300
 
 
-def _r2(f: Tensor, yc: Tensor, syy: Tensor) -> Tensor:
-    """corr(f, y)^2 over the last axis (yc: y centred, shaped (..., S, 1)); 0 where f is not
+def _r2(f: Tensor, W: Tensor, syy: Tensor) -> Tensor:
+    """corr(f, y)^2 over the last axis of f (e, K, S), with W (e, S, 2) =
+    [1, y - mean(y)] and syy (e, 1) = sum (y - mean y)^2. 0 where f is not
     finite somewhere (the sums then are not finite), or f or y is constant."""
     n = f.shape[-1]
-    var, fm = torch.var_mean(f, dim=-1, correction=0)
-    sff = var * n
-    sfy = torch.matmul(f, yc)[..., 0]  # yc as (..., S, 1): a batched GEMV
+    # shift by one sample of f: the variance is unchanged and the one-pass
+    # sum of squares below does not cancel catastrophically
+    ref = f[..., n // 2: n // 2 + 1]
+    fr = f - ref
+    sums = torch.bmm(fr, W)  # (e, K, 2)
+    sf, sfy = sums[..., 0], sums[..., 1]
+    sff = torch.linalg.vector_norm(fr, dim=-1) ** 2 - sf * sf / n
+    fm = ref[..., 0] + sf / n
     good = torch.isfinite(sff) & torch.isfinite(sfy) & (sff > _flat_tol(fm, n)) & (syy > 0)
     r2 = sfy * sfy / (torch.where(good, sff, torch.ones_like(sff)) * torch.where(syy > 0, syy, torch.ones_like(syy)))
     return torch.where(good, torch.nan_to_num(r2, nan=0.0, posinf=0.0), torch.zeros_like(r2))
@@ -463,6 +482,21 @@ def _edge_outputs(layer, x: Tensor, I: Tensor, J: Tensor) -> Tensor:
     spline = torch.einsum("neg,eg->ne", B[:, pos, :], coef)
     base = layer.base_fun(xu) if callable(layer.base_fun) else reference.base_function(layer.base_fun, xu)
     return layer.mask[I, J] * (base[:, pos] * layer.scale_base[I, J] + spline)
+
+
+@torch.no_grad()
+def fixed_edge_stats(layer, sym: SymbolicLayer, x: Tensor, scale: Tensor, l1: Tensor) -> None:
+    """Overwrites, for the fixed edges of one layer, the recorded edge
+    statistics scale (pykan's std(phi) / (std(x) + 0.1)) and l1 (mean |phi|),
+    both (out, in), with those of the whole edge: spline (if still on) plus
+    symbolic. Cost O(N * fixed edges)."""
+    for name, J, I in sym.groups():
+        p = sym.affine[J, I]
+        phi = sym.mask[J, I] * (p[:, 2] * _entry(name).torch_fn(p[:, 0] * x[:, I] + p[:, 1]) + p[:, 3])
+        phi = phi + _edge_outputs(layer, x, I, J)
+        l1[J, I] = phi.abs().mean(0).to(l1.dtype)
+        if x.shape[0] > 1:
+            scale[J, I] = (phi.std(0) / (x[:, I].std(0) + 0.1)).to(scale.dtype)
 
 
 def fix_symbolic(model, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True):

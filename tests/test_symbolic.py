@@ -224,6 +224,21 @@ def test_fix_symbolic_sets_masks_and_fits_edge():
         model.fix_symbolic(0, 0, 0, "sine")
 
 
+def test_recorded_edge_statistics_include_symbolic_edges():
+    model = _kan((2, 3, 1))
+    x = _record(model)
+    model.fix_symbolic(0, 1, 2, "sin", verbose=False)
+    spline_scale = model.acts_scale[0].clone()
+    _record(model)
+    a, b, c, d = model.symbolic_fun[0].affine[2, 1].tolist()
+    phi = c * torch.sin(a * x[:, 1] + b) + d
+    torch.testing.assert_close(model.acts_scale[0][2, 1], phi.std() / (x[:, 1].std() + 0.1), rtol=1e-12, atol=0)
+    torch.testing.assert_close(model.edge_l1[0][2, 1], phi.abs().mean(), rtol=1e-12, atol=0)
+    keep = torch.ones_like(spline_scale, dtype=torch.bool)
+    keep[2, 1] = False
+    assert torch.equal(model.acts_scale[0][keep], spline_scale[keep])
+
+
 def test_edge_outputs_match_reference_edge_activations():
     model = _kan((3, 4, 1))
     x = torch.rand(64, 3, generator=gen(7), dtype=F64) * 2 - 1
