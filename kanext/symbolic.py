@@ -229,8 +229,11 @@ class SymbolicLayer(nn.Module):
         return sum(int(j.numel()) for _, j, _ in self.groups())
 
     def forward(self, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
-        if x.dim() != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"SymbolicLayer: expected input of shape (N, {self.in_features}), got {tuple(x.shape)}")
+        """x (..., in) -> (..., out): the sum over fixed edges of mask * (c f(a x_i + b) + d)."""
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"SymbolicLayer: expected input of shape (..., {self.in_features}), got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.in_features)
         y = x.new_zeros(x.shape[0], self.out_features)
         for name, J, I in self.groups():
             entry = _entry(name)
@@ -238,7 +241,7 @@ class SymbolicLayer(nn.Module):
             z = p[:, 0] * x[:, I] + p[:, 1]
             f = entry.safe_fn(z, y_th) if singularity_avoiding else entry.torch_fn(z)
             y = y.index_add(1, J, self.mask[J, I] * (p[:, 2] * f + p[:, 3]))
-        return y
+        return y.reshape(*lead, self.out_features)
 
     @torch.no_grad()
     def set_edge(self, i: int, j: int, name: str, params=None) -> None:
@@ -644,9 +647,12 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
     Args:
         var: input symbols (default x_1, x_2, ...): sympy symbols or names.
         simplify: run sympy.simplify on each layer's outputs.
-        floating_digits: round every float constant to this many decimals
-            (pykan's display rounding); None keeps them exact, and then the
-            formula evaluates equal to the model up to float rounding.
+        floating_digits: round float constants for reading: to this many
+            decimals (pykan's rounding; constants that round to 0 vanish),
+            or, below 1, to this many significant digits; repeated until
+            sympy's own combining of constants leaves nothing to round.
+            None keeps them exact, and then the formula evaluates equal to
+            the model up to float rounding.
 
     Raises ValueError, listing them, if spline edges remain (mask != 0 in
     act_fun): run auto_symbolic (or fix_symbolic) first. Dead edges count as 0.
@@ -695,9 +701,26 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
     return xs
 
 
+def _round_number(v: float, digits: int) -> float:
+    # pykan rounds to `digits` decimals (so tiny constants vanish); below 1 we
+    # keep `digits` significant digits instead, so that a small factor like
+    # 0.006074 in 0.006074 * (12.83 x)^2 is not coarsened to 0.0061.
+    if round(v, digits) == 0:
+        return 0.0
+    if abs(v) >= 1:
+        return round(v, digits)
+    return round(v, digits - 1 - math.floor(math.log10(abs(v))))
+
+
 def _round_floats(expr, digits: int):
-    reps = {f: sympy.Float(round(float(f), digits)) for f in expr.atoms(sympy.Float)}
-    return expr.xreplace(reps)
+    # sympy re-combines constants after a replacement (c * (a x)^2 -> (c a^2) x^2),
+    # so round until nothing changes
+    for _ in range(6):
+        new = expr.xreplace({f: sympy.Float(_round_number(float(f), digits)) for f in expr.atoms(sympy.Float)})
+        if new == expr:
+            break
+        expr = new
+    return expr
 
 
 def to_latex(expr) -> str:
