@@ -37,6 +37,9 @@ class KAN(nn.Module):
             ``input_range`` ((in, 2) min and max of each layer input). Off by
             default: it costs about one more forward.
         act_fun: ``nn.ModuleList`` of :class:`KANLinear` (pykan's name).
+        symbolic_fun: ``nn.ModuleList`` of :class:`kanext.symbolic.SymbolicLayer`
+            (pykan's name): each layer's symbolic edges c * f(a x + b) + d,
+            added to the spline layer's output (see :meth:`fix_symbolic`).
         node_scale, node_bias, subnode_scale, subnode_bias: ``nn.ParameterList``
             of (width[l+1],) tensors; each layer computes
             ``node_scale * (subnode_scale * layer(x) + subnode_bias) + node_bias``.
