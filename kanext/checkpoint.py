@@ -476,6 +476,9 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
 
     model = skel.to_empty(device=torch.device("cpu") if device is None else device)
     model.load_state_dict(tensors, strict=True)
+    for m in model.modules():
+        if isinstance(m, _symbolic.SymbolicLayer):
+            m.invalidate()  # group the fixed edges now, from the loaded mask
     for name, p in model.named_parameters():
         p.requires_grad_(table[name]["requires_grad"])
     return model

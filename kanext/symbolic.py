@@ -198,6 +198,7 @@ class SymbolicLayer(nn.Module):
         self.affine = nn.Parameter(torch.zeros(out_features, in_features, 4, **kw))
         self.funs_name = [["0"] * in_features for _ in range(out_features)]
         self._groups = None
+        self.invalidate()
 
     @property
     def in_dim(self) -> int:
@@ -208,12 +209,23 @@ class SymbolicLayer(nn.Module):
         return self.out_features
 
     def invalidate(self) -> None:
-        """Drops the cached grouping (call after editing mask or funs_name by hand)."""
+        """Rebuilds the grouping of fixed edges by function (call after
+        editing mask or funs_name by hand; the forward also notices a changed
+        mask by itself, except under torch.compile)."""
         self._groups = None
+        if self.mask.device.type != "meta":
+            self.groups()
 
     def groups(self) -> list[tuple[str, Tensor, Tensor]]:
-        """[(name, j_idx, i_idx)] of the fixed edges (mask != 0), by function."""
-        if self._groups is None or self._groups[0] is not self.mask or self._groups[1] != self.mask._version:
+        """[(name, j_idx, i_idx)] of the fixed edges (mask != 0), by function.
+
+        Cached; rebuilt eagerly when the mask tensor or its contents change.
+        Under torch.compile the cached grouping is used as is (dynamo guards
+        on it), so the graph holds no data-dependent control flow."""
+        if torch.compiler.is_compiling():
+            return self._groups[1] if self._groups is not None else []
+        key = (id(self.mask), self.mask._version, self.mask.device)
+        if self._groups is None or self._groups[0] != key:
             nz = torch.nonzero(self.mask.detach().cpu() != 0).tolist()
             by_name: dict[str, list[tuple[int, int]]] = {}
             for j, i in nz:
@@ -221,8 +233,8 @@ class SymbolicLayer(nn.Module):
             dev = self.mask.device
             groups = [(name, torch.tensor([e[0] for e in es], device=dev), torch.tensor([e[1] for e in es], device=dev))
                       for name, es in by_name.items()]
-            self._groups = (self.mask, self.mask._version, groups)
-        return self._groups[2]
+            self._groups = (key, groups)
+        return self._groups[1]
 
     @property
     def n_fixed(self) -> int:

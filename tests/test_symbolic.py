@@ -415,3 +415,20 @@ def test_feynman_product_recovered():
 def test_feynman_ratio_recovered():
     err = _recover(lambda x: x[:, :1] / x[:, 1:], [2, 1, 1], (0.5, 2.0), ["x", "x^2", "log", "exp", "1/x", "sqrt"])
     assert err < 1e-4, err
+
+
+def test_compile_fullgraph_with_fixed_edges_matches_eager():
+    torch._dynamo.reset()
+    model = _kan((2, 3, 1))
+    x = _record(model, n=40)
+    model.fix_symbolic(0, 0, 1, "sin", verbose=False)
+    model.fix_symbolic(0, 1, 2, "x^2", verbose=False)
+    model.fix_symbolic(1, 2, 0, "sin", verbose=False)
+    y_e = model(x)
+    y_e.pow(2).sum().backward()
+    g_e = model.symbolic_fun[0].affine.grad.clone()
+    model.zero_grad()
+    y_c = torch.compile(model, fullgraph=True)(x)
+    y_c.pow(2).sum().backward()
+    torch.testing.assert_close(y_c, y_e, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.symbolic_fun[0].affine.grad, g_e, rtol=1e-12, atol=1e-12)
