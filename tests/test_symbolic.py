@@ -432,3 +432,20 @@ def test_compile_fullgraph_with_fixed_edges_matches_eager():
     y_c.pow(2).sum().backward()
     torch.testing.assert_close(y_c, y_e, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(model.symbolic_fun[0].affine.grad, g_e, rtol=1e-12, atol=1e-12)
+
+
+def test_fix_symbolic_with_a_callable():
+    def cube_fn(t):
+        return t**3
+
+    model = _kan((1, 1))
+    _record(model)
+    try:
+        r2 = model.fix_symbolic(0, 0, 0, cube_fn, verbose=False)
+        assert 0 <= r2 <= 1 and SYMBOLIC_LIB["cube_fn"].torch_fn is cube_fn
+        with pytest.raises(ValueError, match="no sympy form"):
+            model.symbolic_formula()
+        with pytest.raises(ValueError, match="needs a name"):
+            model.fix_symbolic(0, 0, 0, lambda t: t, verbose=False)
+    finally:
+        SYMBOLIC_LIB.pop("cube_fn", None)
