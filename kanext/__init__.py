@@ -5,11 +5,12 @@ Public API:
     KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
     SplineActivation, LANLayer, LAN, Sine   learnable activation networks (appendix B)
     from_pykan  convert a trained pykan model or layer
+    symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     ops         the fused custom ops (spline_basis, kan_linear, ...)
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, datasets, ops, reference
+from . import checkpoint, datasets, ops, reference, symbolic
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
 from .kan import KAN
@@ -21,6 +22,7 @@ from .pykan_compat import from_pykan
 __version__ = "0.1.0"
 
 __all__ = [
-    "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset", "CheckpointError", "checkpoint", "datasets", "ops",
-    "reference", "kan_linear", "spline_basis", "spline_basis_deriv",
+    "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
+    "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
+    "spline_basis_deriv",
 ]

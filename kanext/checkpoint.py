@@ -67,6 +67,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from . import symbolic as _symbolic
 from .kan import KAN
 from .lan import LAN, LANLayer, SplineActivation
 from .layers import KANLinear
@@ -156,6 +157,9 @@ def register_extension(
     if not callable(save_fn) or not callable(load_fn):
         raise TypeError("register_extension: save_fn and load_fn must be callable")
     _EXTENSIONS[name] = _Extension(name, save_fn, load_fn)
+
+
+register_extension("kanext.symbolic", _symbolic.checkpoint_state, _symbolic.restore_checkpoint_state)
 
 
 # ---------------------------------------------------------------------- paths
@@ -513,6 +517,9 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
 
     model = skel.to_empty(device=torch.device("cpu") if device is None else device)
     model.load_state_dict(tensors, strict=True)
+    for m in model.modules():
+        if isinstance(m, _symbolic.SymbolicLayer):
+            m.invalidate()  # group the fixed edges now, from the loaded mask
     for name, p in model.named_parameters():
         p.requires_grad_(table[name]["requires_grad"])
     return model
@@ -676,6 +683,21 @@ def _build(cls_name: str, config: dict, alloc, check: bool = False):
     m.act_fun = nn.ModuleList(layers)
     for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
         setattr(m, name, nn.ParameterList(nn.Parameter(alloc(f"{name}.{l}", (w,))) for l, w in enumerate(width[1:])))
+    m.symbolic_fun = nn.ModuleList(_symbolic_skeleton(width[l], width[l + 1], alloc, f"symbolic_fun.{l}.")
+                                   for l in range(len(width) - 1))
+    return m
+
+
+def _symbolic_skeleton(n_in: int, n_out: int, alloc, prefix: str) -> "_symbolic.SymbolicLayer":
+    # Every KAN has a symbolic branch (mask and affine travel as tensors); the
+    # function names, when any edge has one, come from the "kanext.symbolic" extension.
+    m = _symbolic.SymbolicLayer.__new__(_symbolic.SymbolicLayer)
+    nn.Module.__init__(m)
+    m.in_features, m.out_features = n_in, n_out
+    m.register_buffer("mask", alloc(prefix + "mask", (n_out, n_in)))
+    m.affine = nn.Parameter(alloc(prefix + "affine", (n_out, n_in, 4)))
+    m.funs_name = [["0"] * n_in for _ in range(n_out)]
+    m._groups = None
     return m
 
 

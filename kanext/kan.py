@@ -37,6 +37,9 @@ class KAN(nn.Module):
             ``input_range`` ((in, 2) min and max of each layer input). Off by
             default: it costs about one more forward.
         act_fun: ``nn.ModuleList`` of :class:`KANLinear` (pykan's name).
+        symbolic_fun: ``nn.ModuleList`` of :class:`kanext.symbolic.SymbolicLayer`
+            (pykan's name): each layer's symbolic edges c * f(a x + b) + d,
+            added to the spline layer's output (see :meth:`fix_symbolic`).
         node_scale, node_bias, subnode_scale, subnode_bias: ``nn.ParameterList``
             of (width[l+1],) tensors; each layer computes
             ``node_scale * (subnode_scale * layer(x) + subnode_bias) + node_bias``.
@@ -88,6 +91,11 @@ class KAN(nn.Module):
 
         self.node_scale, self.node_bias = plist(1.0), plist(0.0)
         self.subnode_scale, self.subnode_bias = plist(1.0), plist(0.0)
+        from .symbolic import SymbolicLayer
+
+        self.symbolic_fun = nn.ModuleList(
+            SymbolicLayer(self.width[l], self.width[l + 1], **kw) for l in range(depth)
+        )
 
     @property
     def depth(self) -> int:
@@ -124,14 +132,20 @@ class KAN(nn.Module):
                               else xd.new_zeros(layer.out_features, layer.in_features))
                 l1.append(edge_scales(layer, xd, "edge_forward_l1"))
                 ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
+                if "symbolic_fun" in self._modules and self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
+                    from .symbolic import fixed_edge_stats
+
+                    fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
             x = self.layer_forward(l, x)
         acts.append(x.detach())
         self.acts, self.acts_scale, self.edge_l1, self.input_range = acts, scales, l1, ranges
         return x.reshape(*lead, self.width[-1])
 
     def layer_forward(self, l: int, x: Tensor) -> Tensor:
-        """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias."""
-        x = self.act_fun[l](x)
+        """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias,
+        where phi(x) sums the spline edges and the symbolic edges (pykan's order)."""
+        syms = self._modules.get("symbolic_fun")  # absent on KANs assembled by hand (KAN.__new__)
+        x = self.act_fun[l](x) + syms[l](x) if syms is not None and syms[l].n_fixed else self.act_fun[l](x)
         if self._affines_are_identity(l):
             return x  # the same values, without four ops and their backward per layer
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
@@ -216,6 +230,8 @@ class KAN(nn.Module):
         for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
             for p, q in zip(getattr(self, name), getattr(other, name)):
                 p.copy_(q)
+        for dst, src in zip(self.symbolic_fun, other.symbolic_fun):
+            dst.copy_from(src)
         self.base_fun = other.base_fun
         return self
 
@@ -323,6 +339,47 @@ class KAN(nn.Module):
         from .plotting import plot_activation
 
         return plot_activation(self, l, i, j, x_range, folder)
+
+    # ------------------------------------------------------------- symbolic (bodies in kanext.symbolic)
+    def fix_symbolic(self, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True):
+        """Sets edge (l, i, j) to c * fun(a x + b) + d; returns the fit's r2.
+        See :func:`kanext.symbolic.fix_symbolic`."""
+        from .symbolic import fix_symbolic
+
+        return fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
+
+    def unfix_symbolic(self, l, i, j):
+        """Returns edge (l, i, j) to its spline; see :func:`kanext.symbolic.unfix_symbolic`."""
+        from .symbolic import unfix_symbolic
+
+        unfix_symbolic(self, l, i, j)
+
+    def unfix_symbolic_all(self):
+        """Returns every symbolic edge to its spline."""
+        from .symbolic import unfix_symbolic_all
+
+        unfix_symbolic_all(self)
+
+    def suggest_symbolic(self, l, i, j, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 10), b_range=(-10, 10),
+                         verbose=True):
+        """Ranked (name, r2, complexity, score) for edge (l, i, j); see
+        :func:`kanext.symbolic.suggest_symbolic`."""
+        from .symbolic import suggest_symbolic
+
+        return suggest_symbolic(self, l, i, j, lib, topk, weight_simple, a_range, b_range, verbose)
+
+    def auto_symbolic(self, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10),
+                      b_range=(-10, 10)):
+        """Fixes every active edge to its best suggestion; see :func:`kanext.symbolic.auto_symbolic`."""
+        from .symbolic import auto_symbolic
+
+        return auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
+
+    def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
+        """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""
+        from .symbolic import symbolic_formula
+
+        return symbolic_formula(self, var, simplify, floating_digits)
 
 
 def _normalise_width(width) -> list[int]:

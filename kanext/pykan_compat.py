@@ -59,6 +59,12 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
     out.act_fun = nn.ModuleList(_layer_from_pykan(layer, base) for layer in model.act_fun)
     for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
         setattr(out, name, nn.ParameterList(_param_copy(p) for p in getattr(model, name)))
+    from .symbolic import SymbolicLayer
+
+    ref = out.node_scale[0]
+    out.symbolic_fun = nn.ModuleList(
+        SymbolicLayer(widths[l], widths[l + 1], device=ref.device, dtype=ref.dtype) for l in range(len(widths) - 1)
+    )
     return out
 
 

@@ -1,0 +1,171 @@
+"""Formulas from a KAN whose edges are all symbolic: :func:`symbolic_formula`
+(one sympy expression per output), :func:`to_latex`, and :func:`to_torch`
+(a formula as a callable on tensors). Re-exported by :mod:`kanext.symbolic`."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import sympy
+import torch
+from torch import Tensor
+
+__all__ = ["symbolic_formula", "to_latex", "to_torch"]
+
+
+def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list:
+    """One sympy expression per output, composed from the symbolic edges and
+    the node/subnode affines.
+
+    Args:
+        var: input symbols (default x_1, x_2, ...): sympy symbols or names.
+        simplify: run sympy.simplify on each layer's outputs.
+        floating_digits: round float constants for reading: to this many
+            decimals (pykan's rounding; constants that round to 0 vanish),
+            or, below 1, to this many significant digits; repeated until
+            sympy's own combining of constants leaves nothing to round.
+            None keeps them exact, and then the formula evaluates equal to
+            the model up to float rounding.
+
+    Raises ValueError, listing them, if spline edges remain (mask != 0 in
+    act_fun): run auto_symbolic (or fix_symbolic) first. Dead edges count as 0.
+    """
+    from .symbolic import _entry
+
+    n_in = model.width[0]
+    if var is None:
+        xs = [sympy.Symbol(f"x_{t + 1}") for t in range(n_in)]
+    else:
+        xs = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in var]
+        if len(xs) != n_in:
+            raise ValueError(f"symbolic_formula: var must have {n_in} entries (one per input), got {len(xs)}")
+    left = [(l, i, j) for l, layer in enumerate(model.act_fun) for i, j in (layer.mask.detach() != 0).nonzero().tolist()]
+    if left:
+        raise ValueError(
+            f"symbolic_formula: {len(left)} edge(s) are still splines (l, i, j): {left[:20]}"
+            f"{' ...' if len(left) > 20 else ''}; fix them with auto_symbolic() or fix_symbolic() first"
+        )
+
+    def num(v):
+        v = float(v)
+        return sympy.Integer(int(v)) if v == int(v) and abs(v) < 2**53 else sympy.Float(v)
+
+    for l, sym in enumerate(model.symbolic_fun):
+        outs = [sympy.Integer(0)] * sym.out_features
+        aff = sym.affine.detach().double().cpu()
+        mask = sym.mask.detach().double().cpu()
+        for name, J, I in sym.groups():
+            entry = _entry(name)
+            if entry.sympy_fn is None:
+                raise ValueError(f"symbolic_formula: function {name!r} has no sympy form (give sympy_fn to add_symbolic)")
+            for j, i in zip(J.tolist(), I.tolist()):
+                a, b, c, d = aff[j, i].tolist()
+                term = num(c) * entry.sympy_fn(num(a) * xs[i] + num(b)) + num(d)
+                if mask[j, i] != 1:
+                    term = num(mask[j, i]) * term
+                outs[j] = outs[j] + term
+        ss, sb = model.subnode_scale[l].detach().double().cpu(), model.subnode_bias[l].detach().double().cpu()
+        ns, nb = model.node_scale[l].detach().double().cpu(), model.node_bias[l].detach().double().cpu()
+        new = []
+        for j, e in enumerate(outs):
+            e = num(ns[j]) * (num(ss[j]) * e + num(sb[j])) + num(nb[j])
+            new.append(sympy.simplify(e) if simplify else e)
+        xs = new
+    if floating_digits is not None:
+        xs = [_round_floats(e, int(floating_digits)) for e in xs]
+    return xs
+
+
+def _round_number(v: float, digits: int) -> float:
+    # pykan rounds to `digits` decimals (so tiny constants vanish); below 1 we
+    # keep `digits` significant digits instead, so that a small factor like
+    # 0.006074 in 0.006074 * (12.83 x)^2 is not coarsened to 0.0061.
+    if round(v, digits) == 0:
+        return 0.0
+    if abs(v) >= 1:
+        return round(v, digits)
+    return round(v, digits - 1 - math.floor(math.log10(abs(v))))
+
+
+def _round_floats(expr, digits: int):
+    # sympy re-combines constants after a replacement (c * (a x)^2 -> (c a^2) x^2),
+    # so round until nothing changes
+    for _ in range(6):
+        new = expr.xreplace({f: sympy.Float(_round_number(float(f), digits)) for f in expr.atoms(sympy.Float)})
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
+def to_latex(expr) -> str:
+    """LaTeX source of a formula (sympy.latex)."""
+    return sympy.latex(sympy.sympify(expr))
+
+
+_TORCH_FUNS = {
+    sympy.exp: torch.exp, sympy.log: torch.log, sympy.sin: torch.sin, sympy.cos: torch.cos, sympy.tan: torch.tan,
+    sympy.tanh: torch.tanh, sympy.sinh: torch.sinh, sympy.cosh: torch.cosh, sympy.asin: torch.arcsin,
+    sympy.acos: torch.arccos, sympy.atan: torch.arctan, sympy.atanh: torch.arctanh, sympy.Abs: torch.abs,
+    sympy.sign: torch.sign,
+}
+
+
+def to_torch(expr, var: Sequence) -> Callable[[Tensor], Tensor]:
+    """A callable running the formula on tensors: ``fn(x)`` with x of shape
+    (..., len(var)) returns (...); column t of x is var[t]. Supports +, *,
+    powers, numbers (pi, E) and exp, log, sin, cos, tan, tanh, sinh, cosh,
+    asin, acos, atan, atanh, Abs, sign."""
+    expr = sympy.sympify(expr)
+    syms = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in var]
+    index = {s: t for t, s in enumerate(syms)}
+    missing = expr.free_symbols - set(index)
+    if missing:
+        raise ValueError(f"to_torch: the formula uses {sorted(map(str, missing))}, not in var={list(map(str, syms))}")
+    compiled = _compile(expr, index)
+
+    def fn(x: Tensor) -> Tensor:
+        if x.shape[-1] != len(syms):
+            raise ValueError(f"to_torch: expected input of shape (..., {len(syms)}), got {tuple(x.shape)}")
+        out = compiled(x)
+        if not isinstance(out, Tensor):
+            return torch.full(x.shape[:-1], float(out), dtype=x.dtype, device=x.device)
+        return out.expand(x.shape[:-1]) if out.shape != x.shape[:-1] else out
+
+    return fn
+
+
+def _compile(e, index):
+    if e.is_Symbol:
+        t = index[e]
+        return lambda x: x[..., t]
+    if e.is_Number or e.is_NumberSymbol:
+        v = float(e)
+        return lambda x: v
+    args = [_compile(a, index) for a in e.args]
+    if e.is_Add:
+        def add(x):
+            out = args[0](x)
+            for g in args[1:]:
+                out = out + g(x)
+            return out
+        return add
+    if e.is_Mul:
+        def mul(x):
+            out = args[0](x)
+            for g in args[1:]:
+                out = out * g(x)
+            return out
+        return mul
+    if e.is_Pow:
+        base, ex = args
+        if e.exp.is_Number:
+            p = float(e.exp)
+            if p == int(p):
+                p = int(p)
+            return lambda x: base(x) ** p
+        return lambda x: torch.as_tensor(base(x)) ** ex(x)
+    f = _TORCH_FUNS.get(type(e)) or _TORCH_FUNS.get(e.func)
+    if f is not None and len(args) == 1:
+        return lambda x: f(torch.as_tensor(args[0](x), dtype=x.dtype, device=x.device))
+    raise ValueError(f"to_torch: cannot translate {e.func} (in {e}) to torch")
