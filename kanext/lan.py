@@ -12,7 +12,6 @@ parameters), instead of one per edge as in a KAN.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Callable, Sequence
 

@@ -203,10 +203,8 @@ def _activations(model, l: int, xs: Tensor) -> Tensor:
         bx = layer.base_fun(x) if callable(layer.base_fun) else reference.base_function(layer.base_fun, x)
         phi = bx.unsqueeze(-1) * Wb + torch.einsum("nig,igj->nij", reference.spline_basis(x, layer.grid, layer.k), Wc)
         sym = _symbolic(model, l)
-        if sym is not None and callable(sym):
-            out = sym(x)  # pykan's Symbolic_KANLayer returns (y, per-edge values (P, out, in))
-            if isinstance(out, tuple) and len(out) == 2 and tuple(out[1].shape) == (x.shape[0], phi.shape[2], phi.shape[1]):
-                phi = phi + out[1].transpose(1, 2)
+        if sym is not None:
+            phi = phi + sym.edge_values(x).transpose(1, 2)  # (P, out, in) -> (P, in, out)
     return phi.double().cpu()
 
 
@@ -234,7 +232,7 @@ def _symbolic(model, l: int):
     if sym is None:
         return None
     s = sym[l]
-    return s if hasattr(s, "mask") and hasattr(s, "funs_name") else None
+    return s if hasattr(s, "mask") and hasattr(s, "funs_name") and hasattr(s, "edge_values") else None
 
 
 def _names(arg: str, names, n: int):

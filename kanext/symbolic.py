@@ -255,6 +255,17 @@ class SymbolicLayer(nn.Module):
             y = y.index_add(1, J, self.mask[J, I] * (p[:, 2] * f + p[:, 3]))
         return y.reshape(*lead, self.out_features)
 
+    def edge_values(self, x: Tensor) -> Tensor:
+        """x (P, in) -> (P, out, in): each fixed edge's value mask * (c f(a x_i + b) + d),
+        0 for the others (pykan's per-edge layout; for plots of a few points)."""
+        x = x.reshape(-1, self.in_features)
+        v = x.new_zeros(x.shape[0], self.out_features, self.in_features)
+        for name, J, I in self.groups():
+            p = self.affine[J, I]
+            f = _entry(name).torch_fn(p[:, 0] * x[:, I] + p[:, 1])
+            v[:, J, I] = self.mask[J, I] * (p[:, 2] * f + p[:, 3])
+        return v
+
     @torch.no_grad()
     def set_edge(self, i: int, j: int, name: str, params=None) -> None:
         """Fixes edge i -> j to the library function ``name`` with (a, b, c, d) = params (default (1, 0, 1, 0))."""

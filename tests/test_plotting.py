@@ -6,7 +6,6 @@ import math
 import matplotlib
 import pytest
 import torch
-from torch import nn
 
 import kanext
 from kanext.plotting import EDGE_GID, NUMERIC_COLOR, SYMBOLIC_COLOR, SYMBOLIC_MIXED_COLOR
@@ -80,35 +79,21 @@ def test_plot_metrics_and_samples():
         model.plot(x=x, in_vars=["a"])
 
 
-class _FakeSymbolic(nn.Module):
-    def __init__(self, n_in, n_out):
-        super().__init__()
-        self.register_buffer("mask", torch.zeros(n_out, n_in))
-        self.funs_name = [["0"] * n_in for _ in range(n_out)]
-
-    def forward(self, x):
-        """pykan's Symbolic_KANLayer convention: (y (P, out), per-edge values (P, out, in)); here 2 x."""
-        post = self.mask[None] * 2 * x[:, None, :]
-        return post.sum(dim=2), post
-
-
 def test_symbolic_edges_are_coloured_and_labelled():
     model, x = _model_and_data()
-    model.symbolic_fun = nn.ModuleList(_FakeSymbolic(model.width[l], model.width[l + 1]) for l in range(2))
     sym0 = model.symbolic_fun[0]
-    sym0.mask[2, 1] = 1  # numeric edge (0, 1, 2) is masked: symbolic only
-    sym0.funs_name[2][1] = "sin"
-    sym0.mask[1, 0] = 1  # numeric edge (0, 0, 1) is active: both
-    sym0.funs_name[1][0] = "x^2"
+    # symbolic edges c f(a x + b) + d with (a, b, c, d) = (1, 0, 2, 0): their curve is 2 f(x)
+    sym0.set_edge(1, 2, "sin", (1.0, 0.0, 2.0, 0.0))  # numeric edge (0, 1, 2) is masked: symbolic only
+    sym0.set_edge(0, 1, "x^2", (1.0, 0.0, 2.0, 0.0))  # numeric edge (0, 0, 1) is active: both
     insets = _insets(model.plot(x=x))
     assert len(insets) == 14  # the symbolic-only edge is active again
     only, both = insets[EDGE_GID.format(l=0, i=1, j=2)], insets[EDGE_GID.format(l=0, i=0, j=1)]
     assert only.get_title() == "sin" and only.get_lines()[0].get_color() == SYMBOLIC_COLOR
     assert both.get_title() == "x^2" and both.get_lines()[0].get_color() == SYMBOLIC_MIXED_COLOR
-    for ax, numeric in ((only, 0.0), (both, 1.0)):
+    for ax, numeric, f in ((only, 0.0, torch.sin), (both, 1.0, torch.square)):
         xs, ys = (torch.tensor(v) for v in (ax.get_lines()[0].get_xdata(), ax.get_lines()[0].get_ydata()))
         i, j = (int(v) for v in ax.get_gid().split("-")[3:])
-        assert_close(ys, 2 * xs + numeric * _edge_alone(model, 0, i, j, xs), 1e-12, msg="symbolic curve")
+        assert_close(ys, 2 * f(xs) + numeric * _edge_alone(model, 0, i, j, xs), 1e-12, msg="symbolic curve")
     other = insets[EDGE_GID.format(l=0, i=0, j=2)]
     assert other.get_title() == "" and other.get_lines()[0].get_color() == NUMERIC_COLOR
 

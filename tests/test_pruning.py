@@ -11,7 +11,6 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 import kanext
 from conftest import assert_close, gen
@@ -229,37 +228,33 @@ def test_pruned_model_checkpoint_round_trip(tmp_path):
         assert torch.equal(a.grid, b.grid) and torch.equal(a.mask, b.mask)
 
 
-class _FakeSymbolic(nn.Module):
-    """Stands in for a symbolic branch layer: a mask (out, in) and a subset
-    that records its arguments."""
-
-    def __init__(self, n_in, n_out, tag):
-        super().__init__()
-        self.register_buffer("mask", torch.ones(n_out, n_in))
-        self.tag, self.calls = tag, []
-        self.funs_name = [[f"f{tag}{j}{i}" for i in range(n_in)] for j in range(n_out)]
-
-    def subset(self, in_idx, out_idx):
-        new = _FakeSymbolic(len(in_idx), len(out_idx), self.tag)
-        new.mask = self.mask[out_idx][:, in_idx].clone()
-        new.funs_name = [[self.funs_name[j][i] for i in in_idx] for j in out_idx]
-        self.calls.append((list(in_idx), list(out_idx)))
-        return new
-
-
-def test_symbolic_branch_is_carried_by_subset_and_masked_by_remove():
-    model, _ = _random_kan([3, 4, 2], seed=31, affines=False)
-    model.symbolic_fun = nn.ModuleList(_FakeSymbolic(model.width[l], model.width[l + 1], l) for l in range(2))
-    with torch.no_grad():
-        model.symbolic_fun[0].mask[2, 1] = 0
-    model.remove_node(1, 0)
-    assert float(model.symbolic_fun[0].mask[0].sum()) == 0 and float(model.symbolic_fun[1].mask[:, 0].sum()) == 0
+def test_symbolic_edges_are_carried_by_pruning_and_masked_by_remove():
+    model, _ = _random_kan([3, 4, 2], seed=31)
+    r = gen(32)
+    fixed = {(0, 0, 3): "sin", (0, 2, 2): "x^2", (0, 1, 0): "exp", (1, 3, 1): "tanh", (1, 2, 0): "x"}
+    for (l, i, j), name in fixed.items():
+        params = (0.5 + torch.rand(4, generator=r, dtype=F64)).tolist()
+        model.symbolic_fun[l].set_edge(i, j, name, params)
+        with torch.no_grad():
+            model.act_fun[l].mask[i, j] = 0.0
+    keep_hidden = [[3, 2]]
+    keep = [[0, 1, 2], [3, 2], [0, 1]]
+    masked = _masked_original(model, keep)
+    with torch.no_grad():  # by hand: the symbolic edges of the removed hidden nodes 0 and 1
+        for h in (0, 1):
+            masked.symbolic_fun[0].mask[h, :] = 0
+            masked.symbolic_fun[1].mask[:, h] = 0
+    pruned = model.prune_node(active_neurons_id=keep_hidden)
+    xt = torch.randn(64, 3, generator=gen(33), dtype=F64)
+    assert_close(pruned(xt), masked(xt), 1e-12, msg="pruned vs masked original, symbolic edges included")
+    s0, s1 = pruned.symbolic_fun
+    assert s0.funs_name[0][0] == "sin" and s0.funs_name[1][2] == "x^2" and s1.funs_name[1][0] == "tanh"
+    assert float(s0.mask.sum()) == 2 and float(s1.mask.sum()) == 2  # exp (into node 0) is gone
+    # remove_edge / remove_node also clear the symbolic twin of an edge
     model.remove_edge(1, 3, 1)
     assert float(model.symbolic_fun[1].mask[1, 3]) == 0
-    pruned = model.prune_node(active_neurons_id=[[3, 2]])
-    assert model.symbolic_fun[0].calls == [([0, 1, 2], [3, 2])]
-    assert model.symbolic_fun[1].calls == [([3, 2], [0, 1])]
-    assert pruned.symbolic_fun[0].funs_name[1][2] == "f0" + "22" and float(pruned.symbolic_fun[0].mask[1, 1]) == 0
+    model.remove_node(1, 2)
+    assert float(model.symbolic_fun[0].mask[2].sum()) == 0 and float(model.symbolic_fun[1].mask[:, 2].sum()) == 0
 
 
 # ----------------------------------------------------------------- the paper's checks
