@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point that sets everything up on a fresh machine with Python 3.11:
-#   bash run.sh demo          train a KAN on exp(sin(pi x) + y^2), print test RMSE
+#   bash run.sh demo          hello KAN: fit, prune, refine, auto_symbolic -> the formula of exp(sin(pi x) + y^2)
 #   bash run.sh test [ARGS]   the test suite (pytest ARGS)
 #   bash run.sh bench [ARGS]  bench/run.py with the peers installed (ARGS for run.py)
 # It creates .venv, installs the pinned CPU torch and the requirements once,
@@ -36,7 +36,7 @@ fi
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  demo) exec python examples/demo.py "$@" ;;
+  demo) exec python examples/hello_kan.py "$@" ;;
   test) exec python -m pytest tests "$@" ;;
   bench)
     python -m pip install -q -r requirements/bench.txt

@@ -16,8 +16,9 @@ The KAN paper's first example, step by step, in float64 on the CPU:
    exp(x_2^2 + sin(3.1416 x_1)) up to the rounding of its constants.
 
 Prints every stage's test RMSE and the formula; exits with status 1 if the
-final test RMSE is not below 1e-6 or the formula does not evaluate to the
-target (so the README's demo command doubles as a check).
+final test RMSE is not below 1e-6 or the formula (with unrounded constants)
+does not evaluate to the target within 1e-6 on the test points, so the
+README's demo command doubles as a check. About 10 s on 2 cores.
 """
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def main(argv=None):
     formula = model.symbolic_formula(floating_digits=4)[0]
     print(f"formula: {formula}")
     x = dataset["test_input"]
-    f = kanext.symbolic.to_torch(model.symbolic_formula()[0], [f"x_{i + 1}" for i in range(2)])
+    exact = model.symbolic_formula(floating_digits=None)[0]  # unrounded constants: equals the model
+    f = kanext.symbolic.to_torch(exact, [f"x_{i + 1}" for i in range(2)])
     formula_rmse = float(torch.sqrt(torch.mean((f(x).reshape(-1, 1) - dataset["test_label"]) ** 2)))
     final = stages[-1][2]
     print(f"final test RMSE: {final:.3e} (formula vs target on the test points: {formula_rmse:.3e})")
