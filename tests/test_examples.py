@@ -35,3 +35,26 @@ def test_grid_extension_short_run_improves_with_the_grid(tmp_path):
     assert test[0] > test[1] > test[2]
     assert ge.slope(rows, 3, 10) < -2.5
     assert (tmp_path / "grid_extension.png").stat().st_size > 0
+
+
+def test_grid_extension_refine_on_grid_keeps_the_function_and_the_cache():
+    import pytest
+    import torch
+
+    import kanext
+
+    ge = _load("grid_extension")
+    m = kanext.KAN(width=[2, 3, 1], grid=5, k=3, seed=1, dtype=torch.float64)
+    x = torch.rand(300, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    m.update_grid(x)
+    m.cache_data = x
+    for how in ("grid", "samples"):
+        m2 = ge.extend(m, 7, how)  # 5 -> 7 is not nested: a least-squares refit either way
+        assert m2.grid == [7, 7]
+        rel = ((m2(x) - m(x)).norm() / m(x).norm()).item()
+        assert rel < 2e-2, (how, rel)
+        assert m.cache_data is x
+    # the two refits differ: one fits at collocation points, the other at the samples
+    assert not torch.allclose(ge.extend(m, 7, "grid")(x), ge.extend(m, 7, "samples")(x))
+    with pytest.raises(ValueError, match="refine_on"):
+        ge.extend(m, 7, "nowhere")
