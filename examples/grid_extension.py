@@ -85,6 +85,8 @@ def extend(model, G, refine_on="samples"):
 
 
 def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples"):
+    """Trains a width KAN through the grids (first stage with restarts, then
+    extend + fit per stage); returns rows (G, train RMSE, test RMSE, seconds)."""
     rows = []
     model = None
     for G in grids:
@@ -110,6 +112,7 @@ def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples"):
 
 
 def slope(rows, lo=5, hi=50):
+    """Least-squares slope of log test RMSE against log G over lo <= G <= hi."""
     pts = [(math.log(G), math.log(te)) for G, _, te, _ in rows if lo <= G <= hi]
     if len(pts) < 2:
         return float("nan")

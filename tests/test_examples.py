@@ -58,3 +58,33 @@ def test_grid_extension_refine_on_grid_keeps_the_function_and_the_cache():
     assert not torch.allclose(ge.extend(m, 7, "grid")(x), ge.extend(m, 7, "samples")(x))
     with pytest.raises(ValueError, match="refine_on"):
         ge.extend(m, 7, "nowhere")
+
+
+def test_grid_extension_restarts_stop_at_the_first_seed_that_did_not_stall(monkeypatch):
+    import torch
+
+    import kanext
+
+    ge = _load("grid_extension")
+    ds = kanext.datasets.create_dataset(ge.target, n_var=2, train_num=200, test_num=50, seed=0, dtype=torch.float64)
+    built = []
+
+    class Counting(kanext.KAN):
+        def __init__(self, *a, **kw):
+            built.append(kw["seed"])
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(ge.kanext, "KAN", Counting)
+    monkeypatch.setattr(ge, "STALL", 1e9)  # every seed counts as not stalled: seed 0 is kept
+    rows = ge.run([2, 1, 1], [3], 3, 3, ds, log=lambda *_: None)
+    assert built == [0]
+    built.clear()
+    monkeypatch.setattr(ge, "STALL", 0.0)  # every seed counts as stalled: all tried, lowest train loss kept
+    rows_all = ge.run([2, 1, 1], [3], 3, 3, ds, log=lambda *_: None)
+    assert built == [0, 1, 2]
+    trains = []
+    for s in range(3):
+        m = kanext.KAN(width=[2, 1, 1], grid=3, k=3, seed=s, dtype=torch.float64)
+        trains.append(m.fit(ds, opt="LBFGS", steps=3, stop_grid_update_step=30, progress=False)["train_loss"][-1])
+    assert rows_all[0][1] == min(trains)
+    assert rows[0][1] == trains[0]
