@@ -45,3 +45,56 @@ def test_grid_extension_short_run_improves_with_the_grid(tmp_path):
     assert test[0] > test[1] > test[2]
     assert ge.slope(rows, 3, 10) < -2.5
     assert (tmp_path / "grid_extension.png").stat().st_size > 0
+
+
+def test_grid_extension_refine_on_grid_keeps_the_function_and_the_cache():
+    import pytest
+    import torch
+
+    import kanext
+
+    ge = _load("grid_extension")
+    m = kanext.KAN(width=[2, 3, 1], grid=5, k=3, seed=1, dtype=torch.float64)
+    x = torch.rand(300, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    m.update_grid(x)
+    m.cache_data = x
+    for how in ("grid", "samples"):
+        m2 = ge.extend(m, 7, how)  # 5 -> 7 is not nested: a least-squares refit either way
+        assert m2.grid == [7, 7]
+        rel = ((m2(x) - m(x)).norm() / m(x).norm()).item()
+        assert rel < 2e-2, (how, rel)
+        assert m.cache_data is x
+    # the two refits differ: one fits at collocation points, the other at the samples
+    assert not torch.allclose(ge.extend(m, 7, "grid")(x), ge.extend(m, 7, "samples")(x))
+    with pytest.raises(ValueError, match="refine_on"):
+        ge.extend(m, 7, "nowhere")
+
+
+def test_grid_extension_restarts_stop_at_the_first_seed_that_did_not_stall(monkeypatch):
+    import torch
+
+    import kanext
+
+    ge = _load("grid_extension")
+    ds = kanext.datasets.create_dataset(ge.target, n_var=2, train_num=200, test_num=50, seed=0, dtype=torch.float64)
+    built = []
+
+    class Counting(kanext.KAN):
+        def __init__(self, *a, **kw):
+            built.append(kw["seed"])
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(ge.kanext, "KAN", Counting)
+    monkeypatch.setattr(ge, "STALL", 1e9)  # every seed counts as not stalled: seed 0 is kept
+    rows = ge.run([2, 1, 1], [3], 3, 3, ds, log=lambda *_: None)
+    assert built == [0]
+    built.clear()
+    monkeypatch.setattr(ge, "STALL", 0.0)  # every seed counts as stalled: all tried, lowest train loss kept
+    rows_all = ge.run([2, 1, 1], [3], 3, 3, ds, log=lambda *_: None)
+    assert built == [0, 1, 2]
+    trains = []
+    for s in range(3):
+        m = kanext.KAN(width=[2, 1, 1], grid=3, k=3, seed=s, dtype=torch.float64)
+        trains.append(m.fit(ds, opt="LBFGS", steps=3, stop_grid_update_step=30, progress=False)["train_loss"][-1])
+    assert rows_all[0][1] == min(trains)
+    assert rows[0][1] == trains[0]
