@@ -3,6 +3,7 @@
 pykan and in kanext, timed in one process.
 
     python bench/symbolic_vs_pykan.py [--points 1000] [--steps 10] [--repeat 3] [--pykan-repeat 1]
+                                      [--pykan-edges E]
 
 A pykan KAN([5,5,1], grid=5, seed=0) is trained briefly (LBFGS, --steps) on
 f(x) = exp(sin(pi x1) + x2^2) + x3 x4 + tanh(x5) (--points train points,
@@ -42,6 +43,10 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3, help="runs of kanext's auto_symbolic (median reported)")
     p.add_argument("--pykan-repeat", type=int, default=1, help="runs of pykan's auto_symbolic (median reported); 0 times kanext only")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--pykan-edges", type=int, default=0,
+                   help="also time pykan's suggest_symbolic (full library) on this many edges and print "
+                        "the per-edge time x 30 as an estimate of its auto_symbolic (a lower bound: "
+                        "auto_symbolic also refits the chosen function)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,6 +69,17 @@ def main(argv=None):
         ours0(ds["train_input"])
         ours0.save_act = False
 
+        if args.pykan_edges:
+            edges = [(l, i, j) for l, (n_in, n_out) in enumerate([(5, 5), (5, 1)])
+                     for i in range(n_in) for j in range(n_out)][: args.pykan_edges]
+            m = copy.deepcopy(pk)
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                for l, i, j in edges:
+                    m.suggest_symbolic(l, i, j, lib=None, verbose=False)
+            per_edge = (time.perf_counter() - t0) / len(edges)
+            print(f"pykan suggest_symbolic, full library: {per_edge:.2f} s per edge over {len(edges)} edges; "
+                  f"x 30 edges = {30 * per_edge:.1f} s (estimate, lower bound of its auto_symbolic)")
         t_pk, c_pk, pk_done = [], [], None
         for _ in range(args.pykan_repeat):
             m = copy.deepcopy(pk)
