@@ -225,7 +225,8 @@ def auto_symbolic(model, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=
     for l in range(model.depth):
         act = _act(model, l)
         sym = _symbolic_of(act)
-        free = [c for c in range(act.num_channels) if sym is None or c not in set(sym.fixed())]
+        fixed = set(sym.fixed()) if sym is not None else set()
+        free = [c for c in range(act.num_channels) if c not in fixed]
         if not free:
             continue
         z = _preact(model, l, x)

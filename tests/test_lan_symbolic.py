@@ -187,3 +187,14 @@ def test_plot_insets_and_labels(tmp_path):
                 assert torch.allclose(want, c * torch.sin(a * zs + b) + d, atol=1e-12)
     with pytest.raises(ValueError, match="in_vars"):
         lan.plot(x=x, in_vars=["a"])
+
+
+def test_auto_symbolic_threshold_keeps_splines_and_skips_fixed():
+    lan = kanext.LAN([2, 3, 1], seed=0, dtype=F64)
+    x = _x(d=2)
+    assert lan.auto_symbolic(r2_threshold=1.1, x=x, verbose=0) == {}
+    assert all("symbolic" not in name for name, _ in lan.named_modules())
+    lan.fix_symbolic(0, 0, "x^3", fit_params=False)
+    done = lan.auto_symbolic(lib=["x", "sin"], x=x, verbose=0)
+    assert (0, 0) not in done and lan.layers[0].act.symbolic.funs_name[0] == "x^3"
+    assert set(done) == {(0, 1), (0, 2), (1, 0)}
