@@ -67,6 +67,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from . import lan_symbolic as _lan_symbolic
 from . import symbolic as _symbolic
 from .kan import KAN
 from .lan import LAN, LANLayer, SplineActivation
@@ -160,6 +161,7 @@ def register_extension(
 
 
 register_extension("kanext.symbolic", _symbolic.checkpoint_state, _symbolic.restore_checkpoint_state)
+register_extension("kanext.lan_symbolic", _lan_symbolic.checkpoint_state, _lan_symbolic.restore_checkpoint_state)
 
 
 # ---------------------------------------------------------------------- paths

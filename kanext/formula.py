@@ -32,23 +32,13 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
     """
     from .symbolic import _entry
 
-    n_in = model.width[0]
-    if var is None:
-        xs = [sympy.Symbol(f"x_{t + 1}") for t in range(n_in)]
-    else:
-        xs = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in var]
-        if len(xs) != n_in:
-            raise ValueError(f"symbolic_formula: var must have {n_in} entries (one per input), got {len(xs)}")
+    xs = _symbols(var, model.width[0])
     left = [(l, i, j) for l, layer in enumerate(model.act_fun) for i, j in (layer.mask.detach() != 0).nonzero().tolist()]
     if left:
         raise ValueError(
             f"symbolic_formula: {len(left)} edge(s) are still splines (l, i, j): {left[:20]}"
             f"{' ...' if len(left) > 20 else ''}; fix them with auto_symbolic() or fix_symbolic() first"
         )
-
-    def num(v):
-        v = float(v)
-        return sympy.Integer(int(v)) if v == int(v) and abs(v) < 2**53 else sympy.Float(v)
 
     for l, sym in enumerate(model.symbolic_fun):
         outs = [sympy.Integer(0)] * sym.out_features
@@ -60,20 +50,36 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
                 raise ValueError(f"symbolic_formula: function {name!r} has no sympy form (give sympy_fn to add_symbolic)")
             for j, i in zip(J.tolist(), I.tolist()):
                 a, b, c, d = aff[j, i].tolist()
-                term = num(c) * entry.sympy_fn(num(a) * xs[i] + num(b)) + num(d)
+                term = _num(c) * entry.sympy_fn(_num(a) * xs[i] + _num(b)) + _num(d)
                 if mask[j, i] != 1:
-                    term = num(mask[j, i]) * term
+                    term = _num(mask[j, i]) * term
                 outs[j] = outs[j] + term
         ss, sb = model.subnode_scale[l].detach().double().cpu(), model.subnode_bias[l].detach().double().cpu()
         ns, nb = model.node_scale[l].detach().double().cpu(), model.node_bias[l].detach().double().cpu()
         new = []
         for j, e in enumerate(outs):
-            e = num(ns[j]) * (num(ss[j]) * e + num(sb[j])) + num(nb[j])
+            e = _num(ns[j]) * (_num(ss[j]) * e + _num(sb[j])) + _num(nb[j])
             new.append(sympy.simplify(e) if simplify else e)
         xs = new
     if floating_digits is not None:
         xs = [_round_floats(e, int(floating_digits)) for e in xs]
     return xs
+
+
+def _symbols(var, n_in: int) -> list:
+    """The input symbols: x_1, x_2, ... by default, else var (symbols or names), n_in of them."""
+    if var is None:
+        return [sympy.Symbol(f"x_{t + 1}") for t in range(n_in)]
+    xs = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in var]
+    if len(xs) != n_in:
+        raise ValueError(f"symbolic_formula: var must have {n_in} entries (one per input), got {len(xs)}")
+    return xs
+
+
+def _num(v):
+    """A float as a sympy number (an Integer when it is one, exactly)."""
+    v = float(v)
+    return sympy.Integer(int(v)) if v == int(v) and abs(v) < 2**53 else sympy.Float(v)
 
 
 def _round_number(v: float, digits: int) -> float:

@@ -140,12 +140,18 @@ class SplineActivation(_Checkpointed, nn.Module):
                 f"SplineActivation: expected input of shape (..., {self.num_channels}), got shape {tuple(z.shape)}"
             )
         z2 = z.reshape(-1, self.num_channels)
+        y = self.spline_forward(z2)
+        sym = self._modules.get("symbolic")  # channels fixed by LAN.fix_symbolic (kanext.lan_symbolic)
+        if sym is not None:
+            y = sym(z2, y)
+        return y.reshape(z.shape)
+
+    def spline_forward(self, z2: Tensor) -> Tensor:
+        """The spline + base path of every channel on z2 (N, C), symbolic channels ignored."""
         if callable(self.base_fun):
             y = ops.spline_activation(z2, self.grid, self.k, 0, self.coef, self.scale_base, self.scale_sp)
-            y = y + self.scale_base * self.base_fun(z2)
-        else:
-            y = ops.spline_activation(z2, self.grid, self.k, self.base_fun, self.coef, self.scale_base, self.scale_sp)
-        return y.reshape(z.shape)
+            return y + self.scale_base * self.base_fun(z2)
+        return ops.spline_activation(z2, self.grid, self.k, self.base_fun, self.coef, self.scale_base, self.scale_sp)
 
     @torch.no_grad()
     def update_grid(self, z: Tensor, grid_eps: float | None = None) -> None:
@@ -188,6 +194,9 @@ class SplineActivation(_Checkpointed, nn.Module):
         new.scale_sp.copy_(self.scale_sp)
         new.scale_base.requires_grad_(self.scale_base.requires_grad)
         new.scale_sp.requires_grad_(self.scale_sp.requires_grad)
+        from .lan_symbolic import copy_symbolic
+
+        copy_symbolic(self, new)
         return new
 
     def extra_repr(self) -> str:
@@ -231,7 +240,10 @@ class LAN(_Checkpointed, nn.Module):
     Workflow (as for KAN): :meth:`fit` (LBFGS or Adam, grid updates on
     schedule; ``lamb`` must be 0: a LAN has no sparsity regulariser),
     :meth:`update_grid`, :meth:`refine`, :meth:`save` / :meth:`load`, and
-    :meth:`from_mlp` to start from a trained MLP.
+    :meth:`from_mlp` to start from a trained MLP; symbolic regression on the
+    node activations (:meth:`fix_symbolic`, :meth:`suggest_symbolic`,
+    :meth:`auto_symbolic`, :meth:`symbolic_formula`) and :meth:`plot`, from
+    :mod:`kanext.lan_symbolic`.
     """
 
     def __init__(
@@ -341,6 +353,46 @@ class LAN(_Checkpointed, nn.Module):
         if kwargs.get("lamb", 0.0) > 0:
             raise ValueError(f"LAN.fit: lamb must be 0 (a LAN has no sparsity regulariser), got {kwargs['lamb']}")
         return fit(self, dataset, **kwargs)
+
+    def fix_symbolic(self, l, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True, x=None):
+        """Fixes node j of layer l to c * fun(a * z + b) + d; returns the fit's r2
+        (see :func:`kanext.lan_symbolic.fix_symbolic`; samples x or cache_data)."""
+        from . import lan_symbolic
+
+        return lan_symbolic.fix_symbolic(self, l, j, fun, fit_params, a_range, b_range, verbose, x)
+
+    def unfix_symbolic(self, l, j) -> None:
+        """Returns node j of layer l to its spline activation."""
+        from . import lan_symbolic
+
+        lan_symbolic.unfix_symbolic(self, l, j)
+
+    def suggest_symbolic(self, l, j, lib=None, topk=5, weight_simple=0.8, verbose=True, x=None, **kwargs):
+        """[(name, r2, complexity, score)] best first for node (l, j); see
+        :func:`kanext.lan_symbolic.suggest_symbolic`."""
+        from . import lan_symbolic
+
+        return lan_symbolic.suggest_symbolic(self, l, j, lib, topk, weight_simple, verbose=verbose, x=x, **kwargs)
+
+    def auto_symbolic(self, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, x=None, **kwargs) -> dict:
+        """Fixes every spline node to its best library function; see
+        :func:`kanext.lan_symbolic.auto_symbolic`."""
+        from . import lan_symbolic
+
+        return lan_symbolic.auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, x=x, **kwargs)
+
+    def symbolic_formula(self, var=None, simplify=False, floating_digits=4) -> list:
+        """One sympy expression per output; see :func:`kanext.lan_symbolic.symbolic_formula`."""
+        from . import lan_symbolic
+
+        return lan_symbolic.symbolic_formula(self, var, simplify, floating_digits)
+
+    def plot(self, folder=None, in_vars=None, out_vars=None, title=None, x=None, scale=0.5):
+        """The network with an inset of every node activation (a matplotlib
+        Figure); see :func:`kanext.lan_symbolic.plot`."""
+        from . import lan_symbolic
+
+        return lan_symbolic.plot(self, folder, in_vars, out_vars, title, x, scale)
 
     @classmethod
     @torch.no_grad()
