@@ -45,13 +45,14 @@ def ref_grads(gy, z, grid, k, base, coef, sb, sp):
     return torch.autograd.grad(y, ts, gy.double(), allow_unused=True, materialize_grads=True)
 
 
+@pytest.mark.parametrize("G", (6, 20))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 @pytest.mark.parametrize("k", range(6))
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("kind", ("uniform", "nonuniform", "skewed"))
-def test_forward_and_backward_match_reference(dtype, k, base, kind):
-    s = seed_of(dname(dtype), k, base, kind)
-    C, G, N = 7, 6, 203
+def test_forward_and_backward_match_reference(dtype, k, base, kind, G):
+    s = seed_of(dname(dtype), k, base, kind, G)
+    C, N = 7, 203
     grid = grid_of_kind(kind, C, G, k, dtype, seed=s)
     z = sample_x(N, grid, seed=s + 3)  # about half outside the grid
     coef, sb, sp = params(C, G, k, dtype, s + 4)
