@@ -25,7 +25,7 @@ import sympy
 import torch
 from torch import Tensor, nn
 
-from .symbolic import SYMBOLIC_LIB, _batched_fit, _entry, _lib_names, _resolve, _scores, fit_params
+from .symbolic import SYMBOLIC_LIB, _batched_fit, _entry, _lib_names, _resolve, _scores, fit_params, rank_candidates
 
 __all__ = [
     "ChannelSymbolic", "fix_symbolic", "unfix_symbolic", "suggest_symbolic", "auto_symbolic", "symbolic_formula",
@@ -201,15 +201,7 @@ def suggest_symbolic(model, l, j, lib=None, topk=5, weight_simple=0.8, a_range=(
     z = _preact(model, l, x)
     with torch.no_grad():
         y = _act(model, l).spline_forward(z)[:, j]
-    _, r2 = fit_params(z[:, j], y, names, a_range, b_range)
-    score = _scores(r2, names, weight_simple)
-    order = torch.argsort(score, stable=True)[: max(1, int(topk))].tolist()
-    rows = [(names[c], float(r2[c]), _entry(names[c]).complexity, float(score[c])) for c in order]
-    if verbose:
-        print(f"{'function':>12} {'r2':>12} {'complexity':>10} {'score':>10}")
-        for n, r, c, s in rows:
-            print(f"{n:>12} {r:12.6f} {c:10g} {s:10.4f}")
-    return rows
+    return rank_candidates(z[:, j], y, names, a_range, b_range, weight_simple, topk, verbose)
 
 
 def auto_symbolic(model, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10),

@@ -604,7 +604,16 @@ def suggest_symbolic(model, l, i, j, lib=None, topk=5, weight_simple=0.8, a_rang
     layer = model.act_fun[l]
     dev = x.device
     y = _edge_outputs(layer, x, torch.tensor([i], device=dev), torch.tensor([j], device=dev))[:, 0]
-    _, r2 = fit_params(x[:, i], y, names, a_range, b_range)
+    return rank_candidates(x[:, i], y, names, a_range, b_range, weight_simple, topk, verbose)
+
+
+def rank_candidates(x: Tensor, y: Tensor, names: list[str], a_range, b_range, weight_simple: float, topk: int,
+                    verbose) -> list[tuple[str, float, float, float]]:
+    """Fits every candidate function to the samples y(x) (one batched fit) and
+    returns the topk rows (name, r2, complexity, score), best (lowest score)
+    first; prints them as a table when verbose. Shared by the KAN edge and the
+    LAN node versions of suggest_symbolic."""
+    _, r2 = fit_params(x, y, names, a_range, b_range)
     score = _scores(r2, names, weight_simple)
     order = torch.argsort(score, stable=True)[: max(1, int(topk))].tolist()
     rows = [(names[c], float(r2[c]), _entry(names[c]).complexity, float(score[c])) for c in order]
