@@ -18,6 +18,7 @@
 #include <limits>
 #include <vector>
 
+#include "fast_exp.h"
 #include "kanext/bspline.h"
 
 namespace kanext {
@@ -61,59 +62,6 @@ inline T hsum(vec_t<T> v) {
   return s;
 }
 
-// exp(x) on a whole vector, for the silu base function. A scalar libm exp
-// per element was the largest single cost of the bases of small layers.
-// Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, a Taylor polynomial
-// for exp(r) (degree 13 in double, 7 in float: truncation below half an
-// ulp), then the 2^n scaling in the exponent bits. Accurate to about 1 ulp
-// against std::exp. Results below 2^-1022 (2^-126) are flushed to 0, which
-// silu (x / (1 + exp(-x))) cannot see; +-inf and NaN behave as std::exp.
-template <typename T>
-struct ExpConsts;
-template <>
-struct ExpConsts<double> {
-  typedef int64_t ivec __attribute__((vector_size(64)));
-  static constexpr double hi = 709.782712893384, lo = -708.3964185322641;
-  static constexpr double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-  static constexpr double log2e = 1.4426950408889634;
-  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-  static constexpr int bias = 1023, mant = 52, degree = 13;
-};
-template <>
-struct ExpConsts<float> {
-  typedef int32_t ivec __attribute__((vector_size(64)));
-  static constexpr float hi = 88.72283f, lo = -87.33654f;
-  static constexpr float magic = 12582912.0f;  // 1.5 * 2^23
-  static constexpr float log2e = 1.44269504088896341f;
-  static constexpr float ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
-  static constexpr int bias = 127, mant = 23, degree = 7;
-};
-
-constexpr int64_t factorial(int m) { return m <= 1 ? 1 : m * factorial(m - 1); }
-
-template <typename T>
-inline vec_t<T> vec_exp(vec_t<T> x) {
-  typedef ExpConsts<T> C;
-  typedef vec_t<T> V;
-  const V hi = V{} + C::hi, lo = V{} + C::lo;
-  V xc = x > hi ? hi : x;
-  xc = xc < lo ? lo : xc;
-  xc = x != x ? V{} : xc;  // NaN lanes: any finite value, replaced below
-  const V n = (xc * C::log2e + C::magic) - C::magic;
-  const V r = (xc - n * C::ln2_hi) - n * C::ln2_lo;
-  // Horner on the Taylor coefficients 1/m! (constants: m! is exact in T).
-  V p = V{} + T(1) / T(factorial(C::degree));
-#pragma GCC unroll 16
-  for (int m = C::degree - 1; m >= 0; --m) p = p * r + T(1) / T(factorial(m));
-  const typename C::ivec bits = (__builtin_convertvector(n, typename C::ivec) + C::bias) << C::mant;
-  V scale;
-  __builtin_memcpy(&scale, &bits, sizeof scale);
-  V y = p * scale;
-  y = x > hi ? V{} + std::numeric_limits<T>::infinity() : y;
-  y = x < lo ? V{} : y;
-  return x != x ? x : y;
-}
-
 static_assert(kRows % kLanes<float> == 0 && kRows % kLanes<double> == 0, "kRows must fill whole vectors");
 
 // silu(x) (and its derivative if DERIV) for kRows values at once: the
@@ -124,7 +72,7 @@ inline void silu_block(const T* __restrict x, T* __restrict bv, T* __restrict db
   typedef vec_t<T> V;
   for (int r = 0; r < kRows; r += kLanes<T>) {
     const V xv = vload(x + r);
-    const V e = vec_exp<T>(-xv);
+    const V e = fast_exp<T>(-xv);  // vector exp: the libm call per element was the cost
     vstore(bv + r, xv / (T(1) + e));
     if (DERIV) {
       const V s = T(1) / (T(1) + e);

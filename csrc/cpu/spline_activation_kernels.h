@@ -23,6 +23,7 @@
 #include <limits>
 #include <vector>
 
+#include "fast_exp.h"
 #include "kanext/bspline.h"
 
 namespace kanext {
@@ -127,64 +128,9 @@ struct ActTables {
   int steps;
 };
 
-// exp(x) with only arithmetic and bit operations, so that loops calling it
-// vectorise (std::exp does not without -ffast-math). Cody-Waite reduction
-// x = n ln2 + r, |r| <= ln2/2, and a Taylor polynomial: about 1 ulp. +inf
-// for x above the overflow bound, 0 below the underflow one; NaN stays NaN
-// (callers that care select on x != x anyway).
-template <typename T>
-inline T vexp(T x);
-
-template <>
-inline float vexp<float>(float x) {
-  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  // Round to nearest by the 1.5 * 2^23 trick (vectorises; std::round may not).
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  __builtin_memcpy(&scale, &bits, sizeof scale);
-  const float v = p * scale;
-  return x > 88.72283f ? std::numeric_limits<float>::infinity() : (x < -103.9721f ? 0.0f : v);
-}
-
-template <>
-inline double vexp<double>(double x) {
-  const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-  const double n = (xc * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
-  const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  const int64_t bits = (static_cast<int64_t>(n) + 1023) << 52;
-  double scale;
-  __builtin_memcpy(&scale, &bits, sizeof scale);
-  const double v = p * scale;
-  return x > 709.782712893384 ? std::numeric_limits<double>::infinity() : (x < -745.1332191019412 ? 0.0 : v);
-}
-
 template <typename T, int BASE>
 inline T act_base(T x) {
-  if (BASE == kBaseSilu) return x / (T(1) + vexp<T>(-x));
+  if (BASE == kBaseSilu) return x / (T(1) + fast_exp<T>(-x));
   if (BASE == kBaseIdentity) return x;
   return T(0);
 }
@@ -192,7 +138,7 @@ inline T act_base(T x) {
 template <typename T, int BASE>
 inline T act_base_deriv(T x) {
   if (BASE == kBaseSilu) {
-    const T s = T(1) / (T(1) + vexp<T>(-x));
+    const T s = T(1) / (T(1) + fast_exp<T>(-x));
     return s * (T(1) + x * (T(1) - s));
   }
   if (BASE == kBaseIdentity) return T(1);
