@@ -82,7 +82,7 @@ def _listing(d: Path) -> list[str]:
 def _rewrite_tensors(stem: Path, mutate) -> None:
     """Rewrites <stem>.safetensors with mutate(tensors) and fixes the sha256 and
     size recorded in <stem>.json, so only the mutation is wrong."""
-    st_path, json_path = Path(f"{stem}.safetensors"), Path(f"{stem}.json")
+    st_path = Path(f"{stem}.safetensors")
     tensors = safetensors.torch.load(st_path.read_bytes())
     mutate(tensors)
     blob = safetensors.torch.save(tensors)

@@ -290,7 +290,7 @@ def test_auto_symbolic_dead_edges_get_zero_and_formula_equals_model():
     model = _kan((2, 3, 1))
     with torch.no_grad():
         model.act_fun[0].mask[1, 2] = 0.0  # a dead (pruned) edge
-    x = _record(model, n=200)
+    _record(model, n=200)  # records the layer inputs auto_symbolic fits on
     done = model.auto_symbolic(lib=["x", "x^2", "sin", "exp", "tanh", "log"], verbose=0)
     assert (0, 1, 2) not in done and model.symbolic_fun[0].funs_name[2][1] == "0"
     assert len(done) == 2 * 3 - 1 + 3
