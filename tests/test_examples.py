@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
