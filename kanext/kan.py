@@ -6,12 +6,13 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ._checkpointed import Checkpointed
 from .layers import KANLinear
 
 __all__ = ["KAN", "refit_layer_from"]
 
 
-class KAN(nn.Module):
+class KAN(Checkpointed, nn.Module):
     """A Kolmogorov-Arnold Network: ``width[0] -> width[1] -> ... -> width[-1]``.
 
     Args:
@@ -234,21 +235,6 @@ class KAN(nn.Module):
             dst.copy_from(src)
         self.base_fun = other.base_fun
         return self
-
-    # ------------------------------------------------------------- checkpoints
-    def save(self, path, *, metadata=None):
-        """Writes <path>.json (config) + <path>.safetensors (tensors), no pickle;
-        see :func:`kanext.checkpoint.save`."""
-        from .checkpoint import save
-
-        return save(self, path, metadata=metadata)
-
-    @classmethod
-    def load(cls, path, device=None):
-        """Reads a checkpoint written by :meth:`save` (bit-exact); see :func:`kanext.checkpoint.load`."""
-        from .checkpoint import load
-
-        return load(path, device, expect=cls)
 
     # ------------------------------------------------------------- training
     def fit(self, dataset, **kwargs) -> dict:

@@ -19,28 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from . import ops
+from ._checkpointed import Checkpointed
 from .layers import curve_to_coef, extend_grid, uniform_grid
 
 __all__ = ["SplineActivation", "LANLayer", "LAN", "Sine"]
-
-
-class _Checkpointed:
-    """save / load through kanext.checkpoint (JSON config + safetensors, no pickle)."""
-
-    def save(self, path, *, metadata=None):
-        """Writes <path>.json (config) + <path>.safetensors (tensors); see
-        :func:`kanext.checkpoint.save`."""
-        from .checkpoint import save
-
-        return save(self, path, metadata=metadata)
-
-    @classmethod
-    def load(cls, path, device=None):
-        """Reads a checkpoint written by :meth:`save`, bit for bit; see
-        :func:`kanext.checkpoint.load`."""
-        from .checkpoint import load
-
-        return load(path, device, expect=cls)
 
 
 class Sine(nn.Module):
@@ -59,7 +41,7 @@ class Sine(nn.Module):
         return f"w0={self.w0}"
 
 
-class SplineActivation(_Checkpointed, nn.Module):
+class SplineActivation(Checkpointed, nn.Module):
     r"""A learnable activation per channel: for z of shape (..., C),
 
     .. math:: y_{\dots c} = s^b_c\, b(z_{\dots c}) + s^{sp}_c \sum_g c_{cg} B_g(z_{\dots c})
@@ -204,7 +186,7 @@ class SplineActivation(_Checkpointed, nn.Module):
         return f"num_channels={self.num_channels}, grid={self.num}, k={self.k}, base_fun={base}"
 
 
-class LANLayer(_Checkpointed, nn.Module):
+class LANLayer(Checkpointed, nn.Module):
     """``SplineActivation(Linear(x))``: one LAN layer (in_features -> out_features).
 
     Args: in_features, out_features, bias as for ``nn.Linear`` (``linear``
@@ -226,7 +208,7 @@ class LANLayer(_Checkpointed, nn.Module):
         return self.act(self.linear(x))
 
 
-class LAN(_Checkpointed, nn.Module):
+class LAN(Checkpointed, nn.Module):
     """A learnable activation network ``width[0] -> ... -> width[-1]``: each
     layer is a :class:`LANLayer` (Linear, then a spline activation per node).
 

@@ -8,11 +8,12 @@ import torch
 from torch import Tensor, nn
 
 from . import ops
+from ._checkpointed import Checkpointed
 
 __all__ = ["KANLinear", "extend_grid", "uniform_grid", "kernel_layout"]
 
 
-class KANLinear(nn.Module):
+class KANLinear(Checkpointed, nn.Module):
     r"""One KAN layer: a learnable activation on every edge i -> j.
 
     .. math:: y_j = \sum_i m_{ij}\,\big(s^b_{ij}\, b(x_i) + s^{sp}_{ij} \sum_g c_{ijg} B_g(x_i)\big)
@@ -212,20 +213,6 @@ class KANLinear(nn.Module):
         return new
 
     get_subset = subset
-
-    def save(self, path, *, metadata=None):
-        """Writes <path>.json (config) + <path>.safetensors (tensors), no pickle;
-        see :func:`kanext.checkpoint.save`."""
-        from .checkpoint import save
-
-        return save(self, path, metadata=metadata)
-
-    @classmethod
-    def load(cls, path, device=None):
-        """Reads a checkpoint written by :meth:`save` (bit-exact); see :func:`kanext.checkpoint.load`."""
-        from .checkpoint import load
-
-        return load(path, device, expect=cls)
 
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
