@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from . import ops
 from ._checkpointed import Checkpointed
-from .layers import curve_to_coef, extend_grid, uniform_grid
+from .layers import check_int, check_spline_config, curve_to_coef, extend_grid, uniform_grid
 
 __all__ = ["SplineActivation", "LANLayer", "LAN", "Sine"]
 
@@ -85,18 +85,8 @@ class SplineActivation(Checkpointed, nn.Module):
         dtype=None,
     ):
         super().__init__()
-        _check_int("num_channels", num_channels, 1)
-        _check_int("grid", grid, 1)
-        _check_int("k", k, 0)
-        if k > 5:
-            raise ValueError(f"SplineActivation: spline order k must be in [0, 5], got k={k}")
-        lo, hi = (float(v) for v in grid_range)
-        if not lo < hi:
-            raise ValueError(f"SplineActivation: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
-        if isinstance(base_fun, str) and base_fun not in ops.BASE_IDS:
-            raise ValueError(
-                f"SplineActivation: base_fun must be one of {sorted(ops.BASE_IDS)} or a callable, got {base_fun!r}"
-            )
+        check_int("SplineActivation", "num_channels", num_channels, 1)
+        lo, hi = check_spline_config("SplineActivation", grid, k, grid_range, base_fun)
         self.num_channels, self.num, self.k = num_channels, grid, k
         self.grid_range = (lo, hi)
         self.base_fun = base_fun
@@ -162,7 +152,7 @@ class SplineActivation(Checkpointed, nn.Module):
         (..., C) or on collocation points. self is unchanged."""
         from .grid import collocation_points, interpolate_grid, is_refinement, refit_coef
 
-        _check_int("new_grid", new_grid, 1)
+        check_int("SplineActivation.refine", "new_grid", new_grid, 1)
         new = SplineActivation(self.num_channels, new_grid, self.k, self.grid_range, self.base_fun, noise_scale=0.0,
                                grid_eps=self.grid_eps, device=self.grid.device, dtype=self.coef.dtype)
         g = interpolate_grid(self.grid, self.k, new_grid)
@@ -198,8 +188,8 @@ class LANLayer(Checkpointed, nn.Module):
                  base_fun: str | Callable[[Tensor], Tensor] = "silu", bias: bool = True, device=None, dtype=None,
                  **act_kwargs):
         super().__init__()
-        _check_int("in_features", in_features, 1)
-        _check_int("out_features", out_features, 1)
+        check_int("LANLayer", "in_features", in_features, 1)
+        check_int("LANLayer", "out_features", out_features, 1)
         self.in_features, self.out_features = in_features, out_features
         self.linear = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.act = SplineActivation(out_features, grid, k, base_fun=base_fun, device=device, dtype=dtype, **act_kwargs)
@@ -535,11 +525,6 @@ def _activation_like(act, lo, hi, k, tol, min_grid, max_grid, reference) -> Spli
     sa.coef.copy_(coef)
     sa.scale_base.zero_()
     return sa
-
-
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
 
 
 def _per_layer(name, v, depth, kind=int):

@@ -78,17 +78,9 @@ class KANLinear(Checkpointed, nn.Module):
         dtype=None,
     ):
         super().__init__()
-        _check_int("in_features", in_features, 1)
-        _check_int("out_features", out_features, 1)
-        _check_int("grid", grid, 1)
-        _check_int("k", k, 0)
-        if k > 5:
-            raise ValueError(f"KANLinear: spline order k must be in [0, 5], got k={k}")
-        lo, hi = (float(v) for v in grid_range)
-        if not lo < hi:
-            raise ValueError(f"KANLinear: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
-        if isinstance(base_fun, str) and base_fun not in ops.BASE_IDS:
-            raise ValueError(f"KANLinear: base_fun must be one of {sorted(ops.BASE_IDS)} or a callable, got {base_fun!r}")
+        check_int("KANLinear", "in_features", in_features, 1)
+        check_int("KANLinear", "out_features", out_features, 1)
+        lo, hi = check_spline_config("KANLinear", grid, k, grid_range, base_fun)
         self.in_features, self.out_features = in_features, out_features
         self.num, self.k = grid, k
         self.grid_range = (lo, hi)
@@ -219,9 +211,25 @@ class KANLinear(Checkpointed, nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, base_fun={base}"
 
 
-def _check_int(name, v, lo):
+def check_int(owner: str, name: str, v, lo: int) -> None:
+    """Raises ValueError unless v is an int (not a bool) >= lo."""
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"KANLinear: {name} must be an int >= {lo}, got {v!r}")
+        raise ValueError(f"{owner}: {name} must be an int >= {lo}, got {v!r}")
+
+
+def check_spline_config(owner: str, grid, k, grid_range, base_fun) -> tuple[float, float]:
+    """The checks every spline module (KANLinear, SplineActivation) makes of its
+    grid size, order, grid range and base function; returns (low, high)."""
+    check_int(owner, "grid", grid, 1)
+    check_int(owner, "k", k, 0)
+    if k > 5:
+        raise ValueError(f"{owner}: spline order k must be in [0, 5], got k={k}")
+    lo, hi = (float(v) for v in grid_range)
+    if not lo < hi:
+        raise ValueError(f"{owner}: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
+    if isinstance(base_fun, str) and base_fun not in ops.BASE_IDS:
+        raise ValueError(f"{owner}: base_fun must be one of {sorted(ops.BASE_IDS)} or a callable, got {base_fun!r}")
+    return lo, hi
 
 
 def _index_list(name: str, idx, n: int) -> list[int]:
