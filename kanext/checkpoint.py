@@ -708,17 +708,24 @@ def _check_range(r, what):
           and r[0] < r[1], what, "[low, high] with low < high", r)
 
 
+def _check_spline_cfg(cfg, keys: set, sizes: tuple, where: str) -> None:
+    """The config of one spline module (a KANLinear layer or a SplineActivation):
+    exactly `keys`, the sizes in `sizes` and grid ints >= 1, k in [0, 5], a valid
+    grid range, a known base function and a numeric grid_eps."""
+    _need(isinstance(cfg, dict) and set(cfg) == keys, f"{where}keys", sorted(keys),
+          sorted(cfg) if isinstance(cfg, dict) else cfg)
+    for key, lo in [(name, 1) for name in sizes] + [("grid", 1), ("k", 0)]:
+        _need(_is_int(cfg[key]) and cfg[key] >= lo, f"{where}{key!r}", f"an int >= {lo}", cfg[key])
+    _need(cfg["k"] <= 5, f"{where}'k'", "an int in [0, 5]", cfg["k"])
+    _check_range(cfg["grid_range"], f"{where}'grid_range'")
+    _need(cfg["base_fun"] in _BASES, f"{where}'base_fun'", f"one of {list(_BASES)}", cfg["base_fun"])
+    eps = cfg["grid_eps"]
+    _need(isinstance(eps, (int, float)) and not isinstance(eps, bool), f"{where}'grid_eps'", "a number", eps)
+
+
 def _layer_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> KANLinear:
     if check:
-        _need(isinstance(cfg, dict) and set(cfg) == _LAYER_KEYS, f"{where}keys", sorted(_LAYER_KEYS),
-              sorted(cfg) if isinstance(cfg, dict) else cfg)
-        for key, lo in (("in_features", 1), ("out_features", 1), ("grid", 1), ("k", 0)):
-            _need(_is_int(cfg[key]) and cfg[key] >= lo, f"{where}{key!r}", f"an int >= {lo}", cfg[key])
-        _need(cfg["k"] <= 5, f"{where}'k'", "an int in [0, 5]", cfg["k"])
-        _check_range(cfg["grid_range"], f"{where}'grid_range'")
-        _need(cfg["base_fun"] in _BASES, f"{where}'base_fun'", f"one of {list(_BASES)}", cfg["base_fun"])
-        eps = cfg["grid_eps"]
-        _need(isinstance(eps, (int, float)) and not isinstance(eps, bool), f"{where}'grid_eps'", "a number", eps)
+        _check_spline_cfg(cfg, _LAYER_KEYS, ("in_features", "out_features"), where)
     n_in, n_out, G, k = cfg["in_features"], cfg["out_features"], cfg["grid"], cfg["k"]
     m = KANLinear.__new__(KANLinear)
     nn.Module.__init__(m)
@@ -736,15 +743,7 @@ def _layer_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "")
 
 def _act_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> SplineActivation:
     if check:
-        _need(isinstance(cfg, dict) and set(cfg) == _ACT_KEYS, f"{where}keys", sorted(_ACT_KEYS),
-              sorted(cfg) if isinstance(cfg, dict) else cfg)
-        for key, lo in (("num_channels", 1), ("grid", 1), ("k", 0)):
-            _need(_is_int(cfg[key]) and cfg[key] >= lo, f"{where}{key!r}", f"an int >= {lo}", cfg[key])
-        _need(cfg["k"] <= 5, f"{where}'k'", "an int in [0, 5]", cfg["k"])
-        _check_range(cfg["grid_range"], f"{where}'grid_range'")
-        _need(cfg["base_fun"] in _BASES, f"{where}'base_fun'", f"one of {list(_BASES)}", cfg["base_fun"])
-        eps = cfg["grid_eps"]
-        _need(isinstance(eps, (int, float)) and not isinstance(eps, bool), f"{where}'grid_eps'", "a number", eps)
+        _check_spline_cfg(cfg, _ACT_KEYS, ("num_channels",), where)
     C, G, k = cfg["num_channels"], cfg["grid"], cfg["k"]
     m = SplineActivation.__new__(SplineActivation)
     nn.Module.__init__(m)
