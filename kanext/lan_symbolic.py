@@ -25,7 +25,7 @@ import sympy
 import torch
 from torch import Tensor, nn
 
-from .symbolic import SYMBOLIC_LIB, _batched_fit, _entry, _lib_names, _resolve, _scores, fit_params, rank_candidates
+from .symbolic import SYMBOLIC_LIB, _entry, _lib_names, _resolve, _scores, fit_one, fit_params, rank_candidates
 
 __all__ = [
     "ChannelSymbolic", "fix_symbolic", "unfix_symbolic", "suggest_symbolic", "auto_symbolic", "symbolic_formula",
@@ -169,12 +169,7 @@ def fix_symbolic(model, l, j, fun, fit_params=True, a_range=(-10, 10), b_range=(
             raise RuntimeError(f"fix_symbolic: need at least 2 finite pre-activations for layer {l}, got {z.shape[0]}")
         with torch.no_grad():
             y = act.spline_forward(z)[:, j]
-        p, r = _batched_fit(z[:, j], y, [name], a_range, b_range)
-        params, r2 = p[0].tolist(), float(r[0])
-        if verbose:
-            print(f"r2 is {r2:.6g}")
-            if r2 < 0.9:
-                print("r2 is not very high; check that the symbolic function fits this node")
+        params, r2 = fit_one(z[:, j], y, name, a_range, b_range, verbose, "node")
     _symbolic_of(act, create=True).set_channel(j, name, params)
     return r2
 

@@ -432,7 +432,19 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
     return params, r2_all
 
 
-_batched_fit = fit_params  # fix_symbolic's argument of the same name hides it
+
+
+def fit_one(x: Tensor, y: Tensor, name: str, a_range, b_range, verbose, what: str) -> tuple[list[float], float]:
+    """(a, b, c, d) and r2 of c * name(a x + b) + d fitted to the samples y(x);
+    prints r2 (and a warning below 0.9) when verbose. `what` names the fitted
+    thing in the warning ('edge', 'node'). Shared by the KAN and LAN fix_symbolic."""
+    p, r = fit_params(x, y, [name], a_range, b_range)
+    params, r2 = p[0].tolist(), float(r[0])
+    if verbose:
+        print(f"r2 is {r2:.6g}")
+        if r2 < 0.9:
+            print(f"r2 is not very high; check that the symbolic function fits this {what}")
+    return params, r2
 
 
 def _flat_tol(fm: Tensor, n: int) -> Tensor:
@@ -547,12 +559,7 @@ def fix_symbolic(model, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_rang
         I = torch.tensor([i], device=x.device)
         J = torch.tensor([j], device=x.device)
         y = _edge_outputs(layer, x, I, J)[:, 0]
-        p, r = _batched_fit(x[:, i], y, [name], a_range, b_range)
-        params, r2 = p[0].tolist(), float(r[0])
-        if verbose:
-            print(f"r2 is {r2:.6g}")
-            if r2 < 0.9:
-                print("r2 is not very high; check that the symbolic function fits this edge")
+        params, r2 = fit_one(x[:, i], y, name, a_range, b_range, verbose, "edge")
     with torch.no_grad():
         layer.mask[i, j] = 0.0
     sym.set_edge(i, j, name, params)
