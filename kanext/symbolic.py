@@ -432,8 +432,6 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
     return params, r2_all
 
 
-
-
 def fit_one(x: Tensor, y: Tensor, name: str, a_range, b_range, verbose, what: str) -> tuple[list[float], float]:
     """(a, b, c, d) and r2 of c * name(a x + b) + d fitted to the samples y(x);
     prints r2 (and a warning below 0.9) when verbose. `what` names the fitted
