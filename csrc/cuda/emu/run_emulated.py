@@ -37,7 +37,7 @@ from conftest import TOL, assert_bitwise_equal, assert_close, grid_of_kind, knot
 from kanext import ops  # noqa: E402
 from kanext import reference as ref  # noqa: E402
 
-SOURCES = sorted((ROOT / "csrc" / "cuda").glob("*.cu")) + [ROOT / "csrc" / "cuda" / "emu" / "emu_capi.cpp"]
+SOURCES = sorted((ROOT / "csrc" / "cuda").glob("*.cu")) + sorted((ROOT / "csrc" / "cuda" / "emu").glob("*.cpp"))
 HEADERS = (sorted((ROOT / "csrc" / "cuda").glob("*.cuh")) + sorted((ROOT / "csrc" / "cuda" / "emu").glob("*.h"))
            + sorted((ROOT / "csrc" / "include" / "kanext").glob("*.h")))
 BASES = {"zero": 0, "identity": 1, "silu": 2}
