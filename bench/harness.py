@@ -36,6 +36,7 @@ closed-form bases differ only at the knots themselves and far outside).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -45,7 +46,10 @@ from typing import Callable
 
 import torch
 
-PEERS = ("pykan", "inkan", "flashkan", "reference")
+PEERS = ("pykan", "inkan", "flashkan", "reference", "gemm")
+#: Numerics of a run (run.py --precision): float32 strict, float32 with TF32
+#: matmuls allowed, or the layer under torch.autocast in bfloat16 / float16.
+PRECISIONS = ("strict", "tf32", "bf16", "fp16")
 #: implementations whose disagreement with the reference aborts a run
 OWN = ("kanext", "kanext.ops")
 
@@ -62,10 +66,17 @@ class Problem:
     dtype: torch.dtype = torch.float32
     device: str = "cpu"
     seed: int = 0
+    precision: str = "strict"
 
     def describe(self) -> str:
         return (f"N={self.batch} in={self.inp} out={self.out} G={self.grid} k={self.k} "
-                f"dtype={str(self.dtype).replace('torch.', '')} device={self.device}")
+                f"dtype={str(self.dtype).replace('torch.', '')} precision={self.precision} device={self.device}")
+
+    def autocast(self):
+        """The autocast context of this precision (a no-op for strict / tf32)."""
+        dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        dev = "cuda" if self.device.startswith("cuda") else "cpu"
+        return torch.autocast(dev, dtype=dt) if dt is not None else contextlib.nullcontext()
 
 
 def extended_grid(p: Problem) -> torch.Tensor:
@@ -231,7 +242,21 @@ def build_flashkan(p: Problem, P: dict) -> Impl:
                 note, _version("flashkan"))
 
 
+def build_gemm(p: Problem, P: dict) -> Impl:
+    """Not a KAN: the dense GEMM of the same shape, (N, in (G+k+1)) @
+    (in (G+k+1), out), with both operands requiring grad, so fwd is one GEMM
+    and fwd+bwd three (y, grad A, grad W): the floor of the dense formulation."""
+    K = p.inp * (p.grid + p.k + 1)
+    g = torch.Generator().manual_seed(p.seed + 1)
+    A = torch.rand(p.batch, K, generator=g, dtype=torch.float64).to(device=p.device, dtype=p.dtype)
+    W = torch.randn(K, p.out, generator=g, dtype=torch.float64).to(device=p.device, dtype=p.dtype)
+    A, W = _leaf(A), _leaf(W)
+    return Impl("gemm", lambda x: A @ W, [A, W], False,
+                f"torch.matmul ({p.batch} x {K}) @ ({K} x {p.out}); fwd+bwd = 3 GEMMs", torch.__version__)
+
+
 BUILDERS = {
+    "gemm": build_gemm,
     "kanext": build_kanext,
     "kanext.ops": build_kanext_ops,
     "reference": build_reference,
@@ -269,7 +294,11 @@ def available_memory_bytes(device: str) -> int | None:
 
 
 # ------------------------------------------------------------------ agreement
-def tolerance(dtype: torch.dtype) -> float:
+def tolerance(dtype: torch.dtype, precision: str = "strict") -> float:
+    """Agreement tolerance (max |err| / max |ref|) of a dtype and precision:
+    TF32 and 16-bit autocast round every operand to 10 / 8 mantissa bits."""
+    if precision != "strict" and dtype == torch.float32:
+        return {"tf32": 5e-3, "fp16": 1e-2, "bf16": 3e-2}[precision]
     return {torch.float64: 1e-10, torch.float32: 2e-5}.get(dtype, 2e-2)
 
 
@@ -315,7 +344,7 @@ def check_own(impl: Impl, p: Problem, P: dict, x: torch.Tensor) -> dict:
     errs = {"y": rel_err(y, y_ref)}
     for n, a, b in zip(names, _grads(y, imp_wrt), _grads(y_ref, ref_wrt)):
         errs["grad_" + n] = rel_err(a, b)
-    tol = tolerance(p.dtype)
+    tol = tolerance(p.dtype, p.precision)
     return {"errors": errs, "tol": tol, "ok": all(e <= tol for e in errs.values())}
 
 
@@ -328,7 +357,7 @@ def check_peer(impl: Impl, p: Problem, P: dict, x: torch.Tensor) -> dict:
         y = impl.forward(x)
     err = rel_err(y, y_ref)
     # peers use other (closed-form) basis formulas: allow a little more rounding
-    tol = 50 * tolerance(p.dtype)
+    tol = 50 * tolerance(p.dtype) if p.precision == "strict" else 2 * tolerance(p.dtype, p.precision)
     return {"errors": {"y": err}, "tol": tol, "ok": err <= tol}
 
 

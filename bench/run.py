@@ -80,13 +80,19 @@ def parse_args(argv=None):
     ap.add_argument("--grid-range", type=float, nargs=2, default=(-1.0, 1.0))
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=H.PRECISIONS, default="strict",
+                    help="float32 numerics: strict, tf32 (TF32 matmuls allowed, as "
+                         "torch.backends.cuda.matmul.allow_tf32), bf16 / fp16 (every implementation "
+                         "under torch.autocast in that dtype)")
+    ap.add_argument("--backend", choices=("auto", "local", "tensor_core"), default="auto",
+                    help="kanext.set_backend for the CUDA kernels")
     ap.add_argument("--repeat", type=int, default=20, help="timed samples per workload (median reported)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--budget", type=float, default=8.0,
                     help="seconds per workload after which sampling stops (min 3 samples)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--json", default=None, help="write results to this path")
-    ap.add_argument("--peers", default="pykan,inkan,flashkan,reference",
+    ap.add_argument("--peers", default="pykan,inkan,flashkan,reference,gemm",
                     help="comma list from: pykan, inkan, flashkan, reference "
                          "(kanext and kanext.ops always run)")
     ap.add_argument("--no-ops", action="store_true", help="do not time kanext.ops on folded weights")
@@ -119,7 +125,15 @@ def main(argv=None) -> int:
         print("error: CUDA requested but not available", file=sys.stderr)
         return 2
     p = H.Problem(batch=a.batch, inp=a.inp, out=a.out, grid=a.grid, k=a.k, grid_range=tuple(a.grid_range),
-                  dtype=DTYPES[a.dtype], device=a.device, seed=a.seed)
+                  dtype=DTYPES[a.dtype], device=a.device, seed=a.seed, precision=a.precision)
+    if p.precision != "strict" and p.dtype != torch.float32:
+        print("error: --precision other than strict needs --dtype float32", file=sys.stderr)
+        return 2
+    torch.backends.cuda.matmul.allow_tf32 = p.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = p.precision == "tf32"
+    import kanext
+
+    kanext.set_backend(a.backend)
     peers = [s.strip() for s in a.peers.split(",") if s.strip()]
     for s in peers:
         if s not in H.PEERS:
@@ -129,7 +143,7 @@ def main(argv=None) -> int:
     peers = sorted(peers, key=lambda s: s == "pykan")
     names = ["kanext"] + ([] if a.no_ops else ["kanext.ops"]) + peers
 
-    print(f"# kanext layer benchmark: {p.describe()} threads={torch.get_num_threads()}")
+    print(f"# kanext layer benchmark: {p.describe()} backend={a.backend} threads={torch.get_num_threads()}")
     print(f"# torch {torch.__version__}, python {platform.python_version()}, {_cpu_name()}"
           + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""))
     busy = _cpu_busy()
@@ -162,6 +176,9 @@ def main(argv=None) -> int:
             notes.append(f"{name} skipped: {type(e).__name__}: {e}")
     for n in notes:
         print("# note:", n)
+    if p.precision in ("bf16", "fp16"):
+        for impl in impls.values():
+            impl.forward = _under(p.autocast, impl.forward)
     base_name = "kanext" if "kanext" in impls else ("kanext.ops" if "kanext.ops" in impls else None)
     if base_name is None:
         print("error: neither kanext.KANLinear nor kanext.ops is usable", file=sys.stderr)
@@ -272,6 +289,7 @@ def main(argv=None) -> int:
     if a.json:
         out = {
             "config": {"batch": p.batch, "in": p.inp, "out": p.out, "grid": p.grid, "k": p.k,
+                       "precision": p.precision, "backend": a.backend,
                        "grid_range": list(p.grid_range), "dtype": a.dtype, "device": p.device,
                        "repeat": a.repeat, "warmup": a.warmup, "threads": torch.get_num_threads(),
                        "seed": p.seed, "argv": sys.argv[1:]},
@@ -288,6 +306,14 @@ def main(argv=None) -> int:
             json.dump(out, f, indent=2, default=str)
         print(f"# wrote {a.json}")
     return 0
+
+
+def _under(ctx_factory, fn):
+    def wrapped(x):
+        with ctx_factory():
+            return fn(x)
+
+    return wrapped
 
 
 class OtherCpuUse:

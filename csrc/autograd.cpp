@@ -9,7 +9,15 @@
 // the dispatcher, so torch.compile and the fake kernels (kanext/ops.py) see
 // ordinary op calls. The rarely hot ops (spline_basis, edge_stats) keep their
 // Python autograd in kanext/ops.py.
+//
+// Also here: kan_linear_forward's autocast rule on CUDA. Under
+// torch.autocast("cuda", dtype=bf16 / fp16), x, Wb and Wc are cast to the
+// autocast dtype (as for a matmul; float64 tensors are left alone) and the
+// grid to float32 (knots are never rounded to 16 bits); the tensor-core
+// kernels then run in that dtype with float32 accumulation. The casts are
+// ordinary autograd ops, so gradients reach float32 parameters in float32.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -105,11 +113,23 @@ at::Tensor kan_linear_forward_autograd(const at::Tensor& x, const at::Tensor& gr
 
 at::Tensor fold_autograd(const at::Tensor& coef, const at::Tensor& scale) { return FoldFn::apply(coef, scale); }
 
+at::Tensor kan_linear_forward_autocast_cuda(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
+                                            const at::Tensor& Wb, const at::Tensor& Wc) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCUDA);
+  const at::ScalarType dt = at::autocast::get_autocast_dtype(at::kCUDA);
+  const auto cast = [&](const at::Tensor& t) { return at::autocast::cached_cast(dt, t, c10::DeviceType::CUDA); };
+  const at::Tensor xc = cast(x);
+  const bool half = xc.scalar_type() == at::kHalf || xc.scalar_type() == at::kBFloat16;
+  return call_forward(xc, half ? grid.to(at::kFloat) : grid, k, base, cast(Wb), cast(Wc));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(kanext, Autograd, m) {
   m.impl("kan_linear_forward", &kan_linear_forward_autograd);
   m.impl("fold_spline_weights", &fold_autograd);
 }
+
+TORCH_LIBRARY_IMPL(kanext, AutocastCUDA, m) { m.impl("kan_linear_forward", &kan_linear_forward_autocast_cuda); }
 
 }  // namespace kanext

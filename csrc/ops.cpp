@@ -5,6 +5,17 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <atomic>
+
+#include "kanext/backend.h"
+
+namespace kanext {
+namespace {
+std::atomic<int64_t> g_cuda_backend{kBackendAuto};
+}  // namespace
+int64_t cuda_backend() { return g_cuda_backend.load(std::memory_order_relaxed); }
+}  // namespace kanext
+
 extern "C" {
 // `import kanext._C` loads this shared object, which runs the registrations
 // below; the module itself holds nothing.
@@ -15,6 +26,15 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(kanext, m) {
+  // The CUDA strategy of kan_linear_forward / _backward (kanext/backend.py):
+  // 0 auto, 1 local support, 2 tensor cores. Returns the previous mode;
+  // -1 only returns the current one.
+  m.def("_set_cuda_backend(int mode) -> int", [](int64_t mode) -> int64_t {
+    if (mode == -1) return kanext::cuda_backend();
+    TORCH_CHECK(mode >= kanext::kBackendAuto && mode <= kanext::kBackendTensorCore,
+                "kanext._set_cuda_backend: mode must be 0 (auto), 1 (local) or 2 (tensor_core), got ", mode);
+    return kanext::g_cuda_backend.exchange(mode);
+  });
   // B-spline bases of every input: x (N, in), grid (in, G+2k+1) -> (N, in, G+k).
   m.def("spline_basis(Tensor x, Tensor grid, int k) -> Tensor");
   // Their derivatives with respect to x, same shape.

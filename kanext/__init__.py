@@ -8,9 +8,11 @@ Public API:
     symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     ops         the fused custom ops (spline_basis, kan_linear, ...)
+    set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
 """
 from . import checkpoint, datasets, ops, reference, symbolic
+from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
 from .kan import KAN
@@ -24,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
-    "spline_basis_deriv",
+    "spline_basis_deriv", "set_backend", "get_backend", "use_backend",
 ]

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Compiles every .cu file under csrc/ for sm_90 (compile only), so that CUDA
-# code cannot break silently on machines without a GPU. The .cu files include
-# no torch header, so nvcc alone is enough. Skips (exit 0) without nvcc.
+# Compile checks of the CUDA sources on a machine without a GPU:
+#  1. every .cu file under csrc/cuda/ for sm_90 with nvcc (compile only); the
+#     .cu files include no torch header, so nvcc alone is enough;
+#  2. the ATen bindings csrc/cuda/*.cpp with g++ -fsyntax-only against the
+#     installed torch headers, when a torch is importable (PYTHON, default
+#     .venv/bin/python, else python3). The CPU wheel of torch ships c10/cuda
+#     but not the generated c10/cuda/impl/cuda_cmake_macros.h; an empty
+#     stand-in is supplied for that one header.
+# Skips (exit 0) without nvcc; skips step 2 without torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
@@ -10,15 +16,34 @@ if [ ! -x "$NVCC" ]; then
   exit 0
 fi
 shopt -s nullglob
-files=(csrc/cuda/*.cu)
-if [ ${#files[@]} -eq 0 ]; then
-  echo "check_cuda_compile: no .cu files"
-  exit 0
-fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+files=(csrc/cuda/*.cu)
+pids=()
 for f in "${files[@]}"; do
   echo "nvcc -arch=sm_90 -c $f"
-  "$NVCC" -arch=sm_90 -std=c++17 -O3 -Icsrc/include -c "$f" -o "$tmp/$(basename "$f").o"
+  "$NVCC" -arch=sm_90 -std=c++17 -O3 -Icsrc/include -c "$f" -o "$tmp/$(basename "$f").o" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "${MAX_JOBS:-$(nproc)}" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
-echo "check_cuda_compile: ${#files[@]} file(s) OK"
+for p in "${pids[@]}"; do wait "$p"; done
+echo "check_cuda_compile: ${#files[@]} .cu file(s) OK"
+
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+if ! inc=$("$PY" -c 'import sysconfig, torch.utils.cpp_extension as c; print(" ".join(c.include_paths() + [sysconfig.get_paths()["include"]]))' 2>/dev/null); then
+  echo "check_cuda_compile: no torch for $PY, bindings not checked"
+  exit 0
+fi
+cuda_inc=$(dirname "$(dirname "$(readlink -f "$NVCC")")")/include
+[ -f "$cuda_inc/cuda_runtime.h" ] || cuda_inc=/usr/local/cuda/include
+mkdir -p "$tmp/stub/c10/cuda/impl"
+echo '#pragma once' >"$tmp/stub/c10/cuda/impl/cuda_cmake_macros.h"
+flags=(-std=c++17 -fsyntax-only -Wno-c++20-extensions -DKANEXT_WITH_CUDA "-I$tmp/stub" -Icsrc/include "-I$cuda_inc")
+for d in $inc; do flags+=("-I$d"); done
+bind=(csrc/cuda/*.cpp)
+for f in "${bind[@]}"; do
+  echo "g++ -fsyntax-only $f"
+  g++ "${flags[@]}" "$f"
+done
+echo "check_cuda_compile: ${#bind[@]} binding(s) OK"

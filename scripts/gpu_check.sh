@@ -9,7 +9,8 @@
 # 3. in-place build with CUDA (KANEXT_FORCE_CUDA=1, sm_90)
 # 4. a smoke run of every op on CUDA against the CPU kernels
 # 5. pytest tests/test_cuda.py
-# 6. bench/run.py --device cuda on three shapes (skipped if bench/run.py is absent)
+# 6. bench/run.py --device cuda: the issue's shapes and precisions, most
+#    important first (later ones are skipped when the deadline comes)
 #
 # Every step runs under `timeout`, sized so that the whole script ends within
 # 8 minutes (DEADLINE_S, default 470 s); a step that fails or times out is
@@ -90,6 +91,7 @@ from kanext import ops
 assert torch.cuda.is_available(), "no CUDA device visible to torch"
 K = torch.ops.kanext
 torch.manual_seed(0)
+torch.backends.cuda.matmul.allow_tf32 = False  # strict float32: the local-support kernels
 for dtype in (torch.float32, torch.float64):
     N, i, o, G, k = 1000, 64, 96, 5, 3
     h = 2.0 / G
@@ -118,6 +120,23 @@ for dtype in (torch.float32, torch.float64):
         err = float(((a.cpu() - b).abs().max() / b.abs().max().clamp_min(1)).item())
         print(f"{str(dtype):14s} {name:22s} max rel err vs CPU {err:.2e}")
         assert err < (1e-5 if dtype == torch.float32 else 1e-12), f"{name} {dtype}: {err}"
+# the tensor-core path: TF32 and bfloat16 / float16 against the float32 CPU op on the same rounded values
+import kanext
+kanext.set_backend("tensor_core")
+torch.backends.cuda.matmul.allow_tf32 = True
+for dtype, tol in ((torch.float32, 5e-3), (torch.bfloat16, 3e-2), (torch.float16, 1e-2)):
+    xs, Wbs, Wcs, gys = (t.to(dtype) for t in (x, Wb, Wc, gy))
+    xf, Wbf, Wcf, gyf = (t.float() for t in (xs, Wbs, Wcs, gys))
+    gridf = grid.float()
+    got = [ops.kan_linear(*c(xs, gridf), k, "silu", *c(Wbs, Wcs)),
+           *K.kan_linear_backward(*c(gys, xs, gridf), k, 2, *c(Wbs, Wcs), True, True)]
+    exp = [ops.kan_linear(xf, gridf, k, "silu", Wbf, Wcf), *K.kan_linear_backward(gyf, xf, gridf, k, 2, Wbf, Wcf, True, True)]
+    torch.cuda.synchronize()
+    for name, a, b in zip(("y", "gx", "gWb", "gWc"), got, exp):
+        err = float(((a.float().cpu() - b).abs().max() / b.abs().max().clamp_min(1)).item())
+        print(f"{str(dtype):14s} tensor_core {name:10s} max rel err vs CPU float32 {err:.2e}")
+        assert a.dtype == dtype and err < tol, f"tensor_core {name} {dtype}: {err}"
+kanext.set_backend("auto")
 print("smoke OK")
 EOF
 else
@@ -130,21 +149,26 @@ if [ "$BUILD_OK" -eq 0 ]; then
   PAR=""
   if "$PY" -c "import xdist" 2>/dev/null; then PAR="-n 4"; fi  # 4 processes share the GPU
   # shellcheck disable=SC2086
-  run_step pytest 200 1 "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider $PAR --maxfail=50 --durations=15 \
+  run_step pytest 220 1 "$PY" -m pytest tests/test_cuda*.py -q -p no:cacheprovider $PAR --maxfail=50 --durations=15 \
     --junitxml="$OUT/pytest_cuda.xml" ${PYTEST_ARGS:-}
 fi
 
 # ------------------------------------------------------------------ 6. bench
 if [ "$BUILD_OK" -eq 0 ] && [ -f bench/run.py ]; then
-  # shellcheck disable=SC2086
-  run_step bench_g5 50 0 "$PY" bench/run.py --device cuda --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 \
-    --json "$OUT/bench_g5.json" ${BENCH_ARGS:-}
-  # shellcheck disable=SC2086
-  run_step bench_g50 50 0 "$PY" bench/run.py --device cuda --batch 4096 --in 1024 --out 1024 --grid 50 --k 3 \
-    --json "$OUT/bench_g50.json" ${BENCH_ARGS:-}
-  # shellcheck disable=SC2086
-  run_step bench_8192x4096 60 0 "$PY" bench/run.py --device cuda --batch 8192 --in 4096 --out 4096 --grid 5 --k 3 \
-    --json "$OUT/bench_8192x4096.json" ${BENCH_ARGS:-}
+  B=(--device cuda --repeat 10 --budget 3 --peers inkan,flashkan,reference,gemm)
+  bench() {  # bench NAME BUDGET ARGS...: one bench/run.py run, JSON to OUT/NAME.json
+    local name=$1 budget=$2
+    shift 2
+    # shellcheck disable=SC2086
+    run_step "$name" "$budget" 0 "$PY" bench/run.py "${B[@]}" "$@" --json "$OUT/$name.json" ${BENCH_ARGS:-}
+  }
+  bench b_tf32_g5 60 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision tf32
+  bench b_tf32_g50 60 --batch 4096 --in 1024 --out 1024 --grid 50 --k 3 --precision tf32 --no-memory
+  bench b_bf16_g5 60 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision bf16 --no-memory
+  bench b_strict_g5 60 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision strict --no-memory
+  bench b_tf32_g5_local 40 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision tf32 --backend local \
+    --peers gemm --no-memory
+  bench b_tf32_8192 60 --batch 8192 --in 4096 --out 4096 --grid 5 --k 3 --precision tf32 --no-memory
 elif [ ! -f bench/run.py ]; then
   SUMMARY+=("$(printf '%-14s %-9s %5s  %s' bench SKIPPED - "bench/run.py absent")")
 fi

@@ -212,3 +212,50 @@ def assert_deterministic(make_outputs):
     for name in a:
         assert_bitwise_equal(a[name], b[name], f"{name}: two runs")
         assert_bitwise_equal(a[name], c[name], f"{name}: 2 threads vs 1 thread")
+
+
+# ------------------------------------------------ tensor-core path (issue 3)
+#: One unit of rounding of each tensor-core storage dtype (float32 runs as TF32).
+TC_EPS = {torch.float32: 2.0**-11, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
+
+
+def dense_in_dtype(x, grid, k, base, Wb, Wc, gy):
+    """PyTorch's dense formulation of kan_linear in x's dtype (float32 storage
+    means TF32 is not emulated here: use it for bfloat16 / float16): bases in
+    float32 rounded to the dtype, one matmul per product in the dtype.
+    Returns (y, gWb, gWc, gx), each in x's dtype; the base column of a 'zero'
+    base is all zeros."""
+    from kanext import reference as ref
+
+    dt = x.dtype
+    xf = x.float()
+    gf = grid.float()
+    A = torch.cat([ref.spline_basis(xf, gf, k), ref.base_function(base, xf).unsqueeze(-1)], -1)
+    A = A.to(dt).reshape(x.shape[0], -1)
+    W = torch.cat([Wc, Wb.unsqueeze(1)], 1).reshape(-1, Wb.shape[1])
+    y = A @ W
+    gW = (A.t() @ gy).reshape(x.shape[1], -1, Wb.shape[1])
+    gA = (gy @ W.t()).reshape(x.shape[0], x.shape[1], -1).float()
+    xr = xf.clone().requires_grad_()
+    bsum = ref.base_function(base, xr).sum()
+    db = torch.autograd.grad(bsum, xr)[0] if bsum.requires_grad else torch.zeros_like(xf)
+    gx = (gA[..., :-1] * ref.spline_basis_deriv(xf, gf, k)).sum(-1) + gA[..., -1] * db
+    return y, gW[:, -1], gW[:, :-1], gx.to(dt)
+
+
+def max_rel_err(got, exp) -> float:
+    """max |got - exp| / max(1, max |exp|), in float64."""
+    exp = exp.detach().double().cpu()
+    if exp.numel() == 0:
+        return 0.0
+    return float((got.detach().double().cpu() - exp).abs().max()) / max(1.0, float(exp.abs().max()))
+
+
+def assert_tc_close(name, got, exp, dense, dtype):
+    """The tensor-core tolerances of issue 3: TF32 (float32 storage) within
+    5e-3 of the float64 reference (relative to its largest magnitude);
+    bfloat16 / float16 within twice PyTorch's own dense error in that dtype
+    (`dense`), with one rounding unit of the dtype as the floor."""
+    err = max_rel_err(got, exp)
+    bound = 5e-3 if dtype == torch.float32 else 2 * max(max_rel_err(dense, exp), TC_EPS[dtype])
+    assert err <= bound, f"{name}: error {err:.3g} > bound {bound:.3g}"

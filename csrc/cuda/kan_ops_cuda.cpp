@@ -21,6 +21,7 @@
 // kanext's own grids are strictly increasing by construction (uniform_grid,
 // extend_grid, grid_from_samples).
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -32,6 +33,7 @@
 #include <limits>
 #include <tuple>
 
+#include "kanext/backend.h"
 #include "kanext/checks.h"
 #include "kanext/cuda_launch.h"
 
@@ -47,22 +49,19 @@ bool grid_check_requested() {
 // host copy of the grid: synchronises, so only on request.
 void maybe_check_grid(const char* op, const at::Tensor& grid_dev) {
   if (!grid_check_requested()) return;
-  const at::Tensor grid = grid_dev.cpu();
-  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_check_grid_cuda", [&] {
-    const scalar_t* t = grid.data_ptr<scalar_t>();
-    const int64_t rows = grid.size(0), M = grid.size(1);
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t q = 0; q < M; ++q) {
-        const scalar_t a = t[i * M + q];
-        TORCH_CHECK(std::isfinite(static_cast<double>(a)), op, ": grid row ", i, " has a non-finite knot ", a,
-                    " at position ", q);
-        if (q > 0) {
-          TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i, " has t[",
-                      q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
-        }
+  const at::Tensor grid = grid_dev.to(at::kCPU, at::kDouble).contiguous();  // exact for every knot dtype
+  const double* t = grid.data_ptr<double>();
+  const int64_t rows = grid.size(0), M = grid.size(1);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t q = 0; q < M; ++q) {
+      const double a = t[i * M + q];
+      TORCH_CHECK(std::isfinite(a), op, ": grid row ", i, " has a non-finite knot ", a, " at position ", q);
+      if (q > 0) {
+        TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i, " has t[",
+                    q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
       }
     }
-  });
+  }
 }
 
 // The kernels keep window starts and basis counts in 32-bit ints.
@@ -76,6 +75,32 @@ void check_on_cuda(const char* op, const at::Tensor& t, const char* name) {
 }
 
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+// The strategy of kan_linear_forward / _backward (documented in
+// kanext/backend.py):
+//   float64                  local support (tensor cores would lower its precision)
+//   float32, TF32 not allowed local support (strict float32, as cuBLAS)
+//   float32, TF32 allowed    tensor cores when G + k + 1 <= kAutoTcMaxColumns
+//                            ("auto"), or as set_backend says
+//   bfloat16 / float16       tensor cores, unless set_backend("local"): then the
+//                            local-support kernels on float32 copies
+// kAutoTcMaxColumns is a first estimate from flop counts, not yet measured:
+// the dense path costs G + k + 1 tensor-core MACs per (n, i, j), the local
+// one k + 2 CUDA-core MACs at several times lower throughput.
+constexpr int64_t kAutoTcMaxColumns = 32;
+
+bool use_tensor_cores(at::ScalarType dt, int64_t G, int64_t k) {
+  if (dt == at::kDouble) return false;
+  const int64_t mode = cuda_backend();
+  if (is_half(dt)) return mode != kBackendLocal;
+  if (!at::globalContext().allowTF32CuBLAS()) return false;
+  if (mode != kBackendAuto) return mode == kBackendTensorCore;
+  return G + k + 1 <= kAutoTcMaxColumns;
+}
+
+int tc_dtype(at::ScalarType dt) {
+  return dt == at::kFloat ? cuda::kTcFloat32 : (dt == at::kBFloat16 ? cuda::kTcBFloat16 : cuda::kTcFloat16);
+}
 
 at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, bool deriv) {
   const char* op = deriv ? "kanext.spline_basis_deriv" : "kanext.spline_basis";
@@ -110,19 +135,30 @@ at::Tensor spline_basis_deriv_cuda(const at::Tensor& x, const at::Tensor& grid, 
 at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
                                    const at::Tensor& Wb_, const at::Tensor& Wc_) {
   const char* op = "kanext.kan_linear_forward";
-  const int64_t G = check_spline_args(op, x_, grid_, k);
+  const int64_t G = check_spline_args(op, x_, grid_, k, /*allow_half=*/true);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
   check_on_cuda(op, x_, "x");
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
+  const at::ScalarType dt = x_.scalar_type();
+  const bool tc = use_tensor_cores(dt, G, k);
+  if (is_half(dt) && !tc)  // the local-support kernels are float32 / float64
+    return kan_linear_forward_cuda(x_.to(at::kFloat), grid_.to(at::kFloat), k, base, Wb_.to(at::kFloat),
+                                   Wc_.to(at::kFloat))
+        .to(dt);
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   maybe_check_grid(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   if (N == 0 || in == 0 || out == 0) return at::zeros({N, out}, x.options());
   at::Tensor y = at::empty({N, out}, x.options());  // every element is written
   cudaError_t err;
-  if (x.scalar_type() == at::kFloat)
+  if (tc) {
+    const at::Tensor gridf = grid.to(at::kFloat).contiguous();
+    err = cuda::launch_kan_linear_tc_forward(tc_dtype(dt), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
+                                             static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
+                                             Wc.data_ptr(), out, y.data_ptr(), current_stream());
+  } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_forward_f32(x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M,
                                               static_cast<int>(k), static_cast<int>(base), Wb.data_ptr<float>(),
                                               Wc.data_ptr<float>(), out, y.data_ptr<float>(), current_stream());
@@ -138,7 +174,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
     const at::Tensor& gy_, const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
     const at::Tensor& Wb_, const at::Tensor& Wc_, bool need_x, bool need_w) {
   const char* op = "kanext.kan_linear_backward";
-  const int64_t G = check_spline_args(op, x_, grid_, k);
+  const int64_t G = check_spline_args(op, x_, grid_, k, /*allow_half=*/true);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
   TORCH_CHECK(gy_.dim() == 2 && gy_.size(0) == x_.size(0) && gy_.size(1) == Wb_.size(1), op,
@@ -148,6 +184,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   check_on_cuda(op, x_, "x");
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
+  const at::ScalarType dt = x_.scalar_type();
+  const bool tc = use_tensor_cores(dt, G, k);
+  if (is_half(dt) && !tc) {  // the local-support kernels are float32 / float64
+    const auto f = [](const at::Tensor& t) { return t.to(at::kFloat); };
+    auto [gx, gWb, gWc] =
+        kan_linear_backward_cuda(f(gy_), f(x_), f(grid_), k, base, f(Wb_), f(Wc_), need_x, need_w);
+    return {gx.to(dt), gWb.to(dt), gWc.to(dt)};
+  }
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   const at::Tensor gy = gy_.contiguous();
   maybe_check_grid(op, grid);
@@ -159,13 +203,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   at::Tensor gx = need_x ? at::empty_like(x) : at::zeros_like(x);
   at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
   at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
-  const size_t ws_bytes = cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out,
-                                                                    x.element_size(), need_w);
+  const size_t ws_bytes =
+      tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, static_cast<int>(k), static_cast<int>(base), out,
+                                                        need_w)
+         : cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out, x.element_size(), need_w);
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
   void* ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
   cudaError_t err;
-  if (x.scalar_type() == at::kFloat)
+  if (tc) {
+    const at::Tensor gridf = grid.to(at::kFloat).contiguous();
+    err = cuda::launch_kan_linear_tc_backward(tc_dtype(dt), gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N,
+                                              in, M, static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
+                                              Wc.data_ptr(), out, need_x, need_w, gx.data_ptr(), gWb.data_ptr(),
+                                              gWc.data_ptr(), ws_ptr, ws_bytes, current_stream());
+  } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_backward_f32(
         gy.data_ptr<float>(), x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M, static_cast<int>(k),
         static_cast<int>(base), Wb.data_ptr<float>(), Wc.data_ptr<float>(), out, need_x, need_w,

@@ -103,6 +103,7 @@ struct Sched {
 };
 
 inline Sched* g_sched = nullptr;  // one launch at a time
+inline uint64_t g_launches = 0;    // launches so far (emu_mma.h keys its per-block state on it)
 
 inline unsigned char* dynamic_smem() { return g_sched->smem.data(); }
 
@@ -201,6 +202,7 @@ inline void run(dim3 grid, dim3 block, size_t smem, const std::function<void()>&
   s.nt = nt;
   if (const char* e = std::getenv("EMU_SEED")) s.rng ^= std::strtoull(e, nullptr, 10) * 0x2545F4914F6CDD1Dull;
   g_sched = &s;
+  ++g_launches;
   blockDim = block;
   gridDim = grid;
   for (unsigned bz = 0; bz < grid.z; ++bz)

@@ -7,8 +7,13 @@
 
 namespace kanext {
 
-// Checks x (N, in) against grid (in, M) and order k; returns G.
-inline int64_t check_spline_args(const char* op, const at::Tensor& x, const at::Tensor& grid, int64_t k) {
+inline bool is_half(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
+
+// Checks x (N, in) against grid (in, M) and order k; returns G. allow_half
+// (the CUDA kan_linear ops): x may also be bfloat16 or float16, and its grid
+// then float32 or x's dtype.
+inline int64_t check_spline_args(const char* op, const at::Tensor& x, const at::Tensor& grid, int64_t k,
+                                 bool allow_half = false) {
   TORCH_CHECK(k >= 0 && k <= 5, op, ": spline order k must be in [0, 5], got k=", k);
   TORCH_CHECK(x.dim() == 2, op, ": expected x of shape (N, in), got a ", x.dim(), "-D tensor of shape ",
               x.sizes());
@@ -18,10 +23,17 @@ inline int64_t check_spline_args(const char* op, const at::Tensor& x, const at::
   const int64_t G = grid.size(1) - 2 * k - 1;
   TORCH_CHECK(G >= 1, op, ": grid has ", grid.size(1), " knots per input, but order k=", k,
               " needs at least 2k+2=", 2 * k + 2, " (G >= 1 intervals)");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
-              ": expected x of dtype float32 or float64, got ", x.scalar_type());
-  TORCH_CHECK(grid.scalar_type() == x.scalar_type(), op, ": grid dtype ", grid.scalar_type(),
-              " differs from x dtype ", x.scalar_type());
+  if (allow_half && is_half(x.scalar_type())) {
+    TORCH_CHECK(grid.scalar_type() == at::kFloat || grid.scalar_type() == x.scalar_type(), op,
+                ": with x of dtype ", x.scalar_type(), " the grid must be float32 or ", x.scalar_type(), ", got ",
+                grid.scalar_type());
+  } else {
+    TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op, ": expected x of dtype ",
+                allow_half ? "float32, float64, bfloat16 or float16" : "float32 or float64", ", got ",
+                x.scalar_type());
+    TORCH_CHECK(grid.scalar_type() == x.scalar_type(), op, ": grid dtype ", grid.scalar_type(),
+                " differs from x dtype ", x.scalar_type());
+  }
   TORCH_CHECK(grid.device() == x.device(), op, ": grid is on ", grid.device(), " but x is on ", x.device());
   return G;
 }

@@ -84,5 +84,25 @@ cudaError_t launch_fold_spline_weights_backward_f64(const double* gWc, const dou
                                                     int64_t in, int64_t out, int64_t nb, double* gcoef,
                                                     double* gscale, cudaStream_t stream);
 
+// Tensor-core (dense) path of the fused layer (kan_linear_tc.cuh): the same
+// contract as the local-support launchers above, for the storage types below
+// (x, Wb, Wc, y, gy and the gradients all of that type; the grid is float32
+// whatever the type). float32 runs in TF32; accumulation is float32 always.
+enum TcDtype : int { kTcFloat32 = 0, kTcBFloat16 = 1, kTcFloat16 = 2 };
+
+cudaError_t launch_kan_linear_tc_forward(int dtype, const void* x, const float* grid, int64_t N, int64_t in,
+                                         int64_t M, int k, int base, const void* Wb, const void* Wc, int64_t out,
+                                         void* y, cudaStream_t stream);
+
+// Bytes of float32 workspace for the batch-slice partials of grad W; 0 when
+// one slice suffices (sizes and SM count only, as above).
+size_t kan_linear_tc_backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out,
+                                              bool need_w);
+
+cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void* x, const float* grid, int64_t N,
+                                          int64_t in, int64_t M, int k, int base, const void* Wb, const void* Wc,
+                                          int64_t out, bool need_x, bool need_w, void* gx, void* gWb, void* gWc,
+                                          void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace kanext

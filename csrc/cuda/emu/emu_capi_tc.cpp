@@ -1,0 +1,25 @@
+// C entry points of the emulated tensor-core launchers, for ctypes
+// (test_emu_tc.py). dtype: kanext::cuda::TcDtype.
+#include "kanext/cuda_launch.h"
+
+using namespace kanext::cuda;
+
+extern "C" {
+
+int emu_tc_forward(int dtype, const void* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                   const void* Wb, const void* Wc, int64_t out, void* y) {
+  return launch_kan_linear_tc_forward(dtype, x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
+}
+
+size_t emu_tc_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out, int need_w) {
+  return kan_linear_tc_backward_workspace_bytes(N, in, M, k, base, out, need_w);
+}
+
+int emu_tc_backward(int dtype, const void* gy, const void* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                    int k, int base, const void* Wb, const void* Wc, int64_t out, int need_x, int need_w, void* gx,
+                    void* gWb, void* gWc, void* ws, size_t ws_bytes) {
+  return launch_kan_linear_tc_backward(dtype, gy, x, grid, N, in, M, k, base, Wb, Wc, out, need_x, need_w, gx, gWb,
+                                       gWc, ws, ws_bytes, nullptr);
+}
+
+}  // extern "C"

@@ -1,0 +1,4 @@
+// float instantiation of the tensor-core path (see kan_linear_tc_inst.cuh).
+#include "kan_linear_tc_inst.cuh"
+
+KANEXT_TC_INSTANTIATE(f32, float)

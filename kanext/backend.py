@@ -1,0 +1,78 @@
+"""Which CUDA strategy the fused KAN layer uses.
+
+Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
+
+``"local"``
+    Local support on CUDA cores (kan_linear_forward.cuh / _backward.cuh):
+    only the k+1 non-zero bases of each (n, i) are touched, so the cost is
+    2 N in out (k+2) flops per pass whatever G is. Strict float32 and float64.
+``"tensor_core"``
+    Dense on tensor cores (kan_linear_tc.cuh): the basis matrix
+    (N, in (G+k+1)) is generated tile by tile in shared memory and fed to
+    WMMA, never written to memory; 2 N in out (G+k+1) flops per pass, in TF32
+    (float32 inputs), bfloat16 or float16, with float32 accumulation.
+
+``"auto"`` (the default) chooses per call:
+
+============================  ==============================================
+x dtype                       strategy
+============================  ==============================================
+float64                       local (tensor cores would lower its precision)
+float32, TF32 not allowed     local (strict float32, as cuBLAS)
+float32, TF32 allowed         tensor_core if G + k + 1 <= 32, else local
+bfloat16, float16             tensor_core
+============================  ==============================================
+
+TF32 is allowed when ``torch.backends.cuda.matmul.allow_tf32`` is True
+(``torch.set_float32_matmul_precision("high")``), exactly as for cuBLAS
+matmuls. ``set_backend("tensor_core")`` uses tensor cores at any G, but
+never changes precision: float64 and strict float32 stay local.
+``set_backend("local")`` runs bfloat16 / float16 layers on the
+local-support kernels through float32 copies.
+
+The threshold 32 is a first estimate from flop counts, not a measurement:
+the crossover on an H200 has yet to be measured (bench/RESULTS.md).
+On the CPU there is one strategy (local support) and the setting is ignored.
+
+Under ``torch.autocast("cuda", dtype=torch.bfloat16)`` (or float16) the
+layer's x and weights are cast to that dtype (float64 stays float64), the
+grid to float32, and the result has the autocast dtype.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from . import _C  # noqa: F401  (registers torch.ops.kanext)
+
+__all__ = ["BACKENDS", "set_backend", "get_backend", "use_backend"]
+
+#: Accepted names, in the order of their codes in csrc/include/kanext/backend.h.
+BACKENDS = ("auto", "local", "tensor_core")
+
+
+def set_backend(name: str) -> str:
+    """Sets the CUDA strategy of every KAN layer in this process: "auto",
+    "local" or "tensor_core" (see the module docstring). Returns the previous
+    one. Read at every call of the op, so it also applies to compiled models
+    and captured CUDA graphs are unaffected until recaptured."""
+    if name not in BACKENDS:
+        raise ValueError(f"kanext.set_backend: expected one of {BACKENDS}, got {name!r}")
+    return BACKENDS[torch.ops.kanext._set_cuda_backend(BACKENDS.index(name))]
+
+
+def get_backend() -> str:
+    """The current CUDA strategy ("auto" unless set_backend changed it)."""
+    return BACKENDS[torch.ops.kanext._set_cuda_backend(-1)]
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Context manager: ``with kanext.use_backend("local"): ...`` sets the
+    strategy for the block and restores the previous one after it."""
+    old = set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(old)

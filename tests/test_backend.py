@@ -1,0 +1,79 @@
+"""kanext.set_backend / get_backend / use_backend (kanext/backend.py) and the
+dtype rules around them that hold on every machine. The CUDA strategies
+themselves are tested in tests/test_cuda_tc.py (GPU) and
+csrc/cuda/emu/test_emu_tc.py (host emulation)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kanext
+from kanext import ops
+
+from conftest import assert_bitwise_equal, make_grid, randn, sample_x
+
+
+@pytest.fixture(autouse=True)
+def restore_backend():
+    old = kanext.get_backend()
+    yield
+    kanext.set_backend(old)
+
+
+def test_set_get_and_context_manager():
+    assert kanext.get_backend() == "auto"
+    assert kanext.set_backend("local") == "auto"
+    assert kanext.get_backend() == "local"
+    with kanext.use_backend("tensor_core"):
+        assert kanext.get_backend() == "tensor_core"
+    assert kanext.get_backend() == "local"
+    with pytest.raises(RuntimeError, match="boom"):
+        with kanext.use_backend("auto"):
+            assert kanext.get_backend() == "auto"
+            raise RuntimeError("boom")
+    assert kanext.get_backend() == "local", "use_backend must restore the previous strategy after an error"
+
+
+def test_bad_names_are_rejected():
+    with pytest.raises(ValueError, match=r"expected one of \('auto', 'local', 'tensor_core'\), got 'cuda'"):
+        kanext.set_backend("cuda")
+    with pytest.raises(RuntimeError, match="mode must be 0 .auto., 1 .local. or 2 .tensor_core., got 7"):
+        torch.ops.kanext._set_cuda_backend(7)
+    assert kanext.get_backend() == "auto"
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
+def test_cpu_ignores_the_setting(dtype):
+    grid = make_grid(4, 5, 3, dtype)
+    x = sample_x(50, grid, seed=1)
+    Wb, Wc = randn(4, 3, seed=2, dtype=dtype), randn(4, 8, 3, seed=3, dtype=dtype)
+    gy = randn(50, 3, seed=4, dtype=dtype)
+    outs = {}
+    for name in kanext.backend.BACKENDS:
+        with kanext.use_backend(name):
+            outs[name] = (ops.kan_linear(x, grid, 3, "silu", Wb, Wc),
+                          *ops.kan_linear_backward(gy, x, grid, 3, 2, Wb, Wc))
+    for name in ("local", "tensor_core"):
+        for a, b in zip(outs[name], outs["auto"]):
+            assert_bitwise_equal(a, b, f"CPU result under backend {name!r}")
+
+
+def test_cpu_rejects_16_bit_floats_clearly():
+    grid = make_grid(2, 5, 3, torch.float32)
+    x = sample_x(5, grid, seed=1)
+    Wb, Wc = randn(2, 3, seed=2, dtype=torch.float32), randn(2, 8, 3, seed=3, dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="expected x of dtype float32 or float64, got BFloat16"):
+        ops.kan_linear(x.bfloat16(), grid, 3, "silu", Wb.bfloat16(), Wc.bfloat16())
+
+
+def test_cpu_autocast_leaves_the_layer_in_float32():
+    """The autocast rule is for CUDA; under CPU autocast the layer runs its
+    float32 CPU kernel unchanged."""
+    torch.manual_seed(0)
+    layer = kanext.KANLinear(3, 4)
+    x = torch.rand(10, 3) * 2 - 1
+    plain = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    assert y.dtype == torch.float32
+    assert_bitwise_equal(y, plain, "CPU autocast")
