@@ -63,14 +63,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_stats_backward_cpu(
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
   const int64_t N = x_.size(0), in = x_.size(1), out = Wb_.size(1);
-  const char* names[3] = {"g_sum", "g_sq", "g_abs"};
-  const at::Tensor* gs[3] = {&gS_, &gQ_, &gA_};
-  for (int t = 0; t < 3; ++t) {
-    TORCH_CHECK(gs[t]->dim() == 2 && gs[t]->size(0) == in && gs[t]->size(1) == out, op, ": expected ", names[t],
-                " of shape (in, out) = (", in, ", ", out, "), got ", gs[t]->sizes());
-    TORCH_CHECK(gs[t]->scalar_type() == x_.scalar_type() && gs[t]->device() == x_.device(), op, ": ", names[t],
-                " must match x in dtype and device (got ", gs[t]->scalar_type(), " on ", gs[t]->device(), ")");
-  }
+  check_edge_stats_grads(op, gS_, gQ_, gA_, x_, out);
   const at::Tensor grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   check_grid_increasing(op, grid);
   const int64_t M = grid.size(1);

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kan_linear_kernels.h"
+#include "kanext/checks.h"
 
 namespace kanext {
 namespace cpu {
@@ -36,24 +37,8 @@ inline void dispatch_bool(bool b, F&& f) {
   else f(std::false_type{});
 }
 
-// Knots must be strictly increasing (and finite) in every row.
-inline void check_grid_increasing(const char* op, const at::Tensor& grid) {
-  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_check_grid", [&] {
-    const scalar_t* t = grid.data_ptr<scalar_t>();
-    const int64_t rows = grid.size(0), M = grid.size(1);
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t q = 0; q < M; ++q) {
-        const scalar_t a = t[i * M + q];
-        TORCH_CHECK(std::isfinite(static_cast<double>(a)), op, ": grid row ", i, " has a non-finite knot ",
-                    a, " at position ", q);
-        if (q > 0) {
-          TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i,
-                      " has t[", q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
-        }
-      }
-    }
-  });
-}
+// The knot check lives in kanext/checks.h (shared with the CUDA binding).
+using kanext::check_grid_increasing;
 
 // Smallest amount of work (multiply-adds, roughly) worth handing to another
 // thread: below it at::parallel_for runs inline, which matters for the small

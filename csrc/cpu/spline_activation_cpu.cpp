@@ -19,30 +19,6 @@ using cpu::check_grid_increasing;
 using cpu::dispatch_bool;
 using cpu::dispatch_order;
 
-// z (N, C), grid (C, G+2k+1), coef (C, G+k), scale_base (C), scale_sp (C).
-int64_t check_activation_args(const char* op, const at::Tensor& z, const at::Tensor& grid, int64_t k,
-                              int64_t base, const at::Tensor& coef, const at::Tensor& sb, const at::Tensor& sp) {
-  TORCH_CHECK(z.dim() == 2, op, ": expected z of shape (N, C), got a ", z.dim(), "-D tensor of shape ", z.sizes());
-  const int64_t G = check_spline_args(op, z, grid, k);  // grid (C, M) against z's C columns
-  check_base(op, base);
-  const int64_t C = z.size(1);
-  TORCH_CHECK(coef.dim() == 2 && coef.size(0) == C && coef.size(1) == G + k, op,
-              ": expected coef of shape (C, G+k) = (", C, ", ", G + k, "), got ", coef.sizes());
-  TORCH_CHECK(sb.dim() == 1 && sb.size(0) == C, op, ": expected scale_base of shape (C,) = (", C, ",), got ",
-              sb.sizes());
-  TORCH_CHECK(sp.dim() == 1 && sp.size(0) == C, op, ": expected scale_sp of shape (C,) = (", C, ",), got ",
-              sp.sizes());
-  const char* names[3] = {"coef", "scale_base", "scale_sp"};
-  const at::Tensor* ts[3] = {&coef, &sb, &sp};
-  for (int i = 0; i < 3; ++i) {
-    TORCH_CHECK(ts[i]->scalar_type() == z.scalar_type(), op, ": ", names[i], " dtype ", ts[i]->scalar_type(),
-                " differs from z dtype ", z.scalar_type());
-    TORCH_CHECK(ts[i]->device() == z.device(), op, ": ", names[i], " is on ", ts[i]->device(), " but z is on ",
-                z.device());
-  }
-  return G;
-}
-
 // Everything the kernels read, owned here (see cpu::ActTables).
 template <typename T>
 struct Tables {
@@ -153,9 +129,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
     const at::Tensor& coef_, const at::Tensor& sb_, const at::Tensor& sp_, bool need_z, bool need_w) {
   const char* op = "kanext.spline_activation_backward";
   check_activation_args(op, z_, grid_, k, base, coef_, sb_, sp_);
-  TORCH_CHECK(gy_.sizes() == z_.sizes(), op, ": expected grad_y of z's shape ", z_.sizes(), ", got ", gy_.sizes());
-  TORCH_CHECK(gy_.scalar_type() == z_.scalar_type() && gy_.device() == z_.device(), op,
-              ": grad_y must match z in dtype and device (got ", gy_.scalar_type(), " on ", gy_.device(), ")");
+  check_activation_grad(op, gy_, z_);
   const at::Tensor grid = grid_.contiguous();
   check_grid_increasing(op, grid);
   const int64_t N = z_.size(0), C = z_.size(1), M = grid.size(1), K1 = k + 1, nb = M - k - 1;

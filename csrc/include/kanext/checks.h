@@ -5,6 +5,8 @@
 #include <torch/library.h>
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 namespace kanext {
 
 inline bool is_half(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
@@ -68,6 +70,74 @@ inline void check_fold(const char* op, const at::Tensor& coef, const at::Tensor&
 
 inline void check_base(const char* op, int64_t base) {
   TORCH_CHECK(base >= 0 && base <= 2, op, ": base must be 0 (zero), 1 (identity) or 2 (silu), got ", base);
+}
+
+// Knots must be strictly increasing (and finite) in every row. Reads the data
+// on the host: `grid` must be a contiguous CPU tensor (the CUDA binding passes
+// a host copy, and only on request: see csrc/cuda/stats_ops_cuda.cpp).
+inline void check_grid_increasing(const char* op, const at::Tensor& grid) {
+  AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_check_grid", [&] {
+    const scalar_t* t = grid.data_ptr<scalar_t>();
+    const int64_t rows = grid.size(0), M = grid.size(1);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t q = 0; q < M; ++q) {
+        const scalar_t a = t[i * M + q];
+        TORCH_CHECK(std::isfinite(static_cast<double>(a)), op, ": grid row ", i, " has a non-finite knot ",
+                    a, " at position ", q);
+        if (q > 0) {
+          TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i,
+                      " has t[", q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
+        }
+      }
+    }
+  });
+}
+
+// spline_activation: z (N, C), grid (C, G+2k+1), coef (C, G+k), scale_base (C),
+// scale_sp (C); returns G.
+inline int64_t check_activation_args(const char* op, const at::Tensor& z, const at::Tensor& grid, int64_t k,
+                                     int64_t base, const at::Tensor& coef, const at::Tensor& sb,
+                                     const at::Tensor& sp) {
+  TORCH_CHECK(z.dim() == 2, op, ": expected z of shape (N, C), got a ", z.dim(), "-D tensor of shape ", z.sizes());
+  const int64_t G = check_spline_args(op, z, grid, k);  // grid (C, M) against z's C columns
+  check_base(op, base);
+  const int64_t C = z.size(1);
+  TORCH_CHECK(coef.dim() == 2 && coef.size(0) == C && coef.size(1) == G + k, op,
+              ": expected coef of shape (C, G+k) = (", C, ", ", G + k, "), got ", coef.sizes());
+  TORCH_CHECK(sb.dim() == 1 && sb.size(0) == C, op, ": expected scale_base of shape (C,) = (", C, ",), got ",
+              sb.sizes());
+  TORCH_CHECK(sp.dim() == 1 && sp.size(0) == C, op, ": expected scale_sp of shape (C,) = (", C, ",), got ",
+              sp.sizes());
+  const char* names[3] = {"coef", "scale_base", "scale_sp"};
+  const at::Tensor* ts[3] = {&coef, &sb, &sp};
+  for (int i = 0; i < 3; ++i) {
+    TORCH_CHECK(ts[i]->scalar_type() == z.scalar_type(), op, ": ", names[i], " dtype ", ts[i]->scalar_type(),
+                " differs from z dtype ", z.scalar_type());
+    TORCH_CHECK(ts[i]->device() == z.device(), op, ": ", names[i], " is on ", ts[i]->device(), " but z is on ",
+                z.device());
+  }
+  return G;
+}
+
+// spline_activation_backward's grad_y against z.
+inline void check_activation_grad(const char* op, const at::Tensor& gy, const at::Tensor& z) {
+  TORCH_CHECK(gy.sizes() == z.sizes(), op, ": expected grad_y of z's shape ", z.sizes(), ", got ", gy.sizes());
+  TORCH_CHECK(gy.scalar_type() == z.scalar_type() && gy.device() == z.device(), op,
+              ": grad_y must match z in dtype and device (got ", gy.scalar_type(), " on ", gy.device(), ")");
+}
+
+// edge_stats_backward's three incoming gradients, each (in, out) like x.
+inline void check_edge_stats_grads(const char* op, const at::Tensor& gS, const at::Tensor& gQ, const at::Tensor& gA,
+                                   const at::Tensor& x, int64_t out) {
+  const int64_t in = x.size(1);
+  const char* names[3] = {"g_sum", "g_sq", "g_abs"};
+  const at::Tensor* gs[3] = {&gS, &gQ, &gA};
+  for (int t = 0; t < 3; ++t) {
+    TORCH_CHECK(gs[t]->dim() == 2 && gs[t]->size(0) == in && gs[t]->size(1) == out, op, ": expected ", names[t],
+                " of shape (in, out) = (", in, ", ", out, "), got ", gs[t]->sizes());
+    TORCH_CHECK(gs[t]->scalar_type() == x.scalar_type() && gs[t]->device() == x.device(), op, ": ", names[t],
+                " must match x in dtype and device (got ", gs[t]->scalar_type(), " on ", gs[t]->device(), ")");
+  }
 }
 
 }  // namespace kanext
