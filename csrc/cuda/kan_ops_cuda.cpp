@@ -40,40 +40,6 @@
 namespace kanext {
 namespace {
 
-bool grid_check_requested() {
-  const char* v = std::getenv("KANEXT_CHECK_GRID");
-  return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
-}
-
-// The CPU binding's knot check (same messages as csrc/cpu/op_common.h), on a
-// host copy of the grid: synchronises, so only on request.
-void maybe_check_grid(const char* op, const at::Tensor& grid_dev) {
-  if (!grid_check_requested()) return;
-  const at::Tensor grid = grid_dev.to(at::kCPU, at::kDouble).contiguous();  // exact for every knot dtype
-  const double* t = grid.data_ptr<double>();
-  const int64_t rows = grid.size(0), M = grid.size(1);
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t q = 0; q < M; ++q) {
-      const double a = t[i * M + q];
-      TORCH_CHECK(std::isfinite(a), op, ": grid row ", i, " has a non-finite knot ", a, " at position ", q);
-      if (q > 0) {
-        TORCH_CHECK(t[i * M + q - 1] < a, op, ": knots must be strictly increasing, but grid row ", i, " has t[",
-                    q - 1, "]=", t[i * M + q - 1], " >= t[", q, "]=", a);
-      }
-    }
-  }
-}
-
-// The kernels keep window starts and basis counts in 32-bit ints.
-void check_knot_count(const char* op, const at::Tensor& grid) {
-  TORCH_CHECK(grid.size(1) < std::numeric_limits<int32_t>::max(), op, ": at most 2^31 - 2 knots per input, got ",
-              grid.size(1));
-}
-
-void check_on_cuda(const char* op, const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), op, ": expected ", name, " on a CUDA device, got ", t.device());
-}
-
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
 // The strategy of kan_linear_forward / _backward (documented in
@@ -109,7 +75,7 @@ at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int6
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1);
   at::Tensor out = at::empty({N, in, G + k}, x.options());  // every element is written
   if (N == 0 || in == 0) return out;
@@ -148,7 +114,7 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
                                    Wc_.to(at::kFloat))
         .to(dt);
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   if (N == 0 || in == 0 || out == 0) return at::zeros({N, out}, x.options());
   at::Tensor y = at::empty({N, out}, x.options());  // every element is written
@@ -194,7 +160,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   }
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   const at::Tensor gy = gy_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w))
     return {at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(Wc)};

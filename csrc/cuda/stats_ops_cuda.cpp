@@ -32,24 +32,6 @@
 namespace kanext {
 namespace {
 
-bool grid_check_requested() {
-  const char* v = std::getenv("KANEXT_CHECK_GRID");
-  return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
-}
-
-void maybe_check_grid(const char* op, const at::Tensor& grid) {
-  if (grid_check_requested()) check_grid_increasing(op, grid.cpu().contiguous());
-}
-
-// The kernels keep window starts and basis counts in 32-bit ints.
-void check_knot_count(const char* op, const at::Tensor& grid) {
-  TORCH_CHECK(grid.size(1) < std::numeric_limits<int32_t>::max(), op, ": at most 2^31 - 2 knots per input, got ",
-              grid.size(1));
-}
-
-void check_on_cuda(const char* op, const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), op, ": expected ", name, " on a CUDA device, got ", t.device());
-}
 
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
@@ -68,7 +50,7 @@ at::Tensor spline_activation_cuda(const at::Tensor& z_, const at::Tensor& grid_,
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(z_.device());
   const at::Tensor grid = grid_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = z_.size(0), C = z_.size(1), M = grid.size(1);
   if (N == 0 || C == 0) return at::empty({N, C}, z_.options());
   const at::Tensor z = z_.contiguous(), coef = coef_.contiguous(), sb = sb_.contiguous(), sp = sp_.contiguous();
@@ -97,7 +79,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(z_.device());
   const at::Tensor grid = grid_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = z_.size(0), C = z_.size(1), M = grid.size(1), nb = M - k - 1;
   const auto opt = z_.options();
   if (N == 0 || C == 0 || (!need_z && !need_w))
@@ -140,7 +122,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_stats_cuda(const at::Tensor&
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor grid = grid_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = x_.size(0), in = x_.size(1), M = grid.size(1), out = Wb_.size(1);
   const auto opt = x_.options();
   if (N == 0 || in == 0 || out == 0) return {at::zeros({in, out}, opt), at::zeros({in, out}, opt),
@@ -178,7 +160,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_stats_backward_cuda(
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor grid = grid_.contiguous();
-  maybe_check_grid(op, grid);
+  maybe_check_grid_on_host(op, grid);
   const int64_t N = x_.size(0), in = x_.size(1), M = grid.size(1), out = Wb_.size(1), nb = M - k - 1;
   const auto opt = x_.options();
   if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w))

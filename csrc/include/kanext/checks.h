@@ -5,6 +5,10 @@
 #include <torch/library.h>
 #include <ATen/ATen.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
 #include <cmath>
 
 namespace kanext {
@@ -91,6 +95,33 @@ inline void check_grid_increasing(const char* op, const at::Tensor& grid) {
       }
     }
   });
+}
+
+// ---- shared by the CUDA bindings (csrc/cuda/*.cpp)
+
+// The knot check of a CUDA op needs a device-to-host copy, i.e. a
+// synchronisation on every call (and it would break graph capture), so it
+// runs only when the environment variable KANEXT_CHECK_GRID is set to a
+// non-empty value other than "0" (debugging; the CPU messages). Without it an
+// invalid grid cannot cause an out-of-bounds access, only meaningless values.
+inline bool grid_check_requested() {
+  const char* v = std::getenv("KANEXT_CHECK_GRID");
+  return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+inline void maybe_check_grid_on_host(const char* op, const at::Tensor& grid) {
+  // float64 holds every knot of every dtype exactly
+  if (grid_check_requested()) check_grid_increasing(op, grid.to(at::kCPU, at::kDouble).contiguous());
+}
+
+// The CUDA kernels keep window starts and basis counts in 32-bit ints.
+inline void check_knot_count(const char* op, const at::Tensor& grid) {
+  TORCH_CHECK(grid.size(1) < std::numeric_limits<int32_t>::max(), op, ": at most 2^31 - 2 knots per input, got ",
+              grid.size(1));
+}
+
+inline void check_on_cuda(const char* op, const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_cuda(), op, ": expected ", name, " on a CUDA device, got ", t.device());
 }
 
 // spline_activation: z (N, C), grid (C, G+2k+1), coef (C, G+k), scale_base (C),
