@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "fast_exp.h"
 #include "kanext/bspline.h"
@@ -62,7 +63,7 @@ struct RowTables {
 
 // 16 x 16 transpose of r (r[i] = row i) in registers: afterwards r[j] holds
 // column j.
-inline void transpose16(__m512 r[16]) {
+__attribute__((always_inline)) inline void transpose16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -87,8 +88,23 @@ inline void transpose16(__m512 r[16]) {
 }
 
 // Rows [0, nr) of a tile at p (row stride ld), columns in mask cm; other rows 0.
-inline void load_tile(const float* p, int64_t ld, int nr, __mmask16 cm, __m512 r[16]) {
+// Each row of the tile is its own memory stream (16 per array, too many for
+// the hardware prefetchers), so the row path prefetches kPrefetch floats
+// ahead in every row it reads.
+constexpr int64_t kPrefetch = 128;
+
+__attribute__((always_inline)) inline void load_tile(const float* p, int64_t ld, int nr, __mmask16 cm,
+                                                     __m512 r[16]) {
   for (int i = 0; i < 16; ++i) r[i] = i < nr ? _mm512_maskz_loadu_ps(cm, p + i * ld) : _mm512_setzero_ps();
+}
+
+__attribute__((always_inline)) inline void prefetch_tile(const float* p, int64_t ld, int nr) {
+  for (int i = 0; i < nr; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + i * ld + kPrefetch), _MM_HINT_T0);
+}
+
+// The same for rows the tile will write (prefetchw: fetch for ownership).
+__attribute__((always_inline)) inline void prefetch_tile_w(float* p, int64_t ld, int nr) {
+  for (int i = 0; i < nr; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + i * ld + kPrefetch), _MM_HINT_ET0);
 }
 
 // Interval lookup of one channel for 16 values x (one register):
@@ -178,6 +194,8 @@ void forward_rows(const RowTables& tb, const float* __restrict z, float* __restr
     for (int64_t c0 = 0; c0 < C; c0 += 16) {
       const __mmask16 cm = col_mask(c0, C);
       const float* zt = z + n * C + c0;
+      prefetch_tile(zt, C, nr);
+      prefetch_tile_w(y + n * C + c0, C, nr);
       load_tile(zt, C, nr, cm, r);
       transpose16(r);
       const float* rec = tb.rec + c0 * RS;
@@ -197,14 +215,46 @@ void forward_rows(const RowTables& tb, const float* __restrict z, float* __restr
 }
 
 // Moment slots per channel block in the workspace of backward_rows: the
-// M-1 intervals plus room for the last, partly unused group of interval
-// accumulators (groups of group_size(K) intervals, kept in registers).
+// M-1 intervals. They are accumulated in groups of at most group_size(K)
+// intervals, whose (K+1) accumulators each stay in registers over a tile.
 inline constexpr int group_size(int K) { return std::max(1, 24 / (K + 1)); }
-inline int64_t ws_slots(int K, int M) { return M - 1 + group_size(K); }
+inline int64_t ws_slots(int K, int M) { (void)K; return M - 1; }
 // Workspace floats for C channels: moments (C16/16, slots, K+1, 16) then gsb (C16).
 inline int64_t ws_floats(int K, int M, int64_t C) {
   const int64_t C16 = (C + 15) / 16 * 16;
   return C16 * ws_slots(K, M) * (K + 1) + C16;
+}
+
+// Adds w_rows[p][i] into acc slot s (lanes = channels) where g_rows[i] == s,
+// for the SZ intervals s0 .. s0+SZ-1, with the accumulators in registers
+// across the tile's rows.
+template <int K, int SZ>
+__attribute__((always_inline)) inline void accumulate_group(float* mb, int s0, int nr, const int32_t (*g_rows)[16],
+                                                            const float (*w_rows)[16][16]) {
+  constexpr int K1 = K + 1;
+  __m512 acc[SZ][K1];
+  for (int j = 0; j < SZ; ++j)
+    for (int p = 0; p < K1; ++p) acc[j][p] = _mm512_loadu_ps(mb + (j * K1 + p) * 16);
+  for (int i = 0; i < nr; ++i) {
+    const __m512i g = _mm512_load_si512(g_rows[i]);
+    __m512 w[K1];
+    for (int p = 0; p < K1; ++p) w[p] = _mm512_load_ps(w_rows[p][i]);
+    for (int j = 0; j < SZ; ++j) {
+      const __mmask16 m = _mm512_cmpeq_epi32_mask(g, _mm512_set1_epi32(s0 + j));
+      for (int p = 0; p < K1; ++p) acc[j][p] = _mm512_mask_add_ps(acc[j][p], m, acc[j][p], w[p]);
+    }
+  }
+  for (int j = 0; j < SZ; ++j)
+    for (int p = 0; p < K1; ++p) _mm512_storeu_ps(mb + (j * K1 + p) * 16, acc[j][p]);
+}
+
+// Calls f(std::integral_constant<int, sz>) for sz in [1, GS].
+template <int GS, int I = 1, typename F>
+__attribute__((always_inline)) inline void dispatch_group(int sz, F&& f) {
+  if constexpr (I <= GS) {
+    if (sz == I) f(std::integral_constant<int, I>{});
+    else dispatch_group<GS, I + 1>(sz, f);
+  }
 }
 
 // Backward over rows [n0, n1): grad z (if NEED_Z) and, if NEED_W, adds the
@@ -232,6 +282,9 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
       const __mmask16 cm = col_mask(c0, C);
       const float* zt = z + n * C + c0;
       const float* dt = dy + n * C + c0;
+      prefetch_tile(zt, C, nr);
+      prefetch_tile(dt, C, nr);
+      if (NEED_Z) prefetch_tile_w(gz + n * C + c0, C, nr);
       load_tile(zt, C, nr, cm, r);
       transpose16(r);
       const float* rec = tb.rec + c0 * RS;
@@ -288,21 +341,18 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
         }
         const int smin = _mm512_reduce_min_epi32(gmin), smax = _mm512_reduce_max_epi32(gmax);
         float* mb = ws + (c0 / 16) * SL * K1 * 16;
-        for (int s0 = smin; s0 <= smax; s0 += GS) {
-          __m512 acc[GS][K1];
-          for (int j = 0; j < GS; ++j)
-            for (int p = 0; p < K1; ++p) acc[j][p] = _mm512_loadu_ps(mb + ((s0 + j) * K1 + p) * 16);
-          for (int i = 0; i < nr; ++i) {
-            const __m512i g = _mm512_load_si512(g_rows[i]);
-            __m512 w[K1];
-            for (int p = 0; p < K1; ++p) w[p] = _mm512_load_ps(w_rows[p][i]);
-            for (int j = 0; j < GS; ++j) {
-              const __mmask16 m = _mm512_cmpeq_epi32_mask(g, _mm512_set1_epi32(s0 + j));
-              for (int p = 0; p < K1; ++p) acc[j][p] = _mm512_mask_add_ps(acc[j][p], m, acc[j][p], w[p]);
-            }
+        // Groups of at most GS intervals, sized evenly (7 intervals: 4 + 3,
+        // not 6 + 6 with five idle).
+        const int R = smax - smin + 1;
+        if (R > 0) {
+          const int ng = (R + GS - 1) / GS;
+          for (int q = 0, s0 = smin; q < ng; ++q) {
+            const int sz = (R - (s0 - smin) + (ng - q) - 1) / (ng - q);
+            dispatch_group<GS>(sz, [&](auto SZ) {
+              accumulate_group<K, decltype(SZ)::value>(mb + s0 * K1 * 16, s0, nr, g_rows, w_rows);
+            });
+            s0 += sz;
           }
-          for (int j = 0; j < GS; ++j)
-            for (int p = 0; p < K1; ++p) _mm512_storeu_ps(mb + ((s0 + j) * K1 + p) * 16, acc[j][p]);
         }
       }
     }
