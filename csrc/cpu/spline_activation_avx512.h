@@ -36,6 +36,11 @@
 #include "fast_exp.h"
 #include "kanext/bspline.h"
 
+// GCC 12 warns "__Y may be used uninitialized" inside its own AVX-512
+// intrinsics (the undefined pass-through operand); a known false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace kanext {
 namespace cpu {
 namespace avx512 {
@@ -90,7 +95,10 @@ __attribute__((always_inline)) inline void transpose16(__m512 r[16]) {
 // Rows [0, nr) of a tile at p (row stride ld), columns in mask cm; other rows 0.
 // Each row of the tile is its own memory stream (16 per array, too many for
 // the hardware prefetchers), so the row path prefetches kPrefetch floats
-// ahead in every row it reads.
+// ahead in every row it reads, into L2: the rows are 4 KiB apart when C is a
+// multiple of 1024, so the tile's lines of z, dy and grad_z all fall in one
+// L1 set, and lines prefetched into L1 were evicted before their use. For the
+// same reason each tile's rows are read from memory once, into small buffers.
 constexpr int64_t kPrefetch = 128;
 
 __attribute__((always_inline)) inline void load_tile(const float* p, int64_t ld, int nr, __mmask16 cm,
@@ -99,7 +107,7 @@ __attribute__((always_inline)) inline void load_tile(const float* p, int64_t ld,
 }
 
 __attribute__((always_inline)) inline void prefetch_tile(const float* p, int64_t ld, int nr) {
-  for (int i = 0; i < nr; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + i * ld + kPrefetch), _MM_HINT_T0);
+  for (int i = 0; i < nr; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + i * ld + kPrefetch), _MM_HINT_T1);
 }
 
 // The same for rows the tile will write (prefetchw: fetch for ownership).
@@ -189,6 +197,7 @@ void forward_rows(const RowTables& tb, const float* __restrict z, float* __restr
   const int64_t C = tb.C;
   const __m512 qnan = _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN());
   __m512 r[16];
+  alignas(64) float zrow[16][16];  // the tile's rows again: they share one L1 set in memory (rows 4 KiB apart)
   for (int64_t n = n0; n < n1; n += 16) {
     const int nr = static_cast<int>(std::min<int64_t>(16, n1 - n));
     for (int64_t c0 = 0; c0 < C; c0 += 16) {
@@ -197,6 +206,7 @@ void forward_rows(const RowTables& tb, const float* __restrict z, float* __restr
       prefetch_tile(zt, C, nr);
       prefetch_tile_w(y + n * C + c0, C, nr);
       load_tile(zt, C, nr, cm, r);
+      for (int i = 0; i < 16; ++i) _mm512_store_ps(zrow[i], r[i]);
       transpose16(r);
       const float* rec = tb.rec + c0 * RS;
       for (int j = 0; j < 16; ++j) r[j] = spline_poly<K, false>(rec + j * RS, lookup_k<K>(rec + j * RS, tb, r[j]));
@@ -204,7 +214,7 @@ void forward_rows(const RowTables& tb, const float* __restrict z, float* __restr
       const __m512 sb = _mm512_loadu_ps(tb.sb + c0);
       float* yt = y + n * C + c0;
       for (int i = 0; i < nr; ++i) {
-        const __m512 x = _mm512_maskz_loadu_ps(cm, zt + i * C);
+        const __m512 x = _mm512_load_ps(zrow[i]);
         __m512 v = r[i];
         if (BASE != kBaseZero) v = _mm512_fmadd_ps(sb, base_fn<BASE>(x), v);
         v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), v, qnan);
@@ -275,6 +285,7 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
   alignas(64) float ds_rows[16][16];
   alignas(64) float w_rows[K1][16][16];
   alignas(64) int32_t g_rows[16][16];
+  alignas(64) float zrow[16][16], drow[16][16];  // the tile's rows (4 KiB apart in memory: one L1 set)
   __m512i gcol[16];
   for (int64_t n = n0; n < n1; n += 16) {
     const int nr = static_cast<int>(std::min<int64_t>(16, n1 - n));
@@ -286,6 +297,8 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
       prefetch_tile(dt, C, nr);
       if (NEED_Z) prefetch_tile_w(gz + n * C + c0, C, nr);
       load_tile(zt, C, nr, cm, r);
+      for (int i = 0; i < 16; ++i) _mm512_store_ps(zrow[i], r[i]);
+      for (int i = 0; i < nr; ++i) _mm512_store_ps(drow[i], _mm512_maskz_loadu_ps(cm, dt + i * C));
       transpose16(r);
       const float* rec = tb.rec + c0 * RS;
       __m512 ucol[16];
@@ -308,8 +321,8 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
         for (int i = 0; i < 16; ++i) _mm512_store_si512(g_rows[i], _mm512_castps_si512(r[i]));
       }
       for (int i = 0; i < nr; ++i) {
-        const __m512 x = _mm512_maskz_loadu_ps(cm, zt + i * C);
-        const __m512 d = _mm512_maskz_loadu_ps(cm, dt + i * C);
+        const __m512 x = _mm512_load_ps(zrow[i]);
+        const __m512 d = _mm512_load_ps(drow[i]);
         const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
         if (NEED_Z) {
           __m512 dv = _mm512_load_ps(ds_rows[i]);
@@ -362,5 +375,7 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
 }  // namespace avx512
 }  // namespace cpu
 }  // namespace kanext
+
+#pragma GCC diagnostic pop
 
 #endif  // __AVX512F__
