@@ -336,7 +336,8 @@ void backward_rows(const RowTables& tb, const float* __restrict dy, const float*
             _mm512_store_ps(w_rows[p][i], up);
             up = _mm512_mul_ps(up, ucol[i]);
           }
-          if (BASE != kBaseZero) gsb_acc = _mm512_add_ps(gsb_acc, _mm512_maskz_mul_ps(static_cast<__mmask16>(~nan), d, base_fn<BASE>(x)));
+          if (BASE != kBaseZero)
+            gsb_acc = _mm512_add_ps(gsb_acc, _mm512_maskz_mul_ps(static_cast<__mmask16>(~nan), d, base_fn<BASE>(x)));
         }
       }
       if (NEED_W) {

@@ -1,6 +1,7 @@
 // CPU implementation of spline_activation and its backward (schemas in
-// csrc/ops.cpp, kernel bodies in spline_activation_kernels.h): checks, the
-// per-call tables (O(C M k^2), independent of N), dispatch, and
+// csrc/ops.cpp, kernel bodies in spline_activation_kernels.h and
+// spline_activation_avx512.h): checks, the per-call tables (O(C M k^2),
+// independent of N), dispatch (AVX-512 row path or general path), and
 // at::parallel_for over rows. The weight gradients are reduced over fixed
 // row chunks whose number depends only on the shapes, then added in a fixed
 // order: the result is bit-identical for any thread count.
@@ -60,6 +61,7 @@ struct Tables {
   bool use_rows = false;
 };
 
+#ifdef __AVX512F__
 // The AVX-512 row path serves float32 with at most 16 knots per channel and
 // a bucket table of at most 32 entries (all but very uneven grids). Setting
 // KANEXT_SPLINE_ROWS=0 forces the general path (tests compare the two).
@@ -68,7 +70,6 @@ bool row_path_wanted() {
   return !(e && std::strcmp(e, "0") == 0);
 }
 
-#ifdef __AVX512F__
 // Packs the general path's tables into one 16-slot record per channel.
 template <typename T>
 void make_row_tables(Tables<T>& tb, int64_t k, const at::Tensor& sb) {
