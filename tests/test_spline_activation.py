@@ -231,3 +231,66 @@ def test_bad_input_raises(case):
     with pytest.raises(RuntimeError, match=match[2]):
         torch.ops.kanext.spline_activation(args["z"], args["grid"], args["k"], args["base"], args["coef"], args["sb"],
                                            args["sp"])
+
+
+# The AVX-512 row path (float32, G + 2k + 1 <= 16 knots, bucket table <= 32
+# entries; csrc/cpu/spline_activation_avx512.h) against the general path
+# (forced with KANEXT_SPLINE_ROWS=0) and the float64 reference. On a build
+# without AVX-512 both runs take the general path.
+@pytest.mark.parametrize(
+    "G,k,kind",
+    [(5, 3, "uniform"), (5, 3, "nonuniform"), (9, 3, "nonuniform"), (3, 5, "uniform"), (1, 0, "nonuniform"),
+     (4, 1, "skewed"), (10, 3, "uniform"), (12, 2, "nonuniform")],
+)  # 12, 16, 14, 2, 7, 17 and 17 knots; 'skewed' may need more than 32 buckets
+@pytest.mark.parametrize("N,C", [(37, 21), (203, 35), (16, 16)])
+def test_row_path_matches_general_path_and_reference(G, k, kind, N, C, monkeypatch):
+    s = seed_of("rows", G, k, kind, N, C)
+    grid = grid_of_kind(kind, C, G, k, torch.float32, seed=s)
+    z = sample_x(N, grid, seed=s + 1)  # about half outside the grid
+    z[1, 2] = float("nan")
+    z[2, 3] = float("inf")
+    z[3, 4] = -float("inf")
+    z[4, 5] = grid[5, 0]  # first and last knot
+    z[5, 6] = grid[6, -1]
+    coef, sb, sp = params(C, G, k, torch.float32, s + 2)
+    gy = randn(N, C, seed=s + 3, dtype=torch.float32)
+    fast = {base: (ops.spline_activation(z, grid, k, base, coef, sb, sp),
+                   ops.spline_activation_backward(gy, z, grid, k, base, coef, sb, sp)) for base in BASES}
+    monkeypatch.setenv("KANEXT_SPLINE_ROWS", "0")
+    for base in BASES:
+        y_gen = ops.spline_activation(z, grid, k, base, coef, sb, sp)
+        g_gen = ops.spline_activation_backward(gy, z, grid, k, base, coef, sb, sp)
+        y, g = fast[base]
+        assert_close(y, y_gen, 1e-6, msg=f"{base}: forward, row vs general path")
+        assert_close(y, ref64(z, grid, k, base, coef, sb, sp), TOL[torch.float32], msg=f"{base}: forward")
+        exp = ref_grads(gy, z, grid, k, base, coef, sb, sp)
+        scale = float(gy.abs().sum(0).max()) * max(1.0, float(coef.abs().max()) * float(sp.abs().max()))
+        for name, a, b, e in zip(("grad_z", "grad_coef", "grad_scale_base", "grad_scale_sp"), g, g_gen, exp):
+            sc = None if name == "grad_z" else scale
+            assert_close(a, b, 1e-6, scale=sc, msg=f"{base}: {name}, row vs general path")
+            # against the reference only where it has the same NaN/inf policy: its autograd gives NaN
+            # (or 0) for grad_z at non-finite z, and NaN weight gradients for channels with a NaN z
+            if name == "grad_z":
+                a, e = a[torch.isfinite(z)], e[torch.isfinite(z)]
+            else:
+                finite = torch.isfinite(z).all(0)
+                a, e = a[finite], e[finite]
+            assert_close(a, e, TOL[torch.float32], scale=sc, msg=f"{base}: {name}")
+        assert torch.isnan(y[1, 2]) and torch.isnan(g[0][1, 2])
+        assert bool(torch.isfinite(g[1]).all())  # the NaN and inf entries add nothing to grad_coef
+
+
+@pytest.mark.parametrize("need_z,need_w", [(True, False), (False, True)])
+def test_row_path_partial_backward(need_z, need_w):
+    C, G, k, N = 19, 5, 3, 45
+    grid = grid_of_kind("nonuniform", C, G, k, torch.float32, seed=3)
+    z = sample_x(N, grid, seed=4)
+    coef, sb, sp = params(C, G, k, torch.float32, 5)
+    gy = randn(N, C, seed=6, dtype=torch.float32)
+    got = ops.spline_activation_backward(gy, z, grid, k, "silu", coef, sb, sp, need_z, need_w)
+    full = ops.spline_activation_backward(gy, z, grid, k, "silu", coef, sb, sp)
+    if need_z:
+        assert torch.equal(got[0], full[0])
+    if need_w:
+        for a, b in zip(got[1:], full[1:]):
+            assert torch.equal(a, b)

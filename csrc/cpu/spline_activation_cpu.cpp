@@ -1,6 +1,7 @@
 // CPU implementation of spline_activation and its backward (schemas in
-// csrc/ops.cpp, kernel bodies in spline_activation_kernels.h): checks, the
-// per-call tables (O(C M k^2), independent of N), dispatch, and
+// csrc/ops.cpp, kernel bodies in spline_activation_kernels.h and
+// spline_activation_avx512.h): checks, the per-call tables (O(C M k^2),
+// independent of N), dispatch (AVX-512 row path or general path), and
 // at::parallel_for over rows. The weight gradients are reduced over fixed
 // row chunks whose number depends only on the shapes, then added in a fixed
 // order: the result is bit-identical for any thread count.
@@ -8,8 +9,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
 #include "kanext/checks.h"
 #include "op_common.h"
+#include "spline_activation_avx512.h"
 #include "spline_activation_kernels.h"
 
 namespace kanext {
@@ -24,7 +30,53 @@ template <typename T>
 struct Tables {
   at::Tensor lo, hi, ibw, lut, P, bp;
   cpu::ActTables<T> view;
+#ifdef __AVX512F__
+  at::Tensor rec, sb16;  // the row path's per-channel records (see avx512::RowTables)
+  cpu::avx512::RowTables rows{};
+#endif
+  bool use_rows = false;
 };
+
+#ifdef __AVX512F__
+// The AVX-512 row path serves float32 with at most 16 knots per channel and
+// a bucket table of at most 32 entries (all but very uneven grids). Setting
+// KANEXT_SPLINE_ROWS=0 forces the general path (tests compare the two).
+bool row_path_wanted() {
+  const char* e = std::getenv("KANEXT_SPLINE_ROWS");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+
+// Packs the general path's tables into one 16-slot record per channel.
+template <typename T>
+void make_row_tables(Tables<T>& tb, int64_t k, const at::Tensor& sb) {
+  namespace ax = cpu::avx512;
+  const cpu::ActTables<T>& v = tb.view;
+  const int64_t C = v.C, M = v.M, NB = v.NB, K1 = k + 1, C16 = (C + 15) / 16 * 16;
+  const int64_t RS = ax::row_stride(static_cast<int>(k));
+  tb.rec = at::zeros({C16 * RS}, sb.options().dtype(at::kFloat));
+  tb.sb16 = at::zeros({C16}, sb.options().dtype(at::kFloat));
+  float* rec = tb.rec.template data_ptr<float>();
+  float* sb16 = tb.sb16.template data_ptr<float>();
+  const int K = static_cast<int>(k);
+  for (int64_t c = 0; c < C; ++c) {
+    float* r = rec + c * RS;
+    for (int64_t q = 0; q < ax::kMaxSlots; ++q)
+      r[q] = q < M ? float(v.t[c * M + q]) : std::numeric_limits<float>::infinity();
+    int32_t lut[ax::kMaxBuckets];
+    for (int64_t b = 0; b < ax::kMaxBuckets; ++b) lut[b] = b < NB ? v.lut[c * NB + b] : 0;
+    std::memcpy(r + 16, lut, sizeof lut);
+    for (int64_t p = 0; p < K1; ++p)
+      for (int64_t q = 0; q < M; ++q) r[ax::off_P(static_cast<int>(p)) + q] = float(v.P[(c * M + q) * K1 + p]);
+    for (int q = 0; q < K; ++q)
+      for (int64_t g = 0; g < M; ++g) r[ax::off_dP(K, q) + g] = float(q + 1) * r[ax::off_P(q + 1) + g];
+    r[ax::off_scalars(K) + 0] = float(v.lo[c]);
+    r[ax::off_scalars(K) + 1] = float(v.hi[c]);
+    r[ax::off_scalars(K) + 2] = float(v.ibw[c]);
+    sb16[c] = float(v.sb[c]);
+  }
+  tb.rows = ax::RowTables{rec, sb16, C, static_cast<int>(M), static_cast<int>(NB), v.steps};
+}
+#endif
 
 template <typename T>
 Tables<T> make_tables(const at::Tensor& grid, int64_t k, const at::Tensor& coef, const at::Tensor& sb,
@@ -82,6 +134,13 @@ Tables<T> make_tables(const at::Tensor& grid, int64_t k, const at::Tensor& coef,
   });
   tb.view = cpu::ActTables<T>{t,  lo,     hi,   ibw,
                               tb.lut.template data_ptr<int32_t>(), P, sb.template data_ptr<T>(), C, M, NB, steps};
+#ifdef __AVX512F__
+  if (std::is_same<T, float>::value && M <= cpu::avx512::kMaxSlots && NB <= cpu::avx512::kMaxBuckets &&
+      row_path_wanted()) {
+    make_row_tables<T>(tb, k, sb);
+    tb.use_rows = true;
+  }
+#endif
   return tb;
 }
 
@@ -102,6 +161,16 @@ at::Tensor spline_activation_cpu(const at::Tensor& z_, const at::Tensor& grid_, 
     const int64_t grain = std::max<int64_t>(1, cpu::kMinTaskWork / (8 * std::max<int64_t>(C, 1)));
     dispatch_order(k, [&](auto K) {
       auto run = [&](auto B) {
+#ifdef __AVX512F__
+        if constexpr (std::is_same<scalar_t, float>::value) {
+          if (tb.use_rows) {
+            at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+              cpu::avx512::forward_rows<decltype(K)::value, decltype(B)::value>(tb.rows, zp, yp, n0, n1);
+            });
+            return;
+          }
+        }
+#endif
         at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
           cpu::spline_activation_forward_rows<scalar_t, decltype(K)::value, decltype(B)::value>(tb.view, zp, yp,
                                                                                                  n0, n1);
@@ -155,6 +224,41 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
           auto run = [&](auto B) {
             constexpr int KK = decltype(K)::value, BB = decltype(B)::value;
             constexpr bool NZZ = decltype(NZ)::value, NWW = decltype(NW)::value;
+#ifdef __AVX512F__
+            if constexpr (std::is_same<T, float>::value) {
+              if (tb.use_rows) {
+                if (!NWW) {
+                  const int64_t grain = std::max<int64_t>(1, cpu::kMinTaskWork / (8 * C));
+                  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+                    cpu::avx512::backward_rows<KK, BB, NZZ, false>(tb.rows, gyp, zp, gzp, nullptr, n0, n1);
+                  });
+                  return;
+                }
+                // Per chunk: moments in the row path's blocked workspace, then
+                // copied into the chunk's (C, M, K+1) partial in the general layout.
+                const int64_t cgrain = std::max<int64_t>(1, cpu::kMinTaskWork / std::max<int64_t>(1, 8 * rows * C));
+                at::parallel_for(0, chunks, cgrain, [&](int64_t a, int64_t e) {
+                  namespace ax = cpu::avx512;
+                  const int64_t SL = ax::ws_slots(KK, static_cast<int>(M)), C16 = (C + 15) / 16 * 16;
+                  std::vector<float> ws(ax::ws_floats(KK, static_cast<int>(M), C));
+                  for (int64_t ch = a; ch < e; ++ch) {
+                    const int64_t n0 = ch * rows, n1 = std::min(N, n0 + rows);
+                    if (n0 >= n1) continue;
+                    std::fill(ws.begin(), ws.end(), 0.0f);
+                    ax::backward_rows<KK, BB, NZZ, true>(tb.rows, gyp, zp, gzp, ws.data(), n0, n1);
+                    T* mom = partp + ch * per;
+                    for (int64_t c = 0; c < C; ++c) {
+                      const float* wb = ws.data() + (c / 16) * SL * K1 * 16 + c % 16;
+                      for (int64_t g = 0; g < M - 1; ++g)
+                        for (int64_t p = 0; p < K1; ++p) mom[(c * M + g) * K1 + p] = wb[(g * K1 + p) * 16];
+                      mom[C * M * K1 + c] = ws[C16 * SL * K1 + c];
+                    }
+                  }
+                });
+                return;
+              }
+            }
+#endif
             if (!NWW) {  // no reduction: any row split will do
               const int64_t grain = std::max<int64_t>(1, cpu::kMinTaskWork / (8 * C));
               at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
