@@ -4,6 +4,7 @@ most 2x).
 
     python bench/spline_activation.py                      # N=65536, C=1024, G=5, k=3, 2 threads
     python bench/spline_activation.py --grid 50 --repeat 7
+    python bench/spline_activation.py --device cuda          # the CUDA kernel (csrc/cuda/spline_activation.cu)
 
 Both sides do the same work per step: y = f(z) with z requiring grad (and,
 for SplineActivation, its coef / scale_base / scale_sp), then y.backward(g)
@@ -24,11 +25,11 @@ import kanext
 from kanext import reference as ref
 
 
-def step_fns(N, C, G, k, dtype, seed=0):
+def step_fns(N, C, G, k, dtype, seed=0, device="cpu"):
     gen = torch.Generator().manual_seed(seed)
-    act = kanext.SplineActivation(C, grid=G, k=k, noise_scale=0.5, generator=gen, dtype=dtype)
-    z = (torch.rand(N, C, generator=gen, dtype=dtype) * 2.4 - 1.2).requires_grad_()  # some outside the grid
-    g = torch.randn(N, C, generator=gen, dtype=dtype)
+    act = kanext.SplineActivation(C, grid=G, k=k, noise_scale=0.5, generator=gen, dtype=dtype).to(device)
+    z = (torch.rand(N, C, generator=gen, dtype=dtype) * 2.4 - 1.2).to(device).requires_grad_()  # some outside the grid
+    g = torch.randn(N, C, generator=gen, dtype=dtype).to(device)
 
     def ours():
         act.coef.grad = act.scale_base.grad = act.scale_sp.grad = z.grad = None
@@ -53,17 +54,6 @@ def check(act, z, rows=2048):
     return err
 
 
-def timeit(fn, repeat, warmup):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), min(ts)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=65536)
@@ -74,10 +64,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    act, z, ours, silu = step_fns(args.batch, args.channels, args.grid, args.k, dtype)
+    act, z, ours, silu = step_fns(args.batch, args.channels, args.grid, args.k, dtype, device=args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     err = check(act, z)
     # interleave the two sides so that background load hits both alike
     res = {"SplineActivation": [], "silu": []}
@@ -85,10 +77,13 @@ def main(argv=None):
         ours(), silu()
     for _ in range(args.repeat):
         for name, fn in (("SplineActivation", ours), ("silu", silu)):
+            sync()
             t = time.perf_counter()
             fn()
+            sync()
             res[name].append(time.perf_counter() - t)
-    print(f"N={args.batch} C={args.channels} G={args.grid} k={args.k} {args.dtype} threads={args.threads} "
+    print(f"N={args.batch} C={args.channels} G={args.grid} k={args.k} {args.dtype} device={args.device} "
+          f"threads={args.threads} "
           f"(agreement with reference: rel err {err:.1e})")
     print("| op (forward+backward) | median ms | min ms |")
     print("|---|---:|---:|")

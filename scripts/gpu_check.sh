@@ -165,6 +165,7 @@ if [ "$BUILD_OK" -eq 0 ] && [ -f bench/run.py ]; then
   bench b_tf32_g5 60 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision tf32
   bench b_tf32_g50 60 --batch 4096 --in 1024 --out 1024 --grid 50 --k 3 --precision tf32 --no-memory
   bench b_bf16_g5 60 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision bf16 --no-memory
+  run_step b_spline_act 40 0 "$PY" bench/spline_activation.py --device cuda --repeat 10
   bench b_strict_g5 60 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision strict --no-memory
   bench b_tf32_g5_local 40 --batch 4096 --in 1024 --out 1024 --grid 5 --k 3 --precision tf32 --backend local \
     --peers gemm --no-memory
