@@ -145,23 +145,29 @@ __device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, in
   }
 }
 
-// W tile (kBK rows of the chunk x `cols` columns from j0; row stride ldb):
-// row q holds W[(i, g), j0..], zeros for padding and columns past `out`.
-// TRANSPOSED stores it column-major instead: element (q, jj) at q * ldb + jj
-// is the same thing, so the layout is the same; the name says which operand
-// reads it.
-template <typename T, int COLS>
-__device__ __forceinline__ void load_w_tile(typename Mma<T>::Op* B, int ldb, const T* __restrict__ Wb,
-                                            const T* __restrict__ Wc, int64_t in, int64_t out, const ChunkMap& cm,
-                                            int64_t c, int64_t j0) {
-  for (int p = threadIdx.x; p < kBK * COLS; p += kThreads) {
-    const int q = p / COLS, jj = p % COLS;
-    const int64_t j = j0 + jj;
+// Where the kBK W rows of chunk c come from, computed once per chunk into
+// shared memory (so the tile loads need no index division): rows[q] >= 0 is
+// the offset of a Wc row, (i nb + g) out; rows[q] <= -2 encodes the Wb row
+// offset i out as -(i out) - 2; -1 marks padding. Needs a barrier before use.
+__device__ __forceinline__ void chunk_rows(int64_t* rows, const ChunkMap& cm, int64_t c, int64_t in, int64_t out) {
+  for (int q = threadIdx.x; q < kBK; q += kThreads) {
     int64_t i;
     int g;
+    rows[q] = !cm.column(c, q, in, i, g) ? -1 : (g < cm.nb ? (i * cm.nb + g) * out : -(i * out) - 2);
+  }
+}
+
+// W tile (kBK rows of the chunk x COLS columns from j0; row stride ldb):
+// row q holds W[(i, g), j0..] (rows from chunk_rows), zeros for padding and
+// columns past `out`.
+template <typename T, int COLS>
+__device__ __forceinline__ void load_w_tile(typename Mma<T>::Op* B, int ldb, const T* __restrict__ Wb,
+                                            const T* __restrict__ Wc, const int64_t* rows, int64_t out, int64_t j0) {
+  for (int p = threadIdx.x; p < kBK * COLS; p += kThreads) {
+    const int q = p / COLS, jj = p % COLS;
+    const int64_t j = j0 + jj, r = rows[q];
     float val = 0.f;
-    if (j < out && cm.column(c, q, in, i, g))
-      val = to_float(g < cm.nb ? __ldg(Wc + (i * cm.nb + g) * out + j) : __ldg(Wb + i * out + j));
+    if (j < out && r != -1) val = to_float(r >= 0 ? __ldg(Wc + r + j) : __ldg(Wb + (-r - 2) + j));
     B[q * ldb + jj] = Mma<T>::op(val);
   }
 }
@@ -237,6 +243,7 @@ tc_forward_kernel(const T* __restrict__ x, const float* __restrict__ grid, int64
   Op* Bs = As + kFwdBM * lda;
   const int warp = threadIdx.x / 32;
   float* stage = reinterpret_cast<float*>(Bs + kBK * ldb) + warp * 256;
+  __shared__ int64_t s_rows[kBK];
   const int wr = warp / 4, wc = warp % 4;  // warp tile: rows wr*64.., columns wc*32..
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const int64_t row_tiles = ceil_div(N, kFwdBM), col_tiles = ceil_div(out, kFwdBN);
@@ -248,8 +255,10 @@ tc_forward_kernel(const T* __restrict__ x, const float* __restrict__ grid, int64
       FragC<T> acc[4][2];
       zero_acc(acc);
       for (int64_t c = 0; c < cm.chunks; ++c) {
+        chunk_rows(s_rows, cm, c, in, out);
+        __syncthreads();
         build_a_tile<T, K, true>(As, lda, kFwdBM, x, grid, N, in, M, base, cm, c, n0);
-        load_w_tile<T, kFwdBN>(Bs, ldb, Wb, Wc, in, out, cm, c, j0);
+        load_w_tile<T, kFwdBN>(Bs, ldb, Wb, Wc, s_rows, out, j0);
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < kBK; kk += Mma<T>::kK)
@@ -370,6 +379,7 @@ tc_grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const float*
   Op* Ds = reinterpret_cast<Op*>(smem);
   Op* Ws = Ds + kGxBM * ldd;
   float* Cs = reinterpret_cast<float*>(Ws + kBK * ldw);
+  __shared__ int64_t s_rows[kBK];
   const int warp = threadIdx.x / 32;
   const int wr = warp / 2, wc = warp % 2;  // warp tile: rows wr*32.., chunk columns wc*32..
   const ChunkMap cm(in, M, K, base != kBaseZero);
@@ -386,9 +396,11 @@ tc_grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const float*
         const int64_t c = grp * cm.cpi + cc;
         FragC<T> acc[2][2];
         zero_acc(acc);
+        chunk_rows(s_rows, cm, c, in, out);
+        __syncthreads();
         for (int64_t o0 = 0; o0 < out; o0 += kGxBO) {
           load_rows_tile<T, kGxBM, kGxBO>(Ds, ldd, gy, N, out, n0, o0);
-          load_w_tile<T, kGxBO>(Ws, ldw, Wb, Wc, in, out, cm, c, o0);
+          load_w_tile<T, kGxBO>(Ws, ldw, Wb, Wc, s_rows, out, o0);
           __syncthreads();
           // W^T is read column-major: element (o, q) at Ws[q * ldw + o]
 #pragma unroll
