@@ -62,6 +62,9 @@ from kanext.datasets import create_dataset
 PYKAN_2_1_1 = {3: 1.7e-2, 5: 4.4e-3, 10: 4.3e-4, 20: 4.3e-5, 50: 2.8e-6}
 # a first stage whose train RMSE is above STALL * std(train labels) has stalled
 STALL = 0.1
+# grid updates from the data every STOP_GRID_UPDATE_STEP // 10 steps until this step of each stage
+# (the value of pykan's grid-extension tutorial; fit()'s default is 50)
+STOP_GRID_UPDATE_STEP = 30
 
 
 def target(x):
@@ -84,9 +87,10 @@ def extend(model, G, refine_on="samples"):
         model.cache_data = cache
 
 
-def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples"):
+def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples", on_stage=None):
     """Trains a width KAN through the grids (first stage with restarts, then
-    extend + fit per stage); returns rows (G, train RMSE, test RMSE, seconds)."""
+    extend + fit per stage); returns rows (G, train RMSE, test RMSE, seconds).
+    on_stage(G, model), if given, is called after each stage's fit."""
     rows = []
     model = None
     for G in grids:
@@ -96,7 +100,7 @@ def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples"):
             stalled = STALL * float(dataset["train_label"].std())
             for seed in range(restarts):
                 cand = kanext.KAN(width=width, grid=G, k=3, seed=seed, dtype=torch.float64)
-                res = cand.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=30, progress=False)
+                res = cand.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=STOP_GRID_UPDATE_STEP, progress=False)
                 if best is None or res["train_loss"][-1] < best[1]["train_loss"][-1]:
                     best = (cand, res)
                 if res["train_loss"][-1] < stalled:
@@ -105,8 +109,10 @@ def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples"):
             model, res = best
         else:
             model = extend(model, G, refine_on)
-            res = model.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=30, progress=False)
+            res = model.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=STOP_GRID_UPDATE_STEP, progress=False)
         rows.append((G, res["train_loss"][-1], res["test_loss"][-1], time.perf_counter() - t0))
+        if on_stage is not None:
+            on_stage(G, model)
         log(f"  {str(width):9s} G={G:4d}  train RMSE {rows[-1][1]:.3e}  test RMSE {rows[-1][2]:.3e}  ({rows[-1][3]:.1f} s)")
     return rows
 
