@@ -151,7 +151,12 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for both libraries")
     p.add_argument("--libs", default="pykan,kanext", help="comma-separated subset of pykan,kanext")
     p.add_argument("--json", default=None, help="write the per-seed results and the summary here (after every seed)")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
+                   help="run nothing: print the tables of earlier --json outputs (e.g. one per seed, run in "
+                        "parallel), which must share grids, steps, width, restarts and threads")
     args = p.parse_args(argv)
+    if args.from_json:
+        return _from_json(args)
     libs = [v for v in args.libs.split(",") if v]
     if not libs or any(v not in ("pykan", "kanext") for v in libs):
         p.error(f"--libs must name pykan and/or kanext, got {args.libs!r}")
@@ -169,46 +174,78 @@ def main(argv=None):
           f"torch {torch.__version__}, data seeds {args.seeds}", flush=True)
 
     raw = {}
-    test = {}  # seed -> lib -> G -> test RMSE
     interior = {}  # the same over the test points inside the training inputs' range
     for s in args.seeds:
         dataset = kanext.create_dataset(ge.target, n_var=2, train_num=1000, test_num=1000, seed=s,
                                         dtype=torch.float64)
-        raw[s], test[s], interior[s] = {}, {}, {}
+        raw[s] = {}
         for lib in libs:
             if lib == "pykan":
                 rows = run_pykan(kan, width, args.grids, args.steps, ge.STOP_GRID_UPDATE_STEP, dataset)
             else:
                 rows = run_kanext(ge, width, args.grids, args.steps, args.restarts, dataset)
             raw[s][lib] = rows
-            test[s][lib] = {G: te for G, _, te, _, _ in rows}
-            interior[s][lib] = {G: ti for G, _, _, ti, _ in rows}
             slope = ge.slope([(G, tr, te, sec) for G, tr, te, _, sec in rows])
             print(f"seed {s} {lib:6s} test RMSE " + " ".join(f"{te:.3e}" for _, _, te, _, _ in rows)
                   + "   interior " + " ".join(f"{ti:.3e}" for _, _, _, ti, _ in rows)
                   + f"   slope G=5..50 {slope:.2f}   ({sum(r[4] for r in rows):.0f} s)", flush=True)
         if args.json:
-            _write_json(args, libs, raw, summarise(test, args.grids, libs), summarise(interior, args.grids, libs))
+            _write_json(args, libs, raw)
+    return report(args, libs, raw)
 
+
+def report(args, libs, raw):
+    """Prints the tables of raw (seed -> lib -> rows) and writes --json;
+    returns the per-seed figures and their summaries."""
+    seeds = list(raw)
+    test = {s: {lib: {r[0]: r[2] for r in rows} for lib, rows in per.items()} for s, per in raw.items()}
+    interior = {s: {lib: {r[0]: r[3] for r in rows} for lib, rows in per.items()} for s, per in raw.items()}
     summary = summarise(test, args.grids, libs)
     summary_in = summarise(interior, args.grids, libs)
-    print_tables("test RMSE", test, summary, args.seeds, args.grids, libs)
-    print_tables("interior test RMSE", interior, summary_in, args.seeds, args.grids, libs)
+    print_tables("test RMSE", test, summary, seeds, args.grids, libs)
+    print_tables("interior test RMSE", interior, summary_in, seeds, args.grids, libs)
     if args.json:
-        _write_json(args, libs, raw, summary, summary_in)
+        _write_json(args, libs, raw)
         print(f"json: {args.json}")
     return test, summary, interior, summary_in
 
 
-def _write_json(args, libs, raw, summary, summary_interior):
+def _from_json(args):
+    raw, config = {}, None
+    keys = ("grids", "steps", "width", "restarts", "threads")
+    for path in args.from_json:
+        with open(path) as fh:
+            doc = json.load(fh)
+        cfg = {k: doc["config"][k] for k in keys}
+        if config is not None and cfg != config:
+            sys.exit(f"--from-json: {path} has config {cfg}, the earlier files {config}")
+        config = cfg
+        for s, per in doc["runs"].items():
+            if int(s) in raw:
+                sys.exit(f"--from-json: data seed {s} appears in more than one file")
+            raw[int(s)] = {lib: [(r["G"], r["train_rmse"], r["test_rmse"], r["interior_test_rmse"], r["seconds"])
+                                 for r in rows] for lib, rows in per.items()}
+    raw = dict(sorted(raw.items()))
+    libs = [lib for lib in ("pykan", "kanext") if all(lib in per for per in raw.values())]
+    for k in keys:
+        setattr(args, k, config[k])
+    args.seeds = list(raw)
+    print(f"from {len(args.from_json)} file(s): grid extension, [{config['width']}], G={config['grids']}, "
+          f"{config['steps']} LBFGS steps per stage, {config['threads']} threads, data seeds {args.seeds}")
+    return report(args, libs, raw)
+
+
+def _write_json(args, libs, raw):
+    test = {s: {lib: {r[0]: r[2] for r in rows} for lib, rows in per.items()} for s, per in raw.items()}
+    interior = {s: {lib: {r[0]: r[3] for r in rows} for lib, rows in per.items()} for s, per in raw.items()}
     doc = {
         "config": {"seeds": args.seeds, "grids": args.grids, "steps": args.steps, "width": args.width,
                    "restarts": args.restarts, "threads": args.threads, "libs": libs, "torch": torch.__version__},
         "runs": {str(s): {lib: [{"G": G, "train_rmse": tr, "test_rmse": te, "interior_test_rmse": ti,
                                  "seconds": sec} for G, tr, te, ti, sec in rows] for lib, rows in per.items()}
                  for s, per in raw.items()},
-        "summary_test_rmse": {str(G): row for G, row in summary.items()},
-        "summary_interior_test_rmse": {str(G): row for G, row in summary_interior.items()},
+        "summary_test_rmse": {str(G): row for G, row in summarise(test, args.grids, libs).items()},
+        "summary_interior_test_rmse": {str(G): row for G, row in summarise(interior, args.grids, libs).items()},
     }
     with open(args.json, "w") as fh:
         json.dump(doc, fh, indent=1)
