@@ -183,7 +183,6 @@ def main(argv=None):
           f"torch {torch.__version__}, data seeds {args.seeds}", flush=True)
 
     raw = {}
-    interior = {}  # the same over the test points inside the training inputs' range
     for s in args.seeds:
         dataset = kanext.create_dataset(ge.target, n_var=2, train_num=1000, test_num=1000, seed=s,
                                         dtype=torch.float64)

@@ -108,7 +108,8 @@ def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples", 
             stalled = STALL * float(dataset["train_label"].std())
             for seed in range(restarts):
                 cand = kanext.KAN(width=width, grid=G, k=3, seed=seed, dtype=torch.float64)
-                res = cand.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=STOP_GRID_UPDATE_STEP, progress=False)
+                res = cand.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=STOP_GRID_UPDATE_STEP,
+                               progress=False)
                 if best is None or res["train_loss"][-1] < best[1]["train_loss"][-1]:
                     best = (cand, res)
                 if res["train_loss"][-1] < stalled:
@@ -117,7 +118,8 @@ def run(width, grids, steps, restarts, dataset, log=print, refine_on="samples", 
             model, res = best
         else:
             model = extend(model, G, refine_on)
-            res = model.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=STOP_GRID_UPDATE_STEP, progress=False)
+            res = model.fit(dataset, opt="LBFGS", steps=steps, stop_grid_update_step=STOP_GRID_UPDATE_STEP,
+                            progress=False)
         rows.append((G, res["train_loss"][-1], res["test_loss"][-1], time.perf_counter() - t0))
         if on_stage is not None:
             on_stage(G, model)
