@@ -96,3 +96,24 @@ def test_grid_extension_restarts_stop_at_the_first_seed_that_did_not_stall(monke
         trains.append(m.fit(ds, opt="LBFGS", steps=3, stop_grid_update_step=30, progress=False)["train_loss"][-1])
     assert rows_all[0][1] == min(trains)
     assert rows[0][1] == trains[0]
+
+
+def test_grid_extension_on_stage_gets_each_stage_model_after_its_fit():
+    import torch
+
+    import kanext
+
+    ge = _load("grid_extension")
+    ds = kanext.datasets.create_dataset(ge.target, n_var=2, train_num=200, test_num=50, seed=0, dtype=torch.float64)
+    seen = []
+
+    def on_stage(G, model):
+        with torch.no_grad():
+            rmse = float((model(ds["test_input"]) - ds["test_label"]).pow(2).mean().sqrt())
+        seen.append((G, list(model.grid), rmse))
+
+    rows = ge.run([2, 1, 1], [3, 5], 2, 1, ds, log=lambda *_: None, on_stage=on_stage)
+    assert [(G, grid) for G, grid, _ in seen] == [(3, [3, 3]), (5, [5, 5])]
+    # the model handed over is the fitted one: its test RMSE is the one the stage reported
+    for (_, _, te, _), (_, _, rmse) in zip(rows, seen):
+        assert abs(rmse - te) <= 1e-12 * te, (rmse, te)
