@@ -21,6 +21,7 @@
 #define KANEXT_DYNAMIC_SMEM(name) extern __shared__ unsigned char name[]
 #endif
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -107,6 +108,9 @@ __device__ __forceinline__ void store_cols(T* __restrict__ row, int64_t j, int64
       if (j + e < out) row[j + e] = v[e];
   }
 }
+
+// Workspace sub-buffers start on 256-byte boundaries.
+inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 

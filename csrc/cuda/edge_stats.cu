@@ -44,91 +44,29 @@
 // Semantics equal the CPU kernel: a NaN x[n, i] is skipped (it adds nothing
 // to row i of any statistic or weight gradient, and its gx is 0); outside the
 // grid only the base term remains (and nothing at all for base 0).
-#include "common.cuh"
+#include "edge_tiles.cuh"
 #include "kanext/cuda_launch_stats.h"
 
 namespace kanext {
 namespace cuda {
 namespace estats {
 
-constexpr int kThreads = 256;
-constexpr size_t kAccBudget = 64 * 1024;  // grad_W shared accumulator bytes per block
-
-struct Plan {
-  int ct = 32;           // columns per input (threads), multiple of 32
-  int ic = 8;            // inputs per block, ic * ct = 256
-  int gr = 1;            // grad_W: basis rows per block
-  int64_t n_gr = 1;      // grad_W: basis-row ranges
-  int64_t col_tiles = 1, in_tiles = 1;
-  int64_t slices = 1, slice_rows = 0;
-  size_t acc_bytes = 0;  // grad_W dynamic shared memory
-  size_t part = 0;       // elements of one slice's (in, out) partial (0 when slices == 1)
-  size_t part_c = 0;     // grad_W: elements of one slice's partial gWc
-};
-
-inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+constexpr int kThreads = tiles::kThreads;
+using tiles::Plan;
+using tiles::stage_entry;
 
 inline Plan plan(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem, bool grad_w) {
-  Plan p;
-  const int64_t nb = M - k - 1;
-  p.ct = out <= 32 ? 32 : out <= 64 ? 64 : out <= 128 ? 128 : 256;
-  p.ic = kThreads / p.ct;
-  if (grad_w) {
-    const int64_t max_rows = static_cast<int64_t>(kAccBudget / (kThreads * elem));
-    p.n_gr = ceil_div(nb, max_rows);
-    p.gr = static_cast<int>(ceil_div(nb, p.n_gr));
-    p.acc_bytes = size_t(p.gr) * kThreads * elem;
-  }
-  p.col_tiles = ceil_div(out, p.ct);
-  p.in_tiles = ceil_div(in, p.ic);
-  const int64_t per_slice = p.in_tiles * p.col_tiles * p.n_gr;
-  const int64_t target = 4 * int64_t(current_sm_count());
-  int64_t slices = ceil_div(target, per_slice);
-  const int64_t by_rows = N / 512;  // a slice walks at least ~512 rows
-  if (slices > by_rows) slices = by_rows;
-  if (slices > 64) slices = 64;
-  const double slice_bytes = double(in) * double(out) * double(elem) * (grad_w ? double(nb + 1) : 3.0);
-  const int64_t by_mem = static_cast<int64_t>(double(256 << 20) / (slice_bytes > 1 ? slice_bytes : 1));
-  if (slices > by_mem) slices = by_mem;
-  if (slices < 1) slices = 1;
-  p.slices = slices;
-  p.slice_rows = ceil_div(N, slices);
-  if (slices > 1) {
-    p.part = size_t(in) * size_t(out);
-    p.part_c = grad_w ? size_t(in) * size_t(nb) * size_t(out) : 0;
-  }
-  return p;
+  return tiles::plan(N, in, M, k, out, elem, grad_w, /*sums=*/3);
 }
 
 // Forward: three partial arrays [slice][in][out]; grad_W: partial gWc, then gWb.
 inline size_t forward_ws_bytes(const Plan& p, size_t elem) {
   return p.slices <= 1 ? 0 : 3 * align256(size_t(p.slices) * p.part * elem);
 }
-inline size_t grad_w_ws_bytes(const Plan& p, size_t elem) {
-  return p.slices <= 1 ? 0 : align256(size_t(p.slices) * p.part_c * elem) + align256(size_t(p.slices) * p.part * elem);
-}
+inline size_t grad_w_ws_bytes(const Plan& p, size_t elem) { return tiles::basis_rows_ws_bytes(p, elem); }
 
 template <typename T>
 __device__ __forceinline__ T abs_value(T v) { return v < T(0) ? -v : v; }
-
-// Stages the bases (and b(x)) of entry (n, si) into slot `slot` of s_start /
-// s_val; s_val[K+1] is b(x). Out-of-range entries are marked kOutside.
-template <typename T, int K>
-__device__ __forceinline__ void stage_entry(const T* __restrict__ x, const T* __restrict__ grid, int64_t in,
-                                            int64_t M, int base, int64_t n, int64_t nend, int64_t si,
-                                            int* s_start, T (*s_val)[kThreads], int slot) {
-  int s = kOutside;
-  T v[K + 1], dv[K + 1], bv = T(0);
-  if (n < nend && si < in) {
-    const T xv = x[n * in + si];
-    s = basis_window<T, K, false>(grid + si * M, M, xv, v, dv);
-    bv = base_value<T>(base, xv);
-  }
-  s_start[slot] = s;
-#pragma unroll
-  for (int q = 0; q <= K; ++q) s_val[q][slot] = s >= 0 ? v[q] : T(0);
-  s_val[K + 1][slot] = bv;
-}
 
 // ------------------------------------------------------------------ forward
 template <typename T, int K>

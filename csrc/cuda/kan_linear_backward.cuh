@@ -42,7 +42,7 @@
 // nothing to gx from the base term.
 #pragma once
 
-#include "common.cuh"
+#include "edge_tiles.cuh"
 
 namespace kanext {
 namespace cuda {
@@ -169,57 +169,14 @@ grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __rest
 }
 
 // ------------------------------------------------------------------- grad_W
-constexpr int kWThreads = 256;
-constexpr size_t kAccBudget = 64 * 1024;  // shared accumulator bytes per block
-
-struct WPlan {
-  int ct = 32;           // columns per input (threads), multiple of 32
-  int ic = 8;            // inputs per block, ic * ct = 256
-  int gr = 1;            // basis rows per block
-  int64_t n_gr = 1;      // basis-row ranges
-  int64_t col_tiles = 1, in_tiles = 1;
-  int64_t slices = 1, slice_rows = 0;
-  size_t acc_bytes = 0;  // dynamic shared memory
-  size_t part_c = 0, part_b = 0;  // elements of one slice's partial gWc / gWb (0 when slices == 1)
-};
-
-inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+constexpr int kWThreads = tiles::kThreads;
+using WPlan = tiles::Plan;
 
 inline WPlan plan_weights(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem) {
-  WPlan p;
-  const int64_t nb = M - k - 1;
-  p.ct = out <= 32 ? 32 : out <= 64 ? 64 : out <= 128 ? 128 : 256;
-  p.ic = kWThreads / p.ct;
-  const int64_t max_rows = static_cast<int64_t>(kAccBudget / (kWThreads * elem));
-  p.n_gr = ceil_div(nb, max_rows);
-  p.gr = static_cast<int>(ceil_div(nb, p.n_gr));  // balanced ranges
-  p.acc_bytes = size_t(p.gr) * kWThreads * elem;
-  p.col_tiles = ceil_div(out, p.ct);
-  p.in_tiles = ceil_div(in, p.ic);
-  const int64_t per_slice = p.in_tiles * p.col_tiles * p.n_gr;
-  const int64_t target = 4 * int64_t(current_sm_count());  // ~2 waves of 2 resident blocks per SM
-  int64_t slices = ceil_div(target, per_slice);
-  const int64_t by_rows = N / 512;  // a slice walks at least ~512 rows
-  if (slices > by_rows) slices = by_rows;
-  if (slices > 64) slices = 64;
-  // keep the partials within ~256 MiB
-  const double slice_bytes = double(in) * double(nb + 1) * double(out) * double(elem);
-  const int64_t by_mem = static_cast<int64_t>(double(256 << 20) / (slice_bytes > 1 ? slice_bytes : 1));
-  if (slices > by_mem) slices = by_mem;
-  if (slices < 1) slices = 1;
-  p.slices = slices;
-  p.slice_rows = ceil_div(N, slices);
-  if (slices > 1) {
-    p.part_c = size_t(in) * size_t(nb) * size_t(out);
-    p.part_b = size_t(in) * size_t(out);
-  }
-  return p;
+  return tiles::plan(N, in, M, k, out, elem, /*basis_rows=*/true);
 }
 
-inline size_t workspace_bytes(const WPlan& p, size_t elem) {
-  if (p.slices <= 1) return 0;
-  return align256(size_t(p.slices) * p.part_c * elem) + align256(size_t(p.slices) * p.part_b * elem);
-}
+inline size_t workspace_bytes(const WPlan& p, size_t elem) { return tiles::basis_rows_ws_bytes(p, elem); }
 
 template <typename T, int K>
 __global__ void __launch_bounds__(kWThreads)
@@ -258,20 +215,7 @@ grad_w_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __rest
       const bool do_base = has_base && g_lo == 0;
 
       for (int64_t nc = nbeg; nc < nend; nc += rows_per_chunk) {
-        {
-          const int64_t n = nc + st_r, si = itile * icb + st_ic;
-          int s = kOutside;
-          T v[K + 1], dv[K + 1], bv = T(0);
-          if (n < nend && si < in) {
-            const T xv = x[n * in + si];
-            s = basis_window<T, K, false>(grid + si * M, M, xv, v, dv);
-            bv = base_value<T>(base, xv);
-          }
-          s_start[tid] = s;
-#pragma unroll
-          for (int q = 0; q <= K; ++q) s_val[q][tid] = s >= 0 ? v[q] : T(0);
-          s_val[K + 1][tid] = bv;
-        }
+        tiles::stage_entry<T, K>(x, grid, in, M, base, nc + st_r, nend, itile * icb + st_ic, s_start, s_val, tid);
         __syncthreads();
         const int rcnt = static_cast<int>(nend - nc < rows_per_chunk ? nend - nc : rows_per_chunk);
         for (int r = 0; r < rcnt; ++r) {
@@ -357,12 +301,12 @@ cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in
       }
       KANEXT_LAUNCH(blocks, kWThreads, p.acc_bytes, stream, kernel)(
           gy, x, grid, N, in, M, base, out, p.ct, p.gr, p.n_gr, p.col_tiles, p.in_tiles, p.slices, p.slice_rows, dst_c,
-          dst_b, static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part_b));
+          dst_b, static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part));
       return cudaGetLastError();
     });
     if (err != cudaSuccess) return err;
     if (p.slices > 1) {
-      const int64_t nc = static_cast<int64_t>(p.part_c), nbb = static_cast<int64_t>(p.part_b);
+      const int64_t nc = static_cast<int64_t>(p.part_c), nbb = static_cast<int64_t>(p.part);
       const unsigned sms = static_cast<unsigned>(current_sm_count());
       auto blocks_for = [&](int64_t n) {
         const int64_t b = ceil_div(n, 256);

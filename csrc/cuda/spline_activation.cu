@@ -94,7 +94,6 @@ struct Plan {
   size_t acc_bytes = 0;  // dynamic shared memory
 };
 
-inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 inline Plan plan(int64_t N, int64_t C, int64_t M, int k, size_t elem) {
   Plan p;
