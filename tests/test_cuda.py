@@ -506,24 +506,27 @@ def test_argument_errors_match_cpu_messages(op):
             _call(op, a)
 
 
-@pytest.mark.parametrize("op", ("spline_basis", "kan_linear", "kan_linear_backward"))
-def test_grid_check_on_request(op, monkeypatch):
+def check_grid_on_request(call, a, monkeypatch):
     """Knots are validated on CUDA only with KANEXT_CHECK_GRID set (the check
     synchronises); without it a bad grid gives garbage values but never an
-    illegal memory access."""
-    a = _err_inputs()
+    illegal memory access. call(a) runs the op on the inputs dict a."""
     a["grid"] = a["grid"].clone()
     a["grid"][2, 4] = a["grid"][2, 3]
     a["grid"][1, 0] = math.nan
     monkeypatch.delenv("KANEXT_CHECK_GRID", raising=False)
-    _call(op, a)
+    call(a)
     torch.cuda.synchronize()  # any illegal access would surface here
     monkeypatch.setenv("KANEXT_CHECK_GRID", "1")
     with pytest.raises(RuntimeError, match=r"grid row 1 has a non-finite knot nan"):
-        _call(op, a)
+        call(a)
     a["grid"][1, 0] = a["grid"][1, 1] - 1
     with pytest.raises(RuntimeError, match=r"knots must be strictly increasing, but grid row 2 has t\[3\]="):
-        _call(op, a)
+        call(a)
+
+
+@pytest.mark.parametrize("op", ("spline_basis", "kan_linear", "kan_linear_backward"))
+def test_grid_check_on_request(op, monkeypatch):
+    check_grid_on_request(lambda a: _call(op, a), _err_inputs(), monkeypatch)
 
 
 # ========================================================= 12. > 2^31 elements

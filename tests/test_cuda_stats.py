@@ -44,13 +44,7 @@ GS = (1, 5, 20, 100)
 K_OPS = torch.ops.kanext
 DEV = "cuda"
 
-
-def cu(*ts):
-    return tuple(t.to(DEV) for t in ts)
-
-
-def up(*ts):
-    return tuple(t.detach().double().cpu() for t in ts)
+from test_cuda import check_grid_on_request, cu, up  # noqa: E402  (after the skip: test_cuda needs CUDA too)
 
 
 def test_cuda_kernels_are_registered():
@@ -538,19 +532,4 @@ def test_argument_errors_match_cpu_messages(op):
 
 @pytest.mark.parametrize("op", OPS)
 def test_grid_check_on_request(op, monkeypatch):
-    """Knots are validated on CUDA only with KANEXT_CHECK_GRID set (the check
-    synchronises); without it a bad grid gives meaningless values but never an
-    illegal memory access."""
-    a = _err_inputs()
-    a["grid"] = a["grid"].clone()
-    a["grid"][2, 4] = a["grid"][2, 3]
-    a["grid"][1, 0] = math.nan
-    monkeypatch.delenv("KANEXT_CHECK_GRID", raising=False)
-    _call(op, a)
-    torch.cuda.synchronize()  # any illegal access would surface here
-    monkeypatch.setenv("KANEXT_CHECK_GRID", "1")
-    with pytest.raises(RuntimeError, match=r"grid row 1 has a non-finite knot nan"):
-        _call(op, a)
-    a["grid"][1, 0] = a["grid"][1, 1] - 1
-    with pytest.raises(RuntimeError, match=r"knots must be strictly increasing, but grid row 2 has t\[3\]="):
-        _call(op, a)
+    check_grid_on_request(lambda a: _call(op, a), _err_inputs(), monkeypatch)

@@ -68,6 +68,20 @@ inline size_t grad_w_ws_bytes(const Plan& p, size_t elem) { return tiles::basis_
 template <typename T>
 __device__ __forceinline__ T abs_value(T v) { return v < T(0) ? -v : v; }
 
+// phi of staged entry e for this thread's edge: b(x) Wb[i,j] + the k+1
+// spline terms (wc points at Wc[i, 0, j]; s is the entry's window start).
+template <typename T, int K>
+__device__ __forceinline__ T staged_phi(const int* s_start, const T (*s_val)[kThreads], int e, bool has_base, T wb,
+                                        const T* __restrict__ wc, int64_t out) {
+  const int s = s_start[e];
+  T phi = has_base ? s_val[K + 1][e] * wb : T(0);
+  if (s >= 0) {
+#pragma unroll
+    for (int q = 0; q <= K; ++q) phi = fma(s_val[q][e], __ldg(wc + int64_t(s + q) * out), phi);
+  }
+  return phi;
+}
+
 // ------------------------------------------------------------------ forward
 template <typename T, int K>
 __global__ void __launch_bounds__(kThreads)
@@ -106,11 +120,7 @@ forward_kernel(const T* __restrict__ x, const T* __restrict__ grid, int64_t N, i
             const int e = r * icb + my_ic;
             const int s = s_start[e];  // uniform across the warp
             if (s == kNaN || (s < 0 && !has_base)) continue;
-            T phi = has_base ? s_val[K + 1][e] * wb : T(0);
-            if (s >= 0) {
-#pragma unroll
-              for (int q = 0; q <= K; ++q) phi = fma(s_val[q][e], __ldg(wc + int64_t(s + q) * out), phi);
-            }
+            const T phi = staged_phi<T, K>(s_start, s_val, e, has_base, wb, wc, out);
             as += phi;
             aq = fma(phi, phi, aq);
             aa += abs_value(phi);
@@ -185,11 +195,7 @@ grad_w_kernel(const T* __restrict__ gS, const T* __restrict__ gQ, const T* __res
             const int s = s_start[e];
             if (s == kNaN || (s < 0 && !has_base)) continue;  // no contribution
             const T bv = s_val[K + 1][e];
-            T phi = has_base ? bv * wb : T(0);
-            if (s >= 0) {
-#pragma unroll
-              for (int q = 0; q <= K; ++q) phi = fma(s_val[q][e], __ldg(wc + int64_t(s + q) * out), phi);
-            }
+            const T phi = staged_phi<T, K>(s_start, s_val, e, has_base, wb, wc, out);
             const T sg = phi > T(0) ? ga : (phi < T(0) ? -ga : T(0));
             const T dphi = fma(gq + gq, phi, gs + sg);
             if (do_base) accb = fma(bv, dphi, accb);

@@ -29,6 +29,7 @@ from run_emulated import (  # noqa: E402
     TOL,
     assert_bitwise_equal,
     assert_close,
+    case,
     dn,
     grid_of_kind,
     knot_x,
@@ -168,16 +169,8 @@ def act_sum_scale(gy, coef, sp):
 
 
 def es_case(dtype, k, G, kind, N, inf, out, seed, special=True):
-    grid = grid_of_kind(kind, inf, G, k, dtype, seed=seed)
-    x = sample_x(N, grid, seed=seed + 1)
-    if special:
-        x = torch.cat([x, knot_x(grid)])
-        if N >= 3 and inf >= 2:
-            x[0, 1] = math.nan
-            x[2, 0] = math.inf
-            x[1, inf - 1] = -math.inf
-    Wb = randn(inf, out, seed=seed + 2, dtype=dtype)
-    Wc = randn(inf, G + k, out, seed=seed + 3, dtype=dtype)
+    """run_emulated.case with the three (in, out) incoming gradients of edge_stats instead of grad_y."""
+    x, grid, Wb, Wc, _ = case(dtype, k, G, kind, N, inf, out, seed, special=special)
     gs = tuple(randn(inf, out, seed=seed + 4 + t, dtype=dtype) for t in range(3))
     return x, grid, Wb, Wc, gs
 
