@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .recorded import samples
+
 __all__ = [
     "attribute", "record_statistics", "statistics_data", "edge_actscale", "subnode_actscale",
     "forward_scores", "ATTRIBUTION_METRICS",
@@ -63,19 +65,8 @@ def record_statistics(model, x: Tensor) -> None:
 def statistics_data(model, x: Tensor | None = None) -> Tensor:
     """The inputs to score the model on: x if given, else the inputs of the
     last recording forward (``model.acts[0]``), else ``model.cache_data`` (the
-    last fit inputs). Raises ValueError when there are none."""
-    if x is not None:
-        return x
-    acts = getattr(model, "acts", None)
-    if acts and acts[0].dim() == 2 and acts[0].shape[1] == model.width[0]:
-        return acts[0]
-    cache = getattr(model, "cache_data", None)
-    if cache is not None and cache.shape[-1] == model.width[0]:
-        return cache.reshape(-1, model.width[0])
-    raise ValueError(
-        "no data to compute attribution scores on: pass x=<inputs (N, "
-        f"{model.width[0]})>, or run a forward with model.save_act = True, or fit the model first"
-    )
+    last fit inputs); see :func:`kanext.recorded.samples`."""
+    return samples(model, x, what="attribution")
 
 
 def edge_actscale(model) -> list[Tensor]:

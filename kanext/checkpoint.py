@@ -67,7 +67,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import lan_symbolic as _lan_symbolic
 from . import symbolic as _symbolic
 from .kan import KAN
 from .lan import LAN, LANLayer, SplineActivation
@@ -160,8 +159,8 @@ def register_extension(
     _EXTENSIONS[name] = _Extension(name, save_fn, load_fn)
 
 
-register_extension("kanext.symbolic", _symbolic.checkpoint_state, _symbolic.restore_checkpoint_state)
-register_extension("kanext.lan_symbolic", _lan_symbolic.checkpoint_state, _lan_symbolic.restore_checkpoint_state)
+register_extension("kanext.symbolic", _symbolic.kan_state, _symbolic.restore_kan_state)
+register_extension("kanext.lan_symbolic", _symbolic.lan_state, _symbolic.restore_lan_state)
 
 
 # ---------------------------------------------------------------------- paths
@@ -699,7 +698,7 @@ def _symbolic_skeleton(n_in: int, n_out: int, alloc, prefix: str) -> "_symbolic.
     m.register_buffer("mask", alloc(prefix + "mask", (n_out, n_in)))
     m.affine = nn.Parameter(alloc(prefix + "affine", (n_out, n_in, 4)))
     m.funs_name = [["0"] * n_in for _ in range(n_out)]
-    m._groups = None
+    m._groups, m._version = None, 0
     return m
 
 

@@ -20,11 +20,38 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .layers import extend_grid
 
-__all__ = ["grid_from_samples", "refit_coef", "interpolate_grid", "collocation_points", "is_refinement"]
+__all__ = [
+    "uniform_grid", "extend_grid", "curve_to_coef", "grid_from_samples", "refit_coef", "interpolate_grid",
+    "collocation_points", "is_refinement",
+]
 
 _CHUNK = 8192  # samples per Gram accumulation step
+
+
+def uniform_grid(n: int, G: int, k: int, grid_range=(-1.0, 1.0), dtype=None, device=None) -> Tensor:
+    """(n, G+2k+1) knots: G+1 uniform knots over grid_range plus k each side with the same spacing."""
+    lo, hi = grid_range
+    base = torch.linspace(lo, hi, G + 1, dtype=dtype, device=device)
+    return extend_grid(base.expand(n, G + 1), k)
+
+
+def extend_grid(grid: Tensor, k: int) -> Tensor:
+    """Adds k knots on each side of every row of grid (n, m), spaced by the
+    row's mean interval (pykan's extend_grid)."""
+    h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)
+    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
+    left = grid[:, :1] - h * steps.flip(0)
+    right = grid[:, -1:] + h * steps
+    return torch.cat([left, grid, right], dim=1)
+
+
+def curve_to_coef(x: Tensor, y: Tensor, grid: Tensor, k: int) -> Tensor:
+    """Least-squares (minimum-norm) spline coefficients: x (P, in) samples,
+    y (P, in, out) values, grid (in, G+2k+1) -> coef (in, out, G+k)."""
+    B = ops.spline_basis(x, grid, k).permute(1, 0, 2)  # (in, P, G+k)
+    pinv = torch.linalg.pinv(B)  # (in, G+k, P)
+    return torch.einsum("igp,pio->iog", pinv, y)
 
 
 def grid_from_samples(x: Tensor, G: int, k: int, grid_eps: float = 0.02) -> Tensor:

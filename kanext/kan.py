@@ -6,13 +6,20 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checkpointed import Checkpointed
+from . import attribution, plotting, pruning, symbolic
+from .checks import per_layer
 from .layers import KANLinear
+from .regularization import edge_scales
+from .regularization import reg as _reg
+from .spline_module import SplineNetwork
+from .symbolic import SymbolicLayer
+from .symbolic.units import fixed_edge_stats
+from .training import fit as _fit
 
-__all__ = ["KAN", "refit_layer_from"]
+__all__ = ["KAN"]
 
 
-class KAN(Checkpointed, nn.Module):
+class KAN(SplineNetwork):
     """A Kolmogorov-Arnold Network: ``width[0] -> width[1] -> ... -> width[-1]``.
 
     Args:
@@ -69,8 +76,8 @@ class KAN(Checkpointed, nn.Module):
         super().__init__()
         self.width = _normalise_width(width)
         depth = len(self.width) - 1
-        grids = _per_layer("grid", grid, depth)
-        ks = _per_layer("k", k, depth)
+        grids = per_layer("KAN", "grid", grid, depth)
+        ks = per_layer("KAN", "k", k, depth)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         self.base_fun = base_fun
         self.grid_range = tuple(float(v) for v in grid_range)
@@ -92,8 +99,6 @@ class KAN(Checkpointed, nn.Module):
 
         self.node_scale, self.node_bias = plist(1.0), plist(0.0)
         self.subnode_scale, self.subnode_bias = plist(1.0), plist(0.0)
-        from .symbolic import SymbolicLayer
-
         self.symbolic_fun = nn.ModuleList(
             SymbolicLayer(self.width[l], self.width[l + 1], **kw) for l in range(depth)
         )
@@ -119,8 +124,6 @@ class KAN(Checkpointed, nn.Module):
         return x
 
     def _forward_recording(self, x: Tensor) -> Tensor:
-        from .regularization import edge_scales
-
         lead = x.shape[:-1]
         x = x.reshape(-1, self.width[0])
         acts, scales, l1, ranges = [], [], [], []
@@ -133,9 +136,7 @@ class KAN(Checkpointed, nn.Module):
                               else xd.new_zeros(layer.out_features, layer.in_features))
                 l1.append(edge_scales(layer, xd, "edge_forward_l1"))
                 ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
-                if "symbolic_fun" in self._modules and self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
-                    from .symbolic import fixed_edge_stats
-
+                if self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
                     fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
             x = self.layer_forward(l, x)
         acts.append(x.detach())
@@ -145,8 +146,8 @@ class KAN(Checkpointed, nn.Module):
     def layer_forward(self, l: int, x: Tensor) -> Tensor:
         """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias,
         where phi(x) sums the spline edges and the symbolic edges (pykan's order)."""
-        syms = self._modules.get("symbolic_fun")  # absent on KANs assembled by hand (KAN.__new__)
-        x = self.act_fun[l](x) + syms[l](x) if syms is not None and syms[l].n_fixed else self.act_fun[l](x)
+        sym = self.symbolic_fun[l]
+        x = self.act_fun[l](x) + sym(x) if sym.n_fixed else self.act_fun[l](x)
         if self._affines_are_identity(l):
             return x  # the same values, without four ops and their backward per layer
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
@@ -171,55 +172,29 @@ class KAN(Checkpointed, nn.Module):
         cache[l] = (key, ident)
         return ident
 
-    @torch.no_grad()
+    # SplineNetwork stages: a layer's spline input is the layer's input
+    def spline(self, l: int) -> KANLinear:
+        return self.act_fun[l]
+
+    def set_spline(self, l: int, module: KANLinear) -> None:
+        self.act_fun[l] = module
+
+    def spline_input(self, l: int, x: Tensor) -> Tensor:
+        return x
+
+    def layer_output(self, l: int, x: Tensor) -> Tensor:
+        return self.layer_forward(l, x)
+
     def layer_inputs(self, x: Tensor) -> list[Tensor]:
         """The input of every layer for x (N, width[0]), without autograd."""
-        self._check_input(x)
-        xs = [x.reshape(-1, self.width[0])]
-        for l in range(self.depth - 1):
-            xs.append(self.layer_forward(l, xs[-1]))
-        return xs
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() == 0 or x.shape[-1] != self.width[0]:
-            raise ValueError(f"KAN: expected input of shape (..., {self.width[0]}), got shape {tuple(x.shape)}")
-
-    # ------------------------------------------------------------- grids
-    @torch.no_grad()
-    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
-        """Adapts every layer's grid to its inputs on the samples x (N, width[0]),
-        layer by layer (each layer sees the inputs produced by the already
-        updated layers before it), keeping each layer's function in least
-        squares. See :meth:`KANLinear.update_grid`. pykan: update_grid_from_samples."""
-        self._check_input(x)
-        x = x.reshape(-1, self.width[0])
-        for l, layer in enumerate(self.act_fun):
-            layer.update_grid(x, grid_eps)
-            if l + 1 < self.depth:
-                x = self.layer_forward(l, x)
-
-    update_grid_from_samples = update_grid
-
-    def refine(self, new_grid: int | Sequence[int], x: Tensor | None = None) -> "KAN":
-        """Grid extension: a new KAN with new_grid intervals per layer that
-        reproduces this one. The new knots follow the old ones (pykan's
-        interpolation). When every old knot is a new knot (e.g. a uniform G ->
-        2G), the new splines equal the old ones on each grid range up to
-        rounding (an exact refit on collocation points). Otherwise they are
-        fitted in least squares on the samples x (default: the last training
-        inputs, ``self.cache_data``), or on collocation points over the grid
-        range if there are none. Writes no files; self is unchanged."""
-        new = KAN(
-            self.width, grid=new_grid, k=self.k, base_fun=self.base_fun, grid_range=self.grid_range,
-            grid_eps=self.act_fun[0].grid_eps, seed=0, device=self.node_scale[0].device, dtype=self.node_scale[0].dtype,
-        )
-        return new.initialize_from_another_model(self, x)
+        return self.spline_inputs(x)
 
     @torch.no_grad()
     def initialize_from_another_model(self, other: "KAN", x: Tensor | None = None) -> "KAN":
         """Makes this KAN (same widths; any G and k) compute other's function
         (pykan's method of the same name): grids interpolated from other's,
-        splines refitted as in :meth:`refine`, scales, masks, affines copied.
+        splines refitted as in :meth:`refine` (on x, default other's
+        cache_data), scales, masks, affines and symbolic edges copied.
         Returns self."""
         if list(other.width) != list(self.width):
             raise ValueError(f"initialize_from_another_model: widths differ: {other.width} vs {self.width}")
@@ -227,7 +202,7 @@ class KAN(Checkpointed, nn.Module):
             x = getattr(other, "cache_data", None)
         inputs = other.layer_inputs(x) if x is not None else [None] * self.depth
         for src, dst, xl in zip(other.act_fun, self.act_fun, inputs):
-            refit_layer_from(dst, src, xl)
+            dst.refit_from(src, xl)
         for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
             for p, q in zip(getattr(self, name), getattr(other, name)):
                 p.copy_(q)
@@ -240,9 +215,7 @@ class KAN(Checkpointed, nn.Module):
     def fit(self, dataset, **kwargs) -> dict:
         """Trains the model (pykan's fit); see :func:`kanext.training.fit` for
         the arguments. Returns a dict of per-step lists."""
-        from .training import fit
-
-        return fit(self, dataset, **kwargs)
+        return _fit(self, dataset, **kwargs)
 
     def train(self, mode=True, *args, **kwargs):
         """``model.train(dataset, ...)`` is the paper's spelling of :meth:`fit`;
@@ -257,17 +230,13 @@ class KAN(Checkpointed, nn.Module):
             lamb_coefdiff: float = 0.0, reg_metric: str = "edge_forward_spline_n") -> Tensor:
         """The sparsity regularisation on inputs x (differentiable); see
         :func:`kanext.regularization.reg`."""
-        from .regularization import reg
-
-        return reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
+        return _reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
 
     # ------------------------------------------------------------- interpretability
     def attribute(self, l=None, i=None, out_score=None, x=None, metric="backward"):
         """Node and edge scores (sets node_scores, edge_scores, ...); see
         :func:`kanext.attribution.attribute`."""
-        from .attribution import attribute
-
-        return attribute(self, l, i, out_score, x, metric)
+        return attribution.attribute(self, l, i, out_score, x, metric)
 
     @property
     def feature_score(self) -> Tensor:
@@ -278,94 +247,66 @@ class KAN(Checkpointed, nn.Module):
 
     def prune_node(self, threshold=1e-2, active_neurons_id=None, x=None, metric="backward") -> "KAN":
         """A smaller KAN without the weak hidden nodes; see :func:`kanext.pruning.prune_node`."""
-        from .pruning import prune_node
-
-        return prune_node(self, threshold, active_neurons_id, x, metric)
+        return pruning.prune_node(self, threshold, active_neurons_id, x, metric)
 
     def prune_edge(self, threshold=3e-2, x=None, metric="backward") -> "KAN":
         """Masks the weak edges in place; see :func:`kanext.pruning.prune_edge`."""
-        from .pruning import prune_edge
-
-        return prune_edge(self, threshold, x, metric)
+        return pruning.prune_edge(self, threshold, x, metric)
 
     def prune_input(self, threshold=1e-2, active_inputs=None, x=None, metric="backward") -> "KAN":
         """A KAN reading only the important inputs; see :func:`kanext.pruning.prune_input`."""
-        from .pruning import prune_input
-
-        return prune_input(self, threshold, active_inputs, x, metric)
+        return pruning.prune_input(self, threshold, active_inputs, x, metric)
 
     def prune(self, node_th=1e-2, edge_th=3e-2, x=None, metric="backward") -> "KAN":
         """prune_node then prune_edge (pykan's prune); see :func:`kanext.pruning.prune`."""
-        from .pruning import prune
-
-        return prune(self, node_th, edge_th, x, metric)
+        return pruning.prune(self, node_th, edge_th, x, metric)
 
     def remove_edge(self, l: int, i: int, j: int) -> None:
         """Masks edge i -> j of layer l; see :func:`kanext.pruning.remove_edge`."""
-        from .pruning import remove_edge
-
-        remove_edge(self, l, i, j)
+        pruning.remove_edge(self, l, i, j)
 
     def remove_node(self, l: int, i: int, mode: str = "all") -> None:
         """Masks the edges of node i of layer l; see :func:`kanext.pruning.remove_node`."""
-        from .pruning import remove_node
-
-        remove_node(self, l, i, mode)
+        pruning.remove_node(self, l, i, mode)
 
     def plot(self, folder=None, beta=3, metric="backward", scale=0.5, in_vars=None, out_vars=None, title=None,
              sample=False, x=None):
         """A matplotlib Figure of the network; see :func:`kanext.plotting.plot`."""
-        from .plotting import plot
-
-        return plot(self, folder, beta, metric, scale, in_vars, out_vars, title, sample, x)
+        return plotting.plot(self, folder, beta, metric, scale, in_vars, out_vars, title, sample, x)
 
     def plot_activation(self, l: int, i: int, j: int, x_range=None, folder=None):
         """A Figure of edge i -> j of layer l (spline, base, total, knots); see
         :func:`kanext.plotting.plot_activation`."""
-        from .plotting import plot_activation
-
-        return plot_activation(self, l, i, j, x_range, folder)
+        return plotting.plot_activation(self, l, i, j, x_range, folder)
 
     # ------------------------------------------------------------- symbolic (bodies in kanext.symbolic)
     def fix_symbolic(self, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True):
         """Sets edge (l, i, j) to c * fun(a x + b) + d; returns the fit's r2.
         See :func:`kanext.symbolic.fix_symbolic`."""
-        from .symbolic import fix_symbolic
-
-        return fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
+        return symbolic.fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
 
     def unfix_symbolic(self, l, i, j):
         """Returns edge (l, i, j) to its spline; see :func:`kanext.symbolic.unfix_symbolic`."""
-        from .symbolic import unfix_symbolic
-
-        unfix_symbolic(self, l, i, j)
+        symbolic.unfix_symbolic(self, l, i, j)
 
     def unfix_symbolic_all(self):
         """Returns every symbolic edge to its spline."""
-        from .symbolic import unfix_symbolic_all
-
-        unfix_symbolic_all(self)
+        symbolic.unfix_symbolic_all(self)
 
     def suggest_symbolic(self, l, i, j, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 10), b_range=(-10, 10),
                          verbose=True):
         """Ranked (name, r2, complexity, score) for edge (l, i, j); see
         :func:`kanext.symbolic.suggest_symbolic`."""
-        from .symbolic import suggest_symbolic
-
-        return suggest_symbolic(self, l, i, j, lib, topk, weight_simple, a_range, b_range, verbose)
+        return symbolic.suggest_symbolic(self, l, i, j, lib, topk, weight_simple, a_range, b_range, verbose)
 
     def auto_symbolic(self, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10),
                       b_range=(-10, 10)):
         """Fixes every active edge to its best suggestion; see :func:`kanext.symbolic.auto_symbolic`."""
-        from .symbolic import auto_symbolic
-
-        return auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
+        return symbolic.auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
 
     def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
         """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""
-        from .symbolic import symbolic_formula
-
-        return symbolic_formula(self, var, simplify, floating_digits)
+        return symbolic.symbolic_formula(self, var, simplify, floating_digits)
 
 
 def _normalise_width(width) -> list[int]:
@@ -383,38 +324,3 @@ def _normalise_width(width) -> list[int]:
     if len(out) < 2:
         raise ValueError(f"KAN: width needs at least an input and an output size, got {list(width)!r}")
     return out
-
-
-def _per_layer(name, v, depth):
-    if isinstance(v, int):
-        return [v] * depth
-    v = list(v)
-    if len(v) != depth:
-        raise ValueError(f"KAN: {name} must be an int or a list of {depth} ints (one per layer), got {v!r}")
-    return v
-
-
-def refit_layer_from(dst: KANLinear, src: KANLinear, x: Tensor | None) -> None:
-    """dst (any G, k) takes src's function: knots interpolated from src's,
-    coef refitted (exactly on collocation points when the new knots contain
-    the old ones, else in least squares on the samples x of dst's input, or on
-    collocation points when x is None); scales and mask copied."""
-    from .grid import collocation_points, interpolate_grid, is_refinement, refit_coef
-
-    if (src.in_features, src.out_features) != (dst.in_features, dst.out_features):
-        raise ValueError(
-            f"layer shapes differ: ({src.in_features}, {src.out_features}) vs ({dst.in_features}, {dst.out_features})"
-        )
-    with torch.no_grad():
-        new_grid = interpolate_grid(src.grid, src.k, dst.num, dst.k)
-        if x is None or is_refinement(src.grid, src.k, new_grid, dst.k):
-            pts = collocation_points(new_grid, dst.k)
-        else:
-            pts = x
-        dst.grid.copy_(new_grid)
-        dst.coef.copy_(refit_coef(pts, src.grid, src.k, src.coef, new_grid, dst.k))
-        dst.scale_base.copy_(src.scale_base)
-        dst.scale_sp.copy_(src.scale_sp)
-        dst.mask.copy_(src.mask)
-        dst.base_fun = src.base_fun
-        dst.grid_eps = src.grid_eps

@@ -12,15 +12,19 @@ parameters), instead of one per edge as in a KAN.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from . import ops
+from . import lan_symbolic, ops
 from ._checkpointed import Checkpointed
-from .layers import check_int, check_spline_config, curve_to_coef, extend_grid, uniform_grid
+from .checks import check_int, check_spline_config, per_layer
+from .grid import curve_to_coef, extend_grid, uniform_grid
+from .spline_module import SplineModule, SplineNetwork
+from .training import fit as _fit
 
 __all__ = ["SplineActivation", "LANLayer", "LAN", "Sine"]
 
@@ -41,7 +45,7 @@ class Sine(nn.Module):
         return f"w0={self.w0}"
 
 
-class SplineActivation(Checkpointed, nn.Module):
+class SplineActivation(SplineModule):
     r"""A learnable activation per channel: for z of shape (..., C),
 
     .. math:: y_{\dots c} = s^b_c\, b(z_{\dots c}) + s^{sp}_c \sum_g c_{cg} B_g(z_{\dots c})
@@ -66,8 +70,15 @@ class SplineActivation(Checkpointed, nn.Module):
 
     Attributes: ``grid`` buffer (C, G+2k+1); parameters ``coef`` (C, G+k),
     ``scale_base`` (C,), ``scale_sp`` (C,). Outside a channel's grid only the
-    base term remains; NaN in gives NaN out.
+    base term remains; NaN in gives NaN out. Channels can be fixed to symbolic
+    functions (:meth:`LAN.fix_symbolic`): their state is then the optional
+    ``symbolic`` submodule (:class:`kanext.symbolic.ChannelSymbolic`).
+    Grid methods (update_grid, refine, refit_from) come from
+    :class:`kanext.spline_module.SplineModule`.
     """
+
+    #: Checkpoints may carry symbolic channels for this class (kanext.symbolic.state).
+    has_symbolic_channels = True
 
     def __init__(
         self,
@@ -125,51 +136,17 @@ class SplineActivation(Checkpointed, nn.Module):
             return y + self.scale_base * self.base_fun(z2)
         return ops.spline_activation(z2, self.grid, self.k, self.base_fun, self.coef, self.scale_base, self.scale_sp)
 
-    @torch.no_grad()
-    def update_grid(self, z: Tensor, grid_eps: float | None = None) -> None:
-        """Moves each channel's knots to the samples z (..., C) (grid_eps mix of
-        uniform and quantile knots, as :meth:`KANLinear.update_grid`) and
-        refits coef so that the activations on the samples are kept in least
-        squares. Rows with NaN or inf are ignored."""
-        from .grid import grid_from_samples, refit_coef
+    def _coef3(self) -> Tensor:
+        return self.coef.unsqueeze(1)
 
-        z2 = z.detach().reshape(-1, self.num_channels)
-        z2 = z2[torch.isfinite(z2).all(dim=1)]
-        if z2.shape[0] == 0:
-            raise ValueError("SplineActivation.update_grid: no finite samples to place the grid on")
-        eps = self.grid_eps if grid_eps is None else grid_eps
-        new_grid = grid_from_samples(z2, self.num, self.k, eps)
-        coef = refit_coef(z2, self.grid, self.k, self.coef.unsqueeze(1), new_grid, self.k)[:, 0, :]
-        self.grid.copy_(new_grid)
-        self.coef.copy_(coef)
+    def _like(self, grid: int, k: int) -> "SplineActivation":
+        return SplineActivation(self.num_channels, grid, k, self.grid_range, self.base_fun, noise_scale=0.0,
+                                grid_eps=self.grid_eps, device=self.grid.device, dtype=self.coef.dtype)
 
-    @torch.no_grad()
-    def refine(self, new_grid: int, z: Tensor | None = None) -> "SplineActivation":
-        """A new SplineActivation with new_grid intervals computing this one:
-        knots interpolated from the current ones (pykan's grid extension);
-        exact up to rounding on the grid range when every old knot is a new
-        one (e.g. G -> 2G), otherwise a least-squares fit on the samples z
-        (..., C) or on collocation points. self is unchanged."""
-        from .grid import collocation_points, interpolate_grid, is_refinement, refit_coef
-
-        check_int("SplineActivation.refine", "new_grid", new_grid, 1)
-        new = SplineActivation(self.num_channels, new_grid, self.k, self.grid_range, self.base_fun, noise_scale=0.0,
-                               grid_eps=self.grid_eps, device=self.grid.device, dtype=self.coef.dtype)
-        g = interpolate_grid(self.grid, self.k, new_grid)
-        if z is None or is_refinement(self.grid, self.k, g, self.k):
-            pts = collocation_points(g, self.k)
-        else:
-            pts = z.detach().reshape(-1, self.num_channels)
-        new.grid.copy_(g)
-        new.coef.copy_(refit_coef(pts, self.grid, self.k, self.coef.unsqueeze(1), g, self.k)[:, 0, :])
-        new.scale_base.copy_(self.scale_base)
-        new.scale_sp.copy_(self.scale_sp)
-        new.scale_base.requires_grad_(self.scale_base.requires_grad)
-        new.scale_sp.requires_grad_(self.scale_sp.requires_grad)
-        from .lan_symbolic import copy_symbolic
-
-        copy_symbolic(self, new)
-        return new
+    def _carry_from(self, src: "SplineActivation") -> None:
+        sym = src._modules.get("symbolic")
+        if sym is not None:
+            self.symbolic = copy.deepcopy(sym)
 
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
@@ -198,7 +175,7 @@ class LANLayer(Checkpointed, nn.Module):
         return self.act(self.linear(x))
 
 
-class LAN(Checkpointed, nn.Module):
+class LAN(SplineNetwork):
     """A learnable activation network ``width[0] -> ... -> width[-1]``: each
     layer is a :class:`LANLayer` (Linear, then a spline activation per node).
 
@@ -238,8 +215,8 @@ class LAN(Checkpointed, nn.Module):
             raise ValueError(f"LAN: width must be a list of >= 2 positive ints, got {width!r}")
         self.width = list(width)
         depth = len(width) - 1
-        grids, ks = _per_layer("grid", grid, depth), _per_layer("k", k, depth)
-        bases = _per_layer("base_fun", base_fun, depth, kind=str)
+        grids, ks = per_layer("LAN", "grid", grid, depth), per_layer("LAN", "k", k, depth)
+        bases = per_layer("LAN", "base_fun", base_fun, depth, kind=str)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         layers = []
         for l in range(depth):
@@ -268,102 +245,63 @@ class LAN(Checkpointed, nn.Module):
         return [layer.act.k for layer in self.layers]
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 0 or x.shape[-1] != self.width[0]:
-            raise ValueError(f"LAN: expected input of shape (..., {self.width[0]}), got shape {tuple(x.shape)}")
+        self._check_input(x)
         for layer in self.layers:
             x = layer(x)
         return x
 
+    # SplineNetwork stages: a layer's spline input is its pre-activation
+    def spline(self, l: int) -> SplineActivation:
+        return self.layers[l].act
+
+    def set_spline(self, l: int, module: SplineActivation) -> None:
+        self.layers[l].act = module
+
+    def spline_input(self, l: int, x: Tensor) -> Tensor:
+        return self.layers[l].linear(x)
+
+    def layer_output(self, l: int, x: Tensor) -> Tensor:
+        return self.layers[l](x)
+
     def preactivations(self, x: Tensor) -> list[Tensor]:
         """The input of every layer's activation, ``[W_l x_l + b_l for l]``, on samples x."""
-        out = []
-        with torch.no_grad():
-            for layer in self.layers:
-                z = layer.linear(x)
-                out.append(z)
-                x = layer.act(z)
-        return out
-
-    @torch.no_grad()
-    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
-        """Moves every activation's knots to its pre-activations on the
-        samples x (..., width[0]), layer by layer (each layer sees the already
-        updated layers' outputs); see :meth:`SplineActivation.update_grid`."""
-        x = x.reshape(-1, self.width[0])
-        for layer in self.layers:
-            z = layer.linear(x)
-            layer.act.update_grid(z, grid_eps)
-            x = layer.act(z)
-
-    update_grid_from_samples = update_grid
-
-    @torch.no_grad()
-    def refine(self, new_grid: int | Sequence[int], x: Tensor | None = None) -> "LAN":
-        """Grid extension: a new LAN with new_grid intervals per layer that
-        computes this one's function (see :meth:`SplineActivation.refine`;
-        x, default ``self.cache_data``, gives the samples for inexact refits).
-        Linear weights are copied; self is unchanged."""
-        import copy
-
-        grids = _per_layer("new_grid", new_grid, self.depth)
-        if x is None:
-            x = getattr(self, "cache_data", None)
-        zs = self.preactivations(x.reshape(-1, self.width[0])) if x is not None else [None] * self.depth
-        new = copy.deepcopy(self)
-        new.__dict__.pop("cache_data", None)
-        for layer, G, z in zip(new.layers, grids, zs):
-            layer.act = layer.act.refine(G, z)
-        return new
+        return self.spline_inputs(x)
 
     def fit(self, dataset, **kwargs) -> dict:
         """Trains the LAN with :func:`kanext.training.fit` (same arguments and
         returned dict). ``lamb`` must be 0 (the default): KAN's sparsity
         regularisation is defined on edge activations, which a LAN does not
         have; use weight decay through your own optimizer instead."""
-        from .training import fit
-
         if kwargs.get("lamb", 0.0) > 0:
             raise ValueError(f"LAN.fit: lamb must be 0 (a LAN has no sparsity regulariser), got {kwargs['lamb']}")
-        return fit(self, dataset, **kwargs)
+        return _fit(self, dataset, **kwargs)
 
     def fix_symbolic(self, l, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True, x=None):
         """Fixes node j of layer l to c * fun(a * z + b) + d; returns the fit's r2
         (see :func:`kanext.lan_symbolic.fix_symbolic`; samples x or cache_data)."""
-        from . import lan_symbolic
-
         return lan_symbolic.fix_symbolic(self, l, j, fun, fit_params, a_range, b_range, verbose, x)
 
     def unfix_symbolic(self, l, j) -> None:
         """Returns node j of layer l to its spline activation."""
-        from . import lan_symbolic
-
         lan_symbolic.unfix_symbolic(self, l, j)
 
     def suggest_symbolic(self, l, j, lib=None, topk=5, weight_simple=0.8, verbose=True, x=None, **kwargs):
         """[(name, r2, complexity, score)] best first for node (l, j); see
         :func:`kanext.lan_symbolic.suggest_symbolic`."""
-        from . import lan_symbolic
-
         return lan_symbolic.suggest_symbolic(self, l, j, lib, topk, weight_simple, verbose=verbose, x=x, **kwargs)
 
     def auto_symbolic(self, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, x=None, **kwargs) -> dict:
         """Fixes every spline node to its best library function; see
         :func:`kanext.lan_symbolic.auto_symbolic`."""
-        from . import lan_symbolic
-
         return lan_symbolic.auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, x=x, **kwargs)
 
     def symbolic_formula(self, var=None, simplify=False, floating_digits=4) -> list:
         """One sympy expression per output; see :func:`kanext.lan_symbolic.symbolic_formula`."""
-        from . import lan_symbolic
-
         return lan_symbolic.symbolic_formula(self, var, simplify, floating_digits)
 
     def plot(self, folder=None, in_vars=None, out_vars=None, title=None, x=None, scale=0.5):
         """The network with an inset of every node activation (a matplotlib
         Figure); see :func:`kanext.lan_symbolic.plot`."""
-        from . import lan_symbolic
-
         return lan_symbolic.plot(self, folder, in_vars, out_vars, title, x, scale)
 
     @classmethod
@@ -403,8 +341,6 @@ class LAN(Checkpointed, nn.Module):
 
         The model is built in the Linear layers' dtype and device.
         """
-        from . import reference
-
         pairs = _parse_mlp(mlp)
         first = pairs[0][0]
         dtype, device = first.weight.dtype, first.weight.device
@@ -428,16 +364,14 @@ class LAN(Checkpointed, nn.Module):
             layer.linear.weight.copy_(lin.weight)
             if lin.bias is not None:
                 layer.linear.bias.copy_(lin.bias)
-            layer.act = _activation_like(act, lo, hi, k, tol, min_grid, max_grid, reference).to(device=device,
-                                                                                                  dtype=dtype)
+            layer.act = _activation_like(act, lo, hi, k, tol, min_grid, max_grid).to(device=device, dtype=dtype)
             layers.append(layer)
             if x is not None:
                 z = x @ W64.T + (b64 if b64 is not None else 0)
                 x = z if act is None else act(z)
-        lan = cls.__new__(cls)
-        nn.Module.__init__(lan)
-        lan.width = width
-        lan.layers = nn.ModuleList(layers)
+        lan = cls(width, grid=1, k=k, noise_scale=0.0, seed=0, device=device, dtype=dtype)
+        for l, layer in enumerate(layers):
+            lan.layers[l] = layer
         return lan
 
 
@@ -479,7 +413,7 @@ def _grid_over(lo: Tensor, hi: Tensor, G: int, k: int) -> Tensor:
     return extend_grid(lo[:, None] + (hi - lo)[:, None] * s, k)
 
 
-def _activation_like(act, lo, hi, k, tol, min_grid, max_grid, reference) -> SplineActivation:
+def _activation_like(act, lo, hi, k, tol, min_grid, max_grid) -> SplineActivation:
     n = lo.shape[0]
     f64 = torch.float64
     if act is None or isinstance(act, (nn.Identity, nn.SiLU)):
@@ -525,12 +459,3 @@ def _activation_like(act, lo, hi, k, tol, min_grid, max_grid, reference) -> Spli
     sa.coef.copy_(coef)
     sa.scale_base.zero_()
     return sa
-
-
-def _per_layer(name, v, depth, kind=int):
-    if isinstance(v, kind) and not isinstance(v, bool):
-        return [v] * depth
-    v = list(v)
-    if len(v) != depth:
-        raise ValueError(f"LAN: {name} has {len(v)} entries for {depth} layers")
-    return v

@@ -8,12 +8,14 @@ import torch
 from torch import Tensor, nn
 
 from . import ops
-from ._checkpointed import Checkpointed
+from .checks import check_int, check_spline_config, index_list
+from .grid import curve_to_coef, extend_grid, uniform_grid  # noqa: F401  (extend_grid, uniform_grid: re-exported)
+from .spline_module import SplineModule
 
-__all__ = ["KANLinear", "extend_grid", "uniform_grid", "kernel_layout"]
+__all__ = ["KANLinear", "kernel_layout"]
 
 
-class KANLinear(Checkpointed, nn.Module):
+class KANLinear(SplineModule):
     r"""One KAN layer: a learnable activation on every edge i -> j.
 
     .. math:: y_j = \sum_i m_{ij}\,\big(s^b_{ij}\, b(x_i) + s^{sp}_{ij} \sum_g c_{ijg} B_g(x_i)\big)
@@ -150,26 +152,16 @@ class KANLinear(Checkpointed, nn.Module):
             y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc)
         return y.reshape(*lead, self.out_features)
 
-    @torch.no_grad()
-    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
-        """Moves the knots to the samples x (..., in): per input, G+1 knots =
-        grid_eps * uniform(min, max) + (1 - grid_eps) * sample quantiles,
-        extended by k knots each side; then refits coef so that the splines
-        on the samples are preserved in least squares (see kanext.grid).
-        Rows containing NaN or inf are ignored. pykan: update_grid_from_samples."""
-        from .grid import grid_from_samples, refit_coef
+    def _coef3(self) -> Tensor:
+        return self.coef
 
-        x2 = x.detach().reshape(-1, self.in_features)
-        x2 = x2[torch.isfinite(x2).all(dim=1)]
-        if x2.shape[0] == 0:
-            raise ValueError("KANLinear.update_grid: no finite samples to place the grid on")
-        eps = self.grid_eps if grid_eps is None else grid_eps
-        new_grid = grid_from_samples(x2, self.num, self.k, eps)
-        coef = refit_coef(x2, self.grid, self.k, self.coef, new_grid, self.k)
-        self.grid.copy_(new_grid)
-        self.coef.copy_(coef)
+    def _like(self, grid: int, k: int) -> "KANLinear":
+        return KANLinear(self.in_features, self.out_features, grid=grid, k=k, grid_range=self.grid_range,
+                         base_fun=self.base_fun, grid_eps=self.grid_eps, generator=torch.Generator(),
+                         device=self.grid.device, dtype=self.coef.dtype)
 
-    update_grid_from_samples = update_grid
+    def _carry_from(self, src: "KANLinear") -> None:
+        self.mask.copy_(src.mask)
 
     def subset(self, in_idx, out_idx) -> "KANLinear":
         """A new layer made of the edges in_idx -> out_idx of this one (pykan:
@@ -184,24 +176,24 @@ class KANLinear(Checkpointed, nn.Module):
         Self is unchanged; the new layer shares no storage with it and keeps
         the trainable flags, dtype and device.
         """
-        ii = _index_list("in_idx", in_idx, self.in_features)
-        oi = _index_list("out_idx", out_idx, self.out_features)
+        ii = index_list("in_idx", in_idx, self.in_features)
+        oi = index_list("out_idx", out_idx, self.out_features)
         dev = self.grid.device
         ti, to = torch.tensor(ii, dtype=torch.long, device=dev), torch.tensor(oi, dtype=torch.long, device=dev)
 
         def edges(t):  # (in, out, ...) -> rows ii, columns oi, a fresh copy
             return t.detach().index_select(0, ti).index_select(1, to).clone()
 
-        new = KANLinear.__new__(KANLinear)
-        nn.Module.__init__(new)
-        new.in_features, new.out_features = len(ii), len(oi)
-        new.num, new.k, new.grid_range = self.num, self.k, self.grid_range
-        new.base_fun, new.grid_eps = self.base_fun, self.grid_eps
-        new.register_buffer("grid", self.grid.detach().index_select(0, ti).clone())
-        new.register_buffer("mask", edges(self.mask))
-        new.coef = nn.Parameter(kernel_layout(edges(self.coef)), requires_grad=self.coef.requires_grad)
-        new.scale_base = nn.Parameter(edges(self.scale_base), requires_grad=self.scale_base.requires_grad)
-        new.scale_sp = nn.Parameter(edges(self.scale_sp), requires_grad=self.scale_sp.requires_grad)
+        new = KANLinear(len(ii), len(oi), grid=self.num, k=self.k, grid_range=self.grid_range, base_fun=self.base_fun,
+                        grid_eps=self.grid_eps, generator=torch.Generator(), device=dev, dtype=self.coef.dtype)
+        with torch.no_grad():
+            new.grid.copy_(self.grid.detach().index_select(0, ti))
+            new.mask.copy_(edges(self.mask))
+            new.coef.copy_(edges(self.coef))  # new.coef is already in the kernel layout
+            new.scale_base.copy_(edges(self.scale_base))
+            new.scale_sp.copy_(edges(self.scale_sp))
+        for name in ("coef", "scale_base", "scale_sp"):
+            getattr(new, name).requires_grad_(getattr(self, name).requires_grad)
         return new
 
     get_subset = subset
@@ -211,81 +203,10 @@ class KANLinear(Checkpointed, nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, base_fun={base}"
 
 
-def check_int(owner: str, name: str, v, lo: int) -> None:
-    """Raises ValueError unless v is an int (not a bool) >= lo."""
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{owner}: {name} must be an int >= {lo}, got {v!r}")
-
-
-def check_spline_config(owner: str, grid, k, grid_range, base_fun) -> tuple[float, float]:
-    """The checks every spline module (KANLinear, SplineActivation) makes of its
-    grid size, order, grid range and base function; returns (low, high)."""
-    check_int(owner, "grid", grid, 1)
-    check_int(owner, "k", k, 0)
-    if k > 5:
-        raise ValueError(f"{owner}: spline order k must be in [0, 5], got k={k}")
-    lo, hi = (float(v) for v in grid_range)
-    if not lo < hi:
-        raise ValueError(f"{owner}: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
-    if isinstance(base_fun, str) and base_fun not in ops.BASE_IDS:
-        raise ValueError(f"{owner}: base_fun must be one of {sorted(ops.BASE_IDS)} or a callable, got {base_fun!r}")
-    return lo, hi
-
-
-def _index_list(name: str, idx, n: int) -> list[int]:
-    """idx (ints, or a 1-D integer tensor) as a list of distinct ints in [0, n), at least one."""
-    if isinstance(idx, Tensor):
-        if idx.dim() != 1 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
-            raise ValueError(f"{name}: expected a 1-D integer tensor or a sequence of ints, got a "
-                             f"{idx.dtype} tensor of shape {tuple(idx.shape)}")
-        idx = idx.tolist()
-    try:
-        out = [int(i) for i in idx]
-        bad = [i for i in idx if isinstance(i, bool) or int(i) != i]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a sequence of ints, got {idx!r}") from None
-    if bad:
-        raise ValueError(f"{name}: expected ints, got {bad[:3]!r}")
-    if not out:
-        raise ValueError(f"{name}: expected at least one index (a layer needs >= 1 input and output), got none")
-    if any(i < 0 or i >= n for i in out):
-        raise ValueError(f"{name}: indices must be in [0, {n}), got {out}")
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name}: indices must be distinct, got {out}")
-    return out
-
-
-def uniform_grid(n: int, G: int, k: int, grid_range=(-1.0, 1.0), dtype=None, device=None) -> Tensor:
-    """(n, G+2k+1) knots: G+1 uniform knots over grid_range plus k each side with the same spacing."""
-    lo, hi = grid_range
-    base = torch.linspace(lo, hi, G + 1, dtype=dtype, device=device)
-    return extend_grid(base.expand(n, G + 1), k)
-
-
-def extend_grid(grid: Tensor, k: int) -> Tensor:
-    """Adds k knots on each side of every row of grid (n, m), spaced by the
-    row's mean interval (pykan's extend_grid)."""
-    h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)
-    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
-    left = grid[:, :1] - h * steps.flip(0)
-    right = grid[:, -1:] + h * steps
-    return torch.cat([left, grid, right], dim=1)
-
-
 def kernel_layout(coef: Tensor) -> Tensor:
     """coef (in, out, G+k) with memory in (in, G+k, out) order: same values, the
     strides of ``coef.transpose(1, 2).contiguous().transpose(1, 2)``."""
     return coef.transpose(1, 2).contiguous().transpose(1, 2)
-
-
-def curve_to_coef(x: Tensor, y: Tensor, grid: Tensor, k: int) -> Tensor:
-    """Least-squares (minimum-norm) spline coefficients: x (P, in) samples,
-    y (P, in, out) values, grid (in, G+2k+1) -> coef (in, out, G+k)."""
-    from . import reference
-
-    B = reference.spline_basis(x, grid, k).permute(1, 0, 2)  # (in, P, G+k)
-    pinv = torch.linalg.pinv(B)  # (in, G+k, P)
-    return torch.einsum("igp,pio->iog", pinv, y)
 
 
 def _coef_k0(noise: Tensor) -> Tensor:

@@ -1,5 +1,5 @@
-"""Figures of a KAN: the whole network (:func:`plot`) and one edge
-(:func:`plot_activation`).
+"""Figures of a KAN (the whole network, :func:`plot`, and one edge,
+:func:`plot_activation`) and of a LAN (:func:`plot_lan`).
 
 Both build a ``matplotlib.figure.Figure`` directly (no pyplot, so no global
 figure state and no GUI backend: they work headless), draw every activation
@@ -14,15 +14,19 @@ import os
 import torch
 from torch import Tensor
 
-from . import attribution, reference
+from . import attribution, dense
+from .recorded import samples as _model_samples
 
-__all__ = ["plot", "plot_activation", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID"]
+__all__ = ["plot", "plot_activation", "plot_lan", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID",
+           "NODE_GID"]
 
 PLOT_METRICS = ("backward", "forward", "forward_n", "forward_u")
 #: Colour of symbolic edges (numeric + symbolic ones are drawn in SYMBOLIC_MIXED_COLOR).
 SYMBOLIC_COLOR, SYMBOLIC_MIXED_COLOR, NUMERIC_COLOR = "red", "purple", "black"
 #: Every edge inset's ``get_gid()`` is ``EDGE_GID.format(l=l, i=i, j=j)``.
 EDGE_GID = "kanext-edge-{l}-{i}-{j}"
+#: Every LAN node inset's ``get_gid()`` is ``NODE_GID.format(l=l, j=j)`` (layer l's output node j).
+NODE_GID = "kanext-node-{l}-{j}"
 _POINTS = 100  # curve samples per edge
 _MAX_SAMPLES = 200  # recorded samples scattered per edge with sample=True
 
@@ -199,9 +203,7 @@ def _activations(model, l: int, xs: Tensor) -> Tensor:
     dev, dt = layer.grid.device, layer.grid.dtype
     with torch.no_grad():
         x = xs.to(device=dev, dtype=dt)
-        Wb, Wc = layer.folded_weights()
-        bx = layer.base_fun(x) if callable(layer.base_fun) else reference.base_function(layer.base_fun, x)
-        phi = bx.unsqueeze(-1) * Wb + torch.einsum("nig,igj->nij", reference.spline_basis(x, layer.grid, layer.k), Wc)
+        phi = dense.all_edge_values(layer, x)
         sym = _symbolic(model, l)
         if sym is not None:
             phi = phi + sym.edge_values(x).transpose(1, 2)  # (P, out, in) -> (P, in, out)
@@ -210,13 +212,11 @@ def _activations(model, l: int, xs: Tensor) -> Tensor:
 
 def _edge_parts(layer, i: int, j: int, x: Tensor) -> tuple[Tensor, Tensor]:
     """(base part, spline part) of edge i -> j at the points x (P,)."""
-    with torch.no_grad():
-        xi = x.reshape(-1, 1)
-        m = layer.mask[i, j]
-        bx = layer.base_fun(xi) if callable(layer.base_fun) else reference.base_function(layer.base_fun, xi)
-        B = reference.spline_basis(xi, layer.grid[i : i + 1], layer.k)[:, 0]  # (P, G+k)
-        spline = m * layer.scale_sp[i, j] * (B @ layer.coef[i, j])
-        return (m * layer.scale_base[i, j] * bx[:, 0]).double(), spline.double()
+    xs = x.new_zeros(x.numel(), layer.in_features)
+    xs[:, i] = x.reshape(-1)
+    dev = x.device
+    base, spline = dense.edge_parts(layer, xs, torch.tensor([i], device=dev), torch.tensor([j], device=dev))
+    return base[:, 0].double(), spline[:, 0].double()
 
 
 def _samples(model, l: int):
@@ -260,3 +260,76 @@ def _save(fig, folder, name: str) -> None:
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
         fig.savefig(os.path.join(os.fspath(folder), name), dpi=100)
+
+
+def plot_lan(model, folder=None, in_vars=None, out_vars=None, title=None, x=None, scale: float = 0.5):
+    """The LAN as one Figure: nodes per layer (inputs at the bottom), every
+    Linear weight as a line between two nodes (opacity |w| / max |w| of its
+    layer), and over every hidden/output node an inset of its activation on
+    its recorded pre-activation range (from x, else cache_data, else the
+    node's grid range). Symbolic nodes are drawn in red and titled with the
+    function name; inset gids are ``NODE_GID.format(l=, j=)``. ``folder``
+    also saves ``<folder>/lan.png``. Returns the Figure."""
+    from matplotlib.figure import Figure
+
+    if not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"plot: scale must be > 0, got {scale!r}")
+    width = list(model.width)
+    in_vars = _names("in_vars", in_vars, width[0])
+    out_vars = _names("out_vars", out_vars, width[-1])
+    has_data = x is not None or getattr(model, "cache_data", None) is not None
+    zs = model.preactivations(_model_samples(model, x, what="plot")) if has_data else None
+    depth = len(width) - 1
+    fig_w, fig_h = 10 * scale, 10 * scale * (0.5 * depth + (0.25 if title is not None else 0.15))
+    fig = Figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((0, 0, 1, 1))
+    y_lo, y_hi = -0.3, depth + (0.7 if title is not None else 0.45)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(y_lo, y_hi)
+    ax.axis("off")
+    node_x = [[(i + 0.5) / n for i in range(n)] for n in width]
+    box_w = min(0.8 / max(width[1:]), 0.15)
+    box_h_data = min(box_w * fig_w / fig_h * (y_hi - y_lo), 0.4)
+    box_h = box_h_data / (y_hi - y_lo)
+    ax.scatter(node_x[0], [0] * width[0], s=(60 * scale / max(width[0], 5)) ** 2, color="black", zorder=3)
+    for l, layer in enumerate(model.layers):
+        W = layer.linear.weight.detach().double().abs().cpu()
+        alpha = (W / W.max()).nan_to_num(0.0) if W.max() > 0 else W
+        for j in range(width[l + 1]):
+            for i in range(width[l]):
+                ax.plot([node_x[l][i], node_x[l + 1][j]], [l, l + 1 - box_h_data / 2], color=NUMERIC_COLOR,
+                        lw=1.5 * scale, alpha=float(alpha[j, i]))
+        act = layer.act
+        sym = act._modules.get("symbolic")
+        fixed = set(sym.fixed()) if sym is not None else set()
+        if zs is not None:
+            lo, hi = zs[l].min(0).values.double().cpu(), zs[l].max(0).values.double().cpu()
+        else:
+            lo = act.grid[:, act.k].double().cpu()
+            hi = act.grid[:, -act.k - 1].double().cpu()
+        t = torch.linspace(0, 1, 100, dtype=torch.float64)[:, None]
+        pts = (lo + (hi - lo) * t).to(device=act.coef.device, dtype=act.coef.dtype)
+        with torch.no_grad():
+            ys = act(pts).double().cpu()
+        pts = pts.double().cpu()
+        for j in range(width[l + 1]):
+            color = SYMBOLIC_COLOR if j in fixed else NUMERIC_COLOR
+            cx, cy = node_x[l + 1][j], (l + 1 - y_lo) / (y_hi - y_lo)
+            inset = fig.add_axes((cx - box_w / 2, cy - box_h / 2, box_w, box_h))
+            inset.set_gid(NODE_GID.format(l=l, j=j))
+            inset.plot(pts[:, j].numpy(), ys[:, j].numpy(), color=color, lw=2 * scale)
+            inset.set_xticks([])
+            inset.set_yticks([])
+            for sp in inset.spines.values():
+                sp.set_color(color)
+            if j in fixed:
+                inset.set_title(sym.funs_name[j], fontsize=max(6.0, 14 * scale), color=color, pad=1)
+    fs = max(7.0, 24 * scale)
+    for i, name in enumerate(in_vars or []):
+        ax.text(node_x[0][i], -0.2, name, ha="center", va="center", fontsize=fs)
+    for j, name in enumerate(out_vars or []):
+        ax.text(node_x[-1][j], depth + box_h_data / 2 + 0.12, name, ha="center", va="center", fontsize=fs)
+    if title is not None:
+        ax.text(0.5, depth + 0.55, str(title), ha="center", va="center", fontsize=fs)
+    _save(fig, folder, "lan.png")
+    return fig

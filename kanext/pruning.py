@@ -26,20 +26,13 @@ re-fit then recovers what it can. Outputs are never pruned.
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import Tensor, nn
 
 from . import attribution
+from .recorded import copy_without_data
 
 __all__ = ["prune_node", "prune_edge", "prune_input", "prune", "remove_edge", "remove_node", "subset_model"]
-
-#: Attributes of a KAN that describe the data of the last recording forward or
-#: attribution; they go stale after surgery and are dropped from new models.
-_STALE = ("acts", "acts_scale", "edge_l1", "input_range", "node_scores", "edge_scores", "subnode_scores",
-          "node_scores_all", "edge_scores_all", "subnode_scores_all")
-
 
 def prune_node(model, threshold: float = 1e-2, active_neurons_id=None, x: Tensor | None = None,
                metric: str = "backward"):
@@ -165,11 +158,8 @@ def subset_model(model, keep: list, data: Tensor | None = None):
     if len(keep) != model.depth + 1:
         raise ValueError(f"subset_model: keep needs {model.depth + 1} index lists (one per layer), got {len(keep)}")
     # A deep copy keeps every other attribute (base_fun, grid_range, state
-    # added by later work); the data caches are shared, not copied, then dropped.
-    caches = [model.__dict__.get(n) for n in _STALE + ("cache_data",)]
-    new = copy.deepcopy(model, {id(v): v for v in caches if v is not None})
-    for name in _STALE:
-        new.__dict__.pop(name, None)
+    # added by later work); recorded data is not copied.
+    new = copy_without_data(model)
     new.act_fun = nn.ModuleList(model.act_fun[l].subset(keep[l], keep[l + 1]) for l in range(model.depth))
     dev = model.act_fun[0].grid.device
     for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
@@ -184,8 +174,6 @@ def subset_model(model, keep: list, data: Tensor | None = None):
     if data is not None:
         cols = torch.tensor(keep[0], dtype=torch.long, device=data.device)
         new.cache_data = data.reshape(-1, data.shape[-1]).detach().index_select(1, cols)
-    else:
-        new.__dict__.pop("cache_data", None)
     return new
 
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .kan import KAN
-from .layers import KANLinear, kernel_layout
+from .layers import KANLinear
 
 __all__ = ["from_pykan"]
 
@@ -50,21 +50,17 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
         raise NotImplementedError(f"from_pykan: input_id {input_id.tolist()} selects inputs; only all inputs in order are supported")
 
     base = _base_of(getattr(model, "base_fun_name", None) or getattr(model, "base_fun", None))
-    first = model.act_fun[0]
-    out = KAN.__new__(KAN)
-    nn.Module.__init__(out)
-    out.width = widths
-    out.base_fun = base
-    out.grid_range = (float(first.grid[0, first.k]), float(first.grid[0, -first.k - 1]))
-    out.act_fun = nn.ModuleList(_layer_from_pykan(layer, base) for layer in model.act_fun)
-    for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
-        setattr(out, name, nn.ParameterList(_param_copy(p) for p in getattr(model, name)))
-    from .symbolic import SymbolicLayer
-
-    ref = out.node_scale[0]
-    out.symbolic_fun = nn.ModuleList(
-        SymbolicLayer(widths[l], widths[l + 1], device=ref.device, dtype=ref.dtype) for l in range(len(widths) - 1)
-    )
+    layers = [_layer_from_pykan(layer, base) for layer in model.act_fun]
+    first = layers[0]
+    out = KAN(widths, grid=[m.num for m in layers], k=[m.k for m in layers], base_fun=base,
+              grid_range=first.grid_range, seed=0, device=first.grid.device, dtype=first.coef.dtype)
+    with torch.no_grad():
+        for l, layer in enumerate(layers):
+            out.act_fun[l] = layer
+        for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
+            for p, q in zip(getattr(out, name), getattr(model, name)):
+                p.copy_(q)
+                p.requires_grad_(q.requires_grad)
     return out
 
 
@@ -86,24 +82,20 @@ def _base_of(b):
     return "silu"
 
 
-def _param_copy(p: torch.Tensor) -> nn.Parameter:
-    return nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
-
-
 def _layer_from_pykan(layer, base) -> KANLinear:
     in_dim, out_dim = layer.coef.shape[0], layer.coef.shape[1]
     k = int(layer.k)
     G = layer.grid.shape[1] - 2 * k - 1
     t = layer.grid.detach()
-    out = KANLinear.__new__(KANLinear)
-    nn.Module.__init__(out)
-    out.in_features, out.out_features, out.num, out.k = in_dim, out_dim, G, k
-    out.grid_range = (float(t[0, k]), float(t[0, -k - 1]))
-    out.base_fun = base
-    out.grid_eps = float(getattr(layer, "grid_eps", 0.02))
-    out.register_buffer("grid", t.clone())
-    out.register_buffer("mask", layer.mask.detach().clone())
-    out.coef = nn.Parameter(kernel_layout(layer.coef.detach().clone()), requires_grad=layer.coef.requires_grad)
-    out.scale_base = _param_copy(layer.scale_base)
-    out.scale_sp = _param_copy(layer.scale_sp)
+    out = KANLinear(in_dim, out_dim, grid=G, k=k, grid_range=(float(t[0, k]), float(t[0, -k - 1])), base_fun=base,
+                    grid_eps=float(getattr(layer, "grid_eps", 0.02)), generator=torch.Generator(), device=t.device,
+                    dtype=layer.coef.dtype)
+    with torch.no_grad():
+        out.grid.copy_(t)
+        out.mask.copy_(layer.mask)
+        out.coef.copy_(layer.coef)  # out.coef keeps the kernel layout
+        out.scale_base.copy_(layer.scale_base)
+        out.scale_sp.copy_(layer.scale_sp)
+    for name in ("coef", "scale_base", "scale_sp"):
+        getattr(out, name).requires_grad_(getattr(layer, name).requires_grad)
     return out

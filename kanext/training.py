@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
+from .recorded import drop_recorded
 from .regularization import reg as _reg
 
 __all__ = ["fit"]
@@ -69,13 +70,16 @@ def fit(
             global RNG is never used).
 
     The last training inputs are kept as ``model.cache_data`` (used by
-    refine). The test loss is computed under torch.no_grad().
+    refine, symbolic fitting, attribution). Statistics recorded before the
+    fit (``acts``, scores; see :mod:`kanext.recorded`) describe the old
+    parameters and are dropped. The test loss is computed under torch.no_grad().
     """
     if steps < 0:
         raise ValueError(f"fit: steps must be >= 0, got {steps}")
     if lamb > 0 and not callable(getattr(model, "reg", None)):
         raise ValueError(f"fit: lamb={lamb} > 0 needs a model with a sparsity regulariser (KAN); "
                          f"{type(model).__name__} has none, use lamb=0")
+    drop_recorded(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(opt, params, lr)
     mse = loss_fn is None

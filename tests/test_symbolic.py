@@ -10,7 +10,8 @@ import sympy
 import torch
 
 import kanext
-from kanext import formula, symbolic
+from kanext import symbolic
+from kanext.symbolic import formula
 from kanext.checkpoint import CheckpointError
 from kanext.symbolic import SYMBOLIC_LIB, SymbolicLayer, fit_params, to_latex, to_torch
 
@@ -202,7 +203,7 @@ def test_fix_symbolic_sets_masks_and_fits_edge():
     x = _record(model)
     before = model(x).detach()
     layer = model.act_fun[0]
-    phi = symbolic._edge_outputs(layer, x, torch.tensor([1]), torch.tensor([2]))[:, 0]
+    phi = kanext.dense.edge_values(layer, x, torch.tensor([1]), torch.tensor([2]))[:, 0]
     r2 = model.fix_symbolic(0, 1, 2, "x^2", verbose=False)
     assert 0 <= r2 <= 1
     assert model.act_fun[0].mask[1, 2] == 0 and model.symbolic_fun[0].mask[2, 1] == 1
@@ -248,7 +249,7 @@ def test_edge_outputs_match_reference_edge_activations():
     phi = kanext.reference.edge_activations(x, layer.grid, layer.k, "silu", Wb.detach(), Wc.detach())
     I = torch.tensor([0, 2, 1, 2])
     J = torch.tensor([3, 0, 1, 3])
-    torch.testing.assert_close(symbolic._edge_outputs(layer, x, I, J), phi[:, I, J], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kanext.dense.edge_values(layer, x, I, J), phi[:, I, J], rtol=1e-12, atol=1e-12)
 
 
 def test_fixed_log_edge_on_negative_data_stays_finite():

@@ -1,6 +1,6 @@
-"""Formulas from a KAN whose edges are all symbolic: :func:`symbolic_formula`
-(one sympy expression per output), :func:`to_latex`, and :func:`to_torch`
-(a formula as a callable on tensors). Re-exported by :mod:`kanext.symbolic`."""
+"""Formulas from a model whose units are all symbolic: :func:`symbolic_formula`
+(one sympy expression per output, for a KAN or a LAN), :func:`to_latex`, and
+:func:`to_torch` (a formula as a callable on tensors)."""
 from __future__ import annotations
 
 import math
@@ -10,11 +10,19 @@ import sympy
 import torch
 from torch import Tensor
 
-__all__ = ["symbolic_formula", "to_latex", "to_torch"]
+from .library import entry
+
+__all__ = ["symbolic_formula", "kan_formula", "lan_formula", "to_latex", "to_torch"]
 
 
 def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list:
-    """One sympy expression per output, composed from the symbolic edges and
+    """One sympy expression per output of a KAN (:func:`kan_formula`) or a LAN (:func:`lan_formula`)."""
+    fn = kan_formula if hasattr(model, "symbolic_fun") else lan_formula
+    return fn(model, var, simplify, floating_digits)
+
+
+def kan_formula(model, var=None, simplify=False, floating_digits=4) -> list:
+    """One sympy expression per output of a KAN, composed from the symbolic edges and
     the node/subnode affines.
 
     Args:
@@ -30,8 +38,6 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
     Raises ValueError, listing them, if spline edges remain (mask != 0 in
     act_fun): run auto_symbolic (or fix_symbolic) first. Dead edges count as 0.
     """
-    from .symbolic import _entry
-
     xs = _symbols(var, model.width[0])
     left = [(l, i, j) for l, layer in enumerate(model.act_fun) for i, j in (layer.mask.detach() != 0).nonzero().tolist()]
     if left:
@@ -44,13 +50,13 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
         outs = [sympy.Integer(0)] * sym.out_features
         aff = sym.affine.detach().double().cpu()
         mask = sym.mask.detach().double().cpu()
-        for name, J, I in sym.groups():
-            entry = _entry(name)
-            if entry.sympy_fn is None:
-                raise ValueError(f"symbolic_formula: function {name!r} has no sympy form (give sympy_fn to add_symbolic)")
+        for name, (J, I) in sym.groups():
+            sympy_fn = _sympy_fn(name)
             for j, i in zip(J.tolist(), I.tolist()):
+                if mask[j, i] == 0:
+                    continue
                 a, b, c, d = aff[j, i].tolist()
-                term = _num(c) * entry.sympy_fn(_num(a) * xs[i] + _num(b)) + _num(d)
+                term = _num(c) * sympy_fn(_num(a) * xs[i] + _num(b)) + _num(d)
                 if mask[j, i] != 1:
                     term = _num(mask[j, i]) * term
                 outs[j] = outs[j] + term
@@ -61,9 +67,52 @@ def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list
             e = _num(ns[j]) * (_num(ss[j]) * e + _num(sb[j])) + _num(nb[j])
             new.append(sympy.simplify(e) if simplify else e)
         xs = new
-    if floating_digits is not None:
-        xs = [_round_floats(e, int(floating_digits)) for e in xs]
-    return xs
+    return _rounded(xs, floating_digits)
+
+
+def lan_formula(model, var=None, simplify=False, floating_digits=4) -> list:
+    """One sympy expression per output of a LAN: the Linear weights and biases
+    composed with the symbolic node functions (arguments as
+    :func:`kan_formula`; floating_digits=None keeps the constants exact).
+    Raises ValueError listing the nodes (l, j) that are still splines."""
+    xs = _symbols(var, model.width[0])
+    syms = [layer.act._modules.get("symbolic") for layer in model.layers]
+    left = []
+    for l, sym in enumerate(syms):
+        fixed = set(sym.fixed()) if sym is not None else set()
+        left += [(l, j) for j in range(model.width[l + 1]) if j not in fixed]
+    if left:
+        raise ValueError(
+            f"symbolic_formula: {len(left)} node(s) are still splines (l, j): {left[:20]}"
+            f"{' ...' if len(left) > 20 else ''}; fix them with auto_symbolic() or fix_symbolic() first"
+        )
+    for layer, sym in zip(model.layers, syms):
+        W = layer.linear.weight.detach().double().cpu()
+        b = layer.linear.bias.detach().double().cpu() if layer.linear.bias is not None else None
+        aff = sym.affine.detach().double().cpu()
+        new = []
+        for j in range(W.shape[0]):
+            z = sum((_num(W[j, i]) * xs[i] for i in range(W.shape[1])), sympy.Integer(0))
+            if b is not None:
+                z = z + _num(b[j])
+            a_, b_, c_, d_ = aff[j].tolist()
+            e = _num(c_) * _sympy_fn(sym.funs_name[j])(_num(a_) * z + _num(b_)) + _num(d_)
+            new.append(sympy.simplify(e) if simplify else e)
+        xs = new
+    return _rounded(xs, floating_digits)
+
+
+def _sympy_fn(name: str):
+    fn = entry(name).sympy_fn
+    if fn is None:
+        raise ValueError(f"symbolic_formula: function {name!r} has no sympy form (give sympy_fn to add_symbolic)")
+    return fn
+
+
+def _rounded(xs: list, floating_digits) -> list:
+    if floating_digits is None:
+        return xs
+    return [_round_floats(e, int(floating_digits)) for e in xs]
 
 
 def _symbols(var, n_in: int) -> list:

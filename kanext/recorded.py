@@ -1,0 +1,83 @@
+"""What a model keeps about the data it last saw, and where the samples of a
+data-driven method (symbolic fitting, attribution, pruning, plots, refine)
+come from.
+
+A model may carry, besides its parameters:
+
+- ``cache_data``: the inputs of the last :func:`kanext.training.fit` step;
+- recorded statistics: ``acts``, ``acts_scale``, ``edge_l1``,
+  ``input_range`` (from a forward with ``save_act = True``) and the
+  attribution scores (``node_scores``, ...).
+
+None of it is model state: checkpoints skip it, and copies made by pruning and
+refine drop it. Recorded statistics describe the parameters at the time of
+recording, so anything that changes the parameters (a fit, a grid update,
+fixing a symbolic edge) drops them; later methods then fall back to
+``cache_data``.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["NoSamplesError", "RECORDED", "TRANSIENT", "samples", "drop_recorded", "copy_without_data"]
+
+#: Statistics of the last recording forward and of the last attribution.
+RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "node_scores", "edge_scores", "subnode_scores",
+            "node_scores_all", "edge_scores_all", "subnode_scores_all")
+#: Every attribute that is not model state: recorded statistics, the data
+#: cache, the recording switch, prune_input's note of kept inputs, and
+#: internal memo caches.
+TRANSIENT = frozenset(RECORDED + ("cache_data", "save_act", "input_id", "_identity_affine_cache",
+                                  "_mask_ones_cache"))
+
+
+class NoSamplesError(ValueError, RuntimeError):
+    """A data-driven method found no samples: neither ``x=`` nor recorded
+    activations nor ``cache_data``. (A ValueError and a RuntimeError, the two
+    types such calls raised before they shared this check.)"""
+
+
+def samples(model, x=None, *, recorded: bool = True, what: str = "this method") -> Tensor:
+    """(N, width[0]) inputs for a data-driven method: ``x`` if given, else the
+    inputs of the last recording forward (``model.acts[0]``, when
+    ``recorded``), else ``model.cache_data`` (the last fit inputs). Raises
+    :class:`NoSamplesError` when there are none, ValueError for a wrong shape."""
+    n_in = model.width[0]
+    if x is None and recorded:
+        acts = getattr(model, "acts", None)
+        if acts and acts[0].dim() == 2 and acts[0].shape[1] == n_in:
+            return acts[0]
+    if x is None:
+        x = getattr(model, "cache_data", None)
+    if x is None:
+        raise NoSamplesError(
+            f"{what}: no samples: pass x=<inputs of shape (N, {n_in})>, or run a forward with "
+            "model.save_act = True (KAN), or fit() the model first (its inputs are kept as cache_data)"
+        )
+    x = torch.as_tensor(x)
+    if x.dim() == 0 or x.shape[-1] != n_in:
+        raise ValueError(f"{what}: expected samples of shape (N, {n_in}), got shape {tuple(x.shape)}")
+    return x.detach().reshape(-1, n_in)
+
+
+def drop_recorded(model) -> None:
+    """Forgets the recorded statistics of every submodule (they describe older parameters)."""
+    for m in model.modules():
+        for name in RECORDED:
+            m.__dict__.pop(name, None)
+
+
+def copy_without_data(model: nn.Module) -> nn.Module:
+    """A deep copy of model without its recorded data, caches and compiled
+    forward (see :data:`TRANSIENT`): the data is shared with
+    the original during the copy, not duplicated, then dropped."""
+    skip = [v for m in model.modules() for n, v in vars(m).items() if n in TRANSIENT or n == "_compiled_call_impl"]
+    new = copy.deepcopy(model, {id(v): v for v in skip})
+    for m in new.modules():
+        for name in list(vars(m)):
+            if name in TRANSIENT or name == "_compiled_call_impl":
+                del m.__dict__[name]
+    return new
