@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .ops import BASE_IDS
 
-__all__ = ["check_int", "check_spline_config", "index_list", "per_layer"]
+__all__ = ["check_int", "check_spline_config", "index_list", "per_layer", "width_list"]
 
 
 def check_int(owner: str, name: str, v, lo: int) -> None:
@@ -63,4 +63,23 @@ def index_list(name: str, idx, n: int) -> list[int]:
         raise ValueError(f"{name}: indices must be in [0, {n}), got {out}")
     if len(set(out)) != len(out):
         raise ValueError(f"{name}: indices must be distinct, got {out}")
+    return out
+
+
+def width_list(owner: str, width, pykan_pairs: bool = False) -> list[int]:
+    """The layer widths as a list of >= 2 positive ints. With pykan_pairs,
+    pykan's [n, 0] entries (n sum nodes, no multiplication node) are accepted."""
+    out = []
+    for w in width:
+        if pykan_pairs and isinstance(w, (list, tuple)):
+            if len(w) != 2 or w[1] != 0:
+                raise NotImplementedError(
+                    f"{owner}: multiplication nodes are not supported yet; got width entry {list(w)} (expected [n, 0])"
+                )
+            w = w[0]
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"{owner}: widths must be positive ints, got {list(width)!r}")
+        out.append(int(w))
+    if len(out) < 2:
+        raise ValueError(f"{owner}: width needs at least an input and an output size, got {list(width)!r}")
     return out

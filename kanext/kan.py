@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from . import attribution, plotting, pruning, symbolic
-from .checks import per_layer
+from .checks import per_layer, width_list
 from .layers import KANLinear
 from .regularization import edge_scales
 from .regularization import reg as _reg
@@ -74,7 +74,7 @@ class KAN(SplineNetwork):
         dtype=None,
     ):
         super().__init__()
-        self.width = _normalise_width(width)
+        self.width = width_list("KAN", width, pykan_pairs=True)
         depth = len(self.width) - 1
         grids = per_layer("KAN", "grid", grid, depth)
         ks = per_layer("KAN", "k", k, depth)
@@ -307,20 +307,3 @@ class KAN(SplineNetwork):
     def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
         """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""
         return symbolic.symbolic_formula(self, var, simplify, floating_digits)
-
-
-def _normalise_width(width) -> list[int]:
-    out = []
-    for w in width:
-        if isinstance(w, (list, tuple)):
-            if len(w) != 2 or w[1] != 0:
-                raise NotImplementedError(
-                    f"KAN: multiplication nodes are not supported yet; got width entry {list(w)} (expected [n, 0])"
-                )
-            w = w[0]
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise ValueError(f"KAN: widths must be positive ints, got {list(width)!r}")
-        out.append(int(w))
-    if len(out) < 2:
-        raise ValueError(f"KAN: width needs at least an input and an output size, got {list(width)!r}")
-    return out

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from . import lan_symbolic, ops
 from ._checkpointed import Checkpointed
-from .checks import check_int, check_spline_config, per_layer
+from .checks import check_int, check_spline_config, per_layer, width_list
 from .grid import curve_to_coef, extend_grid, uniform_grid
 from .spline_module import SplineModule, SplineNetwork
 from .training import fit as _fit
@@ -210,10 +210,8 @@ class LAN(SplineNetwork):
         dtype=None,
     ):
         super().__init__()
-        width = [int(w) if not isinstance(w, bool) and isinstance(w, int) else w for w in width]
-        if len(width) < 2 or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in width):
-            raise ValueError(f"LAN: width must be a list of >= 2 positive ints, got {width!r}")
-        self.width = list(width)
+        width = width_list("LAN", width)
+        self.width = width
         depth = len(width) - 1
         grids, ks = per_layer("LAN", "grid", grid, depth), per_layer("LAN", "k", k, depth)
         bases = per_layer("LAN", "base_fun", base_fun, depth, kind=str)

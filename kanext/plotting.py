@@ -1,16 +1,20 @@
 """Figures of a KAN (the whole network, :func:`plot`, and one edge,
 :func:`plot_activation`) and of a LAN (:func:`plot_lan`).
 
-Both build a ``matplotlib.figure.Figure`` directly (no pyplot, so no global
+They build a ``matplotlib.figure.Figure`` directly (no pyplot, so no global
 figure state and no GUI backend: they work headless), draw every activation
 curve as a vector inset of that one figure (no image files are written and
 read back), and return the Figure. ``folder=`` also saves a PNG.
+
+matplotlib is imported inside the plotting functions, so that ``import kanext``
+does not pay for it; every kanext import is at the top.
 """
 from __future__ import annotations
 
 import math
 import os
 
+import sympy
 import torch
 from torch import Tensor
 
@@ -244,8 +248,6 @@ def _names(arg: str, names, n: int):
     out = []
     for v in names:
         if hasattr(v, "free_symbols"):  # a sympy expression
-            import sympy
-
             out.append(f"${sympy.latex(v)}$")
         else:
             out.append(str(v))

@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
+from .optim import LBFGS
 from .recorded import drop_recorded
 from .regularization import reg as _reg
 
@@ -148,8 +149,6 @@ def _make_optimizer(opt, params, lr):
     if isinstance(opt, torch.optim.Optimizer):
         return opt
     if opt == "LBFGS":
-        from .optim import LBFGS
-
         return LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=1e-32,
                      tolerance_change=1e-32, tolerance_ys=1e-32)
     if opt == "Adam":
