@@ -1,17 +1,23 @@
-"""Safe checkpoints for :class:`kanext.KAN` and :class:`kanext.KANLinear`.
+"""Safe checkpoints: the format, file I/O and validation, for every class
+registered with :func:`checkpointable` (KAN, KANLinear, LAN, LANLayer,
+SplineActivation). This module knows no model class: each class writes its
+own config (``checkpoint_config``) and rebuilds itself from one through its
+real ``__init__`` (``from_checkpoint_config``). Long file: it is the whole
+contract of the format (what is written, what is checked on reading, every
+error message), kept in one place on purpose.
 
 A checkpoint is two sibling files named from one *stem* path::
 
     save(model, "runs/ckpt")   # writes runs/ckpt.json and runs/ckpt.safetensors
     model = load("runs/ckpt")  # "runs/ckpt.json" or "runs/ckpt.safetensors" work too
 
-``<stem>.json`` (UTF-8 JSON) holds the configuration::
+``<stem>.json`` (UTF-8 JSON)::
 
     {
       "format": "kanext.checkpoint", "format_version": 1,
       "kanext_version": "0.1.0",              # informative
-      "class": "KAN" | "KANLinear",
-      "config": {...},                        # enough to rebuild every shape, see below
+      "class": "KAN",                         # a registered class name
+      "config": {...},                        # the class's own config: every shape, G, k, ranges, bases
       "dtype": "float32",                     # informative: the common dtype, or "mixed"
       "tensors": {"<state_dict key>": {"dtype": "float32", "shape": [2, 5],
                                        "requires_grad": true}, ...},   # requires_grad: parameters only
@@ -20,59 +26,52 @@ A checkpoint is two sibling files named from one *stem* path::
       "metadata": {...}                              # the caller's own JSON data, never interpreted
     }
 
-with ``config`` for a KANLinear ``{"in_features", "out_features", "grid" (G),
-"k", "grid_range": [lo, hi], "base_fun": "silu" | "identity" | "zero",
-"grid_eps"}`` and for a KAN ``{"width",
-"grid_range", "base_fun", "layers": [<KANLinear config>, ...]}``. The training
-cache ``model.cache_data`` (last fit inputs) is not model state and is not saved,
-nor are recorded statistics, attribution scores and the informational
-``input_id`` that prune_input sets (a pruned model is a plain smaller KAN).
+``<stem>.safetensors`` holds every parameter and buffer under its
+``state_dict`` key, in its own dtype, bit for bit.
 
-``<stem>.safetensors`` holds every parameter and buffer (grids and masks
-included) under its ``state_dict`` key, in its own dtype, bit for bit.
+What is saved: the config, every parameter and buffer, and extension state
+(the symbolic function names, :mod:`kanext.symbolic.state`). What is not:
+plain attributes (``cache_data``, recorded statistics, attribution scores,
+``input_id``, torch.compile's flags, attributes a user set): they are not
+model state and a loaded model does not have them. A compiled module
+(``torch.compile(model)``) is saved as the module it wraps.
 
 Safety: only JSON and safetensors are parsed; nothing in either file can name
-code to run (the class comes from a fixed allow-list, base functions from a
-fixed set of names). Writing goes to temporary files next to the targets that
-are renamed over them, so a failed save leaves no stray files, and the tensor
-file's sha256 and size are checked before it is parsed. Every problem found
-while loading raises :class:`CheckpointError` naming the file, what was
-expected and what was found.
+code to run (the class comes from the registry, base functions from a fixed
+set of names). Writes go to temporary files renamed over the targets, so a
+failed save leaves no stray file; the tensor file's sha256 and size are
+checked before it is parsed. Every problem found while loading raises
+:class:`CheckpointError` naming the file, what was expected and what was found.
 
-Extension hook (for later state, e.g. symbolic edges): :func:`register_extension`
-adds a named pair of functions. At save, ``save_fn(model)`` returns JSON data
-(or None when the model has no such state), stored under ``extra[name]``. At
-load, ``load_fn(model, data)`` is called on the freshly built skeleton, before
-tensors are loaded, and must restore the attributes and create (with
-``torch.empty``, same shapes, on the device of the existing tensors) any extra
-parameters/buffers the data implies; those tensors then travel in the
-safetensors file by state_dict key like all others, with their requires_grad
-flags, and no other change to this module is needed. A checkpoint whose
-``extra`` names an unregistered extension is refused. :func:`save` refuses a
-model with attributes or tensors the format does not cover (e.g. state added
-by later work without an extension), instead of writing a checkpoint that
-would load into something different.
+Extensions (:func:`register_extension`): at save, ``save_fn(model)`` returns
+JSON data or None, stored under ``extra[name]``; at load, ``load_fn(model,
+data)`` runs on the rebuilt model (placeholder tensors on the meta device)
+before the tensors are loaded and must restore attributes and create any
+parameters/buffers the data implies, which then travel by state_dict key like
+all others. A checkpoint naming an unregistered extension is refused, and
+:func:`save` refuses a model with submodules or tensors that neither the
+config nor an extension covers, instead of writing a checkpoint that would
+load into something different.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import safetensors.torch
 import torch
 from torch import nn
 
-from . import symbolic as _symbolic
-from .kan import KAN
-from .lan import LAN, LANLayer, SplineActivation
-from .layers import KANLinear
+from .checks import ConfigError
 
 __all__ = [
+    "Checkpointed",
+    "checkpointable",
     "CheckpointError",
     "FORMAT",
     "FORMAT_VERSION",
@@ -86,10 +85,8 @@ __all__ = [
 FORMAT = "kanext.checkpoint"
 FORMAT_VERSION = 1
 
-_CLASSES: dict[str, type] = {
-    "KAN": KAN, "KANLinear": KANLinear, "SplineActivation": SplineActivation, "LANLayer": LANLayer, "LAN": LAN,
-}
-_BASES = ("silu", "identity", "zero")
+#: The classes a checkpoint may name, by name: filled by :func:`checkpointable`.
+_CLASSES: dict[str, type] = {}
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
@@ -107,21 +104,38 @@ _TOP_KEYS = {
     "format", "format_version", "kanext_version", "class", "config", "dtype", "tensors",
     "safetensors_sha256", "safetensors_size", "extra", "metadata",
 }
-_LAYER_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
-#: Attributes that are caches, not model state: neither saved nor restored.
-_TRANSIENT = {"cache_data", "save_act", "acts", "acts_scale", "edge_l1", "input_range", "_identity_affine_cache", "_mask_ones_cache",
-              # attribution scores, and the kept input columns that prune_input notes
-              "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
-              "subnode_scores_all", "input_id"}
-_KAN_KEYS = {"width", "grid_range", "base_fun", "layers"}
-_ACT_KEYS = {"num_channels", "grid", "k", "grid_range", "base_fun", "grid_eps"}
-_LANLAYER_KEYS = {"in_features", "out_features", "bias", "activation"}
-_LAN_KEYS = {"width", "layers"}
-
-
 class CheckpointError(ValueError):
     """A checkpoint cannot be written or read: the message names the file,
     what was expected and what was found."""
+
+
+# ------------------------------------------------------------------ classes
+
+
+def checkpointable(cls: type) -> type:
+    """Class decorator: registers cls (under its __name__) as a class that
+    checkpoints may hold. cls provides ``checkpoint_config(self) -> dict``
+    (plain JSON; raises kanext.checks.ConfigError when the object cannot be
+    described) and ``from_checkpoint_config(cls, config, where="", device="meta")``,
+    which validates a config (ConfigError naming the entry) and builds the
+    object through its real ``__init__``, with placeholder tensors."""
+    _CLASSES[cls.__name__] = cls
+    return cls
+
+
+class Checkpointed:
+    """Mixin of the checkpointable modules: ``save`` / ``load``."""
+
+    def save(self, path, *, metadata=None):
+        """Writes <path>.json (config) + <path>.safetensors (tensors), no pickle;
+        see :func:`kanext.checkpoint.save`."""
+        return save(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path, device=None):
+        """Reads a checkpoint written by :meth:`save`, bit for bit; a checkpoint
+        of another class is an error. See :func:`kanext.checkpoint.load`."""
+        return load(path, device, expect=cls)
 
 
 # ----------------------------------------------------------------- extensions
@@ -159,8 +173,6 @@ def register_extension(
     _EXTENSIONS[name] = _Extension(name, save_fn, load_fn)
 
 
-register_extension("kanext.symbolic", _symbolic.kan_state, _symbolic.restore_kan_state)
-register_extension("kanext.lan_symbolic", _symbolic.lan_state, _symbolic.restore_lan_state)
 
 
 # ---------------------------------------------------------------------- paths
@@ -184,7 +196,7 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 # ----------------------------------------------------------------------- save
 
 
-def save(model: KAN | KANLinear, path: str | os.PathLike, *, metadata: dict | None = None) -> tuple[Path, Path]:
+def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = None) -> tuple[Path, Path]:
     """Writes ``model`` to ``<path>.json`` (config) and ``<path>.safetensors``
     (every parameter and buffer by state_dict key); nothing else is written.
 
@@ -194,14 +206,19 @@ def save(model: KAN | KANLinear, path: str | os.PathLike, *, metadata: dict | No
     Returns the two paths written.
 
     Raises CheckpointError, before writing anything, for a model the format
-    cannot represent: a class other than KAN/KANLinear (subclasses included),
-    a callable base_fun (named in the message; use 'silu', 'identity' or
-    'zero'), non-finite grid_range, or attributes/tensors not covered by the
-    format or by a registered extension.
+    cannot represent: an unregistered class (subclasses included), a callable
+    base_fun (named in the message; use 'silu', 'identity' or 'zero'),
+    non-finite grid_range, or submodules/tensors not covered by the config or
+    by a registered extension. Plain attributes are not saved (see the
+    module docstring); a torch.compile wrapper is saved as its module.
     """
     json_path, st_path = checkpoint_paths(path)
+    model = getattr(model, "_orig_mod", model) if _is_compiled_wrapper(model) else model
     cls_name = _class_name(model)
-    config = _config_of(model)
+    try:
+        config = model.checkpoint_config()
+    except ConfigError as e:
+        raise CheckpointError(f"cannot save: {e}") from None
 
     extra = {}
     for name, ext in _EXTENSIONS.items():
@@ -224,8 +241,6 @@ def save(model: KAN | KANLinear, path: str | os.PathLike, *, metadata: dict | No
         if key in params:
             entry["requires_grad"] = bool(sd[key].requires_grad)
         table[key] = entry
-
-    import safetensors.torch
 
     blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     common = set(dtypes.values())
@@ -254,108 +269,28 @@ def save(model: KAN | KANLinear, path: str | os.PathLike, *, metadata: dict | No
     return json_path, st_path
 
 
+def _is_compiled_wrapper(model) -> bool:
+    # torch.compile(module) returns an OptimizedModule around the module: save the module itself
+    return type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module)
+
+
 def _class_name(model) -> str:
     for name, cls in _CLASSES.items():
         if type(model) is cls:
             return name
+    names = sorted(_CLASSES)
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
     raise CheckpointError(
-        f"cannot save: expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got {type(model).__module__}.{type(model).__qualname__}"
+        f"cannot save: expected a kanext.{listed}, got {type(model).__module__}.{type(model).__qualname__}"
     )
 
 
-def _base_name(base, where: str) -> str:
-    if isinstance(base, str) and base in _BASES:
-        return base
-    if callable(base):
-        fn = getattr(base, "__qualname__", None) or type(base).__qualname__
-        mod = getattr(base, "__module__", None) or type(base).__module__
-        raise CheckpointError(
-            f"cannot save: {where} base_fun is the callable {mod}.{fn}, which a checkpoint cannot hold "
-            f"(no code is stored); expected one of {list(_BASES)}"
-        )
-    raise CheckpointError(f"cannot save: {where} base_fun is {base!r}, expected one of {list(_BASES)}")
-
-
-def _range_of(r, where: str) -> list[float]:
-    try:
-        lo, hi = (float(v) for v in r)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"cannot save: {where} grid_range is {r!r}, expected a (low, high) pair") from e
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise CheckpointError(f"cannot save: {where} grid_range is {r!r}, expected finite values")
-    return [lo, hi]
-
-
-def _layer_config(layer: KANLinear, where: str) -> dict:
-    cfg = {
-        "in_features": int(layer.in_features),
-        "out_features": int(layer.out_features),
-        "grid": int(layer.num),
-        "k": int(layer.k),
-        "grid_range": _range_of(layer.grid_range, where),
-        "base_fun": _base_name(layer.base_fun, where),
-    }
-    eps = getattr(layer, "grid_eps", 0.02)  # KANLinear's default, for layers built before it existed
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
-        raise CheckpointError(f"cannot save: {where} grid_eps is {eps!r}, expected a finite float")
-    cfg["grid_eps"] = float(eps)
-    return cfg
-
-
-def _act_config(act: SplineActivation, where: str) -> dict:
-    if type(act) is not SplineActivation:
-        raise CheckpointError(f"cannot save: {where} is a {type(act).__qualname__}, expected SplineActivation")
-    eps = act.grid_eps
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
-        raise CheckpointError(f"cannot save: {where} grid_eps is {eps!r}, expected a finite float")
-    return {
-        "num_channels": int(act.num_channels), "grid": int(act.num), "k": int(act.k),
-        "grid_range": _range_of(act.grid_range, where), "base_fun": _base_name(act.base_fun, where),
-        "grid_eps": float(eps),
-    }
-
-
-def _lan_layer_config(layer: LANLayer, where: str) -> dict:
-    if type(layer) is not LANLayer or type(layer.linear) is not nn.Linear:
-        raise CheckpointError(f"cannot save: {where} is a {type(layer).__qualname__} (linear "
-                              f"{type(getattr(layer, 'linear', None)).__qualname__}), expected LANLayer with nn.Linear")
-    return {
-        "in_features": int(layer.in_features), "out_features": int(layer.out_features),
-        "bias": layer.linear.bias is not None, "activation": _act_config(layer.act, where + " act"),
-    }
-
-
-def _config_of(model) -> dict:
-    if isinstance(model, SplineActivation):
-        return _act_config(model, "SplineActivation")
-    if isinstance(model, LANLayer):
-        return _lan_layer_config(model, "LANLayer")
-    if isinstance(model, LAN):
-        return {"width": [int(w) for w in model.width],
-                "layers": [_lan_layer_config(l, f"LAN layers[{i}]") for i, l in enumerate(model.layers)]}
-    if isinstance(model, KANLinear):
-        return _layer_config(model, "KANLinear")
-    layers = []
-    for l, layer in enumerate(model.act_fun):
-        if type(layer) is not KANLinear:
-            raise CheckpointError(f"cannot save: KAN act_fun[{l}] is a {type(layer).__qualname__}, expected KANLinear")
-        layers.append(_layer_config(layer, f"KAN act_fun[{l}]"))
-    return {
-        "width": [int(w) for w in model.width],
-        "grid_range": _range_of(model.grid_range, "KAN"),
-        "base_fun": _base_name(model.base_fun, "KAN"),
-        "layers": layers,
-    }
-
-
 def _check_covered(model, cls_name, config, extra, dtypes) -> None:
-    """The skeleton load would build must have the same attributes, submodules
-    and tensors (names and shapes) as the model: otherwise the checkpoint
-    would silently drop state."""
-    def meta(key, shape):
-        return torch.empty(shape, dtype=_DTYPES[dtypes.get(key, "float32")], device="meta")
-
-    skel = _build(cls_name, config, meta)
+    """The model load would build must have the same submodules and tensors
+    (names and shapes) as the model: otherwise the checkpoint would silently
+    drop state. Plain attributes (a user's own, torch.compile's flags, caches)
+    are not model state and are not compared."""
+    skel = _CLASSES[cls_name].from_checkpoint_config(config)
     for name, data in extra.items():
         _EXTENSIONS[name].load(skel, data)
     mods, smods = dict(model.named_modules()), dict(skel.named_modules())
@@ -364,16 +299,6 @@ def _check_covered(model, cls_name, config, extra, dtypes) -> None:
             f"cannot save: submodules {sorted(set(mods) ^ set(smods))} are not covered by the checkpoint format "
             "(add them through kanext.checkpoint.register_extension)"
         )
-    for mname, m in mods.items():
-        # Only attributes the rebuilt model would lack matter (ones it has
-        # beyond the model's, like a defaulted grid_eps, are harmless).
-        uncovered = set(vars(m)) - _TRANSIENT - set(vars(smods[mname]))
-        if uncovered:
-            raise CheckpointError(
-                f"cannot save: attribute(s) {sorted(uncovered)} of {type(m).__qualname__} "
-                f"{mname or '(root)'!r} are not covered by the checkpoint format "
-                "(add them through kanext.checkpoint.register_extension)"
-            )
     sd, ssd = model.state_dict(), skel.state_dict()
     if set(sd) != set(ssd):
         raise CheckpointError(
@@ -408,9 +333,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _kanext_version() -> str:
-    import kanext
+    from importlib import metadata
 
-    return str(getattr(kanext, "__version__", "unknown"))
+    try:
+        return metadata.version("kanext")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 # ----------------------------------------------------------------------- load
@@ -423,7 +351,7 @@ def read_config(path: str | os.PathLike) -> dict:
     return _read_json(json_path)
 
 
-def load(path: str | os.PathLike, device=None, *, expect: type | None = None) -> KAN | KANLinear:
+def load(path: str | os.PathLike, device=None, *, expect: type | None = None) -> nn.Module:
     """Rebuilds the model saved by :func:`save` at ``path`` (the stem, or
     either file's name).
 
@@ -463,22 +391,21 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
             f"{st_path}: sha256 mismatch: expected {doc['safetensors_sha256']} (as recorded in {json_path.name}), "
             f"found {digest}; the file is corrupted or belongs to another save"
         )
-    import safetensors.torch
-
     try:
         tensors = safetensors.torch.load(blob)
     except Exception as e:  # SafetensorError and friends: report as a checkpoint problem
         raise CheckpointError(f"{st_path}: expected a valid safetensors file, found an unreadable one ({e})") from e
 
     table = doc["tensors"]
-
-    def meta_alloc(key, shape):
+    try:
+        skel = _CLASSES[cls_name].from_checkpoint_config(doc["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{json_path}: 'config' {e}") from None
+    _apply_extensions(skel, doc["extra"], json_path)
+    for key in skel.state_dict():
         if key not in table:
             raise CheckpointError(f"{json_path}: expected an entry for tensor {key!r} in 'tensors', found none")
-        return torch.empty(shape, dtype=_DTYPES[table[key]["dtype"]], device="meta")
-
-    skel = _build_checked(cls_name, doc["config"], meta_alloc, json_path)
-    _apply_extensions(skel, doc["extra"], json_path)
+    _retype(skel, table)
     expected = skel.state_dict()
     params = {name for name, _ in skel.named_parameters()}
 
@@ -518,9 +445,6 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
 
     model = skel.to_empty(device=torch.device("cpu") if device is None else device)
     model.load_state_dict(tensors, strict=True)
-    for m in model.modules():
-        if isinstance(m, _symbolic.SymbolicLayer):
-            m.invalidate()  # group the fixed edges now, from the loaded mask
     for name, p in model.named_parameters():
         p.requires_grad_(table[name]["requires_grad"])
     return model
@@ -617,168 +541,13 @@ def _is_int(v) -> bool:
 # ------------------------------------------------------------------- skeleton
 
 
-def _build_checked(cls_name: str, config: dict, alloc, json_path: Path):
-    try:
-        return _build(cls_name, config, alloc, check=True)
-    except _ConfigError as e:
-        raise CheckpointError(f"{json_path}: 'config' {e}") from None
-
-
-class _ConfigError(Exception):
-    pass
-
-
-def _need(cond, what, expected, found):
-    if not cond:
-        raise _ConfigError(f"{what}: expected {expected}, found {found!r}")
-
-
-def _build(cls_name: str, config: dict, alloc, check: bool = False):
-    """The model described by config, its tensors made by ``alloc(key, shape)``
-    (uninitialised; no random draws), without running ``__init__``."""
-    if cls_name == "KANLinear":
-        return _layer_skeleton(config, alloc, "", check)
-    if cls_name == "SplineActivation":
-        return _act_skeleton(config, alloc, "", check)
-    if cls_name == "LANLayer":
-        return _lan_layer_skeleton(config, alloc, "", check)
-    if cls_name == "LAN":
-        if check:
-            _need(isinstance(config, dict) and set(config) == _LAN_KEYS, "keys", sorted(_LAN_KEYS),
-                  sorted(config) if isinstance(config, dict) else config)
-            w = config["width"]
-            _need(isinstance(w, list) and len(w) >= 2 and all(_is_int(v) and v >= 1 for v in w),
-                  "'width'", "a list of >= 2 positive ints", w)
-            _need(isinstance(config["layers"], list) and len(config["layers"]) == len(w) - 1,
-                  "'layers'", f"a list of {len(w) - 1} layer configs", config["layers"])
-            for l, lc in enumerate(config["layers"]):
-                _need(isinstance(lc, dict) and lc.get("in_features") == w[l] and lc.get("out_features") == w[l + 1],
-                      f"'layers'[{l}]", f"in_features={w[l]}, out_features={w[l + 1]} (from width)", lc)
-        m = LAN.__new__(LAN)
-        nn.Module.__init__(m)
-        m.width = list(config["width"])
-        m.layers = nn.ModuleList(_lan_layer_skeleton(lc, alloc, f"layers.{l}.", check, f"'layers'[{l}] ")
-                                 for l, lc in enumerate(config["layers"]))
-        return m
-    if check:
-        _need(isinstance(config, dict) and set(config) == _KAN_KEYS, "keys", sorted(_KAN_KEYS), sorted(config))
-        w = config["width"]
-        _need(isinstance(w, list) and len(w) >= 2 and all(_is_int(v) and v >= 1 for v in w),
-              "'width'", "a list of >= 2 positive ints", w)
-        _need(isinstance(config["layers"], list) and len(config["layers"]) == len(w) - 1,
-              "'layers'", f"a list of {len(w) - 1} layer configs", config["layers"])
-        _check_range(config["grid_range"], "'grid_range'")
-        _need(config["base_fun"] in _BASES, "'base_fun'", f"one of {list(_BASES)}", config["base_fun"])
-    width = config["width"]
-    m = KAN.__new__(KAN)
-    nn.Module.__init__(m)
-    m.width = list(width)
-    m.base_fun = config["base_fun"]
-    m.grid_range = tuple(float(v) for v in config["grid_range"])
-    layers = []
-    for l, lc in enumerate(config["layers"]):
-        if check:
-            _need(isinstance(lc, dict) and lc.get("in_features") == width[l] and lc.get("out_features") == width[l + 1],
-                  f"'layers'[{l}]", f"in_features={width[l]}, out_features={width[l + 1]} (from width)", lc)
-        layers.append(_layer_skeleton(lc, alloc, f"act_fun.{l}.", check, f"'layers'[{l}] "))
-    m.act_fun = nn.ModuleList(layers)
-    for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
-        setattr(m, name, nn.ParameterList(nn.Parameter(alloc(f"{name}.{l}", (w,))) for l, w in enumerate(width[1:])))
-    m.symbolic_fun = nn.ModuleList(_symbolic_skeleton(width[l], width[l + 1], alloc, f"symbolic_fun.{l}.")
-                                   for l in range(len(width) - 1))
-    return m
-
-
-def _symbolic_skeleton(n_in: int, n_out: int, alloc, prefix: str) -> "_symbolic.SymbolicLayer":
-    # Every KAN has a symbolic branch (mask and affine travel as tensors); the
-    # function names, when any edge has one, come from the "kanext.symbolic" extension.
-    m = _symbolic.SymbolicLayer.__new__(_symbolic.SymbolicLayer)
-    nn.Module.__init__(m)
-    m.in_features, m.out_features = n_in, n_out
-    m.register_buffer("mask", alloc(prefix + "mask", (n_out, n_in)))
-    m.affine = nn.Parameter(alloc(prefix + "affine", (n_out, n_in, 4)))
-    m.funs_name = [["0"] * n_in for _ in range(n_out)]
-    m._groups, m._version = None, 0
-    return m
-
-
-def _check_range(r, what):
-    _need(isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
-          and r[0] < r[1], what, "[low, high] with low < high", r)
-
-
-def _check_spline_cfg(cfg, keys: set, sizes: tuple, where: str) -> None:
-    """The config of one spline module (a KANLinear layer or a SplineActivation):
-    exactly `keys`, the sizes in `sizes` and grid ints >= 1, k in [0, 5], a valid
-    grid range, a known base function and a numeric grid_eps."""
-    _need(isinstance(cfg, dict) and set(cfg) == keys, f"{where}keys", sorted(keys),
-          sorted(cfg) if isinstance(cfg, dict) else cfg)
-    for key, lo in [(name, 1) for name in sizes] + [("grid", 1), ("k", 0)]:
-        _need(_is_int(cfg[key]) and cfg[key] >= lo, f"{where}{key!r}", f"an int >= {lo}", cfg[key])
-    _need(cfg["k"] <= 5, f"{where}'k'", "an int in [0, 5]", cfg["k"])
-    _check_range(cfg["grid_range"], f"{where}'grid_range'")
-    _need(cfg["base_fun"] in _BASES, f"{where}'base_fun'", f"one of {list(_BASES)}", cfg["base_fun"])
-    eps = cfg["grid_eps"]
-    _need(isinstance(eps, (int, float)) and not isinstance(eps, bool), f"{where}'grid_eps'", "a number", eps)
-
-
-def _layer_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> KANLinear:
-    if check:
-        _check_spline_cfg(cfg, _LAYER_KEYS, ("in_features", "out_features"), where)
-    n_in, n_out, G, k = cfg["in_features"], cfg["out_features"], cfg["grid"], cfg["k"]
-    m = KANLinear.__new__(KANLinear)
-    nn.Module.__init__(m)
-    m.in_features, m.out_features, m.num, m.k = n_in, n_out, G, k
-    m.grid_range = tuple(float(v) for v in cfg["grid_range"])
-    m.base_fun = cfg["base_fun"]
-    m.grid_eps = float(cfg["grid_eps"])
-    m.register_buffer("grid", alloc(prefix + "grid", (n_in, G + 2 * k + 1)))
-    m.register_buffer("mask", alloc(prefix + "mask", (n_in, n_out)))
-    m.coef = nn.Parameter(alloc(prefix + "coef", (n_in, n_out, G + k)))
-    m.scale_base = nn.Parameter(alloc(prefix + "scale_base", (n_in, n_out)))
-    m.scale_sp = nn.Parameter(alloc(prefix + "scale_sp", (n_in, n_out)))
-    return m
-
-
-def _act_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> SplineActivation:
-    if check:
-        _check_spline_cfg(cfg, _ACT_KEYS, ("num_channels",), where)
-    C, G, k = cfg["num_channels"], cfg["grid"], cfg["k"]
-    m = SplineActivation.__new__(SplineActivation)
-    nn.Module.__init__(m)
-    m.num_channels, m.num, m.k = C, G, k
-    m.grid_range = tuple(float(v) for v in cfg["grid_range"])
-    m.base_fun = cfg["base_fun"]
-    m.grid_eps = float(cfg["grid_eps"])
-    m.register_buffer("grid", alloc(prefix + "grid", (C, G + 2 * k + 1)))
-    m.coef = nn.Parameter(alloc(prefix + "coef", (C, G + k)))
-    m.scale_base = nn.Parameter(alloc(prefix + "scale_base", (C,)))
-    m.scale_sp = nn.Parameter(alloc(prefix + "scale_sp", (C,)))
-    return m
-
-
-def _lan_layer_skeleton(cfg: dict, alloc, prefix: str, check: bool, where: str = "") -> LANLayer:
-    if check:
-        _need(isinstance(cfg, dict) and set(cfg) == _LANLAYER_KEYS, f"{where}keys", sorted(_LANLAYER_KEYS),
-              sorted(cfg) if isinstance(cfg, dict) else cfg)
-        for key in ("in_features", "out_features"):
-            _need(_is_int(cfg[key]) and cfg[key] >= 1, f"{where}{key!r}", "an int >= 1", cfg[key])
-        _need(isinstance(cfg["bias"], bool), f"{where}'bias'", "true or false", cfg["bias"])
-        act = cfg["activation"]
-        _need(isinstance(act, dict) and act.get("num_channels") == cfg["out_features"], f"{where}'activation'",
-              f"an activation config with num_channels={cfg['out_features']}", act)
-    n_in, n_out = cfg["in_features"], cfg["out_features"]
-    m = LANLayer.__new__(LANLayer)
-    nn.Module.__init__(m)
-    m.in_features, m.out_features = n_in, n_out
-    lin = nn.Linear.__new__(nn.Linear)
-    nn.Module.__init__(lin)
-    lin.in_features, lin.out_features = n_in, n_out
-    lin.weight = nn.Parameter(alloc(prefix + "linear.weight", (n_out, n_in)))
-    if cfg["bias"]:
-        lin.bias = nn.Parameter(alloc(prefix + "linear.bias", (n_out,)))
-    else:
-        lin.register_parameter("bias", None)
-    m.linear = lin
-    m.act = _act_skeleton(cfg["activation"], alloc, prefix + "act.", check, f"{where}'activation' ")
-    return m
+def _retype(skel: nn.Module, table: dict) -> None:
+    """Gives each placeholder tensor of the rebuilt model the dtype the file records (strides kept)."""
+    for prefix, mod in skel.named_modules():
+        for store in (mod._parameters, mod._buffers):
+            for name, t in list(store.items()):
+                ent = table.get(f"{prefix}.{name}" if prefix else name)
+                if t is None or ent is None or _DTYPES[ent["dtype"]] == t.dtype:
+                    continue
+                new = t.detach().to(_DTYPES[ent["dtype"]])
+                store[name] = nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else new

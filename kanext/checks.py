@@ -3,6 +3,8 @@ LANLayer, KAN, LAN): one message format for every bad argument, saying what
 was expected and what was given."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -83,3 +85,97 @@ def width_list(owner: str, width, pykan_pairs: bool = False) -> list[int]:
     if len(out) < 2:
         raise ValueError(f"{owner}: width needs at least an input and an output size, got {list(width)!r}")
     return out
+
+
+# ------------------------------------------------- checkpoint configs
+#
+# Each checkpointable class writes its own JSON config (checkpoint_config)
+# and rebuilds itself from one (from_checkpoint_config); these are the checks
+# they share. kanext.checkpoint turns a ConfigError into a CheckpointError
+# that names the file.
+
+BASE_NAMES = ("silu", "identity", "zero")
+
+
+class ConfigError(ValueError):
+    """A module's checkpoint config is invalid (reading) or cannot be written
+    (saving): the message says where, what was expected and what was found."""
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def need(cond, what: str, expected, found) -> None:
+    """Raises ConfigError("<what>: expected <expected>, found <found>") unless cond."""
+    if not cond:
+        raise ConfigError(f"{what}: expected {expected}, found {found!r}")
+
+
+def config_keys(cfg, keys: set, where: str) -> None:
+    need(isinstance(cfg, dict) and set(cfg) == keys, f"{where}keys", sorted(keys),
+         sorted(cfg) if isinstance(cfg, dict) else cfg)
+
+
+def width_config(cfg, where: str = "") -> list[int]:
+    """The 'width' and 'layers' entries of a network config: >= 2 positive
+    widths and one layer config (a dict) per layer, in_features/out_features
+    matching the widths."""
+    w = cfg["width"]
+    need(isinstance(w, list) and len(w) >= 2 and all(is_int(v) and v >= 1 for v in w),
+         f"{where}'width'", "a list of >= 2 positive ints", w)
+    need(isinstance(cfg["layers"], list) and len(cfg["layers"]) == len(w) - 1,
+         f"{where}'layers'", f"a list of {len(w) - 1} layer configs", cfg["layers"])
+    for l, lc in enumerate(cfg["layers"]):
+        need(isinstance(lc, dict) and lc.get("in_features") == w[l] and lc.get("out_features") == w[l + 1],
+             f"{where}'layers'[{l}]", f"in_features={w[l]}, out_features={w[l + 1]} (from width)", lc)
+    return list(w)
+
+
+def range_config(r, what: str) -> None:
+    need(isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+         and r[0] < r[1], what, "[low, high] with low < high", r)
+
+
+def spline_config_check(cfg, keys: set, sizes: tuple, where: str) -> None:
+    """The config of one spline module: exactly `keys`, the sizes in `sizes`
+    and grid ints >= 1, k in [0, 5], a valid grid range, a known base function
+    and a numeric grid_eps."""
+    config_keys(cfg, keys, where)
+    for key, lo in [(name, 1) for name in sizes] + [("grid", 1), ("k", 0)]:
+        need(is_int(cfg[key]) and cfg[key] >= lo, f"{where}{key!r}", f"an int >= {lo}", cfg[key])
+    need(cfg["k"] <= 5, f"{where}'k'", "an int in [0, 5]", cfg["k"])
+    range_config(cfg["grid_range"], f"{where}'grid_range'")
+    need(cfg["base_fun"] in BASE_NAMES, f"{where}'base_fun'", f"one of {list(BASE_NAMES)}", cfg["base_fun"])
+    eps = cfg["grid_eps"]
+    need(isinstance(eps, (int, float)) and not isinstance(eps, bool), f"{where}'grid_eps'", "a number", eps)
+
+
+def base_name(base, where: str) -> str:
+    """The base function's name for a config; a callable cannot be stored."""
+    if isinstance(base, str) and base in BASE_NAMES:
+        return base
+    if callable(base):
+        fn = getattr(base, "__qualname__", None) or type(base).__qualname__
+        mod = getattr(base, "__module__", None) or type(base).__module__
+        raise ConfigError(
+            f"{where} base_fun is the callable {mod}.{fn}, which a checkpoint cannot hold "
+            f"(no code is stored); expected one of {list(BASE_NAMES)}"
+        )
+    raise ConfigError(f"{where} base_fun is {base!r}, expected one of {list(BASE_NAMES)}")
+
+
+def range_value(r, where: str) -> list[float]:
+    try:
+        lo, hi = (float(v) for v in r)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where} grid_range is {r!r}, expected a (low, high) pair") from e
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"{where} grid_range is {r!r}, expected finite values")
+    return [lo, hi]
+
+
+def eps_value(eps, where: str) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise ConfigError(f"{where} grid_eps is {eps!r}, expected a finite float")
+    return float(eps)

@@ -7,7 +7,9 @@ import torch
 from torch import Tensor, nn
 
 from . import attribution, plotting, pruning, symbolic
-from .checks import per_layer, width_list
+from .checkpoint import checkpointable
+from .checks import BASE_NAMES, ConfigError, base_name, config_keys, need, per_layer, range_config, range_value, \
+    width_config, width_list
 from .layers import KANLinear
 from .regularization import edge_scales
 from .regularization import reg as _reg
@@ -19,6 +21,10 @@ from .training import fit as _fit
 __all__ = ["KAN"]
 
 
+_CONFIG_KEYS = {"width", "grid_range", "base_fun", "layers"}
+
+
+@checkpointable
 class KAN(SplineNetwork):
     """A Kolmogorov-Arnold Network: ``width[0] -> width[1] -> ... -> width[-1]``.
 
@@ -307,3 +313,31 @@ class KAN(SplineNetwork):
     def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
         """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""
         return symbolic.symbolic_formula(self, var, simplify, floating_digits)
+
+    # ------------------------------------------------------------- checkpoints
+    def checkpoint_config(self, where: str = "KAN") -> dict:
+        """The JSON config of a checkpoint (see kanext.checkpoint): widths, range, base, and each layer's."""
+        layers = []
+        for l, layer in enumerate(self.act_fun):
+            if type(layer) is not KANLinear:
+                raise ConfigError(f"{where} act_fun[{l}] is a {type(layer).__qualname__}, expected KANLinear")
+            layers.append(layer.checkpoint_config(f"{where} act_fun[{l}]"))
+        return {"width": [int(w) for w in self.width], "grid_range": range_value(self.grid_range, where),
+                "base_fun": base_name(self.base_fun, where), "layers": layers}
+
+    @classmethod
+    def from_checkpoint_config(cls, cfg, where: str = "", device="meta") -> "KAN":
+        """A KAN of that config, built by __init__ (no draw from the global RNG), each layer's range,
+        base and grid_eps then set from its config; tensors are placeholders on ``device``."""
+        config_keys(cfg, _CONFIG_KEYS, where)
+        width = width_config(cfg, where)
+        range_config(cfg["grid_range"], f"{where}'grid_range'")
+        need(cfg["base_fun"] in BASE_NAMES, f"{where}'base_fun'", f"one of {list(BASE_NAMES)}", cfg["base_fun"])
+        for l, lc in enumerate(cfg["layers"]):
+            KANLinear.check_checkpoint_config(lc, f"{where}'layers'[{l}] ")
+        model = cls(width, grid=[lc["grid"] for lc in cfg["layers"]], k=[lc["k"] for lc in cfg["layers"]],
+                    base_fun=cfg["base_fun"], grid_range=cfg["grid_range"], seed=0, device=device)
+        for layer, lc in zip(model.act_fun, cfg["layers"]):
+            layer.grid_range = tuple(float(v) for v in lc["grid_range"])
+            layer.base_fun, layer.grid_eps = lc["base_fun"], float(lc["grid_eps"])
+        return model

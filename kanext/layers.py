@@ -8,13 +8,18 @@ import torch
 from torch import Tensor, nn
 
 from . import ops
-from .checks import check_int, check_spline_config, index_list
+from .checkpoint import checkpointable
+from .checks import check_int, check_spline_config, index_list, spline_config_check
 from .grid import curve_to_coef, extend_grid, uniform_grid  # noqa: F401  (extend_grid, uniform_grid: re-exported)
 from .spline_module import SplineModule
 
 __all__ = ["KANLinear", "kernel_layout"]
 
 
+_CONFIG_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
+
+
+@checkpointable
 class KANLinear(SplineModule):
     r"""One KAN layer: a learnable activation on every edge i -> j.
 
@@ -197,6 +202,25 @@ class KANLinear(SplineModule):
         return new
 
     get_subset = subset
+
+    # ------------------------------------------------------------- checkpoints
+    def checkpoint_config(self, where: str = "KANLinear") -> dict:
+        """The JSON config of a checkpoint (see kanext.checkpoint): sizes, G, k, range, base, grid_eps."""
+        return {"in_features": int(self.in_features), "out_features": int(self.out_features),
+                **self._spline_config(where)}
+
+    @staticmethod
+    def check_checkpoint_config(cfg, where: str = "") -> None:
+        spline_config_check(cfg, _CONFIG_KEYS, ("in_features", "out_features"), where)
+
+    @classmethod
+    def from_checkpoint_config(cls, cfg, where: str = "", device="meta") -> "KANLinear":
+        """A layer of that config, built by __init__ (no draw from the global RNG); its tensors are
+        placeholders on ``device`` for the checkpoint's values."""
+        cls.check_checkpoint_config(cfg, where)
+        return cls(cfg["in_features"], cfg["out_features"], grid=cfg["grid"], k=cfg["k"],
+                   grid_range=cfg["grid_range"], base_fun=cfg["base_fun"], grid_eps=float(cfg["grid_eps"]),
+                   generator=torch.Generator(), device=device)
 
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")

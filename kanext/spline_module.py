@@ -20,8 +20,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checkpointed import Checkpointed
-from .checks import check_int, per_layer
+from .checkpoint import Checkpointed
+from .checks import base_name, check_int, eps_value, per_layer, range_value
 from .grid import collocation_points, grid_from_samples, interpolate_grid, is_refinement, refit_coef
 from .recorded import copy_without_data
 
@@ -48,6 +48,13 @@ class SplineModule(Checkpointed, nn.Module):
     @property
     def _n_features(self) -> int:
         return self.grid.shape[0]
+
+    def _spline_config(self, where: str) -> dict:
+        """The checkpoint config entries every spline module has (grid, k, grid_range, base_fun, grid_eps)."""
+        return {"grid": int(self.num), "k": int(self.k), "grid_range": range_value(self.grid_range, where),
+                "base_fun": base_name(self.base_fun, where),
+                # the default, for objects made before grid_eps existed
+                "grid_eps": eps_value(getattr(self, "grid_eps", 0.02), where)}
 
     @torch.no_grad()
     def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:

@@ -241,10 +241,6 @@ def test_refused_save_writes_nothing(tmp_path):
     layer = kanext.KANLinear(2, 2, base_fun=my_base)
     with pytest.raises(CheckpointError, match=r"callable .*my_base.*expected one of \['silu', 'identity', 'zero'\]"):
         save(layer, tmp_path / "c")
-    model = _kan()
-    model.foo = 1
-    with pytest.raises(CheckpointError, match=r"attribute\(s\) \['foo'\] of KAN"):
-        save(model, tmp_path / "c")
     with pytest.raises(CheckpointError, match="not plain finite JSON"):
         save(_kan(), tmp_path / "c", metadata={"x": object()})
     with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got .*Sub"):
@@ -252,6 +248,17 @@ def test_refused_save_writes_nothing(tmp_path):
     with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got torch.nn.modules.linear.Linear"):
         save(nn.Linear(2, 2), tmp_path / "c")
     assert _listing(tmp_path) == []
+
+
+def test_plain_attributes_are_not_saved(tmp_path):
+    # a user's own attribute (or torch.compile's flags) is not model state: ignored, as documented
+    model = _kan()
+    model.foo = 1
+    model.act_fun[0].note = "mine"
+    save(model, tmp_path / "c")
+    loaded = load(tmp_path / "c")
+    _assert_same_model(model, loaded)
+    assert not hasattr(loaded, "foo") and not hasattr(loaded.act_fun[0], "note")
 
 
 def test_uncovered_tensor_refused(tmp_path):
@@ -599,3 +606,40 @@ def test_after_grid_update_and_without_grid_eps(tmp_path):
     del layer.grid_eps  # a layer built before grid_eps existed gets KANLinear's default
     save(layer, tmp_path / "l")
     assert load(tmp_path / "l").grid_eps == 0.02
+
+
+# ------------------------------------------------------------ compiled models
+
+
+@pytest.mark.parametrize("how", ["torch.compile", "module.compile", "save the wrapper"])
+@pytest.mark.parametrize("kind", ["KAN", "LAN", "KANLinear"])
+def test_save_after_torch_compile(tmp_path, how, kind):
+    torch._dynamo.reset()
+    model = {"KAN": lambda: _kan(torch.float64), "KANLinear": lambda: kanext.KANLinear(3, 2, dtype=torch.float64),
+             "LAN": lambda: kanext.LAN([3, 4, 2], seed=0, dtype=torch.float64)}[kind]()
+    x = torch.rand(5, 3, generator=gen(3), dtype=torch.float64)
+    if how == "module.compile":
+        model.compile(backend="aot_eager")
+        y = model(x)
+        target = model
+    else:
+        compiled = torch.compile(model, backend="aot_eager")
+        y = compiled(x)
+        target = compiled if how == "save the wrapper" else model
+    if how == "save the wrapper":
+        save(target, tmp_path / "m")
+    else:
+        target.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert type(loaded) is type(model)  # the module itself, not the compiled wrapper
+    _assert_same_model(model, loaded)
+    torch.testing.assert_close(loaded(x), y, rtol=0, atol=0)
+
+
+def test_load_leaves_the_global_rng_alone(tmp_path):
+    save(kanext.LAN([2, 3, 1], seed=0), tmp_path / "lan")
+    save(_kan(), tmp_path / "kan")
+    state = torch.get_rng_state()
+    load(tmp_path / "lan")
+    load(tmp_path / "kan")
+    assert torch.equal(torch.get_rng_state(), state)

@@ -27,6 +27,7 @@ edges were fitted on.
 """
 from __future__ import annotations
 
+from .. import checkpoint as _checkpoint
 from . import units as _units
 from .branch import ChannelSymbolic, SymbolicBranch, SymbolicLayer
 from .fitting import fit_one, fit_params, rank_candidates
@@ -83,3 +84,6 @@ def auto_symbolic(model, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=
     r2_threshold stays a spline. Returns {(l, i, j): (name, r2)} for the edges fixed."""
     return _units.auto(model, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
 
+
+_checkpoint.register_extension("kanext.symbolic", kan_state, restore_kan_state)
+_checkpoint.register_extension("kanext.lan_symbolic", lan_state, restore_lan_state)
