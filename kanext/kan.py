@@ -18,7 +18,7 @@ from .symbolic import SymbolicLayer
 from .symbolic.units import fixed_edge_stats
 from .training import fit as _fit
 
-__all__ = ["KAN"]
+__all__ = ["KAN", "refit_layer_from"]
 
 
 _CONFIG_KEYS = {"width", "grid_range", "base_fun", "layers"}
@@ -341,3 +341,9 @@ class KAN(SplineNetwork):
             layer.grid_range = tuple(float(v) for v in lc["grid_range"])
             layer.base_fun, layer.grid_eps = lc["base_fun"], float(lc["grid_eps"])
         return model
+
+
+def refit_layer_from(dst: KANLinear, src: KANLinear, x: Tensor | None) -> None:
+    """dst (any G, k) takes src's function; the same as ``dst.refit_from(src, x)``
+    (:meth:`kanext.spline_module.SplineModule.refit_from`)."""
+    dst.refit_from(src, x)
