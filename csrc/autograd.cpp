@@ -29,24 +29,24 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 at::Tensor call_forward(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base, const at::Tensor& Wb,
-                        const at::Tensor& Wc) {
+                        const at::Tensor& Wc, int64_t backend) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("kanext::kan_linear_forward", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, const at::Tensor&,
-                                         const at::Tensor&)>();
-  return op.call(x, grid, k, base, Wb, Wc);
+                                         const at::Tensor&, int64_t)>();
+  return op.call(x, grid, k, base, Wb, Wc, backend);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> call_backward(const at::Tensor& gy, const at::Tensor& x,
                                                              const at::Tensor& grid, int64_t k, int64_t base,
                                                              const at::Tensor& Wb, const at::Tensor& Wc, bool need_x,
-                                                             bool need_w) {
+                                                             bool need_w, int64_t backend) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("kanext::kan_linear_backward", "")
                        .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
                            const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
-                           const at::Tensor&, const at::Tensor&, bool, bool)>();
-  return op.call(gy, x, grid, k, base, Wb, Wc, need_x, need_w);
+                           const at::Tensor&, const at::Tensor&, bool, bool, int64_t)>();
+  return op.call(gy, x, grid, k, base, Wb, Wc, need_x, need_w, backend);
 }
 
 at::Tensor call_fold(const at::Tensor& coef, const at::Tensor& scale) {
@@ -68,15 +68,16 @@ std::tuple<at::Tensor, at::Tensor> call_fold_backward(const at::Tensor& g, const
 class KanLinearFn : public torch::autograd::Function<KanLinearFn> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& grid, int64_t k,
-                            int64_t base, const at::Tensor& Wb, const at::Tensor& Wc) {
+                            int64_t base, const at::Tensor& Wb, const at::Tensor& Wc, int64_t backend) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({x, grid, Wb, Wc});
     ctx->saved_data["k"] = k;
     ctx->saved_data["base"] = base;
-    return call_forward(x, grid, k, base, Wb, Wc);
+    ctx->saved_data["backend"] = backend;  // the backward runs with the forward's strategy
+    return call_forward(x, grid, k, base, Wb, Wc, backend);
   }
 
-  // One gradient per forward argument (undefined for grid, k and base).
+  // One gradient per forward argument (undefined for grid, k, base and backend).
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     TORCH_CHECK(!ctx->needs_input_grad(1), "kanext.kan_linear: gradients with respect to grid are not supported");
     const auto saved = ctx->get_saved_variables();
@@ -85,9 +86,9 @@ class KanLinearFn : public torch::autograd::Function<KanLinearFn> {
                need_wc = ctx->needs_input_grad(3);
     auto [gx, gWb, gWc] = call_backward(grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["k"].toInt(),
                                         ctx->saved_data["base"].toInt(), saved[2], saved[3], need_x,
-                                        need_wb || need_wc);
+                                        need_wb || need_wc, ctx->saved_data["backend"].toInt());
     return {need_x ? gx : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            need_wb ? gWb : at::Tensor(), need_wc ? gWc : at::Tensor()};
+            need_wb ? gWb : at::Tensor(), need_wc ? gWc : at::Tensor(), at::Tensor()};
   }
 };
 
@@ -107,20 +108,20 @@ class FoldFn : public torch::autograd::Function<FoldFn> {
 };
 
 at::Tensor kan_linear_forward_autograd(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
-                                       const at::Tensor& Wb, const at::Tensor& Wc) {
-  return KanLinearFn::apply(x, grid, k, base, Wb, Wc);
+                                       const at::Tensor& Wb, const at::Tensor& Wc, int64_t backend) {
+  return KanLinearFn::apply(x, grid, k, base, Wb, Wc, backend);
 }
 
 at::Tensor fold_autograd(const at::Tensor& coef, const at::Tensor& scale) { return FoldFn::apply(coef, scale); }
 
 at::Tensor kan_linear_forward_autocast_cuda(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
-                                            const at::Tensor& Wb, const at::Tensor& Wc) {
+                                            const at::Tensor& Wb, const at::Tensor& Wc, int64_t backend) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCUDA);
   const at::ScalarType dt = at::autocast::get_autocast_dtype(at::kCUDA);
   const auto cast = [&](const at::Tensor& t) { return at::autocast::cached_cast(dt, t, c10::DeviceType::CUDA); };
   const at::Tensor xc = cast(x);
   const bool half = xc.scalar_type() == at::kHalf || xc.scalar_type() == at::kBFloat16;
-  return call_forward(xc, half ? grid.to(at::kFloat) : grid, k, base, cast(Wb), cast(Wc));
+  return call_forward(xc, half ? grid.to(at::kFloat) : grid, k, base, cast(Wb), cast(Wc), backend);
 }
 
 }  // namespace

@@ -5,17 +5,6 @@
 #include <Python.h>
 #include <torch/library.h>
 
-#include <atomic>
-
-#include "kanext/backend.h"
-
-namespace kanext {
-namespace {
-std::atomic<int64_t> g_cuda_backend{kBackendAuto};
-}  // namespace
-int64_t cuda_backend() { return g_cuda_backend.load(std::memory_order_relaxed); }
-}  // namespace kanext
-
 extern "C" {
 // `import kanext._C` loads this shared object, which runs the registrations
 // below; the module itself holds nothing.
@@ -26,27 +15,21 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(kanext, m) {
-  // The CUDA strategy of kan_linear_forward / _backward (kanext/backend.py):
-  // 0 auto, 1 local support, 2 tensor cores. Returns the previous mode;
-  // -1 only returns the current one.
-  m.def("_set_cuda_backend(int mode) -> int", [](int64_t mode) -> int64_t {
-    if (mode == -1) return kanext::cuda_backend();
-    TORCH_CHECK(mode >= kanext::kBackendAuto && mode <= kanext::kBackendTensorCore,
-                "kanext._set_cuda_backend: mode must be 0 (auto), 1 (local) or 2 (tensor_core), got ", mode);
-    return kanext::g_cuda_backend.exchange(mode);
-  });
   // B-spline bases of every input: x (N, in), grid (in, G+2k+1) -> (N, in, G+k).
   m.def("spline_basis(Tensor x, Tensor grid, int k) -> Tensor");
   // Their derivatives with respect to x, same shape.
   m.def("spline_basis_deriv(Tensor x, Tensor grid, int k) -> Tensor");
   // Fused KAN layer: y[n,j] = sum_i b(x[n,i]) Wb[i,j] + sum_i sum_g B_g(x[n,i]) Wc[i,g,j].
   // base: 0 zero, 1 identity, 2 silu. Wb (in, out), Wc (in, G+k, out) -> y (N, out).
-  m.def("kan_linear_forward(Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor Wc) -> Tensor");
+  // backend: the CUDA strategy (kanext/backend.py, csrc/include/kanext/backend.h):
+  // 0 auto, 1 local support, 2 tensor cores; an argument, so that torch.compile
+  // sees it (the CPU accepts and ignores it).
+  m.def("kan_linear_forward(Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor Wc, int backend=0) -> Tensor");
   // Its fused backward: (grad_x, grad_Wb, grad_Wc). need_x / need_w skip work
   // (the skipped outputs are zeros of the right shape).
   m.def(
       "kan_linear_backward(Tensor grad_y, Tensor x, Tensor grid, int k, int base, Tensor Wb, "
-      "Tensor Wc, bool need_x, bool need_w) -> (Tensor, Tensor, Tensor)");
+      "Tensor Wc, bool need_x, bool need_w, int backend=0) -> (Tensor, Tensor, Tensor)");
   // The fold of pykan's per-edge spline parameters into the kernel layout:
   // coef (in, out, G+k), scale (in, out) -> Wc (in, G+k, out), Wc[i,g,j] = scale[i,j] coef[i,j,g].
   m.def("fold_spline_weights(Tensor coef, Tensor scale) -> Tensor");

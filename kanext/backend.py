@@ -42,29 +42,38 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
-from . import _C  # noqa: F401  (registers torch.ops.kanext)
-
-__all__ = ["BACKENDS", "set_backend", "get_backend", "use_backend"]
+__all__ = ["BACKENDS", "set_backend", "get_backend", "use_backend", "backend_code"]
 
 #: Accepted names, in the order of their codes in csrc/include/kanext/backend.h.
 BACKENDS = ("auto", "local", "tensor_core")
+
+# The setting is Python state, passed to the kan_linear ops as their `backend`
+# argument at every call: torch.compile reads it while tracing and guards on
+# it, so a changed setting recompiles instead of being baked in or ignored.
+_code = 0
 
 
 def set_backend(name: str) -> str:
     """Sets the CUDA strategy of every KAN layer in this process: "auto",
     "local" or "tensor_core" (see the module docstring). Returns the previous
-    one. Read at every call of the op, so it also applies to compiled models
-    and captured CUDA graphs are unaffected until recaptured."""
+    one. Read at every call of a layer (and by torch.compile, which recompiles
+    a model when it changes); a captured CUDA graph keeps the strategy it was
+    captured with until it is recaptured."""
+    global _code
     if name not in BACKENDS:
         raise ValueError(f"kanext.set_backend: expected one of {BACKENDS}, got {name!r}")
-    return BACKENDS[torch.ops.kanext._set_cuda_backend(BACKENDS.index(name))]
+    old, _code = BACKENDS[_code], BACKENDS.index(name)
+    return old
 
 
 def get_backend() -> str:
     """The current CUDA strategy ("auto" unless set_backend changed it)."""
-    return BACKENDS[torch.ops.kanext._set_cuda_backend(-1)]
+    return BACKENDS[_code]
+
+
+def backend_code() -> int:
+    """The current strategy as the kan_linear ops' ``backend`` argument (0 auto, 1 local, 2 tensor_core)."""
+    return _code
 
 
 @contextlib.contextmanager

@@ -8,12 +8,15 @@ import torch
 from torch import Tensor, nn
 
 from . import ops
+from .backend import backend_code
 from .checkpoint import checkpointable
 from .checks import check_int, check_spline_config, index_list, spline_config_check
 from .grid import curve_to_coef, extend_grid, uniform_grid  # noqa: F401  (extend_grid, uniform_grid: re-exported)
 from .spline_module import SplineModule
 
 __all__ = ["KANLinear", "kernel_layout"]
+
+_ops = torch.ops.kanext
 
 
 _CONFIG_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
@@ -151,10 +154,11 @@ class KANLinear(SplineModule):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         Wb, Wc = self.folded_weights()
+        strategy = backend_code()  # the CUDA strategy, an op argument (kanext.backend)
         if callable(self.base_fun):
-            y = ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc) + self.base_fun(x2) @ Wb
+            y = _ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc, strategy) + self.base_fun(x2) @ Wb
         else:
-            y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc)
+            y = _ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc, strategy)
         return y.reshape(*lead, self.out_features)
 
     def _coef3(self) -> Tensor:

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from . import _C  # noqa: F401  (loads the shared object, which registers the ops)
+from .backend import backend_code
 
 __all__ = [
     "BASE_IDS",
@@ -68,14 +69,17 @@ def spline_basis_deriv(x: Tensor, grid: Tensor, k: int) -> Tensor:
     return _ops.spline_basis_deriv(x, grid, k)
 
 
-def kan_linear_forward(x: Tensor, grid: Tensor, k: int, base: int, Wb: Tensor, Wc: Tensor) -> Tensor:
-    """Raw fused forward (see :func:`kan_linear`); base is an id from BASE_IDS."""
-    return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc)
+def kan_linear_forward(x: Tensor, grid: Tensor, k: int, base: int, Wb: Tensor, Wc: Tensor,
+                       backend: int | None = None) -> Tensor:
+    """Raw fused forward (see :func:`kan_linear`); base is an id from BASE_IDS,
+    backend the CUDA strategy's code (default: kanext.get_backend()'s)."""
+    return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc, backend_code() if backend is None else backend)
 
 
-def kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
+def kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, backend: int | None = None):
     """Raw fused backward: (grad_x, grad_Wb, grad_Wc)."""
-    return _ops.kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w)
+    return _ops.kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w,
+                                    backend_code() if backend is None else backend)
 
 
 def _base_id(base: int | str) -> int:
@@ -100,8 +104,9 @@ def kan_linear(x: Tensor, grid: Tensor, k: int, base: int | str, Wb: Tensor, Wc:
 
     Returns:
         (N, out). Cost O(N in out (k+2)); no (N, in, G+k) tensor is formed.
+        On CUDA the strategy is kanext.get_backend()'s, passed to the op.
     """
-    return _ops.kan_linear_forward(x, grid, k, _base_id(base), Wb, Wc)
+    return _ops.kan_linear_forward(x, grid, k, _base_id(base), Wb, Wc, backend_code())
 
 
 def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:
@@ -210,13 +215,13 @@ def _(x, grid, k):
 
 
 @torch.library.register_fake("kanext::kan_linear_forward")
-def _(x, grid, k, base, Wb, Wc):
+def _(x, grid, k, base, Wb, Wc, backend=0):
     _check_2d("kanext.kan_linear_forward", x)
     return x.new_empty((x.shape[0], Wb.shape[1]))
 
 
 @torch.library.register_fake("kanext::kan_linear_backward")
-def _(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w):
+def _(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend=0):
     # The kernel returns contiguous gradients whatever the inputs' strides.
     return x.new_empty(x.shape), Wb.new_empty(Wb.shape), Wc.new_empty(Wc.shape)
 

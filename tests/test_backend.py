@@ -34,12 +34,43 @@ def test_set_get_and_context_manager():
     assert kanext.get_backend() == "local", "use_backend must restore the previous strategy after an error"
 
 
-def test_bad_names_are_rejected():
+def test_bad_names_and_codes_are_rejected():
     with pytest.raises(ValueError, match=r"expected one of \('auto', 'local', 'tensor_core'\), got 'cuda'"):
         kanext.set_backend("cuda")
-    with pytest.raises(RuntimeError, match="mode must be 0 .auto., 1 .local. or 2 .tensor_core., got 7"):
-        torch.ops.kanext._set_cuda_backend(7)
     assert kanext.get_backend() == "auto"
+    grid = make_grid(2, 5, 3, torch.float64)
+    x, Wb, Wc = sample_x(4, grid, seed=1), randn(2, 3, seed=2), randn(2, 8, 3, seed=3)
+    for bad in (7, -1):
+        with pytest.raises(RuntimeError, match=f"backend must be 0 .auto., 1 .local. or 2 .tensor_core., got {bad}"):
+            torch.ops.kanext.kan_linear_forward(x, grid, 3, 2, Wb, Wc, bad)
+        with pytest.raises(RuntimeError, match=f"backend must be 0 .auto., 1 .local. or 2 .tensor_core., got {bad}"):
+            torch.ops.kanext.kan_linear_backward(randn(4, 3, seed=4), x, grid, 3, 2, Wb, Wc, True, True, bad)
+
+
+def test_the_strategy_is_an_op_argument_that_torch_compile_sees():
+    # No process state in C++: the layer passes the current setting to the op,
+    # and a compiled layer recompiles (a dynamo guard) when the setting changes.
+    layer = kanext.KANLinear(3, 2, dtype=torch.float64)
+    x = torch.rand(5, 3, dtype=torch.float64)
+    seen, op = [], torch.ops.kanext.kan_linear_forward
+
+    def record(gm, example_inputs):
+        seen.append([n.args[6] if len(n.args) > 6 else n.kwargs.get("backend", 0) for n in gm.graph.nodes
+                     if n.op == "call_function" and n.target in (op, op.default)])
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, backend=record, fullgraph=True)
+    with torch.no_grad():
+        y = compiled(x)
+        with kanext.use_backend("tensor_core"):
+            assert torch.equal(compiled(x), y)  # the CPU has one strategy
+        with kanext.use_backend("local"):
+            compiled(x)
+        compiled(x)  # back to auto: a graph for it exists already
+    torch._dynamo.reset()
+    assert seen == [[0], [2], [1]], seen
+    assert not hasattr(torch.ops.kanext, "_set_cuda_backend")
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include "kan_linear_kernels.h"
+#include "kanext/backend.h"
 #include "kanext/checks.h"
 #include "op_common.h"
 
@@ -48,8 +49,9 @@ at::Tensor spline_basis_deriv_cpu(const at::Tensor& x, const at::Tensor& grid, i
 }
 
 at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
-                                  const at::Tensor& Wb_, const at::Tensor& Wc_) {
+                                  const at::Tensor& Wb_, const at::Tensor& Wc_, int64_t backend) {
   const char* op = "kanext.kan_linear_forward";
+  check_backend(op, backend);  // a CUDA strategy: validated, then ignored (the CPU has one)
   const int64_t G = check_spline_args(op, x_, grid_, k);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
@@ -84,8 +86,9 @@ at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_,
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
     const at::Tensor& gy_, const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
-    const at::Tensor& Wb_, const at::Tensor& Wc_, bool need_x, bool need_w) {
+    const at::Tensor& Wb_, const at::Tensor& Wc_, bool need_x, bool need_w, int64_t backend) {
   const char* op = "kanext.kan_linear_backward";
+  check_backend(op, backend);
   const int64_t G = check_spline_args(op, x_, grid_, k);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);

@@ -47,17 +47,16 @@ cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(
 //   float64                  local support (tensor cores would lower its precision)
 //   float32, TF32 not allowed local support (strict float32, as cuBLAS)
 //   float32, TF32 allowed    tensor cores when G + k + 1 <= kAutoTcMaxColumns
-//                            ("auto"), or as set_backend says
-//   bfloat16 / float16       tensor cores, unless set_backend("local"): then the
+//                            ("auto"), or as the backend argument says
+//   bfloat16 / float16       tensor cores, unless backend is local: then the
 //                            local-support kernels on float32 copies
 // kAutoTcMaxColumns is a first estimate from flop counts, not yet measured:
 // the dense path costs G + k + 1 tensor-core MACs per (n, i, j), the local
 // one k + 2 CUDA-core MACs at several times lower throughput.
 constexpr int64_t kAutoTcMaxColumns = 32;
 
-bool use_tensor_cores(at::ScalarType dt, int64_t G, int64_t k) {
+bool use_tensor_cores(at::ScalarType dt, int64_t G, int64_t k, int64_t mode) {
   if (dt == at::kDouble) return false;
-  const int64_t mode = cuda_backend();
   if (is_half(dt)) return mode != kBackendLocal;
   if (!at::globalContext().allowTF32CuBLAS()) return false;
   if (mode != kBackendAuto) return mode == kBackendTensorCore;
@@ -99,8 +98,9 @@ at::Tensor spline_basis_deriv_cuda(const at::Tensor& x, const at::Tensor& grid, 
 }
 
 at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
-                                   const at::Tensor& Wb_, const at::Tensor& Wc_) {
+                                   const at::Tensor& Wb_, const at::Tensor& Wc_, int64_t backend) {
   const char* op = "kanext.kan_linear_forward";
+  check_backend(op, backend);
   const int64_t G = check_spline_args(op, x_, grid_, k, /*allow_half=*/true);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
@@ -108,10 +108,10 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::ScalarType dt = x_.scalar_type();
-  const bool tc = use_tensor_cores(dt, G, k);
+  const bool tc = use_tensor_cores(dt, G, k, backend);
   if (is_half(dt) && !tc)  // the local-support kernels are float32 / float64
     return kan_linear_forward_cuda(x_.to(at::kFloat), grid_.to(at::kFloat), k, base, Wb_.to(at::kFloat),
-                                   Wc_.to(at::kFloat))
+                                   Wc_.to(at::kFloat), backend)
         .to(dt);
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   maybe_check_grid_on_host(op, grid);
@@ -138,8 +138,9 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
     const at::Tensor& gy_, const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
-    const at::Tensor& Wb_, const at::Tensor& Wc_, bool need_x, bool need_w) {
+    const at::Tensor& Wb_, const at::Tensor& Wc_, bool need_x, bool need_w, int64_t backend) {
   const char* op = "kanext.kan_linear_backward";
+  check_backend(op, backend);
   const int64_t G = check_spline_args(op, x_, grid_, k, /*allow_half=*/true);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
@@ -151,11 +152,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::ScalarType dt = x_.scalar_type();
-  const bool tc = use_tensor_cores(dt, G, k);
+  const bool tc = use_tensor_cores(dt, G, k, backend);
   if (is_half(dt) && !tc) {  // the local-support kernels are float32 / float64
     const auto f = [](const at::Tensor& t) { return t.to(at::kFloat); };
     auto [gx, gWb, gWc] =
-        kan_linear_backward_cuda(f(gy_), f(x_), f(grid_), k, base, f(Wb_), f(Wc_), need_x, need_w);
+        kan_linear_backward_cuda(f(gy_), f(x_), f(grid_), k, base, f(Wb_), f(Wc_), need_x, need_w, backend);
     return {gx.to(dt), gWb.to(dt), gWc.to(dt)};
   }
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();

@@ -1,15 +1,20 @@
-// Which CUDA strategy the kan_linear ops use (kanext.set_backend in Python;
-// the choice itself is made in csrc/cuda/kan_ops_cuda.cpp, see there and
-// kanext/backend.py for the heuristic). Process-wide; read at every call.
+// The CUDA strategies of the kan_linear ops, passed as their `backend`
+// argument (kanext/backend.py chooses it in Python; the choice per call is
+// made in csrc/cuda/kan_ops_cuda.cpp, see there and kanext/backend.py for the
+// heuristic). An argument, not process state, so that torch.compile sees it.
 #pragma once
 
 #include <cstdint>
+
+#include <c10/util/Exception.h>
 
 namespace kanext {
 
 enum CudaBackend : int64_t { kBackendAuto = 0, kBackendLocal = 1, kBackendTensorCore = 2 };
 
-// Defined in csrc/ops.cpp (always built, so the setting exists in CPU builds too).
-int64_t cuda_backend();
+inline void check_backend(const char* op, int64_t backend) {
+  TORCH_CHECK(backend >= kBackendAuto && backend <= kBackendTensorCore, op,
+              ": backend must be 0 (auto), 1 (local) or 2 (tensor_core), got ", backend);
+}
 
 }  // namespace kanext
