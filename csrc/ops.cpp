@@ -1,5 +1,5 @@
 // Every kanext op schema, in one place. Backends register implementations in
-// csrc/cpu/*.cpp (CPU) and csrc/cuda/kan_ops_cuda.cpp (CUDA); Python wrappers
+// csrc/cpu/*.cpp (CPU) and csrc/cuda/<op>_cuda.cpp (CUDA); Python wrappers
 // and fake kernels live in kanext/ops.py, autograd in csrc/autograd.cpp (the
 // hot kan_linear_forward and fold_spline_weights) and kanext/ops.py (the rest).
 #include <Python.h>

@@ -1,5 +1,5 @@
 """CUDA kernels of spline_activation, edge_stats and their backwards
-(csrc/cuda/spline_activation.cu, edge_stats.cu, stats_ops_cuda.cpp), against
+(csrc/cuda/spline_activation.cu, edge_stats.cu, edge_stats_cuda.cpp, spline_activation_cuda.cpp), against
 kanext.reference and the CPU kernels. Skipped without a CUDA device.
 
 Inputs are generated on the CPU with fixed-seed generators (conftest.py) and

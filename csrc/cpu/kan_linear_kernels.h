@@ -1,5 +1,5 @@
 // CPU kernel bodies of the fused KAN layer (local-support formulation).
-// Raw pointers and sizes only; the bindings in csrc/cpu/kan_ops_cpu.cpp
+// Raw pointers and sizes only; the bindings in csrc/cpu/spline_basis_cpu.cpp and kan_linear_cpu.cpp
 // check arguments, allocate outputs and parallelise.
 //
 // Per (n, i) only the k+1 bases of x[n, i]'s knot interval are non-zero, so
@@ -132,15 +132,12 @@ inline void rank1_rows(T* const* rows, const T* c, const T* __restrict d, int64_
     for (int q = 0; q < R; ++q) rows[q][j] += c[q] * d[j];
 }
 
-// Knots of one input padded with k+1 stand-in knots on each side (spaced like
-// the end intervals), so the local triangle needs no bounds checks:
+// Knots of one input padded with k+1 stand-in knots on each side (bspline.h's
+// extended_knot), so the local triangle needs no bounds checks:
 // padded[q + k + 1] = t[q] for q in [-(k+1), M+k].
 template <typename T>
 inline void pad_knots(const T* t, int64_t M, int k, T* padded) {
-  const T h_lo = t[1] - t[0], h_hi = t[M - 1] - t[M - 2];
-  for (int q = 0; q <= k; ++q) padded[q] = t[0] - T(k + 1 - q) * h_lo;
-  for (int64_t q = 0; q < M; ++q) padded[q + k + 1] = t[q];
-  for (int q = 1; q <= k + 1; ++q) padded[M + k + q] = t[M - 1] + T(q) * h_hi;
+  for (int64_t q = -(k + 1); q <= M + k; ++q) padded[q + k + 1] = extended_knot(t, M, q);
 }
 
 // Bases of one input for a block of `nr` rows (x strided by `xs`).

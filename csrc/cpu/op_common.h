@@ -1,5 +1,5 @@
-// Binding-side helpers shared by the CPU op files (kan_ops_cpu.cpp,
-// edge_stats_cpu.cpp): order dispatch, the knot check, padded knots and the
+// Binding-side helpers shared by the CPU op files (csrc/cpu/<op>_cpu.cpp):
+// order dispatch, the knot check, padded knots and the
 // parallel grain. Torch headers allowed; kernel bodies never include this.
 #pragma once
 

@@ -38,11 +38,7 @@ namespace cpu {
 inline void basis_polynomials(const double* t, int64_t M, int k, double* bp) {
   const int K1 = k + 1;
   const int64_t nb = M - k - 1;  // G + k bases
-  auto knot = [&](int64_t idx) {  // stand-ins past the ends; their bases are dropped
-    if (idx < 0) return t[0] - double(-idx) * (t[1] - t[0]);
-    if (idx > M - 1) return t[M - 1] + double(idx - (M - 1)) * (t[M - 1] - t[M - 2]);
-    return t[idx];
-  };
+  auto knot = [&](int64_t idx) { return extended_knot(t, M, idx); };  // stand-ins past the ends
   std::vector<double> N(K1 * K1), Nn(K1 * K1);
   for (int64_t g = 0; g <= M - 2; ++g) {
     const double tg = t[g];

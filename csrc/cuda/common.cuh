@@ -26,7 +26,7 @@
 #include <type_traits>
 
 #include "kanext/bspline.h"
-#include "kanext/cuda_launch.h"
+#include "cuda_launch.h"
 
 namespace kanext {
 namespace cuda {

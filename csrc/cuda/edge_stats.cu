@@ -1,5 +1,5 @@
 // CUDA kernels of kanext.edge_stats and its backward (schemas in
-// csrc/ops.cpp, launchers declared in kanext/cuda_launch_stats.h). With
+// csrc/ops.cpp, launchers declared in cuda_launch_stats.h). With
 //
 //   phi[n,i,j]  = b(x[n,i]) Wb[i,j] + sum_q B_{s+q}(x[n,i]) Wc[i,s+q,j]     (s = window start of (n,i))
 //   dphi[n,i,j] = gS[i,j] + 2 gQ[i,j] phi + sign(phi) gA[i,j]
@@ -45,7 +45,7 @@
 // to row i of any statistic or weight gradient, and its gx is 0); outside the
 // grid only the base term remains (and nothing at all for base 0).
 #include "edge_tiles.cuh"
-#include "kanext/cuda_launch_stats.h"
+#include "cuda_launch_stats.h"
 
 namespace kanext {
 namespace cuda {

@@ -1,5 +1,5 @@
 // CUDA kernels of kanext.spline_activation and its backward (schemas in
-// csrc/ops.cpp, launchers declared in kanext/cuda_launch_stats.h):
+// csrc/ops.cpp, launchers declared in cuda_launch_stats.h):
 //
 //   y[n,c]      = sb[c] b(z) + sp[c] sum_q coef[c, s+q] B_{s+q}(z)       (z = z[n,c])
 //   gz[n,c]     = gy[n,c] (sb[c] b'(z) + sp[c] sum_q coef[c, s+q] B'_{s+q}(z))
@@ -42,7 +42,7 @@
 // nothing to its channel's weight gradients; outside the grid (+-inf
 // included) only the base term remains; base 0 adds nothing to gsb (zero).
 #include "common.cuh"
-#include "kanext/cuda_launch_stats.h"
+#include "cuda_launch_stats.h"
 
 namespace kanext {
 namespace cuda {

@@ -1,5 +1,5 @@
 // C entry points of the emulated launchers, for ctypes (run_emulated.py).
-#include "kanext/cuda_launch.h"
+#include "../cuda_launch.h"
 
 using namespace kanext::cuda;
 

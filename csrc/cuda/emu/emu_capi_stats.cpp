@@ -1,6 +1,6 @@
 // C entry points of the emulated spline_activation / edge_stats launchers, for
 // ctypes (test_emu_stats.py). dbl selects float64 (1) or float32 (0).
-#include "kanext/cuda_launch_stats.h"
+#include "../cuda_launch_stats.h"
 
 using namespace kanext::cuda;
 

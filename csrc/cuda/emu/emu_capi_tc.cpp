@@ -1,6 +1,6 @@
 // C entry points of the emulated tensor-core launchers, for ctypes
 // (test_emu_tc.py). dtype: kanext::cuda::TcDtype.
-#include "kanext/cuda_launch.h"
+#include "../cuda_launch.h"
 
 using namespace kanext::cuda;
 

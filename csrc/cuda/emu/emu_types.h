@@ -1,5 +1,5 @@
 // Host emulation of the CUDA kernels: the few CUDA runtime types that
-// kanext/cuda_launch.h names (included only under KANEXT_CUDA_EMULATION).
+// cuda_launch.h names (included only under KANEXT_CUDA_EMULATION).
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // The CUDA strategies of the kan_linear ops, passed as their `backend`
 // argument (kanext/backend.py chooses it in Python; the choice per call is
-// made in csrc/cuda/kan_ops_cuda.cpp, see there and kanext/backend.py for the
+// made in csrc/cuda/kan_linear_cuda.cpp, see there and kanext/backend.py for the
 // heuristic). An argument, not process state, so that torch.compile sees it.
 #pragma once
 

@@ -69,6 +69,19 @@ KANEXT_HD int64_t find_interval(const T* t, int64_t M, T x) {
   return a;
 }
 
+// Knot idx of the knot vector t (M knots) for any idx: t[idx] inside
+// [0, M-1]; past either end a stand-in spaced like the end interval. Only
+// bases that do not exist (beyond the G + k of the grid) read stand-ins, and
+// their values are dropped, so any finite value would do; this is the one rule
+// every kernel uses (local_bases here, the CPU kernels' padded knots and the
+// activation kernel's basis polynomials), which keeps them bit-identical.
+template <typename T>
+KANEXT_HD T extended_knot(const T* t, int64_t M, int64_t idx) {
+  if (idx < 0) return t[0] - T(-idx) * (t[1] - t[0]);
+  if (idx > M - 1) return t[M - 1] + T(idx - (M - 1)) * (t[M - 1] - t[M - 2]);
+  return t[idx];
+}
+
 // The k+1 bases that can be non-zero on interval g of knot vector t (M knots,
 // G + k bases), as a window of k+1 consecutive basis indices starting at
 // `start` = clamp(g - k, 0, G - 1). val[r] is basis start + r; dval[r] its
@@ -82,13 +95,7 @@ KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
   const int64_t G = M - 2 * k - 1;
   // Local knots u[q] = t[g - k + q], q in [0, 2k+1]; stand-ins past the ends.
   T u[2 * kMaxOrder + 2];
-  const T h_lo = t[1] - t[0], h_hi = t[M - 1] - t[M - 2];
-  for (int q = 0; q <= 2 * k + 1; ++q) {
-    int64_t idx = g - k + q;
-    if (idx < 0) u[q] = t[0] - T(-idx) * h_lo;
-    else if (idx > M - 1) u[q] = t[M - 1] + T(idx - (M - 1)) * h_hi;
-    else u[q] = t[idx];
-  }
+  for (int q = 0; q <= 2 * k + 1; ++q) u[q] = extended_knot(t, M, g - k + q);
   // Cox-de Boor triangle: N[r] holds basis (g - j + r) of order j.
   T N[kMaxOrder + 1];
   T dN[kMaxOrder + 1];

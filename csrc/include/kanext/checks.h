@@ -78,7 +78,7 @@ inline void check_base(const char* op, int64_t base) {
 
 // Knots must be strictly increasing (and finite) in every row. Reads the data
 // on the host: `grid` must be a contiguous CPU tensor (the CUDA binding passes
-// a host copy, and only on request: see csrc/cuda/stats_ops_cuda.cpp).
+// a host copy, and only on request: see csrc/cuda/binding.h).
 inline void check_grid_increasing(const char* op, const at::Tensor& grid) {
   AT_DISPATCH_FLOATING_TYPES(grid.scalar_type(), "kanext_check_grid", [&] {
     const scalar_t* t = grid.data_ptr<scalar_t>();
@@ -148,6 +148,14 @@ inline int64_t check_activation_args(const char* op, const at::Tensor& z, const 
                 z.device());
   }
   return G;
+}
+
+// kan_linear_backward's grad_y against x and the output width.
+inline void check_linear_grad(const char* op, const at::Tensor& gy, const at::Tensor& x, int64_t out) {
+  TORCH_CHECK(gy.dim() == 2 && gy.size(0) == x.size(0) && gy.size(1) == out, op,
+              ": expected grad_y of shape (N, out) = (", x.size(0), ", ", out, "), got ", gy.sizes());
+  TORCH_CHECK(gy.scalar_type() == x.scalar_type() && gy.device() == x.device(), op,
+              ": grad_y must match x in dtype and device");
 }
 
 // spline_activation_backward's grad_y against z.

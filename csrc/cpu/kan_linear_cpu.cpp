@@ -1,7 +1,6 @@
-// CPU implementations of the kanext ops (schemas in csrc/ops.cpp). Kernel
-// bodies are in kan_linear_kernels.h, shared binding helpers in op_common.h;
-// this file checks, allocates, dispatches on dtype and order k, and
-// parallelises with at::parallel_for.
+// CPU implementation of kan_linear_forward / _backward (schemas in csrc/ops.cpp; kernel bodies
+// in kan_linear_kernels.h, binding helpers in op_common.h; CUDA twin csrc/cuda/kan_linear_cuda.cpp):
+// checks, allocates, dispatches on dtype and order k, and parallelises with at::parallel_for.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -20,33 +19,6 @@ using cpu::grain_for;
 using cpu::padded_knots;
 
 constexpr int64_t kRowBlock = cpu::kRows;  // batch rows per forward task: a y block stays in L1
-
-at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, bool deriv) {
-  const char* op = deriv ? "kanext.spline_basis_deriv" : "kanext.spline_basis";
-  const int64_t G = check_spline_args(op, x_, grid_, k);
-  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous();
-  check_grid_increasing(op, grid);
-  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1);
-  at::Tensor out = at::zeros({N, in, G + k}, x.options());
-  if (N == 0 || in == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_spline_basis", [&] {
-    const scalar_t* xp = x.data_ptr<scalar_t>();
-    const scalar_t* tp = grid.data_ptr<scalar_t>();
-    scalar_t* op_ = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N, grain_for(in * (G + 2 * k) * (k + 1), 1), [&](int64_t n0, int64_t n1) {
-      cpu::spline_basis_rows<scalar_t>(xp, tp, in, M, static_cast<int>(k), deriv, op_, n0, n1);
-    });
-  });
-  return out;
-}
-
-at::Tensor spline_basis_cpu(const at::Tensor& x, const at::Tensor& grid, int64_t k) {
-  return spline_basis_impl(x, grid, k, false);
-}
-
-at::Tensor spline_basis_deriv_cpu(const at::Tensor& x, const at::Tensor& grid, int64_t k) {
-  return spline_basis_impl(x, grid, k, true);
-}
 
 at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
                                   const at::Tensor& Wb_, const at::Tensor& Wc_, int64_t backend) {
@@ -92,10 +64,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
   const int64_t G = check_spline_args(op, x_, grid_, k);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
-  TORCH_CHECK(gy_.dim() == 2 && gy_.size(0) == x_.size(0) && gy_.size(1) == Wb_.size(1), op,
-              ": expected grad_y of shape (N, out) = (", x_.size(0), ", ", Wb_.size(1), "), got ", gy_.sizes());
-  TORCH_CHECK(gy_.scalar_type() == x_.scalar_type() && gy_.device() == x_.device(), op,
-              ": grad_y must match x in dtype and device");
+  check_linear_grad(op, gy_, x_, Wb_.size(1));
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
   const at::Tensor gy = gy_.contiguous();
   check_grid_increasing(op, grid);
@@ -127,8 +96,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(kanext, CPU, m) {
-  m.impl("spline_basis", &spline_basis_cpu);
-  m.impl("spline_basis_deriv", &spline_basis_deriv_cpu);
   m.impl("kan_linear_forward", &kan_linear_forward_cpu);
   m.impl("kan_linear_backward", &kan_linear_backward_cpu);
 }

@@ -1,46 +1,12 @@
-// CUDA implementations of the kanext ops (schemas in csrc/ops.cpp): the thin
-// binding. It checks arguments (kanext/checks.h, the CPU messages), makes the
-// inputs contiguous, allocates outputs and workspaces with the caching
-// allocator, and calls the plain launchers of csrc/cuda/*.cu on the current
-// stream under a device guard. No host synchronisation, no .item(): the ops
-// are asynchronous and can be captured in CUDA graphs.
-//
-// Compiled only in CUDA builds (setup.py adds csrc/cuda/*.cpp when torch has
-// CUDA): the CPU wheel of torch lacks c10/cuda/impl/cuda_cmake_macros.h,
-// which c10/cuda/CUDAGuard.h needs. ATen/cuda/CUDAContext.h is not used (it
-// pulls in cusparse.h); the stream comes from c10::cuda directly.
-//
-// Knot validation. The CPU binding checks on the host that every grid row is
-// finite and strictly increasing. Here that check would need a device-to-host
-// copy, i.e. a synchronisation on every call (and would break graph capture),
-// so it is off by default and runs only when the environment variable
-// KANEXT_CHECK_GRID is set to a non-empty value other than "0" (debugging;
-// same error messages as on the CPU). Without it an invalid grid cannot cause
-// an out-of-bounds access (find_interval / local_bases never index outside the
-// knot row, and window starts are clamped), it only gives meaningless values.
-// kanext's own grids are strictly increasing by construction (uniform_grid,
-// extend_grid, grid_from_samples).
-#include <ATen/ATen.h>
-#include <ATen/Context.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
-
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <limits>
-#include <tuple>
-
+// CUDA binding of kan_linear_forward / _backward (schemas in csrc/ops.cpp; kernels in
+// kan_linear_forward.cuh / _backward.cuh (local support) and kan_linear_tc.cuh (tensor cores);
+// CPU twin csrc/cpu/kan_linear_cpu.cpp). See binding.h for what a binding does.
+#include "binding.h"
 #include "kanext/backend.h"
-#include "kanext/checks.h"
-#include "kanext/cuda_launch.h"
+#include "cuda_launch.h"
 
 namespace kanext {
 namespace {
-
-cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
 // The strategy of kan_linear_forward / _backward (documented in
 // kanext/backend.py):
@@ -65,36 +31,6 @@ bool use_tensor_cores(at::ScalarType dt, int64_t G, int64_t k, int64_t mode) {
 
 int tc_dtype(at::ScalarType dt) {
   return dt == at::kFloat ? cuda::kTcFloat32 : (dt == at::kBFloat16 ? cuda::kTcBFloat16 : cuda::kTcFloat16);
-}
-
-at::Tensor spline_basis_impl(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, bool deriv) {
-  const char* op = deriv ? "kanext.spline_basis_deriv" : "kanext.spline_basis";
-  const int64_t G = check_spline_args(op, x_, grid_, k);
-  check_on_cuda(op, x_, "x");
-  check_knot_count(op, grid_);
-  const c10::cuda::CUDAGuard guard(x_.device());
-  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous();
-  maybe_check_grid_on_host(op, grid);
-  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1);
-  at::Tensor out = at::empty({N, in, G + k}, x.options());  // every element is written
-  if (N == 0 || in == 0) return out;
-  cudaError_t err;
-  if (x.scalar_type() == at::kFloat)
-    err = cuda::launch_spline_basis_f32(x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M, static_cast<int>(k),
-                                        deriv, out.data_ptr<float>(), current_stream());
-  else
-    err = cuda::launch_spline_basis_f64(x.data_ptr<double>(), grid.data_ptr<double>(), N, in, M,
-                                        static_cast<int>(k), deriv, out.data_ptr<double>(), current_stream());
-  C10_CUDA_CHECK(err);
-  return out;
-}
-
-at::Tensor spline_basis_cuda(const at::Tensor& x, const at::Tensor& grid, int64_t k) {
-  return spline_basis_impl(x, grid, k, false);
-}
-
-at::Tensor spline_basis_deriv_cuda(const at::Tensor& x, const at::Tensor& grid, int64_t k) {
-  return spline_basis_impl(x, grid, k, true);
 }
 
 at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
@@ -144,10 +80,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   const int64_t G = check_spline_args(op, x_, grid_, k, /*allow_half=*/true);
   check_weights(op, x_, G, k, Wb_, Wc_);
   check_base(op, base);
-  TORCH_CHECK(gy_.dim() == 2 && gy_.size(0) == x_.size(0) && gy_.size(1) == Wb_.size(1), op,
-              ": expected grad_y of shape (N, out) = (", x_.size(0), ", ", Wb_.size(1), "), got ", gy_.sizes());
-  TORCH_CHECK(gy_.scalar_type() == x_.scalar_type() && gy_.device() == x_.device(), op,
-              ": grad_y must match x in dtype and device");
+  check_linear_grad(op, gy_, x_, Wb_.size(1));
   check_on_cuda(op, x_, "x");
   check_knot_count(op, grid_);
   const c10::cuda::CUDAGuard guard(x_.device());
@@ -198,69 +131,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   return {gx, gWb, gWc};
 }
 
-void check_fold_cuda(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
-  check_fold(op, coef, scale);  // kanext/checks.h: the CPU binding's checks and messages
-  check_on_cuda(op, coef, "coef");
-}
-
-at::Tensor fold_cuda(const at::Tensor& coef_, const at::Tensor& scale_) {
-  const char* op = "kanext.fold_spline_weights";
-  check_fold_cuda(op, coef_, scale_);
-  const c10::cuda::CUDAGuard guard(coef_.device());
-  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous();
-  const int64_t in = coef.size(0), out = coef.size(1), nb = coef.size(2);
-  at::Tensor Wc = at::empty({in, nb, out}, coef.options());
-  if (Wc.numel() == 0) return Wc;
-  cudaError_t err;
-  if (coef.scalar_type() == at::kFloat)
-    err = cuda::launch_fold_spline_weights_f32(coef.data_ptr<float>(), scale.data_ptr<float>(), in, out, nb,
-                                               Wc.data_ptr<float>(), current_stream());
-  else
-    err = cuda::launch_fold_spline_weights_f64(coef.data_ptr<double>(), scale.data_ptr<double>(), in, out, nb,
-                                               Wc.data_ptr<double>(), current_stream());
-  C10_CUDA_CHECK(err);
-  return Wc;
-}
-
-std::tuple<at::Tensor, at::Tensor> fold_backward_cuda(const at::Tensor& gW_, const at::Tensor& coef_,
-                                                      const at::Tensor& scale_) {
-  const char* op = "kanext.fold_spline_weights_backward";
-  check_fold_cuda(op, coef_, scale_);
-  const int64_t in = coef_.size(0), out = coef_.size(1), nb = coef_.size(2);
-  TORCH_CHECK(gW_.dim() == 3 && gW_.size(0) == in && gW_.size(1) == nb && gW_.size(2) == out, op,
-              ": expected grad_Wc of shape (", in, ", ", nb, ", ", out, "), got ", gW_.sizes());
-  TORCH_CHECK(gW_.scalar_type() == coef_.scalar_type(), op, ": grad_Wc dtype differs from coef dtype");
-  TORCH_CHECK(gW_.device() == coef_.device(), op, ": grad_Wc is on ", gW_.device(), " but coef is on ",
-              coef_.device());
-  const c10::cuda::CUDAGuard guard(coef_.device());
-  const at::Tensor gW = gW_.contiguous(), coef = coef_.contiguous(), scale = scale_.contiguous();
-  at::Tensor gc = at::empty_like(coef), gs = at::empty_like(scale);
-  if (gs.numel() == 0) return {gc, gs};
-  cudaError_t err;
-  if (coef.scalar_type() == at::kFloat)
-    err = cuda::launch_fold_spline_weights_backward_f32(gW.data_ptr<float>(), coef.data_ptr<float>(),
-                                                        scale.data_ptr<float>(), in, out, nb, gc.data_ptr<float>(),
-                                                        gs.data_ptr<float>(), current_stream());
-  else
-    err = cuda::launch_fold_spline_weights_backward_f64(gW.data_ptr<double>(), coef.data_ptr<double>(),
-                                                        scale.data_ptr<double>(), in, out, nb, gc.data_ptr<double>(),
-                                                        gs.data_ptr<double>(), current_stream());
-  C10_CUDA_CHECK(err);
-  // grad_coef keeps coef's layout, as on the CPU (KANLinear keeps coef in the
-  // (in, G+k, out) kernel layout); the fake kernel says so too.
-  if (gc.strides() != coef_.strides()) gc = at::empty_like(coef_).copy_(gc);
-  return {gc, gs};
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(kanext, CUDA, m) {
-  m.impl("spline_basis", &spline_basis_cuda);
-  m.impl("spline_basis_deriv", &spline_basis_deriv_cuda);
   m.impl("kan_linear_forward", &kan_linear_forward_cuda);
   m.impl("kan_linear_backward", &kan_linear_backward_cuda);
-  m.impl("fold_spline_weights", &fold_cuda);
-  m.impl("fold_spline_weights_backward", &fold_backward_cuda);
 }
 
 }  // namespace kanext

@@ -2,7 +2,7 @@
 //
 // No torch types here: the .cu files that define these functions include no
 // torch header, so they compile with nvcc alone (scripts/check_cuda_compile.sh),
-// and the thin binding csrc/cuda/kan_ops_cuda.cpp (compiled only in CUDA
+// and the thin binding csrc/cuda/<op>_cuda.cpp (compiled only in CUDA
 // builds) checks arguments, allocates outputs and workspaces with the torch
 // caching allocator, and calls these on the current stream.
 //

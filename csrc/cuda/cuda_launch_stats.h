@@ -2,7 +2,7 @@
 // (csrc/cuda/spline_activation.cu, csrc/cuda/edge_stats.cu), and of their
 // backwards.
 //
-// Same contract as kanext/cuda_launch.h (read it first): device pointers to
+// Same contract as cuda_launch.h (read it first): device pointers to
 // contiguous row-major tensors of the shapes named here; int64 sizes, 64-bit
 // index math; asynchronous on `stream`, with no synchronisation, allocation or
 // free (legal under CUDA-graph capture); the return value is
