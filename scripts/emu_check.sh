@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CUDA kernels' logic in host emulation (csrc/cuda/emu/), without a GPU:
+# The CUDA kernels' logic in host emulation (the emulator in csrc/cuda/emu/,
+# its tests in tests/emu/, marked emu), without a GPU:
 #   bash scripts/emu_check.sh          a representative subset (CI, a few minutes)
 #   bash scripts/emu_check.sh --all    every emulated test (about 20 minutes on 2 cores)
 # Extra arguments go to pytest. Needs g++ (C++17, _Float16) and the venv that
@@ -7,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
-files=(csrc/cuda/emu/run_emulated.py csrc/cuda/emu/test_emu_tc.py csrc/cuda/emu/test_emu_stats.py)
+files=(tests/emu/test_emu_local.py tests/emu/test_emu_tc.py tests/emu/test_emu_stats.py)
 if [ "${1:-}" = "--all" ]; then
   shift
-  exec "$PY" -m pytest "${files[@]}" -q -p no:cacheprovider "$@"
+  exec "$PY" -m pytest "${files[@]}" -m emu -q -p no:cacheprovider "$@"
 fi
 # Per file: the NaN/Inf policy, capped grids (grid-stride loops), batch slices
 # and determinism, empty sizes, and one full comparison per dtype and op.
@@ -18,4 +19,4 @@ sel="nan or stride or slices or empty or sizes and (0 or 1-1) \
 or (test_forward_and_backward and 70 and 3) \
 or (test_forward and float32-3-silu) or (test_backward and float64-3-silu) \
 or (test_spline_activation and 3-silu) or (test_edge_stats and 3-silu)"
-exec "$PY" -m pytest "${files[@]}" -q -p no:cacheprovider -k "$sel" "$@"
+exec "$PY" -m pytest "${files[@]}" -m emu -q -p no:cacheprovider -k "$sel" "$@"

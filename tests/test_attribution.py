@@ -7,7 +7,7 @@ import torch
 
 import kanext
 from kanext import attribution, reference
-from conftest import assert_close, gen
+from helpers import assert_close, gen
 
 F64 = torch.float64
 

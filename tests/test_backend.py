@@ -1,7 +1,7 @@
 """kanext.set_backend / get_backend / use_backend (kanext/backend.py) and the
 dtype rules around them that hold on every machine. The CUDA strategies
 themselves are tested in tests/test_cuda_tc.py (GPU) and
-csrc/cuda/emu/test_emu_tc.py (host emulation)."""
+tests/emu/test_emu_tc.py (host emulation)."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +10,7 @@ import torch
 import kanext
 from kanext import ops
 
-from conftest import assert_bitwise_equal, make_grid, randn, sample_x
+from helpers import assert_bitwise_equal, make_grid, randn, sample_x
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from torch import nn
 import kanext
 from kanext import checkpoint
 from kanext.checkpoint import CheckpointError, load, read_config, save
-from conftest import DTYPES, assert_bitwise_equal, gen, make_grid
+from helpers import DTYPES, assert_bitwise_equal, gen, make_grid
 
 
 # ------------------------------------------------------------------ helpers

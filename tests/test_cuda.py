@@ -1,7 +1,7 @@
 """CUDA kernels of the kanext ops (csrc/cuda/), against kanext.reference and
 the CPU kernels. Skipped without a CUDA device.
 
-Inputs are generated on the CPU with fixed-seed generators (conftest.py) and
+Inputs are generated on the CPU with fixed-seed generators (helpers.py) and
 moved to the GPU, so every case is reproducible and the CPU and CUDA results
 are comparable. float64 results are held to ~1e-12 and float32 to ~1e-5 of the
 float64 reference (relative, and absolute relative to the largest expected
@@ -22,7 +22,7 @@ import torch
 from kanext import ops
 from kanext import reference as ref
 
-from conftest import (
+from helpers import (
     dname,
     seed_of,
     DTYPES,

@@ -2,7 +2,7 @@
 (csrc/cuda/spline_activation.cu, edge_stats.cu, edge_stats_cuda.cpp, spline_activation_cuda.cpp), against
 kanext.reference and the CPU kernels. Skipped without a CUDA device.
 
-Inputs are generated on the CPU with fixed-seed generators (conftest.py) and
+Inputs are generated on the CPU with fixed-seed generators (helpers.py) and
 moved to the GPU, so every case is reproducible and the CPU and CUDA results
 are comparable. float64 results are held to ~1e-12 and float32 to ~1e-5 of the
 float64 reference; batch sums are compared relative to the sum of the
@@ -21,7 +21,7 @@ import torch
 from kanext import ops
 from kanext import reference as ref
 
-from conftest import (
+from helpers import (
     DTYPES,
     TOL,
     assert_bitwise_equal,

@@ -2,9 +2,9 @@
 TF32, bfloat16 and float16, the backend choice (kanext.backend), autocast,
 opcheck, torch.compile, CUDA graphs and 64-bit indexing. Skipped without a
 CUDA device; the same kernels run in host emulation in
-csrc/cuda/emu/test_emu_tc.py.
+tests/emu/test_emu_tc.py.
 
-Tolerances: tests/conftest.py assert_tc_close (TF32 within 5e-3 of the
+Tolerances: tests/helpers.py assert_tc_close (TF32 within 5e-3 of the
 float64 reference; bfloat16 / float16 within twice PyTorch's own dense
 error in that dtype).
 """
@@ -19,7 +19,7 @@ import kanext
 from kanext import ops
 from kanext import reference as ref
 
-from conftest import (
+from helpers import (
     assert_bitwise_equal,
     assert_tc_close,
     dense_in_dtype,

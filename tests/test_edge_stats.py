@@ -19,7 +19,7 @@ import kanext
 from kanext import ops
 from kanext import reference as ref
 
-from conftest import (
+from helpers import (
     assert_deterministic,
     dname,
     seed_of,

@@ -7,7 +7,7 @@ import torch
 
 import kanext
 from kanext import grid as kgrid
-from conftest import assert_close
+from helpers import assert_close
 
 F64 = torch.float64
 

@@ -15,7 +15,7 @@ import kanext
 from kanext import CheckpointError, LAN, LANLayer, Sine, SplineActivation
 from kanext import reference as ref
 
-from conftest import assert_bitwise_equal, assert_close
+from helpers import assert_bitwise_equal, assert_close
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 f64 = torch.float64

@@ -11,7 +11,7 @@ from torch import nn
 
 import kanext
 from kanext import reference
-from conftest import assert_close, make_grid
+from helpers import assert_close, make_grid
 
 F64 = torch.float64
 

@@ -9,7 +9,7 @@ import torch
 
 import kanext
 from kanext.plotting import EDGE_GID, NUMERIC_COLOR, SYMBOLIC_COLOR, SYMBOLIC_MIXED_COLOR
-from conftest import assert_close, gen
+from helpers import assert_close, gen
 
 F64 = torch.float64
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import kanext
-from conftest import assert_close, gen
+from helpers import assert_close, gen
 
 F64 = torch.float64
 

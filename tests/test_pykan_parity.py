@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import kanext
-from conftest import assert_close
+from helpers import assert_close
 
 kan = pytest.importorskip("kan", reason="pykan is a test dependency (requirements/test.txt)")
 

@@ -10,7 +10,7 @@ import torch
 
 import kanext
 from kanext import reference
-from conftest import assert_close
+from helpers import assert_close
 
 F64 = torch.float64
 

@@ -15,7 +15,7 @@ import torch
 from kanext import ops
 from kanext import reference as ref
 
-from conftest import (
+from helpers import (
     DTYPES,
     TOL,
     assert_close,
@@ -105,7 +105,7 @@ def test_noncontiguous_inputs():
 @pytest.mark.parametrize("k", (0, 1, 3, 5))
 @pytest.mark.parametrize("base", BASES)
 def test_gradcheck(k, base):
-    from conftest import off_knot_x
+    from helpers import off_knot_x
 
     C, G = 3, 4
     grid = grid_of_kind("nonuniform", C, G, k, torch.float64, seed=k)

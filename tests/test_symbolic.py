@@ -15,7 +15,7 @@ from kanext.symbolic import formula
 from kanext.checkpoint import CheckpointError
 from kanext.symbolic import SYMBOLIC_LIB, SymbolicLayer, fit_params, to_latex, to_torch
 
-from conftest import gen
+from helpers import gen
 
 F64 = torch.float64
 

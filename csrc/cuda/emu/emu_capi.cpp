@@ -1,4 +1,4 @@
-// C entry points of the emulated launchers, for ctypes (run_emulated.py).
+// C entry points of the emulated launchers, for ctypes (tests/emu/emulator.py).
 #include "../cuda_launch.h"
 
 using namespace kanext::cuda;

@@ -1,5 +1,5 @@
 // Host emulation of the WMMA API and of the 16-bit float types
-// (KANEXT_CUDA_EMULATION only; see emu.h and run_emulated.py).
+// (KANEXT_CUDA_EMULATION only; see emu.h and tests/emu/emulator.py).
 //
 // A fragment holds its whole tile in every thread, in logical row-major
 // order (on the GPU the tile is spread over the 32 lanes of a warp). Code

@@ -2,9 +2,9 @@
 backwards) in host emulation and checks them against kanext.reference (float64
 autograd twins) and the CPU ops, on a machine without a GPU.
 
-    python -m pytest csrc/cuda/emu/test_emu_stats.py -q
+    python -m pytest tests/emu/test_emu_stats.py -m emu -q
 
-The library is the one run_emulated.py builds (every csrc/cuda/*.cu and
+The library is the one tests/emu/emulator.py builds (every csrc/cuda/*.cu and
 emu/*.cpp, compiled with -DKANEXT_CUDA_EMULATION; see emu.h for what the
 emulation checks and what it cannot). Outputs and workspaces start poisoned
 (NaN / 0xFF), so an element a kernel fails to write shows up. Weight
@@ -16,31 +16,15 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from emulator import BASES, DTYPES, case, dn, lib, p, poisoned, samples_with_specials
+from helpers import TOL, assert_bitwise_equal, assert_close, grid_of_kind, randn
 
-from run_emulated import (  # noqa: E402
-    BASES,
-    DTYPES,
-    TOL,
-    assert_bitwise_equal,
-    assert_close,
-    case,
-    dn,
-    grid_of_kind,
-    knot_x,
-    lib,
-    ops,
-    p,
-    poisoned,
-    randn,
-    ref,
-    sample_x,
-)
+from kanext import ops
+from kanext import reference as ref
 
 _L = None
 
@@ -137,13 +121,7 @@ def emu_es_backward(gS, gQ, gA, x, grid, k, base, Wb, Wc, need_x=True, need_w=Tr
 # ------------------------------------------------------------------ references
 def act_case(dtype, k, G, kind, N, C, seed, special=True):
     grid = grid_of_kind(kind, C, G, k, dtype, seed=seed)
-    z = sample_x(N, grid, seed=seed + 1)  # about half outside the grid
-    if special:
-        z = torch.cat([z, knot_x(grid)])
-        if N >= 3 and C >= 2:
-            z[0, 1] = math.nan
-            z[2, 0] = math.inf
-            z[1, C - 1] = -math.inf
+    z = samples_with_specials(N, grid, seed + 1, special)  # about half outside the grid
     coef = randn(C, G + k, seed=seed + 2, dtype=dtype)
     sb, sp = randn(C, seed=seed + 3, dtype=dtype), randn(C, seed=seed + 4, dtype=dtype)
     gy = randn(z.shape[0], C, seed=seed + 5, dtype=dtype)
@@ -169,7 +147,7 @@ def act_sum_scale(gy, coef, sp):
 
 
 def es_case(dtype, k, G, kind, N, inf, out, seed, special=True):
-    """run_emulated.case with the three (in, out) incoming gradients of edge_stats instead of grad_y."""
+    """emulator.case with the three (in, out) incoming gradients of edge_stats instead of grad_y."""
     x, grid, Wb, Wc, _ = case(dtype, k, G, kind, N, inf, out, seed, special=special)
     gs = tuple(randn(inf, out, seed=seed + 4 + t, dtype=dtype) for t in range(3))
     return x, grid, Wb, Wc, gs

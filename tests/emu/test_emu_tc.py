@@ -1,12 +1,12 @@
 """The tensor-core path of kan_linear (csrc/cuda/kan_linear_tc.cuh) in host
-emulation (see run_emulated.py and emu/emu_mma.h), against kanext.reference.
+emulation (see tests/emu/emulator.py and csrc/cuda/emu/emu_mma.h), against kanext.reference.
 
-    python -m pytest csrc/cuda/emu/test_emu_tc.py -q
+    python -m pytest tests/emu/test_emu_tc.py -m emu -q
 
-Tolerances (issue 3; tests/conftest.py assert_tc_close): TF32 (float32
+Tolerances (issue 3; tests/helpers.py assert_tc_close): TF32 (float32
 storage) within 5e-3 of the float64 reference, relative to the largest
 expected magnitude; bfloat16 and float16 within twice the error of
-PyTorch's own dense formulation in that dtype (conftest.dense_in_dtype:
+PyTorch's own dense formulation in that dtype (helpers.dense_in_dtype:
 bases computed in float32, rounded to the dtype, one matmul in the dtype),
 with one unit of the dtype's rounding at the largest magnitude as the floor.
 The reference is evaluated on the same rounded x and weights, so the
@@ -19,19 +19,17 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import emulator as emu
+from emulator import BASES, case, p, poisoned
+from helpers import assert_tc_close as check
+from helpers import dense_in_dtype as dense_torch
 
-import run_emulated as emu  # noqa: E402
-from run_emulated import BASES, case, p, poisoned  # noqa: E402
-from conftest import assert_tc_close as check, dense_in_dtype as dense_torch  # noqa: E402
-
-from kanext import ops  # noqa: E402
-from kanext import reference as ref  # noqa: E402
+from kanext import ops
+from kanext import reference as ref
 
 TC_DTYPES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
 
@@ -78,7 +76,7 @@ def tc_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
 
 
 def rounded_case(dtype, k, G, kind, N, inf, out, seed, special=False):
-    """A case from run_emulated.case in float32, rounded to `dtype`; the grid
+    """A case from emulator.case in float32, rounded to `dtype`; the grid
     stays float32 (the tensor-core path always reads a float32 grid)."""
     x, grid, Wb, Wc, gy = case(torch.float32, k, G, kind, N, inf, out, seed, special=special)
     return x.to(dtype), grid, Wb.to(dtype), Wc.to(dtype), gy.to(dtype)

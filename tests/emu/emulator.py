@@ -1,0 +1,192 @@
+"""The host-emulation driver of kanext's CUDA kernels: builds the real .cu
+files with the emulator (csrc/cuda/emu/) into a shared library and calls
+their launchers from Python, so that tests/emu/ checks them against
+kanext.reference (and the CPU ops) on a machine without a GPU.
+
+    bash scripts/emu_check.sh          # or: python -m pytest tests/emu -m emu -q
+
+The real .cu files (kernels and launchers, unchanged) are compiled with g++
+and -DKANEXT_CUDA_EMULATION (see emu.h: every block runs on blockDim real
+threads with real barriers, so indexing, tiling, barrier placement, the
+warp reductions, the batch-slice partials and the NaN policy are exercised).
+What this cannot show: speed, fast-math rounding, register/shared-memory
+limits, or anything about the real memory model; tests/test_cuda.py checks
+the real thing on a GPU.
+
+EMU_SM_COUNT (default 132) sets the SM count the launchers plan for;
+EMU_MAX_GRID caps the grid so that the kernels' grid-stride loops run.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from helpers import TOL, assert_bitwise_equal, assert_close, grid_of_kind, knot_x, randn, sample_x  # noqa: F401
+
+from kanext import ops  # noqa: F401
+from kanext import reference as ref
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SOURCES = sorted((ROOT / "csrc" / "cuda").glob("*.cu")) + sorted((ROOT / "csrc" / "cuda" / "emu").glob("*.cpp"))
+HEADERS = (sorted((ROOT / "csrc" / "cuda").glob("*.cuh")) + sorted((ROOT / "csrc" / "cuda" / "emu").glob("*.h"))
+           + sorted((ROOT / "csrc" / "cuda").glob("*.h")) + sorted((ROOT / "csrc" / "include" / "kanext").glob("*.h")))
+BASES = {"zero": 0, "identity": 1, "silu": 2}
+
+
+def build() -> Path:
+    h = hashlib.sha256()
+    for p in SOURCES + HEADERS:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    out = ROOT / "build" / f"emu_{h.hexdigest()[:16]}"
+    lib = out / "libkanext_emu.so"
+    if lib.exists():
+        return lib
+    out.mkdir(parents=True, exist_ok=True)
+    flags = ["-std=c++17", "-O2", "-g", "-fPIC", "-DKANEXT_CUDA_EMULATION", "-Wall",
+             "-Wno-unknown-pragmas", f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc' / 'cuda'}"]
+
+    def compile_one(src):
+        obj = out / (src.name + ".o")
+        subprocess.run(["g++", "-x", "c++", *flags, "-c", str(src), "-o", str(obj)], check=True)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        objs = list(ex.map(compile_one, SOURCES))
+    subprocess.run(["g++", "-shared", *map(str, objs), "-o", str(lib)], check=True)
+    return lib
+
+
+_LIB = None
+
+
+def lib():
+    global _LIB
+    if _LIB is None:
+        L = ctypes.CDLL(str(build()))
+        i64, i32, vp, sz = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
+        L.emu_spline_basis.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp]
+        L.emu_forward.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_workspace_bytes.argtypes = [i64, i64, i64, i32, i64, sz, i32]
+        L.emu_workspace_bytes.restype = sz
+        L.emu_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, vp, vp, vp, vp, sz]
+        L.emu_fold.argtypes = [i32, vp, vp, i64, i64, i64, vp]
+        L.emu_fold_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, vp, vp]
+        _LIB = L
+    return _LIB
+
+
+def p(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def poisoned(shape, dtype):
+    """Outputs start as NaN: an element the kernel fails to write shows up."""
+    return torch.full(shape, math.nan, dtype=dtype)
+
+
+# ---------------------------------------------------------------- emulated ops
+def emu_basis(x, grid, k, deriv):
+    x, grid = x.contiguous(), grid.contiguous()
+    N, inf = x.shape
+    M = grid.shape[1]
+    out = poisoned((N, inf, M - k - 1), x.dtype)
+    assert lib().emu_spline_basis(int(x.dtype == torch.float64), p(x), p(grid), N, inf, M, k, int(deriv), p(out)) == 0
+    return out
+
+
+def emu_forward(x, grid, k, base, Wb, Wc):
+    x, grid, Wb, Wc = (t.contiguous() for t in (x, grid, Wb, Wc))
+    N, inf = x.shape
+    out = Wb.shape[1]
+    y = poisoned((N, out), x.dtype)
+    rc = lib().emu_forward(int(x.dtype == torch.float64), p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc),
+                           out, p(y))
+    assert rc == 0
+    return y
+
+
+def emu_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
+    gy, x, grid, Wb, Wc = (t.contiguous() for t in (gy, x, grid, Wb, Wc))
+    N, inf = x.shape
+    out, M = Wb.shape[1], grid.shape[1]
+    gx = poisoned(x.shape, x.dtype) if need_x else torch.zeros_like(x)
+    gWb = poisoned(Wb.shape, x.dtype) if need_w else torch.zeros_like(Wb)
+    gWc = poisoned(Wc.shape, x.dtype) if need_w else torch.zeros_like(Wc)
+    wsb = lib().emu_workspace_bytes(N, inf, M, k, out, x.element_size(), int(need_w))
+    ws = torch.full((max(wsb, 1),), 0xFF, dtype=torch.uint8)  # poisoned too
+    rc = lib().emu_backward(int(x.dtype == torch.float64), p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb), p(Wc), out,
+                            int(need_x), int(need_w), p(gx), p(gWb), p(gWc), p(ws), wsb)
+    assert rc == 0
+    return gx, gWb, gWc, wsb
+
+
+def emu_fold(coef, scale):
+    coef, scale = coef.contiguous(), scale.contiguous()
+    inf, out, nb = coef.shape
+    Wc = poisoned((inf, nb, out), coef.dtype)
+    assert lib().emu_fold(int(coef.dtype == torch.float64), p(coef), p(scale), inf, out, nb, p(Wc)) == 0
+    return Wc
+
+
+def emu_fold_backward(gW, coef, scale):
+    gW, coef, scale = gW.contiguous(), coef.contiguous(), scale.contiguous()
+    inf, out, nb = coef.shape
+    gc, gs = poisoned(coef.shape, coef.dtype), poisoned(scale.shape, coef.dtype)
+    assert lib().emu_fold_backward(int(coef.dtype == torch.float64), p(gW), p(coef), p(scale), inf, out, nb, p(gc),
+                                   p(gs)) == 0
+    return gc, gs
+
+
+# ------------------------------------------------------------------ references
+def ref_grads(gy, x, grid, k, base, Wb, Wc):
+    """(gx, gWb, gWc) in float64, with the NaN policy: grad_x from the
+    derivative twin, NaN where x is NaN; NaN entries add nothing to the weights."""
+    x64, g64, gy64, Wb64, Wc64 = (t.double() for t in (x, grid, gy, Wb, Wc))
+    nan = torch.isnan(x64)
+    xc = torch.where(nan, torch.zeros_like(x64), x64)
+    b = ref.base_function(base, xc)
+    xr = xc.clone().requires_grad_()
+    yb = ref.base_function(base, xr) @ Wb64
+    gx = torch.autograd.grad(yb, xr, gy64)[0] if yb.requires_grad else torch.zeros_like(x64)
+    gx = gx + torch.einsum("nig,igj,nj->ni", ref.spline_basis_deriv(xc, g64, k), Wc64, gy64)
+    gx = torch.where(nan, torch.full_like(gx, math.nan), gx)
+    keep = (~nan).to(x64.dtype)
+    gWb = (b * keep).T @ gy64
+    gWc = torch.einsum("nig,nj->igj", ref.spline_basis(xc, g64, k) * keep[..., None], gy64)
+    return gx, gWb, gWc
+
+
+def samples_with_specials(N, grid, seed, special=True):
+    """N samples per input around the grid (about half outside) and, with
+    special, every knot plus a NaN, a +inf and a -inf (rows 0-2)."""
+    x = sample_x(N, grid, seed=seed)
+    if special:
+        x = torch.cat([x, knot_x(grid)])
+        n_in = grid.shape[0]
+        if N >= 3 and n_in >= 2:
+            x[0, 1] = math.nan
+            x[2, 0] = math.inf
+            x[1, n_in - 1] = -math.inf
+    return x
+
+
+def case(dtype, k, G, kind, N, inf, out, seed, special=True):
+    grid = grid_of_kind(kind, inf, G, k, dtype, seed=seed)
+    x = samples_with_specials(N, grid, seed + 1, special)
+    Wb = randn(inf, out, seed=seed + 2, dtype=dtype)
+    Wc = randn(inf, G + k, out, seed=seed + 3, dtype=dtype)
+    gy = randn(x.shape[0], out, seed=seed + 4, dtype=dtype)
+    return x, grid, Wb, Wc, gy
+
+
+DTYPES = (torch.float32, torch.float64)
+dn = lambda d: str(d).replace("torch.", "")  # noqa: E731
