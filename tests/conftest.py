@@ -34,3 +34,11 @@ def restore_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (run scripts/gpu_check.sh on a GPU machine)"))])
+def device(request):
+    """The device of a test body written once for CPU and CUDA (the cuda case skips without a GPU).
+    Inputs are made on the CPU with fixed-seed generators, then moved."""
+    return request.param

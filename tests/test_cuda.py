@@ -7,7 +7,7 @@ are comparable. float64 results are held to ~1e-12 and float32 to ~1e-5 of the
 float64 reference (relative, and absolute relative to the largest expected
 magnitude); failures report the max abs / relative error.
 
-Also: gradcheck in float64 on CUDA, torch.library.opcheck on CUDA,
+Also (gradcheck and opcheck on CUDA are the shared bodies of tests/test_ops.py):
 torch.compile(fullgraph=True) and mode="reduce-overhead" against eager, CUDA
 graph capture and replay, bit-for-bit determinism, the knot check behind
 KANEXT_CHECK_GRID, and a batch with N * in > 2^31 elements (64-bit indexing).
@@ -33,7 +33,6 @@ from helpers import (
     grid_of_kind,
     knot_x,
     make_grid,
-    off_knot_x,
     randn,
     sample_x,
 )
@@ -303,56 +302,8 @@ def test_fold_and_backward(dtype, shape):
                          "non-contiguous coef")
 
 
-# ================================================================ 6. gradcheck
-@pytest.mark.parametrize("k,G,base,kind", [(0, 3, "silu", "uniform"), (1, 5, "zero", "nonuniform"),
-                                          (3, 5, "silu", "uniform"), (3, 20, "identity", "skewed"),
-                                          (5, 20, "identity", "uniform")])
-def test_gradcheck(k, G, base, kind):
-    in_f, out, N = 3, 5, 6
-    s = seed_of("cgc", k, G, base, kind)
-    grid = grid_of_kind(kind, in_f, G, k, torch.float64, seed=s).to(DEV)
-    x = off_knot_x(N, grid.cpu(), seed=s + 1).to(DEV).requires_grad_()
-    Wb, Wc = (t.to(DEV).requires_grad_() for t in weights(in_f, G, k, out, torch.float64, s + 2))
-    assert torch.autograd.gradcheck(lambda a, b, c: ops.kan_linear(a, grid, k, base, b, c), (x, Wb, Wc))
-    assert torch.autograd.gradcheck(lambda a: ops.spline_basis(a, grid, k), (x,))
-    coef = randn(in_f, out, G + k, seed=s + 4).to(DEV).requires_grad_()
-    scale = randn(in_f, out, seed=s + 5).to(DEV).requires_grad_()
-    assert torch.autograd.gradcheck(ops.fold_spline_weights, (coef, scale))
-
-
-# ================================================================== 7. opcheck
-def _opcheck_samples():
-    out = []
-    for dtype, k, G, kind, N in ((torch.float64, 3, 5, "uniform", 9), (torch.float32, 1, 4, "nonuniform", 5),
-                                 (torch.float64, 0, 2, "nonuniform", 3), (torch.float64, 5, 1, "uniform", 0)):
-        in_f, outf = 3, 2
-        s = seed_of("copc", dtype, k, G, kind, N)
-        grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
-        x = sample_x(N, grid, seed=s + 1)
-        Wb, Wc = weights(in_f, G, k, outf, dtype, s + 2)
-        gy = randn(N, outf, seed=s + 3, dtype=dtype)
-        out.append((f"{dname(dtype)}-k{k}-G{G}-{kind}-N{N}", x, grid, k, Wb, Wc, gy))
-    return out
-
-
-OPCHECK_SAMPLES = _opcheck_samples()
-
-
-@pytest.mark.parametrize("sample", OPCHECK_SAMPLES, ids=[s[0] for s in OPCHECK_SAMPLES])
-def test_opcheck(sample):
-    _, x, grid, k, Wb, Wc, gy = sample
-    x, grid, Wb, Wc, gy = cu(x, grid, Wb, Wc, gy)
-    rg = lambda t: t.clone().requires_grad_()  # noqa: E731
-    torch.library.opcheck(K_OPS.spline_basis.default, (rg(x), grid, k))
-    torch.library.opcheck(K_OPS.spline_basis_deriv.default, (x, grid, k))
-    for base in (0, 1, 2):
-        torch.library.opcheck(K_OPS.kan_linear_forward.default, (rg(x), grid, k, base, rg(Wb), rg(Wc)))
-    for need_x, need_w in ((True, True), (True, False), (False, True)):
-        torch.library.opcheck(K_OPS.kan_linear_backward.default, (gy, x, grid, k, 2, Wb, Wc, need_x, need_w))
-    coef = rg(Wc.permute(0, 2, 1).contiguous())
-    scale = rg(Wb)
-    torch.library.opcheck(K_OPS.fold_spline_weights.default, (coef, scale))
-    torch.library.opcheck(K_OPS.fold_spline_weights_backward.default, (Wc, coef.detach(), scale.detach()))
+# gradcheck (kan_linear, spline_basis, fold) and opcheck of every op run on
+# CUDA from the shared bodies in tests/test_ops.py (their `device` parameter).
 
 
 # ============================================================ 8. torch.compile

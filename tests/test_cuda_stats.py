@@ -6,8 +6,8 @@ Inputs are generated on the CPU with fixed-seed generators (helpers.py) and
 moved to the GPU, so every case is reproducible and the CPU and CUDA results
 are comparable. float64 results are held to ~1e-12 and float32 to ~1e-5 of the
 float64 reference; batch sums are compared relative to the sum of the
-magnitudes of their terms. Also: gradcheck in float64 on CUDA, opcheck on
-CUDA, torch.compile(fullgraph=True) (default and reduce-overhead) against
+magnitudes of their terms. Also (gradcheck and opcheck on CUDA are the shared bodies of the CPU test
+files): torch.compile(fullgraph=True) (default and reduce-overhead) against
 eager, CUDA graph capture and replay, bit-for-bit determinism, the argument
 errors (the CPU messages) and the knot check behind KANEXT_CHECK_GRID.
 """
@@ -30,7 +30,6 @@ from helpers import (
     grid_of_kind,
     knot_x,
     make_grid,
-    off_knot_x,
     randn,
     sample_x,
     seed_of,
@@ -303,55 +302,9 @@ def test_edge_stats_noncontiguous_inputs(dtype):
         assert_bitwise_equal(a, b, f"backward {name} with non-contiguous inputs")
 
 
-# ================================================================ 3. gradcheck
-@pytest.mark.parametrize("k,G,base,kind", [(0, 3, "silu", "uniform"), (1, 5, "zero", "nonuniform"),
-                                          (3, 5, "silu", "uniform"), (3, 20, "identity", "skewed"),
-                                          (5, 4, "identity", "nonuniform")])
-def test_gradcheck(k, G, base, kind):
-    in_f, out, N = 3, 2, 6
-    s = seed_of("cstgc", k, G, base, kind)
-    grid = grid_of_kind(kind, in_f, G, k, torch.float64, seed=s).to(DEV)
-    x = off_knot_x(N, grid.cpu(), seed=s + 1).to(DEV).requires_grad_()
-    Wb, Wc = (t.to(DEV).requires_grad_() for t in es_weights(in_f, G, k, out, torch.float64, s + 2))
-    assert torch.autograd.gradcheck(lambda a, b, c: ops.edge_stats(a, grid, k, base, b, c), (x, Wb, Wc))
-    coef, sb, sp = (t.to(DEV).requires_grad_() for t in act_params(in_f, G, k, torch.float64, s + 4))
-    z = x.detach().clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda *a: ops.spline_activation(a[0], grid, k, base, *a[1:]), (z, coef, sb, sp))
-
-
-# ================================================================== 4. opcheck
-def _opcheck_samples():
-    out = []
-    for dtype, k, G, kind, N in ((torch.float64, 3, 5, "uniform", 9), (torch.float32, 1, 4, "nonuniform", 5),
-                                 (torch.float64, 0, 2, "nonuniform", 3), (torch.float64, 5, 1, "uniform", 0)):
-        in_f, outf = 3, 2
-        s = seed_of("cstopc", dtype, k, G, kind, N)
-        grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
-        x = sample_x(N, grid, seed=s + 1)
-        Wb, Wc = es_weights(in_f, G, k, outf, dtype, s + 2)
-        gs = [randn(in_f, outf, seed=s + 3 + t, dtype=dtype) for t in range(3)]
-        coef, sb, sp = act_params(in_f, G, k, dtype, s + 7)
-        gy = randn(N, in_f, seed=s + 10, dtype=dtype)
-        out.append((f"{dname(dtype)}-k{k}-G{G}-{kind}-N{N}", x, grid, k, Wb, Wc, gs, coef, sb, sp, gy))
-    return out
-
-
-OPCHECK_SAMPLES = _opcheck_samples()
-
-
-@pytest.mark.parametrize("sample", OPCHECK_SAMPLES, ids=[s[0] for s in OPCHECK_SAMPLES])
-def test_opcheck(sample):
-    _, x, grid, k, Wb, Wc, gs, coef, sb, sp, gy = sample
-    x, grid, Wb, Wc, coef, sb, sp, gy = cu(x, grid, Wb, Wc, coef, sb, sp, gy)
-    gs = cu(*gs)
-    rg = lambda t: t.clone().requires_grad_()  # noqa: E731
-    for base in (0, 1, 2):
-        torch.library.opcheck(K_OPS.edge_stats.default, (rg(x), grid, k, base, rg(Wb), rg(Wc)))
-        torch.library.opcheck(K_OPS.spline_activation.default, (rg(x), grid, k, base, rg(coef), rg(sb), rg(sp)))
-    for need_x, need_w in ((True, True), (True, False), (False, True), (False, False)):
-        torch.library.opcheck(K_OPS.edge_stats_backward.default, (*gs, x, grid, k, 2, Wb, Wc, need_x, need_w))
-        torch.library.opcheck(K_OPS.spline_activation_backward.default,
-                              (gy, x, grid, k, 2, coef, sb, sp, need_x, need_w))
+# gradcheck and opcheck of edge_stats and spline_activation on CUDA are the
+# shared bodies of tests/test_edge_stats.py and tests/test_spline_activation.py
+# (their `device` parameter).
 
 
 # ============================================================ 5. torch.compile

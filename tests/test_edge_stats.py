@@ -275,9 +275,10 @@ GRADCHECK_CASES = [
 
 
 @pytest.mark.parametrize("k,G,base,kind", GRADCHECK_CASES)
-def test_gradcheck(k, G, base, kind):
+def test_gradcheck(k, G, base, kind, device):
     x, grid, Wb, Wc, _ = grad_case(torch.float64, k, G, base, kind, in_f=3, out=2, N=6, seed_tag="gc")
-    args = tuple(t.clone().requires_grad_() for t in (x, Wb, Wc))
+    grid = grid.to(device)
+    args = tuple(t.to(device).requires_grad_() for t in (x, Wb, Wc))
     assert torch.autograd.gradcheck(lambda a, b, c: ops.edge_stats(a, grid, k, base, b, c), args)
 
 
@@ -329,8 +330,10 @@ OPCHECK_SAMPLES = _opcheck_samples()
 
 
 @pytest.mark.parametrize("sample", OPCHECK_SAMPLES, ids=[s[0] for s in OPCHECK_SAMPLES])
-def test_opcheck(sample):
+def test_opcheck(sample, device):
     _, x, grid, k, Wb, Wc, gs = sample
+    x, grid, Wb, Wc = (t.to(device) for t in (x, grid, Wb, Wc))
+    gs = [g.to(device) for g in gs]
     rg = lambda t: t.clone().requires_grad_()  # noqa: E731
     for base in (0, 1, 2):
         torch.library.opcheck(K_OPS.edge_stats.default, (rg(x), grid, k, base, rg(Wb), rg(Wc)))

@@ -286,22 +286,32 @@ GRADCHECK_CASES = [
 
 
 @pytest.mark.parametrize("k,G,base,kind", GRADCHECK_CASES)
-def test_gradcheck_kan_linear(k, G, base, kind):
+def test_gradcheck_kan_linear(k, G, base, kind, device):
     in_f, out, N = 3, 2, 6
     s = seed_of("gc", k, G, base, kind)
     grid = grid_of_kind(kind, in_f, G, k, torch.float64, seed=s)
-    x = off_knot_x(N, grid, seed=s + 1).requires_grad_()
-    Wb, Wc = (t.requires_grad_() for t in kan_weights(in_f, G, k, out, torch.float64, s + 2))
+    x = off_knot_x(N, grid, seed=s + 1).to(device).requires_grad_()
+    Wb, Wc = (t.to(device).requires_grad_() for t in kan_weights(in_f, G, k, out, torch.float64, s + 2))
+    grid = grid.to(device)
     assert torch.autograd.gradcheck(lambda a, b, c: ops.kan_linear(a, grid, k, base, b, c), (x, Wb, Wc))
 
 
 @pytest.mark.parametrize("k,G,kind", [(0, 3, "uniform"), (1, 3, "nonuniform"), (2, 5, "uniform"), (3, 5, "skewed"),
                                       (4, 1, "nonuniform"), (5, 20, "nonuniform")])
-def test_gradcheck_spline_basis(k, G, kind):
+def test_gradcheck_spline_basis(k, G, kind, device):
     s = seed_of("gcb", k, G, kind)
     grid = grid_of_kind(kind, 3, G, k, torch.float64, seed=s)
-    x = off_knot_x(5, grid, seed=s + 1).requires_grad_()
+    x = off_knot_x(5, grid, seed=s + 1).to(device).requires_grad_()
+    grid = grid.to(device)
     assert torch.autograd.gradcheck(lambda a: ops.spline_basis(a, grid, k), (x,))
+
+
+@pytest.mark.parametrize("in_f,out,nb", [(3, 5, 8), (1, 1, 1), (4, 2, 23)])
+def test_gradcheck_fold(in_f, out, nb, device):
+    s = seed_of("gcf", in_f, out, nb)
+    coef = randn(in_f, out, nb, seed=s).to(device).requires_grad_()
+    scale = randn(in_f, out, seed=s + 1).to(device).requires_grad_()
+    assert torch.autograd.gradcheck(ops.fold_spline_weights, (coef, scale))
 
 
 @pytest.mark.parametrize("out", (5, 19), ids=("narrow", "wide"))  # below / above one vector: two weight-grad paths
@@ -389,8 +399,9 @@ OPCHECK_SAMPLES = _opcheck_samples()
 
 
 @pytest.mark.parametrize("sample", OPCHECK_SAMPLES, ids=[s[0] for s in OPCHECK_SAMPLES])
-def test_opcheck(sample):
+def test_opcheck(sample, device):
     _, x, grid, k, Wb, Wc, gy = sample
+    x, grid, Wb, Wc, gy = (t.to(device) for t in (x, grid, Wb, Wc, gy))
     rg = lambda t: t.clone().requires_grad_()  # noqa: E731
     torch.library.opcheck(K_OPS.spline_basis.default, (rg(x), grid, k))
     torch.library.opcheck(K_OPS.spline_basis_deriv.default, (x, grid, k))
@@ -398,6 +409,10 @@ def test_opcheck(sample):
         torch.library.opcheck(K_OPS.kan_linear_forward.default, (rg(x), grid, k, base, rg(Wb), rg(Wc)))
     for need_x, need_w in ((True, True), (True, False), (False, True)):
         torch.library.opcheck(K_OPS.kan_linear_backward.default, (gy, x, grid, k, 2, Wb, Wc, need_x, need_w))
+    coef = rg(Wc.permute(0, 2, 1).contiguous())  # (in, out, G+k)
+    scale = rg(Wb)
+    torch.library.opcheck(K_OPS.fold_spline_weights.default, (coef, scale))
+    torch.library.opcheck(K_OPS.fold_spline_weights_backward.default, (Wc, coef.detach(), scale.detach()))
 
 
 def test_opcheck_noncontiguous_forward():

@@ -16,6 +16,7 @@ from kanext import ops
 from kanext import reference as ref
 
 from helpers import (
+    off_knot_x,
     DTYPES,
     TOL,
     assert_close,
@@ -104,13 +105,12 @@ def test_noncontiguous_inputs():
 
 @pytest.mark.parametrize("k", (0, 1, 3, 5))
 @pytest.mark.parametrize("base", BASES)
-def test_gradcheck(k, base):
-    from helpers import off_knot_x
-
+def test_gradcheck(k, base, device):
     C, G = 3, 4
     grid = grid_of_kind("nonuniform", C, G, k, torch.float64, seed=k)
-    z = off_knot_x(12, grid, seed=k + 1).requires_grad_()
-    coef, sb, sp = (t.requires_grad_() for t in params(C, G, k, torch.float64, 9))
+    z = off_knot_x(12, grid, seed=k + 1).to(device).requires_grad_()
+    coef, sb, sp = (t.to(device).requires_grad_() for t in params(C, G, k, torch.float64, 9))
+    grid = grid.to(device)
     assert torch.autograd.gradcheck(lambda *a: ops.spline_activation(a[0], grid, k, base, *a[1:]),
                                     (z, coef, sb, sp))
 
@@ -140,12 +140,15 @@ def _opcheck_samples():
 
 
 @pytest.mark.parametrize("sample", _opcheck_samples(), ids=lambda s: f"k{s[2]}")
-def test_opcheck(sample):
+def test_opcheck(sample, device):
+    sample = tuple(t.detach().to(device).requires_grad_(t.requires_grad) if isinstance(t, torch.Tensor) else t
+                   for t in sample)
     torch.library.opcheck(torch.ops.kanext.spline_activation, sample)
     z, grid, k, base, coef, sb, sp = sample
-    gy = torch.randn(z.shape, dtype=z.dtype)
-    torch.library.opcheck(torch.ops.kanext.spline_activation_backward,
-                          (gy, z.detach(), grid, k, base, coef.detach(), sb.detach(), sp.detach(), True, True))
+    gy = randn(*z.shape, seed=11).to(device)
+    for need_z, need_w in ((True, True), (True, False), (False, True), (False, False)):
+        torch.library.opcheck(torch.ops.kanext.spline_activation_backward,
+                              (gy, z.detach(), grid, k, base, coef.detach(), sb.detach(), sp.detach(), need_z, need_w))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
