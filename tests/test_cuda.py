@@ -26,11 +26,9 @@ from helpers import (
     dname,
     seed_of,
     DTYPES,
-    GRID_KINDS,
     TOL,
     assert_bitwise_equal,
     assert_close,
-    grid_of_kind,
     knot_x,
     make_grid,
     randn,
@@ -87,25 +85,8 @@ def test_cuda_kernels_are_registered():
 
 
 # =============================================================== 1. spline bases
-@pytest.mark.parametrize("kind", GRID_KINDS)
-@pytest.mark.parametrize("G", GS)
-@pytest.mark.parametrize("k", KS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_spline_basis_matches_reference(dtype, k, G, kind):
-    in_f = 7
-    s = seed_of("cbasis", dtype, k, G, kind)
-    grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
-    x = torch.cat([sample_x(301, grid, seed=s + 1), knot_x(grid)])
-    x[0, 0], x[1, 1], x[2, 2] = math.nan, math.inf, -math.inf
-    xc, gc = cu(x, grid)
-    for deriv, fn, rfn in ((False, ops.spline_basis, ref.spline_basis),
-                           (True, ops.spline_basis_deriv, ref.spline_basis_deriv)):
-        got = fn(xc, gc, k)
-        assert got.device.type == "cuda" and got.dtype == dtype and got.shape == (x.shape[0], in_f, G + k)
-        assert_close(got.cpu(), rfn(*up(x, grid), k), TOL[dtype], msg=f"{fn.__name__} k={k} G={G} {kind}")
-        assert_close(got.cpu(), fn(x, grid, k), TOL[dtype], msg=f"{fn.__name__} CUDA vs CPU")
-
-
+# (the comparison with the reference over every k, G and grid kind is the shared
+# body in tests/test_ops.py, run on CUDA through its `device` parameter)
 @pytest.mark.parametrize("N", [0, 1, 255, 257])
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_spline_basis_sizes_and_noncontiguous(dtype, N):
@@ -124,26 +105,7 @@ def test_spline_basis_sizes_and_noncontiguous(dtype, N):
 
 
 # ======================================================= 2. kan_linear forward
-@pytest.mark.parametrize("kind", ("uniform", "nonuniform", "skewed"))
-@pytest.mark.parametrize("base", BASES)
-@pytest.mark.parametrize("G", GS)
-@pytest.mark.parametrize("k", KS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_forward_matches_reference(dtype, k, G, base, kind):
-    in_f = 9
-    s = seed_of("cfwd", dtype, k, G, base, kind)
-    grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
-    x = torch.cat([sample_x(130, grid, seed=s + 1), knot_x(grid)])
-    # out = 37 is not a multiple of the 16-byte vector (the guarded path); 64 is (the vectorised path)
-    for out in (37, 64):
-        Wb, Wc = weights(in_f, G, k, out, dtype, s + 2 + out)
-        y = ops.kan_linear(*cu(x, grid), k, base, *cu(Wb, Wc))
-        assert y.device.type == "cuda" and y.shape == (x.shape[0], out)
-        exp = ref.kan_linear(*up(x, grid), k, base, *up(Wb, Wc))
-        assert_close(y.cpu(), exp, TOL[dtype], msg=f"forward k={k} G={G} {base} {kind} out={out}")
-        assert_close(y.cpu(), ops.kan_linear(x, grid, k, base, Wb, Wc), TOL[dtype], msg="CUDA vs CPU")
-
-
+# (reference comparisons over k, G, bases, grid kinds: tests/test_ops.py, `device`)
 @pytest.mark.parametrize("N", [0, 1, 63, 65, 1000])
 @pytest.mark.parametrize("in_out", [(1, 1), (7, 5), (3, 130), (33, 64), (70, 3)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
@@ -212,35 +174,7 @@ def test_noncontiguous_inputs(dtype):
 
 
 # ================================================================= 3. backward
-@pytest.mark.parametrize("kind", ("uniform", "nonuniform"))
-@pytest.mark.parametrize("base", BASES)
-@pytest.mark.parametrize("G", GS)
-@pytest.mark.parametrize("k", KS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_backward_matches_reference(dtype, k, G, base, kind):
-    in_f, out, N = 7, 36, 200
-    s = seed_of("cbwd", dtype, k, G, base, kind)
-    grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
-    x = torch.cat([sample_x(N, grid, seed=s + 1), knot_x(grid)])
-    Wb, Wc = weights(in_f, G, k, out, dtype, s + 2)
-    gy = randn(x.shape[0], out, seed=s + 3, dtype=dtype)
-    exp = ref_grads(gy, x, grid, k, base, Wb, Wc)
-    xr, Wbr, Wcr = (t.to(DEV).requires_grad_() for t in (x, Wb, Wc))
-    ops.kan_linear(xr, grid.to(DEV), k, base, Wbr, Wcr).backward(gy.to(DEV))
-    for name, got, e in zip(("gx", "gWb", "gWc"), (xr.grad, Wbr.grad, Wcr.grad), exp):
-        assert_close(got.cpu(), e, TOL[dtype], msg=f"{name} k={k} G={G} {base} {kind}")
-    bid = ops.BASE_IDS[base]
-    args = (*cu(gy, x, grid), k, bid, *cu(Wb, Wc))
-    full = K_OPS.kan_linear_backward(*args, True, True)
-    cpu = K_OPS.kan_linear_backward(gy, x, grid, k, bid, Wb, Wc, True, True)
-    for name, a, b in zip(("gx", "gWb", "gWc"), full, cpu):
-        assert_close(a.cpu(), b, TOL[dtype], msg=f"{name} CUDA vs CPU")
-    for need_x, need_w in ((True, False), (False, True), (False, False)):
-        got = K_OPS.kan_linear_backward(*args, need_x, need_w)
-        for name, a, f, needed in zip(("gx", "gWb", "gWc"), got, full, (need_x, need_w, need_w)):
-            assert_bitwise_equal(a, f if needed else torch.zeros_like(f), f"{name} need_x={need_x} need_w={need_w}")
-
-
+# (reference comparisons with every need_x / need_w: tests/test_ops.py, `device`)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 @pytest.mark.parametrize("N,in_f,out,G", [(20000, 3, 2, 5), (5000, 16, 40, 100), (3000, 4, 300, 200)])
 def test_backward_batch_slices_and_basis_ranges(dtype, N, in_f, out, G):

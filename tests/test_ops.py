@@ -90,17 +90,18 @@ def kan_weights(in_f, G, k, out, dtype, seed):
 @pytest.mark.parametrize("G", GS)
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_spline_basis_and_deriv_match_reference(dtype, k, G, kind):
+def test_spline_basis_and_deriv_match_reference(dtype, k, G, kind, device):
     in_f = 7
     s = seed_of("basis", dtype, k, G, kind)
     grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
     # random x over a range wider than the grid, plus every knot (first and
-    # last included) and its two floating-point neighbours.
+    # last included) and its two floating-point neighbours, and NaN / +-inf.
     x = torch.cat([sample_x(97, grid, seed=s + 1), knot_x(grid)])
+    x[0, 0], x[1, 1], x[2, 2] = math.nan, math.inf, -math.inf
     for deriv, fn in ((False, ops.spline_basis), (True, ops.spline_basis_deriv)):
-        got = fn(x, grid, k)
-        assert got.dtype == dtype and got.shape == (x.shape[0], in_f, G + k)
-        assert_close(got, ref_basis(x, grid, k, deriv), TOL[dtype], msg=f"{fn.__name__} k={k} G={G} {kind}")
+        got = fn(x.to(device), grid.to(device), k)
+        assert got.device.type == device and got.dtype == dtype and got.shape == (x.shape[0], in_f, G + k)
+        assert_close(got.cpu(), ref_basis(x, grid, k, deriv), TOL[dtype], msg=f"{fn.__name__} k={k} G={G} {kind}")
 
 
 @pytest.mark.parametrize("kind", GRID_KINDS)
@@ -191,22 +192,24 @@ def test_spline_basis_noncontiguous(dtype):
 
 
 # ======================================================= 2. kan_linear forward
-@pytest.mark.parametrize("kind", ("uniform", "nonuniform"))
+@pytest.mark.parametrize("out", (5, 64), ids=("out5", "out64"))  # CUDA: a guarded and a vectorised width
+@pytest.mark.parametrize("kind", GRID_KINDS)
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("G", GS)
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_kan_linear_forward_matches_reference(dtype, k, G, base, kind):
-    in_f, out = 7, 5
-    s = seed_of("fwd", dtype, k, G, base, kind)
+def test_kan_linear_forward_matches_reference(dtype, k, G, base, kind, out, device):
+    in_f = 7
+    s = seed_of("fwd", dtype, k, G, base, kind, out)
     grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
     x = torch.cat([sample_x(70, grid, seed=s + 1), knot_x(grid)])
     Wb, Wc = kan_weights(in_f, G, k, out, dtype, s + 2)
-    y = ops.kan_linear(x, grid, k, base, Wb, Wc)
-    assert y.dtype == dtype and y.shape == (x.shape[0], out)
-    assert_close(y, ref_kan(x, grid, k, base, Wb, Wc), TOL[dtype], msg=f"kan_linear k={k} G={G} {base} {kind}")
+    args = tuple(t.to(device) for t in (x, grid, Wb, Wc))
+    y = ops.kan_linear(args[0], args[1], k, base, *args[2:])
+    assert y.device.type == device and y.dtype == dtype and y.shape == (x.shape[0], out)
+    assert_close(y.cpu(), ref_kan(x, grid, k, base, Wb, Wc), TOL[dtype], msg=f"kan_linear k={k} G={G} {base} {kind}")
     # the integer base id gives the very same result
-    assert_bitwise_equal(ops.kan_linear(x, grid, k, ops.BASE_IDS[base], Wb, Wc), y, "base id vs name")
+    assert_bitwise_equal(ops.kan_linear(args[0], args[1], k, ops.BASE_IDS[base], *args[2:]), y, "base id vs name")
 
 
 @pytest.mark.parametrize("N", [0, 1, 31, 33, 100])
@@ -314,13 +317,14 @@ def test_gradcheck_fold(in_f, out, nb, device):
     assert torch.autograd.gradcheck(ops.fold_spline_weights, (coef, scale))
 
 
-@pytest.mark.parametrize("out", (5, 19), ids=("narrow", "wide"))  # below / above one vector: two weight-grad paths
+# out: below / above one CPU vector (two weight-grad paths), and a CUDA-tile-sized width
+@pytest.mark.parametrize("out", (5, 19, 36), ids=("narrow", "wide", "tile"))
 @pytest.mark.parametrize("kind", ("uniform", "nonuniform"))
 @pytest.mark.parametrize("base", BASES)
-@pytest.mark.parametrize("G", (1, 5, 100))
+@pytest.mark.parametrize("G", (1, 5, 20, 100))
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out):
+def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out, device):
     in_f, N = 7, 90
     s = seed_of("bwd", dtype, k, G, base, kind, out)
     grid = grid_of_kind(kind, in_f, G, k, dtype, seed=s)
@@ -328,12 +332,13 @@ def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out):
     Wb, Wc = kan_weights(in_f, G, k, out, dtype, s + 2)
     gy = randn(x.shape[0], out, seed=s + 3, dtype=dtype)
     exp = ref_kan_grads(gy, x, grid, k, base, Wb, Wc)
+    x, grid, Wb, Wc, gy = (t.to(device) for t in (x, grid, Wb, Wc, gy))
     # through autograd
     xr, Wbr, Wcr = (t.clone().requires_grad_() for t in (x, Wb, Wc))
     ops.kan_linear(xr, grid, k, base, Wbr, Wcr).backward(gy)
     for name, got, e in zip(("gx", "gWb", "gWc"), (xr.grad, Wbr.grad, Wcr.grad), exp):
-        assert got.dtype == dtype
-        assert_close(got, e, TOL[dtype], msg=f"{name} k={k} G={G} {base} {kind}")
+        assert got.dtype == dtype and got.device.type == device
+        assert_close(got.cpu(), e, TOL[dtype], msg=f"{name} k={k} G={G} {base} {kind}")
     # raw op, every need_x / need_w combination: skipped outputs are zeros,
     # computed ones equal the full call bit for bit.
     bid = ops.BASE_IDS[base]
