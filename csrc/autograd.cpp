@@ -7,8 +7,16 @@
 // much as the kernels. The derivatives are the same ops as before: the
 // backward calls kan_linear_backward / fold_spline_weights_backward through
 // the dispatcher, so torch.compile and the fake kernels (kanext/ops.py) see
-// ordinary op calls. The rarely hot ops (spline_basis, edge_stats) keep their
-// Python autograd in kanext/ops.py.
+// ordinary op calls. Every other op has its autograd in kanext/autodiff.py.
+//
+// Higher orders: when the backward itself is differentiated (create_graph,
+// grad mode on in the backward), kan_linear_backward is called through its
+// autograd (kanext/autodiff.py, derivatives of any order) and the fold's
+// backward is written with differentiable ATen ops; otherwise both run below
+// autograd, with no Python on the way. torch.func transforms cannot see a C++
+// autograd::Function: kanext's Python entry points (kanext.ops, the modules)
+// route to kanext/autodiff.py under a transform, and a direct call of these two
+// raw ops under one raises a clear error.
 //
 // Also here: kan_linear_forward's autocast rule on CUDA. Under
 // torch.autocast("cuda", dtype=bf16 / fp16), x, Wb and Wc are cast to the
@@ -19,6 +27,7 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -65,6 +74,15 @@ std::tuple<at::Tensor, at::Tensor> call_fold_backward(const at::Tensor& g, const
   return op.call(g, coef, scale);
 }
 
+void refuse_functorch(const char* op, const char* python_entry) {
+  // functorch includes its dynamic-layer keys in the thread's dispatch keys
+  // while any transform is active.
+  TORCH_CHECK(!c10::impl::tls_is_dispatch_key_included(c10::DispatchKey::FuncTorchDynamicLayerBackMode), op,
+              ": the raw op has a C++ autograd, which torch.func transforms (grad, vjp, jvp, jacrev, jacfwd, hessian, "
+              "vmap) cannot use; call ", python_entry, " (or the kanext modules), which route to the "
+              "transform-aware autograd of kanext/autodiff.py");
+}
+
 class KanLinearFn : public torch::autograd::Function<KanLinearFn> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& grid, int64_t k,
@@ -84,6 +102,10 @@ class KanLinearFn : public torch::autograd::Function<KanLinearFn> {
     // needs_input_grad counts tensor arguments only: x, grid, Wb, Wc.
     const bool need_x = ctx->needs_input_grad(0), need_wb = ctx->needs_input_grad(2),
                need_wc = ctx->needs_input_grad(3);
+    // Differentiated again (create_graph): through kan_linear_backward's own
+    // autograd; else below autograd (no Python autograd kernel on the way).
+    c10::optional<at::AutoDispatchBelowADInplaceOrView> below;
+    if (!at::GradMode::is_enabled()) below.emplace();
     auto [gx, gWb, gWc] = call_backward(grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["k"].toInt(),
                                         ctx->saved_data["base"].toInt(), saved[2], saved[3], need_x,
                                         need_wb || need_wc, ctx->saved_data["backend"].toInt());
@@ -102,6 +124,13 @@ class FoldFn : public torch::autograd::Function<FoldFn> {
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
+    if (at::GradMode::is_enabled()) {
+      // Differentiated again: Wc[i,g,j] = scale[i,j] coef[i,j,g] written with
+      // ATen ops, so that every order is exact (the fold is bilinear).
+      const at::Tensor g = grads[0].transpose(1, 2);  // (in, out, G+k), like coef
+      return {ctx->needs_input_grad(0) ? g * saved[1].unsqueeze(-1) : at::Tensor(),
+              ctx->needs_input_grad(1) ? (g * saved[0]).sum(-1) : at::Tensor()};
+    }
     auto [gc, gs] = call_fold_backward(grads[0].contiguous(), saved[0], saved[1]);
     return {ctx->needs_input_grad(0) ? gc : at::Tensor(), ctx->needs_input_grad(1) ? gs : at::Tensor()};
   }
@@ -109,10 +138,14 @@ class FoldFn : public torch::autograd::Function<FoldFn> {
 
 at::Tensor kan_linear_forward_autograd(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
                                        const at::Tensor& Wb, const at::Tensor& Wc, int64_t backend) {
+  refuse_functorch("kanext.kan_linear_forward", "kanext.ops.kan_linear");
   return KanLinearFn::apply(x, grid, k, base, Wb, Wc, backend);
 }
 
-at::Tensor fold_autograd(const at::Tensor& coef, const at::Tensor& scale) { return FoldFn::apply(coef, scale); }
+at::Tensor fold_autograd(const at::Tensor& coef, const at::Tensor& scale) {
+  refuse_functorch("kanext.fold_spline_weights", "kanext.ops.fold_spline_weights");
+  return FoldFn::apply(coef, scale);
+}
 
 at::Tensor kan_linear_forward_autocast_cuda(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
                                             const at::Tensor& Wb, const at::Tensor& Wc, int64_t backend) {

@@ -17,8 +17,8 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(kanext, m) {
   // B-spline bases of every input: x (N, in), grid (in, G+2k+1) -> (N, in, G+k).
   m.def("spline_basis(Tensor x, Tensor grid, int k) -> Tensor");
-  // Their derivatives with respect to x, same shape.
-  m.def("spline_basis_deriv(Tensor x, Tensor grid, int k) -> Tensor");
+  // Their order-`order` derivatives with respect to x (order >= 1; zero beyond k), same shape.
+  m.def("spline_basis_deriv(Tensor x, Tensor grid, int k, int order=1) -> Tensor");
   // Fused KAN layer: y[n,j] = sum_i b(x[n,i]) Wb[i,j] + sum_i sum_g B_g(x[n,i]) Wc[i,g,j].
   // base: 0 zero, 1 identity, 2 silu. Wb (in, out), Wc (in, G+k, out) -> y (N, out).
   // backend: the CUDA strategy (kanext/backend.py, csrc/include/kanext/backend.h):
@@ -58,4 +58,29 @@ TORCH_LIBRARY(kanext, m) {
   m.def(
       "spline_activation_backward(Tensor grad_y, Tensor z, Tensor grid, int k, int base, Tensor coef, "
       "Tensor scale_base, Tensor scale_sp, bool need_z, bool need_w) -> (Tensor, Tensor, Tensor, Tensor)");
+
+  // ---- Derivatives of any order (autograd in kanext/autodiff.py). With the
+  // edge activation phi_ij(t) = b(t) Wb[i,j] + sum_g B_g(t) Wc[i,g,j] and phi^(m)
+  // its m-th derivative (b^(m) from the kernel; B_g^(m) = 0 for m > k), every
+  // derivative of kan_linear of every order is one of three contractions
+  // (v: an optional (N, in) weight, 1 when absent):
+  //   eval:      y[n,j]    = sum_i v[n,i] phi^(m)_ij(x[n,i])                    (forward: m = 0)
+  //   transpose: gx[n,i]   = sum_j dy[n,j] phi^(m)_ij(x[n,i])                   (grad x: m = 1)
+  //   wgrad:     gWb[i,j]  = sum_n v[n,i] dy[n,j] b^(m)(x[n,i]),
+  //              gWc[i,g,j] = sum_n v[n,i] dy[n,j] B_g^(m)(x[n,i])               (grad W: m = 0)
+  // and the derivatives of each are again these three at order m or m+1.
+  m.def(
+      "kan_linear_eval(Tensor x, Tensor? v, Tensor grid, int k, int base, Tensor Wb, Tensor Wc, int order) -> Tensor");
+  m.def(
+      "kan_linear_transpose(Tensor dy, Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor Wc, int order) "
+      "-> Tensor");
+  m.def(
+      "kan_linear_wgrad(Tensor dy, Tensor x, Tensor? v, Tensor grid, int k, int base, int order) -> (Tensor, Tensor)");
+  // The same for spline_activation (per channel c):
+  //   eval:  y[n,c]  = scale_base[c] b^(m)(z[n,c]) + scale_sp[c] sum_g coef[c,g] B_g^(m)(z[n,c])
+  //   wgrad: (SB, Sb), SB[c,g] = sum_n gy[n,c] B_g^(m)(z[n,c]), Sb[c] = sum_n gy[n,c] b^(m)(z[n,c])
+  m.def(
+      "spline_activation_eval(Tensor z, Tensor grid, int k, int base, Tensor coef, Tensor scale_base, "
+      "Tensor scale_sp, int order) -> Tensor");
+  m.def("spline_activation_wgrad(Tensor gy, Tensor z, Tensor grid, int k, int base, int order) -> (Tensor, Tensor)");
 }

@@ -16,7 +16,6 @@ from .spline_module import SplineModule
 
 __all__ = ["KANLinear", "kernel_layout"]
 
-_ops = torch.ops.kanext
 
 
 _CONFIG_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
@@ -156,9 +155,9 @@ class KANLinear(SplineModule):
         Wb, Wc = self.folded_weights()
         strategy = backend_code()  # the CUDA strategy, an op argument (kanext.backend)
         if callable(self.base_fun):
-            y = _ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc, strategy) + self.base_fun(x2) @ Wb
+            y = ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc, strategy) + self.base_fun(x2) @ Wb
         else:
-            y = _ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc, strategy)
+            y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc, strategy)
         return y.reshape(*lead, self.out_features)
 
     def _coef3(self) -> Tensor:

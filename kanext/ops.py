@@ -1,7 +1,18 @@
 """Python side of the kanext custom ops: wrappers, fake kernels, autograd.
 
 Schemas live in csrc/ops.cpp, CPU kernels in csrc/cpu/, CUDA kernels in
-csrc/cuda/, and a pure-PyTorch twin of every op in kanext/reference.py.
+csrc/cuda/, autograd in kanext/autodiff.py (and csrc/autograd.cpp for the two
+hot ops), and a pure-PyTorch twin of every op in kanext/reference.py.
+
+Derivatives. Every op is differentiable to any order in its inputs and weights
+(plain autograd with create_graph, and torch.func: grad, vjp, jvp, jacrev,
+jacfwd, hessian, vmap), each derivative one fused pass with no (N, in, G+k) or
+(N, in, out) tensor (kanext/autodiff.py). B-spline derivatives of order
+m <= k are exact; beyond k they are zero (the splines are piecewise degree-k
+polynomials), while the base term keeps its own derivatives (silu's computed
+up to order 10 in the kernels; identity's vanish beyond the first). Not
+supported, with a clear error: derivatives of edge_stats beyond the first and
+its forward mode; gradients with respect to grids.
 
 NaN/Inf policy. kan_linear: a NaN in x[n, i] makes the whole output row
 y[n, :] NaN. In its backward, grad_x[n, i] is NaN for a NaN input and adds
@@ -27,6 +38,8 @@ import torch
 from torch import Tensor
 
 from . import _C  # noqa: F401  (loads the shared object, which registers the ops)
+from . import autodiff as _ad
+from .autodiff import KanEval, fold_dense, transforms_active
 from .backend import backend_code
 
 __all__ = [
@@ -41,6 +54,11 @@ __all__ = [
     "edge_stats_backward",
     "spline_activation",
     "spline_activation_backward",
+    "kan_linear_eval",
+    "kan_linear_transpose",
+    "kan_linear_wgrad",
+    "spline_activation_eval",
+    "spline_activation_wgrad",
 ]
 
 #: Residual base functions computed inside the kernels. 'zero' means no base
@@ -61,25 +79,41 @@ def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
     Returns:
         (N, in, G+k) basis values; differentiable with respect to x.
     """
+    if transforms_active():
+        return _ad.BasisDeriv.apply(x, grid, k, 0)
     return _ops.spline_basis(x, grid, k)
 
 
-def spline_basis_deriv(x: Tensor, grid: Tensor, k: int) -> Tensor:
-    """Derivatives d B_g(x) / dx of :func:`spline_basis`, same shape (not differentiable)."""
-    return _ops.spline_basis_deriv(x, grid, k)
+def spline_basis_deriv(x: Tensor, grid: Tensor, k: int, order: int = 1) -> Tensor:
+    """Derivatives d^order B_g(x) / dx^order of :func:`spline_basis`, same
+    shape; zero for order > k. Differentiable in x (to any order)."""
+    if transforms_active():
+        return _ad.BasisDeriv.apply(x, grid, k, order)
+    return _ops.spline_basis_deriv(x, grid, k, order)
 
 
 def kan_linear_forward(x: Tensor, grid: Tensor, k: int, base: int, Wb: Tensor, Wc: Tensor,
                        backend: int | None = None) -> Tensor:
     """Raw fused forward (see :func:`kan_linear`); base is an id from BASE_IDS,
     backend the CUDA strategy's code (default: kanext.get_backend()'s)."""
-    return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc, backend_code() if backend is None else backend)
+    return _kan_linear(x, grid, k, base, Wb, Wc, backend_code() if backend is None else backend)
+
+
+def _kan_linear(x, grid, k, base: int, Wb, Wc, backend: int) -> Tensor:
+    """The layer's forward: the op with the C++ autograd (no Python on the hot
+    path), or, under a torch.func transform, the same kernels through
+    kanext.autodiff's transform-aware Function."""
+    if transforms_active():
+        return KanEval.apply(x, None, grid, k, base, Wb, Wc, 0, backend)
+    return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc, backend)
 
 
 def kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, backend: int | None = None):
     """Raw fused backward: (grad_x, grad_Wb, grad_Wc)."""
-    return _ops.kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w,
-                                    backend_code() if backend is None else backend)
+    backend = backend_code() if backend is None else backend
+    if transforms_active():
+        return _ad.KanBackward.apply(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend)
+    return _ops.kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend)
 
 
 def _base_id(base: int | str) -> int:
@@ -105,14 +139,18 @@ def kan_linear(x: Tensor, grid: Tensor, k: int, base: int | str, Wb: Tensor, Wc:
     Returns:
         (N, out). Cost O(N in out (k+2)); no (N, in, G+k) tensor is formed.
         On CUDA the strategy is kanext.get_backend()'s, passed to the op.
+        Differentiable to any order, and under torch.func (module docstring).
     """
-    return _ops.kan_linear_forward(x, grid, k, _base_id(base), Wb, Wc, backend_code())
+    return _kan_linear(x, grid, k, _base_id(base), Wb, Wc, backend_code())
 
 
 def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:
     """Wc[i, g, j] = scale[i, j] * coef[i, j, g]: pykan's (in, out, G+k)
     coefficients and (in, out) per-edge scale (mask * scale_sp) folded into the
-    (in, G+k, out) layout the kernels read. Differentiable in coef and scale."""
+    (in, G+k, out) layout the kernels read. Differentiable in coef and scale
+    (any order; under a torch.func transform it is computed with PyTorch ops)."""
+    if transforms_active():
+        return fold_dense(coef, scale)
     return _ops.fold_spline_weights(coef, scale)
 
 
@@ -154,11 +192,15 @@ def edge_stats(
     The base term is the kernel's (base 'zero', 'identity' or 'silu'); for
     another base function b, phi's base part b(x) Wb is not included.
     """
+    if transforms_active():
+        return _ad.EdgeStats.apply(x, grid, k, _base_id(base), Wb, Wc)
     return _ops.edge_stats(x, grid, k, _base_id(base), Wb, Wc)
 
 
 def edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
     """Raw backward of :func:`edge_stats`: (grad_x, grad_Wb, grad_Wc)."""
+    if transforms_active():
+        return _ad._EdgeStatsBackward.apply(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
     return _ops.edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
 
 
@@ -186,12 +228,16 @@ def spline_activation(
         vectorises over rows; setting the environment variable
         KANEXT_SPLINE_ROWS=0 forces the general kernel.
     """
+    if transforms_active():
+        return _ad.ActEval.apply(z, grid, k, _base_id(base), coef, scale_base, scale_sp, 0)
     return _ops.spline_activation(z, grid, k, _base_id(base), coef, scale_base, scale_sp)
 
 
 def spline_activation_backward(grad_y, z, grid, k, base, coef, scale_base, scale_sp, need_z=True, need_w=True):
     """Raw fused backward of :func:`spline_activation`:
     (grad_z, grad_coef, grad_scale_base, grad_scale_sp)."""
+    if transforms_active():
+        return _ad.ActBackward.apply(grad_y, z, grid, k, _base_id(base), coef, scale_base, scale_sp, need_z, need_w)
     return _ops.spline_activation_backward(
         grad_y, z, grid, k, _base_id(base), coef, scale_base, scale_sp, need_z, need_w
     )
@@ -209,7 +255,7 @@ def _(x, grid, k):
 
 
 @torch.library.register_fake("kanext::spline_basis_deriv")
-def _(x, grid, k):
+def _(x, grid, k, order=1):
     _check_2d("kanext.spline_basis_deriv", x)
     return x.new_empty((x.shape[0], x.shape[1], grid.shape[1] - k - 1))
 
@@ -250,52 +296,6 @@ def _(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x, need_w):
     return x.new_empty(x.shape), Wb.new_empty(Wb.shape), Wc.new_empty(Wc.shape)
 
 
-# -------------------------------------------------------------------- autograd
-def _spline_basis_setup(ctx, inputs, output):
-    x, grid, k = inputs
-    ctx.save_for_backward(x, grid)
-    ctx.k = k
-
-
-def _spline_basis_backward(ctx, grad):
-    x, grid = ctx.saved_tensors
-    if ctx.needs_input_grad[1]:
-        raise RuntimeError("kanext.spline_basis: gradients with respect to grid are not supported")
-    gx = None
-    if ctx.needs_input_grad[0]:
-        gx = (grad * _ops.spline_basis_deriv(x, grid, ctx.k)).sum(-1)
-    return gx, None, None
-
-
-torch.library.register_autograd("kanext::spline_basis", _spline_basis_backward, setup_context=_spline_basis_setup)
-
-
-# kan_linear_forward and fold_spline_weights have their autograd in C++
-# (csrc/autograd.cpp): they run once per layer per training step, and for
-# small layers a Python autograd wrapper costs as much as the kernel.
-
-
-def _edge_stats_setup(ctx, inputs, output):
-    x, grid, k, base, Wb, Wc = inputs
-    ctx.save_for_backward(x, grid, Wb, Wc)
-    ctx.k, ctx.base = k, base
-
-
-def _edge_stats_backward(ctx, g_sum, g_sq, g_abs):
-    x, grid, Wb, Wc = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    if need[1]:
-        raise RuntimeError("kanext.edge_stats: gradients with respect to grid are not supported")
-    need_x, need_w = need[0], need[4] or need[5]
-    gs = [torch.zeros((x.shape[1], Wb.shape[1]), dtype=x.dtype, device=x.device) if g is None else g.contiguous()
-          for g in (g_sum, g_sq, g_abs)]
-    gx, gWb, gWc = _ops.edge_stats_backward(*gs, x, grid, ctx.k, ctx.base, Wb, Wc, need_x, need_w)
-    return (gx if need_x else None, None, None, None, gWb if need[4] else None, gWc if need[5] else None)
-
-
-torch.library.register_autograd("kanext::edge_stats", _edge_stats_backward, setup_context=_edge_stats_setup)
-
-
 @torch.library.register_fake("kanext::spline_activation")
 def _(z, grid, k, base, coef, scale_base, scale_sp):
     torch._check(z.dim() == 2, lambda: f"kanext.spline_activation: expected z of shape (N, C), got {tuple(z.shape)}")
@@ -308,25 +308,69 @@ def _(grad_y, z, grid, k, base, coef, scale_base, scale_sp, need_z, need_w):
         scale_sp.new_empty(scale_sp.shape)
 
 
-def _spline_activation_setup(ctx, inputs, output):
-    z, grid, k, base, coef, sb, sp = inputs
-    ctx.save_for_backward(z, grid, coef, sb, sp)
-    ctx.k, ctx.base = k, base
+# ---------------------------------------------------------- derivative ops
+def kan_linear_eval(x, v, grid, k, base, Wb, Wc, order: int) -> Tensor:
+    """F_m: y[n, j] = sum_i v[n, i] phi^(m)_ij(x[n, i]) with m = order, v an
+    optional (N, in) weight (None: 1) and phi_ij(t) = b(t) Wb[i, j] +
+    sum_g B_g(t) Wc[i, g, j]; order 0 without v is :func:`kan_linear`.
+    Differentiable to any order (kanext.autodiff)."""
+    if transforms_active():
+        return KanEval.apply(x, v, grid, k, _base_id(base), Wb, Wc, order, 0)
+    return _ops.kan_linear_eval(x, v, grid, k, _base_id(base), Wb, Wc, order)
 
 
-def _spline_activation_backward(ctx, grad_y):
-    z, grid, coef, sb, sp = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    if need[1]:
-        raise RuntimeError("kanext.spline_activation: gradients with respect to grid are not supported")
-    need_z, need_w = need[0], need[4] or need[5] or need[6]
-    gz, gc, gsb, gsp = _ops.spline_activation_backward(
-        grad_y.contiguous(), z, grid, ctx.k, ctx.base, coef, sb, sp, need_z, need_w
-    )
-    return (gz if need_z else None, None, None, None, gc if need[4] else None, gsb if need[5] else None,
-            gsp if need[6] else None)
+def kan_linear_transpose(dy, x, grid, k, base, Wb, Wc, order: int) -> Tensor:
+    """T_m: gx[n, i] = sum_j dy[n, j] phi^(m)_ij(x[n, i]) (order 1 is kan_linear's grad_x)."""
+    if transforms_active():
+        return _ad.KanTranspose.apply(dy, x, grid, k, _base_id(base), Wb, Wc, order)
+    return _ops.kan_linear_transpose(dy, x, grid, k, _base_id(base), Wb, Wc, order)
 
 
-torch.library.register_autograd(
-    "kanext::spline_activation", _spline_activation_backward, setup_context=_spline_activation_setup
-)
+def kan_linear_wgrad(dy, x, v, grid, k, base, order: int) -> tuple[Tensor, Tensor]:
+    """W_m: (sum_n v dy b^(m)(x), sum_n v dy B_g^(m)(x)) as (in, out) and
+    (in, G+k, out) (order 0 without v is kan_linear's weight gradient)."""
+    if transforms_active():
+        return _ad.KanWgrad.apply(dy, x, v, grid, k, _base_id(base), order)
+    return _ops.kan_linear_wgrad(dy, x, v, grid, k, _base_id(base), order)
+
+
+def spline_activation_eval(z, grid, k, base, coef, scale_base, scale_sp, order: int) -> Tensor:
+    """The order-m derivative in z of :func:`spline_activation`:
+    scale_base b^(m)(z) + scale_sp sum_g coef B_g^(m)(z)."""
+    if transforms_active():
+        return _ad.ActEval.apply(z, grid, k, _base_id(base), coef, scale_base, scale_sp, order)
+    return _ops.spline_activation_eval(z, grid, k, _base_id(base), coef, scale_base, scale_sp, order)
+
+
+def spline_activation_wgrad(gy, z, grid, k, base, order: int) -> tuple[Tensor, Tensor]:
+    """(SB (C, G+k), Sb (C,)): sum_n gy B_g^(m)(z) and sum_n gy b^(m)(z) per channel."""
+    if transforms_active():
+        return _ad.ActWgrad.apply(gy, z, grid, k, _base_id(base), order)
+    return _ops.spline_activation_wgrad(gy, z, grid, k, _base_id(base), order)
+
+
+@torch.library.register_fake("kanext::kan_linear_eval")
+def _(x, v, grid, k, base, Wb, Wc, order):
+    _check_2d("kanext.kan_linear_eval", x)
+    return x.new_empty((x.shape[0], Wb.shape[1]))
+
+
+@torch.library.register_fake("kanext::kan_linear_transpose")
+def _(dy, x, grid, k, base, Wb, Wc, order):
+    return x.new_empty(x.shape)
+
+
+@torch.library.register_fake("kanext::kan_linear_wgrad")
+def _(dy, x, v, grid, k, base, order):
+    nb = grid.shape[1] - k - 1
+    return x.new_empty((x.shape[1], dy.shape[1])), x.new_empty((x.shape[1], nb, dy.shape[1]))
+
+
+@torch.library.register_fake("kanext::spline_activation_eval")
+def _(z, grid, k, base, coef, scale_base, scale_sp, order):
+    return z.new_empty(z.shape)
+
+
+@torch.library.register_fake("kanext::spline_activation_wgrad")
+def _(gy, z, grid, k, base, order):
+    return z.new_empty((z.shape[1], grid.shape[1] - k - 1)), z.new_empty((z.shape[1],))

@@ -21,6 +21,12 @@ __all__ = [
     "edge_activations",
     "edge_stats",
     "spline_activation",
+    "base_derivative",
+    "kan_linear_eval",
+    "kan_linear_transpose",
+    "kan_linear_wgrad",
+    "spline_activation_eval",
+    "spline_activation_wgrad",
 ]
 
 
@@ -46,15 +52,17 @@ def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
     return _bases_all_orders(x, grid, k)[k]
 
 
-def spline_basis_deriv(x: Tensor, grid: Tensor, k: int) -> Tensor:
-    """d/dx of :func:`spline_basis`: k (B^{k-1}_g / (t_{g+k}-t_g) - B^{k-1}_{g+1} / (t_{g+k+1}-t_{g+1}))."""
-    if k == 0:
-        return torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - 1, dtype=x.dtype, device=x.device)
-    Bm = _bases_all_orders(x, grid, k - 1)[k - 1]  # (N, in, G+k+1)
+def spline_basis_deriv(x: Tensor, grid: Tensor, k: int, order: int = 1) -> Tensor:
+    """d^order/dx^order of :func:`spline_basis` over the whole knot vector:
+    from the order-(k - order) bases, `order` steps of
+    d/dx B_{g,p} = p (B_{g,p-1} / (t_{g+p}-t_g) - B_{g+1,p-1} / (t_{g+p+1}-t_{g+1})); zero beyond k."""
+    if order > k:
+        return torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - k - 1, dtype=x.dtype, device=x.device)
+    D = _bases_all_orders(x, grid, k - order)[k - order]
     t = grid.unsqueeze(0)
-    a = Bm[..., :-1] / (t[..., k:-1] - t[..., : -(k + 1)])
-    b = Bm[..., 1:] / (t[..., k + 1 :] - t[..., 1:-k])
-    return k * (a - b)
+    for p in range(k - order + 1, k + 1):
+        D = p * (D[..., :-1] / (t[..., p:-1] - t[..., : -(p + 1)]) - D[..., 1:] / (t[..., p + 1 :] - t[..., 1:-p]))
+    return D
 
 
 def base_function(name: str, x: Tensor) -> Tensor:
@@ -112,3 +120,61 @@ def spline_activation(z: Tensor, grid: Tensor, k: int, base: str, coef: Tensor, 
     B = spline_basis(z, grid, k)
     y = scale_base * base_function(base, z) + scale_sp * torch.einsum("ncg,cg->nc", B, coef)
     return torch.where(torch.isnan(z), torch.full_like(y, float("nan")), y)
+
+
+def base_derivative(name: str, x: Tensor, order: int) -> Tensor:
+    """The order-th derivative of the base function, by nested autograd of
+    :func:`base_function` (independent of the kernels' closed form)."""
+    xs = x.detach().clone().requires_grad_()
+    with torch.enable_grad():
+        f = base_function(name, xs)
+        for _ in range(order):
+            if not f.requires_grad:
+                return torch.zeros_like(x)
+            (f,) = torch.autograd.grad(f.sum(), xs, create_graph=True)
+    return f.detach()
+
+
+def _edge_terms(x: Tensor, grid: Tensor, k: int, base: str, order: int):
+    """(order-m bases (N, in, G+k), base term (N, in)), NaN entries as 0."""
+    nan = torch.isnan(x)
+    xc = torch.where(nan, torch.zeros_like(x), x)
+    B = spline_basis(xc, grid, k) if order == 0 else spline_basis_deriv(xc, grid, k, order)
+    b = base_derivative(base, xc, order)
+    keep = (~nan).to(x.dtype)
+    return B * keep.unsqueeze(-1), b * keep, nan
+
+
+def kan_linear_eval(x, v, grid, k, base, Wb, Wc, order):
+    """y[n,j] = sum_i v[n,i] phi^(m)_ij(x[n,i]); NaN x makes the row NaN."""
+    B, b, nan = _edge_terms(x, grid, k, base, order)
+    w = torch.ones_like(x) if v is None else v
+    y = (w * b) @ Wb + torch.einsum("nig,igj->nj", w.unsqueeze(-1) * B, Wc)
+    return torch.where(nan.any(1, keepdim=True), torch.full_like(y, float("nan")), y)
+
+
+def kan_linear_transpose(dy, x, grid, k, base, Wb, Wc, order):
+    """gx[n,i] = sum_j dy[n,j] phi^(m)_ij(x[n,i]); NaN where x is NaN."""
+    B, b, nan = _edge_terms(x, grid, k, base, order)
+    gx = b * (dy @ Wb.T) + torch.einsum("nig,igj,nj->ni", B, Wc, dy)
+    return torch.where(nan, torch.full_like(gx, float("nan")), gx)
+
+
+def kan_linear_wgrad(dy, x, v, grid, k, base, order):
+    """(sum_n v dy b^(m), sum_n v dy B^(m)); NaN x add nothing."""
+    B, b, _ = _edge_terms(x, grid, k, base, order)
+    w = torch.ones_like(x) if v is None else v
+    return (w * b).T @ dy, torch.einsum("nig,nj->igj", w.unsqueeze(-1) * B, dy)
+
+
+def spline_activation_eval(z, grid, k, base, coef, scale_base, scale_sp, order):
+    """scale_base b^(m)(z) + scale_sp sum_g coef B_g^(m)(z); NaN z gives NaN."""
+    B, b, nan = _edge_terms(z, grid, k, base, order)
+    y = scale_base * b + scale_sp * torch.einsum("ncg,cg->nc", B, coef)
+    return torch.where(nan, torch.full_like(y, float("nan")), y)
+
+
+def spline_activation_wgrad(gy, z, grid, k, base, order):
+    """(sum_n gy B^(m)(z) (C, G+k), sum_n gy b^(m)(z) (C,)); NaN z add nothing."""
+    B, b, _ = _edge_terms(z, grid, k, base, order)
+    return torch.einsum("ncg,nc->cg", B, gy), (gy * b).sum(0)

@@ -252,3 +252,9 @@ def assert_tc_close(name, got, exp, dense, dtype):
     err = max_rel_err(got, exp)
     bound = 5e-3 if dtype == torch.float32 else 2 * max(max_rel_err(dense, exp), TC_EPS[dtype])
     assert err <= bound, f"{name}: error {err:.3g} > bound {bound:.3g}"
+
+
+def magnitude(t: torch.Tensor) -> float:
+    """1 + the largest finite |value| of t (1 when it has none): a tolerance scale."""
+    fin = t[torch.isfinite(t)]
+    return 1.0 + (float(fin.abs().max()) if fin.numel() else 0.0)

@@ -104,5 +104,32 @@ cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void*
                                           int64_t out, bool need_x, bool need_w, void* gx, void* gWb, void* gWc,
                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
+// Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).
+// v (N, in) may be null (weight 1). gWc (in, G+k, out) of kan_linear_wgrad,
+// SB (C, G+k) of spline_activation_wgrad and out of spline_basis_order must be
+// zeroed by the caller (they are accumulated / written sparsely); every other
+// output is fully written.
+#define KANEXT_DERIV_DECLS(T, SUF)                                                                                  \
+  cudaError_t launch_kan_linear_eval_##SUF(const T* x, const T* v, const T* grid, int64_t N, int64_t in, int64_t M, \
+                                           int k, int m, int64_t base, const T* Wb, const T* Wc, int64_t out, T* y, \
+                                           cudaStream_t stream);                                                    \
+  cudaError_t launch_kan_linear_transpose_##SUF(const T* dy, const T* x, const T* grid, int64_t N, int64_t in,      \
+                                                int64_t M, int k, int m, int64_t base, const T* Wb, const T* Wc,    \
+                                                int64_t out, T* gx, cudaStream_t stream);                           \
+  cudaError_t launch_kan_linear_wgrad_##SUF(const T* dy, const T* x, const T* v, const T* grid, int64_t N,          \
+                                            int64_t in, int64_t M, int k, int m, int64_t base, int64_t out, T* gWb, \
+                                            T* gWc, cudaStream_t stream);                                           \
+  cudaError_t launch_spline_activation_eval_##SUF(const T* z, const T* grid, int64_t N, int64_t C, int64_t M,       \
+                                                  int k, int m, int64_t base, const T* coef, const T* sb,           \
+                                                  const T* sp, T* y, cudaStream_t stream);                          \
+  cudaError_t launch_spline_activation_wgrad_##SUF(const T* gy, const T* z, const T* grid, int64_t N, int64_t C,    \
+                                                   int64_t M, int k, int m, int64_t base, T* SB, T* Sb,             \
+                                                   cudaStream_t stream);                                            \
+  cudaError_t launch_spline_basis_order_##SUF(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k,   \
+                                              int m, T* out, cudaStream_t stream);
+KANEXT_DERIV_DECLS(float, f32)
+KANEXT_DERIV_DECLS(double, f64)
+#undef KANEXT_DERIV_DECLS
+
 }  // namespace cuda
 }  // namespace kanext

@@ -80,6 +80,12 @@ def lib():
         L.emu_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, vp, vp, vp, vp, sz]
         L.emu_fold.argtypes = [i32, vp, vp, i64, i64, i64, vp]
         L.emu_fold_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, vp, vp]
+        L.emu_deriv_eval.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp, i64, vp]
+        L.emu_deriv_transpose.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp, i64, vp]
+        L.emu_deriv_wgrad.argtypes = [i32, vp, vp, vp, vp, i64, i64, i64, i32, i32, i32, i64, vp, vp]
+        L.emu_deriv_act_eval.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp, vp, vp]
+        L.emu_deriv_act_wgrad.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp]
+        L.emu_deriv_basis.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp]
         _LIB = L
     return _LIB
 
@@ -190,3 +196,65 @@ def case(dtype, k, G, kind, N, inf, out, seed, special=True):
 
 DTYPES = (torch.float32, torch.float64)
 dn = lambda d: str(d).replace("torch.", "")  # noqa: E731
+
+
+# ------------------------------------------------- derivative ops (deriv.cu)
+def _dbl(t):
+    return int(t.dtype == torch.float64)
+
+
+def _opt(t):
+    return None if t is None else p(t)
+
+
+def emu_deriv_eval(x, v, grid, k, base, Wb, Wc, m):
+    x, grid, Wb, Wc = (t.contiguous() for t in (x, grid, Wb, Wc))
+    v = None if v is None else v.contiguous()
+    y = poisoned((x.shape[0], Wb.shape[1]), x.dtype)
+    assert lib().emu_deriv_eval(_dbl(x), p(x), _opt(v), p(grid), x.shape[0], x.shape[1], grid.shape[1], k, m, base,
+                                p(Wb), p(Wc), Wb.shape[1], p(y)) == 0
+    return y
+
+
+def emu_deriv_transpose(dy, x, grid, k, base, Wb, Wc, m):
+    dy, x, grid, Wb, Wc = (t.contiguous() for t in (dy, x, grid, Wb, Wc))
+    gx = poisoned(x.shape, x.dtype)
+    assert lib().emu_deriv_transpose(_dbl(x), p(dy), p(x), p(grid), x.shape[0], x.shape[1], grid.shape[1], k, m, base,
+                                     p(Wb), p(Wc), Wb.shape[1], p(gx)) == 0
+    return gx
+
+
+def emu_deriv_wgrad(dy, x, v, grid, k, base, m):
+    dy, x, grid = (t.contiguous() for t in (dy, x, grid))
+    v = None if v is None else v.contiguous()
+    inf, out, nb = x.shape[1], dy.shape[1], grid.shape[1] - k - 1
+    gWb = poisoned((inf, out), x.dtype)
+    gWc = torch.zeros((inf, nb, out), dtype=x.dtype)  # accumulated in place (launcher contract)
+    assert lib().emu_deriv_wgrad(_dbl(x), p(dy), p(x), _opt(v), p(grid), x.shape[0], inf, grid.shape[1], k, m, base,
+                                 out, p(gWb), p(gWc)) == 0
+    return gWb, gWc
+
+
+def emu_deriv_act_eval(z, grid, k, base, coef, sb, sp, m):
+    z, grid, coef, sb, sp = (t.contiguous() for t in (z, grid, coef, sb, sp))
+    y = poisoned(z.shape, z.dtype)
+    assert lib().emu_deriv_act_eval(_dbl(z), p(z), p(grid), z.shape[0], z.shape[1], grid.shape[1], k, m, base,
+                                    p(coef), p(sb), p(sp), p(y)) == 0
+    return y
+
+
+def emu_deriv_act_wgrad(gy, z, grid, k, base, m):
+    gy, z, grid = (t.contiguous() for t in (gy, z, grid))
+    C, nb = z.shape[1], grid.shape[1] - k - 1
+    SB = torch.zeros((C, nb), dtype=z.dtype)  # accumulated in place
+    Sb = poisoned((C,), z.dtype)
+    assert lib().emu_deriv_act_wgrad(_dbl(z), p(gy), p(z), p(grid), z.shape[0], C, grid.shape[1], k, m, base, p(SB),
+                                     p(Sb)) == 0
+    return SB, Sb
+
+
+def emu_deriv_basis(x, grid, k, m):
+    x, grid = x.contiguous(), grid.contiguous()
+    out = torch.zeros((x.shape[0], x.shape[1], grid.shape[1] - k - 1), dtype=x.dtype)  # written sparsely
+    assert lib().emu_deriv_basis(_dbl(x), p(x), p(grid), x.shape[0], x.shape[1], grid.shape[1], k, m, p(out)) == 0
+    return out

@@ -43,6 +43,50 @@ KANEXT_HD T base_derivative(int64_t fn, T x) {
   return T(0);
 }
 
+// Derivatives of any order are computed for the silu base up to this order
+// (the bindings refuse more); B-spline derivatives beyond k are 0 at any order.
+constexpr int kMaxBaseDerivOrder = 10;
+
+// m-th derivative of the base function, m >= 0 (m <= kMaxBaseDerivOrder for
+// silu). silu(x) = x sigma(x), so silu^(m) = x sigma^(m) + m sigma^(m-1) for
+// m >= 1, and sigma^(j) = P_j(sigma) with P_0(s) = s and
+// P_{j+1}(s) = P_j'(s) s (1 - s): integer polynomials of degree j + 1 in s.
+// The polynomials are evaluated at s = sigma(-|x|) <= 1/2, where they do not
+// cancel, using sigma^(j)(x) = (-1)^(j+1) sigma^(j)(-x) for j >= 1 when x > 0.
+template <typename T>
+KANEXT_HD T base_derivative_n(int64_t fn, T x, int m) {
+  if (m == 0) return base_value<T>(fn, x);
+  if (fn == kBaseIdentity) return m == 1 ? T(1) : T(0);
+  if (fn != kBaseSilu) return T(0);
+  if (m == 1) return base_derivative<T>(fn, x);
+  const bool pos = x > T(0);
+  const T s = T(1) / (T(1) + exp(pos ? x : -x));  // sigma(-|x|)
+  T c[kMaxBaseDerivOrder + 2];  // coefficients of P_j in s, degree 0..j+1
+  for (int d = 0; d < kMaxBaseDerivOrder + 2; ++d) c[d] = T(0);
+  c[1] = T(1);
+  T prev = T(0);  // P_{m-1}(s)
+  const int mm = m < kMaxBaseDerivOrder ? m : kMaxBaseDerivOrder;
+  for (int j = 0; j < mm; ++j) {
+    // P_{j+1}(s) = sum_d d c_d (s^d - s^(d+1)): coefficient d c_d - (d-1) c_(d-1) of s^d,
+    // computed from the top so that c[d-1] is still P_j's when c[d] is written.
+    for (int d = j + 2; d >= 1; --d) c[d] = T(d) * (d <= j + 1 ? c[d] : T(0)) - T(d - 1) * c[d - 1];
+    c[0] = T(0);
+    if (j == mm - 2) {
+      T v = T(0);
+      for (int d = j + 2; d >= 0; --d) v = v * s + c[d];
+      prev = v;
+    }
+  }
+  T cur = T(0);
+  for (int d = mm + 1; d >= 0; --d) cur = cur * s + c[d];
+  // sigma^(m)(x) and sigma^(m-1)(x) from their values at -|x|
+  if (pos) {
+    cur = (mm % 2 == 1) ? cur : -cur;             // (-1)^(m+1)
+    prev = (mm - 1 == 0) ? T(1) - s : ((mm - 1) % 2 == 1 ? prev : -prev);
+  }
+  return x * cur + T(mm) * prev;
+}
+
 // Interval g with t[g] <= x < t[g+1], g in [0, M-2]; -1 when x is outside
 // [t[0], t[M-1]) or NaN. O(1) on a uniform grid (the guess is exact up to
 // rounding, which the two correction steps absorb); a binary search otherwise.
@@ -143,6 +187,74 @@ KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
     if (dval) dval[q] = d;
   }
   return start;
+}
+
+// The m-th derivatives (m >= 0; m = 0 gives the values) of the k+1 bases of
+// local_bases' window on interval g: the Cox-de Boor triangle up to order
+// k - m, then m steps of the derivative recursion
+//   d/dx B_{b,p} = p (B_{b,p-1} / (t_{b+p} - t_b) - B_{b+1,p-1} / (t_{b+p+1} - t_{b+1})),
+// each step applied to the previous step's derivatives. m > k gives zeros
+// (a degree-k polynomial on each interval). Same window and knot rules as
+// local_bases, so m = 0 and m = 1 agree with its val and dval.
+template <typename T>
+KANEXT_HD int64_t local_bases_deriv(const T* t, int64_t M, int k, int m, int64_t g, T x, T* val) {
+  const int64_t G = M - 2 * k - 1;
+  T u[2 * kMaxOrder + 2];
+  for (int q = 0; q <= 2 * k + 1; ++q) u[q] = extended_knot(t, M, g - k + q);
+  T N[kMaxOrder + 1];
+  for (int r = 0; r <= kMaxOrder; ++r) N[r] = T(0);
+  if (m <= k) {
+    N[0] = T(1);
+    for (int j = 1; j <= k - m; ++j) {
+      T saved = T(0);
+      for (int r = 0; r < j; ++r) {
+        const T tl = u[k + 1 + r - j];
+        const T tr = u[k + 1 + r];
+        const T temp = N[r] / (tr - tl);
+        N[r] = saved + (tr - x) * temp;
+        saved = (x - tl) * temp;
+      }
+      N[j] = saved;
+    }
+    // N[r] now holds basis g - p + r (derivative of the order reached so far).
+    for (int p = k - m + 1; p <= k; ++p) {
+      T nn[kMaxOrder + 1];
+      for (int r = 0; r <= p; ++r) {
+        // basis b = g - p + r; local index of t_b is k - p + r.
+        const T left = r >= 1 ? N[r - 1] / (u[k + r] - u[k - p + r]) : T(0);
+        const T right = r <= p - 1 ? N[r] / (u[k + r + 1] - u[k - p + r + 1]) : T(0);
+        nn[r] = T(p) * (left - right);
+      }
+      for (int r = 0; r <= p; ++r) N[r] = nn[r];
+    }
+  }
+  int64_t start = g - k;
+  if (start < 0) start = 0;
+  if (start > G - 1) start = G - 1;
+  const int64_t shift = g - k - start;
+  for (int q = 0; q <= k; ++q) {
+    T v = T(0);
+    for (int r = 0; r <= k; ++r)
+      if (r == q - shift) v = N[r];
+    val[q] = v;
+  }
+  return start;
+}
+
+// One edge's order-m terms at x: the window start of its k+1 basis
+// derivatives val (or -1 when x is outside the grid: val not written, -2 when
+// x is NaN) and, in *bm, the base function's m-th derivative (0 for NaN and
+// for base 'zero').
+template <typename T>
+KANEXT_HD int64_t edge_terms(const T* t, int64_t M, int k, int m, int64_t base, T x, T* val, T* bm) {
+  if (x != x) {
+    *bm = T(0);
+    return -2;
+  }
+  *bm = base == kBaseZero ? T(0) : base_derivative_n<T>(base, x, m);
+  const int64_t g = find_interval<T>(t, M, x);
+  if (g < 0) return -1;
+  return local_bases_deriv<T>(t, M, k, m, g, x, val);
 }
 
 }  // namespace kanext

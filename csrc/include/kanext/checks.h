@@ -11,6 +11,8 @@
 
 #include <cmath>
 
+#include "kanext/bspline.h"
+
 namespace kanext {
 
 inline bool is_half(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
@@ -177,6 +179,23 @@ inline void check_edge_stats_grads(const char* op, const at::Tensor& gS, const a
     TORCH_CHECK(gs[t]->scalar_type() == x.scalar_type() && gs[t]->device() == x.device(), op, ": ", names[t],
                 " must match x in dtype and device (got ", gs[t]->scalar_type(), " on ", gs[t]->device(), ")");
   }
+}
+
+// The derivative order of the *_eval / *_transpose / *_wgrad ops and of
+// spline_basis_deriv: any m >= 0 (B-spline terms vanish beyond k); the silu
+// base's derivatives are computed up to kMaxBaseDerivOrder.
+inline void check_deriv_order(const char* op, int64_t order, int64_t base) {
+  TORCH_CHECK(order >= 0, op, ": the derivative order must be >= 0, got ", order);
+  TORCH_CHECK(base != kBaseSilu || order <= kMaxBaseDerivOrder, op, ": derivatives of the silu base are computed up to order ",
+              kMaxBaseDerivOrder, ", got order ", order);
+}
+
+// An optional per-(n, i) weight v of the derivative ops: x's shape, dtype and device.
+inline void check_row_weight(const char* op, const c10::optional<at::Tensor>& v, const at::Tensor& x) {
+  if (!v.has_value()) return;
+  TORCH_CHECK(v->sizes() == x.sizes(), op, ": expected v of x's shape ", x.sizes(), ", got ", v->sizes());
+  TORCH_CHECK(v->scalar_type() == x.scalar_type() && v->device() == x.device(), op,
+              ": v must match x in dtype and device (got ", v->scalar_type(), " on ", v->device(), ")");
 }
 
 }  // namespace kanext
