@@ -127,7 +127,9 @@ class FoldFn : public torch::autograd::Function<FoldFn> {
     if (at::GradMode::is_enabled()) {
       // Differentiated again: Wc[i,g,j] = scale[i,j] coef[i,j,g] written with
       // ATen ops, so that every order is exact (the fold is bilinear).
-      const at::Tensor g = grads[0].transpose(1, 2);  // (in, out, G+k), like coef
+      // (in, out, G+k) like coef, and contiguous: the parameter gradients
+      // these products feed must be dense (torch.optim.LBFGS views them).
+      const at::Tensor g = grads[0].transpose(1, 2).contiguous();
       return {ctx->needs_input_grad(0) ? g * saved[1].unsqueeze(-1) : at::Tensor(),
               ctx->needs_input_grad(1) ? (g * saved[0]).sum(-1) : at::Tensor()};
     }

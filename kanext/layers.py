@@ -14,7 +14,7 @@ from .checks import check_int, check_spline_config, index_list, spline_config_ch
 from .grid import curve_to_coef, extend_grid, uniform_grid  # noqa: F401  (extend_grid, uniform_grid: re-exported)
 from .spline_module import SplineModule
 
-__all__ = ["KANLinear", "kernel_layout"]
+__all__ = ["KANLinear"]
 
 
 
@@ -107,7 +107,9 @@ class KANLinear(SplineModule):
         kw = dict(device=device, dtype=dtype)
         self.register_buffer("grid", g.to(**kw))
         self.register_buffer("mask", torch.ones(in_features, out_features, **kw))
-        self.coef = nn.Parameter(kernel_layout(coef.to(**kw)))
+        # pykan's (in, out, G+k), contiguous: optimisers such as torch.optim.LBFGS
+        # flatten parameters and their gradients with .view(-1).
+        self.coef = nn.Parameter(coef.to(**kw).contiguous())
         self.scale_base = nn.Parameter(scale_base.to(**kw), requires_grad=sb_trainable)
         self.scale_sp = nn.Parameter(torch.full((in_features, out_features), inv, **kw), requires_grad=sp_trainable)
 
@@ -128,8 +130,6 @@ class KANLinear(SplineModule):
             Wb, scale = self.scale_base, self.scale_sp
         else:
             Wb, scale = self.mask * self.scale_base, self.mask * self.scale_sp
-        # With coef in the kernel layout the fold is one vectorised sweep
-        # forward and one backward, no transpose.
         return Wb, ops.fold_spline_weights(self.coef, scale)
 
     def _mask_is_ones(self) -> bool:
@@ -174,7 +174,7 @@ class KANLinear(SplineModule):
     def subset(self, in_idx, out_idx) -> "KANLinear":
         """A new layer made of the edges in_idx -> out_idx of this one (pykan:
         get_subset): grid rows, coef, scale_base, scale_sp and mask sliced and
-        copied (coef stays in the kernel layout), in the given order, so that
+        copied, in the given order, so that
         ``subset(a, b)(x[..., a]) == self(x')[..., b]`` whenever x' agrees
         with x on the inputs a and the inputs not in a are masked off.
 
@@ -197,7 +197,7 @@ class KANLinear(SplineModule):
         with torch.no_grad():
             new.grid.copy_(self.grid.detach().index_select(0, ti))
             new.mask.copy_(edges(self.mask))
-            new.coef.copy_(edges(self.coef))  # new.coef is already in the kernel layout
+            new.coef.copy_(edges(self.coef))
             new.scale_base.copy_(edges(self.scale_base))
             new.scale_sp.copy_(edges(self.scale_sp))
         for name in ("coef", "scale_base", "scale_sp"):
@@ -228,12 +228,6 @@ class KANLinear(SplineModule):
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
         return f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, base_fun={base}"
-
-
-def kernel_layout(coef: Tensor) -> Tensor:
-    """coef (in, out, G+k) with memory in (in, G+k, out) order: same values, the
-    strides of ``coef.transpose(1, 2).contiguous().transpose(1, 2)``."""
-    return coef.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def _coef_k0(noise: Tensor) -> Tensor:

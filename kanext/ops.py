@@ -280,7 +280,7 @@ def _(coef, scale):
 
 @torch.library.register_fake("kanext::fold_spline_weights_backward")
 def _(grad_Wc, coef, scale):
-    # grad_coef keeps coef's layout (KANLinear keeps coef in the kernel layout).
+    # grad_coef keeps coef's layout (KANLinear's is contiguous (in, out, G+k)).
     return torch.empty_like(coef), scale.new_empty(scale.shape)
 
 

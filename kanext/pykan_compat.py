@@ -93,7 +93,7 @@ def _layer_from_pykan(layer, base) -> KANLinear:
     with torch.no_grad():
         out.grid.copy_(t)
         out.mask.copy_(layer.mask)
-        out.coef.copy_(layer.coef)  # out.coef keeps the kernel layout
+        out.coef.copy_(layer.coef)
         out.scale_base.copy_(layer.scale_base)
         out.scale_sp.copy_(layer.scale_sp)
     for name in ("coef", "scale_base", "scale_sp"):

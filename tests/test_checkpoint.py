@@ -134,7 +134,7 @@ def test_special_values_survive_bitwise(tmp_path):
     layer = kanext.KANLinear(2, 2, grid=3, k=1, dtype=torch.float32)
     special = torch.tensor([-0.0, float("nan"), float("inf"), -float("inf"), 1e-45, -3.4e38], dtype=torch.float32)
     with torch.no_grad():
-        flat = layer.coef.detach().reshape(-1).clone()  # coef is kept in the kernel layout: not viewable flat
+        flat = layer.coef.detach().reshape(-1).clone()
         flat[: special.numel()] = special
         layer.coef.copy_(flat.view(layer.coef.shape))
     save(layer, tmp_path / "s")

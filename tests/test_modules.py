@@ -278,3 +278,28 @@ def test_mask_edited_in_place_takes_effect():
     with torch.no_grad():
         layer.mask.fill_(1.0)
     assert torch.equal(layer(x), y_full)
+
+
+def test_torch_optim_lbfgs_steps_on_every_module():
+    """torch.optim.LBFGS flattens parameters and their gradients with
+    .view(-1): every parameter and gradient must be dense (it failed on every
+    KAN while coef was stored transposed), also after a double backward."""
+    torch.manual_seed(0)
+    x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    for model in (kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64),
+                  kanext.KANLinear(2, 1, grid=4, dtype=torch.float64),
+                  kanext.LAN([2, 3, 1], grid=4, seed=0, dtype=torch.float64)):
+        opt = torch.optim.LBFGS(model.parameters(), max_iter=3)
+
+        def closure():
+            opt.zero_grad()
+            xr = x.clone().requires_grad_()
+            (g,) = torch.autograd.grad(model(xr).sum(), xr, create_graph=True)
+            loss = model(x).pow(2).mean() + g.pow(2).mean()
+            loss.backward()
+            return loss
+
+        before = float(closure())
+        opt.step(closure)
+        assert float(closure()) < before, type(model).__name__
+        assert all(p.is_contiguous() and (p.grad is None or p.grad.is_contiguous()) for p in model.parameters())

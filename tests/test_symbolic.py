@@ -271,10 +271,10 @@ def test_suggest_symbolic_ranks_by_pykans_score():
     with torch.no_grad():
         layer.scale_base.zero_()
         xs = torch.linspace(-1, 1, 200, dtype=F64)[:, None]
-        from kanext.layers import curve_to_coef, kernel_layout
+        from kanext.layers import curve_to_coef
 
         coef = curve_to_coef(xs, torch.sin(2 * xs + 0.5)[:, :, None] / layer.scale_sp, layer.grid, layer.k)
-        layer.coef.copy_(kernel_layout(coef))
+        layer.coef.copy_(coef)
     lib = ["x", "x^2", "sin", "tanh", "exp"]
     rows = model.suggest_symbolic(0, 0, 0, lib=lib, topk=5, verbose=False)
     assert [r[0] for r in rows][0] == "sin" and len(rows) == 5

@@ -24,11 +24,39 @@ inline void accumulate_product(T* __restrict acc, const T* __restrict a, const T
 
 
 
-// Both passes work on coef viewed as (in, G+k, out): contiguous, without a
-// copy, when coef has the kernel layout that KANLinear keeps it in (then each
-// pass is one vectorised sweep); any other layout is transposed once first.
+// Any other layout: both passes work on coef viewed as (in, G+k, out),
+// contiguous without a copy for the (in, G+k, out) memory order, else
+// transposed once first.
+// coef in pykan's contiguous (in, out, G+k) layout (the layout KANLinear keeps
+// its parameter in, so that optimisers may flatten it): one pass that reads
+// each (out, G+k) slice once, in column blocks that stay in L1.
+template <typename T>
+void fold_from_contiguous(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
+                          int64_t out, int64_t nb) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j0 = 0; j0 < out; j0 += kBlock) {
+      const int64_t j1 = std::min(out, j0 + kBlock);
+      for (int64_t g = 0; g < nb; ++g)
+        for (int64_t j = j0; j < j1; ++j)
+          w[(i * nb + g) * out + j] = c[(i * out + j) * nb + g] * s[i * out + j];
+    }
+}
+
 at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
   check_fold("kanext.fold_spline_weights", coef_, scale_);
+  if (coef_.is_contiguous()) {
+    const at::Tensor scale = scale_.contiguous();
+    const int64_t in = coef_.size(0), out = coef_.size(1), nb = coef_.size(2);
+    at::Tensor Wc = at::empty({in, nb, out}, coef_.options());
+    AT_DISPATCH_FLOATING_TYPES(coef_.scalar_type(), "kanext_fold", [&] {
+      const scalar_t *c = coef_.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
+      scalar_t* w = Wc.data_ptr<scalar_t>();
+      at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)),
+                       [&](int64_t i0, int64_t i1) { fold_from_contiguous(c, sp, w, i0, i1, out, nb); });
+    });
+    return Wc;
+  }
   const at::Tensor cT = coef_.transpose(1, 2).contiguous(), scale = scale_.contiguous();
   const int64_t in = cT.size(0), nb = cT.size(1), out = cT.size(2);
   at::Tensor Wc = at::empty({in, nb, out}, cT.options());
@@ -54,6 +82,32 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, cons
   TORCH_CHECK(gW_.dim() == 3 && gW_.size(0) == in && gW_.size(1) == nb && gW_.size(2) == out, op,
               ": expected grad_Wc of shape (", in, ", ", nb, ", ", out, "), got ", gW_.sizes());
   TORCH_CHECK(gW_.scalar_type() == coef_.scalar_type(), op, ": grad_Wc dtype differs from coef dtype");
+  if (coef_.is_contiguous()) {
+    // grad_coef[i, j, g] = grad_Wc[i, g, j] scale[i, j], written contiguous like coef;
+    // grad_scale[i, j] = sum_g grad_Wc[i, g, j] coef[i, j, g] (fixed order over g).
+    const at::Tensor gW = gW_.contiguous(), scale = scale_.contiguous();
+    at::Tensor gc = at::empty_like(coef_), gs = at::empty({in, out}, scale.options());
+    AT_DISPATCH_FLOATING_TYPES(coef_.scalar_type(), "kanext_fold_backward", [&] {
+      const scalar_t *g = gW.data_ptr<scalar_t>(), *c = coef_.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
+      scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
+      at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t j = 0; j < out; ++j) {
+            const scalar_t sij = sp[i * out + j];
+            const scalar_t* cij = c + (i * out + j) * nb;
+            scalar_t* gij = gcp + (i * out + j) * nb;
+            scalar_t acc = scalar_t(0);
+            for (int64_t q = 0; q < nb; ++q) {
+              const scalar_t gv = g[(i * nb + q) * out + j];
+              gij[q] = gv * sij;
+              acc += gv * cij[q];
+            }
+            gsp[i * out + j] = acc;
+          }
+      });
+    });
+    return {gc, gs};
+  }
   const at::Tensor gW = gW_.contiguous(), cT = coef_.transpose(1, 2).contiguous(), scale = scale_.contiguous();
   at::Tensor gcT = at::empty({in, nb, out}, cT.options()), gs = at::empty({in, out}, scale.options());
   AT_DISPATCH_FLOATING_TYPES(cT.scalar_type(), "kanext_fold_backward", [&] {
