@@ -18,13 +18,14 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import tempfile
 import time
 
 import torch
 
 import kanext
+
+import harness
 
 
 def target(x):
@@ -39,14 +40,8 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=1, help="runs of each fit (the median time is reported)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        import kan
-    except ImportError:
-        sys.exit("pykan is not installed (pip install -r requirements/test.txt)")
+    kan = harness.pykan_setup(args.threads)
     width = [int(v) for v in args.width.split(",")]
-    torch.set_default_dtype(torch.float64)  # pykan builds in the default dtype
     dataset = kanext.create_dataset(target, n_var=2, train_num=1000, test_num=1000, seed=0, dtype=torch.float64)
     cwd = os.getcwd()
     os.chdir(tempfile.mkdtemp())  # pykan may write checkpoints into its cwd

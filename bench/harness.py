@@ -459,3 +459,19 @@ def peak_extra_bytes(fn, device: str):
             live += size
             peak = max(peak, live)
     return peak
+
+
+def pykan_setup(threads: int | None = None):
+    """For the *_vs_pykan scripts: applies --threads, imports pykan (exits with a
+    message when it is missing) and makes float64 torch's default dtype, since
+    pykan builds its models in the default dtype. Returns the kan module."""
+    import sys
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        import kan
+    except ImportError:
+        sys.exit("pykan is not installed (pip install -r requirements/test.txt)")
+    torch.set_default_dtype(torch.float64)
+    return kan

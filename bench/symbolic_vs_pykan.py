@@ -23,13 +23,14 @@ import contextlib
 import copy
 import io
 import os
-import sys
 import tempfile
 import time
 
 import torch
 
 import kanext
+
+import harness
 
 
 def target(x):
@@ -48,13 +49,7 @@ def main(argv=None):
                         "the per-edge time x 30 as an estimate of its auto_symbolic (a lower bound: "
                         "auto_symbolic also refits the chosen function)")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        import kan
-    except ImportError:
-        sys.exit("pykan is not installed (pip install -r requirements/test.txt)")
-    torch.set_default_dtype(torch.float64)
+    kan = harness.pykan_setup(args.threads)
     ds = kanext.create_dataset(target, n_var=5, train_num=args.points, test_num=1000, seed=0, dtype=torch.float64)
     cwd = os.getcwd()
     os.chdir(tempfile.mkdtemp())  # pykan may write into its cwd

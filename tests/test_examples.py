@@ -117,3 +117,18 @@ def test_grid_extension_on_stage_gets_each_stage_model_after_its_fit():
     # the model handed over is the fitted one: its test RMSE is the one the stage reported
     for (_, _, te, _), (_, _, rmse) in zip(rows, seen):
         assert abs(rmse - te) <= 1e-12 * te, (rmse, te)
+
+
+def test_pde_poisson_quick_run_learns_the_solution(tmp_path):
+    """The paper's Poisson example, shortened: the physics-informed loss trains
+    through second derivatives of the fused kernels, the error against the
+    exact solution falls with grid extension, and the plot is written."""
+    out = tmp_path / "pde.png"
+    rows = _load("pde_poisson").main(["--quick", "--out", str(out)])["rows"]
+    kan = [r for r in rows if r["model"].startswith("KAN")]
+    assert [r["G"] for r in kan] == [5, 10]
+    assert kan[-1]["pde"] < 0.5 * kan[0]["pde"], kan
+    assert kan[-1]["l2"] < kan[0]["l2"] and kan[-1]["h1"] < kan[0]["h1"], kan
+    assert kan[-1]["l2"] < 2e-2 and kan[-1]["h1"] < 1e-1, kan  # exact solution has max |u| = 1
+    assert rows[-1]["model"].startswith("MLP") and rows[-1]["l2"] < 1.0
+    assert out.exists() and out.stat().st_size > 1000
