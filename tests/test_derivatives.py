@@ -6,6 +6,8 @@ and the combinations that must raise. One body for CPU and CUDA (the
 `device` fixture; the CUDA cases run on a GPU machine)."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
@@ -474,3 +476,37 @@ def test_compiled_derivative_ops_fullgraph():
     eager = f(x, v, Wb, Wc, dy)
     compiled = torch.compile(f, fullgraph=True)(x, v, Wb, Wc, dy)
     assert_close(compiled, eager, 1e-12, scale=magnitude(eager))
+
+
+def test_leading_batch_dims_second_derivatives():
+    """(..., in) inputs: the Laplacian of KANLinear / KAN on (B, T, in) equals
+    that of the flattened (B*T, in) input, with plain autograd and torch.func."""
+    lin = kanext.KANLinear(2, 3, grid=5, k=3, dtype=F64)
+    kan = kanext.KAN([2, 3, 1], grid=4, seed=3, dtype=F64)
+    x = torch.rand(4, 5, 2, dtype=F64, generator=torch.Generator().manual_seed(9)) * 1.8 - 0.9
+    for model in (lin, kan):
+        xr = x.clone().requires_grad_()
+        (g,) = torch.autograd.grad(model(xr).sum(), xr, create_graph=True)
+        h = sum(torch.autograd.grad(g[..., i].sum(), xr, retain_graph=True)[0][..., i] for i in range(2))
+        flat = _laplacian(lambda t: model(t).sum(-1), x.reshape(-1, 2)).detach()
+        assert h.shape == (4, 5)
+        assert_close(h.reshape(-1), flat, 1e-12, scale=magnitude(flat))
+        H = vmap(vmap(hessian(lambda xi: model(xi).sum())))(x)
+        assert_close(H.diagonal(dim1=-2, dim2=-1).sum(-1), h, 1e-10, scale=magnitude(flat))
+
+
+@pytest.mark.parametrize("name", ["kan", "lan", "kanlinear"])
+def test_float32_second_derivatives_match_float64(name, device):
+    """The derivative kernels in float32: the Laplacian and its parameter
+    gradients of a float32 model agree with the float64 twin to float32 accuracy."""
+    m64 = _models(device)[name]
+    m32 = copy.deepcopy(m64).to(torch.float32)  # the same model in float32
+    x = (torch.rand(13, 2, dtype=F64, generator=torch.Generator().manual_seed(11)) * 1.6 - 0.8).to(device)
+    out = {}
+    for key, m, xx in (("64", m64, x), ("32", m32, x.float())):
+        lap = _laplacian(lambda t: m(t).sum(-1), xx)
+        p = next(q for n, q in m.named_parameters() if n.endswith("coef"))
+        (gp,) = torch.autograd.grad(lap.pow(2).sum(), p)
+        out[key] = (lap.detach().double(), gp.double())
+    assert_close(out["32"][0], out["64"][0], 2e-4, scale=magnitude(out["64"][0]))
+    assert_close(out["32"][1], out["64"][1], 2e-4, scale=magnitude(out["64"][1]))
