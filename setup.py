@@ -1,7 +1,10 @@
 """Build of kanext._C (the source of truth for the build; CMakeLists.txt mirrors it).
 
 CPU kernels are always built. CUDA sources are built only when torch itself has
-CUDA and nvcc is found (never just because a GPU is visible):
+CUDA and a CUDA toolkit is found (never just because a GPU is visible). The
+toolkit comes from tools/cuda_toolkit.py: CUDA_HOME / CUDA_PATH when set, else
+the real path of the nvcc on PATH (following links and wrapper scripts), else
+the standard install folders; the build prints which one it uses.
   KANEXT_NO_CUDA=1     never build CUDA sources
   KANEXT_FORCE_CUDA=1  build them (fails if torch or nvcc cannot)
   KANEXT_CPU_ARCH      -march for the CPU kernels (default: native; e.g. x86-64-v3 for a portable build)
@@ -10,6 +13,7 @@ CUDA and nvcc is found (never just because a GPU is visible):
 """
 import glob
 import os
+import sys
 
 from setuptools import setup
 
@@ -17,6 +21,8 @@ import torch
 from torch.utils import cpp_extension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "tools"))
+from cuda_toolkit import find_cuda_toolkit  # noqa: E402
 
 
 def _flag(name):
@@ -26,15 +32,25 @@ def _flag(name):
 def _want_cuda():
     if _flag("KANEXT_NO_CUDA"):
         return False
-    have = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
-    if _flag("KANEXT_FORCE_CUDA"):
-        if not have:
+    force = _flag("KANEXT_FORCE_CUDA")
+    if torch.version.cuda is None:
+        if force:
             raise RuntimeError(
-                "KANEXT_FORCE_CUDA=1 but torch %s has CUDA=%s and CUDA_HOME=%s"
-                % (torch.__version__, torch.version.cuda, cpp_extension.CUDA_HOME)
-            )
-        return True
-    return have
+                "KANEXT_FORCE_CUDA=1, but torch %s is a CPU build (torch.version.cuda is None): install a CUDA "
+                "build of torch first" % torch.__version__)
+        return False
+    home, how = find_cuda_toolkit()
+    if home is None:
+        if force:
+            raise RuntimeError("KANEXT_FORCE_CUDA=1, but " + how)
+        print("kanext: building without CUDA kernels: " + how, file=sys.stderr)
+        return False
+    # torch.utils.cpp_extension reads its module-level CUDA_HOME when it builds
+    os.environ["CUDA_HOME"] = home
+    cpp_extension.CUDA_HOME = home
+    print("kanext: building CUDA kernels with the toolkit at %s (%s), torch %s (CUDA %s)"
+          % (home, how, torch.__version__, torch.version.cuda), file=sys.stderr)
+    return True
 
 
 def _extension():

@@ -1,0 +1,92 @@
+"""The build's CUDA toolkit search (tools/cuda_toolkit.py, used by setup.py and
+CMakeLists.txt), on fake toolkits: environment variables, nvcc wrapper scripts
+and links, standard folders, and the messages when nothing is found."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from cuda_toolkit import find_cuda_toolkit, real_nvcc  # noqa: E402
+
+
+def _toolkit(path):
+    os.makedirs(os.path.join(path, "bin"))
+    os.makedirs(os.path.join(path, "include"))
+    nvcc = os.path.join(path, "bin", "nvcc")
+    with open(nvcc, "wb") as f:
+        f.write(b"\x7fELF fake compiler")
+    os.chmod(nvcc, os.stat(nvcc).st_mode | stat.S_IEXEC)
+    open(os.path.join(path, "include", "cuda_runtime.h"), "w").close()
+    return str(path)
+
+
+def _script(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+    return str(path)
+
+
+def test_wrapper_script_outside_the_toolkit(tmp_path):
+    """The machines' case: /usr/local/bin/nvcc is `exec .../cuda-13.0/bin/nvcc "$@"`."""
+    home = _toolkit(tmp_path / "cuda-13.0")
+    wrapper = _script(tmp_path / "bin" / "nvcc", f'#!/bin/sh\nexec {home}/bin/nvcc "$@"\n')
+    found, how = find_cuda_toolkit(env={}, which=lambda _: wrapper, roots=())
+    assert found == home and "nvcc on PATH" in how and wrapper in how
+
+
+def test_links_and_nested_wrappers(tmp_path):
+    home = _toolkit(tmp_path / "toolkit")
+    inner = _script(tmp_path / "w1" / "bin" / "nvcc", f'#!/bin/bash\n"{home}/bin/nvcc" "$@"\n')
+    outer = _script(tmp_path / "w2" / "bin" / "nvcc", f"#!/bin/sh\nexec {inner} $@\n")
+    link = tmp_path / "link" / "nvcc"
+    os.makedirs(link.parent)
+    os.symlink(outer, link)
+    assert real_nvcc(str(link)) == os.path.realpath(os.path.join(home, "bin", "nvcc"))
+    found, _ = find_cuda_toolkit(env={}, which=lambda _: str(link), roots=())
+    assert found == home
+
+
+def test_environment_variables_first_and_checked(tmp_path):
+    home = _toolkit(tmp_path / "a")
+    other = _toolkit(tmp_path / "b")
+    wrapper = _script(tmp_path / "bin" / "nvcc", f"#!/bin/sh\nexec {other}/bin/nvcc\n")
+    assert find_cuda_toolkit(env={"CUDA_HOME": home}, which=lambda _: wrapper, roots=())[0] == home
+    assert find_cuda_toolkit(env={"CUDA_PATH": home}, which=lambda _: wrapper, roots=())[0] == home
+    found, why = find_cuda_toolkit(env={"CUDA_HOME": str(tmp_path / "nope")}, which=lambda _: wrapper, roots=())
+    assert found is None and "CUDA_HOME=" in why and "not a CUDA toolkit" in why
+
+
+def test_standard_folders_newest_first(tmp_path):
+    _toolkit(tmp_path / "cuda-12.4")
+    newest = _toolkit(tmp_path / "cuda-13.0")
+    found, how = find_cuda_toolkit(env={}, which=lambda _: None, roots=(str(tmp_path / "cuda-*"),))
+    assert found == newest and "standard folder" in how
+
+
+def test_nothing_found_says_what_was_tried(tmp_path):
+    wrapper = _script(tmp_path / "bin" / "nvcc", "#!/bin/sh\necho not a compiler\n")
+    found, why = find_cuda_toolkit(env={}, which=lambda _: wrapper, roots=(str(tmp_path / "none*"),))
+    assert found is None
+    assert "CUDA_HOME and CUDA_PATH unset" in why and wrapper in why and "standard folders" in why
+
+
+def test_command_line_reports_failure(tmp_path):
+    env = dict(os.environ, CUDA_HOME=str(tmp_path / "missing"))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "cuda_toolkit.py")], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "is not a CUDA toolkit" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.isfile("/usr/local/bin/nvcc"), reason="no nvcc wrapper on this machine")
+def test_this_machine_finds_a_real_toolkit():
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH")}
+    found, how = find_cuda_toolkit(env=env)
+    assert found is not None and os.path.isfile(os.path.join(found, "include", "cuda_runtime.h")), how
