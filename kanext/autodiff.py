@@ -684,6 +684,13 @@ def _autograd_kernel(name, fn, op):
     return kernel
 
 
+def _fold_backward_differentiable(g, coef, scale):
+    """fold_spline_weights_backward when its result is differentiated: the
+    same values from PyTorch ops (the fold is bilinear), any order."""
+    gt = g.transpose(1, 2)
+    return gt * scale.unsqueeze(-1), (gt * coef).sum(-1)
+
+
 _lib = torch.library.Library("kanext", "IMPL")
 for _name, _fn in {
     "spline_basis": lambda x, grid, k: BasisDeriv.apply(x, grid, k, 0),
@@ -700,5 +707,6 @@ for _name, _fn in {
     "spline_activation_wgrad": lambda *a: ActWgrad.apply(*a),
     "edge_stats": lambda *a: EdgeStats.apply(*a),
     "edge_stats_backward": lambda *a: _EdgeStatsBackward.apply(*a),
+    "fold_spline_weights_backward": _fold_backward_differentiable,
 }.items():
     _lib.impl(_name, _autograd_kernel(_name, _fn, getattr(_ops, _name).default), "Autograd")
