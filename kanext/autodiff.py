@@ -376,26 +376,21 @@ class KanBackward(torch.autograd.Function):
         gy, x, grid, Wb, Wc = ctx.saved_tensors
         k, base, need_x, need_w = ctx.args
         _no_grid_grad("kan_linear", tgrid is not None)
-        zx, zb, zc = torch.zeros_like(x), torch.zeros_like(Wb), torch.zeros_like(Wc)
-        tgx = zx
+        tgx = None
         if need_x:
-            t = None
             if tgy is not None:
-                t = KanTranspose.apply(tgy, x, grid, k, base, Wb, Wc, 1)
+                tgx = KanTranspose.apply(tgy, x, grid, k, base, Wb, Wc, 1)
             if tx is not None:
-                t = _add(t, tx * KanTranspose.apply(gy, x, grid, k, base, Wb, Wc, 2))
+                tgx = _add(tgx, tx * KanTranspose.apply(gy, x, grid, k, base, Wb, Wc, 2))
             if tWb is not None or tWc is not None:
-                t = _add(t, KanTranspose.apply(gy, x, grid, k, base, zb if tWb is None else tWb,
-                                               zc if tWc is None else tWc, 1))
-            tgx = zx if t is None else t
-        tgb, tgc = zb, zc
+                tgx = _add(tgx, KanTranspose.apply(gy, x, grid, k, base, _z(tWb, Wb), _z(tWc, Wc), 1))
+        tgb = tgc = None
         if need_w:
-            if tgy is not None:
-                a, c = KanWgrad.apply(tgy, x, None, grid, k, base, 0)
-                tgb, tgc = tgb + a, tgc + c
-            if tx is not None:
-                a, c = KanWgrad.apply(gy, x, tx, grid, k, base, 1)
-                tgb, tgc = tgb + a, tgc + c
+            for term in (KanWgrad.apply(tgy, x, None, grid, k, base, 0) if tgy is not None else None,
+                         KanWgrad.apply(gy, x, tx, grid, k, base, 1) if tx is not None else None):
+                if term is not None:
+                    tgb, tgc = _add(tgb, term[0]), _add(tgc, term[1])
+        tgx, tgb, tgc = _z(tgx, x), _z(tgb, Wb), _z(tgc, Wc)
         return tgx, tgb, tgc
 
     @staticmethod

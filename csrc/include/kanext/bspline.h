@@ -80,9 +80,9 @@ KANEXT_HD T base_derivative_n(int64_t fn, T x, int m) {
   T cur = T(0);
   for (int d = mm + 1; d >= 0; --d) cur = cur * s + c[d];
   // sigma^(m)(x) and sigma^(m-1)(x) from their values at -|x|
-  if (pos) {
-    cur = (mm % 2 == 1) ? cur : -cur;             // (-1)^(m+1)
-    prev = (mm - 1 == 0) ? T(1) - s : ((mm - 1) % 2 == 1 ? prev : -prev);
+  if (pos) {  // m >= 2 here, so both orders are >= 1: sigma^(j)(x) = (-1)^(j+1) sigma^(j)(-x)
+    if (mm % 2 == 0) cur = -cur;
+    if ((mm - 1) % 2 == 0) prev = -prev;
   }
   return x * cur + T(mm) * prev;
 }
