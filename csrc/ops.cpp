@@ -83,4 +83,19 @@ TORCH_LIBRARY(kanext, m) {
       "spline_activation_eval(Tensor z, Tensor grid, int k, int base, Tensor coef, Tensor scale_base, "
       "Tensor scale_sp, int order) -> Tensor");
   m.def("spline_activation_wgrad(Tensor gy, Tensor z, Tensor grid, int k, int base, int order) -> (Tensor, Tensor)");
+  // And for edge_stats (its second and higher derivatives): with phi^(c) the
+  // order-c derivative of the edge activation with weights W = (Wb, Wc), psi^(a)
+  // that with weights V = (Vb, Vc) (same shapes), and w = sign(phi) (mode 0,
+  // c = 0; sign(0) = 0) or w = phi^(c) (mode 1), u an optional (N, in) weight:
+  //   product: P[n,i]    = sum_j w_ij(x[n,i]) psi^(a)_ij(x[n,i])
+  //   wgrad:   Sb[i,j]   = sum_n u[n,i] w_ij(x[n,i]) b^(a)(x[n,i]),
+  //            SB[i,g,j] = sum_n u[n,i] w_ij(x[n,i]) B_g^(a)(x[n,i])
+  // A NaN x[n,i] adds nothing (P[n,i] = 0), as in edge_stats. d/dx of either
+  // raises c or a by one, and d/dW, d/dV, d/du are again these two ops.
+  m.def(
+      "edge_product(Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor Wc, Tensor Vb, Tensor Vc, int mode, "
+      "int c, int a) -> Tensor");
+  m.def(
+      "edge_product_wgrad(Tensor x, Tensor? u, Tensor grid, int k, int base, Tensor Wb, Tensor Wc, int mode, int c, "
+      "int a) -> (Tensor, Tensor)");
 }

@@ -10,9 +10,11 @@ jacfwd, hessian, vmap), each derivative one fused pass with no (N, in, G+k) or
 (N, in, out) tensor (kanext/autodiff.py). B-spline derivatives of order
 m <= k are exact; beyond k they are zero (the splines are piecewise degree-k
 polynomials), while the base term keeps its own derivatives (silu's computed
-up to order 10 in the kernels; identity's vanish beyond the first). Not
-supported, with a clear error: derivatives of edge_stats beyond the first and
-its forward mode; gradients with respect to grids.
+up to order 10 in the kernels; identity's vanish beyond the first).
+edge_stats' derivatives of order 2 and up come from edge_product and
+edge_product_wgrad (d|phi|/dphi = sign(phi), whose own derivative is 0).
+Forward mode works with torch.func.jvp and with torch.autograd.forward_ad.
+Not supported, with a clear error: gradients with respect to grids.
 
 NaN/Inf policy. kan_linear: a NaN in x[n, i] makes the whole output row
 y[n, :] NaN. In its backward, grad_x[n, i] is NaN for a NaN input and adds
@@ -59,6 +61,8 @@ __all__ = [
     "kan_linear_wgrad",
     "spline_activation_eval",
     "spline_activation_wgrad",
+    "edge_product",
+    "edge_product_wgrad",
 ]
 
 #: Residual base functions computed inside the kernels. 'zero' means no base
@@ -164,7 +168,7 @@ def edge_stats(
 
         (sum_n phi, sum_n phi**2, sum_n |phi|), each (in, out) in x's dtype,
 
-    differentiable in x, Wb and Wc (d|phi|/dphi = sign(phi), 0 at phi = 0, as
+    differentiable to any order in x, Wb and Wc (d|phi|/dphi = sign(phi), 0 at phi = 0, as
     torch.abs). Arguments as for :func:`kan_linear`. Cost O(N in out (k+2)),
     the same as a kan_linear forward; no (N, in, out) tensor is formed.
 
@@ -200,7 +204,7 @@ def edge_stats(
 def edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
     """Raw backward of :func:`edge_stats`: (grad_x, grad_Wb, grad_Wc)."""
     if transforms_active():
-        return _ad._EdgeStatsBackward.apply(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
+        return _ad.edge_stats_grads(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
     return _ops.edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
 
 
@@ -374,3 +378,34 @@ def _(z, grid, k, base, coef, scale_base, scale_sp, order):
 @torch.library.register_fake("kanext::spline_activation_wgrad")
 def _(gy, z, grid, k, base, order):
     return z.new_empty((z.shape[1], grid.shape[1] - k - 1)), z.new_empty((z.shape[1],))
+
+
+def edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode: int, c: int, a: int) -> Tensor:
+    """P[n, i] = sum_j w_ij(x[n, i]) psi^(a)_ij(x[n, i]), with psi^(a) the order-a
+    derivative of the edge activation with weights (Vb, Vc) and w = sign(phi)
+    (mode 0, c = 0) or phi^(c) (mode 1), phi that with weights (Wb, Wc). The
+    terms of edge_stats' second and higher derivatives; NaN x give 0.
+    Differentiable to any order (kanext.autodiff)."""
+    if transforms_active():
+        return _ad.EdgeProduct.apply(x, grid, k, _base_id(base), Wb, Wc, Vb, Vc, mode, c, a)
+    return _ops.edge_product(x, grid, k, _base_id(base), Wb, Wc, Vb, Vc, mode, c, a)
+
+
+def edge_product_wgrad(x, u, grid, k, base, Wb, Wc, mode: int, c: int, a: int) -> tuple[Tensor, Tensor]:
+    """(Sb (in, out), SB (in, G+k, out)): sum_n u[n, i] w_ij(x[n, i]) b^(a)(x[n, i])
+    and sum_n u w_ij B_g^(a)(x[n, i]), w as in :func:`edge_product` (u None: 1)."""
+    if transforms_active():
+        return _ad.EdgeProductWgrad.apply(x, u, grid, k, _base_id(base), Wb, Wc, mode, c, a)
+    return _ops.edge_product_wgrad(x, u, grid, k, _base_id(base), Wb, Wc, mode, c, a)
+
+
+@torch.library.register_fake("kanext::edge_product")
+def _(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a):
+    _check_2d("kanext.edge_product", x)
+    return x.new_empty(x.shape)
+
+
+@torch.library.register_fake("kanext::edge_product_wgrad")
+def _(x, u, grid, k, base, Wb, Wc, mode, c, a):
+    _check_2d("kanext.edge_product_wgrad", x)
+    return x.new_empty(Wb.shape), x.new_empty(Wc.shape)

@@ -27,6 +27,8 @@ __all__ = [
     "kan_linear_wgrad",
     "spline_activation_eval",
     "spline_activation_wgrad",
+    "edge_product",
+    "edge_product_wgrad",
 ]
 
 
@@ -178,3 +180,27 @@ def spline_activation_wgrad(gy, z, grid, k, base, order):
     """(sum_n gy B^(m)(z) (C, G+k), sum_n gy b^(m)(z) (C,)); NaN z add nothing."""
     B, b, _ = _edge_terms(z, grid, k, base, order)
     return torch.einsum("ncg,nc->cg", B, gy), (gy * b).sum(0)
+
+
+def _edge_weights(x, grid, k, base, Wb, Wc, mode, order):
+    """(N, in, out): sign(phi) (mode 0) or phi^(order) (mode 1) with weights
+    (Wb, Wc), materialised; 0 where x is NaN."""
+    B, b, _ = _edge_terms(x, grid, k, base, 0 if mode == 0 else order)
+    phi = b.unsqueeze(-1) * Wb + torch.einsum("nig,igj->nij", B, Wc)
+    return torch.sign(phi) if mode == 0 else phi
+
+
+def edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a):
+    """P[n,i] = sum_j w_ij psi^(a)_ij: w = sign(phi) (mode 0) or phi^(c) (mode 1)
+    with weights W, psi with weights V; 0 where x is NaN."""
+    w = _edge_weights(x, grid, k, base, Wb, Wc, mode, c)
+    return (w * _edge_weights(x, grid, k, base, Vb, Vc, 1, a)).sum(-1)
+
+
+def edge_product_wgrad(x, u, grid, k, base, Wb, Wc, mode, c, a):
+    """(sum_n u w b^(a) (in, out), sum_n u w B_g^(a) (in, G+k, out)); NaN x add nothing."""
+    w = _edge_weights(x, grid, k, base, Wb, Wc, mode, c)
+    if u is not None:
+        w = w * u.unsqueeze(-1)
+    B, b, _ = _edge_terms(x, grid, k, base, a)
+    return torch.einsum("ni,nij->ij", b, w), torch.einsum("nig,nij->igj", B, w)

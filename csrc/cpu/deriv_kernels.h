@@ -7,6 +7,10 @@
 // is formed. These serve the higher-order terms (second derivatives and up,
 // torch.func); the first-order pass keeps its tuned kernels
 // (kan_linear_kernels.h).
+//
+// edge_product / edge_product_wgrad serve edge_stats' second and higher
+// derivatives the same way: products of two edge-activation derivatives (or
+// of one with sign(phi)), summed over j or over n, O(N in out (k+2)).
 #pragma once
 
 #include <algorithm>
@@ -186,6 +190,97 @@ void spline_activation_wgrad_channels(const T* __restrict gy, const T* __restric
     }
     Sb[c] = acc_b;
   }
+}
+
+// ---- edge_product and edge_product_wgrad (edge_stats' higher derivatives).
+// For one entry x = x[n, i], row i of the weights and a tile of kEdgeJ
+// columns from j0: w[jj] = the weight factor of edge (i, j0 + jj) (sign(phi)
+// in mode 0, phi^(c) in mode 1) from the order-c terms (vw, bw, window s).
+constexpr int kEdgeJ = 64;
+
+template <typename T, int K>
+inline void edge_weight_tile(const T* __restrict Wb, const T* __restrict Wc, int64_t i, int64_t nb, int64_t out,
+                             int64_t s, const T* vw, T bw, bool has_base, int mode, int64_t j0, int64_t nj,
+                             T* __restrict w) {
+  for (int64_t jj = 0; jj < nj; ++jj) w[jj] = has_base ? bw * Wb[i * out + j0 + jj] : T(0);
+  if (s >= 0)
+    for (int q = 0; q <= K; ++q) {
+      const T* __restrict r = Wc + (i * nb + s + q) * out + j0;
+      const T c = vw[q];
+      for (int64_t jj = 0; jj < nj; ++jj) w[jj] += c * r[jj];
+    }
+  if (mode == 0)
+    for (int64_t jj = 0; jj < nj; ++jj) w[jj] = T(w[jj] > T(0)) - T(w[jj] < T(0));
+}
+
+// edge_product over rows [n0, n1): P[n, i] = sum_j w_ij psi^(a)_ij (csrc/ops.cpp).
+template <typename T, int K>
+void edge_product_rows(const T* __restrict x, const T* __restrict grid, int64_t in, int64_t M, int64_t base,
+                       const T* __restrict Wb, const T* __restrict Wc, const T* __restrict Vb,
+                       const T* __restrict Vc, int64_t out, int mode, int c, int a, T* __restrict P, int64_t n0,
+                       int64_t n1) {
+  constexpr int K1 = K + 1;
+  const int64_t nb = M - K - 1;
+  const bool hb = base != kBaseZero;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t i = 0; i < in; ++i) {
+      const T xv = x[n * in + i];
+      T vw[K1], bw, va[K1], ba;
+      const int64_t s = edge_terms<T>(grid + i * M, M, K, mode == 0 ? 0 : c, base, xv, vw, &bw);
+      if (s == -2) {
+        P[n * in + i] = T(0);
+        continue;
+      }
+      edge_terms<T>(grid + i * M, M, K, a, base, xv, va, &ba);
+      T acc = T(0);
+      for (int64_t j0 = 0; j0 < out; j0 += kEdgeJ) {
+        const int64_t nj = std::min<int64_t>(kEdgeJ, out - j0);
+        T w[kEdgeJ], p[kEdgeJ];
+        edge_weight_tile<T, K>(Wb, Wc, i, nb, out, s, vw, bw, hb, mode, j0, nj, w);
+        edge_weight_tile<T, K>(Vb, Vc, i, nb, out, s, va, ba, hb, 1, j0, nj, p);
+        for (int64_t jj = 0; jj < nj; ++jj) acc += w[jj] * p[jj];
+      }
+      P[n * in + i] = acc;
+    }
+}
+
+// edge_product_wgrad for inputs [i0, i1) (each input owned by one thread, the
+// batch walked in order): Sb[i, j] = sum_n u w_ij b^(a), SB[i, g, j] = sum_n u w_ij B_g^(a).
+template <typename T, int K>
+void edge_product_wgrad_inputs(const T* __restrict x, const T* __restrict u, const T* __restrict grid, int64_t N,
+                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb, const T* __restrict Wc,
+                               int64_t out, int mode, int c, int a, T* __restrict Sb, T* __restrict SB, int64_t i0,
+                               int64_t i1) {
+  constexpr int K1 = K + 1;
+  const int64_t nb = M - K - 1;
+  const bool hb = base != kBaseZero;
+  std::fill(Sb + i0 * out, Sb + i1 * out, T(0));
+  std::fill(SB + i0 * nb * out, SB + i1 * nb * out, T(0));
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t n = 0; n < N; ++n) {
+      const T xv = x[n * in + i];
+      T vw[K1], bw, va[K1], ba;
+      const int64_t s = edge_terms<T>(grid + i * M, M, K, mode == 0 ? 0 : c, base, xv, vw, &bw);
+      if (s == -2) continue;
+      edge_terms<T>(grid + i * M, M, K, a, base, xv, va, &ba);
+      const T un = u ? u[n * in + i] : T(1);
+      for (int64_t j0 = 0; j0 < out; j0 += kEdgeJ) {
+        const int64_t nj = std::min<int64_t>(kEdgeJ, out - j0);
+        T w[kEdgeJ];
+        edge_weight_tile<T, K>(Wb, Wc, i, nb, out, s, vw, bw, hb, mode, j0, nj, w);
+        for (int64_t jj = 0; jj < nj; ++jj) w[jj] *= un;
+        if (hb) {
+          T* __restrict r = Sb + i * out + j0;
+          for (int64_t jj = 0; jj < nj; ++jj) r[jj] += ba * w[jj];
+        }
+        if (s >= 0)
+          for (int q = 0; q <= K; ++q) {
+            T* __restrict r = SB + (i * nb + s + q) * out + j0;
+            const T cq = va[q];
+            for (int64_t jj = 0; jj < nj; ++jj) r[jj] += cq * w[jj];
+          }
+      }
+    }
 }
 
 // spline_basis_deriv of order m for rows [n0, n1) into out (N, in, G+k), zeroed.

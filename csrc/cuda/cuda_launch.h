@@ -106,7 +106,8 @@ cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void*
 
 // Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).
 // v (N, in) may be null (weight 1). gWc (in, G+k, out) of kan_linear_wgrad,
-// SB (C, G+k) of spline_activation_wgrad and out of spline_basis_order must be
+// SB (C, G+k) of spline_activation_wgrad, SB (in, G+k, out) of
+// edge_product_wgrad and out of spline_basis_order must be
 // zeroed by the caller (they are accumulated / written sparsely); every other
 // output is fully written.
 #define KANEXT_DERIV_DECLS(T, SUF)                                                                                  \
@@ -126,7 +127,14 @@ cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void*
                                                    int64_t M, int k, int m, int64_t base, T* SB, T* Sb,             \
                                                    cudaStream_t stream);                                            \
   cudaError_t launch_spline_basis_order_##SUF(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k,   \
-                                              int m, T* out, cudaStream_t stream);
+                                              int m, T* out, cudaStream_t stream);                                  \
+  cudaError_t launch_edge_product_##SUF(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k,         \
+                                        int64_t base, const T* Wb, const T* Wc, const T* Vb, const T* Vc,           \
+                                        int64_t out, int mode, int c, int a, T* P, cudaStream_t stream);            \
+  cudaError_t launch_edge_product_wgrad_##SUF(const T* x, const T* u, const T* grid, int64_t N, int64_t in,         \
+                                              int64_t M, int k, int64_t base, const T* Wb, const T* Wc,             \
+                                              int64_t out, int mode, int c, int a, T* Sb, T* SB,                    \
+                                              cudaStream_t stream);
 KANEXT_DERIV_DECLS(float, f32)
 KANEXT_DERIV_DECLS(double, f64)
 #undef KANEXT_DERIV_DECLS

@@ -215,6 +215,80 @@ spline_basis_order_kernel(const T* __restrict__ x, const T* __restrict__ grid, i
   }
 }
 
+// ---- edge_product / edge_product_wgrad (edge_stats' higher derivatives).
+// The weight factor of edge (i, j): sign(phi) (mode 0) or phi^(c) (mode 1),
+// from the order-c terms (vw, bw, window s) of the entry.
+template <typename T, int K>
+__device__ __forceinline__ T edge_weight(const T* __restrict__ Wb, const T* __restrict__ Wc, int64_t i, int64_t j,
+                                         int64_t nb, int64_t out, int64_t s, const T* vw, T bw, bool has_base,
+                                         int mode) {
+  T w = has_base ? bw * Wb[i * out + j] : T(0);
+  if (s >= 0) {
+#pragma unroll
+    for (int q = 0; q <= K; ++q) w += vw[q] * Wc[(i * nb + s + q) * out + j];
+  }
+  return mode == 0 ? T(w > T(0)) - T(w < T(0)) : w;
+}
+
+// P[n, i] = sum_j w_ij psi^(a)_ij(x[n, i]); a warp owns one (n, i). NaN x: 0.
+template <typename T, int K>
+__global__ void __launch_bounds__(kThreads)
+edge_product_kernel(const T* __restrict__ x, const T* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                    int64_t base, const T* __restrict__ Wb, const T* __restrict__ Wc, const T* __restrict__ Vb,
+                    const T* __restrict__ Vc, int64_t out, int mode, int c, int a, T* __restrict__ P) {
+  const int64_t nb = M - K - 1;
+  const bool hb = base != kBaseZero;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  constexpr int kWarps = kThreads / 32;
+  for (int64_t p = int64_t(blockIdx.x) * kWarps + warp; p < N * in; p += int64_t(gridDim.x) * kWarps) {
+    const int64_t i = p % in;
+    T vw[kMaxOrder + 1], bw, va[kMaxOrder + 1], ba;
+    const int64_t s = edge_terms<T>(grid + i * M, M, K, mode == 0 ? 0 : c, base, x[p], vw, &bw);
+    edge_terms<T>(grid + i * M, M, K, a, base, x[p], va, &ba);
+    T acc = T(0);
+    if (s >= -1) {
+      for (int64_t j = lane; j < out; j += 32)
+        acc += edge_weight<T, K>(Wb, Wc, i, j, nb, out, s, vw, bw, hb, mode) *
+               edge_weight<T, K>(Vb, Vc, i, j, nb, out, s, va, ba, hb, 1);
+    }
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) P[p] = acc;
+  }
+}
+
+// Sb[i, j] = sum_n u w_ij b^(a), SB[i, g, j] = sum_n u w_ij B_g^(a); a block owns
+// (input i, 128 columns) and walks the batch in order, each thread its own
+// column (every output element has one owner: no atomics). SB must be zeroed
+// by the caller (accumulated in place).
+template <typename T, int K>
+__global__ void __launch_bounds__(kThreads)
+edge_product_wgrad_kernel(const T* __restrict__ x, const T* __restrict__ u, const T* __restrict__ grid, int64_t N,
+                          int64_t in, int64_t M, int64_t base, const T* __restrict__ Wb, const T* __restrict__ Wc,
+                          int64_t out, int mode, int c, int a, T* __restrict__ Sb, T* __restrict__ SB) {
+  const int64_t nb = M - K - 1;
+  const bool hb = base != kBaseZero;
+  const int64_t jt = ceil_div(out, kThreads);
+  for (int64_t tile = blockIdx.x; tile < in * jt; tile += gridDim.x) {
+    const int64_t i = tile / jt, j = (tile % jt) * kThreads + threadIdx.x;
+    if (j >= out) continue;
+    T accb = T(0);
+    for (int64_t n = 0; n < N; ++n) {
+      const T xv = x[n * in + i];
+      T vw[kMaxOrder + 1], bw, va[kMaxOrder + 1], ba;
+      const int64_t s = edge_terms<T>(grid + i * M, M, K, mode == 0 ? 0 : c, base, xv, vw, &bw);
+      if (s == -2) continue;
+      edge_terms<T>(grid + i * M, M, K, a, base, xv, va, &ba);
+      const T w = (u ? u[n * in + i] : T(1)) * edge_weight<T, K>(Wb, Wc, i, j, nb, out, s, vw, bw, hb, mode);
+      accb += w * ba;
+      if (s >= 0) {
+#pragma unroll
+        for (int q = 0; q <= K; ++q) SB[(i * nb + s + q) * out + j] += w * va[q];
+      }
+    }
+    Sb[i * out + j] = hb ? accb : T(0);
+  }
+}
+
 template <typename T>
 cudaError_t eval(const T* x, const T* v, const T* grid, int64_t N, int64_t in, int64_t M, int k, int m, int64_t base,
                  const T* Wb, const T* Wc, int64_t out, T* y, cudaStream_t stream) {
@@ -287,6 +361,32 @@ cudaError_t basis_order(const T* x, const T* grid, int64_t N, int64_t in, int64_
   });
 }
 
+template <typename T>
+cudaError_t edge_product(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k, int64_t base,
+                         const T* Wb, const T* Wc, const T* Vb, const T* Vc, int64_t out, int mode, int c, int a,
+                         T* P, cudaStream_t stream) {
+  if (N * in == 0) return cudaSuccess;
+  const unsigned blocks = grid_x(ceil_div(N * in, kThreads / 32));
+  return dispatch_order(k, [&](auto KC) {
+    KANEXT_LAUNCH(blocks, kThreads, 0, stream, edge_product_kernel<T, decltype(KC)::value>)(
+        x, grid, N, in, M, base, Wb, Wc, Vb, Vc, out, mode, c, a, P);
+    return cudaGetLastError();
+  });
+}
+
+template <typename T>
+cudaError_t edge_product_wgrad(const T* x, const T* u, const T* grid, int64_t N, int64_t in, int64_t M, int k,
+                               int64_t base, const T* Wb, const T* Wc, int64_t out, int mode, int c, int a, T* Sb,
+                               T* SB, cudaStream_t stream) {
+  if (in == 0 || out == 0) return cudaSuccess;
+  const unsigned blocks = grid_x(in * ceil_div(out, kThreads));
+  return dispatch_order(k, [&](auto KC) {
+    KANEXT_LAUNCH(blocks, kThreads, 0, stream, edge_product_wgrad_kernel<T, decltype(KC)::value>)(
+        x, u, grid, N, in, M, base, Wb, Wc, out, mode, c, a, Sb, SB);
+    return cudaGetLastError();
+  });
+}
+
 }  // namespace
 
 #define KANEXT_DERIV_LAUNCHERS(T, SUF)                                                                              \
@@ -318,6 +418,17 @@ cudaError_t basis_order(const T* x, const T* grid, int64_t N, int64_t in, int64_
   cudaError_t launch_spline_basis_order_##SUF(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k,   \
                                               int m, T* out, cudaStream_t stream) {                                 \
     return basis_order<T>(x, grid, N, in, M, k, m, out, stream);                                                    \
+  }                                                                                                                 \
+  cudaError_t launch_edge_product_##SUF(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k,         \
+                                        int64_t base, const T* Wb, const T* Wc, const T* Vb, const T* Vc,           \
+                                        int64_t out, int mode, int c, int a, T* P, cudaStream_t stream) {           \
+    return edge_product<T>(x, grid, N, in, M, k, base, Wb, Wc, Vb, Vc, out, mode, c, a, P, stream);                 \
+  }                                                                                                                 \
+  cudaError_t launch_edge_product_wgrad_##SUF(const T* x, const T* u, const T* grid, int64_t N, int64_t in,         \
+                                              int64_t M, int k, int64_t base, const T* Wb, const T* Wc,             \
+                                              int64_t out, int mode, int c, int a, T* Sb, T* SB,                    \
+                                              cudaStream_t stream) {                                                \
+    return edge_product_wgrad<T>(x, u, grid, N, in, M, k, base, Wb, Wc, out, mode, c, a, Sb, SB, stream);           \
   }
 
 KANEXT_DERIV_LAUNCHERS(float, f32)

@@ -86,6 +86,9 @@ def lib():
         L.emu_deriv_act_eval.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp, vp, vp]
         L.emu_deriv_act_wgrad.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp]
         L.emu_deriv_basis.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp]
+        L.emu_edge_product.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp, vp, vp, vp, i64, i32, i32, i32, vp]
+        L.emu_edge_product_wgrad.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, i32, vp,
+                                             vp]
         _LIB = L
     return _LIB
 
@@ -258,3 +261,21 @@ def emu_deriv_basis(x, grid, k, m):
     out = torch.zeros((x.shape[0], x.shape[1], grid.shape[1] - k - 1), dtype=x.dtype)  # written sparsely
     assert lib().emu_deriv_basis(_dbl(x), p(x), p(grid), x.shape[0], x.shape[1], grid.shape[1], k, m, p(out)) == 0
     return out
+
+
+def emu_edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a):
+    x, grid, Wb, Wc, Vb, Vc = (t.contiguous() for t in (x, grid, Wb, Wc, Vb, Vc))
+    P = poisoned(x.shape, x.dtype)
+    assert lib().emu_edge_product(_dbl(x), p(x), p(grid), x.shape[0], x.shape[1], grid.shape[1], k, base, p(Wb), p(Wc),
+                                  p(Vb), p(Vc), Wb.shape[1], mode, c, a, p(P)) == 0
+    return P
+
+
+def emu_edge_product_wgrad(x, u, grid, k, base, Wb, Wc, mode, c, a):
+    x, grid, Wb, Wc = (t.contiguous() for t in (x, grid, Wb, Wc))
+    u = None if u is None else u.contiguous()
+    Sb = poisoned(Wb.shape, x.dtype)
+    SB = torch.zeros(Wc.shape, dtype=x.dtype)  # accumulated in place (launcher contract)
+    assert lib().emu_edge_product_wgrad(_dbl(x), p(x), _opt(u), p(grid), x.shape[0], x.shape[1], grid.shape[1], k,
+                                        base, p(Wb), p(Wc), Wb.shape[1], mode, c, a, p(Sb), p(SB)) == 0
+    return Sb, SB

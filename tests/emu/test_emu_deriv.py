@@ -1,7 +1,8 @@
 """Runs the CUDA kernels of the derivative ops (csrc/cuda/deriv.cu) in host
 emulation and checks them against kanext.reference, on a machine without a
-GPU: kan_linear_eval / _transpose / _wgrad, spline_activation_eval / _wgrad
-and spline_basis_deriv of orders 2 and up, with NaN and out-of-grid inputs,
+GPU: kan_linear_eval / _transpose / _wgrad, spline_activation_eval / _wgrad,
+spline_basis_deriv of orders 2 and up and edge_product / _wgrad (edge_stats'
+higher derivatives), with NaN and out-of-grid inputs,
 several grid kinds, odd sizes and capped grids (EMU_MAX_GRID: the kernels'
 grid-stride loops). Outputs start poisoned (NaN) where the launcher writes
 every element.
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from emulator import (BASES, emu_deriv_act_eval, emu_deriv_act_wgrad, emu_deriv_basis, emu_deriv_eval,
-                      emu_deriv_transpose, emu_deriv_wgrad)
+                      emu_deriv_transpose, emu_deriv_wgrad, emu_edge_product, emu_edge_product_wgrad)
 from helpers import assert_close, magnitude, grid_of_kind, randn, sample_x, seed_of
 
 from kanext import reference as ref
@@ -92,8 +93,37 @@ def test_spline_basis_order_kernel(dtype, order, k):
     assert_close(got, exp, _tol(dtype) * 10, scale=float(exp.abs().max()) + 1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode,c,a", [(0, 0, 0), (0, 0, 2), (1, 0, 1), (1, 2, 1)])
+@pytest.mark.parametrize("base", list(BASES))
+@pytest.mark.parametrize("k,G,kind,N,inf,out", CASES)
+def test_edge_product_kernels(dtype, mode, c, a, base, k, G, kind, N, inf, out):
+    s = seed_of("emue", mode, c, a, base, k, G, kind, N)
+    grid = grid_of_kind(kind, inf, G, k, torch.float64, seed=s)
+    x = sample_x(N, grid, seed=s + 1)
+    if N > 3:
+        x[1, 0] = float("nan")
+    u = randn(N, inf, seed=s + 2)
+    Wb, Wc, Vb, Vc = (randn(*sh, seed=s + 3 + i) for i, sh in enumerate([(inf, out), (inf, G + k, out)] * 2))
+    # the reference from the inputs rounded to dtype, so that sign(phi) is that of the same numbers
+    x, grid, u, Wb, Wc, Vb, Vc = (t.to(dtype).double() for t in (x, grid, u, Wb, Wc, Vb, Vc))
+    cv = lambda *ts: [t.to(dtype) for t in ts]  # noqa: E731
+    bid = BASES[base]
+    exp = ref.edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a)
+    got = emu_edge_product(*cv(x, grid), k, bid, *cv(Wb, Wc, Vb, Vc), mode, c, a)
+    assert_close(got, exp, _tol(dtype), scale=magnitude(exp) * out ** 0.5)
+    for uu in (None, u):
+        eb, ec = ref.edge_product_wgrad(x, uu, grid, k, base, Wb, Wc, mode, c, a)
+        gb, gc = emu_edge_product_wgrad(x.to(dtype), None if uu is None else uu.to(dtype), grid.to(dtype), k, bid,
+                                        *cv(Wb, Wc), mode, c, a)
+        sc = max(magnitude(eb), magnitude(ec)) * max(1, N) ** 0.5
+        assert_close(gb, eb, _tol(dtype), scale=sc)
+        assert_close(gc, ec, _tol(dtype), scale=sc)
+
+
 def test_capped_grid_strides(monkeypatch):
     """EMU_MAX_GRID=2 forces every kernel's grid-stride loop to run."""
     monkeypatch.setenv("EMU_MAX_GRID", "2")
     test_kan_linear_deriv_kernels(torch.float64, 2, "silu", 2, 7, "skewed", 40, 35, 130)
     test_spline_activation_deriv_kernels(torch.float64, 2, "silu")
+    test_edge_product_kernels(torch.float64, 1, 2, 1, "silu", 2, 7, "skewed", 40, 35, 130)

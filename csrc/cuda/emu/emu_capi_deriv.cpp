@@ -54,5 +54,24 @@ int emu_deriv_basis(int dbl, const void* x, const void* grid, int64_t N, int64_t
              : launch_spline_basis_order_f32(F(float) x, F(float) grid, N, in, M, k, m, (float*)out, nullptr);
 }
 
+int emu_edge_product(int dbl, const void* x, const void* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                     const void* Wb, const void* Wc, const void* Vb, const void* Vc, int64_t out, int mode, int c, int a,
+                     void* P) {
+  return dbl ? launch_edge_product_f64(F(double) x, F(double) grid, N, in, M, k, base, F(double) Wb, F(double) Wc,
+                                       F(double) Vb, F(double) Vc, out, mode, c, a, (double*)P, nullptr)
+             : launch_edge_product_f32(F(float) x, F(float) grid, N, in, M, k, base, F(float) Wb, F(float) Wc,
+                                       F(float) Vb, F(float) Vc, out, mode, c, a, (float*)P, nullptr);
+}
+
+int emu_edge_product_wgrad(int dbl, const void* x, const void* u, const void* grid, int64_t N, int64_t in, int64_t M,
+                           int k, int base, const void* Wb, const void* Wc, int64_t out, int mode, int c, int a,
+                           void* Sb, void* SB) {
+  return dbl ? launch_edge_product_wgrad_f64(F(double) x, F(double) u, F(double) grid, N, in, M, k, base,
+                                             F(double) Wb, F(double) Wc, out, mode, c, a, (double*)Sb, (double*)SB,
+                                             nullptr)
+             : launch_edge_product_wgrad_f32(F(float) x, F(float) u, F(float) grid, N, in, M, k, base, F(float) Wb,
+                                             F(float) Wc, out, mode, c, a, (float*)Sb, (float*)SB, nullptr);
+}
+
 }  // extern "C"
 #undef F

@@ -190,6 +190,27 @@ inline void check_deriv_order(const char* op, int64_t order, int64_t base) {
               kMaxBaseDerivOrder, ", got order ", order);
 }
 
+// edge_product / edge_product_wgrad: x, grid, k, base, the weights W (and V
+// of W's shapes when given), mode 0 (sign) or 1 (product) and the orders c, a
+// (c = 0 in mode 0). Returns G.
+inline int64_t check_edge_product_args(const char* op, const at::Tensor& x, const at::Tensor& grid, int64_t k,
+                                       int64_t base, const at::Tensor& Wb, const at::Tensor& Wc, const at::Tensor* Vb,
+                                       const at::Tensor* Vc, int64_t mode, int64_t c, int64_t a) {
+  const int64_t G = check_spline_args(op, x, grid, k);
+  check_base(op, base);
+  TORCH_CHECK(mode == 0 || mode == 1, op, ": mode must be 0 (sign) or 1 (product), got ", mode);
+  TORCH_CHECK(mode == 1 || c == 0, op, ": mode 0 (sign of phi) takes c = 0, got c = ", c);
+  check_deriv_order(op, c, base);
+  check_deriv_order(op, a, base);
+  check_weights(op, x, G, k, Wb, Wc);
+  if (Vb != nullptr) {
+    TORCH_CHECK(Vb->sizes() == Wb.sizes() && Vc->sizes() == Wc.sizes(), op, ": expected Vb, Vc of the shapes of Wb ",
+                Wb.sizes(), " and Wc ", Wc.sizes(), ", got ", Vb->sizes(), " and ", Vc->sizes());
+    check_weights(op, x, G, k, *Vb, *Vc);
+  }
+  return G;
+}
+
 // An optional per-(n, i) weight v of the derivative ops: x's shape, dtype and device.
 inline void check_row_weight(const char* op, const c10::optional<at::Tensor>& v, const at::Tensor& x) {
   if (!v.has_value()) return;
