@@ -32,14 +32,22 @@ and fold_spline_weights). Under a torch.func transform the kanext.ops wrappers
 (and so the modules) call these Functions directly; a raw torch.ops.kanext
 call under a transform raises a clear error.
 
-Not supported, with a clear error: derivatives of edge_stats beyond the first
-(its backward is not differentiable) and forward-mode (jvp / jacfwd) through
-edge_stats; gradients with respect to grids.
+edge_stats' first derivative is its fused backward; its higher derivatives
+and forward mode are composed from two more op families, edge_product and
+edge_product_wgrad (see the edge_stats section), again closed under
+differentiation. Plain forward-mode AD (torch.autograd.forward_ad) takes the
+same jvp rules: the kanext.ops wrappers route to these Functions inside a dual
+level, and the raw ops' Autograd kernels do too.
+
+Not supported, with a clear error: gradients with respect to grids; forward
+mode through the raw C++-autograd op torch.ops.kanext.kan_linear_forward (use
+kanext.ops.kan_linear or the modules).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad as _fwad
 
 from . import _C  # noqa: F401  (registers the ops)
 
@@ -54,16 +62,29 @@ __all__ = [
     "ActWgrad",
     "ActBackward",
     "EdgeStats",
+    "EdgeProduct",
+    "EdgeProductWgrad",
+    "edge_stats_grads",
     "fold_dense",
 ]
 
 _ops = torch.ops.kanext
 
 
+def _dual_level_active() -> bool:
+    """Whether plain forward-mode AD is on (inside
+    torch.autograd.forward_ad.dual_level()), where dual tensors carry
+    tangents without requires_grad."""
+    return _fwad._current_level >= 0
+
+
 def transforms_active() -> bool:
-    """Whether a torch.func transform (grad, vjp, jvp, vmap, ...) is active;
-    torch.compile traces it as a constant."""
-    return torch._C._are_functorch_transforms_active()
+    """Whether a torch.func transform (grad, vjp, jvp, vmap, ...) or plain
+    forward-mode AD (torch.autograd.forward_ad) is active: the kanext.ops
+    wrappers then call the Functions below, whose jvp rules carry tangents
+    (the C++ fast paths and a raw op's kernel would drop them). torch.compile
+    traces it as a constant."""
+    return torch._C._are_functorch_transforms_active() or _dual_level_active()
 
 
 def _below(op, *args):
@@ -598,9 +619,169 @@ class ActBackward(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------- edge_stats
+# edge_stats' derivatives beyond the first are built from two ops: with phi
+# the edge activation with weights W, psi that with weights V and
+# w = sign(phi) (mode 0) or phi^(c) (mode 1),
+#
+#     E_c,a(x; W, V)[n, i] = sum_j w_ij psi^(a)_ij                (EdgeProduct)
+#     S_c,a(x, u; W)       = sum_n u w B~^(a)  (B~ = (b, B_g))     (EdgeProductWgrad)
+#
+# closed under differentiation (sign(phi) has derivative 0 almost
+# everywhere; in mode 1 E is bilinear in (W, V) and S linear in W):
+#
+#     E:  dx = g (E_c,a+1 + E_c+1,a),  dV = S_c,a(x, g; W),  dW = S_a,c(x, g; V)
+#     S:  du = E_c,a(x; W, G),  dx = u (E_c,a+1 + E_c+1,a)(x; W, G),  dW = S_a,c(x, u; G)
+#
+# (the E_c+1,a and dW terms in mode 1 only).
+class EdgeProduct(torch.autograd.Function):
+    """E_c,a(x; W, V)[n, i] = sum_j w_ij(x[n, i]) psi^(a)_ij(x[n, i])."""
+
+    @staticmethod
+    def forward(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a):
+        return _below(_ops.edge_product, x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a = inputs
+        _save(ctx, x, grid, Wb, Wc, Vb, Vc)
+        ctx.args = (k, base, mode, c, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        if g is None:
+            return (None,) * 11
+        x, grid, Wb, Wc, Vb, Vc = ctx.saved_tensors
+        k, base, mode, c, a = ctx.args
+        need = ctx.needs_input_grad
+        _no_grid_grad("edge_stats", need[1])
+        gx = g * _product_dx(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a) if need[0] else None
+        gWb = gWc = gVb = gVc = None
+        if mode == 1 and (need[4] or need[5]):
+            gWb, gWc = EdgeProductWgrad.apply(x, g, grid, k, base, Vb, Vc, 1, a, c)
+        if need[6] or need[7]:
+            gVb, gVc = EdgeProductWgrad.apply(x, g, grid, k, base, Wb, Wc, mode, c, a)
+        return gx, None, None, None, gWb, gWc, gVb, gVc, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tgrid, _k, _base, tWb, tWc, tVb, tVc, _mode, _c, _a):
+        x, grid, Wb, Wc, Vb, Vc = ctx.saved_tensors
+        k, base, mode, c, a = ctx.args
+        _no_grid_grad("edge_stats", tgrid is not None)
+        out = tx * _product_dx(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a) if tx is not None else None
+        if tVb is not None or tVc is not None:
+            tb, tc = _z(tVb, Vb), _z(tVc, Vc)
+            out = _add(out, EdgeProduct.apply(x, grid, k, base, Wb, Wc, tb, tc, mode, c, a))
+        if mode == 1 and (tWb is not None or tWc is not None):
+            tb, tc = _z(tWb, Wb), _z(tWc, Wc)
+            out = _add(out, EdgeProduct.apply(x, grid, k, base, Vb, Vc, tb, tc, 1, a, c))
+        return out
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return _vmap_rows(lambda *a: EdgeProduct.apply(*a), info, in_dims, args, (0,), 1)
+
+
+def _product_dx(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a):
+    """d/dx of E_c,a(x; W, V): E_c,a+1 (+ E_c+1,a in mode 1)."""
+    out = EdgeProduct.apply(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a + 1)
+    if mode == 1:
+        out = out + EdgeProduct.apply(x, grid, k, base, Wb, Wc, Vb, Vc, 1, c + 1, a)
+    return out
+
+
+class EdgeProductWgrad(torch.autograd.Function):
+    """S_c,a(x, u; W) = (sum_n u w b^(a), sum_n u w B_g^(a)), (in, out) and (in, G+k, out)."""
+
+    @staticmethod
+    def forward(x, u, grid, k, base, Wb, Wc, mode, c, a):
+        return _below(_ops.edge_product_wgrad, x, u, grid, k, base, Wb, Wc, mode, c, a)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, u, grid, k, base, Wb, Wc, mode, c, a = inputs
+        _save(ctx, x, u, grid, Wb, Wc)
+        ctx.args = (k, base, mode, c, a)
+
+    @staticmethod
+    def backward(ctx, GB, GC):
+        x, u, grid, Wb, Wc = ctx.saved_tensors
+        k, base, mode, c, a = ctx.args
+        GB, GC = _z(GB, Wb), _z(GC, Wc)
+        need = ctx.needs_input_grad
+        _no_grid_grad("edge_stats", need[2])
+        gx = _mul(u, _product_dx(x, grid, k, base, Wb, Wc, GB, GC, mode, c, a)) if need[0] else None
+        gu = EdgeProduct.apply(x, grid, k, base, Wb, Wc, GB, GC, mode, c, a) if need[1] else None
+        gWb = gWc = None
+        if mode == 1 and (need[5] or need[6]):
+            gWb, gWc = EdgeProductWgrad.apply(x, u, grid, k, base, GB, GC, 1, a, c)
+        return gx, gu, None, None, None, gWb, gWc, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tu, tgrid, _k, _base, tWb, tWc, _mode, _c, _a):
+        x, u, grid, Wb, Wc = ctx.saved_tensors
+        k, base, mode, c, a = ctx.args
+        _no_grid_grad("edge_stats", tgrid is not None)
+        terms = []
+        if tx is not None:
+            ux = _mul(u, tx)
+            terms.append(EdgeProductWgrad.apply(x, ux, grid, k, base, Wb, Wc, mode, c, a + 1))
+            if mode == 1:
+                terms.append(EdgeProductWgrad.apply(x, ux, grid, k, base, Wb, Wc, 1, c + 1, a))
+        if tu is not None:
+            terms.append(EdgeProductWgrad.apply(x, tu, grid, k, base, Wb, Wc, mode, c, a))
+        if mode == 1 and (tWb is not None or tWc is not None):
+            terms.append(EdgeProductWgrad.apply(x, u, grid, k, base, _z(tWb, Wb), _z(tWc, Wc), 1, c, a))
+        tb, tc = torch.zeros_like(Wb), torch.zeros_like(Wc)
+        for b, c_ in terms:
+            tb, tc = tb + b, tc + c_
+        return tb, tc
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return _vmap_loop(lambda *a: EdgeProductWgrad.apply(*a), info, in_dims, args, 2)
+
+
+def _contract(Sb: Tensor, SB: Tensor, Wb: Tensor, Wc: Tensor) -> Tensor:
+    """(in, out): Sb Wb + sum_g SB Wc, with per-channel sums (Sb (in,), SB
+    (in, G+k)) broadcast over out, or per-edge sums ((in, out), (in, G+k, out))."""
+    if Sb.dim() == 1:
+        return Sb.unsqueeze(1) * Wb + torch.einsum("ig,igj->ij", SB, Wc)
+    return Sb * Wb + (SB * Wc).sum(1)
+
+
+def edge_stats_grads(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
+    """edge_stats' backward (grad_x, grad_Wb, grad_Wc) composed from
+    differentiable ops, so that it can itself be differentiated to any order:
+    with dphi = g_sum + 2 phi g_sq + sign(phi) g_abs,
+
+        grad_x = sum_j dphi phi' = A'(x) + 2 E_0,1(x; W, g_sq W) + E_sign,1(x; W, g_abs W)
+        grad_W = sum_n dphi B~ = g_sum S + 2 g_sq S_0,0(x; W) + g_abs S_sign,0(x; W)
+
+    (A the per-channel activation with coefficients sum_j g_sum W, S its
+    basis sums). Zeros where not asked for, as the fused op. NaN x add nothing."""
+    gx = torch.zeros_like(x)
+    gWb, gWc = torch.zeros_like(Wb), torch.zeros_like(Wc)
+    if need_x:
+        nan = torch.isnan(x)
+        xc = torch.where(nan, torch.zeros_like(x), x)
+        qb, qc = (g_sum * Wb).sum(1), (g_sum.unsqueeze(1) * Wc).sum(2)
+        lin = ActEval.apply(xc, grid, k, base, qc, qb, torch.ones_like(qb), 1)
+        gx = torch.where(nan, torch.zeros_like(lin), lin)
+        gx = gx + 2 * EdgeProduct.apply(x, grid, k, base, Wb, Wc, g_sq * Wb, g_sq.unsqueeze(1) * Wc, 1, 0, 1)
+        gx = gx + EdgeProduct.apply(x, grid, k, base, Wb, Wc, g_abs * Wb, g_abs.unsqueeze(1) * Wc, 0, 0, 1)
+    if need_w:
+        SB, Sb = ActWgrad.apply(torch.ones_like(x), x, grid, k, base, 0)
+        Pb, PB = EdgeProductWgrad.apply(x, None, grid, k, base, Wb, Wc, 1, 0, 0)
+        Ab, AB = EdgeProductWgrad.apply(x, None, grid, k, base, Wb, Wc, 0, 0, 0)
+        gWb = g_sum * Sb.unsqueeze(1) + 2 * g_sq * Pb + g_abs * Ab
+        gWc = g_sum.unsqueeze(1) * SB.unsqueeze(2) + 2 * g_sq.unsqueeze(1) * PB + g_abs.unsqueeze(1) * AB
+    return gx, gWb, gWc
+
+
 class EdgeStats(torch.autograd.Function):
-    """edge_stats: first-order derivatives (its fused backward); a second
-    derivative or forward mode raises."""
+    """edge_stats: its fused backward for a first derivative; when the
+    backward is itself recorded (create_graph, torch.func) and in forward
+    mode, the composed rules above, which have derivatives of every order."""
 
     @staticmethod
     def forward(x, grid, k, base, Wb, Wc):
@@ -621,59 +802,52 @@ class EdgeStats(torch.autograd.Function):
         need_x, need_w = need[0], need[4] or need[5]
         like = x.new_empty(x.shape[1], Wb.shape[1])
         g_sum, g_sq, g_abs = _z(g_sum, like), _z(g_sq, like), _z(g_abs, like)
-        gx, gWb, gWc = _EdgeStatsBackward.apply(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x, need_w)
+        if torch.is_grad_enabled():
+            gx, gWb, gWc = edge_stats_grads(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x, need_w)
+        else:
+            gx, gWb, gWc = _below(_ops.edge_stats_backward, g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x,
+                                  need_w)
         return (gx if need_x else None, None, None, None, gWb if need[4] else None, gWc if need[5] else None)
 
     @staticmethod
-    def jvp(ctx, *tangents):
-        raise NotImplementedError(
-            "kanext.edge_stats: forward-mode derivatives (torch.func.jvp / jacfwd / hessian) are not supported; "
-            "use reverse mode (torch.autograd.grad, torch.func.grad / vjp / jacrev), first order only")
+    def jvp(ctx, tx, tgrid, _k, _base, tWb, tWc):
+        x, grid, Wb, Wc = ctx.saved_tensors
+        k, base = ctx.args
+        _no_grid_grad("edge_stats", tgrid is not None)
+        ds = dsq = dabs = torch.zeros(x.shape[1], Wb.shape[1], dtype=x.dtype, device=x.device)
+        if tx is not None:
+            SB, Sb = ActWgrad.apply(tx, x, grid, k, base, 1)
+            ds = ds + _contract(Sb, SB, Wb, Wc)
+            dsq = dsq + 2 * _contract(*EdgeProductWgrad.apply(x, tx, grid, k, base, Wb, Wc, 1, 0, 1), Wb, Wc)
+            dabs = dabs + _contract(*EdgeProductWgrad.apply(x, tx, grid, k, base, Wb, Wc, 0, 0, 1), Wb, Wc)
+        if tWb is not None or tWc is not None:
+            tb, tc = _z(tWb, Wb), _z(tWc, Wc)
+            SB, Sb = ActWgrad.apply(torch.ones_like(x), x, grid, k, base, 0)
+            ds = ds + _contract(Sb, SB, tb, tc)
+            dsq = dsq + 2 * _contract(*EdgeProductWgrad.apply(x, None, grid, k, base, Wb, Wc, 1, 0, 0), tb, tc)
+            dabs = dabs + _contract(*EdgeProductWgrad.apply(x, None, grid, k, base, Wb, Wc, 0, 0, 0), tb, tc)
+        return ds, dsq, dabs
 
     @staticmethod
     def vmap(info, in_dims, *args):
         return _vmap_loop(lambda *a: EdgeStats.apply(*a), info, in_dims, args, 3)
 
 
-class _EdgeStatsBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x, need_w):
-        return _below(_ops.edge_stats_backward, g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x, need_w)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError(
-            "kanext.edge_stats: derivatives of order 2 and above are not supported (its backward is not "
-            "differentiable); regularisation terms built on edge_stats (KAN.reg, fit's lamb) support first-order "
-            "gradients only")
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        raise NotImplementedError("kanext.edge_stats: forward-mode derivatives of its backward are not supported")
-
-    @staticmethod
-    def vmap(info, in_dims, *args):
-        return _vmap_loop(lambda *a: _EdgeStatsBackward.apply(*a), info, in_dims, args, 3)
-
-
 # ------------------------------------------- the raw ops' Autograd kernels
 def _autograd_kernel(name, fn, op):
     """The raw op's Autograd kernel: fn (the Function above) when a gradient
     can be asked for, else the kernel directly, so that calls without autograd
-    pay no Python Function. Under a torch.func transform a Function cannot
+    pay no Python Function (inside a forward-AD dual level always fn, whose
+    jvp carries the tangents). Under a torch.func transform a Function cannot
     start from inside the dispatcher: the kanext.ops wrappers call the
     Functions directly there, and a raw op call raises."""
     def kernel(*args):
-        if transforms_active():
+        if torch._C._are_functorch_transforms_active():
             raise RuntimeError(
                 f"kanext.{name}: torch.func transforms (grad, vjp, jvp, jacrev, jacfwd, hessian, vmap) cannot go "
                 f"through the raw op torch.ops.kanext.{name}; call kanext.ops.{name} (or the kanext modules), "
                 "which use the transform-aware autograd of kanext.autodiff")
-        if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
+        if (torch.is_grad_enabled() and torch._C._any_requires_grad(*args)) or _dual_level_active():
             return fn(*args)
         return _below(op, *args)
     return kernel
@@ -701,7 +875,9 @@ for _name, _fn in {
     "spline_activation_eval": lambda *a: ActEval.apply(*a),
     "spline_activation_wgrad": lambda *a: ActWgrad.apply(*a),
     "edge_stats": lambda *a: EdgeStats.apply(*a),
-    "edge_stats_backward": lambda *a: _EdgeStatsBackward.apply(*a),
+    "edge_stats_backward": edge_stats_grads,
+    "edge_product": lambda *a: EdgeProduct.apply(*a),
+    "edge_product_wgrad": lambda *a: EdgeProductWgrad.apply(*a),
     "fold_spline_weights_backward": _fold_backward_differentiable,
 }.items():
     _lib.impl(_name, _autograd_kernel(_name, _fn, getattr(_ops, _name).default), "Autograd")

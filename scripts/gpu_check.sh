@@ -10,7 +10,8 @@
 # 4. a smoke run of every op on CUDA against the CPU kernels
 # 5. pytest tests/test_cuda_tc.py, test_cuda_stats.py, test_cuda.py (newest first),
 #    and the cuda cases of the bodies shared with the CPU (the `device`
-#    parameter of test_ops.py, test_edge_stats.py, test_spline_activation.py, test_derivatives.py)
+#    parameter of test_ops.py, test_edge_stats.py, test_spline_activation.py, test_derivatives.py,
+#    test_edge_stats_derivatives.py)
 # 6. bench/run.py --device cuda: the shapes and precisions, most
 #    important first (later ones are skipped when the deadline comes)
 #
@@ -152,7 +153,7 @@ if [ "$BUILD_OK" -eq 0 ]; then
   if "$PY" -c "import xdist" 2>/dev/null; then PAR="-n 4"; fi  # 4 processes share the GPU
   # shellcheck disable=SC2086
   run_step pytest 220 1 "$PY" -m pytest tests/test_cuda_tc.py tests/test_cuda_stats.py tests/test_cuda.py \
-    tests/test_ops.py tests/test_edge_stats.py tests/test_spline_activation.py tests/test_derivatives.py -k cuda \
+    tests/test_ops.py tests/test_edge_stats.py tests/test_spline_activation.py tests/test_derivatives.py tests/test_edge_stats_derivatives.py -k cuda \
     -q -p no:cacheprovider $PAR --maxfail=50 --durations=15 \
     --junitxml="$OUT/pytest_cuda.xml" ${PYTEST_ARGS:-}
 fi

@@ -380,18 +380,36 @@ def test_ops_under_vmap_and_batched_weights(dtype, device):
 
 
 # ------------------------------------------------------------ what must raise
-def test_edge_stats_second_order_raises(device):
-    x, grid, Wb, Wc = _case(3, 5, "uniform", device=device)
-    x.requires_grad_()
-    s, q, a = ops.edge_stats(x, grid, 3, "silu", Wb, Wc)
-    (g,) = torch.autograd.grad(q.sum(), x, create_graph=True)
-    with pytest.raises(NotImplementedError, match="edge_stats: derivatives of order 2"):
-        torch.autograd.grad(g.sum(), x)
-    with pytest.raises(NotImplementedError, match="edge_stats: forward-mode"):
-        jvp(lambda t: ops.edge_stats(t, grid, 3, "silu", Wb, Wc)[0], (x.detach(),), (torch.ones_like(x),))
-    # first order under torch.func works and equals autograd
-    gf = grad(lambda t: ops.edge_stats(t, grid, 3, "silu", Wb, Wc)[1].sum())(x.detach())
-    assert_close(gf, g.detach(), 1e-12, scale=1.0)
+def test_plain_forward_mode_ad_carries_tangents(device):
+    """torch.autograd.forward_ad (dual tensors, no torch.func) through every
+    op wrapper, a raw derivative op and the modules: tangents equal
+    torch.func.jvp's (they were silently dropped before: a dual tensor does
+    not require grad). The raw C++-autograd op raises instead."""
+    import torch.autograd.forward_ad as fwAD
+
+    x, grid, Wb, Wc = _case(3, 5, "nonuniform", N=6, inf=2, out=3, device=device)
+    coef, sb, sp = Wc[:, :, 0], Wb[:, 0], Wb[:, 1]
+    kan = kanext.KAN([2, 3, 1], grid=4, seed=0, dtype=F64).to(device)
+    lan = kanext.LAN([2, 3, 1], grid=4, seed=0, dtype=F64).to(device)
+    fns = {
+        "kan_linear": lambda a: ops.kan_linear(a, grid, 3, "silu", Wb, Wc),
+        "kan_linear_eval": lambda a: ops.kan_linear_eval(a, a * a, grid, 3, "silu", Wb, Wc, 2),
+        "spline_basis": lambda a: ops.spline_basis(a, grid, 3),
+        "spline_activation": lambda a: ops.spline_activation(a, grid, 3, "silu", coef, sb, sp),
+        "edge_stats": lambda a: torch.stack(ops.edge_stats(a, grid, 3, "silu", Wb, Wc)),
+        "fold": lambda a: ops.fold_spline_weights(Wc.transpose(1, 2) * a.sum(), Wb),
+        "KAN": kan, "LAN": lan,
+    }
+    raw = {"kan_linear_eval": lambda a: torch.ops.kanext.kan_linear_eval(a, a * a, grid, 3, 2, Wb, Wc, 2)}
+    t = randn(*x.shape, seed=77).to(device)
+    for name, f in list(fns.items()) + [("raw " + n, g) for n, g in raw.items()]:
+        with fwAD.dual_level():
+            tan = fwAD.unpack_dual(f(fwAD.make_dual(x, t))).tangent
+        _, exp = jvp(fns[name.removeprefix("raw ")], (x,), (t,))
+        assert tan is not None, name
+        assert_close(tan, exp, 1e-12, scale=magnitude(exp), msg=name)
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match="jvp is not implemented for the c\\+\\+ API"):
+        torch.ops.kanext.kan_linear_forward(fwAD.make_dual(x, t), grid, 3, 2, Wb, Wc)
 
 
 def test_raw_hot_ops_under_torch_func_raise_clearly():
