@@ -43,7 +43,8 @@ class SymbolicBranch(nn.Module):
         super().__init__()
         kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
         self.register_buffer("mask", torch.zeros(shape, **kw))
-        self.affine = nn.Parameter(torch.zeros(*shape, 4, **kw))
+        # Trainable only while some unit is fixed (see _track_fixed).
+        self.affine = nn.Parameter(torch.zeros(*shape, 4, **kw), requires_grad=False)
         self._groups = None
         self._version = 0
 
@@ -61,9 +62,11 @@ class SymbolicBranch(nn.Module):
     # -- grouping
     def invalidate(self) -> None:
         """Marks the grouping stale (call after editing ``funs_name`` by hand;
-        the methods call it themselves)."""
+        the methods call it themselves). Also sets whether ``affine`` trains
+        (:meth:`_track_fixed`)."""
         self._version = getattr(self, "_version", 0) + 1
         self._groups = None
+        self._track_fixed()
 
     def groups(self) -> list[tuple]:
         """[(name, index)] of the fixed units by function: ``index`` is a tuple
@@ -79,6 +82,14 @@ class SymbolicBranch(nn.Module):
             self._groups = (key, [(name, tuple(torch.tensor(col, device=dev) for col in zip(*units)))
                                   for name, units in by_name.items()])
         return self._groups[1]
+
+    def _track_fixed(self) -> None:
+        """``affine`` trains exactly while some unit is fixed: the forward
+        reads it only then, and a trainable parameter that the forward does
+        not use breaks DistributedDataParallel ("parameters that were not used
+        in producing loss"). Called by :meth:`invalidate`, so after every edit;
+        to freeze fixed units, set ``affine.requires_grad_(False)`` after fixing."""
+        self.affine.requires_grad_(self.n_fixed > 0)
 
     @property
     def n_fixed(self) -> int:
@@ -221,9 +232,9 @@ class SymbolicLayer(SymbolicBranch):
         jj = torch.tensor(out_idx, device=self.mask.device)
         new.mask.copy_(self.mask[jj][:, ii])
         new.affine.copy_(self.affine[jj][:, ii])
-        new.affine.requires_grad_(self.affine.requires_grad)
         new.funs_name = [[self.funs_name[j][i] for i in in_idx] for j in out_idx]
         new.invalidate()
+        new.affine.requires_grad_(self.affine.requires_grad and new.n_fixed > 0)
         return new
 
     def extra_repr(self) -> str:
