@@ -321,6 +321,9 @@ class KAN(SplineNetwork):
         for l, layer in enumerate(self.act_fun):
             if type(layer) is not KANLinear:
                 raise ConfigError(f"{where} act_fun[{l}] is a {type(layer).__qualname__}, expected KANLinear")
+            if layer.bias is not None:
+                raise ConfigError(f"{where} act_fun[{l}] has a bias, which a KAN does not hold (its node_bias "
+                                  f"plays that part); expected a KANLinear with bias=False")
             layers.append(layer.checkpoint_config(f"{where} act_fun[{l}]"))
         return {"width": [int(w) for w in self.width], "grid_range": range_value(self.grid_range, where),
                 "base_fun": base_name(self.base_fun, where), "layers": layers}

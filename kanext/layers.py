@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from . import ops
 from .backend import backend_code
 from .checkpoint import checkpointable
-from .checks import check_int, check_spline_config, index_list, spline_config_check
+from .checks import ConfigError, check_int, check_spline_config, index_list, spline_config_check
 from .grid import curve_to_coef, extend_grid, uniform_grid  # noqa: F401  (extend_grid, uniform_grid: re-exported)
 from .spline_module import SplineModule
 
@@ -19,6 +19,8 @@ __all__ = ["KANLinear"]
 
 
 _CONFIG_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
+# "bias" is written only for a layer that has one, so older checkpoints (and bias-free layers) keep their config.
+_BIAS_KEY = "bias"
 
 
 @checkpointable
@@ -49,6 +51,9 @@ class KANLinear(SplineModule):
         sp_trainable, sb_trainable: whether scale_sp / scale_base train.
         grid_eps: default mix for :meth:`update_grid`: 1 gives a uniform grid
             over the samples' range, 0 the samples' quantiles.
+        bias: if True, a learnable per-output bias (out,), added after the
+            edges as ``nn.Linear``'s is (zero at init), so that a Linear with a
+            bias can be replaced without losing it. pykan's layer has none.
         generator: a ``torch.Generator`` for the initial draws. Without one the
             draws come from torch's global generator, as ``nn.Linear``'s do
             (so ``torch.manual_seed`` makes them reproducible); the global
@@ -63,6 +68,7 @@ class KANLinear(SplineModule):
             layout the kernels read, so that folding the scales in costs one
             broadcast multiply and no transpose, forward or backward.
         scale_base, scale_sp: parameters (in, out).
+        bias: parameter (out,), or None without ``bias=True``.
 
     NaN/Inf: a NaN input feature makes its whole output row NaN; inputs
     outside the grid (including +-inf) get zero splines and keep the base term.
@@ -85,8 +91,11 @@ class KANLinear(SplineModule):
         generator: torch.Generator | None = None,
         device=None,
         dtype=None,
+        bias: bool = False,
     ):
         super().__init__()
+        if not isinstance(bias, bool):
+            raise TypeError(f"KANLinear: bias must be a bool, got {bias!r}")
         check_int("KANLinear", "in_features", in_features, 1)
         check_int("KANLinear", "out_features", out_features, 1)
         lo, hi = check_spline_config("KANLinear", grid, k, grid_range, base_fun)
@@ -112,6 +121,10 @@ class KANLinear(SplineModule):
         self.coef = nn.Parameter(coef.to(**kw).contiguous())
         self.scale_base = nn.Parameter(scale_base.to(**kw), requires_grad=sb_trainable)
         self.scale_sp = nn.Parameter(torch.full((in_features, out_features), inv, **kw), requires_grad=sp_trainable)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_features, **kw))
+        else:
+            self.register_parameter("bias", None)
 
     # pykan spellings
     @property
@@ -158,7 +171,10 @@ class KANLinear(SplineModule):
             y = ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc, strategy) + self.base_fun(x2) @ Wb
         else:
             y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc, strategy)
-        return y.reshape(*lead, self.out_features)
+        if self.bias is not None:
+            y = y + self.bias
+        # a 2-D input returns y itself, not a view of it (FSDP2 warns about views returned by a module)
+        return y if x.dim() == 2 else y.reshape(*lead, self.out_features)
 
     def _coef3(self) -> Tensor:
         return self.coef
@@ -166,10 +182,15 @@ class KANLinear(SplineModule):
     def _like(self, grid: int, k: int) -> "KANLinear":
         return KANLinear(self.in_features, self.out_features, grid=grid, k=k, grid_range=self.grid_range,
                          base_fun=self.base_fun, grid_eps=self.grid_eps, generator=torch.Generator(),
-                         device=self.grid.device, dtype=self.coef.dtype)
+                         device=self.grid.device, dtype=self.coef.dtype, bias=self.bias is not None)
 
     def _carry_from(self, src: "KANLinear") -> None:
         self.mask.copy_(src.mask)
+        if (self.bias is None) != (src.bias is None):
+            raise ValueError(f"KANLinear.refit_from: one layer has a bias and the other not: {src!r} vs {self!r}")
+        if src.bias is not None:
+            self.bias.copy_(src.bias)
+            self.bias.requires_grad_(src.bias.requires_grad)
 
     def subset(self, in_idx, out_idx) -> "KANLinear":
         """A new layer made of the edges in_idx -> out_idx of this one (pykan:
@@ -182,7 +203,7 @@ class KANLinear(SplineModule):
             in_idx, out_idx: distinct indices (a sequence of ints or a 1-D
                 integer tensor), at least one each.
         Self is unchanged; the new layer shares no storage with it and keeps
-        the trainable flags, dtype and device.
+        the trainable flags, dtype and device. A bias is sliced by out_idx.
         """
         ii = index_list("in_idx", in_idx, self.in_features)
         oi = index_list("out_idx", out_idx, self.out_features)
@@ -193,14 +214,17 @@ class KANLinear(SplineModule):
             return t.detach().index_select(0, ti).index_select(1, to).clone()
 
         new = KANLinear(len(ii), len(oi), grid=self.num, k=self.k, grid_range=self.grid_range, base_fun=self.base_fun,
-                        grid_eps=self.grid_eps, generator=torch.Generator(), device=dev, dtype=self.coef.dtype)
+                        grid_eps=self.grid_eps, generator=torch.Generator(), device=dev, dtype=self.coef.dtype,
+                        bias=self.bias is not None)
         with torch.no_grad():
             new.grid.copy_(self.grid.detach().index_select(0, ti))
             new.mask.copy_(edges(self.mask))
             new.coef.copy_(edges(self.coef))
             new.scale_base.copy_(edges(self.scale_base))
             new.scale_sp.copy_(edges(self.scale_sp))
-        for name in ("coef", "scale_base", "scale_sp"):
+            if self.bias is not None:
+                new.bias.copy_(self.bias.detach().index_select(0, to))
+        for name in ("coef", "scale_base", "scale_sp") + (("bias",) if self.bias is not None else ()):
             getattr(new, name).requires_grad_(getattr(self, name).requires_grad)
         return new
 
@@ -208,13 +232,22 @@ class KANLinear(SplineModule):
 
     # ------------------------------------------------------------- checkpoints
     def checkpoint_config(self, where: str = "KANLinear") -> dict:
-        """The JSON config of a checkpoint (see kanext.checkpoint): sizes, G, k, range, base, grid_eps."""
-        return {"in_features": int(self.in_features), "out_features": int(self.out_features),
-                **self._spline_config(where)}
+        """The JSON config of a checkpoint (see kanext.checkpoint): sizes, G, k, range, base, grid_eps,
+        and ``"bias": true`` for a layer with a bias."""
+        cfg = {"in_features": int(self.in_features), "out_features": int(self.out_features),
+               **self._spline_config(where)}
+        if self.bias is not None:
+            cfg[_BIAS_KEY] = True
+        return cfg
 
     @staticmethod
     def check_checkpoint_config(cfg, where: str = "") -> None:
-        spline_config_check(cfg, _CONFIG_KEYS, ("in_features", "out_features"), where)
+        has_bias = isinstance(cfg, dict) and _BIAS_KEY in cfg
+        spline_config_check(cfg, _CONFIG_KEYS | {_BIAS_KEY} if has_bias else _CONFIG_KEYS,
+                            ("in_features", "out_features"), where)
+        if has_bias and cfg[_BIAS_KEY] is not True:
+            raise ConfigError(f"{where}'bias': expected true (the key is absent for a layer without a bias), "
+                              f"got {cfg[_BIAS_KEY]!r}")
 
     @classmethod
     def from_checkpoint_config(cls, cfg, where: str = "", device="meta") -> "KANLinear":
@@ -223,11 +256,12 @@ class KANLinear(SplineModule):
         cls.check_checkpoint_config(cfg, where)
         return cls(cfg["in_features"], cfg["out_features"], grid=cfg["grid"], k=cfg["k"],
                    grid_range=cfg["grid_range"], base_fun=cfg["base_fun"], grid_eps=float(cfg["grid_eps"]),
-                   generator=torch.Generator(), device=device)
+                   generator=torch.Generator(), device=device, bias=bool(cfg.get(_BIAS_KEY, False)))
 
     def extra_repr(self) -> str:
         base = self.base_fun if isinstance(self.base_fun, str) else getattr(self.base_fun, "__name__", "callable")
-        return f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, base_fun={base}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, grid={self.num}, k={self.k}, "
+                f"base_fun={base}, bias={self.bias is not None}")
 
 
 def _coef_k0(noise: Tensor) -> Tensor:
