@@ -5,13 +5,15 @@ Public API:
     KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
     SplineActivation, LANLayer, LAN, Sine   learnable activation networks (appendix B)
     from_pykan  convert a trained pykan model or layer
+    replace_linear   swap the nn.Linear layers of any model for KANLinear layers
+    distributed      grid updates and fit() under torch.distributed (DDP, torchrun)
     symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     ops         the fused custom ops (spline_basis, kan_linear, ...)
     set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, datasets, ops, reference, symbolic
+from . import checkpoint, datasets, distributed, ops, reference, symbolic
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
@@ -20,11 +22,12 @@ from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
 from .ops import kan_linear, spline_basis, spline_basis_deriv
 from .pykan_compat import from_pykan
+from .replace import replace_linear
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
-    "spline_basis_deriv", "set_backend", "get_backend", "use_backend",
+    "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
 ]

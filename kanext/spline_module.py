@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import Checkpointed
+from .distributed import gather_rows, refuse_sharded, sync_group
 from .checks import base_name, check_int, eps_value, per_layer, range_value
 from .grid import collocation_points, grid_from_samples, interpolate_grid, is_refinement, refit_coef
 from .recorded import copy_without_data
@@ -57,15 +58,28 @@ class SplineModule(Checkpointed, nn.Module):
                 "grid_eps": eps_value(getattr(self, "grid_eps", 0.02), where)}
 
     @torch.no_grad()
-    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
+    def update_grid(self, x: Tensor, grid_eps: float | None = None, sync=True) -> None:
         """Moves the knots to the samples x (..., F): per feature, G+1 knots =
         grid_eps * uniform(min, max) + (1 - grid_eps) * sample quantiles,
         extended by k knots each side; then refits coef so that the splines
         on the samples are kept in least squares (see kanext.grid). Rows
-        containing NaN or inf are ignored. pykan: update_grid_from_samples."""
+        containing NaN or inf are ignored. pykan: update_grid_from_samples.
+
+        sync: under torch.distributed (True: the default group when one is
+        initialised; or a ProcessGroup), the samples of all ranks are
+        gathered and every rank computes the update of their concatenation,
+        so that replicas stay identical (see :mod:`kanext.distributed`); every
+        rank must call it. False: this rank's samples only."""
+        refuse_sharded(self, f"{type(self).__name__}.update_grid")
         F = self._n_features
+        if x.dim() == 0 or x.shape[-1] != F:
+            raise ValueError(f"{type(self).__name__}.update_grid: expected samples of shape (..., {F}), "
+                             f"got {tuple(x.shape)}")
         x2 = x.detach().reshape(-1, F)
         x2 = x2[torch.isfinite(x2).all(dim=1)]
+        group = sync_group(sync)
+        if group is not None:
+            x2 = gather_rows(x2, group)
         if x2.shape[0] == 0:
             raise ValueError(f"{type(self).__name__}.update_grid: no finite samples to place the grid on "
                              f"(got {tuple(x.shape)})")
@@ -150,16 +164,24 @@ class SplineNetwork(Checkpointed, nn.Module):
         return out
 
     @torch.no_grad()
-    def update_grid(self, x: Tensor, grid_eps: float | None = None) -> None:
+    def update_grid(self, x: Tensor, grid_eps: float | None = None, sync=True) -> None:
         """Adapts every layer's grid to its spline inputs on the samples x
         (..., width[0]), layer by layer (each layer sees the inputs produced
         by the already updated layers before it), keeping each layer's
         function in least squares; see :meth:`SplineModule.update_grid`.
-        pykan: update_grid_from_samples."""
+        pykan: update_grid_from_samples.
+
+        sync: under torch.distributed, the update of all ranks' samples
+        (gathered once, in rank order) on every rank; see
+        :meth:`SplineModule.update_grid`."""
+        refuse_sharded(self, f"{type(self).__name__}.update_grid")
         self._check_input(x)
-        x = x.reshape(-1, self.width[0])
+        x = x.detach().reshape(-1, self.width[0])
+        group = sync_group(sync)
+        if group is not None:
+            x = gather_rows(x, group)
         for l in range(self.depth):
-            self.spline(l).update_grid(self.spline_input(l, x), grid_eps)
+            self.spline(l).update_grid(self.spline_input(l, x), grid_eps, sync=False)
             if l + 1 < self.depth:
                 x = self.layer_output(l, x)
 
@@ -176,6 +198,7 @@ class SplineNetwork(Checkpointed, nn.Module):
         collocation points over the grid range if there are none. Every
         other parameter, mask, symbolic unit and trainable flag is copied;
         recorded data is not. Writes no files; self is unchanged."""
+        refuse_sharded(self, f"{type(self).__name__}.refine")
         grids = per_layer(f"{type(self).__name__}.refine", "new_grid", new_grid, self.depth)
         if x is None:
             x = getattr(self, "cache_data", None)

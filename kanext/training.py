@@ -7,8 +7,10 @@ import math
 from typing import Callable, Iterable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .distributed import all_reduce_grads, all_reduce_sum, broadcast_state, check_same_model, is_main, \
+    refuse_sharded, sync_group
 from .optim import LBFGS
 from .recorded import drop_recorded
 from .regularization import reg as _reg
@@ -40,6 +42,8 @@ def fit(
     progress: bool = True,
     seed: int | None = None,
     reg_metric: str = "edge_forward_spline_n",
+    sync=True,
+    shard: bool = True,
 ) -> dict:
     """Trains ``model`` and returns ``{'train_loss': [...], 'test_loss': [...], 'reg': [...], <metric>: [...]}``.
 
@@ -69,17 +73,56 @@ def fit(
         progress: show a tqdm progress bar.
         seed: seed of the private generator that draws mini-batches (the
             global RNG is never used).
+        sync: data parallelism under torch.distributed (e.g. torchrun): True
+            (default: the default process group when one is initialised and
+            has more than one rank), False (train this process alone), or a
+            ProcessGroup. See "Under torchrun" below.
+        shard: under data parallelism, whether a dict dataset is split by
+            rank (rank r takes the r-th of world-size contiguous row blocks of
+            train and test). With shard=False each rank's dict is its own
+            local data. DataLoaders are never split by fit: give each rank a
+            loader with a ``DistributedSampler`` (fit raises if shard is True
+            and a loader has another sampler; pass shard=False for loaders
+            that are already per rank).
 
     The last training inputs are kept as ``model.cache_data`` (used by
     refine, symbolic fitting, attribution). Statistics recorded before the
     fit (``acts``, scores; see :mod:`kanext.recorded`) describe the old
     parameters and are dropped. The test loss is computed under torch.no_grad().
+
+    Under torchrun (every rank calls fit with the same model shapes and
+    arguments): fit checks that the ranks' models have the same shapes (a
+    clear error otherwise), copies rank 0's parameters and buffers to every
+    rank, and then each step minimises the global objective: every rank's
+    loss is weighted by its share of the step's samples and the gradients are
+    summed over the ranks, so every rank takes the same optimizer step (LBFGS
+    line searches included) and replicas stay bit-identical; with a mean
+    loss (the default MSE, or any mean over samples) this is the loss of the
+    concatenated batch. Grid updates gather the ranks' inputs (see
+    :mod:`kanext.distributed`). The recorded losses and metrics are those
+    global values (metrics are evaluated per rank and averaged); only rank 0
+    shows the progress bar and logs. The regularisation term (lamb > 0) is
+    computed on each rank's own samples and averaged in the same way, so it
+    is the global regulariser only up to how the edge statistics of the
+    shards differ. Pass the bare model, not a DistributedDataParallel
+    wrapper: fit reduces the gradients itself.
     """
     if steps < 0:
         raise ValueError(f"fit: steps must be >= 0, got {steps}")
     if lamb > 0 and not callable(getattr(model, "reg", None)):
         raise ValueError(f"fit: lamb={lamb} > 0 needs a model with a sparsity regulariser (KAN); "
                          f"{type(model).__name__} has none, use lamb=0")
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        raise TypeError("fit: got a DistributedDataParallel wrapper; pass the model itself (model.module): "
+                        "under torch.distributed fit reduces gradients across ranks on its own")
+    refuse_sharded(model, "fit")
+    group = sync_group(sync)
+    if group is not None:
+        check_same_model(model, group)
+        broadcast_state(model, group)
+        if shard:
+            dataset = _shard(dataset, group)
+    main = is_main(group)
     drop_recorded(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(opt, params, lr)
@@ -92,13 +135,16 @@ def fit(
     for m in metrics:
         results[m.__name__] = []
     grid_update_freq = max(1, int(stop_grid_update_step / max(grid_update_num, 1)))
-    bar = _progress(steps, progress)
+    bar = _progress(steps, progress and main)
     for step in range(steps):
         x, y, x_test, y_test = next(batches)
         model.cache_data = x.detach()
         if update_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
-            model.update_grid(x)
+            model.update_grid(x, sync=group if group is not None else False)
         last = {}
+        if group is not None:  # this rank's share of the step's train and test samples
+            counts = all_reduce_sum(torch.tensor([x.shape[0], x_test.shape[0]], dtype=torch.float64), group)
+            w_train, w_test = x.shape[0] / float(counts[0]), x_test.shape[0] / float(counts[1])
 
         def closure():
             optimizer.zero_grad()
@@ -114,13 +160,21 @@ def fit(
                 reg_ = pred.new_zeros(())
             train_loss = loss_fn(pred, y)
             objective = train_loss + lamb * reg_
-            objective.backward()
-            last["train"], last["reg"] = train_loss.detach(), reg_.detach()
+            if group is None:
+                objective.backward()
+                last["train"], last["reg"] = train_loss.detach(), reg_.detach()
+                return objective
+            (objective * w_train).backward()
+            all_reduce_grads(params, group)
+            parts = torch.stack([objective.detach(), train_loss.detach(), reg_.detach()]).to(torch.float64) * w_train
+            objective, last["train"], last["reg"] = all_reduce_sum(parts, group).to(objective.dtype).unbind()
             return objective
 
         optimizer.step(closure)  # every torch optimizer takes a closure; LBFGS needs it
         with torch.no_grad():
             test_loss = loss_fn(model(x_test), y_test)
+        if group is not None:
+            test_loss = all_reduce_sum(test_loss.detach().to(torch.float64) * w_test, group)
         train_v, test_v = float(last["train"]), float(test_loss)
         if mse:
             train_v, test_v = math.sqrt(max(train_v, 0.0)), math.sqrt(max(test_v, 0.0))
@@ -128,8 +182,11 @@ def fit(
         results["test_loss"].append(test_v)
         results["reg"].append(float(last["reg"]))
         for m in metrics:
-            results[m.__name__].append(float(m()))
-        if log and step % log == 0:
+            v = float(m())
+            if group is not None:
+                v = float(all_reduce_sum(torch.tensor([v], dtype=torch.float64), group)) / dist_world(group)
+            results[m.__name__].append(v)
+        if log and main and step % log == 0:
             msg = f"step {step}: train_loss {train_v:.2e} | test_loss {test_v:.2e} | reg {results['reg'][-1]:.2e}"
             _logger_info(msg)
             if bar is not None:
@@ -194,9 +251,50 @@ def _batches(dataset, batch, gen):
                     f"got {type(dataset).__name__}")
 
 
+def dist_world(group) -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size(group)
+
+
+def _shard(dataset, group):
+    """This rank's part of a dict dataset (contiguous row blocks); loaders are checked for a DistributedSampler."""
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    if isinstance(dataset, dict):
+        out = dict(dataset)
+        for split in ("train", "test"):
+            xk, yk = f"{split}_input", f"{split}_label"
+            if xk in dataset and yk in dataset:
+                n = dataset[xk].shape[0]
+                if n < world:
+                    raise ValueError(f"fit: {xk} has {n} rows, fewer than the {world} ranks to split it over "
+                                     f"(pass shard=False if each rank's dict is already its own data)")
+                rows = torch.tensor_split(torch.arange(n), world)[rank]
+                lo, hi = int(rows[0]), int(rows[-1]) + 1
+                out[xk], out[yk] = dataset[xk][lo:hi], dataset[yk][lo:hi]
+        return out
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        from torch.utils.data import DataLoader
+        from torch.utils.data.distributed import DistributedSampler
+
+        for name, loader in zip(("train", "test"), dataset):
+            if isinstance(loader, DataLoader) and not isinstance(loader.sampler, DistributedSampler):
+                raise ValueError(f"fit: under torch.distributed the {name} DataLoader needs a DistributedSampler "
+                                 f"so that each rank sees its own shard (it has a {type(loader.sampler).__name__}); "
+                                 f"pass shard=False if the loaders already hold per-rank data")
+    return dataset
+
+
 def _cycle(loader):
+    epoch = 0
     while True:
         empty = True
+        sampler = getattr(loader, "sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)  # a DistributedSampler reshuffles per epoch, the same way on every rank
+        epoch += 1
         for b in loader:
             empty = False
             yield b

@@ -132,3 +132,25 @@ def test_pde_poisson_quick_run_learns_the_solution(tmp_path):
     assert kan[-1]["l2"] < 2e-2 and kan[-1]["h1"] < 1e-1, kan  # exact solution has max |u| = 1
     assert rows[-1]["model"].startswith("MLP") and rows[-1]["l2"] < 1.0
     assert out.exists() and out.stat().st_size > 1000
+
+
+def test_ddp_train_runs_under_torchrun_with_identical_replicas():
+    import re
+    import subprocess
+    import sys
+
+    import pytest
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    for mode in ([], ["--fsdp"], ["--fit"]):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               os.path.join(ROOT, "examples", "ddp_train.py"), "--steps", "12", "--width", "32", "--grid-every",
+               "5", *mode]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        m = re.search(r"mse (\S+) -> (\S+); replicas identical: (\w+)", proc.stdout)
+        assert m, proc.stdout
+        first, last, same = float(m.group(1)), float(m.group(2)), m.group(3)
+        assert same == "True" and last < first, (mode, proc.stdout)
