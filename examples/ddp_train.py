@@ -7,9 +7,8 @@
 Each rank draws its own samples of f(x) = sum_i sin(pi x_i) / d + (x_0 x_1)^2 (no download) and
 trains the same KAN. Every --grid-every steps the grids move to the data: ``model.update_grid(x)``
 gathers all ranks' samples, so every replica gets the same new grid (the update of the union of
-the ranks' samples). With --fsdp the grids are placed before ``fully_shard`` (grid updates on a
-sharded model are not supported and raise). At the end rank 0 prints the loss and whether the
-ranks' parameters are bit-identical.
+the ranks' samples); under FSDP2 the update runs on full copies of the parameters and is sharded
+back. At the end rank 0 prints the loss and whether the ranks' parameters are bit-identical.
 """
 from __future__ import annotations
 
@@ -86,8 +85,6 @@ def main(argv=None):
         if args.fsdp:
             from torch.distributed.fsdp import fully_shard
 
-            if args.grid_every:
-                model.update_grid(x)  # before sharding: grid updates need whole tensors
             for layer in model.act_fun:
                 fully_shard(layer)
             net = fully_shard(model)
@@ -96,7 +93,7 @@ def main(argv=None):
         opt = torch.optim.Adam(net.parameters(), lr=args.lr)
         losses = []
         for step in range(args.steps):
-            if not args.fsdp and args.grid_every and step % args.grid_every == 0:
+            if args.grid_every and step % args.grid_every == 0:
                 model.update_grid(x)  # the same new grid on every rank: the update of all ranks' samples
             opt.zero_grad()
             loss = (net(x) - y).pow(2).mean()

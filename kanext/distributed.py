@@ -12,14 +12,17 @@ the samples of all ranks, in rank order, and compute on every rank the
 update of their concatenation: the same grid and refitted coefficients as a
 single process given those samples, on every rank, so that data-parallel
 replicas never diverge. Ranks may hold different sample counts (0 included,
-as long as some rank has a finite sample).
+as long as some rank has a finite sample). Under FSDP2 (``fully_shard``) the
+update runs on full copies of the parameters, gathered on every rank, and is
+sharded back (:func:`on_full_tensors`); ``refine`` there returns an unsharded
+model, to shard again.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["refuse_sharded", "sync_group", "is_main", "gather_rows", "check_same_model", "broadcast_state", "all_reduce_grads",
+__all__ = ["is_sharded", "refuse_sharded", "on_full_tensors", "sync_group", "is_main", "gather_rows", "check_same_model", "broadcast_state", "all_reduce_grads",
            "all_reduce_sum"]
 
 _DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
@@ -57,21 +60,70 @@ def is_main(group) -> bool:
     return group is None or _dist().get_rank(group) == 0
 
 
-def refuse_sharded(module: nn.Module, what: str) -> None:
-    """Raises NotImplementedError when module holds sharded (DTensor)
-    parameters, as under FSDP2's ``fully_shard``: ``what`` (a grid update,
-    a refine, fit) would read shards as whole tensors."""
+def _dtensor_type():
     try:
         from torch.distributed.tensor import DTensor
     except ImportError:  # a torch without DTensor has no FSDP2 either
-        return
+        return None
+    return DTensor
+
+
+def is_sharded(module: nn.Module) -> bool:
+    """Whether module holds sharded (DTensor) parameters, as under FSDP2's ``fully_shard``."""
+    dt = _dtensor_type()
+    return dt is not None and any(isinstance(p, dt) for p in module.parameters())
+
+
+def refuse_sharded(module: nn.Module, what: str) -> None:
+    """Raises NotImplementedError when module holds sharded (DTensor)
+    parameters: ``what`` would read shards as whole tensors."""
+    dt = _dtensor_type()
     for name, p in module.named_parameters():
-        if isinstance(p, DTensor):
+        if dt is not None and isinstance(p, dt):
             raise NotImplementedError(
                 f"{what} on a model whose parameters are sharded (FSDP2 fully_shard; {name!r} is a DTensor) is not "
-                "supported: the forward, backward and optimizer steps are, but grid updates, refine and fit are "
-                "not. Update the grids before fully_shard, or gather the full state with torch.distributed."
-                "checkpoint.state_dict.get_model_state_dict(..., full_state_dict=True) into an unsharded copy.")
+                "supported: train it with your own loop (forward, backward and optimizer steps work), or run fit "
+                "on the model before sharding it.")
+
+
+def on_full_tensors(module: nn.Module, edit, write_back: bool = True):
+    """Runs ``edit(plain)`` on an unsharded twin of an FSDP2-sharded module
+    and returns its result: ``plain`` is a module of the original class whose
+    parameters are full copies (gathered on every rank) and whose buffers
+    are the module's own. With ``write_back`` the twin's parameters are then
+    sharded back into the module (every rank must have computed the same
+    values, as the synchronised grid updates do). Memory: one full copy of
+    the parameters per rank while it runs."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, set_model_state_dict
+
+    opts = StateDictOptions(full_state_dict=True)
+    full = get_model_state_dict(module, options=opts)
+    plain = _plain_twin(module, full, "")
+    result = edit(plain)
+    if write_back:
+        set_model_state_dict(module, dict(plain.state_dict()), options=opts)
+    return result
+
+
+def _plain_twin(module: nn.Module, full: dict, prefix: str) -> nn.Module:
+    from torch.distributed.fsdp import FSDPModule
+
+    cls = next(c for c in type(module).__mro__ if not issubclass(c, FSDPModule))
+    twin = cls.__new__(cls)
+    # no FSDP state (torch's composable-API entries, FSDP flags) and no hooks on the twin
+    state = {k: v for k, v in module.__dict__.items()
+             if not k.startswith(("__composable_api_state_key", "_fsdp", "_is_fsdp"))}
+    for key, value in state.items():
+        if "hooks" in key and isinstance(value, dict):
+            state[key] = type(value)()
+    state["_parameters"] = {
+        n: None if p is None else nn.Parameter(full[prefix + n].detach().clone(), requires_grad=p.requires_grad)
+        for n, p in module._parameters.items()}
+    state["_buffers"] = dict(module._buffers)  # the same tensors: buffer edits land in the module
+    state["_modules"] = {n: None if m is None else _plain_twin(m, full, f"{prefix}{n}.")
+                         for n, m in module._modules.items()}
+    twin.__dict__.update(state)
+    return twin
 
 
 def _comm_device(group, like: Tensor) -> torch.device:

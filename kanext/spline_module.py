@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import Checkpointed
-from .distributed import gather_rows, refuse_sharded, sync_group
+from .distributed import gather_rows, is_sharded, on_full_tensors, sync_group
 from .checks import base_name, check_int, eps_value, per_layer, range_value
 from .grid import collocation_points, grid_from_samples, interpolate_grid, is_refinement, refit_coef
 from .recorded import copy_without_data
@@ -69,8 +69,11 @@ class SplineModule(Checkpointed, nn.Module):
         initialised; or a ProcessGroup), the samples of all ranks are
         gathered and every rank computes the update of their concatenation,
         so that replicas stay identical (see :mod:`kanext.distributed`); every
-        rank must call it. False: this rank's samples only."""
-        refuse_sharded(self, f"{type(self).__name__}.update_grid")
+        rank must call it. False: this rank's samples only. Under FSDP2
+        (sharded parameters) the update runs on full copies gathered on
+        every rank and is sharded back."""
+        if is_sharded(self):  # FSDP2: on gathered full tensors, sharded back
+            return on_full_tensors(self, lambda plain: plain.update_grid(x, grid_eps, sync))
         F = self._n_features
         if x.dim() == 0 or x.shape[-1] != F:
             raise ValueError(f"{type(self).__name__}.update_grid: expected samples of shape (..., {F}), "
@@ -121,6 +124,8 @@ class SplineModule(Checkpointed, nn.Module):
         one's function (see :meth:`refit_from`; x are samples of the input for
         inexact refits). self is unchanged."""
         check_int(f"{type(self).__name__}.refine", "new_grid", new_grid, 1)
+        if is_sharded(self):  # FSDP2: the new module is built unsharded, from gathered full tensors
+            return on_full_tensors(self, lambda plain: plain.refine(new_grid, x), write_back=False)
         new = self._like(new_grid, self.k)
         new.refit_from(self, x)
         return new
@@ -172,9 +177,10 @@ class SplineNetwork(Checkpointed, nn.Module):
         pykan: update_grid_from_samples.
 
         sync: under torch.distributed, the update of all ranks' samples
-        (gathered once, in rank order) on every rank; see
+        (gathered once, in rank order) on every rank, also under FSDP2; see
         :meth:`SplineModule.update_grid`."""
-        refuse_sharded(self, f"{type(self).__name__}.update_grid")
+        if is_sharded(self):  # FSDP2: on gathered full tensors, sharded back
+            return on_full_tensors(self, lambda plain: plain.update_grid(x, grid_eps, sync))
         self._check_input(x)
         x = x.detach().reshape(-1, self.width[0])
         group = sync_group(sync)
@@ -197,8 +203,10 @@ class SplineNetwork(Checkpointed, nn.Module):
         (default: the last training inputs, ``self.cache_data``), or on
         collocation points over the grid range if there are none. Every
         other parameter, mask, symbolic unit and trainable flag is copied;
-        recorded data is not. Writes no files; self is unchanged."""
-        refuse_sharded(self, f"{type(self).__name__}.refine")
+        recorded data is not. Writes no files; self is unchanged. On an
+        FSDP2-sharded model the new model is unsharded (shard it again)."""
+        if is_sharded(self):  # FSDP2: the new model is built unsharded, from gathered full tensors
+            return on_full_tensors(self, lambda plain: plain.refine(new_grid, x), write_back=False)
         grids = per_layer(f"{type(self).__name__}.refine", "new_grid", new_grid, self.depth)
         if x is None:
             x = getattr(self, "cache_data", None)

@@ -115,13 +115,18 @@ def scenario_ddp(rank):
 
 
 def scenario_fsdp2(rank):
-    """FSDP2 (fully_shard per layer and at the root): the same steps as DDP; grid updates refuse clearly."""
+    """FSDP2 (fully_shard per layer and at the root): the same steps as DDP, then a synchronised
+    grid update on the sharded model and a refine that returns an unsharded model; fit refuses."""
     from torch.distributed.fsdp import fully_shard
 
     x = local_data(rank)["train_input"]
-    out = {"ddp": {}, "fsdp": {}, "errors": {}}
+    out = {"ddp": {}, "fsdp": {}, "refined_ddp": {}, "refined_fsdp": {}, "errors": {}}
     for name, make in (("kan", fresh_kan), ("lan", lambda: kanext.LAN([2, 4, 1], seed=0, dtype=F64))):
-        out["ddp"][name] = _ddp_steps(make(), x)
+        plain = make()
+        out["ddp"][name] = _ddp_steps(plain, x)
+        plain.update_grid(x)
+        out["ddp"][name] = {k: v.clone() for k, v in plain.state_dict().items()}
+        out["refined_ddp"][name] = {k: v.clone() for k, v in plain.refine(10, x).state_dict().items()}
         model = make()
         for layer in (model.act_fun if name == "kan" else model.layers):
             fully_shard(layer)
@@ -131,14 +136,22 @@ def scenario_fsdp2(rank):
             opt.zero_grad()
             model(x).pow(2).mean().backward()
             opt.step()
+        model.update_grid(x)
+        model(x).sum().backward()  # still trains after the update
         out["fsdp"][name] = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().clone()
                              for k, v in model.state_dict().items()}
-        for what, call in (("update_grid", lambda: model.update_grid(x)), ("refine", lambda: model.refine(10)),
-                           ("fit", lambda: model.fit(local_data(rank), steps=1, progress=False))):
-            try:
-                call()
-            except NotImplementedError as e:
-                out["errors"][f"{name}.{what}"] = str(e)
+        refined = model.refine(10, x)
+        out["refined_fsdp"][name] = {k: v.clone() for k, v in refined.state_dict().items()}
+        out["refined_fsdp"][name + ".type"] = type(refined).__name__
+        try:
+            model.fit(local_data(rank), steps=1, progress=False)
+        except NotImplementedError as e:
+            out["errors"][f"{name}.fit"] = str(e)
+    layer = kanext.KANLinear(2, 3, bias=True, generator=torch.Generator().manual_seed(0), dtype=F64)
+    fully_shard(layer)
+    layer.update_grid(x)
+    out["layer"] = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().clone()
+                    for k, v in layer.state_dict().items()}
     return out
 
 

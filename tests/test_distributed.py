@@ -124,14 +124,21 @@ def test_ddp_without_find_unused_parameters_on_every_module(ranks):
     assert not torch.equal(r0["kan"]["act_fun.0.coef"], W.fresh_kan().act_fun[0].coef.detach())
 
 
-def test_fsdp2_steps_equal_ddp_steps_and_grid_edits_refuse(ranks):
+def test_fsdp2_steps_grid_update_and_refine_equal_ddp(ranks):
     r0, r1 = ranks("fsdp2")
     for name in ("kan", "lan"):
         _assert_states_identical(r0["fsdp"][name], r1["fsdp"][name], f"FSDP2 {name}")
         _assert_states_close(r0["fsdp"][name], r0["ddp"][name], f"FSDP2 vs DDP {name}", tol=1e-12)
-        for what in ("update_grid", "refine", "fit"):
-            msg = r0["errors"].get(f"{name}.{what}", "")
-            assert "sharded" in msg and "DTensor" in msg, (name, what, r0["errors"])
+        assert not torch.equal(r0["fsdp"][name][next(k for k in r0["fsdp"][name] if k.endswith("grid"))],
+                               W.fresh_kan().act_fun[0].grid) or name == "lan"
+        assert r0["refined_fsdp"][name + ".type"] in ("KAN", "LAN")  # unsharded
+        _assert_states_close(r0["refined_fsdp"][name], r0["refined_ddp"][name], f"FSDP2 refine {name}", tol=1e-12)
+        msg = r0["errors"].get(f"{name}.fit", "")
+        assert "sharded" in msg and "DTensor" in msg, (name, r0["errors"])
+    layer = kanext.KANLinear(2, 3, bias=True, generator=torch.Generator().manual_seed(0), dtype=W.F64)
+    layer.update_grid(_global_data()["train_input"])
+    _assert_states_identical(r0["layer"], r1["layer"], "FSDP2 KANLinear update_grid")
+    _assert_states_close(r0["layer"], layer.state_dict(), "FSDP2 KANLinear vs one process", tol=1e-12)
 
 
 def test_ranks_that_disagree_on_shapes_get_a_clear_error(ranks):
