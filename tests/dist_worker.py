@@ -111,6 +111,12 @@ def scenario_ddp(rank):
     out["spline_activation"] = _ddp_steps(kanext.SplineActivation(2, dtype=F64), x)
     mlp = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).to(F64)
     out["replaced"] = _ddp_steps(kanext.replace_linear(mlp, init="kan"), x)
+    # a model taken out of DDP prunes and refines as usual (the same data on both ranks here)
+    kan = fresh_kan()
+    _ddp_steps(kan, x)
+    same_x = local_data(0)["train_input"]
+    out["pruned"] = {k: v.clone() for k, v in kan.prune(edge_th=0.5, x=same_x).state_dict().items()}
+    out["refined"] = {k: v.clone() for k, v in kan.refine(10, same_x).state_dict().items()}
     return out
 
 

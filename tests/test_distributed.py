@@ -117,7 +117,9 @@ def test_update_grid_is_the_update_of_all_ranks_samples(ranks):
 def test_ddp_without_find_unused_parameters_on_every_module(ranks):
     r0, r1 = ranks("ddp")
     assert set(r0) == {"kan", "kan_symbolic", "kan_zero_affine", "kanlinear_bias", "lan", "spline_activation",
-                       "replaced"}
+                       "replaced", "pruned", "refined"}
+    assert r0["pruned"]["act_fun.0.mask"].sum() < r0["kan"]["act_fun.0.mask"].sum()  # some edge went
+    assert r0["refined"]["act_fun.0.grid"].shape[1] == 10 + 2 * 3 + 1
     for name in r0:
         _assert_states_identical(r0[name], r1[name], f"DDP {name}")
     # the steps changed the parameters (the data differ per rank, the averaged gradients do not)
