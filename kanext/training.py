@@ -138,7 +138,8 @@ def fit(
     bar = _progress(steps, progress and main)
     for step in range(steps):
         x, y, x_test, y_test = next(batches)
-        model.cache_data = x.detach()
+        if step == 0:
+            _check_batch(model, x, x_test)
         if update_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
             model.update_grid(x, sync=group if group is not None else False)
         last = {}
@@ -171,6 +172,7 @@ def fit(
             return objective
 
         optimizer.step(closure)  # every torch optimizer takes a closure; LBFGS needs it
+        model.cache_data = x.detach()  # after a step that worked: a failed fit leaves no unusable cache
         with torch.no_grad():
             test_loss = loss_fn(model(x_test), y_test)
         if group is not None:
@@ -249,6 +251,19 @@ def _batches(dataset, batch, gen):
             yield x, y, xt, yt
     raise TypeError(f"fit: dataset must be a dict with keys {list(_KEYS)} or a (train_loader, test_loader) pair, "
                     f"got {type(dataset).__name__}")
+
+
+def _check_batch(model, x: Tensor, x_test: Tensor) -> None:
+    """The inputs must have the model's dtype and device (a clear error before anything is changed)."""
+    ref = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if ref is None:
+        return
+    for name, t in (("train_input", x), ("test_input", x_test)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"fit: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype != ref.dtype or t.device != ref.device:
+            raise ValueError(f"fit: {name} is {t.dtype} on {t.device} but the model's parameters are {ref.dtype} on "
+                             f"{ref.device}; convert one of them: model.to({t.dtype}) or the data with .to({ref.dtype})")
 
 
 def dist_world(group) -> int:

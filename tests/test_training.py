@@ -125,3 +125,21 @@ def test_fit_bad_arguments():
         m.fit(dict(ds, train_label=ds["train_label"][:10]), steps=1, progress=False)
     with pytest.raises(TypeError, match="dataset must be"):
         m.fit([1, 2, 3], steps=1, progress=False)
+
+
+def test_fit_refuses_data_of_another_dtype_and_leaves_no_unusable_cache():
+    """A fit that fails on a dtype mismatch must say so up front and not leave cache_data in the
+    wrong dtype (a later refine used to fail on it)."""
+    import pytest
+    import torch
+
+    import kanext
+
+    ds = kanext.create_dataset(lambda x: x[:, :1] * x[:, 1:], n_var=2, seed=0, dtype=torch.float64)
+    model = kanext.KAN([2, 3, 1], seed=0)  # float32
+    with pytest.raises(ValueError, match=r"train_input is torch.float64.*torch.float32.*model.to\(torch.float64\)"):
+        model.fit(ds, steps=1, progress=False)
+    assert getattr(model, "cache_data", None) is None
+    model.refine(10)  # works: nothing stale was left behind
+    model.fit({k: v.float() for k, v in ds.items()}, steps=1, progress=False)
+    assert model.cache_data.dtype == torch.float32
