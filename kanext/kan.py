@@ -11,6 +11,7 @@ from .checkpoint import checkpointable
 from .checks import BASE_NAMES, ConfigError, base_name, config_keys, need, per_layer, range_config, range_value, \
     width_config, width_list
 from .layers import KANLinear
+from .recorded import remember_input
 from .regularization import edge_scales
 from .regularization import reg as _reg
 from .spline_module import SplineNetwork
@@ -123,6 +124,7 @@ class KAN(SplineNetwork):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        remember_input(self, x)  # for model(x); model.plot() (kanext.recorded)
         if self.save_act:
             return self._forward_recording(x)
         for l in range(self.depth):

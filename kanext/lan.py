@@ -22,6 +22,7 @@ from .activation import LANLayer, Sine, SplineActivation
 from .checkpoint import checkpointable
 from .checks import config_keys, per_layer, width_config, width_list
 from .grid import extend_grid
+from .recorded import remember_input
 from .spline_module import SplineNetwork
 from .training import fit as _fit
 
@@ -100,6 +101,7 @@ class LAN(SplineNetwork):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        remember_input(self, x)  # for model(x); model.plot() (kanext.recorded)
         for layer in self.layers:
             x = layer(x)
         return x

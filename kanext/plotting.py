@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from . import attribution, dense
+from .recorded import has_samples
 from .recorded import samples as _model_samples
 
 __all__ = ["plot", "plot_activation", "plot_lan", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID",
@@ -268,7 +269,7 @@ def plot_lan(model, folder=None, in_vars=None, out_vars=None, title=None, x=None
     """The LAN as one Figure: nodes per layer (inputs at the bottom), every
     Linear weight as a line between two nodes (opacity |w| / max |w| of its
     layer), and over every hidden/output node an inset of its activation on
-    its recorded pre-activation range (from x, else cache_data, else the
+    its recorded pre-activation range (from x, else cache_data or the last forward's inputs, else the
     node's grid range). Symbolic nodes are drawn in red and titled with the
     function name; inset gids are ``NODE_GID.format(l=, j=)``. ``folder``
     also saves ``<folder>/lan.png``. Returns the Figure."""
@@ -279,7 +280,7 @@ def plot_lan(model, folder=None, in_vars=None, out_vars=None, title=None, x=None
     width = list(model.width)
     in_vars = _names("in_vars", in_vars, width[0])
     out_vars = _names("out_vars", out_vars, width[-1])
-    has_data = x is not None or getattr(model, "cache_data", None) is not None
+    has_data = x is not None or has_samples(model)
     zs = model.preactivations(_model_samples(model, x, what="plot")) if has_data else None
     depth = len(width) - 1
     fig_w, fig_h = 10 * scale, 10 * scale * (0.5 * depth + (0.25 if title is not None else 0.15))

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from . import attribution
-from .recorded import copy_without_data
+from .recorded import copy_without_data, has_samples
 
 __all__ = ["prune_node", "prune_edge", "prune_input", "prune", "remove_edge", "remove_node", "subset_model"]
 
@@ -205,7 +205,7 @@ def _kept(scores: Tensor, threshold: float) -> list[int]:
 
 
 def _has_data(model) -> bool:
-    return bool(getattr(model, "acts", None)) or getattr(model, "cache_data", None) is not None
+    return has_samples(model)
 
 
 def _check_threshold(fn: str, th) -> None:

@@ -5,6 +5,9 @@ come from.
 A model may carry, besides its parameters:
 
 - ``cache_data``: the inputs of the last :func:`kanext.training.fit` step;
+- the inputs of its last forward (a reference, no copy; :func:`remember_input`),
+  so that ``model(x); model.plot()`` and ``model(x); model.fix_symbolic(...)``
+  work as in pykan without ``save_act``;
 - recorded statistics: ``acts``, ``acts_scale``, ``edge_l1``,
   ``input_range`` (from a forward with ``save_act = True``) and the
   attribution scores (``node_scores``, ...).
@@ -22,7 +25,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NoSamplesError", "RECORDED", "TRANSIENT", "samples", "drop_recorded", "copy_without_data"]
+__all__ = ["NoSamplesError", "RECORDED", "TRANSIENT", "samples", "has_samples", "remember_input", "drop_recorded",
+           "copy_without_data"]
 
 #: Statistics of the last recording forward and of the last attribution.
 RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "node_scores", "edge_scores", "subnode_scores",
@@ -31,7 +35,7 @@ RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "node_scores", "edge
 #: cache, the recording switch, prune_input's note of kept inputs, and
 #: internal memo caches.
 TRANSIENT = frozenset(RECORDED + ("cache_data", "save_act", "input_id", "_identity_affine_cache",
-                                  "_mask_ones_cache"))
+                                  "_mask_ones_cache", "_last_input"))
 
 
 class NoSamplesError(ValueError, RuntimeError):
@@ -40,11 +44,38 @@ class NoSamplesError(ValueError, RuntimeError):
     types such calls raised before they shared this check.)"""
 
 
+def remember_input(model, x: Tensor) -> None:
+    """Keeps x (detached, not copied) as the inputs of model's last forward.
+    Skipped under torch.compile, export and torch.func transforms (their
+    tensors are not the user's data) and for tensor subclasses."""
+    if type(x) is not Tensor or torch.compiler.is_compiling():
+        return
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    if wrapped is not None and wrapped(x):
+        return
+    model.__dict__["_last_input"] = x.detach()
+
+
+def _last_input(model, n_in: int):
+    x = model.__dict__.get("_last_input")
+    if x is not None and x.dim() >= 1 and x.shape[-1] == n_in and x.numel():
+        return x
+    return None
+
+
+def has_samples(model) -> bool:
+    """Whether :func:`samples` would find inputs without an ``x``."""
+    return bool(getattr(model, "acts", None)) or getattr(model, "cache_data", None) is not None or \
+        _last_input(model, model.width[0]) is not None
+
+
 def samples(model, x=None, *, recorded: bool = True, what: str = "this method") -> Tensor:
     """(N, width[0]) inputs for a data-driven method: ``x`` if given, else the
     inputs of the last recording forward (``model.acts[0]``, when
-    ``recorded``), else ``model.cache_data`` (the last fit inputs). Raises
-    :class:`NoSamplesError` when there are none, ValueError for a wrong shape."""
+    ``recorded``), else ``model.cache_data`` (the last fit inputs), else the
+    inputs of the model's last forward. Raises :class:`NoSamplesError` when
+    there are none, ValueError for a wrong shape. Inputs are data, not
+    derived statistics, so none of them goes stale when the parameters change."""
     n_in = model.width[0]
     if x is None and recorded:
         acts = getattr(model, "acts", None)
@@ -53,9 +84,11 @@ def samples(model, x=None, *, recorded: bool = True, what: str = "this method") 
     if x is None:
         x = getattr(model, "cache_data", None)
     if x is None:
+        x = _last_input(model, n_in)
+    if x is None:
         raise NoSamplesError(
-            f"{what}: no samples: pass x=<inputs of shape (N, {n_in})>, or run a forward with "
-            "model.save_act = True (KAN), or fit() the model first (its inputs are kept as cache_data)"
+            f"{what}: no samples: pass x=<inputs of shape (N, {n_in})>, or run the model on some inputs "
+            "(model(x); with model.save_act = True it also records statistics), or fit() it first (its inputs are kept as cache_data)"
         )
     x = torch.as_tensor(x)
     if x.dim() == 0 or x.shape[-1] != n_in:

@@ -131,3 +131,30 @@ def test_plot_is_headless_and_writes_no_files_without_folder(tmp_path, monkeypat
     assert isinstance(fig, matplotlib.figure.Figure) and isinstance(fig2, matplotlib.figure.Figure)
     FigureCanvasAgg(fig).draw()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pykan_idioms_model_x_then_plot_and_fix_symbolic_without_save_act():
+    """pykan records every forward; in kanext model(x) keeps a reference to x, so the pykan
+    idioms `model(x); model.plot()` and `model(x); model.fix_symbolic(...)` work."""
+    import kanext
+
+    model = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64)
+    x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    model(x)
+    fig = model.plot()
+    assert fig.axes
+    r2 = model.fix_symbolic(0, 0, 0, "sin", verbose=False)
+    assert 0.0 <= r2 <= 1.0
+    # the fit used x: the same r2 as on a twin that recorded x with save_act
+    other = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64)
+    other.save_act = True
+    other(x)
+    assert other.fix_symbolic(0, 0, 0, "sin", verbose=False) == r2
+    lan = kanext.LAN([2, 3, 1], seed=0, dtype=torch.float64)
+    lan(x)
+    assert lan.plot().axes
+    # compiled and functorch calls do not overwrite it with their internal tensors
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    compiled(x[:5])
+    torch.func.vmap(model)(x[:3])
+    assert model._last_input.shape == (64, 2)
