@@ -301,16 +301,18 @@ class KAN(SplineNetwork):
         """Returns every symbolic edge to its spline."""
         symbolic.unfix_symbolic_all(self)
 
-    def suggest_symbolic(self, l, i, j, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 10), b_range=(-10, 10),
-                         verbose=True):
-        """Ranked (name, r2, complexity, score) for edge (l, i, j); see
-        :func:`kanext.symbolic.suggest_symbolic`."""
-        return symbolic.suggest_symbolic(self, l, i, j, lib, topk, weight_simple, a_range, b_range, verbose)
+    def suggest_symbolic(self, l, i, j, a_range=(-10, 10), b_range=(-10, 10), lib=None, topk=5, verbose=True,
+                         r2_loss_fun=None, c_loss_fun=None, weight_simple=0.8):
+        """Ranked (name, r2, complexity, score) for edge (l, i, j), pykan's
+        arguments in pykan's order; see :func:`kanext.symbolic.suggest_symbolic`."""
+        return symbolic.suggest_symbolic(self, l, i, j, a_range, b_range, lib, topk, verbose, r2_loss_fun, c_loss_fun,
+                                         weight_simple)
 
-    def auto_symbolic(self, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10),
-                      b_range=(-10, 10)):
-        """Fixes every active edge to its best suggestion; see :func:`kanext.symbolic.auto_symbolic`."""
-        return symbolic.auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
+    def auto_symbolic(self, a_range=(-10, 10), b_range=(-10, 10), lib=None, verbose=1, weight_simple=0.8,
+                      r2_threshold=0.0):
+        """Fixes every active edge to its best suggestion, pykan's arguments in
+        pykan's order; see :func:`kanext.symbolic.auto_symbolic`."""
+        return symbolic.auto_symbolic(self, a_range, b_range, lib, verbose, weight_simple, r2_threshold)
 
     def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
         """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""

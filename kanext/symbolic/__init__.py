@@ -67,21 +67,25 @@ def unfix_symbolic_all(model) -> None:
             _units.unfix(model, l, (i, j))
 
 
-def suggest_symbolic(model, l, i, j, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 10), b_range=(-10, 10),
-                     verbose=True):
+def suggest_symbolic(model, l, i, j, a_range=(-10, 10), b_range=(-10, 10), lib=None, topk=5, verbose=True,
+                     r2_loss_fun=None, c_loss_fun=None, weight_simple=0.8):
     """Ranks the library functions for KAN edge (l, i, j): a list of (name,
     r2, complexity, score), best (lowest score) first, topk long; printed as
-    a table when verbose. score = weight_simple * complexity +
-    (1 - weight_simple) * log2(1 + 1e-5 - r2), as pykan ranks."""
-    return _units.suggest(model, l, (i, j), lib, topk, weight_simple, a_range, b_range, verbose)
+    a table when verbose. pykan's arguments, in pykan's order. score =
+    weight_simple * c_loss_fun(complexity) + (1 - weight_simple) *
+    r2_loss_fun(r2), by default complexity and log2(1 + 1e-5 - r2), as pykan
+    ranks (custom losses receive numpy arrays, as in pykan)."""
+    return _units.suggest(model, l, (i, j), lib, topk, weight_simple, a_range, b_range, verbose,
+                          r2_loss_fun=r2_loss_fun, c_loss_fun=c_loss_fun)
 
 
-def auto_symbolic(model, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10),
-                  b_range=(-10, 10)):
+def auto_symbolic(model, a_range=(-10, 10), b_range=(-10, 10), lib=None, verbose=1, weight_simple=0.8,
+                  r2_threshold=0.0):
     """Fixes every active spline edge of a KAN to its best suggestion (one
     batched fit per layer); dead edges (spline and symbolic masks both 0) get
     '0'; edges already symbolic are kept. An edge whose best r2 is below
-    r2_threshold stays a spline. Returns {(l, i, j): (name, r2)} for the edges fixed."""
+    r2_threshold stays a spline. pykan's arguments, in pykan's order.
+    Returns {(l, i, j): (name, r2)} for the edges fixed."""
     return _units.auto(model, lib, weight_simple, r2_threshold, verbose, a_range, b_range)
 
 

@@ -164,20 +164,32 @@ def _r2(f: Tensor, W: Tensor, syy: Tensor) -> Tensor:
     return torch.where(good, torch.nan_to_num(r2, nan=0.0, posinf=0.0), torch.zeros_like(r2))
 
 
-def scores(r2: Tensor, names: list[str], weight_simple: float) -> Tensor:
-    """pykan's ranking loss (lower is better): weight_simple * complexity + (1 - weight_simple) * log2(1 + 1e-5 - r2)."""
+def scores(r2: Tensor, names: list[str], weight_simple: float, r2_loss_fun=None, c_loss_fun=None) -> Tensor:
+    """pykan's ranking loss (lower is better): weight_simple * c_loss(complexity)
+    + (1 - weight_simple) * r2_loss(r2), by default c_loss(c) = c and
+    r2_loss(r2) = log2(1 + 1e-5 - r2). Custom losses get numpy arrays, as in pykan."""
     comp = torch.tensor([float(library.entry(n).complexity) for n in names], dtype=torch.float64, device=r2.device)
-    return weight_simple * comp + (1 - weight_simple) * torch.log2(1 + 1e-5 - r2)
+    if c_loss_fun is not None:
+        comp = _np_apply(c_loss_fun, comp, "c_loss_fun")
+    r2_loss = torch.log2(1 + 1e-5 - r2) if r2_loss_fun is None else _np_apply(r2_loss_fun, r2, "r2_loss_fun")
+    return weight_simple * comp + (1 - weight_simple) * r2_loss
+
+
+def _np_apply(fn, t: Tensor, what: str) -> Tensor:
+    out = torch.as_tensor(fn(t.detach().cpu().double().numpy()), dtype=torch.float64)
+    if out.shape != t.shape:
+        raise ValueError(f"{what} must map an array elementwise (shape {tuple(t.shape)}), got shape {tuple(out.shape)}")
+    return out.to(t.device)
 
 
 def rank_candidates(x: Tensor, y: Tensor, names: list[str], a_range, b_range, weight_simple: float, topk: int,
-                    verbose) -> list[tuple[str, float, float, float]]:
+                    verbose, r2_loss_fun=None, c_loss_fun=None) -> list[tuple[str, float, float, float]]:
     """Fits every candidate function to the samples y(x) (one batched fit) and
     returns the topk rows (name, r2, complexity, score), best (lowest score)
     first; prints them as a table when verbose. Shared by the KAN edge and the
     LAN node versions of suggest_symbolic."""
     _, r2 = fit_params(x, y, names, a_range, b_range)
-    score = scores(r2, names, weight_simple)
+    score = scores(r2, names, weight_simple, r2_loss_fun, c_loss_fun)
     order = torch.argsort(score, stable=True)[: max(1, int(topk))].tolist()
     rows = [(names[c], float(r2[c]), library.entry(names[c]).complexity, float(score[c])) for c in order]
     if verbose:

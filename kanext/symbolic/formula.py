@@ -10,7 +10,7 @@ import sympy
 import torch
 from torch import Tensor
 
-from .library import entry
+from .library import SYMBOLIC_LIB, entry
 
 __all__ = ["symbolic_formula", "kan_formula", "lan_formula", "to_latex", "to_torch"]
 
@@ -103,10 +103,10 @@ def lan_formula(model, var=None, simplify=False, floating_digits=4) -> list:
 
 
 def _sympy_fn(name: str):
+    """The sympy form of a library function; for one added without it, the
+    undefined function ``sympy.Function(name)`` (as pykan does)."""
     fn = entry(name).sympy_fn
-    if fn is None:
-        raise ValueError(f"symbolic_formula: function {name!r} has no sympy form (give sympy_fn to add_symbolic)")
-    return fn
+    return fn if fn is not None else sympy.Function(name)
 
 
 def _rounded(xs: list, floating_digits) -> list:
@@ -170,8 +170,11 @@ def to_torch(expr, var: Sequence) -> Callable[[Tensor], Tensor]:
     """A callable running the formula on tensors: ``fn(x)`` with x of shape
     (..., len(var)) returns (...); column t of x is var[t]. Supports +, *,
     powers, numbers (pi, E) and exp, log, sin, cos, tan, tanh, sinh, cosh,
-    asin, acos, atan, atanh, Abs, sign."""
+    asin, acos, atan, atanh, Abs, sign, and the library's user functions
+    added without a sympy form (by name)."""
     expr = sympy.sympify(expr)
+    if isinstance(var, (str, sympy.Basic)):  # one variable
+        var = [var]
     syms = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in var]
     index = {s: t for t, s in enumerate(syms)}
     missing = expr.free_symbols - set(index)
@@ -221,6 +224,8 @@ def _compile(e, index):
             return lambda x: base(x) ** p
         return lambda x: torch.as_tensor(base(x)) ** ex(x)
     f = _TORCH_FUNS.get(type(e)) or _TORCH_FUNS.get(e.func)
+    if f is None and isinstance(e, sympy.core.function.AppliedUndef) and str(e.func) in SYMBOLIC_LIB:
+        f = SYMBOLIC_LIB[str(e.func)].torch_fn  # a user function added without a sympy form
     if f is not None and len(args) == 1:
         return lambda x: f(torch.as_tensor(args[0](x), dtype=x.dtype, device=x.device))
     raise ValueError(f"to_torch: cannot translate {e.func} (in {e}) to torch")

@@ -25,6 +25,24 @@ class SymbolicFunction:
     complexity: float
     safe_fn: Callable[[Tensor, float], Tensor]
 
+    def as_pykan(self) -> tuple:
+        """pykan's library tuple: (torch function, sympy function, complexity,
+        singularity-avoiding function ``(x, y_th) -> ((), y)``). A function
+        added without a sympy form gets ``sympy.Function(name)``."""
+        safe = self.safe_fn
+        return (self.torch_fn, self.sympy_fn or sympy.Function(self.name), self.complexity,
+                lambda x, y_th: ((), safe(x, y_th)))
+
+    def __getitem__(self, i):
+        """pykan's indexing: ``SYMBOLIC_LIB['sin'][2]`` is the complexity (see :meth:`as_pykan`)."""
+        return self.as_pykan()[i]
+
+    def __iter__(self):
+        return iter(self.as_pykan())
+
+    def __len__(self) -> int:
+        return 4
+
 
 def _inv_pow(n):
     def safe(x, y_th):
@@ -90,21 +108,32 @@ SYMBOLIC_LIB: dict[str, SymbolicFunction] = {
 _BUILTIN = frozenset(SYMBOLIC_LIB)
 
 
-def add_symbolic(name: str, torch_fn: Callable[[Tensor], Tensor], sympy_fn: Callable | None = None,
-                 complexity: float = 2, safe_fn: Callable[[Tensor, float], Tensor] | None = None) -> None:
+def add_symbolic(name: str, torch_fn: Callable[[Tensor], Tensor], sympy_fn=None, complexity: float = 2,
+                 safe_fn: Callable[[Tensor, float], Tensor] | None = None) -> None:
     """Adds (or replaces) a user function in :data:`SYMBOLIC_LIB`.
 
     Args:
         name: library key (a non-empty str; the built-in names cannot be replaced).
         torch_fn: elementwise function on tensors.
-        sympy_fn: the same function on sympy expressions (needed by
-            symbolic_formula; None if you only fit and train with it).
+        sympy_fn: the same function on sympy expressions, used by
+            symbolic_formula (default: ``sympy.Function(name)``, an
+            undefined function of that name, which ``to_torch`` evaluates
+            with torch_fn).
         complexity: its cost in suggest_symbolic's score (pykan's scale: x is 1, sin 2, tanh 3).
         safe_fn: ``safe_fn(x, y_th)``, a finite variant (default: torch_fn).
+
+    pykan's form ``add_symbolic(name, fun, c=1, fun_singularity=None)`` works
+    too: a number in third place is the complexity, and a fourth argument is
+    pykan's singularity function (returning ``(x_th, y)``; y is used).
 
     Checkpoints store only the name: register the function again (same name)
     before loading a model that uses it.
     """
+    if isinstance(sympy_fn, (int, float)) and not isinstance(sympy_fn, bool):  # pykan: (name, fun, c, fun_singularity)
+        singularity = complexity if callable(complexity) else None
+        sympy_fn, complexity = None, sympy_fn
+        if singularity is not None:
+            safe_fn = _from_pykan_singularity(singularity)
     if not isinstance(name, str) or not name:
         raise ValueError(f"add_symbolic: name must be a non-empty str, got {name!r}")
     if name in _BUILTIN:
@@ -115,7 +144,16 @@ def add_symbolic(name: str, torch_fn: Callable[[Tensor], Tensor], sympy_fn: Call
         raise TypeError(f"add_symbolic: sympy_fn must be callable or None, got {type(sympy_fn).__name__}")
     if isinstance(complexity, bool) or not isinstance(complexity, (int, float)) or not math.isfinite(complexity):
         raise ValueError(f"add_symbolic: complexity must be a finite number, got {complexity!r}")
+    if safe_fn is not None and not callable(safe_fn):
+        raise TypeError(f"add_symbolic: safe_fn must be callable or None, got {type(safe_fn).__name__}")
     SYMBOLIC_LIB[name] = SymbolicFunction(name, torch_fn, sympy_fn, complexity, safe_fn or _same(torch_fn))
+
+
+def _from_pykan_singularity(fs):
+    def safe(x, y_th):
+        out = fs(x, y_th)
+        return out[1] if isinstance(out, tuple) else out
+    return safe
 
 
 def entry(name: str) -> SymbolicFunction:

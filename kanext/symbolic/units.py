@@ -176,7 +176,7 @@ def unfix(model, l, unit) -> None:
 
 
 def suggest(model, l, unit, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 10), b_range=(-10, 10),
-            verbose=True, x=None):
+            verbose=True, x=None, r2_loss_fun=None, c_loss_fun=None):
     """Ranked (name, r2, complexity, score) rows for a unit, best (lowest
     score) first, topk long; score = weight_simple * complexity +
     (1 - weight_simple) * log2(1 + 1e-5 - r2), as pykan ranks."""
@@ -186,7 +186,7 @@ def suggest(model, l, unit, lib=None, topk=5, weight_simple=0.8, a_range=(-10, 1
         raise ValueError(f"weight_simple must be in [0, 1], got {weight_simple}")
     names = lib_names(lib)
     u, y = _unit_samples(ad, l, unit, x, "suggest_symbolic")
-    return rank_candidates(u, y, names, a_range, b_range, weight_simple, topk, verbose)
+    return rank_candidates(u, y, names, a_range, b_range, weight_simple, topk, verbose, r2_loss_fun, c_loss_fun)
 
 
 def auto(model, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_range=(-10, 10), b_range=(-10, 10),

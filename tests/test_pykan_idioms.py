@@ -1,0 +1,97 @@
+"""pykan 0.2.x idioms, typed as a pykan user types them (issue 16): the symbolic
+library's tuple form, add_symbolic's pykan signature, suggest_symbolic /
+auto_symbolic positional arguments in pykan's order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+import torch
+
+import kanext
+from kanext.symbolic import SYMBOLIC_LIB, add_symbolic, to_torch
+
+F64 = torch.float64
+
+
+def _model_on_data():
+    model = kanext.KAN([2, 2, 1], grid=5, seed=0, dtype=F64)
+    x = torch.rand(200, 2, generator=torch.Generator().manual_seed(0), dtype=F64) * 2 - 1
+    model(x)
+    return model, x
+
+
+def test_symbolic_lib_entries_index_like_pykan_tuples():
+    f, sf, c, fs = SYMBOLIC_LIB["sin"]
+    t = torch.linspace(-2, 2, 9, dtype=F64)
+    assert torch.equal(f(t), torch.sin(t))
+    assert sf(sympy.Symbol("x")) == sympy.sin(sympy.Symbol("x"))
+    assert c == SYMBOLIC_LIB["sin"][2] == SYMBOLIC_LIB["sin"].complexity == 2
+    x_th, y = fs(t, 10.0)
+    assert x_th == () and torch.equal(y, torch.sin(t))
+    assert len(SYMBOLIC_LIB["x^2"]) == 4
+
+
+def test_symbolic_lib_complexities_match_pykan():
+    kan = pytest.importorskip("kan", reason="pykan is a test dependency (requirements/test.txt)")
+    from kan.utils import SYMBOLIC_LIB as PK
+
+    common = [n for n in PK if n in SYMBOLIC_LIB]
+    assert len(common) >= 15, common
+    for n in common:
+        assert SYMBOLIC_LIB[n][2] == PK[n][2], n
+
+
+def test_add_symbolic_in_pykan_form_and_its_formula():
+    add_symbolic("J0", torch.special.bessel_j0, 3)  # pykan: add_symbolic(name, fun, c)
+    try:
+        assert SYMBOLIC_LIB["J0"][2] == 3 and SYMBOLIC_LIB["J0"].sympy_fn is None
+        model = kanext.KAN([1, 1], seed=0, dtype=F64)
+        x = torch.linspace(-1, 1, 50, dtype=F64)[:, None]
+        model(x)
+        model.fix_symbolic(0, 0, 0, "J0", verbose=False)
+        (expr,) = model.symbolic_formula(floating_digits=None)
+        assert expr.has(sympy.Function("J0"))  # an undefined function of that name, as in pykan
+        got = to_torch(expr, sympy.Symbol("x_1"))(x)
+        assert torch.allclose(got, model(x)[:, 0], atol=1e-12)
+        # the fourth pykan argument, a singularity function returning (x_th, y)
+        add_symbolic("inv_safe", lambda t: 1 / t, 2, lambda t, y_th: ((), torch.clamp(1 / t, -y_th, y_th)))
+        assert SYMBOLIC_LIB["inv_safe"].safe_fn(torch.tensor([1e-6]), 10.0).item() == 10.0
+    finally:
+        SYMBOLIC_LIB.pop("J0", None)
+        SYMBOLIC_LIB.pop("inv_safe", None)
+    with pytest.raises(TypeError, match="safe_fn must be callable"):
+        add_symbolic("bad", torch.sin, None, 2, 5)
+
+
+def test_suggest_symbolic_takes_pykans_positional_order():
+    model, _ = _model_on_data()
+    rows = model.suggest_symbolic(0, 0, 0, (-5, 5), (-5, 5), ["x", "sin", "x^2"], 2, False)
+    assert len(rows) == 2 and {r[0] for r in rows} <= {"x", "sin", "x^2"}
+    same = model.suggest_symbolic(0, 0, 0, a_range=(-5, 5), b_range=(-5, 5), lib=["x", "sin", "x^2"], topk=2,
+                                  verbose=False)
+    assert rows == same
+
+
+def test_suggest_symbolic_custom_losses_like_pykan():
+    model, _ = _model_on_data()
+    lib = ["x", "sin", "x^2", "exp"]
+    # complexity only: the simplest function wins whatever its r2
+    rows = model.suggest_symbolic(0, 0, 0, lib=lib, verbose=False, r2_loss_fun=lambda r2: 0 * r2,
+                                  c_loss_fun=lambda c: c, weight_simple=0.5)
+    assert rows[0][0] == "x" and rows[0][3] == pytest.approx(0.5 * SYMBOLIC_LIB["x"].complexity)
+    # the default losses, written out as pykan writes them, give the default ranking
+    default = model.suggest_symbolic(0, 0, 0, lib=lib, verbose=False)
+    explicit = model.suggest_symbolic(0, 0, 0, lib=lib, verbose=False, r2_loss_fun=lambda x: np.log2(1 + 1e-5 - x),
+                                      c_loss_fun=lambda x: x)
+    assert [r[0] for r in default] == [r[0] for r in explicit]
+    for a, b in zip(default, explicit):
+        assert a[3] == pytest.approx(b[3], rel=1e-12)
+    with pytest.raises(ValueError, match="elementwise"):
+        model.suggest_symbolic(0, 0, 0, lib=lib, verbose=False, r2_loss_fun=lambda r2: r2.sum())
+
+
+def test_auto_symbolic_takes_pykans_positional_order():
+    model, _ = _model_on_data()
+    done = model.auto_symbolic((-5, 5), (-5, 5), ["x", "x^2"], 0)
+    assert done and all(name in ("x", "x^2") for name, _ in done.values())
