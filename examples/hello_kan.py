@@ -64,10 +64,10 @@ def main(argv=None):
     model.auto_symbolic(lib=LIB, verbose=0 if args.quiet else 1)
     fit(model, "4. auto_symbolic + fit", update_grid=False)
 
-    formula = model.symbolic_formula(floating_digits=4)[0]
+    formula = model.symbolic_formula(floating_digits=4)[0][0]
     print(f"formula: {formula}")
     x = dataset["test_input"]
-    exact = model.symbolic_formula(floating_digits=None)[0]  # unrounded constants: equals the model
+    exact = model.symbolic_formula(floating_digits=None)[0][0]  # unrounded constants: equals the model
     f = kanext.symbolic.to_torch(exact, [f"x_{i + 1}" for i in range(2)])
     formula_rmse = float(torch.sqrt(torch.mean((f(x).reshape(-1, 1) - dataset["test_label"]) ** 2)))
     final = stages[-1][2]

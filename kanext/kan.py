@@ -314,9 +314,12 @@ class KAN(SplineNetwork):
         pykan's order; see :func:`kanext.symbolic.auto_symbolic`."""
         return symbolic.auto_symbolic(self, a_range, b_range, lib, verbose, weight_simple, r2_threshold)
 
-    def symbolic_formula(self, var=None, simplify=False, floating_digits=4):
-        """One sympy expression per output; see :func:`kanext.symbolic.symbolic_formula`."""
-        return symbolic.symbolic_formula(self, var, simplify, floating_digits)
+    def symbolic_formula(self, var=None, normalizer=None, output_normalizer=None, *, simplify=False,
+                         floating_digits=4):
+        """``(exprs, variables)`` as in pykan: one sympy expression per output and
+        the input symbols; see :func:`kanext.symbolic.symbolic_formula`."""
+        return symbolic.symbolic_formula(self, var, normalizer, output_normalizer, simplify=simplify,
+                                         floating_digits=floating_digits)
 
     # ------------------------------------------------------------- checkpoints
     def checkpoint_config(self, where: str = "KAN") -> dict:

@@ -151,9 +151,13 @@ class LAN(SplineNetwork):
         :func:`kanext.lan_symbolic.auto_symbolic`."""
         return lan_symbolic.auto_symbolic(self, lib, weight_simple, r2_threshold, verbose, x=x, **kwargs)
 
-    def symbolic_formula(self, var=None, simplify=False, floating_digits=4) -> list:
-        """One sympy expression per output; see :func:`kanext.lan_symbolic.symbolic_formula`."""
-        return lan_symbolic.symbolic_formula(self, var, simplify, floating_digits)
+    def symbolic_formula(self, var=None, normalizer=None, output_normalizer=None, *, simplify=False,
+                         floating_digits=4) -> tuple[list, list]:
+        """``(exprs, variables)``: one sympy expression per output (the Linear
+        layers composed with the symbolic nodes) and the input symbols, as for
+        a KAN; see :func:`kanext.symbolic.symbolic_formula`."""
+        return lan_symbolic.symbolic_formula(self, var, normalizer, output_normalizer, simplify=simplify,
+                                             floating_digits=floating_digits)
 
     def plot(self, folder=None, in_vars=None, out_vars=None, title=None, x=None, scale=0.5):
         """The network with an inset of every node activation (a matplotlib

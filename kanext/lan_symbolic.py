@@ -13,7 +13,7 @@ from .plotting import NODE_GID
 from .plotting import plot_lan as plot
 from .symbolic import units as _units
 from .symbolic.branch import ChannelSymbolic
-from .symbolic.formula import lan_formula as symbolic_formula
+from .symbolic.formula import symbolic_formula
 
 __all__ = [
     "ChannelSymbolic", "fix_symbolic", "unfix_symbolic", "suggest_symbolic", "auto_symbolic", "symbolic_formula",

@@ -70,7 +70,7 @@ def test_formula_equals_model_float64():
         lan.symbolic_formula()
     done = lan.auto_symbolic(lib=["x", "x^2", "sin", "tanh", "exp"], x=x, verbose=0)
     assert set(done) == {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)}
-    exprs = lan.symbolic_formula(floating_digits=None)
+    exprs, _ = lan.symbolic_formula(floating_digits=None)
     assert len(exprs) == 2
     xt = _x(40, 2, seed=5)
     y = lan(xt).detach()
@@ -90,7 +90,7 @@ def test_auto_symbolic_then_fit_recovers_square():
     lan.fit(ds, opt="LBFGS", steps=50, update_grid=False, progress=False)
     rmse = float(((lan(x).detach() - x**2) ** 2).mean().sqrt())
     assert rmse < 1e-6
-    e = lan.symbolic_formula(floating_digits=None)[0]
+    e = lan.symbolic_formula(floating_digits=None)[0][0]
     xs = sympy.Symbol("x_1")
     assert abs(float(e.subs(xs, 0.37)) - 0.37**2) < 1e-6
 

@@ -50,7 +50,7 @@ def test_add_symbolic_in_pykan_form_and_its_formula():
         x = torch.linspace(-1, 1, 50, dtype=F64)[:, None]
         model(x)
         model.fix_symbolic(0, 0, 0, "J0", verbose=False)
-        (expr,) = model.symbolic_formula(floating_digits=None)
+        (expr,), _ = model.symbolic_formula(floating_digits=None)
         assert expr.has(sympy.Function("J0"))  # an undefined function of that name, as in pykan
         got = to_torch(expr, sympy.Symbol("x_1"))(x)
         assert torch.allclose(got, model(x)[:, 0], atol=1e-12)
@@ -95,3 +95,40 @@ def test_auto_symbolic_takes_pykans_positional_order():
     model, _ = _model_on_data()
     done = model.auto_symbolic((-5, 5), (-5, 5), ["x", "x^2"], 0)
     assert done and all(name in ("x", "x^2") for name, _ in done.values())
+
+
+def _symbolic_model():
+    model, x = _model_on_data()
+    model.auto_symbolic(lib=["x", "sin", "x^2"], verbose=0)
+    return model, x
+
+
+def test_symbolic_formula_returns_pykans_exprs_and_variables():
+    model, x = _symbolic_model()
+    formula = model.symbolic_formula(floating_digits=None)
+    expr = formula[0][0]  # pykan: symbolic_formula()[0][0]
+    exprs, variables = formula
+    assert variables == list(sympy.symbols("x_1 x_2")) and exprs == [expr]
+    assert torch.allclose(to_torch(expr, variables)(x), model(x)[:, 0], atol=1e-10)
+    lan = kanext.LAN([2, 2, 1], seed=0, dtype=F64)
+    lan(x)
+    lan.auto_symbolic(lib=["x", "sin"], verbose=0)
+    lan_exprs, lan_vars = lan.symbolic_formula(floating_digits=None)
+    assert torch.allclose(to_torch(lan_exprs[0], lan_vars)(x), lan(x)[:, 0], atol=1e-10)
+
+
+def test_symbolic_formula_normalizers_as_pykan():
+    model, x = _symbolic_model()
+    mean, std = [0.5, -1.0], [2.0, 0.25]
+    out_mean, out_std = 3.0, 0.5
+    (expr,), variables = model.symbolic_formula(normalizer=[mean, std], output_normalizer=[out_mean, out_std],
+                                                floating_digits=None)
+    raw = x * torch.tensor(std, dtype=F64) + torch.tensor(mean, dtype=F64)  # the data before normalising
+    want = model(x)[:, 0] * out_std + out_mean
+    assert torch.allclose(to_torch(expr, variables)(raw), want, atol=1e-10)
+    # scalars broadcast to every input
+    (e2,), _ = model.symbolic_formula(normalizer=[0.0, 1.0], floating_digits=None)
+    assert torch.allclose(to_torch(e2, variables)(x), model(x)[:, 0], atol=1e-10)
+    for bad in ([[0.0], [0.0]], [0.0, [1.0, 2.0, 3.0]], "mean", [0.0, float("nan")]):
+        with pytest.raises(ValueError, match="normalizer must be"):
+            model.symbolic_formula(normalizer=bad)

@@ -298,7 +298,7 @@ def test_auto_symbolic_dead_edges_get_zero_and_formula_equals_model():
     assert model.act_fun[0].mask.sum() == 0 and model.act_fun[1].mask.sum() == 0
     with pytest.raises(ValueError, match="still splines"):
         _kan((2, 2, 1)).symbolic_formula()
-    (expr,) = model.symbolic_formula(floating_digits=None)
+    (expr,), _ = model.symbolic_formula(floating_digits=None)
     xs = sympy.symbols("x_1 x_2")
     fresh = torch.rand(200, 2, generator=gen(11), dtype=F64) * 2 - 1
     want = model(fresh)[:, 0].detach()
@@ -306,12 +306,12 @@ def test_auto_symbolic_dead_edges_get_zero_and_formula_equals_model():
     np_fn = sympy.lambdify(xs, expr, "numpy")
     got = torch.as_tensor(np_fn(fresh[:, 0].numpy(), fresh[:, 1].numpy()), dtype=F64)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
-    rounded = model.symbolic_formula()[0]
+    rounded = model.symbolic_formula()[0][0]
     for v in map(float, rounded.atoms(sympy.Float)):
         assert v == round(v, 4) or v == float(f"{v:.4g}"), v
     torch.testing.assert_close(to_torch(rounded, xs)(fresh), want, rtol=0.05, atol=0.05)
     assert isinstance(to_latex(expr), str) and "x_{1}" in to_latex(expr)
-    (named,) = model.symbolic_formula(var=["u", "v"], floating_digits=None)
+    (named,), variables = model.symbolic_formula(var=["u", "v"], floating_digits=None)
     assert {str(s) for s in named.free_symbols} <= {"u", "v"}
 
 
@@ -331,7 +331,7 @@ def test_node_affines_enter_the_formula():
             getattr(model, name)[0].fill_(v)
             getattr(model, name)[1].fill_(v / 2)
     model.auto_symbolic(lib=["x", "sin", "x^2"], verbose=0)
-    (expr,) = model.symbolic_formula(floating_digits=None)
+    (expr,), _ = model.symbolic_formula(floating_digits=None)
     torch.testing.assert_close(to_torch(expr, sympy.symbols("x_1 x_2"))(x), model(x)[:, 0].detach(),
                                rtol=1e-10, atol=1e-10)
 
@@ -402,7 +402,7 @@ def _recover(f, width, ranges, lib, seed=0):
     model.fit(ds, steps=60, lamb=1e-3, progress=False)
     model.auto_symbolic(lib=lib, verbose=0)
     model.fit(ds, steps=30, progress=False, update_grid=False)
-    (expr,) = model.symbolic_formula(floating_digits=None)
+    (expr,), _ = model.symbolic_formula(floating_digits=None)
     fresh = torch.rand(1000, 2, generator=gen(123), dtype=F64) * (ranges[1] - ranges[0]) + ranges[0]
     got = to_torch(expr, sympy.symbols("x_1 x_2"))(fresh)
     return (got - f(fresh)[:, 0]).abs().max().item()
@@ -448,7 +448,7 @@ def test_fix_symbolic_with_a_callable():
     try:
         r2 = model.fix_symbolic(0, 0, 0, cube_fn, verbose=False)
         assert 0 <= r2 <= 1 and SYMBOLIC_LIB["cube_fn"].torch_fn is cube_fn
-        (expr,) = model.symbolic_formula()  # pykan's undefined function of that name
+        (expr,), _ = model.symbolic_formula()  # pykan's undefined function of that name
         assert expr.has(sympy.Function("cube_fn"))
         with pytest.raises(ValueError, match="needs a name"):
             model.fix_symbolic(0, 0, 0, lambda t: t, verbose=False)

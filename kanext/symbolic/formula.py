@@ -15,10 +15,45 @@ from .library import SYMBOLIC_LIB, entry
 __all__ = ["symbolic_formula", "kan_formula", "lan_formula", "to_latex", "to_torch"]
 
 
-def symbolic_formula(model, var=None, simplify=False, floating_digits=4) -> list:
-    """One sympy expression per output of a KAN (:func:`kan_formula`) or a LAN (:func:`lan_formula`)."""
+def symbolic_formula(model, var=None, normalizer=None, output_normalizer=None, *, simplify=False,
+                     floating_digits=4) -> tuple[list, list]:
+    """``(exprs, variables)`` as pykan returns them: one sympy expression per
+    output of a KAN (:func:`kan_formula`) or a LAN (:func:`lan_formula`), and
+    the input symbols (default x_1, x_2, ...).
+
+    normalizer: pykan's ``[mean, std]`` of the inputs the model was trained
+    on (numbers or one per input): the formula is then in the raw inputs,
+    each x_i entering as (x_i - mean_i) / std_i. output_normalizer:
+    ``[mean, std]`` of the outputs: each output becomes y * std + mean.
+    simplify and floating_digits: see :func:`kan_formula`."""
     fn = kan_formula if hasattr(model, "symbolic_fun") else lan_formula
-    return fn(model, var, simplify, floating_digits)
+    xs = _symbols(var, model.width[0])
+    inputs = xs
+    if normalizer is not None:
+        mean, std = _normalizer(normalizer, model.width[0], "normalizer")
+        inputs = [(x - _num(m)) / _num(s) for x, m, s in zip(xs, mean, std)]
+    exprs = fn(model, inputs, simplify, floating_digits)
+    if output_normalizer is not None:
+        mean, std = _normalizer(output_normalizer, model.width[-1], "output_normalizer")
+        exprs = _rounded([e * _num(s) + _num(m) for e, m, s in zip(exprs, mean, std)], floating_digits)
+    return exprs, xs
+
+
+def _normalizer(norm, n: int, what: str) -> tuple[list, list]:
+    """[mean, std] (numbers, or n values each) as two lists of n floats; std must be non-zero."""
+    try:
+        mean, std = norm
+        mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1).expand(n).tolist() \
+            if torch.as_tensor(mean).numel() in (1, n) else None
+        std = torch.as_tensor(std, dtype=torch.float64).reshape(-1).expand(n).tolist() \
+            if torch.as_tensor(std).numel() in (1, n) else None
+    except (TypeError, ValueError, RuntimeError):
+        mean = std = None
+    if mean is None or std is None or any(v == 0 or not math.isfinite(v) for v in std) or \
+            not all(math.isfinite(v) for v in mean):
+        raise ValueError(f"symbolic_formula: {what} must be [mean, std] with numbers or {n} values each, finite, "
+                         f"std non-zero; got {norm!r}")
+    return mean, std
 
 
 def kan_formula(model, var=None, simplify=False, floating_digits=4) -> list:
