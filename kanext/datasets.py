@@ -12,20 +12,21 @@ __all__ = ["create_dataset"]
 def create_dataset(
     f: Callable[[Tensor], Tensor],
     n_var: int = 2,
+    f_mode: str = "col",
     ranges: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0),
     train_num: int = 1000,
     test_num: int = 1000,
     normalize_input: bool = False,
     normalize_label: bool = False,
-    seed: int = 0,
     device=None,
+    seed: int = 0,
     dtype=None,
-    *,
-    f_mode: str = "col",
 ) -> dict[str, Tensor]:
     """A train/test data set sampled uniformly from a box, labelled by ``f``.
 
-    Same keys and semantics as pykan's ``kan.utils.create_dataset``, but the
+    Same arguments (in pykan's positional order: f, n_var, f_mode, ranges,
+    train_num, test_num, normalize_input, normalize_label, device, seed), keys
+    and semantics as pykan's ``kan.utils.create_dataset``, but the
     draws come from a private ``torch.Generator`` seeded with ``seed``: the
     global RNG states (torch and numpy) are neither read nor changed. With the
     default float32, the inputs are the very values pykan draws for the same

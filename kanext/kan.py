@@ -11,7 +11,7 @@ from .checkpoint import checkpointable
 from .checks import BASE_NAMES, ConfigError, base_name, config_keys, need, per_layer, range_config, range_value, \
     width_config, width_list
 from .layers import KANLinear
-from .recorded import remember_input
+from .recorded import remember_input, samples
 from .regularization import edge_scales
 from .regularization import reg as _reg
 from .spline_module import SplineNetwork
@@ -234,10 +234,19 @@ class KAN(SplineNetwork):
             return super().train(mode)
         return self.fit(mode, *args, **kwargs)
 
-    def reg(self, x: Tensor, lamb_l1: float = 1.0, lamb_entropy: float = 2.0, lamb_coef: float = 0.0,
-            lamb_coefdiff: float = 0.0, reg_metric: str = "edge_forward_spline_n") -> Tensor:
+    def reg(self, x: Tensor | str | None = None, lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
+            lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0, reg_metric: str = "edge_forward_spline_n") -> Tensor:
         """The sparsity regularisation on inputs x (differentiable); see
-        :func:`kanext.regularization.reg`."""
+        :func:`kanext.regularization.reg`.
+
+        pykan's form ``reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef,
+        lamb_coefdiff)`` (a metric name first) works too: the inputs are then
+        those the model last saw (see :func:`kanext.recorded.samples`), as
+        pykan uses the activations of the last forward. With x=None likewise."""
+        if isinstance(x, str):
+            x, reg_metric = None, x
+        if x is None:
+            x = samples(self, what="reg")
         return _reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
 
     # ------------------------------------------------------------- interpretability

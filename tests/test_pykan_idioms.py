@@ -132,3 +132,43 @@ def test_symbolic_formula_normalizers_as_pykan():
     for bad in ([[0.0], [0.0]], [0.0, [1.0, 2.0, 3.0]], "mean", [0.0, float("nan")]):
         with pytest.raises(ValueError, match="normalizer must be"):
             model.symbolic_formula(normalizer=bad)
+
+
+def test_create_dataset_takes_pykans_positional_order():
+    f = lambda x: x[:, :1] * x[:, 1:]  # noqa: E731
+    a = kanext.create_dataset(f, 2, "col", [-2, 2], 50, 20, False, False, "cpu", 3, dtype=F64)
+    b = kanext.create_dataset(f, n_var=2, ranges=[-2, 2], train_num=50, test_num=20, seed=3, dtype=F64)
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert a["train_input"].abs().max() > 1  # the ranges were taken
+    kan = pytest.importorskip("kan", reason="pykan is a test dependency (requirements/test.txt)")
+    from kan.utils import create_dataset as pk_create
+
+    pk = pk_create(f, 2, "col", [-2, 2], 50, 20, False, False, "cpu", 3)
+    ours = kanext.create_dataset(f, 2, "col", [-2, 2], 50, 20, False, False, "cpu", 3, dtype=torch.float32)
+    assert torch.equal(ours["train_input"], pk["train_input"].float())
+
+
+def test_fit_params_takes_one_function_as_pykan_does():
+    from kanext.symbolic import fit_params
+
+    x = torch.linspace(-2, 2, 101, dtype=F64)
+    y = 3.0 * torch.sin(1.5 * x - 0.5) + 0.25
+    params, r2 = fit_params(x, y, "sin")  # pykan: fit_params(x, y, fun); used to iterate 's', 'i', 'n'
+    assert params.shape == (4,) and r2.shape == () and r2 > 1 - 1e-9
+    a, b, c, d = params.tolist()
+    assert torch.allclose(c * torch.sin(a * x + b) + d, y, atol=1e-3)  # the grid search's resolution
+    p2, r2b = fit_params(x, y, torch.sin)  # a callable, as pykan passes it
+    assert torch.allclose(p2, params, atol=1e-9) and float(r2b) == pytest.approx(float(r2))
+    batched, r2s = fit_params(torch.stack([x, x]), torch.stack([y, -y]), "sin")
+    assert batched.shape == (2, 4) and r2s.shape == (2,) and bool((r2s > 1 - 1e-9).all())
+
+
+def test_reg_in_pykans_form_uses_the_last_inputs():
+    model, x = _model_on_data()
+    want = model.reg(x, 1.0, 2.0, 0.5, 0.25, "edge_forward_spline_n")
+    got = model.reg("edge_forward_spline_n", 1.0, 2.0, 0.5, 0.25)  # pykan: reg(reg_metric, lamb_l1, ...)
+    assert torch.equal(got, want)
+    got.backward()  # differentiable, as pykan's
+    assert model.act_fun[0].coef.grad is not None
+    with pytest.raises(ValueError, match="reg_metric|metric"):
+        model.reg("no_such_metric")

@@ -19,7 +19,9 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
 
     Args:
         x, y: (E, P) inputs and outputs of E edges (or (P,) for one edge).
-        names: C library names.
+        names: C library names; or, as pykan's ``fit_params(x, y, fun)``,
+            one name or one callable, and then the function axis is dropped
+            from the results ((E, 4) and (E,), or (4,) and () for one edge).
         a_range, b_range: the first grid's spans of a and b, in units where
             each edge's inputs are standardised (mean 0, std 1), so that the
             search does not depend on the input scale; the returned (a, b)
@@ -45,7 +47,10 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
     if grid_number < 3 or zoom_number < 3 or iteration < 1:
         raise ValueError(f"fit_params: need grid_number >= 3, zoom_number >= 3 and iteration >= 1, "
                          f"got {grid_number}, {zoom_number}, {iteration}")
-    entries = [library.entry(n) for n in names]
+    one = isinstance(names, str) or callable(names)  # pykan's fit_params(x, y, fun): one function
+    names = [names] if one else list(names)
+    entries = [library.SymbolicFunction(getattr(n, "__name__", "fun"), n, None, 0, lambda t, y_th, f=n: f(t))
+               if callable(n) and not isinstance(n, str) else library.entry(n) for n in names]
     single = x.dim() == 1
     x = x.detach().to(torch.float64).reshape(-1, x.shape[-1])
     y = y.detach().to(torch.float64).reshape(-1, y.shape[-1])
@@ -124,7 +129,9 @@ def fit_params(x: Tensor, y: Tensor, names: Sequence[str], a_range=(-10.0, 10.0)
     params = torch.nan_to_num(params, nan=0.0, posinf=0.0, neginf=0.0)
     r2_all = torch.nan_to_num(r2_all, nan=0.0)
     if single:
-        return params[0], r2_all[0]
+        params, r2_all = params[0], r2_all[0]
+    if one:
+        return params[..., 0, :], r2_all[..., 0]
     return params, r2_all
 
 
