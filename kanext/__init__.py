@@ -4,7 +4,7 @@ Public API:
     KANLinear   one KAN layer, a drop-in for nn.Linear (pykan's KANLayer function)
     KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
     SplineActivation, LANLayer, LAN, Sine   learnable activation networks (appendix B)
-    from_pykan  convert a trained pykan model or layer
+    from_pykan, to_pykan   convert a trained pykan model or layer, and back
     replace_linear   swap the nn.Linear layers of any model for KANLinear layers
     distributed      grid updates and fit() under torch.distributed (DDP, torchrun)
     symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
@@ -21,7 +21,7 @@ from .kan import KAN
 from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
 from .ops import kan_linear, spline_basis, spline_basis_deriv
-from .pykan_compat import from_pykan
+from .pykan_compat import from_pykan, to_pykan
 from .replace import replace_linear
 
 __version__ = "0.1.0"
@@ -30,4 +30,5 @@ __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
+    "to_pykan",
 ]

@@ -1,4 +1,5 @@
-"""Conversion from pykan models (``kan.KAN`` / ``kan.MultKAN``, ``kan.KANLayer``)."""
+"""Conversion between kanext and pykan models (``kan.KAN`` / ``kan.MultKAN``,
+``kan.KANLayer``): :func:`from_pykan` and its inverse :func:`to_pykan`."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 from .kan import KAN
 from .layers import KANLinear
 
-__all__ = ["from_pykan"]
+__all__ = ["from_pykan", "to_pykan"]
 
 _BASES = ("silu", "identity", "zero")
 
@@ -17,13 +18,15 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
 
     Accepts a pykan ``KAN``/``MultKAN`` (returns :class:`kanext.KAN`) or a single
     ``KANLayer`` (returns :class:`kanext.KANLinear`, whose forward returns only
-    pykan's first output, y). Grids, coefficients, scales, masks and the node /
-    subnode affines are copied as they are (trained or pruned), with the same
-    dtype and device and the same ``requires_grad`` flags.
+    pykan's first output, y). Grids, coefficients, scales, masks, the node /
+    subnode affines and the fixed symbolic edges (names, masks, affines) are
+    copied as they are (trained or pruned), with the same dtype and device and
+    the same ``requires_grad`` flags.
 
     Raises NotImplementedError, saying what is unsupported, for multiplication
-    nodes, fixed symbolic edges, or an input selection (``input_id``) other than
-    all inputs in order.
+    nodes or an input selection (``input_id``) other than all inputs in order,
+    and ValueError for a symbolic function that kanext's library lacks
+    (register it with :func:`kanext.symbolic.add_symbolic` first).
     """
     if _is_kan_layer(model):
         return _layer_from_pykan(model, _base_of(getattr(model, "base_fun", None)))
@@ -38,13 +41,7 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
                 f"from_pykan: layer {l} has {mult} multiplication node(s); kanext does not support them yet"
             )
         widths.append(int(n))
-    for l, sym in enumerate(getattr(model, "symbolic_fun", [])):
-        if getattr(model, "symbolic_enabled", True) and bool((sym.mask != 0).any()):
-            fixed = [tuple(ix.tolist()[::-1]) for ix in torch.nonzero(sym.mask)][:5]
-            raise NotImplementedError(
-                f"from_pykan: layer {l} has fixed symbolic edges (i, j) e.g. {fixed}; kanext cannot import "
-                "symbolic edges yet"
-            )
+    symbolic = getattr(model, "symbolic_fun", None) if getattr(model, "symbolic_enabled", True) else None
     input_id = getattr(model, "input_id", None)
     if input_id is not None and not torch.equal(input_id.long().cpu(), torch.arange(widths[0])):
         raise NotImplementedError(f"from_pykan: input_id {input_id.tolist()} selects inputs; only all inputs in order are supported")
@@ -61,7 +58,83 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
             for p, q in zip(getattr(out, name), getattr(model, name)):
                 p.copy_(q)
                 p.requires_grad_(q.requires_grad)
+        for l, sym in enumerate(symbolic or []):
+            _symbolic_from_pykan(out.symbolic_fun[l], sym, l)
     return out
+
+
+def _symbolic_from_pykan(dst, sym, l: int) -> None:
+    """Copies a pykan Symbolic_KANLayer's fixed edges (mask != 0) into a kanext SymbolicLayer."""
+    from .symbolic.library import SYMBOLIC_LIB
+
+    names = [["0"] * dst.in_features for _ in range(dst.out_features)]
+    for j, i in torch.nonzero(sym.mask).tolist():
+        name = sym.funs_name[j][i]
+        if name not in SYMBOLIC_LIB:
+            raise ValueError(f"from_pykan: symbolic edge ({l},{i},{j}) uses {name!r}, which is not in "
+                             "kanext.symbolic.SYMBOLIC_LIB; register it with kanext.symbolic.add_symbolic first")
+        names[j][i] = name
+    dst.mask.copy_(sym.mask)
+    dst.affine.copy_(sym.affine)
+    dst.funs_name = names
+    dst.invalidate()
+
+
+def to_pykan(model: KAN, **pykan_kwargs):
+    """A pykan ``MultKAN`` computing the same function as a kanext :class:`KAN`
+    (the inverse of :func:`from_pykan`), to check results in pykan.
+
+    Grids, coefficients, scales, masks, node / subnode affines and fixed
+    symbolic edges are copied, in the model's dtype and device. pykan is built
+    with ``auto_save=False`` (no checkpoint folder) unless ``pykan_kwargs``
+    say otherwise; they go to ``kan.MultKAN``. pykan must be installed.
+
+    Raises NotImplementedError when pykan cannot hold the model: layers with
+    different G or k (pykan has one of each), a callable base function, or a
+    symbolic function missing from pykan's library.
+    """
+    try:
+        from kan import MultKAN
+        from kan.utils import SYMBOLIC_LIB as PYKAN_LIB
+    except ImportError as e:
+        raise ImportError("to_pykan needs pykan (pip install pykan)") from e
+    if not isinstance(model, KAN):
+        raise TypeError(f"to_pykan: expected a kanext.KAN, got {type(model).__name__}")
+    grids, ks = {layer.num for layer in model.act_fun}, {layer.k for layer in model.act_fun}
+    if len(grids) > 1 or len(ks) > 1:
+        raise NotImplementedError(f"to_pykan: pykan has one G and one k for all layers; this model has G {model.grid} "
+                                  f"and k {model.k}")
+    bases = {layer.base_fun if isinstance(layer.base_fun, str) else None for layer in model.act_fun}
+    if None in bases or len(bases) > 1:
+        raise NotImplementedError("to_pykan: every layer needs the same named base function ('silu', 'identity', "
+                                  "'zero'); a callable or mixed bases cannot be rebuilt in pykan")
+    ref = model.act_fun[0].coef
+    kwargs = dict(width=list(model.width), grid=grids.pop(), k=ks.pop(), base_fun=bases.pop(),
+                  grid_range=list(model.act_fun[0].grid_range), auto_save=False, device=str(ref.device))
+    kwargs.update(pykan_kwargs)
+    pk = nn.Module.to(MultKAN(**kwargs), dtype=ref.dtype)  # pykan overrides .to(device) only
+    with torch.no_grad():
+        for src, dst in zip(model.act_fun, pk.act_fun):
+            dst.grid.data = src.grid.detach().clone()
+            for name in ("mask", "coef", "scale_base", "scale_sp"):
+                getattr(dst, name).data.copy_(getattr(src, name).detach())
+            for name in ("coef", "scale_base", "scale_sp"):
+                getattr(dst, name).requires_grad_(getattr(src, name).requires_grad)
+            dst.grid_eps = src.grid_eps
+        for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
+            for p, q in zip(getattr(pk, name), getattr(model, name)):
+                p.data.copy_(q.detach())
+                p.requires_grad_(q.requires_grad)
+        for l, (src, dst) in enumerate(zip(model.symbolic_fun, pk.symbolic_fun)):
+            for j, i in src.fixed_units():
+                name = src.funs_name[j][i]
+                if name not in PYKAN_LIB:
+                    raise NotImplementedError(f"to_pykan: symbolic edge ({l},{i},{j}) uses {name!r}, which pykan's "
+                                              "library lacks (add it there with kan.utils.add_symbolic first)")
+                dst.fix_symbolic(i, j, name, verbose=False)
+            dst.mask.data.copy_(src.mask.detach())
+            dst.affine.data.copy_(src.affine.detach())
+    return pk
 
 
 def _is_kan_layer(m) -> bool:

@@ -120,9 +120,60 @@ def test_from_pykan_refuses_what_it_cannot_convert():
     mult = _pykan_model([2, [2, 1], 1], grid=3, k=3)
     with pytest.raises(NotImplementedError, match="multiplication node"):
         kanext.from_pykan(mult)
-    sym = _pykan_model([2, 2, 1], grid=3, k=3)
-    _quiet(sym.fix_symbolic, 0, 1, 0, "sin", fit_params_bool=False)
-    with pytest.raises(NotImplementedError, match=r"fixed symbolic edges"):
-        kanext.from_pykan(sym)
     with pytest.raises(TypeError, match="expected a pykan"):
         kanext.from_pykan(torch.nn.Linear(2, 2))
+    sym = _pykan_model([2, 2, 1], grid=3, k=3)
+    kan.utils.add_symbolic("pk_only_cube", lambda t: t**3, c=3)
+    try:
+        _quiet(sym.fix_symbolic, 0, 1, 0, "pk_only_cube", fit_params_bool=False)
+        with pytest.raises(ValueError, match="'pk_only_cube'.*add_symbolic"):
+            kanext.from_pykan(sym)
+    finally:
+        kan.utils.SYMBOLIC_LIB.pop("pk_only_cube", None)
+
+
+def test_from_pykan_imports_fixed_symbolic_edges():
+    model = _pykan_model([2, 3, 1], grid=5, k=3)
+    g = torch.Generator().manual_seed(4)
+    for layer in model.act_fun:
+        _perturb_layer(layer, g)
+    _quiet(model.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    _quiet(model.fix_symbolic, 1, 0, 0, "x^2", fit_params_bool=False)
+    with torch.no_grad():
+        model.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.1])
+        model.symbolic_fun[1].affine[0, 0] = torch.tensor([0.5, 0.3, -1.1, 0.2])
+    ours = kanext.from_pykan(model)
+    assert ours.symbolic_fun[0].funs_name[2][1] == "sin" and ours.symbolic_fun[1].funs_name[0][0] == "x^2"
+    x = torch.rand(30, 2, generator=g) * 2 - 1
+    assert_close(ours(x), model(x), RTOL, msg="symbolic edges vs pykan")
+
+
+def test_to_pykan_is_the_inverse_of_from_pykan():
+    ours = kanext.KAN([2, 3, 2], grid=6, k=2, seed=0, affine_trainable=True)
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(40, 2, generator=g) * 2 - 1
+    with torch.no_grad():
+        for layer in ours.act_fun:
+            _perturb_layer(layer, g)
+        for p in list(ours.node_scale) + list(ours.node_bias) + list(ours.subnode_scale) + list(ours.subnode_bias):
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    ours.update_grid(x)  # non-uniform grids
+    ours(x)
+    ours.fix_symbolic(0, 1, 2, "sin", verbose=False)
+    ours.remove_edge(1, 0, 1)
+    pk = kanext.to_pykan(ours)
+    assert type(pk).__name__ == "MultKAN" and pk.width == [[2, 0], [3, 0], [2, 0]]
+    _compare(pk, ours, _params(pk, True), _params(ours, False), x)
+    back = kanext.from_pykan(pk)
+    for key, t in ours.state_dict().items():
+        assert torch.equal(back.state_dict()[key], t), key
+    assert back.symbolic_fun[0].funs_name == ours.symbolic_fun[0].funs_name
+
+
+def test_to_pykan_refuses_what_pykan_cannot_hold():
+    with pytest.raises(NotImplementedError, match="one G and one k"):
+        kanext.to_pykan(kanext.KAN([2, 3, 1], grid=[3, 5], seed=0))
+    with pytest.raises(NotImplementedError, match="named base function"):
+        kanext.to_pykan(kanext.KAN([2, 3, 1], base_fun=torch.tanh, seed=0))
+    with pytest.raises(TypeError, match="expected a kanext.KAN"):
+        kanext.to_pykan(torch.nn.Linear(2, 2))
