@@ -11,6 +11,7 @@ from .checkpoint import checkpointable
 from .checks import BASE_NAMES, ConfigError, base_name, config_keys, need, per_layer, range_config, range_value, \
     width_config, width_list
 from .layers import KANLinear
+from .pykan_methods import PykanMethods
 from .recorded import remember_input, samples
 from .regularization import edge_scales
 from .regularization import reg as _reg
@@ -26,7 +27,7 @@ _CONFIG_KEYS = {"width", "grid_range", "base_fun", "layers"}
 
 
 @checkpointable
-class KAN(SplineNetwork):
+class KAN(PykanMethods, SplineNetwork):
     """A Kolmogorov-Arnold Network: ``width[0] -> width[1] -> ... -> width[-1]``.
 
     Args:

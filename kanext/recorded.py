@@ -70,21 +70,23 @@ def has_samples(model) -> bool:
 
 
 def samples(model, x=None, *, recorded: bool = True, what: str = "this method") -> Tensor:
-    """(N, width[0]) inputs for a data-driven method: ``x`` if given, else the
-    inputs of the last recording forward (``model.acts[0]``, when
-    ``recorded``), else ``model.cache_data`` (the last fit inputs), else the
-    inputs of the model's last forward. Raises :class:`NoSamplesError` when
+    """(N, width[0]) inputs for a data-driven method: ``x`` if given, else
+    (when ``recorded``) the inputs of the model's last forward, as pykan uses
+    the activations its last forward recorded (after fit: the test inputs of
+    the last step), else those of the last recording forward
+    (``model.acts[0]``; a compiled model does not keep its inputs), else
+    ``model.cache_data`` (the last fit inputs). Raises :class:`NoSamplesError` when
     there are none, ValueError for a wrong shape. Inputs are data, not
     derived statistics, so none of them goes stale when the parameters change."""
     n_in = model.width[0]
+    if x is None and recorded:
+        x = _last_input(model, n_in)  # the newest: every forward, recording or not, keeps its inputs
     if x is None and recorded:
         acts = getattr(model, "acts", None)
         if acts and acts[0].dim() == 2 and acts[0].shape[1] == n_in:
             return acts[0]
     if x is None:
         x = getattr(model, "cache_data", None)
-    if x is None:
-        x = _last_input(model, n_in)
     if x is None:
         raise NoSamplesError(
             f"{what}: no samples: pass x=<inputs of shape (N, {n_in})>, or run the model on some inputs "

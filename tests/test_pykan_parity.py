@@ -177,3 +177,70 @@ def test_to_pykan_refuses_what_pykan_cannot_hold():
         kanext.to_pykan(kanext.KAN([2, 3, 1], base_fun=torch.tanh, seed=0))
     with pytest.raises(TypeError, match="expected a kanext.KAN"):
         kanext.to_pykan(torch.nn.Linear(2, 2))
+
+
+def test_pykan_small_methods_match_pykan():
+    pk = _pykan_model([2, 3, 2], grid=5, k=3)
+    g = torch.Generator().manual_seed(8)
+    for layer in pk.act_fun:
+        _perturb_layer(layer, g)
+    ours = kanext.from_pykan(pk)
+    x = torch.rand(64, 2, generator=g) * 2 - 1
+    pk(x)
+    ours(x)
+    assert ours.width_in == pk.width_in and ours.width_out == pk.width_out
+    assert ours.n_sum == pk.n_sum and ours.n_mult == pk.n_mult
+    assert ours.n_edge == pk.n_edge == 12
+    for l, i, j in ((0, 1, 2), (1, 2, 0)):
+        got = ours.get_range(l, i, j, verbose=False)
+        want = [float(v) for v in _quiet(pk.get_range, l, i, j)]
+        assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
+        xs, ys = ours.get_fun(l, i, j, plot=False)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        pxs, pys = _quiet(pk.get_fun, l, i, j)
+        assert xs == pytest.approx(pxs, abs=1e-12) and ys == pytest.approx(pys, abs=1e-12)
+    _quiet(pk.attribute)
+    ours.attribute()
+    assert float(ours.connection_cost) == pytest.approx(float(pk.connection_cost), rel=1e-9)
+    ds = kanext.create_dataset(lambda t: t[:, :2] ** 2, 2, train_num=20, test_num=30, seed=1, dtype=F64)
+    got, want = ours.evaluate(ds), pk.evaluate(ds)
+    assert got["test_loss"] == pytest.approx(want["test_loss"], rel=1e-10) and got["n_edge"] == want["n_edge"]
+    reg_ours = ours.get_reg("edge_forward_spline_n", 1.0, 2.0, 0.1, 0.1)
+    reg_pk = pk.get_reg("edge_forward_spline_n", 1.0, 2.0, 0.1, 0.1)
+    assert float(reg_ours) == pytest.approx(float(reg_pk), rel=1e-8)
+
+
+def test_set_mode_module_and_grid_from_another_model():
+    pk = _pykan_model([2, 3, 2], grid=5, k=3)
+    ours = kanext.from_pykan(pk)
+    x = torch.rand(32, 2, generator=torch.Generator().manual_seed(9)) * 2 - 1
+    ours(x)
+    _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    ours.fix_symbolic(0, 1, 2, "sin", fit_params=False, verbose=False)
+    for mode in ("n", "sn", "s", "0"):
+        _quiet(pk.set_mode, 0, 1, 2, mode, mask_n=0.5 if mode == "sn" else None)
+        ours.set_mode(0, 1, 2, mode, mask_n=0.5 if mode == "sn" else None)
+        assert torch.equal(ours.act_fun[0].mask, pk.act_fun[0].mask.data)
+        assert torch.equal(ours.symbolic_fun[0].mask, pk.symbolic_fun[0].mask.data)
+        assert_close(ours(x), pk(x), RTOL, msg=f"set_mode {mode}")
+    with pytest.raises(ValueError, match="no symbolic function"):
+        ours.set_mode(0, 0, 0, "s")
+    with pytest.raises(ValueError, match="mode must be"):
+        ours.set_mode(0, 1, 2, "x")
+    _quiet(pk.module, 0, "[0,1]->[1]->[1,2]->[0]")
+    ours.module(0, "[0,1]->[1]->[1,2]->[0]")
+    for l in range(2):
+        assert torch.equal(ours.act_fun[l].mask, pk.act_fun[l].mask.data)
+    assert not torch.equal(ours.act_fun[0].mask, torch.ones_like(ours.act_fun[0].mask))
+    with pytest.raises(ValueError, match="chain"):
+        ours.module(0, "[a]->[0]")
+    with pytest.raises(ValueError, match="two groups"):
+        ours.module(0, "[0]->[1]->[0]")
+    fine = kanext.KAN([2, 3, 2], grid=10, k=3, seed=0)
+    pk_fine = _pykan_model([2, 3, 2], grid=10, k=3)
+    fine.initialize_grid_from_another_model(ours, x)
+    _quiet(pk_fine.initialize_grid_from_another_model, pk, x)
+    for a, b in zip(fine.act_fun, pk_fine.act_fun):
+        assert_close(a.grid, b.grid, 1e-12, msg="grid from another model")
