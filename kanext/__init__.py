@@ -9,11 +9,12 @@ Public API:
     distributed      grid updates and fit() under torch.distributed (DDP, torchrun)
     symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
+    utils       pykan's kan.utils helpers (batch_jacobian, batch_hessian, ex_round, ...)
     ops         the fused custom ops (spline_basis, kan_linear, ...)
     set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, datasets, distributed, ops, reference, symbolic
+from . import checkpoint, datasets, distributed, ops, reference, symbolic, utils
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
@@ -30,5 +31,5 @@ __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
-    "to_pykan",
+    "to_pykan", "utils",
 ]
