@@ -123,16 +123,19 @@ class KAN(PykanMethods, SplineNetwork):
     def k(self) -> list[int]:
         return [layer.k for layer in self.act_fun]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
+        """x (..., width[0]) -> (..., width[-1]). singularity_avoiding, y_th:
+        pykan's: the symbolic edges evaluate their singularity-safe variants
+        (bounded by about y_th near a pole; see kanext.symbolic)."""
         self._check_input(x)
         remember_input(self, x)  # for model(x); model.plot() (kanext.recorded)
         if self.save_act:
-            return self._forward_recording(x)
+            return self._forward_recording(x, singularity_avoiding, y_th)
         for l in range(self.depth):
-            x = self.layer_forward(l, x)
+            x = self.layer_forward(l, x, singularity_avoiding, y_th)
         return x
 
-    def _forward_recording(self, x: Tensor) -> Tensor:
+    def _forward_recording(self, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
         lead = x.shape[:-1]
         x = x.reshape(-1, self.width[0])
         acts, scales, l1, ranges = [], [], [], []
@@ -147,16 +150,19 @@ class KAN(PykanMethods, SplineNetwork):
                 ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
                 if self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
                     fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
-            x = self.layer_forward(l, x)
+            x = self.layer_forward(l, x, singularity_avoiding, y_th)
         acts.append(x.detach())
         self.acts, self.acts_scale, self.edge_l1, self.input_range = acts, scales, l1, ranges
         return x.reshape(*lead, self.width[-1])
 
-    def layer_forward(self, l: int, x: Tensor) -> Tensor:
+    def layer_forward(self, l: int, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
         """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias,
         where phi(x) sums the spline edges and the symbolic edges (pykan's order)."""
         sym = self.symbolic_fun[l]
-        x = self.act_fun[l](x) + sym(x) if sym.n_fixed else self.act_fun[l](x)
+        if sym.n_fixed:
+            x = self.act_fun[l](x) + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)
+        else:
+            x = self.act_fun[l](x)
         if self._affines_are_identity(l):
             return x  # the same values, without four ops and their backward per layer
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)

@@ -44,6 +44,15 @@ def fit(
     reg_metric: str = "edge_forward_spline_n",
     sync=True,
     shard: bool = True,
+    singularity_avoiding: bool = False,
+    y_th: float = 1000.0,
+    display_metrics: Iterable[str] | None = None,
+    save_fig: bool = False,
+    in_vars=None,
+    out_vars=None,
+    beta: float = 3,
+    save_fig_freq: int = 1,
+    img_folder: str = "./video",
 ) -> dict:
     """Trains ``model`` and returns ``{'train_loss': [...], 'test_loss': [...], 'reg': [...], <metric>: [...]}``.
 
@@ -77,6 +86,16 @@ def fit(
             (default: the default process group when one is initialised and
             has more than one rank), False (train this process alone), or a
             ProcessGroup. See "Under torchrun" below.
+        singularity_avoiding, y_th: pykan's: the symbolic edges evaluate
+            their singularity-safe variants (bounded by about y_th) in the
+            training forward (KAN only).
+        display_metrics: names of recorded results ('train_loss',
+            'test_loss', 'reg' or a metric's ``__name__``) that the progress
+            bar shows instead of the default three (pykan's display_metrics).
+        save_fig, save_fig_freq, img_folder, in_vars, out_vars, beta: pykan's
+            training video: every save_fig_freq steps the model is plotted
+            (:meth:`KAN.plot` with in_vars, out_vars, beta, title "Step n")
+            to ``<img_folder>/<step>.jpg`` (KAN only; rank 0 only).
         shard: under data parallelism, whether a dict dataset is split by
             rank (rank r takes the r-th of world-size contiguous row blocks of
             train and test). With shard=False each rank's dict is its own
@@ -123,6 +142,15 @@ def fit(
         if shard:
             dataset = _shard(dataset, group)
     main = is_main(group)
+    fwd_kw = {}
+    if singularity_avoiding:
+        if not hasattr(model, "symbolic_fun"):
+            raise ValueError(f"fit: singularity_avoiding applies to a KAN's symbolic edges; "
+                             f"{type(model).__name__} has none")
+        fwd_kw = {"singularity_avoiding": True, "y_th": float(y_th)}
+    if save_fig and not hasattr(model, "symbolic_fun"):
+        raise ValueError(f"fit: save_fig plots a KAN each step; use it with a KAN, not a {type(model).__name__}")
+    display_metrics = list(display_metrics) if display_metrics is not None else None
     drop_recorded(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(opt, params, lr)
@@ -134,6 +162,13 @@ def fit(
     results = {"train_loss": [], "test_loss": [], "reg": []}
     for m in metrics:
         results[m.__name__] = []
+    for name in display_metrics or []:
+        if name not in results:
+            raise ValueError(f"fit: display_metrics entry {name!r} is not recorded; known: {sorted(results)}")
+    if save_fig and main:
+        import os
+
+        os.makedirs(img_folder, exist_ok=True)
     grid_update_freq = max(1, int(stop_grid_update_step / max(grid_update_num, 1)))
     bar = _progress(steps, progress and main)
     for step in range(steps):
@@ -152,12 +187,12 @@ def fit(
             if lamb > 0:
                 inputs = [x.reshape(-1, model.width[0])]
                 for l in range(model.depth):
-                    out = model.layer_forward(l, inputs[-1])
+                    out = model.layer_forward(l, inputs[-1], **fwd_kw)
                     inputs.append(out)
                 pred = inputs.pop()
                 reg_ = _reg(model, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric, inputs=inputs)
             else:
-                pred = model(x)
+                pred = model(x, **fwd_kw)
                 reg_ = pred.new_zeros(())
             train_loss = loss_fn(pred, y)
             objective = train_loss + lamb * reg_
@@ -191,8 +226,13 @@ def fit(
         if log and main and step % log == 0:
             msg = f"step {step}: train_loss {train_v:.2e} | test_loss {test_v:.2e} | reg {results['reg'][-1]:.2e}"
             _logger_info(msg)
-            if bar is not None:
+            if bar is not None and display_metrics is not None:
+                bar.set_description("".join(f" {name}: {results[name][-1]:.2e} |" for name in display_metrics))
+            elif bar is not None:
                 bar.set_description(f"| train_loss: {train_v:.2e} | test_loss: {test_v:.2e} | reg: {results['reg'][-1]:.2e} |")
+        if save_fig and main and step % save_fig_freq == 0:
+            fig = model.plot(in_vars=in_vars, out_vars=out_vars, beta=beta, title=f"Step {step}")
+            fig.savefig(f"{img_folder}/{step}.jpg", bbox_inches="tight", dpi=100)
         if bar is not None:
             bar.update(1)
     if bar is not None:

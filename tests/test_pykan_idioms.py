@@ -172,3 +172,35 @@ def test_reg_in_pykans_form_uses_the_last_inputs():
     assert model.act_fun[0].coef.grad is not None
     with pytest.raises(ValueError, match="reg_metric|metric"):
         model.reg("no_such_metric")
+
+
+def test_fit_takes_pykans_display_metrics_save_fig_and_singularity_avoiding(tmp_path, capsys):
+    ds = kanext.create_dataset(lambda x: 1 / (x[:, :1] + 1.5) + x[:, 1:], 2, train_num=64, test_num=16,
+                               dtype=F64)
+    model = kanext.KAN([2, 2, 1], grid=5, seed=0, dtype=F64)
+    model(ds["train_input"])
+    model.fix_symbolic(0, 0, 0, "1/x", verbose=False)
+    res = model.fit(ds, steps=3, opt="Adam", lr=1e-3, singularity_avoiding=True, y_th=50.0,
+                    display_metrics=["test_loss", "train_loss"], save_fig=True, save_fig_freq=2,
+                    img_folder=str(tmp_path / "video"), in_vars=["a", "b"], beta=5)
+    assert len(res["train_loss"]) == 3
+    assert sorted(p.name for p in (tmp_path / "video").iterdir()) == ["0.jpg", "2.jpg"]
+    assert all(p.stat().st_size > 0 for p in (tmp_path / "video").iterdir())
+    with pytest.raises(ValueError, match="display_metrics entry 'accuracy'"):
+        model.fit(ds, steps=1, display_metrics=["accuracy"], progress=False)
+    lan = kanext.LAN([2, 2, 1], seed=0, dtype=F64)
+    with pytest.raises(ValueError, match="singularity_avoiding applies"):
+        lan.fit(ds, steps=1, singularity_avoiding=True, progress=False)
+
+
+def test_forward_singularity_avoiding_bounds_a_pole():
+    model = kanext.KAN([1, 1], grid=5, seed=0, dtype=F64)
+    x = torch.linspace(-1, 1, 41, dtype=F64)[:, None]
+    model(x)
+    model.fix_symbolic(0, 0, 0, "1/x", fit_params=False, verbose=False)
+    near = torch.tensor([[1e-9]], dtype=F64)
+    assert model(near).abs().item() > 1e8
+    safe = model(near, singularity_avoiding=True, y_th=10.0)
+    assert safe.abs().item() <= 10.0 + 1e-9
+    assert torch.allclose(model(x[x[:, 0].abs() > 0.5]), model(x[x[:, 0].abs() > 0.5], singularity_avoiding=True),
+                          atol=1e-12)
