@@ -69,6 +69,14 @@ class SplineActivation(SplineModule):
     ``symbolic`` submodule (:class:`kanext.symbolic.ChannelSymbolic`).
     Grid methods (update_grid, refine, refit_from) come from
     :class:`kanext.spline_module.SplineModule`.
+
+    Dtypes: float32 and float64, and on the CPU also bfloat16 / float16
+    (e.g. after ``.to(torch.bfloat16)``, as for ``nn.Linear``): the spline is
+    then evaluated in float32 and rounded once to the module's dtype, and
+    gradients come back in the parameters' dtype (see :mod:`kanext.ops`). The
+    grid buffer follows the module's dtype, so its knots are rounded to 16
+    bits too. A callable base_fun and symbolic channels run in PyTorch in the
+    module's dtype.
     """
 
     #: Checkpoints may carry symbolic channels for this class (kanext.symbolic.state).
@@ -168,6 +176,9 @@ class LANLayer(Checkpointed, nn.Module):
     Args: in_features, out_features, bias as for ``nn.Linear`` (``linear``
     attribute); grid, k, base_fun and the remaining keywords go to the
     :class:`SplineActivation` (``act`` attribute) over out_features channels.
+    In bfloat16 / float16 on the CPU the Linear runs as ``nn.Linear`` does
+    and the activation in float32, rounded to the layer's dtype
+    (:class:`SplineActivation`).
     """
 
     def __init__(self, in_features: int, out_features: int, grid: int = 5, k: int = 3,

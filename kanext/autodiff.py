@@ -42,6 +42,12 @@ level, and the raw ops' Autograd kernels do too.
 Not supported, with a clear error: gradients with respect to grids; forward
 mode through the raw C++-autograd op torch.ops.kanext.kan_linear_forward (use
 kanext.ops.kan_linear or the modules).
+
+bfloat16 / float16 CPU tensors never reach these Functions: the kanext.ops
+wrappers upcast them to float32 first and round the results back with
+ordinary (differentiable) casts, so every rule here, and every derivative
+order, applies to them unchanged. A raw torch.ops.kanext call with 16-bit
+CPU tensors is refused by the kernel's dtype check.
 """
 from __future__ import annotations
 

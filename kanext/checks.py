@@ -1,6 +1,9 @@
 """Argument checks shared by the spline modules (KANLinear, SplineActivation,
 LANLayer, KAN, LAN): one message format for every bad argument, saying what
-was expected and what was given."""
+was expected and what was given. Also the dtype rule of the kanext.ops
+wrappers for bfloat16 / float16 CPU tensors (:func:`half_args_as_float32`).
+
+Imports nothing from kanext, so that kanext.ops can import it."""
 from __future__ import annotations
 
 import math
@@ -8,9 +11,11 @@ import math
 import torch
 from torch import Tensor
 
-from .ops import BASE_IDS
+__all__ = ["check_int", "check_spline_config", "index_list", "per_layer", "width_list", "HALF", "half_args_as_float32",
+           "round_results"]
 
-__all__ = ["check_int", "check_spline_config", "index_list", "per_layer", "width_list"]
+#: The base functions computed in the kernels (the keys of kanext.ops.BASE_IDS).
+BASE_NAMES = ("silu", "identity", "zero")
 
 
 def check_int(owner: str, name: str, v, lo: int) -> None:
@@ -29,8 +34,8 @@ def check_spline_config(owner: str, grid, k, grid_range, base_fun) -> tuple[floa
     lo, hi = (float(v) for v in grid_range)
     if not lo < hi:
         raise ValueError(f"{owner}: grid_range must be (low, high) with low < high, got {tuple(grid_range)}")
-    if isinstance(base_fun, str) and base_fun not in BASE_IDS:
-        raise ValueError(f"{owner}: base_fun must be one of {sorted(BASE_IDS)} or a callable, got {base_fun!r}")
+    if isinstance(base_fun, str) and base_fun not in BASE_NAMES:
+        raise ValueError(f"{owner}: base_fun must be one of {sorted(BASE_NAMES)} or a callable, got {base_fun!r}")
     return lo, hi
 
 
@@ -93,9 +98,6 @@ def width_list(owner: str, width, pykan_pairs: bool = False) -> list[int]:
 # and rebuilds itself from one (from_checkpoint_config); these are the checks
 # they share. kanext.checkpoint turns a ConfigError into a CheckpointError
 # that names the file.
-
-BASE_NAMES = ("silu", "identity", "zero")
-
 
 class ConfigError(ValueError):
     """A module's checkpoint config is invalid (reading) or cannot be written
@@ -179,3 +181,45 @@ def eps_value(eps, where: str) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
         raise ConfigError(f"{where} grid_eps is {eps!r}, expected a finite float")
     return float(eps)
+
+
+# ------------------------------------------- 16-bit floats on the CPU (kanext.ops)
+# Each kanext.ops wrapper starts with ``if x.dtype in HALF and x.is_cpu:`` (x
+# the op's main input): a float32 / float64 call pays that one test and
+# nothing else; a 16-bit call goes through these two.
+HALF = (torch.bfloat16, torch.float16)
+
+
+def half_args_as_float32(op: str, names: str, *ts) -> list:
+    """The op's tensors, x first and the grid second, as float32 for a 16-bit
+    CPU call: [dtype of the results, float32 tensors...]. None passes
+    through; the grid may be float32 or x's dtype, every other tensor must be
+    in x's dtype, or float32 under torch.autocast("cpu") (the results are
+    then float32). Anything else raises, naming the dtypes."""
+    dt = ts[0].dtype
+    names = names.split()
+    res = [dt]
+    for name, t in zip(names, ts):
+        if t is not None:
+            if t.dtype != dt:
+                if name == "grid":
+                    if t.dtype != torch.float32:
+                        raise RuntimeError(f"{op}: with {names[0]} of dtype {dt} the grid must be float32 or {dt}, "
+                                           f"got {t.dtype}")
+                elif t.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+                    res[0] = torch.float32
+                else:
+                    raise RuntimeError(
+                        f"{op}: {name} has dtype {t.dtype} but {names[0]} has dtype {dt} (16-bit CPU calls run in "
+                        f"float32 and need every tensor argument in {names[0]}'s dtype; under torch.autocast('cpu') "
+                        f"float32 weights are accepted as well)")
+            t = t.float()  # the same tensor when already float32
+        res.append(t)
+    return res
+
+
+def round_results(y, dt: torch.dtype):
+    """An op's result(s) rounded to dt (a tensor or a tuple of tensors)."""
+    if isinstance(y, Tensor):
+        return y.to(dt)
+    return tuple(t.to(dt) for t in y)

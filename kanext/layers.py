@@ -70,6 +70,12 @@ class KANLinear(SplineModule):
         scale_base, scale_sp: parameters (in, out).
         bias: parameter (out,), or None without ``bias=True``.
 
+    Dtypes: float32 and float64, and on the CPU also bfloat16 / float16 (e.g.
+    after ``.to(torch.bfloat16)``, as for nn.Linear): the folded weights and
+    the output are computed in float32 and rounded once to the layer's dtype;
+    gradients come back in the parameters' dtype (see kanext.ops). The grid
+    buffer follows the dtype, so the knots are rounded too.
+
     NaN/Inf: a NaN input feature makes its whole output row NaN; inputs
     outside the grid (including +-inf) get zero splines and keep the base term.
     """

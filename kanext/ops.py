@@ -33,6 +33,25 @@ spline_activation: elementwise, so a NaN z[n, c] makes y[n, c] NaN (whatever
 the base) and nothing else; in its backward grad_z[n, c] is NaN there and the
 entry adds nothing to channel c's weight gradients. z = +-inf lies outside
 every grid: its splines are 0 and only the base term remains, as above.
+
+bfloat16 / float16 on the CPU. Every function here (so every module:
+KANLinear, KAN, SplineActivation, LANLayer, LAN after ``.to(torch.bfloat16)``)
+accepts 16-bit CPU tensors: they are upcast to float32 (exactly), the float32
+kernel runs (float32 arithmetic and accumulation) and each result is rounded
+once to the inputs' dtype. The casts are autograd ops, so gradients come back
+in each input's own dtype and derivatives of every order and torch.func work
+as in float32. All tensor arguments must share the 16-bit dtype (the grid may
+also be float32); under ``torch.autocast("cpu")`` float32 weights with a
+16-bit x are accepted too, and the op then runs and returns float32 (the
+"widest type" rule: a layer kept in float32 stays float32). Any other mix
+raises a RuntimeError naming the dtypes. Autograd keeps the float32 copies
+of x and the weights for the backward (twice their 16-bit size); float32 and
+float64 calls take the kernels directly, as before, and CUDA keeps its own 16-bit
+handling (the tensor-core kan_linear kernels and their autocast rule,
+csrc/autograd.cpp). Knots stored in 16 bits are rounded (8 significant bits
+for bfloat16): a grid finer than that resolution stops being strictly
+increasing and the kernels refuse it. The raw ``torch.ops.kanext`` ops stay
+float32 / float64 on the CPU.
 """
 from __future__ import annotations
 
@@ -43,6 +62,9 @@ from . import _C  # noqa: F401  (loads the shared object, which registers the op
 from . import autodiff as _ad
 from .autodiff import KanEval, fold_dense, transforms_active
 from .backend import backend_code
+from .checks import HALF as _HALF  # 16-bit floats on the CPU: see the module docstring
+from .checks import half_args_as_float32 as _f32
+from .checks import round_results as _back
 
 __all__ = [
     "BASE_IDS",
@@ -81,8 +103,13 @@ def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
         k: spline order, 0 to 5.
 
     Returns:
-        (N, in, G+k) basis values; differentiable with respect to x.
+        (N, in, G+k) basis values in x's dtype; differentiable with respect
+        to x. bfloat16 / float16 on the CPU: computed in float32 (module
+        docstring).
     """
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid = _f32("kanext.spline_basis", "x grid", x, grid)
+        return spline_basis(x, grid, k).to(dt)
     if transforms_active():
         return _ad.BasisDeriv.apply(x, grid, k, 0)
     return _ops.spline_basis(x, grid, k)
@@ -91,6 +118,9 @@ def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
 def spline_basis_deriv(x: Tensor, grid: Tensor, k: int, order: int = 1) -> Tensor:
     """Derivatives d^order B_g(x) / dx^order of :func:`spline_basis`, same
     shape; zero for order > k. Differentiable in x (to any order)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid = _f32("kanext.spline_basis_deriv", "x grid", x, grid)
+        return spline_basis_deriv(x, grid, k, order).to(dt)
     if transforms_active():
         return _ad.BasisDeriv.apply(x, grid, k, order)
     return _ops.spline_basis_deriv(x, grid, k, order)
@@ -106,7 +136,11 @@ def kan_linear_forward(x: Tensor, grid: Tensor, k: int, base: int, Wb: Tensor, W
 def _kan_linear(x, grid, k, base: int, Wb, Wc, backend: int) -> Tensor:
     """The layer's forward: the op with the C++ autograd (no Python on the hot
     path), or, under a torch.func transform, the same kernels through
-    kanext.autodiff's transform-aware Function."""
+    kanext.autodiff's transform-aware Function. 16-bit CPU calls run it in
+    float32 (module docstring)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, Wb, Wc = _f32("kanext.kan_linear", "x grid Wb Wc", x, grid, Wb, Wc)
+        return _kan_linear(x, grid, k, base, Wb, Wc, backend).to(dt)
     if transforms_active():
         return KanEval.apply(x, None, grid, k, base, Wb, Wc, 0, backend)
     return _ops.kan_linear_forward(x, grid, k, base, Wb, Wc, backend)
@@ -115,6 +149,10 @@ def _kan_linear(x, grid, k, base: int, Wb, Wc, backend: int) -> Tensor:
 def kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, backend: int | None = None):
     """Raw fused backward: (grad_x, grad_Wb, grad_Wc)."""
     backend = backend_code() if backend is None else backend
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, grad_y, Wb, Wc = _f32("kanext.kan_linear_backward", "x grid grad_y Wb Wc", x, grid, grad_y, Wb,
+                                           Wc)
+        return _back(kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend), dt)
     if transforms_active():
         return _ad.KanBackward.apply(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend)
     return _ops.kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend)
@@ -144,6 +182,8 @@ def kan_linear(x: Tensor, grid: Tensor, k: int, base: int | str, Wb: Tensor, Wc:
         (N, out). Cost O(N in out (k+2)); no (N, in, G+k) tensor is formed.
         On CUDA the strategy is kanext.get_backend()'s, passed to the op.
         Differentiable to any order, and under torch.func (module docstring).
+        bfloat16 / float16 CPU tensors are computed in float32 and the result
+        rounded to their dtype (module docstring).
     """
     return _kan_linear(x, grid, k, _base_id(base), Wb, Wc, backend_code())
 
@@ -152,7 +192,11 @@ def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:
     """Wc[i, g, j] = scale[i, j] * coef[i, j, g]: pykan's (in, out, G+k)
     coefficients and (in, out) per-edge scale (mask * scale_sp) folded into the
     (in, G+k, out) layout the kernels read. Differentiable in coef and scale
-    (any order; under a torch.func transform it is computed with PyTorch ops)."""
+    (any order; under a torch.func transform it is computed with PyTorch ops).
+    16-bit CPU tensors: the product is formed in float32 and rounded once."""
+    if coef.dtype in _HALF and coef.is_cpu:
+        dt, coef, scale = _f32("kanext.fold_spline_weights", "coef scale", coef, scale)
+        return fold_spline_weights(coef, scale).to(dt)
     if transforms_active():
         return fold_dense(coef, scale)
     return _ops.fold_spline_weights(coef, scale)
@@ -195,7 +239,12 @@ def edge_stats(
 
     The base term is the kernel's (base 'zero', 'identity' or 'silu'); for
     another base function b, phi's base part b(x) Wb is not included.
+    bfloat16 / float16 CPU tensors: summed in float32, the sums rounded to
+    x's dtype (module docstring).
     """
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, Wb, Wc = _f32("kanext.edge_stats", "x grid Wb Wc", x, grid, Wb, Wc)
+        return _back(edge_stats(x, grid, k, base, Wb, Wc), dt)
     if transforms_active():
         return _ad.EdgeStats.apply(x, grid, k, _base_id(base), Wb, Wc)
     return _ops.edge_stats(x, grid, k, _base_id(base), Wb, Wc)
@@ -203,6 +252,10 @@ def edge_stats(
 
 def edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
     """Raw backward of :func:`edge_stats`: (grad_x, grad_Wb, grad_Wc)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, g_sum, g_sq, g_abs, Wb, Wc = _f32("kanext.edge_stats_backward", "x grid g_sum g_sq g_abs Wb Wc",
+                                                       x, grid, g_sum, g_sq, g_abs, Wb, Wc)
+        return _back(edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, base, Wb, Wc, need_x, need_w), dt)
     if transforms_active():
         return _ad.edge_stats_grads(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
     return _ops.edge_stats_backward(g_sum, g_sq, g_abs, x, grid, k, _base_id(base), Wb, Wc, need_x, need_w)
@@ -230,8 +283,14 @@ def spline_activation(
         On CPUs with AVX-512, float32 with at most 16 knots per channel
         (G + 2k + 1 <= 16) and not too uneven knots takes a faster kernel that
         vectorises over rows; setting the environment variable
-        KANEXT_SPLINE_ROWS=0 forces the general kernel.
+        KANEXT_SPLINE_ROWS=0 forces the general kernel. bfloat16 / float16
+        CPU tensors are computed in float32 and the result rounded to their
+        dtype (module docstring).
     """
+    if z.dtype in _HALF and z.is_cpu:
+        dt, z, grid, coef, scale_base, scale_sp = _f32("kanext.spline_activation", "z grid coef scale_base scale_sp",
+                                                       z, grid, coef, scale_base, scale_sp)
+        return spline_activation(z, grid, k, base, coef, scale_base, scale_sp).to(dt)
     if transforms_active():
         return _ad.ActEval.apply(z, grid, k, _base_id(base), coef, scale_base, scale_sp, 0)
     return _ops.spline_activation(z, grid, k, _base_id(base), coef, scale_base, scale_sp)
@@ -240,6 +299,12 @@ def spline_activation(
 def spline_activation_backward(grad_y, z, grid, k, base, coef, scale_base, scale_sp, need_z=True, need_w=True):
     """Raw fused backward of :func:`spline_activation`:
     (grad_z, grad_coef, grad_scale_base, grad_scale_sp)."""
+    if z.dtype in _HALF and z.is_cpu:
+        dt, z, grid, grad_y, coef, scale_base, scale_sp = _f32(
+            "kanext.spline_activation_backward", "z grid grad_y coef scale_base scale_sp", z, grid, grad_y, coef,
+            scale_base, scale_sp)
+        return _back(spline_activation_backward(grad_y, z, grid, k, base, coef, scale_base, scale_sp, need_z, need_w),
+                     dt)
     if transforms_active():
         return _ad.ActBackward.apply(grad_y, z, grid, k, _base_id(base), coef, scale_base, scale_sp, need_z, need_w)
     return _ops.spline_activation_backward(
@@ -318,6 +383,9 @@ def kan_linear_eval(x, v, grid, k, base, Wb, Wc, order: int) -> Tensor:
     optional (N, in) weight (None: 1) and phi_ij(t) = b(t) Wb[i, j] +
     sum_g B_g(t) Wc[i, g, j]; order 0 without v is :func:`kan_linear`.
     Differentiable to any order (kanext.autodiff)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, v, Wb, Wc = _f32("kanext.kan_linear_eval", "x grid v Wb Wc", x, grid, v, Wb, Wc)
+        return kan_linear_eval(x, v, grid, k, base, Wb, Wc, order).to(dt)
     if transforms_active():
         return KanEval.apply(x, v, grid, k, _base_id(base), Wb, Wc, order, 0)
     return _ops.kan_linear_eval(x, v, grid, k, _base_id(base), Wb, Wc, order)
@@ -325,6 +393,9 @@ def kan_linear_eval(x, v, grid, k, base, Wb, Wc, order: int) -> Tensor:
 
 def kan_linear_transpose(dy, x, grid, k, base, Wb, Wc, order: int) -> Tensor:
     """T_m: gx[n, i] = sum_j dy[n, j] phi^(m)_ij(x[n, i]) (order 1 is kan_linear's grad_x)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, dy, Wb, Wc = _f32("kanext.kan_linear_transpose", "x grid dy Wb Wc", x, grid, dy, Wb, Wc)
+        return kan_linear_transpose(dy, x, grid, k, base, Wb, Wc, order).to(dt)
     if transforms_active():
         return _ad.KanTranspose.apply(dy, x, grid, k, _base_id(base), Wb, Wc, order)
     return _ops.kan_linear_transpose(dy, x, grid, k, _base_id(base), Wb, Wc, order)
@@ -333,6 +404,9 @@ def kan_linear_transpose(dy, x, grid, k, base, Wb, Wc, order: int) -> Tensor:
 def kan_linear_wgrad(dy, x, v, grid, k, base, order: int) -> tuple[Tensor, Tensor]:
     """W_m: (sum_n v dy b^(m)(x), sum_n v dy B_g^(m)(x)) as (in, out) and
     (in, G+k, out) (order 0 without v is kan_linear's weight gradient)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, dy, v = _f32("kanext.kan_linear_wgrad", "x grid dy v", x, grid, dy, v)
+        return _back(kan_linear_wgrad(dy, x, v, grid, k, base, order), dt)
     if transforms_active():
         return _ad.KanWgrad.apply(dy, x, v, grid, k, _base_id(base), order)
     return _ops.kan_linear_wgrad(dy, x, v, grid, k, _base_id(base), order)
@@ -341,6 +415,10 @@ def kan_linear_wgrad(dy, x, v, grid, k, base, order: int) -> tuple[Tensor, Tenso
 def spline_activation_eval(z, grid, k, base, coef, scale_base, scale_sp, order: int) -> Tensor:
     """The order-m derivative in z of :func:`spline_activation`:
     scale_base b^(m)(z) + scale_sp sum_g coef B_g^(m)(z)."""
+    if z.dtype in _HALF and z.is_cpu:
+        dt, z, grid, coef, scale_base, scale_sp = _f32(
+            "kanext.spline_activation_eval", "z grid coef scale_base scale_sp", z, grid, coef, scale_base, scale_sp)
+        return spline_activation_eval(z, grid, k, base, coef, scale_base, scale_sp, order).to(dt)
     if transforms_active():
         return _ad.ActEval.apply(z, grid, k, _base_id(base), coef, scale_base, scale_sp, order)
     return _ops.spline_activation_eval(z, grid, k, _base_id(base), coef, scale_base, scale_sp, order)
@@ -348,6 +426,9 @@ def spline_activation_eval(z, grid, k, base, coef, scale_base, scale_sp, order: 
 
 def spline_activation_wgrad(gy, z, grid, k, base, order: int) -> tuple[Tensor, Tensor]:
     """(SB (C, G+k), Sb (C,)): sum_n gy B_g^(m)(z) and sum_n gy b^(m)(z) per channel."""
+    if z.dtype in _HALF and z.is_cpu:
+        dt, z, grid, gy = _f32("kanext.spline_activation_wgrad", "z grid gy", z, grid, gy)
+        return _back(spline_activation_wgrad(gy, z, grid, k, base, order), dt)
     if transforms_active():
         return _ad.ActWgrad.apply(gy, z, grid, k, _base_id(base), order)
     return _ops.spline_activation_wgrad(gy, z, grid, k, _base_id(base), order)
@@ -386,6 +467,9 @@ def edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode: int, c: int, a: int) ->
     (mode 0, c = 0) or phi^(c) (mode 1), phi that with weights (Wb, Wc). The
     terms of edge_stats' second and higher derivatives; NaN x give 0.
     Differentiable to any order (kanext.autodiff)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, Wb, Wc, Vb, Vc = _f32("kanext.edge_product", "x grid Wb Wc Vb Vc", x, grid, Wb, Wc, Vb, Vc)
+        return edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode, c, a).to(dt)
     if transforms_active():
         return _ad.EdgeProduct.apply(x, grid, k, _base_id(base), Wb, Wc, Vb, Vc, mode, c, a)
     return _ops.edge_product(x, grid, k, _base_id(base), Wb, Wc, Vb, Vc, mode, c, a)
@@ -394,6 +478,9 @@ def edge_product(x, grid, k, base, Wb, Wc, Vb, Vc, mode: int, c: int, a: int) ->
 def edge_product_wgrad(x, u, grid, k, base, Wb, Wc, mode: int, c: int, a: int) -> tuple[Tensor, Tensor]:
     """(Sb (in, out), SB (in, G+k, out)): sum_n u[n, i] w_ij(x[n, i]) b^(a)(x[n, i])
     and sum_n u w_ij B_g^(a)(x[n, i]), w as in :func:`edge_product` (u None: 1)."""
+    if x.dtype in _HALF and x.is_cpu:
+        dt, x, grid, u, Wb, Wc = _f32("kanext.edge_product_wgrad", "x grid u Wb Wc", x, grid, u, Wb, Wc)
+        return _back(edge_product_wgrad(x, u, grid, k, base, Wb, Wc, mode, c, a), dt)
     if transforms_active():
         return _ad.EdgeProductWgrad.apply(x, u, grid, k, _base_id(base), Wb, Wc, mode, c, a)
     return _ops.edge_product_wgrad(x, u, grid, k, _base_id(base), Wb, Wc, mode, c, a)
