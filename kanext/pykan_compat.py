@@ -7,6 +7,7 @@ from torch import nn
 
 from .kan import KAN
 from .layers import KANLinear
+from .symbolic.library import SYMBOLIC_LIB
 
 __all__ = ["from_pykan", "to_pykan"]
 
@@ -65,8 +66,6 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
 
 def _symbolic_from_pykan(dst, sym, l: int) -> None:
     """Copies a pykan Symbolic_KANLayer's fixed edges (mask != 0) into a kanext SymbolicLayer."""
-    from .symbolic.library import SYMBOLIC_LIB
-
     names = [["0"] * dst.in_features for _ in range(dst.out_features)]
     for j, i in torch.nonzero(sym.mask).tolist():
         name = sym.funs_name[j][i]

@@ -144,6 +144,7 @@ class SymbolicBranch(nn.Module):
         # .to() / .cuda() / to_empty(): the grouping's index tensors follow the mask's device
         out = super()._apply(fn, *args, **kwargs)
         self._groups = None
+        self.groups()  # rebuilt now, not during a later trace (torch.export warned of a side effect)
         return out
 
 
