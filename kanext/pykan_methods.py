@@ -1,8 +1,9 @@
 """pykan's smaller KAN methods, with pykan's names and arguments, as a mixin
 of :class:`kanext.KAN`: counting (n_edge, width_in / width_out, n_sum /
 n_mult), inspecting one edge (get_fun, get_range, get_act), evaluate,
-connection_cost, get_reg, set_mode, module, node_attribute and
-initialize_grid_from_another_model.
+connection_cost, get_reg, set_mode, module, node_attribute,
+initialize_grid_from_another_model, and editing the network (swap,
+auto_swap, expand_depth, perturb).
 
 Where kanext differs on purpose it says so in the method's docstring.
 kanext has no multiplication nodes yet, so n_mult is all zeros and
@@ -203,3 +204,119 @@ class PykanMethods:
             raise ValueError(f"initialize_grid_from_another_model: widths differ: {model.width} vs {self.width}")
         for src, dst in zip(model.act_fun, self.act_fun):
             dst.grid.copy_(interpolate_grid(src.grid, src.k, dst.num, dst.k))
+
+    # ---------------------------------------------------------------- editing the network
+    @torch.no_grad()
+    def _permute_node(self, l: int, perm: list[int]) -> None:
+        """Reorders the nodes of hidden layer l (outputs of layer l-1, inputs
+        of layer l) in place; the model's function is unchanged and every
+        parameter keeps its identity (optimizers stay valid)."""
+        p = torch.tensor(perm, device=self.act_fun[l].grid.device)
+        prev, nxt = self.act_fun[l - 1], self.act_fun[l]
+        for t in (prev.coef, prev.scale_base, prev.scale_sp, prev.mask):
+            t.copy_(t.index_select(1, p))
+        if prev.bias is not None:
+            prev.bias.copy_(prev.bias.index_select(0, p))
+        for t in (nxt.grid, nxt.coef, nxt.scale_base, nxt.scale_sp, nxt.mask):
+            t.copy_(t.index_select(0, p))
+        s_prev, s_next = self.symbolic_fun[l - 1], self.symbolic_fun[l]
+        for t in (s_prev.mask, s_prev.affine):
+            t.copy_(t.index_select(0, p))
+        for t in (s_next.mask, s_next.affine):
+            t.copy_(t.index_select(1, p))
+        s_prev.funs_name = [list(s_prev.funs_name[q]) for q in perm]
+        s_next.funs_name = [[row[q] for q in perm] for row in s_next.funs_name]
+        s_prev.invalidate()
+        s_next.invalidate()
+        for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
+            t = getattr(self, name)[l - 1]
+            t.copy_(t.index_select(0, p))
+
+    def swap(self, l: int, i1: int, i2: int, log_history: bool = True) -> None:
+        """Swaps nodes i1 and i2 of hidden layer l (pykan's swap): their
+        incoming and outgoing edges, symbolic functions and affines move with
+        them, so the function is unchanged. log_history is accepted for
+        pykan's signature (kanext keeps no history)."""
+        if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l < self.depth:
+            raise ValueError(f"swap: l must be a hidden layer in [1, {self.depth}), got {l!r}")
+        n = self.width[l]
+        for name, v in (("i1", i1), ("i2", i2)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+                raise ValueError(f"swap: {name} must be a node of layer {l} in [0, {n}), got {v!r}")
+        perm = list(range(n))
+        perm[i1], perm[i2] = i2, i1
+        self._permute_node(l, perm)
+
+    def auto_swap_l(self, l: int) -> None:
+        """pykan's greedy reordering of hidden layer l: for each node i in
+        turn, the swap (i, j) that gives the lowest connection_cost is made
+        (scores from :meth:`attribute` on the model's samples)."""
+        n = self.width[l]
+        for i in range(n):
+            costs = []
+            for j in range(n):
+                self.swap(l, i, j)
+                self.attribute()
+                costs.append(float(self.connection_cost))
+                self.swap(l, i, j)
+            self.swap(l, i, int(torch.tensor(costs).argmin()))
+
+    def auto_swap(self) -> None:
+        """:meth:`auto_swap_l` on every hidden layer (pykan's auto_swap)."""
+        for l in range(1, self.depth):
+            self.auto_swap_l(l)
+
+    @torch.no_grad()
+    def expand_depth(self) -> None:
+        """Appends a layer that passes its inputs through: every edge i -> i is
+        the symbolic 'x' (a = c = 1, b = d = 0), the rest are off, so the
+        function is unchanged (pykan's expand_depth); train it on, or
+        :meth:`perturb` it to switch its splines on."""
+        n = self.width[-1]
+        ref = self.act_fun[-1]
+        kw = dict(device=ref.grid.device, dtype=ref.coef.dtype)
+        layer = type(ref)(n, n, grid=ref.num, k=ref.k, grid_range=ref.grid_range, base_fun=ref.base_fun,
+                          grid_eps=ref.grid_eps, generator=torch.Generator(), **kw)
+        layer.mask.zero_()
+        sym = type(self.symbolic_fun[-1])(n, n, **kw)
+        for i in range(n):
+            sym.set_edge(i, i, "x")
+        self.act_fun.append(layer)
+        self.symbolic_fun.append(sym)
+        trainable = self.node_scale[0].requires_grad
+        for name, fill in (("node_scale", 1.0), ("node_bias", 0.0), ("subnode_scale", 1.0), ("subnode_bias", 0.0)):
+            getattr(self, name).append(torch.nn.Parameter(torch.full((n,), fill, **kw), requires_grad=trainable))
+        self.width.append(n)
+
+    @torch.no_grad()
+    def perturb(self, mag: float = 1.0, mode: str = "non-intrusive") -> None:
+        """pykan's perturb: switches splines on (spline mask = mag) on edges
+        chosen by how active their two nodes are, an input or output node
+        being active when it has a symbolic edge other than '0'. Edges are
+        typed by (input active, output active) and, when both are, by whether
+        the edge itself is symbolic; mode 'all' perturbs every edge,
+        'non-intrusive' (default) the edges into inactive output nodes
+        outside the last layer, and in the last layer switches every spline
+        on with zero scales (so they start at 0 and train; as pykan, this
+        zeroes the last layer's existing splines too), and 'minimal' only
+        symbolic edges between active nodes."""
+        plan = {"all": {"aa_a", "aa_i", "ai", "ia", "ii"}, "non-intrusive": {"ai", "ii"}, "minimal": {"aa_a"}}
+        if mode not in plan:
+            raise ValueError(f"perturb: mode must be one of {list(plan)}, got {mode!r}")
+        for l in range(self.depth):
+            layer = self.act_fun[l]
+            if l == self.depth - 1 and mode == "non-intrusive":  # present, with zero scales: trainable from 0
+                layer.mask.fill_(1.0)
+                layer.scale_base.zero_()
+                layer.scale_sp.zero_()
+                continue
+            names = self.symbolic_fun[l].funs_name
+            for j in range(self.width[l + 1]):
+                for i in range(self.width[l]):
+                    in_on = any(names[jj][i] != "0" for jj in range(self.width[l + 1]))
+                    out_on = any(names[j][ii] != "0" for ii in range(self.width[l]))
+                    kind = ("a" if in_on else "i") + ("a" if out_on else "i")
+                    if kind == "aa":
+                        kind += "_i" if names[j][i] == "0" else "_a"
+                    if kind in plan[mode]:
+                        layer.mask[i, j] = mag

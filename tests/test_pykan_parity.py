@@ -244,3 +244,51 @@ def test_set_mode_module_and_grid_from_another_model():
     _quiet(pk_fine.initialize_grid_from_another_model, pk, x)
     for a, b in zip(fine.act_fun, pk_fine.act_fun):
         assert_close(a.grid, b.grid, 1e-12, msg="grid from another model")
+
+
+def test_swap_expand_depth_perturb_and_auto_swap():
+    pk = _pykan_model([2, 4, 2], grid=5, k=3)
+    g = torch.Generator().manual_seed(11)
+    for layer in pk.act_fun:
+        _perturb_layer(layer, g)
+    ours = kanext.from_pykan(pk)
+    x = torch.rand(48, 2, generator=g) * 2 - 1
+    ours(x)
+    ours.fix_symbolic(0, 1, 3, "sin", verbose=False)
+    with torch.no_grad():
+        ours.node_bias[0].copy_(torch.tensor([0.1, -0.2, 0.3, 0.05]))
+        ours.node_scale[0].copy_(torch.tensor([1.5, 0.5, 1.0, 2.0]))
+    y = ours(x)
+    params = {id(p) for p in ours.parameters()}
+    ours.swap(1, 0, 3)
+    assert_close(ours(x), y, 1e-12, msg="swap keeps the function")
+    assert {id(p) for p in ours.parameters()} == params  # in place: optimizers stay valid
+    assert ours.symbolic_fun[0].funs_name[0][1] == "sin" and ours.node_bias[0][0] == 0.05
+    _quiet(pk.swap, 1, 0, 3)  # pykan's masks move the same way
+    assert torch.equal(ours.act_fun[1].mask, pk.act_fun[1].mask.data)
+    with pytest.raises(ValueError, match="hidden layer"):
+        ours.swap(0, 0, 1)
+    ours.auto_swap()
+    assert_close(ours(x), y, 1e-12, msg="auto_swap keeps the function")
+    deeper = kanext.from_pykan(pk)
+    y2 = deeper(x)
+    deeper.expand_depth()  # (pykan 0.2.8's own expand_depth fails on a model with an int mult_arity)
+    assert deeper.width == [2, 4, 2, 2] and deeper.depth == 3
+    assert_close(deeper(x), y2, 1e-12, msg="expand_depth keeps the function")
+    assert deeper.symbolic_fun[2].funs_name == [["x", "0"], ["0", "x"]]
+    _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)  # active nodes change perturb's choice
+    _quiet(pk.fix_symbolic, 1, 2, 0, "x", fit_params_bool=False)
+    for mode in ("non-intrusive", "all", "minimal"):
+        a, b = kanext.from_pykan(pk), _pykan_model([2, 4, 2], grid=5, k=3)
+        b.load_state_dict(pk.state_dict())
+        for l, sym in enumerate(pk.symbolic_fun):  # the same symbolic names in both
+            b.symbolic_fun[l].funs_name = [list(r) for r in sym.funs_name]
+        b(x)  # pykan's perturb ends with get_act() on the cached inputs
+        a.perturb(0.5, mode)
+        _quiet(b.perturb, 0.5, mode)
+        for la, lb in zip(a.act_fun, b.act_fun):
+            assert torch.equal(la.mask, lb.mask.data), mode
+            assert torch.equal(la.scale_base, lb.scale_base.data) and torch.equal(la.scale_sp, lb.scale_sp.data)
+        assert a.act_fun[0].mask.sum() not in (0, a.act_fun[0].mask.numel()) or mode != "non-intrusive"
+    with pytest.raises(ValueError, match="mode must be"):
+        ours.perturb(1.0, "some")
