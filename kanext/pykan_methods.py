@@ -3,7 +3,7 @@ of :class:`kanext.KAN`: counting (n_edge, width_in / width_out, n_sum /
 n_mult), inspecting one edge (get_fun, get_range, get_act), evaluate,
 connection_cost, get_reg, set_mode, module, node_attribute,
 initialize_grid_from_another_model, and editing the network (swap,
-auto_swap, expand_depth, perturb).
+auto_swap, expand_depth, expand_width, perturb).
 
 Where kanext differs on purpose it says so in the method's docstring.
 kanext has no multiplication nodes yet, so n_mult is all zeros and
@@ -320,3 +320,64 @@ class PykanMethods:
                         kind += "_i" if names[j][i] == "0" else "_a"
                     if kind in plan[mode]:
                         layer.mask[i, j] = mag
+
+    @torch.no_grad()
+    def expand_width(self, layer_id: int, n_added_nodes: int, sum_bool: bool = True, mult_arity: int = 2) -> None:
+        """Adds n_added_nodes sum nodes at the front of hidden layer
+        ``layer_id`` (pykan's expand_width): their incoming and outgoing edges
+        are off (spline mask 0, symbolic '0'), so the function is unchanged;
+        :meth:`perturb` or :meth:`set_mode` switches them on. Unlike pykan,
+        which rebuilds both layers with zero splines, the existing edges keep
+        their splines. Multiplication nodes (sum_bool=False) are not supported
+        yet."""
+        if not sum_bool:
+            raise NotImplementedError("expand_width: kanext has no multiplication nodes yet (sum_bool=False)")
+        l = layer_id
+        if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l < self.depth:
+            raise ValueError(f"expand_width: layer_id must be a hidden layer in [1, {self.depth}), got {l!r}")
+        if isinstance(n_added_nodes, bool) or not isinstance(n_added_nodes, int) or n_added_nodes < 1:
+            raise ValueError(f"expand_width: n_added_nodes must be an int >= 1, got {n_added_nodes!r}")
+        n, add = self.width[l], n_added_nodes
+        prev, nxt = self.act_fun[l - 1], self.act_fun[l]
+        kw = dict(device=prev.grid.device, dtype=prev.coef.dtype)
+
+        def grown(old, n_in, n_out):
+            new = type(old)(n_in, n_out, grid=old.num, k=old.k, grid_range=old.grid_range, base_fun=old.base_fun,
+                            grid_eps=old.grid_eps, generator=torch.Generator(), bias=old.bias is not None, **kw)
+            new.mask.zero_()
+            for name in ("coef", "scale_base", "scale_sp"):
+                getattr(new, name).requires_grad_(getattr(old, name).requires_grad)
+            return new
+
+        a = grown(prev, prev.in_features, n + add)  # new outputs first
+        a.grid.copy_(prev.grid)
+        for name in ("coef", "scale_base", "scale_sp", "mask"):
+            getattr(a, name)[:, add:].copy_(getattr(prev, name))
+        if prev.bias is not None:
+            a.bias[add:].copy_(prev.bias)
+        b = grown(nxt, n + add, nxt.out_features)  # new inputs first; their knots copy the first old row's
+        b.grid[add:].copy_(nxt.grid)
+        b.grid[:add].copy_(nxt.grid[:1].expand(add, -1))
+        for name in ("coef", "scale_base", "scale_sp", "mask"):
+            getattr(b, name)[add:].copy_(getattr(nxt, name))
+        if nxt.bias is not None:
+            b.bias.copy_(nxt.bias)
+        self.act_fun[l - 1], self.act_fun[l] = a, b
+        s_prev, s_next = self.symbolic_fun[l - 1], self.symbolic_fun[l]
+        sa = type(s_prev)(s_prev.in_features, n + add, **kw)
+        sa.mask[add:].copy_(s_prev.mask)
+        sa.affine[add:].copy_(s_prev.affine)
+        sa.funs_name = [["0"] * s_prev.in_features for _ in range(add)] + [list(r) for r in s_prev.funs_name]
+        sb = type(s_next)(n + add, s_next.out_features, **kw)
+        sb.mask[:, add:].copy_(s_next.mask)
+        sb.affine[:, add:].copy_(s_next.affine)
+        sb.funs_name = [["0"] * add + list(r) for r in s_next.funs_name]
+        for s in (sa, sb):
+            s.invalidate()
+        self.symbolic_fun[l - 1], self.symbolic_fun[l] = sa, sb
+        for name, fill in (("node_scale", 1.0), ("node_bias", 0.0), ("subnode_scale", 1.0), ("subnode_bias", 0.0)):
+            plist = getattr(self, name)
+            old = plist[l - 1]
+            plist[l - 1] = torch.nn.Parameter(torch.cat([torch.full((add,), fill, **kw), old.detach()]),
+                                              requires_grad=old.requires_grad)
+        self.width[l] = n + add

@@ -292,3 +292,30 @@ def test_swap_expand_depth_perturb_and_auto_swap():
         assert a.act_fun[0].mask.sum() not in (0, a.act_fun[0].mask.numel()) or mode != "non-intrusive"
     with pytest.raises(ValueError, match="mode must be"):
         ours.perturb(1.0, "some")
+
+
+def test_expand_width_keeps_the_function_and_adds_switchable_nodes(tmp_path):
+    ours = kanext.KAN([2, 3, 2], grid=5, seed=0, affine_trainable=True)
+    g = torch.Generator().manual_seed(12)
+    x = torch.rand(40, 2, generator=g) * 2 - 1
+    with torch.no_grad():
+        for p in ours.node_bias:
+            p.add_(0.3)
+    ours(x)
+    ours.fix_symbolic(1, 2, 1, "sin", verbose=False)
+    y = ours(x)
+    ours.expand_width(1, 2)
+    assert ours.width == [2, 5, 2] and ours.act_fun[0].out_features == 5 and ours.act_fun[1].in_features == 5
+    assert_close(ours(x), y, 1e-12, msg="expand_width keeps the function")
+    assert ours.symbolic_fun[1].funs_name[1][4] == "sin" and ours.n_edge == 2 * 3 + 3 * 2
+    ours.perturb(1.0, "all")  # the new edges switch on and then change the output
+    assert ours.n_edge == 2 * 5 + 5 * 2
+    ours.fit({"train_input": x, "train_label": y.detach(), "test_input": x, "test_label": y.detach()}, steps=2,
+             opt="Adam", lr=1e-2, progress=False, update_grid=False)
+    kanext.checkpoint.save(ours, tmp_path / "m")
+    back = kanext.checkpoint.load(tmp_path / "m")
+    assert_close(back(x), ours(x), 0, msg="expanded model round-trips a checkpoint")
+    with pytest.raises(NotImplementedError, match="multiplication"):
+        ours.expand_width(1, 1, sum_bool=False)
+    with pytest.raises(ValueError, match="hidden layer"):
+        ours.expand_width(2, 1)
