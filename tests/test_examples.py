@@ -154,3 +154,33 @@ def test_ddp_train_runs_under_torchrun_with_identical_replicas():
         assert m, proc.stdout
         first, last, same = float(m.group(1)), float(m.group(2)), m.group(3)
         assert same == "True" and last < first, (mode, proc.stdout)
+
+
+def test_kan_transformer_quick_run_trains_both_models_at_equal_size(tmp_path):
+    """Issue 15: a character transformer whose feed-forward Linears (only those) become KANLinear
+    layers through replace_linear, against the MLP version at the same parameter count."""
+    from torch import nn
+
+    import kanext
+
+    res = _load("kan_transformer").main(["--quick", "--quiet", "--threads", "1", "--out", str(tmp_path)])
+    for key in ("mlp", "kan"):
+        c = res["curves"][key]
+        assert len(c["step"]) == len(c["train"]) == len(c["val"]) >= 3
+        assert c["train"][-1] < c["train"][0] - 0.5 and c["val"][-1] < c["val"][0] - 0.5, (key, c)
+        assert res["final"][key]["val"] == c["val"][-1]
+    n_mlp, n_kan = res["params"]["mlp"], res["params"]["kan"]
+    assert abs(n_kan - n_mlp) <= 0.05 * n_mlp, res["params"]
+    assert n_mlp == sum(p.numel() for p in res["models"]["mlp"].parameters())
+    kan, mlp = res["models"]["kan"], res["models"]["mlp"]
+    assert len(kan.blocks) >= 1
+    for block in kan.blocks:
+        assert isinstance(block.ff[0], kanext.KANLinear) and isinstance(block.ff[2], kanext.KANLinear)
+        assert isinstance(block.attn.attn.out_proj, nn.Linear)
+        assert not isinstance(block.attn.attn.out_proj, kanext.KANLinear)
+    assert isinstance(kan.head, nn.Linear)
+    assert not any(isinstance(m, kanext.KANLinear) for m in mlp.modules())
+    kan_names = sorted(n for n, m in kan.named_modules() if isinstance(m, kanext.KANLinear))
+    assert kan_names == sorted(f"blocks.{i}.ff.{j}" for i in range(len(kan.blocks)) for j in (0, 2))
+    png = tmp_path / "kan_transformer.png"
+    assert png.exists() and png.stat().st_size > 0
