@@ -67,6 +67,30 @@ def scenario_fit_sharded(rank):
     return {"state": {k: v.clone() for k, v in model.state_dict().items()}, "train_loss": res["train_loss"]}
 
 
+def scenario_fit_loaders(rank):
+    """DataLoaders with a DistributedSampler (each rank its half of the global data per step);
+    a loader without one raises unless shard=False."""
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    both = [local_data(r) for r in range(2)]
+    full = {k: torch.cat([d[k] for d in both]) for k in both[0]}
+    loaders = []
+    for split in ("train", "test"):
+        ds = TensorDataset(full[f"{split}_input"], full[f"{split}_label"])
+        sampler = DistributedSampler(ds, shuffle=False)
+        loaders.append(DataLoader(ds, batch_size=len(sampler), sampler=sampler))
+    model = fresh_kan()
+    res = model.fit(tuple(loaders), **{k: v for k, v in FIT_KW.items() if k != "shard"})
+    out = {"state": {k: v.clone() for k, v in model.state_dict().items()}, "train_loss": res["train_loss"]}
+    plain = DataLoader(TensorDataset(full["train_input"], full["train_label"]), batch_size=8)
+    try:
+        fresh_kan().fit((plain, plain), steps=1, progress=False)
+    except ValueError as e:
+        out["error"] = str(e)
+    return out
+
+
 def scenario_update_grid(rank):
     """update_grid on KAN, KANLinear and LAN with unequal counts (rank 1: 0 rows for the layer)."""
     x = local_data(rank)["train_input"]
@@ -177,7 +201,8 @@ def scenario_shape_mismatch(rank):
     return errors
 
 
-SCENARIOS = [scenario_fit, scenario_fit_adam_lan, scenario_fit_sharded, scenario_update_grid, scenario_ddp,
+SCENARIOS = [scenario_fit, scenario_fit_adam_lan, scenario_fit_sharded, scenario_fit_loaders, scenario_update_grid,
+             scenario_ddp,
              scenario_fsdp2, scenario_shape_mismatch]
 
 

@@ -93,6 +93,19 @@ def test_fit_shards_a_dict_dataset_by_rank(ranks):
     assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-6)
 
 
+def test_fit_with_distributed_samplers_equals_one_process_and_plain_loaders_raise(ranks):
+    r0, r1 = ranks("fit_loaders")
+    _assert_states_identical(r0["state"], r1["state"], "DataLoader fit")
+    single = W.fresh_kan()
+    res = single.fit(_global_data(), **W.FIT_KW)
+    # the samplers interleave the rows, so the gathered grid samples come in another order: the
+    # same objective from the first step, with rounding that 4 LBFGS steps amplify to ~2e-5
+    assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=1e-12)
+    _assert_states_close(r0["state"], single.state_dict(), "DistributedSampler fit vs one process", tol=1e-4)
+    assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-5)
+    assert "DistributedSampler" in r0["error"] and "shard=False" in r0["error"]
+
+
 def test_update_grid_is_the_update_of_all_ranks_samples(ranks):
     r0, r1 = ranks("update_grid")
     x = _global_data()["train_input"]
