@@ -202,8 +202,7 @@ def scenario_shape_mismatch(rank):
 
 
 SCENARIOS = [scenario_fit, scenario_fit_adam_lan, scenario_fit_sharded, scenario_fit_loaders, scenario_update_grid,
-             scenario_ddp,
-             scenario_fsdp2, scenario_shape_mismatch]
+             scenario_ddp, scenario_fsdp2, scenario_shape_mismatch]
 
 
 def run(rank, world, out):
