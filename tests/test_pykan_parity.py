@@ -319,3 +319,28 @@ def test_expand_width_keeps_the_function_and_adds_switchable_nodes(tmp_path):
         ours.expand_width(1, 1, sum_bool=False)
     with pytest.raises(ValueError, match="hidden layer"):
         ours.expand_width(2, 1)
+
+
+@pytest.mark.parametrize("metric", ["edge_forward_spline_n", "edge_forward_spline_u", "edge_forward_sum",
+                                    "edge_backward", "node_backward"])
+def test_reg_metrics_match_pykan(metric):
+    pk = _pykan_model([2, 3, 2], grid=5, k=3)
+    g = torch.Generator().manual_seed(13)
+    for layer in pk.act_fun:
+        _perturb_layer(layer, g)
+    x = torch.rand(50, 2, generator=g) * 2 - 1
+    pk(x)
+    _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    with torch.no_grad():
+        pk.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.1])
+        pk.node_scale[0].mul_(1.5)
+    ours = kanext.from_pykan(pk)
+    pk.get_act(x)
+    _quiet(pk.attribute)
+    if metric == "node_backward":
+        _quiet(pk.node_attribute)
+    want = pk.reg(metric, 1.0, 2.0, 0.0, 0.0)
+    got = ours.reg(x, 1.0, 2.0, 0.0, 0.0, metric)
+    assert float(got) == pytest.approx(float(want), rel=1e-9)
+    got.backward()  # differentiable in the parameters
+    assert ours.act_fun[0].coef.grad is not None and ours.act_fun[0].coef.grad.abs().sum() > 0
