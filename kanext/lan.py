@@ -170,12 +170,13 @@ class LAN(SplineNetwork):
         cls,
         mlp: nn.Sequential,
         samples: Tensor | None = None,
-        grid_range: Sequence[float] = (-1.0, 1.0),
+        grid_range: Sequence[float] | None = None,
         k: int = 3,
         tol: float = 1e-8,
         min_grid: int = 5,
         max_grid: int = 4096,
         margin: float = 0.05,
+        input_range=(-1.0, 1.0),
     ) -> "LAN":
         """A LAN computing the same function as the MLP ``mlp`` on inputs whose
         pre-activations lie in the grid ranges; then fine-tune it with :meth:`fit`.
@@ -185,10 +186,20 @@ class LAN(SplineNetwork):
         ``nn.GELU``, ``nn.Sigmoid``, :class:`Sine` or ``nn.Identity`` (a Linear
         without one, e.g. the last, gets the identity).
 
-        Grid range per node: the min and max of that node's pre-activation
-        over ``samples`` (inputs of the MLP, (N, in)), widened by ``margin``
-        times the span on each side; without samples, ``grid_range`` for every
-        node. Activations:
+        Grid range per node, widened by ``margin`` times its span on each side:
+
+        - with ``samples`` (inputs of the MLP, (N, in)): the min and max of the
+          node's pre-activation over them;
+        - else with ``grid_range`` given: that range for every node (the LAN
+          is then exact only where the pre-activations stay inside it);
+        - else (the default): sound bounds of the node's pre-activation over
+          the input box ``input_range`` (a (low, high) pair for every input,
+          or one pair per input, shape (in, 2)), propagated layer by layer:
+          exact bounds through each Linear (centre W c + b, radius |W| r) and
+          the image of each activation (its critical points included), so the
+          LAN equals the MLP on the whole box.
+
+        Activations:
 
         - SiLU: base 'silu', scale_base 1, zero spline: exact everywhere.
         - Identity / none: base 'identity', zero spline: exact everywhere.
@@ -206,6 +217,7 @@ class LAN(SplineNetwork):
         dtype, device = first.weight.dtype, first.weight.device
         width = [first.in_features] + [lin.out_features for lin, _ in pairs]
         x = None if samples is None else samples.detach().to(torch.float64).reshape(-1, width[0])
+        box = _input_box(input_range, width[0]) if x is None and grid_range is None else None
         layers = []
         for lin, act in pairs:
             W64 = lin.weight.detach().to(torch.float64)
@@ -216,6 +228,14 @@ class LAN(SplineNetwork):
                 lo, hi = z.min(0).values, z.max(0).values
                 span = (hi - lo).clamp_min(1e-3 * torch.maximum(lo.abs(), hi.abs()).clamp_min(1.0))
                 lo, hi = lo - margin * span, hi + margin * span
+            elif box is not None:  # interval bounds of the box through the Linear
+                centre, radius = (box[0] + box[1]) / 2, (box[1] - box[0]) / 2
+                zc = W64 @ centre + (b64 if b64 is not None else 0)
+                zr = W64.abs() @ radius
+                z_lo, z_hi = zc - zr, zc + zr
+                span = (z_hi - z_lo).clamp_min(1e-3 * torch.maximum(z_lo.abs(), z_hi.abs()).clamp_min(1.0))
+                lo, hi = z_lo - margin * span, z_hi + margin * span
+                box = _image(act, z_lo, z_hi)
             else:
                 lo = torch.full((n,), float(grid_range[0]), dtype=torch.float64)
                 hi = torch.full((n,), float(grid_range[1]), dtype=torch.float64)
@@ -284,6 +304,47 @@ def _parse_mlp(mlp) -> list[tuple[nn.Linear, nn.Module | None]]:
         if a.out_features != b.in_features:
             raise ValueError(f"LAN.from_mlp: Linear sizes do not chain: {a.out_features} outputs feed {b.in_features} inputs")
     return pairs
+
+
+def _input_box(input_range, n_in: int) -> tuple[Tensor, Tensor]:
+    """(lo, hi) of the input box, each (n_in,) float64, from a pair or an (n_in, 2) table."""
+    try:
+        r = torch.as_tensor(input_range, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        r = None
+    if r is not None and r.shape == (2,):
+        r = r.expand(n_in, 2)
+    if r is None or r.shape != (n_in, 2) or not bool(torch.isfinite(r).all()) or not bool((r[:, 0] < r[:, 1]).all()):
+        raise ValueError(f"LAN.from_mlp: input_range must be a finite (low, high) pair with low < high, or one such "
+                         f"pair per input (shape ({n_in}, 2)); got {input_range!r}")
+    return r[:, 0].clone(), r[:, 1].clone()
+
+
+_MONOTONE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Identity)
+
+
+def _image(act, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    """Bounds of act over [lo, hi] per node (float64): the endpoints for the
+    increasing activations; for SiLU, GELU and Sine the min and max over a
+    fine grid of the interval (their minima and maxima inside it included),
+    widened by 1e-6 of the value span plus 1e-9, far more than the dips a
+    smooth function can make between grid points (h^2 max|f''| / 8)."""
+    if act is None or isinstance(act, _MONOTONE):
+        f = (lambda t: t) if act is None else act
+        return f(lo), f(hi)
+    if isinstance(act, Sine) and bool(((hi - lo) * abs(act.w0) >= 2 * torch.pi).any()):
+        full = (hi - lo) * abs(act.w0) >= 2 * torch.pi
+    else:
+        full = torch.zeros_like(lo, dtype=torch.bool)
+    t = torch.linspace(0, 1, 4097, dtype=torch.float64)
+    v = act(lo[None, :] + (hi - lo)[None, :] * t[:, None])  # (4097, n)
+    v_lo, v_hi = v.min(0).values, v.max(0).values
+    pad = 1e-6 * (v_hi - v_lo) + 1e-9
+    v_lo, v_hi = v_lo - pad, v_hi + pad
+    if isinstance(act, Sine):
+        v_lo = torch.where(full, torch.full_like(v_lo, -1.0), v_lo.clamp_min(-1.0))
+        v_hi = torch.where(full, torch.full_like(v_hi, 1.0), v_hi.clamp_max(1.0))
+    return v_lo, v_hi
 
 
 def _grid_over(lo: Tensor, hi: Tensor, G: int, k: int) -> Tensor:

@@ -290,3 +290,73 @@ def test_lan_siren_example_quick(tmp_path, restore_threads):
     assert res["lan"] > res["siren_continued"] > res["siren"], res
     for name in ("target", "siren", "siren_continued", "lan"):
         assert (tmp_path / f"lan_siren_{name}.png").stat().st_size > 0
+
+
+# ------------------------------------------- from_mlp without samples: interval bounds of the input box
+
+
+def _box_points(lo, hi, n=3000, seed=0):
+    """Random points of the box and all its corners."""
+    lo, hi = torch.as_tensor(lo, dtype=torch.float64), torch.as_tensor(hi, dtype=torch.float64)
+    d = lo.numel()
+    g = torch.Generator().manual_seed(seed)
+    pts = lo + (hi - lo) * torch.rand(n, d, generator=g, dtype=torch.float64)
+    corners = torch.tensor([[(c >> i) & 1 for i in range(d)] for c in range(2**d)], dtype=torch.float64)
+    return torch.cat([pts, lo + (hi - lo) * corners])
+
+
+def test_from_mlp_without_samples_is_exact_on_the_input_box():
+    from torch import nn
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 2)).double()
+    x = _box_points([-1.0] * 3, [1.0] * 3)
+    y = mlp(x)
+    lan = kanext.LAN.from_mlp(mlp)
+    err = ((lan(x) - y).abs().max() / y.abs().max()).item()
+    assert err < 1e-7, err  # was 0.12 with every node on grid_range
+    old = kanext.LAN.from_mlp(mlp, grid_range=(-1.0, 1.0))  # the explicit old behaviour is still there
+    assert ((old(x) - y).abs().max() / y.abs().max()).item() > 1e-2
+    lan32 = kanext.LAN.from_mlp(mlp.float())
+    err32 = ((lan32(x.float()) - mlp(x.float())).abs().max() / y.abs().max()).item()
+    assert err32 < 1e-5, err32
+
+
+def test_from_mlp_per_input_box_and_every_activation():
+    from torch import nn
+
+    box = [[-2.0, 0.5], [0.0, 3.0]]
+    for act in (nn.Tanh(), nn.SiLU(), nn.GELU(), nn.GELU(approximate="tanh"), nn.ReLU(), nn.Sigmoid(),
+                kanext.Sine(3.0), nn.Identity()):
+        torch.manual_seed(1)
+        mlp = nn.Sequential(nn.Linear(2, 8), act, nn.Linear(8, 8), act, nn.Linear(8, 8), act, nn.Linear(8, 1)).double()
+        lan = kanext.LAN.from_mlp(mlp, input_range=box)
+        x = _box_points([-2.0, 0.0], [0.5, 3.0], n=2000, seed=2)
+        y = mlp(x)
+        err = ((lan(x) - y).abs().max() / y.abs().max().clamp_min(1.0)).item()
+        assert err < 1e-6, (type(act).__name__, err)
+
+
+def test_from_mlp_interval_bounds_enclose_the_pre_activations():
+    from torch import nn
+
+    torch.manual_seed(3)
+    mlp = nn.Sequential(nn.Linear(3, 12), nn.SiLU(), nn.Linear(12, 12), nn.GELU(), nn.Linear(12, 4)).double()
+    lan = kanext.LAN.from_mlp(mlp, input_range=(-1.5, 1.5), margin=0.0)
+    x = _box_points([-1.5] * 3, [1.5] * 3, n=20000, seed=4)
+    z = x
+    for l, layer in enumerate(lan.layers):
+        pre = layer.linear(z)
+        act = layer.act
+        lo, hi = act.grid[:, act.k], act.grid[:, -act.k - 1]  # the node's grid range
+        assert bool((pre.min(0).values >= lo - 1e-9).all()) and bool((pre.max(0).values <= hi + 1e-9).all()), l
+        z = mlp[2 * l + 1](pre) if 2 * l + 1 < len(mlp) else pre
+
+
+def test_from_mlp_refuses_a_bad_input_range():
+    from torch import nn
+
+    mlp = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+    for bad in ((1.0, -1.0), (0.0, float("inf")), [[0.0, 1.0]] * 3, "box", (0.0, 0.0)):
+        with pytest.raises(ValueError, match="input_range must be"):
+            kanext.LAN.from_mlp(mlp, input_range=bad)
