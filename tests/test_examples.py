@@ -184,3 +184,17 @@ def test_kan_transformer_quick_run_trains_both_models_at_equal_size(tmp_path):
     assert kan_names == sorted(f"blocks.{i}.ff.{j}" for i in range(len(kan.blocks)) for j in (0, 2))
     png = tmp_path / "kan_transformer.png"
     assert png.exists() and png.stat().st_size > 0
+
+
+def test_memory_bench_runs_and_measures_kanext():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_memory", os.path.join(ROOT, "bench", "memory.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--batch", "64", "--width", "32", "--grids", "5", "--peers", "", "--no-kan3"])
+    (row,) = rows
+    assert row["lib"] == "kanext" and "error" not in row, row
+    # the gradients are counted, and what grows with the batch is O(in + out) floats
+    assert row["alloc"] >= row["grads"] > 0
+    assert 0 < row["per_sample"] <= 8 * (32 + 32) * 4, row
