@@ -150,6 +150,21 @@ def attribute(model, l: int | None = None, i: int | None = None, out_score: Tens
     return None
 
 
+def propagate_scores(E: list[Tensor], S: list[Tensor], score: Tensor, l_end: int) -> tuple[list, list]:
+    """pykan's backward attribution from layer l_end down to the inputs:
+    (node scores per layer 0..l_end, each (K, width[l]); edge scores per
+    layer 0..l_end-1, each (K, out, in)), from the edge activation stds E[l]
+    (out, in), the layer output stds S[l] (out,) and the starting node scores
+    ``score`` (K, width[l_end]). Differentiable in E (the regulariser uses it)."""
+    nodes, edges = [score], []
+    for l in range(l_end - 1, -1, -1):
+        edge = score.unsqueeze(-1) * (E[l] / (S[l] + 1e-4).unsqueeze(-1)).unsqueeze(0)  # (K, out, in)
+        score = edge.sum(dim=1)
+        edges.append(edge)
+        nodes.append(score)
+    return nodes[::-1], edges[::-1]
+
+
 def _backward(model, out_score: Tensor | None, l_end: int) -> None:
     E, S = edge_actscale(model), subnode_actscale(model)
     n = model.width[l_end]
@@ -161,14 +176,7 @@ def _backward(model, out_score: Tensor | None, l_end: int) -> None:
         if out_score.shape != (n,):
             raise ValueError(f"attribute: out_score must have shape ({n},), got {tuple(out_score.shape)}")
         score = torch.diag(out_score)
-    nodes, edges = [score], []
-    for l in range(l_end - 1, -1, -1):
-        edge = score.unsqueeze(-1) * (E[l] / (S[l] + 1e-4).unsqueeze(-1)).unsqueeze(0)  # (K, out, in)
-        score = edge.sum(dim=1)
-        edges.append(edge)
-        nodes.append(score)
-    model.node_scores_all = nodes[::-1]
-    model.edge_scores_all = edges[::-1]
+    model.node_scores_all, model.edge_scores_all = propagate_scores(E, S, score, l_end)
     model.node_scores = [s.mean(dim=0) for s in model.node_scores_all]
     model.edge_scores = [s.mean(dim=0) for s in model.edge_scores_all]
     model.subnode_scores = model.node_scores[1:]

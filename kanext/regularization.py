@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from . import dense, ops
+from .attribution import propagate_scores
 
 __all__ = ["reg", "edge_scales", "edge_statistics", "REG_METRICS"]
 
@@ -155,18 +156,9 @@ def _whole_edge_scales(model, inputs: list[Tensor], reg_metric: str) -> list[Ten
             S.append(torch.where(a > 0, torch.std(y, dim=0) / torch.where(a > 0, a, torch.ones_like(a)),
                                  torch.zeros_like(a)))
 
-    def backward(score: Tensor, l_end: int) -> tuple[list[Tensor], list[Tensor]]:
-        nodes, edges = [score], []
-        for l in range(l_end - 1, -1, -1):
-            edge = score.unsqueeze(-1) * (E[l] / (S[l] + 1e-4).unsqueeze(-1)).unsqueeze(0)  # (K, out, in)
-            score = edge.sum(dim=1)
-            edges.append(edge)
-            nodes.append(score)
-        return nodes[::-1], edges[::-1]
-
     ref = E[0]
-    nodes, edges = backward(torch.eye(model.width[-1], dtype=ref.dtype, device=ref.device), model.depth)
+    nodes, edges = propagate_scores(E, S, torch.eye(model.width[-1], dtype=ref.dtype, device=ref.device), model.depth)
     if reg_metric == "edge_backward":
         return [e.mean(dim=0) for e in edges]
     node_scores = [s.mean(dim=0) for s in nodes]
-    return [backward(torch.diag(node_scores[l]), l)[0][0] for l in range(1, model.depth + 1)]
+    return [propagate_scores(E, S, torch.diag(node_scores[l]), l)[0][0] for l in range(1, model.depth + 1)]

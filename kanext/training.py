@@ -221,7 +221,7 @@ def fit(
         for m in metrics:
             v = float(m())
             if group is not None:
-                v = float(all_reduce_sum(torch.tensor([v], dtype=torch.float64), group)) / dist_world(group)
+                v = float(all_reduce_sum(torch.tensor([v], dtype=torch.float64), group)) / _world_size(group)
             results[m.__name__].append(v)
         if log and main and step % log == 0:
             msg = f"step {step}: train_loss {train_v:.2e} | test_loss {test_v:.2e} | reg {results['reg'][-1]:.2e}"
@@ -306,7 +306,7 @@ def _check_batch(model, x: Tensor, x_test: Tensor) -> None:
                              f"{ref.device}; convert one of them: model.to({t.dtype}) or the data with .to({ref.dtype})")
 
 
-def dist_world(group) -> int:
+def _world_size(group) -> int:
     import torch.distributed as dist
 
     return dist.get_world_size(group)

@@ -4,6 +4,7 @@ each rank saw and compare the ranks with each other and with one process
 given the concatenation of their data."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,13 @@ def _global_data():
     return {k: torch.cat([d[k] for d in both]) for k in both[0]}
 
 
+@functools.lru_cache(maxsize=1)
+def _one_process_fit():
+    """The reference: one process fitting W.fresh_kan() on all ranks' data with W.FIT_KW (computed once)."""
+    single = W.fresh_kan()
+    return single, single.fit(_global_data(), **W.FIT_KW)
+
+
 def _assert_states_identical(a, b, what):
     assert a.keys() == b.keys()
     for k in a:
@@ -60,8 +68,7 @@ def test_fit_with_grid_updates_keeps_ranks_identical_and_equals_one_process(rank
     r0, r1 = ranks("fit")
     _assert_states_identical(r0["state"], r1["state"], "fit")
     assert r0["train_loss"] == r1["train_loss"] and r0["test_loss"] == r1["test_loss"]
-    single = W.fresh_kan()
-    res = single.fit(_global_data(), **W.FIT_KW)
+    single, res = _one_process_fit()
     _assert_states_close(r0["state"], single.state_dict(), "fit vs one process")
     assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=1e-12)
     assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-6)
@@ -87,8 +94,7 @@ def test_fit_shards_a_dict_dataset_by_rank(ranks):
     r0, r1 = ranks("fit_sharded")
     _assert_states_identical(r0["state"], r1["state"], "sharded fit")
     # each rank took a contiguous half of the 60 rows: the same global objective
-    single = W.fresh_kan()
-    res = single.fit(_global_data(), **W.FIT_KW)
+    single, res = _one_process_fit()
     _assert_states_close(r0["state"], single.state_dict(), "sharded fit vs one process")
     assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-6)
 
@@ -96,8 +102,7 @@ def test_fit_shards_a_dict_dataset_by_rank(ranks):
 def test_fit_with_distributed_samplers_equals_one_process_and_plain_loaders_raise(ranks):
     r0, r1 = ranks("fit_loaders")
     _assert_states_identical(r0["state"], r1["state"], "DataLoader fit")
-    single = W.fresh_kan()
-    res = single.fit(_global_data(), **W.FIT_KW)
+    single, res = _one_process_fit()
     # the samplers interleave the rows, so the gathered grid samples come in another order: the
     # same objective from the first step, with rounding that 4 LBFGS steps amplify to ~2e-5
     assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=1e-12)

@@ -73,6 +73,15 @@ def _pykan_model(width, grid, k, seed=0, **kw):
     return _quiet(kan.KAN, width=width, grid=grid, k=k, seed=seed, auto_save=False, **kw)
 
 
+def _perturbed_pykan(width, seed):
+    """A pykan KAN (G=5, k=3) with perturbed splines and scales, and the generator that perturbed it."""
+    pk = _pykan_model(width, grid=5, k=3)
+    g = torch.Generator().manual_seed(seed)
+    for layer in pk.act_fun:
+        _perturb_layer(layer, g)
+    return pk, g
+
+
 def _params(model, pykan: bool):
     out = []
     for l in range(len(model.act_fun)):
@@ -180,10 +189,7 @@ def test_to_pykan_refuses_what_pykan_cannot_hold():
 
 
 def test_pykan_small_methods_match_pykan():
-    pk = _pykan_model([2, 3, 2], grid=5, k=3)
-    g = torch.Generator().manual_seed(8)
-    for layer in pk.act_fun:
-        _perturb_layer(layer, g)
+    pk, g = _perturbed_pykan([2, 3, 2], seed=8)
     ours = kanext.from_pykan(pk)
     x = torch.rand(64, 2, generator=g) * 2 - 1
     pk(x)
@@ -247,10 +253,7 @@ def test_set_mode_module_and_grid_from_another_model():
 
 
 def test_swap_expand_depth_perturb_and_auto_swap():
-    pk = _pykan_model([2, 4, 2], grid=5, k=3)
-    g = torch.Generator().manual_seed(11)
-    for layer in pk.act_fun:
-        _perturb_layer(layer, g)
+    pk, g = _perturbed_pykan([2, 4, 2], seed=11)
     ours = kanext.from_pykan(pk)
     x = torch.rand(48, 2, generator=g) * 2 - 1
     ours(x)
@@ -324,10 +327,7 @@ def test_expand_width_keeps_the_function_and_adds_switchable_nodes(tmp_path):
 @pytest.mark.parametrize("metric", ["edge_forward_spline_n", "edge_forward_spline_u", "edge_forward_sum",
                                     "edge_backward", "node_backward"])
 def test_reg_metrics_match_pykan(metric):
-    pk = _pykan_model([2, 3, 2], grid=5, k=3)
-    g = torch.Generator().manual_seed(13)
-    for layer in pk.act_fun:
-        _perturb_layer(layer, g)
+    pk, g = _perturbed_pykan([2, 3, 2], seed=13)
     x = torch.rand(50, 2, generator=g) * 2 - 1
     pk(x)
     _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
