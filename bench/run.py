@@ -100,6 +100,8 @@ def parse_args(argv=None):
     ap.add_argument("--pykan-max-elems", type=float, default=2 ** 27)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the arguments and which peers import, then exit without timing (no GPU needed)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before starting, wait up to S seconds for the CPUs to be < 10%% busy")
     return ap.parse_args(argv)
@@ -117,28 +119,43 @@ def fmt_ratio(r):
     return "-" if r is None else f"{r:.2f}x"
 
 
+def _dry_run(p, a, peers) -> int:
+    """--dry-run: the arguments are valid and kanext imports; say which peers would run."""
+    import importlib.util
+
+    print(f"# dry run: {p.describe()} backend={a.backend}")
+    for s in peers:
+        mod = {"pykan": "kan"}.get(s, s)
+        there = s in ("reference", "gemm") or importlib.util.find_spec(mod) is not None
+        print(f"#   {s:<10} {'importable' if there else 'not installed (would be skipped)'}")
+    print("# dry run OK: nothing timed")
+    return 0
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: CUDA requested but not available", file=sys.stderr)
-        return 2
     p = H.Problem(batch=a.batch, inp=a.inp, out=a.out, grid=a.grid, k=a.k, grid_range=tuple(a.grid_range),
                   dtype=DTYPES[a.dtype], device=a.device, seed=a.seed, precision=a.precision)
     if p.precision != "strict" and p.dtype != torch.float32:
         print("error: --precision other than strict needs --dtype float32", file=sys.stderr)
         return 2
-    torch.backends.cuda.matmul.allow_tf32 = p.precision == "tf32"
-    torch.backends.cudnn.allow_tf32 = p.precision == "tf32"
-    import kanext
-
-    kanext.set_backend(a.backend)
     peers = [s.strip() for s in a.peers.split(",") if s.strip()]
     for s in peers:
         if s not in H.PEERS:
             print(f"error: unknown peer {s!r}; choose from {', '.join(H.PEERS)}", file=sys.stderr)
             return 2
+    import kanext
+
+    kanext.set_backend(a.backend)
+    if a.dry_run:
+        return _dry_run(p, a, peers)
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print("error: CUDA requested but not available", file=sys.stderr)
+        return 2
+    torch.backends.cuda.matmul.allow_tf32 = p.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = p.precision == "tf32"
     # pykan last: it takes most of the time, the fast rows should share one quiet window
     peers = sorted(peers, key=lambda s: s == "pykan")
     names = ["kanext"] + ([] if a.no_ops else ["kanext.ops"]) + peers

@@ -65,7 +65,14 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dry-run", action="store_true", help="check the arguments and exit (no GPU needed)")
     args = ap.parse_args(argv)
+    if args.dry_run:
+        import kanext  # noqa: F401
+
+        print(f"dry run OK: N={args.batch} C={args.channels} G={args.grid} k={args.k} {args.dtype} "
+              f"device={args.device}; nothing timed")
+        return None
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     act, z, ours, silu = step_fns(args.batch, args.channels, args.grid, args.k, dtype, device=args.device)

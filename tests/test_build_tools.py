@@ -90,3 +90,39 @@ def test_this_machine_finds_a_real_toolkit():
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH")}
     found, how = find_cuda_toolkit(env=env)
     assert found is not None and os.path.isfile(os.path.join(found, "include", "cuda_runtime.h")), how
+
+
+# ----------------------------------------------------- dispatcher table (scripts/check_dispatch.py)
+def _check_dispatch():
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        import check_dispatch
+    finally:
+        sys.path.pop(0)
+    return check_dispatch
+
+
+def test_dispatch_table_of_this_build():
+    cd = _check_dispatch()
+    rows = cd.table()
+    assert {"kan_linear_forward", "kan_linear_backward", "spline_basis", "edge_stats"} <= rows.keys()
+    assert cd.problems(rows, cuda=False) == []
+    import torch
+    if torch.version.cuda is None:  # a CPU build has no CUDA kernel: --cuda must say so, per op
+        found = cd.problems(rows, cuda=True)
+        assert len(found) == len(rows) and all("has no CUDA kernel" in p for p in found)
+
+
+def test_dispatch_check_names_each_mismatch():
+    cd = _check_dispatch()
+    full = dict(CPU=True, CUDA=True, Autograd=True, AutocastCUDA=False, fake=True)
+    rows = {"kan_linear_forward": dict(full, AutocastCUDA=True), "a": dict(full, CUDA=False, fake=False),
+            "b": dict(full, AutocastCUDA=True)}
+    assert cd.problems(rows, cuda=False) == ["kanext::a has no fake kernel",
+                                             "kanext::b: AutocastCUDA rule present, expected none "
+                                             f"(AUTOCAST_CUDA in {cd.__file__})"]
+    assert "kanext::a has no fake, CUDA kernel" in cd.problems(rows, cuda=True)
+    missing_rule = cd.problems({"kan_linear_forward": full}, cuda=True)
+    assert missing_rule == [f"kanext::kan_linear_forward: AutocastCUDA rule missing, expected one "
+                            f"(AUTOCAST_CUDA in {cd.__file__})"]
+    assert cd.problems({}, cuda=False)[0].startswith("no kanext:: operator")
