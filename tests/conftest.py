@@ -4,13 +4,26 @@ The host-emulation tests of the CUDA kernels (tests/emu/) carry the ``emu``
 marker and run only when asked for (``-m emu``, as scripts/emu_check.sh does):
 the default run leaves them out, since they compile and emulate the kernels
 for minutes.
+
+The kanext under test is the one this process imported (an editable install,
+or an in-place build found from the current folder, as in scripts/gpu_check.sh
+and scripts/ci_cuda_build.sh). Its folder is put first on PYTHONPATH, so that
+the subprocesses some tests start (examples, torch.distributed workers) import
+that same kanext and not another copy installed in the environment.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+import kanext
+
+_ROOT = str(Path(kanext.__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join([_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                      if p and p != _ROOT])
 
 EMU_DIR = Path(__file__).parent / "emu"
 
