@@ -210,6 +210,22 @@ def test_attribution_matches_pykan():
     assert_close(ours.node_scores[1][2], torch.minimum(inc[3:5].max(), ours.edge_scores[1][:, 2].max()), 0)
 
 
+@pytest.mark.parametrize("metric", ["edge_forward_spline_n", "edge_forward_spline_u", "edge_forward_sum",
+                                    "edge_backward", "node_backward"])
+def test_reg_metrics_match_pykan(metric):
+    pk = _pykan([3, [2, 2], [1, 1]], 2)
+    _perturb(pk, 26)
+    ours = kanext.from_pykan(pk)
+    x = _x(60, 3, 27)
+    pk.get_act(x)
+    _quiet(pk.attribute)
+    if metric == "node_backward":
+        _quiet(pk.node_attribute)
+    want = pk.reg(metric, 1.0, 2.0, 0.0, 0.0)
+    got = ours.reg(x, 1.0, 2.0, 0.0, 0.0, metric)
+    assert float(got) == pytest.approx(float(want), rel=1e-9)
+
+
 def _weaken(pk, l, out_cols):
     with torch.no_grad():
         pk.act_fun[l].scale_base[:, out_cols] = 1e-6
