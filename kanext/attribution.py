@@ -16,6 +16,14 @@ top:
 where k runs over the model outputs; the reported node and edge scores are the
 means over k. (As in pykan the node and subnode affines do not enter.)
 
+Multiplication nodes (pykan's MultKAN rule): edges end on subnodes, so j
+above runs over the subnodes of layer l+1 and S_l[j] is the std of subnode j
+before the affines; each subnode takes the score of its node (every subnode
+of a multiplication node gets the node's full score), and
+``subnode_scores`` hold those per-subnode scores. For the forward metric a
+node's incoming score is the largest over the edges into any of its
+subnodes.
+
 Forward (the paper's section 2.5): the edge score is |phi|_1 = mean_n |phi(x)|;
 a node's score is the smaller of its largest incoming and largest outgoing
 edge score (inputs: outgoing only; outputs: incoming only), so that "score >
@@ -91,9 +99,14 @@ def subnode_actscale(model) -> list[Tensor]:
     """Per layer, (out,) std_n of the layer's summed output before the node
     affines, from the recorded outputs (the affines scale it by
     |node_scale * subnode_scale|; where that product is 0 the node is
-    constant and 0 is returned)."""
+    constant and 0 is returned). A layer whose outputs include
+    multiplication nodes gives the recorded std of its subnodes before the
+    affines instead (width_out entries)."""
     out = []
     for l in range(model.depth):
+        if _mult(model, l + 1):
+            out.append(model.subnode_std[l])
+            continue
         y = model.acts[l + 1]
         std_y = torch.std(y, dim=0) if y.shape[0] > 1 else torch.zeros_like(y[0])
         a = (model.node_scale[l] * model.subnode_scale[l]).detach().abs()
@@ -107,7 +120,8 @@ def attribute(model, l: int | None = None, i: int | None = None, out_score: Tens
 
     - ``model.node_scores``: list of depth+1 tensors, (width[l],) each;
     - ``model.edge_scores``: list of depth tensors, (width[l+1], width[l]) each;
-    - ``model.subnode_scores``: equal to node_scores[1:] (no multiplication nodes);
+    - ``model.subnode_scores``: per layer, (width_out[l+1],) the score of each
+      subnode (equal to node_scores[1:] without multiplication nodes);
     - for metric 'backward' also ``node_scores_all`` / ``edge_scores_all``: the
       same before averaging over the queried outputs (leading dim K).
 
@@ -131,7 +145,8 @@ def attribute(model, l: int | None = None, i: int | None = None, out_score: Tens
         if l is not None or i is not None or out_score is not None:
             raise ValueError("attribute: l, i and out_score need metric='backward'")
         model.node_scores, model.edge_scores = forward_scores(model)
-        model.subnode_scores = model.node_scores[1:]
+        model.subnode_scores = [s if subnode_index(model, l + 1) is None else s.index_select(0, subnode_index(
+            model, l + 1, s.device)) for l, s in enumerate(model.node_scores[1:])]
         return None
     if l is not None:
         if isinstance(l, bool) or not isinstance(l, int) or not 0 <= l <= model.depth:
@@ -150,18 +165,42 @@ def attribute(model, l: int | None = None, i: int | None = None, out_score: Tens
     return None
 
 
-def propagate_scores(E: list[Tensor], S: list[Tensor], score: Tensor, l_end: int) -> tuple[list, list]:
+def _mult(model, l: int) -> bool:
+    """Whether width entry l of the model has multiplication nodes."""
+    ar = getattr(model, "mult_arities", None)
+    return bool(ar and ar[l])
+
+
+def subnode_index(model, l: int, device=None) -> Tensor | None:
+    """(width_out[l],) long tensor: the node of each subnode of width entry l,
+    or None when they coincide (no multiplication node)."""
+    if not _mult(model, l):
+        return None
+    return torch.tensor(model.node_of_subnode(l), dtype=torch.long, device=device)
+
+
+def propagate_scores(E: list[Tensor], S: list[Tensor], score: Tensor, l_end: int, sub_index=None,
+                     subnodes: list | None = None) -> tuple[list, list]:
     """pykan's backward attribution from layer l_end down to the inputs:
     (node scores per layer 0..l_end, each (K, width[l]); edge scores per
     layer 0..l_end-1, each (K, out, in)), from the edge activation stds E[l]
     (out, in), the layer output stds S[l] (out,) and the starting node scores
-    ``score`` (K, width[l_end]). Differentiable in E (the regulariser uses it)."""
-    nodes, edges = [score], []
+    ``score`` (K, width[l_end]). Differentiable in E (the regulariser uses it).
+    sub_index: None, or a function l -> the node of each subnode of width
+    entry l (a long tensor) or None (multiplication nodes; see the module
+    docstring). subnodes: a list that receives the subnode scores of layers
+    0..l_end-1 (K, width_out[l+1])."""
+    nodes, edges, subs = [score], [], []
     for l in range(l_end - 1, -1, -1):
-        edge = score.unsqueeze(-1) * (E[l] / (S[l] + 1e-4).unsqueeze(-1)).unsqueeze(0)  # (K, out, in)
+        idx = sub_index(l + 1) if sub_index is not None else None
+        sub = score if idx is None else score.index_select(-1, idx.to(score.device))
+        edge = sub.unsqueeze(-1) * (E[l] / (S[l] + 1e-4).unsqueeze(-1)).unsqueeze(0)  # (K, out, in)
         score = edge.sum(dim=1)
         edges.append(edge)
         nodes.append(score)
+        subs.append(sub)
+    if subnodes is not None:
+        subnodes.extend(subs[::-1])
     return nodes[::-1], edges[::-1]
 
 
@@ -176,10 +215,13 @@ def _backward(model, out_score: Tensor | None, l_end: int) -> None:
         if out_score.shape != (n,):
             raise ValueError(f"attribute: out_score must have shape ({n},), got {tuple(out_score.shape)}")
         score = torch.diag(out_score)
-    model.node_scores_all, model.edge_scores_all = propagate_scores(E, S, score, l_end)
+    subs = []
+    model.node_scores_all, model.edge_scores_all = propagate_scores(
+        E, S, score, l_end, lambda l: subnode_index(model, l), subs)
     model.node_scores = [s.mean(dim=0) for s in model.node_scores_all]
     model.edge_scores = [s.mean(dim=0) for s in model.edge_scores_all]
-    model.subnode_scores = model.node_scores[1:]
+    model.subnode_scores_all = subs
+    model.subnode_scores = [s.mean(dim=0) for s in subs]
 
 
 def forward_scores(model) -> tuple[list[Tensor], list[Tensor]]:
@@ -187,7 +229,13 @@ def forward_scores(model) -> tuple[list[Tensor], list[Tensor]]:
     (width[l],) tensor per layer; edge scores |phi|_1, one (out, in) tensor
     per layer). See the module docstring."""
     edges = [s.clone() for s in model.edge_l1]
-    incoming = [None] + [e.amax(dim=1) for e in edges]  # per node of layer l+1
+    incoming = [None]  # per node of layer l+1 (the largest over its subnodes)
+    for l, e in enumerate(edges):
+        inc = e.amax(dim=1)
+        idx = subnode_index(model, l + 1, inc.device)
+        if idx is not None:
+            inc = inc.new_full((model.width[l + 1],), float("-inf")).scatter_reduce(0, idx, inc, "amax")
+        incoming.append(inc)
     outgoing = [e.amax(dim=0) for e in edges] + [None]  # per node of layer l
     nodes = []
     for a, b in zip(incoming, outgoing):

@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["check_int", "check_spline_config", "index_list", "per_layer", "width_list", "HALF", "half_args_as_float32",
+__all__ = ["check_int", "check_spline_config", "index_list", "per_layer", "width_list", "mult_structure", "HALF",
+           "half_args_as_float32",
            "round_results"]
 
 #: The base functions computed in the kernels (the keys of kanext.ops.BASE_IDS).
@@ -76,20 +77,84 @@ def index_list(name: str, idx, n: int) -> list[int]:
 def width_list(owner: str, width, pykan_pairs: bool = False) -> list[int]:
     """The layer widths as a list of >= 2 positive ints. With pykan_pairs,
     pykan's [n, 0] entries (n sum nodes, no multiplication node) are accepted."""
+    if pykan_pairs:
+        widths, arities = mult_structure(owner, width, 2)
+        if any(arities):
+            raise ValueError(f"{owner}: multiplication nodes are not supported here; got width {_show(width)} "
+                             f"(expected ints or [n, 0] entries)")
+        return widths
+    return _plain_widths(owner, width)
+
+
+def _show(width):
+    try:
+        return [list(w) if isinstance(w, (list, tuple)) else w for w in width]
+    except TypeError:
+        return width
+
+
+def _plain_widths(owner: str, width) -> list[int]:
     out = []
     for w in width:
-        if pykan_pairs and isinstance(w, (list, tuple)):
-            if len(w) != 2 or w[1] != 0:
-                raise NotImplementedError(
-                    f"{owner}: multiplication nodes are not supported yet; got width entry {list(w)} (expected [n, 0])"
-                )
-            w = w[0]
         if isinstance(w, bool) or not isinstance(w, int) or w < 1:
             raise ValueError(f"{owner}: widths must be positive ints, got {list(width)!r}")
         out.append(int(w))
     if len(out) < 2:
         raise ValueError(f"{owner}: width needs at least an input and an output size, got {list(width)!r}")
     return out
+
+
+def mult_structure(owner: str, width, mult_arity=2) -> tuple[list[int], list[list[int]]]:
+    """pykan's MultKAN widths: ``width`` holds, per layer of nodes, an int n
+    (n sum nodes) or a pair [n_sum, n_mult]; ``mult_arity`` is one int >= 2
+    (every multiplication node multiplies that many subnodes) or pykan's list
+    of one list per width entry, holding the arity of each multiplication
+    node of that entry. Returns (node counts n_sum + n_mult per entry, the
+    arities per entry). The inputs (entry 0) cannot be multiplication nodes.
+    Raises ValueError saying what was expected and what was given."""
+    try:
+        entries = list(width)
+    except TypeError:
+        raise ValueError(f"{owner}: width must be a list of ints or [n_sum, n_mult] pairs, got {width!r}") from None
+    if len(entries) < 2:
+        raise ValueError(f"{owner}: width needs at least an input and an output entry, got {_show(width)!r}")
+    sums, mults = [], []
+    for l, w in enumerate(entries):
+        if isinstance(w, (list, tuple)):
+            if len(w) != 2 or not all(is_int(v) and v >= 0 for v in w) or w[0] + w[1] < 1:
+                raise ValueError(f"{owner}: width entry {l} must be a positive int or a pair [n_sum, n_mult] of ints "
+                                 f">= 0 with at least one node, got {list(w)!r} (width {_show(width)!r})")
+            n, m = int(w[0]), int(w[1])
+        elif is_int(w) and w >= 1:
+            n, m = int(w), 0
+        else:
+            raise ValueError(f"{owner}: width entry {l} must be a positive int or a pair [n_sum, n_mult], "
+                             f"got {w!r} (width {_show(width)!r})")
+        sums.append(n)
+        mults.append(m)
+    if mults[0]:
+        raise ValueError(f"{owner}: the inputs (width entry 0) cannot be multiplication nodes; expected an int or "
+                         f"[n, 0], got {list(entries[0])!r}")
+    if is_int(mult_arity):
+        if mult_arity < 2:
+            raise ValueError(f"{owner}: mult_arity must be an int >= 2 (the number of subnodes each multiplication "
+                             f"node multiplies) or one list of arities per width entry, got {mult_arity!r}")
+        arities = [[int(mult_arity)] * m for m in mults]
+    else:
+        try:
+            arities = [list(a) for a in mult_arity]
+        except TypeError:
+            raise ValueError(f"{owner}: mult_arity must be an int >= 2 or a list of {len(mults)} lists (one per width "
+                             f"entry, one arity per multiplication node), got {mult_arity!r}") from None
+        if len(arities) != len(mults) or any(len(a) != m for a, m in zip(arities, mults)):
+            raise ValueError(f"{owner}: mult_arity must hold one list per width entry with one arity per "
+                             f"multiplication node, i.e. lists of lengths {mults}; got {mult_arity!r}")
+        for l, a in enumerate(arities):
+            if not all(is_int(v) and v >= 2 for v in a):
+                raise ValueError(f"{owner}: mult_arity[{l}] must hold ints >= 2 (subnodes per multiplication node), "
+                                 f"got {a!r}")
+        arities = [[int(v) for v in a] for a in arities]
+    return [n + m for n, m in zip(sums, mults)], arities
 
 
 # ------------------------------------------------- checkpoint configs

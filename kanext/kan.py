@@ -1,4 +1,4 @@
-"""KAN: a stack of fused KAN layers with pykan's node and subnode affines."""
+"""KAN: fused KAN layers with pykan's node / subnode affines and multiplication nodes (MultKAN)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from . import attribution, plotting, pruning, symbolic
 from .checkpoint import checkpointable
-from .checks import BASE_NAMES, ConfigError, base_name, config_keys, need, per_layer, range_config, range_value, \
-    width_config, width_list
+from .checks import BASE_NAMES, ConfigError, base_name, config_keys, is_int, mult_structure, need, per_layer, \
+    range_config, range_value
 from .layers import KANLinear
 from .pykan_methods import PykanMethods
 from .recorded import remember_input, samples
@@ -24,6 +24,7 @@ __all__ = ["KAN", "refit_layer_from"]
 
 
 _CONFIG_KEYS = {"width", "grid_range", "base_fun", "layers"}
+_MULT_KEY = "mult_arity"  # written only for a model with multiplication nodes
 
 
 @checkpointable
@@ -31,8 +32,15 @@ class KAN(PykanMethods, SplineNetwork):
     """A Kolmogorov-Arnold Network: ``width[0] -> width[1] -> ... -> width[-1]``.
 
     Args:
-        width: layer widths, e.g. ``[2, 5, 1]`` (copied, never mutated). pykan's
-            ``[[n, 0], ...]`` form is accepted when no multiplication node is used.
+        width: layer widths, e.g. ``[2, 5, 1]`` (copied, never mutated), or
+            pykan's MultKAN form with multiplication nodes: an entry
+            ``[n_sum, n_mult]`` gives a layer of n_sum sum nodes followed by
+            n_mult multiplication nodes, e.g. ``[2, [1, 1], 1]`` or
+            ``[[2, 0], [1, 1], [1, 0]]``. ``model.width`` holds the node
+            counts (n_sum + n_mult, pykan's width_in).
+        mult_arity: how many subnodes each multiplication node multiplies: an
+            int >= 2 (default 2), or pykan's per-entry lists of per-node
+            arities, e.g. ``[[], [2, 3], []]``.
         grid: G, intervals per grid (an int, or one per layer).
         k: spline order 0..5 (an int, or one per layer).
         base_fun, grid_range, noise_scale, scale_base_mu, scale_base_sigma,
@@ -40,9 +48,14 @@ class KAN(PykanMethods, SplineNetwork):
         grid_eps: default mix for :meth:`update_grid` (1 uniform, 0 quantiles).
         affine_trainable: whether pykan's per-node affines (node_scale,
             node_bias, subnode_scale, subnode_bias; identity at init) train.
-        seed: with a seed, all initial draws come from a private generator
-            (reproducible, global RNG untouched). Without one they come from
-            torch's global generator, which is never reseeded.
+        seed: the initial draws come from a private generator seeded with
+            it (default 1, as pykan; the global RNG is never touched or
+            reseeded), so two models built with the same seed are equal.
+            They are pykan's draws: ``KAN(w, seed=s)`` starts from the same
+            coef and scale_base as ``kan.MultKAN(w, seed=s)`` (same order,
+            same uniform draws in the default dtype; coef then fitted in
+            float64, so in float32 they agree to float32 rounding). With
+            seed=None the draws come from torch's global generator.
 
     Attributes:
         save_act: when True, every forward also records, per layer and
@@ -56,18 +69,27 @@ class KAN(PykanMethods, SplineNetwork):
         symbolic_fun: ``nn.ModuleList`` of :class:`kanext.symbolic.SymbolicLayer`
             (pykan's name): each layer's symbolic edges c * f(a x + b) + d,
             added to the spline layer's output (see :meth:`fix_symbolic`).
-        node_scale, node_bias, subnode_scale, subnode_bias: ``nn.ParameterList``
-            of (width[l+1],) tensors; each layer computes
-            ``node_scale * (subnode_scale * layer(x) + subnode_bias) + node_bias``.
+        node_scale, node_bias, subnode_scale, subnode_bias: ``nn.ParameterList``;
+            node ones of (width[l+1],), subnode ones of (width_out[l+1],).
+            Layer l computes pykan's MultKAN layer: its spline (and symbolic)
+            edges map the width[l] nodes to width_out[l+1] = n_sum + sum of
+            the arities subnodes, ``s = subnode_scale * phi(x) + subnode_bias``;
+            the first n_sum subnodes pass as they are and each
+            multiplication node is the product of its consecutive group of
+            subnodes (in order); then ``node_scale * nodes + node_bias``.
+            Without multiplication nodes subnodes and nodes coincide.
+        mult_arities: per width entry, the list of arities of its
+            multiplication nodes (the last n_mult nodes of the entry).
     """
 
     save_act = False  # class default; set it on an instance to record statistics
 
     def __init__(
         self,
-        width: Sequence[int] = (2, 5, 1),
+        width: Sequence = (2, 5, 1),
         grid: int | Sequence[int] = 3,
         k: int | Sequence[int] = 3,
+        mult_arity: int | Sequence[Sequence[int]] = 2,
         base_fun: str | Callable[[Tensor], Tensor] = "silu",
         grid_range: Sequence[float] = (-1.0, 1.0),
         noise_scale: float = 0.3,
@@ -77,13 +99,15 @@ class KAN(PykanMethods, SplineNetwork):
         sb_trainable: bool = True,
         affine_trainable: bool = False,
         grid_eps: float = 0.02,
-        seed: int | None = None,
+        seed: int | None = 1,
         device=None,
         dtype=None,
     ):
         super().__init__()
-        self.width = width_list("KAN", width, pykan_pairs=True)
+        self.width, self.mult_arities = mult_structure("KAN", width, mult_arity)
+        self._mult_homo = int(mult_arity) if is_int(mult_arity) else None
         depth = len(self.width) - 1
+        w_out = self.width_out
         grids = per_layer("KAN", "grid", grid, depth)
         ks = per_layer("KAN", "k", k, depth)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -91,7 +115,7 @@ class KAN(PykanMethods, SplineNetwork):
         self.grid_range = tuple(float(v) for v in grid_range)
         self.act_fun = nn.ModuleList(
             KANLinear(
-                self.width[l], self.width[l + 1], grid=grids[l], k=ks[l], grid_range=grid_range,
+                self.width[l], w_out[l + 1], grid=grids[l], k=ks[l], grid_range=grid_range,
                 base_fun=base_fun, noise_scale=noise_scale, scale_base_mu=scale_base_mu,
                 scale_base_sigma=scale_base_sigma, sp_trainable=sp_trainable, sb_trainable=sb_trainable,
                 grid_eps=grid_eps, generator=gen, device=device, dtype=dtype,
@@ -100,20 +124,83 @@ class KAN(PykanMethods, SplineNetwork):
         )
         kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
 
-        def plist(fill):
+        def plist(fill, widths):
             return nn.ParameterList(
-                nn.Parameter(torch.full((w,), fill, **kw), requires_grad=affine_trainable) for w in self.width[1:]
+                nn.Parameter(torch.full((w,), fill, **kw), requires_grad=affine_trainable) for w in widths[1:]
             )
 
-        self.node_scale, self.node_bias = plist(1.0), plist(0.0)
-        self.subnode_scale, self.subnode_bias = plist(1.0), plist(0.0)
+        self.node_scale, self.node_bias = plist(1.0, self.width), plist(0.0, self.width)
+        self.subnode_scale, self.subnode_bias = plist(1.0, w_out), plist(0.0, w_out)
         self.symbolic_fun = nn.ModuleList(
-            SymbolicLayer(self.width[l], self.width[l + 1], **kw) for l in range(depth)
+            SymbolicLayer(self.width[l], w_out[l + 1], **kw) for l in range(depth)
         )
 
     @property
     def depth(self) -> int:
         return len(self.act_fun)
+
+    # ------------------------------------------------------------- multiplication nodes
+    @property
+    def mult_arity(self):
+        """pykan's mult_arity: the int given at construction while every
+        multiplication node still has that arity, else one list of arities
+        per width entry."""
+        h = self._mult_homo
+        if h is not None and all(a == h for ar in self.mult_arities for a in ar):
+            return h
+        return [list(a) for a in self.mult_arities]
+
+    @property
+    def has_mult(self) -> bool:
+        """Whether any layer has multiplication nodes."""
+        return any(self.mult_arities)
+
+    def n_sum_nodes(self, l: int) -> int:
+        """Sum nodes of width entry l (they come first; the rest are multiplication nodes)."""
+        return self.width[l] - len(self.mult_arities[l])
+
+    @property
+    def width_out(self) -> list[int]:
+        """pykan: the subnodes of each width entry (sum nodes + sum of the arities)."""
+        return [w - len(a) + sum(a) for w, a in zip(self.width, self.mult_arities)]
+
+    def subnode_groups(self, l: int) -> list[list[int]]:
+        """For each node of width entry l, the indices of its subnodes (a sum
+        node has one, a multiplication node its consecutive group)."""
+        ns = self.n_sum_nodes(l)
+        groups = [[j] for j in range(ns)]
+        off = ns
+        for a in self.mult_arities[l]:
+            groups.append(list(range(off, off + a)))
+            off += a
+        return groups
+
+    def node_of_subnode(self, l: int) -> list[int]:
+        """For each subnode of width entry l, the index of its node."""
+        return [j for j, g in enumerate(self.subnode_groups(l)) for _ in g]
+
+    def _multiply(self, l: int, s: Tensor) -> Tensor:
+        """Width entry l's nodes from its subnodes s (..., width_out[l]): the
+        sum subnodes pass, each multiplication node multiplies its group left
+        to right (pykan's order)."""
+        ar = self.mult_arities[l]
+        ns = s.shape[-1] - sum(ar)
+        if len(set(ar)) == 1:  # one arity: one strided product
+            a = ar[0]
+            g = s[..., ns:].unflatten(-1, (len(ar), a))
+            p = g[..., 0]
+            for t in range(1, a):
+                p = p * g[..., t]
+        else:
+            parts, off = [], ns
+            for a in ar:
+                q = s[..., off]
+                for t in range(1, a):
+                    q = q * s[..., off + t]
+                parts.append(q)
+                off += a
+            p = torch.stack(parts, dim=-1)
+        return torch.cat([s[..., :ns], p], dim=-1)
 
     @property
     def grid(self) -> list[int]:
@@ -138,7 +225,7 @@ class KAN(PykanMethods, SplineNetwork):
     def _forward_recording(self, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
         lead = x.shape[:-1]
         x = x.reshape(-1, self.width[0])
-        acts, scales, l1, ranges = [], [], [], []
+        acts, scales, l1, ranges, sub_std = [], [], [], [], []
         for l, layer in enumerate(self.act_fun):
             xd = x.detach()
             acts.append(xd)
@@ -150,22 +237,36 @@ class KAN(PykanMethods, SplineNetwork):
                 ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
                 if self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
                     fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
-            x = self.layer_forward(l, x, singularity_avoiding, y_th)
+            s = self.subnode_values(l, x, singularity_avoiding, y_th)
+            sub_std.append(torch.std(s.detach(), dim=0) if s.shape[0] > 1 else torch.zeros_like(s[0]).detach())
+            x = self.nodes_from_subnodes(l, s)
         acts.append(x.detach())
         self.acts, self.acts_scale, self.edge_l1, self.input_range = acts, scales, l1, ranges
+        self.subnode_std = sub_std
         return x.reshape(*lead, self.width[-1])
 
     def layer_forward(self, l: int, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
         """Layer l with its affines: node_scale * (subnode_scale * phi(x) + subnode_bias) + node_bias,
-        where phi(x) sums the spline edges and the symbolic edges (pykan's order)."""
+        where phi(x) sums the spline edges and the symbolic edges (pykan's order), and
+        multiplication nodes multiply their subnodes between the two affines."""
+        return self.nodes_from_subnodes(l, self.subnode_values(l, x, singularity_avoiding, y_th))
+
+    def subnode_values(self, l: int, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
+        """Layer l's subnodes before any affine: spline edges plus symbolic edges, (..., width_out[l+1])."""
         sym = self.symbolic_fun[l]
         if sym.n_fixed:
-            x = self.act_fun[l](x) + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)
-        else:
-            x = self.act_fun[l](x)
+            return self.act_fun[l](x) + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)
+        return self.act_fun[l](x)
+
+    def nodes_from_subnodes(self, l: int, x: Tensor) -> Tensor:
+        """Layer l's output nodes from its subnodes (see the class docstring)."""
+        mult = bool(self.mult_arities[l + 1])
         if self._affines_are_identity(l):
-            return x  # the same values, without four ops and their backward per layer
+            # the same values, without four ops and their backward per layer
+            return self._multiply(l + 1, x) if mult else x
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
+        if mult:
+            x = self._multiply(l + 1, x)
         return torch.addcmul(self.node_bias[l], self.node_scale[l], x)
 
     def _affines_are_identity(self, l: int) -> bool:
@@ -211,8 +312,9 @@ class KAN(PykanMethods, SplineNetwork):
         splines refitted as in :meth:`refine` (on x, default other's
         cache_data), scales, masks, affines and symbolic edges copied.
         Returns self."""
-        if list(other.width) != list(self.width):
-            raise ValueError(f"initialize_from_another_model: widths differ: {other.width} vs {self.width}")
+        if list(other.width) != list(self.width) or getattr(other, "mult_arities", None) != self.mult_arities:
+            raise ValueError(f"initialize_from_another_model: widths differ: {other.width} (multiplication arities "
+                             f"{getattr(other, 'mult_arities', None)}) vs {self.width} (arities {self.mult_arities})")
         if x is None:
             x = getattr(other, "cache_data", None)
         inputs = other.layer_inputs(x) if x is not None else [None] * self.depth
@@ -348,20 +450,42 @@ class KAN(PykanMethods, SplineNetwork):
                 raise ConfigError(f"{where} act_fun[{l}] has a bias, which a KAN does not hold (its node_bias "
                                   f"plays that part); expected a KANLinear with bias=False")
             layers.append(layer.checkpoint_config(f"{where} act_fun[{l}]"))
-        return {"width": [int(w) for w in self.width], "grid_range": range_value(self.grid_range, where),
-                "base_fun": base_name(self.base_fun, where), "layers": layers}
+        cfg = {"width": [int(w) for w in self.width], "grid_range": range_value(self.grid_range, where),
+               "base_fun": base_name(self.base_fun, where), "layers": layers}
+        if self.has_mult:  # absent for a model without multiplication nodes (older checkpoints look the same)
+            cfg[_MULT_KEY] = [[int(a) for a in ar] for ar in self.mult_arities]
+        return cfg
 
     @classmethod
     def from_checkpoint_config(cls, cfg, where: str = "", device="meta") -> "KAN":
         """A KAN of that config, built by __init__ (no draw from the global RNG), each layer's range,
         base and grid_eps then set from its config; tensors are placeholders on ``device``."""
-        config_keys(cfg, _CONFIG_KEYS, where)
-        width = width_config(cfg, where)
+        config_keys(cfg, _CONFIG_KEYS | ({_MULT_KEY} if isinstance(cfg, dict) and _MULT_KEY in cfg else set()), where)
+        w = cfg["width"]
+        need(isinstance(w, list) and len(w) >= 2 and all(is_int(v) and v >= 1 for v in w),
+             f"{where}'width'", "a list of >= 2 positive ints", w)
+        ar = cfg.get(_MULT_KEY, [[] for _ in w])
+        need(isinstance(ar, list) and len(ar) == len(w) and all(
+            isinstance(a, list) and len(a) <= n and all(is_int(v) and v >= 2 for v in a) for a, n in zip(ar, w))
+             and not ar[0], f"{where}{_MULT_KEY!r}", f"one list per width entry ({len(w)}), each with at most as many "
+             "arities (ints >= 2) as the entry has nodes, the first empty", ar)
+        try:
+            width, arities = mult_structure("checkpoint", [[n - len(a), len(a)] for n, a in zip(w, ar)], ar)
+        except ValueError as e:
+            raise ConfigError(f"{where}{e}") from None
+        w_out = [n - len(a) + sum(a) for n, a in zip(width, arities)]
+        need(isinstance(cfg["layers"], list) and len(cfg["layers"]) == len(w) - 1,
+             f"{where}'layers'", f"a list of {len(w) - 1} layer configs", cfg["layers"])
+        for l, lc in enumerate(cfg["layers"]):
+            need(isinstance(lc, dict) and lc.get("in_features") == w[l] and lc.get("out_features") == w_out[l + 1],
+                 f"{where}'layers'[{l}]", f"in_features={w[l]}, out_features={w_out[l + 1]} (from width"
+                 f"{' and ' + _MULT_KEY if _MULT_KEY in cfg else ''})", lc)
         range_config(cfg["grid_range"], f"{where}'grid_range'")
         need(cfg["base_fun"] in BASE_NAMES, f"{where}'base_fun'", f"one of {list(BASE_NAMES)}", cfg["base_fun"])
         for l, lc in enumerate(cfg["layers"]):
             KANLinear.check_checkpoint_config(lc, f"{where}'layers'[{l}] ")
-        model = cls(width, grid=[lc["grid"] for lc in cfg["layers"]], k=[lc["k"] for lc in cfg["layers"]],
+        model = cls([[n - len(a), len(a)] for n, a in zip(width, arities)], mult_arity=arities,
+                    grid=[lc["grid"] for lc in cfg["layers"]], k=[lc["k"] for lc in cfg["layers"]],
                     base_fun=cfg["base_fun"], grid_range=cfg["grid_range"], seed=0, device=device)
         for layer, lc in zip(model.act_fun, cfg["layers"]):
             layer.grid_range = tuple(float(v) for v in lc["grid_range"])

@@ -114,7 +114,11 @@ class KANLinear(SplineModule):
         f64 = dict(dtype=torch.float64)
 
         g = uniform_grid(in_features, grid, k, (lo, hi), **f64)
-        rnd = lambda *shape: torch.rand(*shape, generator=generator, **f64)  # noqa: E731
+        # pykan's draws: uniform in the model's dtype (pykan draws in the
+        # default dtype, which is its model's), so that a seeded model starts
+        # where pykan's does with that seed; then used in float64
+        draw_dt = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        rnd = lambda *shape: torch.rand(*shape, generator=generator, dtype=draw_dt).to(torch.float64)  # noqa: E731
         noise = (rnd(grid + 1, in_features, out_features) - 0.5) * noise_scale / grid
         coef = curve_to_coef(g[:, k:-k].T, noise, g, k) if k > 0 else _coef_k0(noise)
         inv = 1.0 / math.sqrt(in_features)

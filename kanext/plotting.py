@@ -40,7 +40,9 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
          out_vars=None, title=None, sample: bool = False, x: Tensor | None = None):
     """The network as one Figure: nodes as dots, every active edge as a small
     inset of its activation over the input range seen in the data, joined to
-    its two nodes by lines; edge opacity tanh(beta * score).
+    its two nodes by lines; edge opacity tanh(beta * score). Multiplication
+    nodes are drawn as crosses: the edges end on their subnodes (small dots
+    just below the node row), each wired to its node.
 
     Args:
         folder: if given, the figure is also saved as ``<folder>/kan.png``.
@@ -93,10 +95,25 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
 
     node_x = [[(i + 0.5) / n for i in range(n)] for n in width]
     dot = (60 * scale / max(max(width), 5)) ** 2
+    # Multiplication nodes: edges end on subnodes (a row just below the
+    # nodes); each subnode is wired to its node, a multiplication node is an "x".
+    groups = [model.subnode_groups(l) if _has_mult(model, l) else None for l in range(depth + 1)]
+    sub_x = [[(s + 0.5) / sum(len(g) for g in gr) for s in range(sum(len(g) for g in gr))] if gr else node_x[l]
+             for l, gr in enumerate(groups)]
+    sub_dy = 0.15
     for l, xs in enumerate(node_x):
-        ax.scatter(xs, [l] * len(xs), s=dot, color="black", zorder=3)
+        if groups[l] is None:
+            ax.scatter(xs, [l] * len(xs), s=dot, color="black", zorder=3)
+            continue
+        ns = model.n_sum_nodes(l)
+        ax.scatter(xs[:ns], [l] * ns, s=dot, color="black", zorder=3)
+        ax.scatter(xs[ns:], [l] * (len(xs) - ns), s=dot * 3, marker="x", color="black", zorder=3, linewidths=2 * scale)
+        ax.scatter(sub_x[l], [l - sub_dy] * len(sub_x[l]), s=dot / 3, color="black", zorder=3)
+        for j, g in enumerate(groups[l]):
+            for t in g:
+                ax.plot([sub_x[l][t], xs[j]], [l - sub_dy, l], color="black", lw=scale, zorder=2)
 
-    n_edges = max(width[l] * width[l + 1] for l in range(depth))
+    n_edges = max(model.act_fun[l].in_features * model.act_fun[l].out_features for l in range(depth))
     box_w = 0.8 / max(n_edges, 5)  # inset width, figure fraction
     box_h_data = min(box_w * fig_w / fig_h * (y_hi - y_lo), 0.45)  # square insets, at most half a layer
     box_h = box_h_data / (y_hi - y_lo)
@@ -109,8 +126,9 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
         xs, ys = edge_curves(model, l, lo, hi, _POINTS)
         samples = _samples(model, l) if sample else None
         alpha = torch.tanh(beta * scores[l].detach().double().clamp_min(0)).nan_to_num(0.0)
-        n_in, n_out = width[l], width[l + 1]
+        n_in, n_out = layer.in_features, layer.out_features
         N = n_in * n_out
+        end_y = l + 1 - (sub_dy if groups[l + 1] is not None else 0.0)
         for i in range(n_in):
             for j in range(n_out):
                 if not (numeric[j, i] or symbolic[j, i]):
@@ -119,7 +137,7 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
                 a = float(alpha[j, i])
                 cx = (i * n_out + j + 0.5) / N
                 ax.plot([node_x[l][i], cx], [l, l + 0.5 - box_h_data / 2], color=color, lw=2 * scale, alpha=a)
-                ax.plot([cx, node_x[l + 1][j]], [l + 0.5 + box_h_data / 2, l + 1], color=color, lw=2 * scale, alpha=a)
+                ax.plot([cx, sub_x[l + 1][j]], [l + 0.5 + box_h_data / 2, end_y], color=color, lw=2 * scale, alpha=a)
                 inset = fig.add_axes((cx - box_w / 2, fig_y(l + 0.5) - box_h / 2, box_w, box_h))
                 inset.set_gid(EDGE_GID.format(l=l, i=i, j=j))
                 inset.plot(xs[:, i].numpy(), ys[:, i, j].numpy(), color=color, lw=3 * scale, alpha=a)
@@ -154,7 +172,7 @@ def plot_activation(model, l: int, i: int, j: int, x_range=None, folder=None):
     from matplotlib.figure import Figure
 
     for name, v, n in (("l", l, model.depth), ("i", i, model.width[l] if _is_index(l, model.depth) else 0),
-                       ("j", j, model.width[l + 1] if _is_index(l, model.depth) else 0)):
+                       ("j", j, model.act_fun[l].out_features if _is_index(l, model.depth) else 0)):
         if not _is_index(v, n):
             raise ValueError(f"plot_activation: {name} must be an int in [0, {n}), got {v!r}")
     layer = model.act_fun[l]
@@ -336,3 +354,8 @@ def plot_lan(model, folder=None, in_vars=None, out_vars=None, title=None, x=None
         ax.text(0.5, depth + 0.55, str(title), ha="center", va="center", fontsize=fs)
     _save(fig, folder, "lan.png")
     return fig
+
+
+def _has_mult(model, l: int) -> bool:
+    ar = getattr(model, "mult_arities", None)
+    return bool(ar and ar[l])

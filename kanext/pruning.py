@@ -12,6 +12,12 @@
   also masks the removed nodes in the original).
 - :func:`prune` = prune_node, then prune_edge on the result (pykan's order).
 
+Multiplication nodes (pykan's MultKAN rules): a node, sum or multiplication,
+is kept when its score is above the threshold; keeping a multiplication
+node keeps all of its subnodes (the edges into them, their subnode
+affines) and its arity, removing it removes them all. Edges end on
+subnodes, so prune_edge masks edges into subnodes by their own scores.
+
 Scores come from :func:`kanext.attribution.attribute` ('backward' by default,
 pykan's choice; 'forward' uses the paper's |phi|_1 rule). A node is kept when
 its score is strictly above the threshold, as in pykan.
@@ -116,10 +122,12 @@ def prune(model, node_th: float = 1e-2, edge_th: float = 3e-2, x: Tensor | None 
 
 
 def remove_edge(model, l: int, i: int, j: int) -> None:
-    """Masks edge i -> j of layer l (and its symbolic twin, if any), in place."""
+    """Masks edge i -> j of layer l (and its symbolic twin, if any), in place.
+    j indexes the subnodes of layer l+1 (as in pykan; they are the nodes
+    when the layer has no multiplication node)."""
     _check_index("remove_edge: l", l, model.depth)
     _check_index("remove_edge: i", i, model.width[l])
-    _check_index("remove_edge: j", j, model.width[l + 1])
+    _check_index("remove_edge: j", j, model.act_fun[l].out_features)
     with torch.no_grad():
         model.act_fun[l].mask[i, j] = 0
         sym = _symbolic(model, l)
@@ -130,17 +138,20 @@ def remove_edge(model, l: int, i: int, j: int) -> None:
 def remove_node(model, l: int, i: int, mode: str = "all") -> None:
     """Masks, in place, the edges into node i of layer l ('down'), out of it
     ('up'), or both ('all', pykan's default). Layer 0 (the inputs) has only
-    outgoing edges and the last layer only incoming ones."""
+    outgoing edges and the last layer only incoming ones. The edges into a
+    multiplication node are those into all of its subnodes (pykan's
+    remove_node takes a subnode index for 'down'; here i is always a node)."""
     if mode not in ("all", "up", "down"):
         raise ValueError(f"remove_node: mode must be 'all', 'up' or 'down', got {mode!r}")
     _check_index("remove_node: l", l, model.depth + 1)
     _check_index("remove_node: i", i, model.width[l])
     with torch.no_grad():
         if mode in ("all", "down") and l > 0:
-            model.act_fun[l - 1].mask[:, i] = 0
+            subs = model.subnode_groups(l)[i] if hasattr(model, "subnode_groups") else [i]
+            model.act_fun[l - 1].mask[:, subs] = 0
             sym = _symbolic(model, l - 1)
             if sym is not None:
-                sym.mask[i, :] = 0
+                sym.mask[subs, :] = 0
         if mode in ("all", "up") and l < model.depth:
             model.act_fun[l].mask[i, :] = 0
             sym = _symbolic(model, l)
@@ -159,22 +170,48 @@ def subset_model(model, keep: list, data: Tensor | None = None):
         raise ValueError(f"subset_model: keep needs {model.depth + 1} index lists (one per layer), got {len(keep)}")
     # A deep copy keeps every other attribute (base_fun, grid_range, state
     # added by later work); recorded data is not copied.
+    keep = [list(k) for k in keep]
+    sub_keep, arities = _subnodes_kept(model, keep)
     new = copy_without_data(model)
-    new.act_fun = nn.ModuleList(model.act_fun[l].subset(keep[l], keep[l + 1]) for l in range(model.depth))
+    new.act_fun = nn.ModuleList(model.act_fun[l].subset(keep[l], sub_keep[l + 1]) for l in range(model.depth))
     dev = model.act_fun[0].grid.device
     for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
         plist = nn.ParameterList()
         for l, p in enumerate(getattr(model, name)):
-            idx = torch.tensor(keep[l + 1], dtype=torch.long, device=dev)
+            idx = torch.tensor((sub_keep if name.startswith("sub") else keep)[l + 1], dtype=torch.long, device=dev)
             plist.append(nn.Parameter(p.detach().index_select(0, idx).clone(), requires_grad=p.requires_grad))
         setattr(new, name, plist)
     if getattr(model, "symbolic_fun", None) is not None:
-        new.symbolic_fun = nn.ModuleList(_carry_layer(model, l, keep[l], keep[l + 1]) for l in range(model.depth))
+        new.symbolic_fun = nn.ModuleList(_carry_layer(model, l, keep[l], sub_keep[l + 1]) for l in range(model.depth))
     new.width = [len(k) for k in keep]
+    if arities is not None:
+        new.mult_arities = arities
     if data is not None:
         cols = torch.tensor(keep[0], dtype=torch.long, device=data.device)
         new.cache_data = data.reshape(-1, data.shape[-1]).detach().index_select(1, cols)
     return new
+
+
+def _subnodes_kept(model, keep: list) -> tuple[list, list | None]:
+    """Per width entry, the subnodes of the kept nodes (in the order of
+    keep), and the arities of the kept multiplication nodes (None for a
+    model without multiplication nodes). The kept sum nodes must come before
+    the kept multiplication nodes."""
+    arities = getattr(model, "mult_arities", None)
+    if not arities or not any(arities):
+        return keep, None
+    subs, new_ar = [], []
+    for l, k in enumerate(keep):
+        groups, ns = model.subnode_groups(l), model.n_sum_nodes(l)
+        if any(not 0 <= int(j) < len(groups) for j in k):
+            raise ValueError(f"pruning: node indices of width entry {l} must be in [0, {len(groups)}), got {k}")
+        kinds = [int(j) >= ns for j in k]
+        if kinds != sorted(kinds):
+            raise ValueError(f"pruning: width entry {l} has sum nodes 0..{ns - 1} and multiplication nodes "
+                             f"{ns}..{len(groups) - 1}; the kept nodes must list the sum nodes first, got {k}")
+        subs.append([s for j in k for s in groups[int(j)]])
+        new_ar.append([arities[l][int(j) - ns] for j in k if int(j) >= ns])
+    return subs, new_ar
 
 
 def _carry_layer(model, l: int, in_idx: list, out_idx: list):

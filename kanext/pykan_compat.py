@@ -24,9 +24,17 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
     copied as they are (trained or pruned), with the same dtype and device and
     the same ``requires_grad`` flags.
 
-    Raises NotImplementedError, saying what is unsupported, for multiplication
-    nodes or an input selection (``input_id``) other than all inputs in order,
-    and ValueError for a symbolic function that kanext's library lacks
+    Multiplication nodes (MultKAN widths ``[n_sum, n_mult]`` and
+    ``mult_arity``) carry over: the kanext model has the same nodes,
+    subnodes and arities.
+
+    Pruned inputs: a pykan model made by ``prune_input`` keeps the full input
+    and selects the columns ``model.input_id`` in its forward; the kanext
+    model reads the selected columns, as kanext's own
+    :meth:`KAN.prune_input` result does: ``ours(x[:, model.input_id])``
+    equals ``model(x)``. Its ``input_id`` records the selection.
+
+    Raises ValueError for a symbolic function that kanext's library lacks
     (register it with :func:`kanext.symbolic.add_symbolic` first).
     """
     if _is_kan_layer(model):
@@ -34,23 +42,17 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
     for attr in ("act_fun", "width", "node_scale", "subnode_scale"):
         if not hasattr(model, attr):
             raise TypeError(f"from_pykan: expected a pykan KAN/MultKAN or KANLayer, got {type(model).__name__}")
-    widths = []
-    for l, w in enumerate(model.width):
-        n, mult = (w[0], w[1]) if isinstance(w, (list, tuple)) else (w, 0)
-        if mult:
-            raise NotImplementedError(
-                f"from_pykan: layer {l} has {mult} multiplication node(s); kanext does not support them yet"
-            )
-        widths.append(int(n))
+    width = [[int(w[0]), int(w[1])] if isinstance(w, (list, tuple)) else int(w) for w in model.width]
+    mult_arity = getattr(model, "mult_arity", 2)
+    if not isinstance(mult_arity, int):
+        mult_arity = [[int(a) for a in ar] for ar in mult_arity]
     symbolic = getattr(model, "symbolic_fun", None) if getattr(model, "symbolic_enabled", True) else None
     input_id = getattr(model, "input_id", None)
-    if input_id is not None and not torch.equal(input_id.long().cpu(), torch.arange(widths[0])):
-        raise NotImplementedError(f"from_pykan: input_id {input_id.tolist()} selects inputs; only all inputs in order are supported")
 
     base = _base_of(getattr(model, "base_fun_name", None) or getattr(model, "base_fun", None))
     layers = [_layer_from_pykan(layer, base) for layer in model.act_fun]
     first = layers[0]
-    out = KAN(widths, grid=[m.num for m in layers], k=[m.k for m in layers], base_fun=base,
+    out = KAN(width, mult_arity=mult_arity, grid=[m.num for m in layers], k=[m.k for m in layers], base_fun=base,
               grid_range=first.grid_range, seed=0, device=first.grid.device, dtype=first.coef.dtype)
     with torch.no_grad():
         for l, layer in enumerate(layers):
@@ -61,6 +63,12 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
                 p.requires_grad_(q.requires_grad)
         for l, sym in enumerate(symbolic or []):
             _symbolic_from_pykan(out.symbolic_fun[l], sym, l)
+    for l, layer in enumerate(layers):
+        if (layer.in_features, layer.out_features) != (out.width[l], out.width_out[l + 1]):
+            raise ValueError(f"from_pykan: layer {l} is {layer.in_features} -> {layer.out_features} but the widths "
+                             f"{model.width} and mult_arity {mult_arity} need {out.width[l]} -> {out.width_out[l + 1]}")
+    if input_id is not None and not torch.equal(input_id.long().cpu(), torch.arange(out.width[0])):
+        out.input_id = input_id.detach().long().cpu().clone()
     return out
 
 
@@ -88,6 +96,11 @@ def to_pykan(model: KAN, **pykan_kwargs):
     with ``auto_save=False`` (no checkpoint folder) unless ``pykan_kwargs``
     say otherwise; they go to ``kan.MultKAN``. pykan must be installed.
 
+    Multiplication nodes carry over (pykan's ``[n_sum, n_mult]`` widths and
+    ``mult_arity``). The pykan model reads the same inputs as this one
+    (``input_id`` is not carried: pykan would select columns of a wider
+    input).
+
     Raises NotImplementedError when pykan cannot hold the model: layers with
     different G or k (pykan has one of each), a callable base function, or a
     symbolic function missing from pykan's library.
@@ -108,10 +121,13 @@ def to_pykan(model: KAN, **pykan_kwargs):
         raise NotImplementedError("to_pykan: every layer needs the same named base function ('silu', 'identity', "
                                   "'zero'); a callable or mixed bases cannot be rebuilt in pykan")
     ref = model.act_fun[0].coef
-    kwargs = dict(width=list(model.width), grid=grids.pop(), k=ks.pop(), base_fun=bases.pop(),
+    width = [[model.n_sum_nodes(l), len(ar)] for l, ar in enumerate(model.mult_arities)]
+    arity = model.mult_arity
+    kwargs = dict(width=width, mult_arity=arity if isinstance(arity, int) else [list(a) for a in arity],
+                  grid=grids.pop(), k=ks.pop(), base_fun=bases.pop(),
                   grid_range=list(model.act_fun[0].grid_range), auto_save=False, device=str(ref.device))
     kwargs.update(pykan_kwargs)
-    pk = nn.Module.to(MultKAN(**kwargs), dtype=ref.dtype)  # pykan overrides .to(device) only
+    pk = nn.Module.to(_without_reseeding(MultKAN, **kwargs), dtype=ref.dtype)  # pykan overrides .to(device) only
     with torch.no_grad():
         for src, dst in zip(model.act_fun, pk.act_fun):
             dst.grid.data = src.grid.detach().clone()
@@ -134,6 +150,22 @@ def to_pykan(model: KAN, **pykan_kwargs):
             dst.mask.data.copy_(src.mask.detach())
             dst.affine.data.copy_(src.affine.detach())
     return pk
+
+
+def _without_reseeding(ctor, **kwargs):
+    """ctor(**kwargs) with torch's (CPU), numpy's and Python's global RNG
+    states restored afterwards: pykan's constructor reseeds all three."""
+    import random
+
+    import numpy as np
+
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        return ctor(**kwargs)
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
 
 
 def _is_kan_layer(m) -> bool:

@@ -6,8 +6,9 @@ initialize_grid_from_another_model, and editing the network (swap,
 auto_swap, expand_depth, expand_width, perturb).
 
 Where kanext differs on purpose it says so in the method's docstring.
-kanext has no multiplication nodes yet, so n_mult is all zeros and
-width_in == width_out == width.
+With multiplication nodes (pykan's MultKAN), ``width`` holds the node counts
+(pykan's width_in) and edges (l, i, j) end on subnode j of layer l+1
+(j < width_out[l+1]), as in pykan.
 """
 from __future__ import annotations
 
@@ -44,19 +45,14 @@ class PykanMethods:
         return list(self.width)
 
     @property
-    def width_out(self) -> list[int]:
-        """pykan: the subnodes each layer's outputs feed (sum + arity * mult nodes)."""
-        return list(self.width)
-
-    @property
     def n_sum(self) -> list[int]:
         """pykan: sum nodes of each hidden layer."""
-        return list(self.width[1:-1])
+        return [self.n_sum_nodes(l) for l in range(1, len(self.width) - 1)]
 
     @property
     def n_mult(self) -> list[int]:
-        """pykan: multiplication nodes of each hidden layer (none in kanext yet)."""
-        return [0] * (len(self.width) - 2)
+        """pykan: multiplication nodes of each hidden layer."""
+        return [len(self.mult_arities[l]) for l in range(1, len(self.width) - 1)]
 
     # ---------------------------------------------------------------- one edge
     def _edge_samples(self, l: int, i: int, j: int) -> tuple[Tensor, Tensor]:
@@ -78,7 +74,7 @@ class PykanMethods:
 
     def _check_edge(self, l, i, j) -> None:
         for name, v, hi in (("l", l, self.depth), ("i", i, self.width[l] if 0 <= l < self.depth else 0),
-                            ("j", j, self.width[l + 1] if 0 <= l < self.depth else 0)):
+                            ("j", j, self.act_fun[l].out_features if 0 <= l < self.depth else 0)):
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < hi:
                 raise ValueError(f"edge ({l}, {i}, {j}): {name} must be an int in [0, {hi}), got {v!r}")
 
@@ -177,12 +173,13 @@ class PykanMethods:
         for step in range(len(ids) // 2):
             l = start_layer + step
             ins, outs = set(ids[2 * step]), set(ids[2 * step + 1])
-            for name, group, n in (("in", ins, self.width[l]), ("out", outs, self.width[l + 1])):
+            n_out = self.act_fun[l].out_features  # subnodes of layer l+1
+            for name, group, n in (("in", ins, self.width[l]), ("out", outs, n_out)):
                 if not group <= set(range(n)):
                     raise ValueError(f"module: layer {l} {name} ids {sorted(group)} out of range [0, {n})")
             mask, smask = self.act_fun[l].mask, self.symbolic_fun[l].mask
             for i in range(self.width[l]):
-                for j in range(self.width[l + 1]):
+                for j in range(n_out):
                     if (i in ins) != (j in outs):
                         mask[i, j] = 0.0
                         smask[j, i] = 0.0
@@ -200,8 +197,9 @@ class PykanMethods:
         k), interpolated as in grid extension; coefficients are not refitted
         (pykan's method of the same name; :meth:`initialize_from_another_model`
         also carries the function). x is accepted for pykan's signature and unused."""
-        if list(model.width) != list(self.width):
-            raise ValueError(f"initialize_grid_from_another_model: widths differ: {model.width} vs {self.width}")
+        if list(model.width) != list(self.width) or getattr(model, "mult_arities", None) != self.mult_arities:
+            raise ValueError(f"initialize_grid_from_another_model: widths differ: {model.width} (arities "
+                             f"{getattr(model, 'mult_arities', None)}) vs {self.width} (arities {self.mult_arities})")
         for src, dst in zip(model.act_fun, self.act_fun):
             dst.grid.copy_(interpolate_grid(src.grid, src.k, dst.num, dst.k))
 
@@ -210,32 +208,44 @@ class PykanMethods:
     def _permute_node(self, l: int, perm: list[int]) -> None:
         """Reorders the nodes of hidden layer l (outputs of layer l-1, inputs
         of layer l) in place; the model's function is unchanged and every
-        parameter keeps its identity (optimizers stay valid)."""
+        parameter keeps its identity (optimizers stay valid). A
+        multiplication node moves with its subnodes; perm must map sum nodes
+        to sum nodes and multiplication nodes to ones of the same arity."""
+        groups, ns = self.subnode_groups(l), self.n_sum_nodes(l)
+        for new, old in enumerate(perm):
+            if (new < ns) != (old < ns) or len(groups[new]) != len(groups[old]):
+                raise ValueError(f"layer {l}: node {old} cannot take the place of node {new}: only sum nodes with "
+                                 f"sum nodes, or multiplication nodes of the same arity, can be exchanged")
+        sub_perm = [s for old in perm for s in groups[old]]
         p = torch.tensor(perm, device=self.act_fun[l].grid.device)
+        sp = torch.tensor(sub_perm, device=self.act_fun[l].grid.device)
         prev, nxt = self.act_fun[l - 1], self.act_fun[l]
         for t in (prev.coef, prev.scale_base, prev.scale_sp, prev.mask):
-            t.copy_(t.index_select(1, p))
+            t.copy_(t.index_select(1, sp))
         if prev.bias is not None:
-            prev.bias.copy_(prev.bias.index_select(0, p))
+            prev.bias.copy_(prev.bias.index_select(0, sp))
         for t in (nxt.grid, nxt.coef, nxt.scale_base, nxt.scale_sp, nxt.mask):
             t.copy_(t.index_select(0, p))
         s_prev, s_next = self.symbolic_fun[l - 1], self.symbolic_fun[l]
         for t in (s_prev.mask, s_prev.affine):
-            t.copy_(t.index_select(0, p))
+            t.copy_(t.index_select(0, sp))
         for t in (s_next.mask, s_next.affine):
             t.copy_(t.index_select(1, p))
-        s_prev.funs_name = [list(s_prev.funs_name[q]) for q in perm]
+        s_prev.funs_name = [list(s_prev.funs_name[q]) for q in sub_perm]
         s_next.funs_name = [[row[q] for q in perm] for row in s_next.funs_name]
         s_prev.invalidate()
         s_next.invalidate()
         for name in ("node_scale", "node_bias", "subnode_scale", "subnode_bias"):
             t = getattr(self, name)[l - 1]
-            t.copy_(t.index_select(0, p))
+            t.copy_(t.index_select(0, sp if name.startswith("sub") else p))
+        self.mult_arities[l] = [self.mult_arities[l][old - ns] for old in perm[ns:]]
 
     def swap(self, l: int, i1: int, i2: int, log_history: bool = True) -> None:
         """Swaps nodes i1 and i2 of hidden layer l (pykan's swap): their
         incoming and outgoing edges, symbolic functions and affines move with
-        them, so the function is unchanged. log_history is accepted for
+        them, so the function is unchanged. Two sum nodes, or two
+        multiplication nodes of the same arity (with their subnodes), can be
+        swapped; anything else raises ValueError. log_history is accepted for
         pykan's signature (kanext keeps no history)."""
         if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l < self.depth:
             raise ValueError(f"swap: l must be a hidden layer in [1, {self.depth}), got {l!r}")
@@ -251,10 +261,13 @@ class PykanMethods:
         """pykan's greedy reordering of hidden layer l: for each node i in
         turn, the swap (i, j) that gives the lowest connection_cost is made
         (scores from :meth:`attribute` on the model's samples)."""
-        n = self.width[l]
+        n, groups, ns = self.width[l], self.subnode_groups(l), self.n_sum_nodes(l)
         for i in range(n):
             costs = []
             for j in range(n):
+                if (i < ns) != (j < ns) or len(groups[i]) != len(groups[j]):
+                    costs.append(float("inf"))  # not exchangeable (see _permute_node)
+                    continue
                 self.swap(l, i, j)
                 self.attribute()
                 costs.append(float(self.connection_cost))
@@ -287,6 +300,7 @@ class PykanMethods:
         for name, fill in (("node_scale", 1.0), ("node_bias", 0.0), ("subnode_scale", 1.0), ("subnode_bias", 0.0)):
             getattr(self, name).append(torch.nn.Parameter(torch.full((n,), fill, **kw), requires_grad=trainable))
         self.width.append(n)
+        self.mult_arities.append([])
 
     @torch.no_grad()
     def perturb(self, mag: float = 1.0, mode: str = "non-intrusive") -> None:
@@ -311,9 +325,10 @@ class PykanMethods:
                 layer.scale_sp.zero_()
                 continue
             names = self.symbolic_fun[l].funs_name
-            for j in range(self.width[l + 1]):
+            n_out = layer.out_features  # subnodes of layer l+1
+            for j in range(n_out):
                 for i in range(self.width[l]):
-                    in_on = any(names[jj][i] != "0" for jj in range(self.width[l + 1]))
+                    in_on = any(names[jj][i] != "0" for jj in range(n_out))
                     out_on = any(names[j][ii] != "0" for ii in range(self.width[l]))
                     kind = ("a" if in_on else "i") + ("a" if out_on else "i")
                     if kind == "aa":
@@ -322,24 +337,40 @@ class PykanMethods:
                         layer.mask[i, j] = mag
 
     @torch.no_grad()
-    def expand_width(self, layer_id: int, n_added_nodes: int, sum_bool: bool = True, mult_arity: int = 2) -> None:
-        """Adds n_added_nodes sum nodes at the front of hidden layer
-        ``layer_id`` (pykan's expand_width): their incoming and outgoing edges
-        are off (spline mask 0, symbolic '0'), so the function is unchanged;
-        :meth:`perturb` or :meth:`set_mode` switches them on. Unlike pykan,
-        which rebuilds both layers with zero splines, the existing edges keep
-        their splines. Multiplication nodes (sum_bool=False) are not supported
-        yet."""
-        if not sum_bool:
-            raise NotImplementedError("expand_width: kanext has no multiplication nodes yet (sum_bool=False)")
+    def expand_width(self, layer_id: int, n_added_nodes: int, sum_bool: bool = True, mult_arity=2) -> None:
+        """Adds n_added_nodes nodes to hidden layer ``layer_id`` (pykan's
+        expand_width): sum nodes at the front of the layer (sum_bool=True),
+        or multiplication nodes at its end (sum_bool=False), each of arity
+        ``mult_arity`` (an int >= 2, or one per added node) with its subnodes
+        at the end of the subnodes, as pykan places them. Their incoming and
+        outgoing edges are off (spline mask 0, symbolic '0'), so the function
+        is unchanged; :meth:`perturb` or :meth:`set_mode` switches them on.
+        Unlike pykan, which rebuilds both layers with zero splines, the
+        existing edges keep their splines."""
         l = layer_id
         if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l < self.depth:
             raise ValueError(f"expand_width: layer_id must be a hidden layer in [1, {self.depth}), got {l!r}")
         if isinstance(n_added_nodes, bool) or not isinstance(n_added_nodes, int) or n_added_nodes < 1:
             raise ValueError(f"expand_width: n_added_nodes must be an int >= 1, got {n_added_nodes!r}")
-        n, add = self.width[l], n_added_nodes
+        add = n_added_nodes
+        if sum_bool:
+            arities = []
+        else:
+            arities = [mult_arity] * add if isinstance(mult_arity, int) and not isinstance(mult_arity, bool) \
+                else list(mult_arity)
+            if len(arities) != add or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 2
+                                              for a in arities):
+                raise ValueError(f"expand_width: mult_arity must be an int >= 2 or {add} of them (one per added "
+                                 f"node), got {mult_arity!r}")
+        n, n_sub = self.width[l], self.act_fun[l - 1].out_features
+        add_sub = sum(arities) if not sum_bool else add
+        # where the old nodes and subnodes go in the grown layer
+        node_pos = list(range(add, add + n)) if sum_bool else list(range(n))
+        sub_pos = list(range(add, add + n_sub)) if sum_bool else list(range(n_sub))
         prev, nxt = self.act_fun[l - 1], self.act_fun[l]
         kw = dict(device=prev.grid.device, dtype=prev.coef.dtype)
+        P = torch.tensor(node_pos, device=kw["device"])
+        SP = torch.tensor(sub_pos, device=kw["device"])
 
         def grown(old, n_in, n_out):
             new = type(old)(n_in, n_out, grid=old.num, k=old.k, grid_range=old.grid_range, base_fun=old.base_fun,
@@ -349,35 +380,47 @@ class PykanMethods:
                 getattr(new, name).requires_grad_(getattr(old, name).requires_grad)
             return new
 
-        a = grown(prev, prev.in_features, n + add)  # new outputs first
+        a = grown(prev, prev.in_features, n_sub + add_sub)  # new subnodes: outputs of layer l-1
         a.grid.copy_(prev.grid)
         for name in ("coef", "scale_base", "scale_sp", "mask"):
-            getattr(a, name)[:, add:].copy_(getattr(prev, name))
+            getattr(a, name).index_copy_(1, SP, getattr(prev, name))
         if prev.bias is not None:
-            a.bias[add:].copy_(prev.bias)
-        b = grown(nxt, n + add, nxt.out_features)  # new inputs first; their knots copy the first old row's
-        b.grid[add:].copy_(nxt.grid)
-        b.grid[:add].copy_(nxt.grid[:1].expand(add, -1))
+            a.bias.index_copy_(0, SP, prev.bias)
+        b = grown(nxt, n + add, nxt.out_features)  # new inputs of layer l; their knots copy the first old row's
+        b.grid.copy_(nxt.grid[:1].expand(n + add, -1))
+        b.grid.index_copy_(0, P, nxt.grid)
         for name in ("coef", "scale_base", "scale_sp", "mask"):
-            getattr(b, name)[add:].copy_(getattr(nxt, name))
+            getattr(b, name).index_copy_(0, P, getattr(nxt, name))
         if nxt.bias is not None:
             b.bias.copy_(nxt.bias)
         self.act_fun[l - 1], self.act_fun[l] = a, b
         s_prev, s_next = self.symbolic_fun[l - 1], self.symbolic_fun[l]
-        sa = type(s_prev)(s_prev.in_features, n + add, **kw)
-        sa.mask[add:].copy_(s_prev.mask)
-        sa.affine[add:].copy_(s_prev.affine)
-        sa.funs_name = [["0"] * s_prev.in_features for _ in range(add)] + [list(r) for r in s_prev.funs_name]
+        sa = type(s_prev)(s_prev.in_features, n_sub + add_sub, **kw)
+        sa.mask.index_copy_(0, SP, s_prev.mask)
+        sa.affine.index_copy_(0, SP, s_prev.affine)
+        names = [["0"] * s_prev.in_features for _ in range(n_sub + add_sub)]
+        for q, r in zip(sub_pos, s_prev.funs_name):
+            names[q] = list(r)
+        sa.funs_name = names
         sb = type(s_next)(n + add, s_next.out_features, **kw)
-        sb.mask[:, add:].copy_(s_next.mask)
-        sb.affine[:, add:].copy_(s_next.affine)
-        sb.funs_name = [["0"] * add + list(r) for r in s_next.funs_name]
-        for s in (sa, sb):
-            s.invalidate()
+        sb.mask.index_copy_(1, P, s_next.mask)
+        sb.affine.index_copy_(1, P, s_next.affine)
+        rows = []
+        for r in s_next.funs_name:
+            row = ["0"] * (n + add)
+            for q, v in zip(node_pos, r):
+                row[q] = v
+            rows.append(row)
+        sb.funs_name = rows
+        for s_ in (sa, sb):
+            s_.invalidate()
         self.symbolic_fun[l - 1], self.symbolic_fun[l] = sa, sb
         for name, fill in (("node_scale", 1.0), ("node_bias", 0.0), ("subnode_scale", 1.0), ("subnode_bias", 0.0)):
             plist = getattr(self, name)
             old = plist[l - 1]
-            plist[l - 1] = torch.nn.Parameter(torch.cat([torch.full((add,), fill, **kw), old.detach()]),
-                                              requires_grad=old.requires_grad)
+            sub = name.startswith("sub")
+            t = torch.full((n_sub + add_sub if sub else n + add,), fill, **kw)
+            t.index_copy_(0, SP if sub else P, old.detach())
+            plist[l - 1] = torch.nn.Parameter(t, requires_grad=old.requires_grad)
         self.width[l] = n + add
+        self.mult_arities[l] = self.mult_arities[l] + arities

@@ -29,8 +29,8 @@ __all__ = ["NoSamplesError", "RECORDED", "TRANSIENT", "samples", "has_samples", 
            "copy_without_data"]
 
 #: Statistics of the last recording forward and of the last attribution.
-RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "node_scores", "edge_scores", "subnode_scores",
-            "node_scores_all", "edge_scores_all", "subnode_scores_all")
+RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "subnode_std", "node_scores", "edge_scores",
+            "subnode_scores", "node_scores_all", "edge_scores_all", "subnode_scores_all")
 #: Every attribute that is not model state: recorded statistics, the data
 #: cache, the recording switch, prune_input's note of kept inputs, and
 #: internal memo caches.

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import dense, ops
-from .attribution import propagate_scores
+from .attribution import propagate_scores, subnode_index
 
 __all__ = ["reg", "edge_scales", "edge_statistics", "REG_METRICS"]
 
@@ -149,16 +149,21 @@ def _whole_edge_scales(model, inputs: list[Tensor], reg_metric: str) -> list[Ten
     if reg_metric == "edge_forward_sum":
         return [e / (torch.std(xl, dim=0) + 0.1).unsqueeze(0) for e, xl in zip(E, inputs)]
     with torch.no_grad():  # the layers' output stds before the affines (pykan detaches them)
-        outs = [model.layer_forward(l, xl) for l, xl in enumerate(inputs)]
         S = []
-        for l, y in enumerate(outs):
+        for l, xl in enumerate(inputs):
+            if getattr(model, "mult_arities", None) and model.mult_arities[l + 1]:
+                S.append(torch.std(model.subnode_values(l, xl), dim=0))  # subnodes, before the affines
+                continue
+            y = model.layer_forward(l, xl)
             a = (model.node_scale[l] * model.subnode_scale[l]).abs()
             S.append(torch.where(a > 0, torch.std(y, dim=0) / torch.where(a > 0, a, torch.ones_like(a)),
                                  torch.zeros_like(a)))
 
     ref = E[0]
-    nodes, edges = propagate_scores(E, S, torch.eye(model.width[-1], dtype=ref.dtype, device=ref.device), model.depth)
+    sub = lambda l: subnode_index(model, l)  # noqa: E731
+    nodes, edges = propagate_scores(E, S, torch.eye(model.width[-1], dtype=ref.dtype, device=ref.device), model.depth,
+                                    sub)
     if reg_metric == "edge_backward":
         return [e.mean(dim=0) for e in edges]
     node_scores = [s.mean(dim=0) for s in nodes]
-    return [propagate_scores(E, S, torch.diag(node_scores[l]), l)[0][0] for l in range(1, model.depth + 1)]
+    return [propagate_scores(E, S, torch.diag(node_scores[l]), l, sub)[0][0] for l in range(1, model.depth + 1)]

@@ -104,8 +104,9 @@ def fit(
             and a loader has another sampler; pass shard=False for loaders
             that are already per rank).
 
-    The last training inputs are kept as ``model.cache_data`` (used by
-    refine, symbolic fitting, attribution). Statistics recorded before the
+    As in pykan, ``model.cache_data`` is left holding the inputs of the last
+    forward of the last step, which is the test forward: the test inputs of
+    that step (used by refine, symbolic fitting, attribution). Statistics recorded before the
     fit (``acts``, scores; see :mod:`kanext.recorded`) describe the old
     parameters and are dropped. The test loss is computed under torch.no_grad().
 
@@ -210,6 +211,7 @@ def fit(
         model.cache_data = x.detach()  # after a step that worked: a failed fit leaves no unusable cache
         with torch.no_grad():
             test_loss = loss_fn(model(x_test), y_test)
+        model.cache_data = x_test.detach()  # pykan's: its last forward of a step is the test forward
         if group is not None:
             test_loss = all_reduce_sum(test_loss.detach().to(torch.float64) * w_test, group)
         train_v, test_v = float(last["train"]), float(test_loss)

@@ -174,8 +174,10 @@ def test_kan_structure_and_pykan_width_form():
     assert m.width == [3, 4, 2] and m.grid == [3, 6] and m.k == [2, 3] and m.depth == 2
     assert m(torch.rand(5, 3)).shape == (5, 2)
     assert m(torch.rand(2, 5, 3)).shape == (2, 5, 2)
-    with pytest.raises(NotImplementedError, match="multiplication nodes"):
-        kanext.KAN([[2, 0], [3, 2], [1, 0]])
+    mult = kanext.KAN([[2, 0], [3, 2], [1, 0]])  # multiplication nodes (tests/test_multkan.py)
+    assert mult.width == [2, 5, 1] and mult.width_out == [2, 7, 1]
+    with pytest.raises(ValueError, match=r"width entry 1 must be .*got \[3, -1\]"):
+        kanext.KAN([[2, 0], [3, -1], [1, 0]])
 
 
 # ------------------------------------------------------------- torch.compile
@@ -218,7 +220,7 @@ def test_bad_input_errors():
                          ({"base_fun": "relu"}, "base_fun must be one of")]:
         with pytest.raises(ValueError, match=frag):
             kanext.KANLinear(2, 2, **kwargs)
-    with pytest.raises(ValueError, match="widths must be positive ints"):
+    with pytest.raises(ValueError, match=r"width entry 1 must be a positive int .*got 0"):
         kanext.KAN([2, 0, 1])
     with pytest.raises(ValueError, match="one per layer"):
         kanext.KAN([2, 3, 1], grid=[3])

@@ -126,9 +126,6 @@ def test_kan_parity_identity_base_and_grid_k():
 
 
 def test_from_pykan_refuses_what_it_cannot_convert():
-    mult = _pykan_model([2, [2, 1], 1], grid=3, k=3)
-    with pytest.raises(NotImplementedError, match="multiplication node"):
-        kanext.from_pykan(mult)
     with pytest.raises(TypeError, match="expected a pykan"):
         kanext.from_pykan(torch.nn.Linear(2, 2))
     sym = _pykan_model([2, 2, 1], grid=3, k=3)
@@ -318,8 +315,8 @@ def test_expand_width_keeps_the_function_and_adds_switchable_nodes(tmp_path):
     kanext.checkpoint.save(ours, tmp_path / "m")
     back = kanext.checkpoint.load(tmp_path / "m")
     assert_close(back(x), ours(x), 0, msg="expanded model round-trips a checkpoint")
-    with pytest.raises(NotImplementedError, match="multiplication"):
-        ours.expand_width(1, 1, sum_bool=False)
+    with pytest.raises(ValueError, match="mult_arity must be an int >= 2"):
+        ours.expand_width(1, 1, sum_bool=False, mult_arity=1)
     with pytest.raises(ValueError, match="hidden layer"):
         ours.expand_width(2, 1)
 

@@ -57,8 +57,8 @@ def _normalizer(norm, n: int, what: str) -> tuple[list, list]:
 
 
 def kan_formula(model, var=None, simplify=False, floating_digits=4) -> list:
-    """One sympy expression per output of a KAN, composed from the symbolic edges and
-    the node/subnode affines.
+    """One sympy expression per output of a KAN, composed from the symbolic edges,
+    the node/subnode affines and the products of the multiplication nodes.
 
     Args:
         var: input symbols (default x_1, x_2, ...): sympy symbols or names.
@@ -97,9 +97,14 @@ def kan_formula(model, var=None, simplify=False, floating_digits=4) -> list:
                 outs[j] = outs[j] + term
         ss, sb = model.subnode_scale[l].detach().double().cpu(), model.subnode_bias[l].detach().double().cpu()
         ns, nb = model.node_scale[l].detach().double().cpu(), model.node_bias[l].detach().double().cpu()
+        subs = [_num(ss[j]) * e + _num(sb[j]) for j, e in enumerate(outs)]
+        groups = model.subnode_groups(l + 1) if hasattr(model, "subnode_groups") else [[j] for j in range(len(subs))]
         new = []
-        for j, e in enumerate(outs):
-            e = _num(ns[j]) * (_num(ss[j]) * e + _num(sb[j])) + _num(nb[j])
+        for j, g in enumerate(groups):  # a sum node is its subnode; a multiplication node the product of its group
+            e = subs[g[0]]
+            for t in g[1:]:
+                e = e * subs[t]
+            e = _num(ns[j]) * e + _num(nb[j])
             new.append(sympy.simplify(e) if simplify else e)
         xs = new
     return _rounded(xs, floating_digits)
