@@ -18,6 +18,7 @@ from . import checkpoint, datasets, distributed, ops, reference, symbolic, utils
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
+from . import hypothesis
 from .kan import KAN
 from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear

@@ -359,3 +359,51 @@ def plot_lan(model, folder=None, in_vars=None, out_vars=None, title=None, x=None
 def _has_mult(model, l: int) -> bool:
     ar = getattr(model, "mult_arities", None)
     return bool(ar and ar[l])
+
+
+_TREE_SYMBOL = {"Add": "+", "Mul": "\u00d7", "GS": "GS"}
+
+
+def draw_tree(molecules, kids, properties, labels, style: str = "tree"):
+    """The Figure of a tree of variable groups (for
+    :func:`kanext.hypothesis.plot_tree`): ``molecules`` its levels (lists of
+    groups of variable indices, leaves first), ``kids[l][g]`` the groups of
+    level l that make group g of level l + 1, ``properties[l][g]`` its label
+    ('Add', 'Mul', 'GS', 'Id' or ''), ``labels`` the variables' names.
+    Leaves sit at the bottom in the root's order, level l at height l; style
+    'tree' joins each node to its children and marks it (+, \u00d7, GS), a node
+    with several children and no property is a box over its variables;
+    style 'box' draws every such node as a box with its property inside."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    n, depth = len(labels), len(molecules) - 1
+    fig = Figure(figsize=(max(3.0, 1.2 * n), max(2.5, 1.3 * depth + 1)))
+    ax = fig.add_subplot(1, 1, 1)
+    slot = {v: (k + 0.5) / n for k, v in enumerate(molecules[-1][0])}  # leaf positions, in the root's order
+    center = {(0, (v,)): slot[v] for v in range(n)}
+    for (v,) in molecules[0]:
+        ax.text(slot[v], -0.15, labels[v], ha="center", va="top", fontsize=14)
+    half = 0.4 / n
+    for l in range(depth):
+        for g, group in enumerate(molecules[l + 1]):
+            children, prop = kids[l][g], properties[l][g]
+            cx = sum(center[(l, tuple(c))] for c in children) / len(children)
+            center[(l + 1, tuple(group))] = cx
+            boxed = len(children) > 1 and (style == "box" or prop == "")
+            color = "tab:blue" if prop in _TREE_SYMBOL else "k"
+            for c in children:
+                ax.plot([center[(l, tuple(c))], cx], [l, l + 1 - (0.2 if boxed else 0.0)], color=color, lw=1.5)
+            if boxed:
+                lo = min(slot[v] for v in group) - half
+                ax.add_patch(Rectangle((lo, l + 0.8), max(slot[v] for v in group) + half - lo, 0.4, fill=False,
+                                       ec="k", lw=1.5))
+                if style == "box" and prop:
+                    ax.text(cx, l + 1, prop, ha="center", va="center", fontsize=12)
+            elif len(children) > 1 and prop in _TREE_SYMBOL:
+                ax.text(cx, l + 1, _TREE_SYMBOL[prop], ha="center", va="center", fontsize=18 if prop != "GS" else 11,
+                        color="tab:red", bbox=dict(boxstyle="circle", fc="white", ec="tab:red"))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, depth + 0.5)
+    ax.axis("off")
+    return fig

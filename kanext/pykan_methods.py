@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from . import attribution, dense
+from . import hypothesis
 from .grid import interpolate_grid
 from .recorded import samples
 
@@ -424,3 +425,19 @@ class PykanMethods:
             plist[l - 1] = torch.nn.Parameter(t, requires_grad=old.requires_grad)
         self.width[l] = n + add
         self.mult_arities[l] = self.mult_arities[l] + arities
+
+    # ---------------------------------------------------------------- hypothesis testing (kanext.hypothesis)
+    def tree(self, x=None, in_var=None, style="tree", sym_th=1e-3, sep_th=1e-1, skip_sep_test=False, verbose=False):
+        """The tree of nested symmetric groups of the model's first output, as a
+        Figure (pykan's tree; pykan shows it and returns None): see
+        :func:`kanext.hypothesis.plot_tree`. x defaults to the model's
+        samples (the inputs of its last forward, else its last fit inputs)."""
+        x = samples(self, x, what="tree")
+        return hypothesis.plot_tree(self, x, in_var=in_var, style=style, sym_th=sym_th, sep_th=sep_th,
+                                    skip_sep_test=skip_sep_test, verbose=verbose)
+
+    def feature_interaction(self, l, neuron_th=1e-2, feature_th=1e-2) -> dict:
+        """``{(input ids...): count}``: the input sets the nodes of layer l
+        depend on (pykan's feature_interaction); see
+        :func:`kanext.hypothesis.feature_interaction`."""
+        return hypothesis.feature_interaction(self, l, neuron_th, feature_th)
