@@ -8,6 +8,7 @@ Public API:
     replace_linear   swap the nn.Linear layers of any model for KANLinear layers
     distributed      grid updates and fit() under torch.distributed (DDP, torchrun)
     symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
+    MLP         a plain MLP baseline with KAN's interface (fit, attribute, plot, save/load)
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     utils       pykan's kan.utils helpers (batch_jacobian, batch_hessian, ex_round, ...)
     ops         the fused custom ops (spline_basis, kan_linear, ...)
@@ -22,6 +23,7 @@ from . import hypothesis
 from .kan import KAN
 from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
+from .mlp import MLP
 from .ops import kan_linear, spline_basis, spline_basis_deriv
 from .pykan_compat import from_pykan, to_pykan
 from .replace import replace_linear
@@ -34,3 +36,4 @@ __all__ = [
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
     "to_pykan", "utils",
 ]
+__all__ += ["MLP"]

@@ -73,6 +73,8 @@ def fit(
             stop_grid_update_step: as pykan: the grids are moved to the
             training inputs every stop_grid_update_step // grid_update_num
             steps, from start_grid_update_step until stop_grid_update_step.
+            Models without an ``update_grid`` method (:class:`kanext.MLP`,
+            any plain nn.Module) have no grid and skip these updates.
         loss_fn: loss(pred, label); default mean squared error, in which case
             the recorded losses are RMSEs (as pykan records them).
         metrics: callables without arguments, recorded every step under their
@@ -171,12 +173,13 @@ def fit(
 
         os.makedirs(img_folder, exist_ok=True)
     grid_update_freq = max(1, int(stop_grid_update_step / max(grid_update_num, 1)))
+    has_grid = callable(getattr(model, "update_grid", None))  # a model without grids (an MLP) has none to move
     bar = _progress(steps, progress and main)
     for step in range(steps):
         x, y, x_test, y_test = next(batches)
         if step == 0:
             _check_batch(model, x, x_test)
-        if update_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
+        if update_grid and has_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
             model.update_grid(x, sync=group if group is not None else False)
         last = {}
         if group is not None:  # this rank's share of the step's train and test samples

@@ -243,9 +243,9 @@ def test_refused_save_writes_nothing(tmp_path):
         save(layer, tmp_path / "c")
     with pytest.raises(CheckpointError, match="not plain finite JSON"):
         save(_kan(), tmp_path / "c", metadata={"x": object()})
-    with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got .*Sub"):
+    with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer, MLP or SplineActivation, got .*Sub"):
         save(type("Sub", (kanext.KANLinear,), {})(2, 2), tmp_path / "c")
-    with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer or SplineActivation, got torch.nn.modules.linear.Linear"):
+    with pytest.raises(CheckpointError, match="expected a kanext.KAN, KANLinear, LAN, LANLayer, MLP or SplineActivation, got torch.nn.modules.linear.Linear"):
         save(nn.Linear(2, 2), tmp_path / "c")
     assert _listing(tmp_path) == []
 
@@ -403,7 +403,7 @@ def test_json_not_utf8(stem):
         (lambda d: d.update(format_version=0), r"'format_version': expected a positive int, found 0"),
         (lambda d: d.pop("tensors"), r"keys: expected all of .*missing \['tensors'\]"),
         (lambda d: d.update(surprise=1), r"keys: expected only .*unknown \['surprise'\]"),
-        (lambda d: d.update({"class": "os.system"}), r"'class': expected one of \['KAN', 'KANLinear', 'LAN', 'LANLayer', 'SplineActivation'\], found 'os.system'"),
+        (lambda d: d.update({"class": "os.system"}), r"'class': expected one of \['KAN', 'KANLinear', 'LAN', 'LANLayer', 'MLP', 'SplineActivation'\], found 'os.system'"),
         (lambda d: d.update(safetensors_sha256="abc"), r"'safetensors_sha256': expected 64 lowercase hex digits"),
         (lambda d: d.update(extra=[]), r"'extra': expected a JSON object, found \[\]"),
         (lambda d: d["tensors"]["act_fun.0.coef"].update(dtype="float128"), r"dtype: expected one of .*found 'float128'"),
