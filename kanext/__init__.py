@@ -7,6 +7,7 @@ Public API:
     from_pykan, to_pykan   convert a trained pykan model or layer, and back
     replace_linear   swap the nn.Linear layers of any model for KANLinear layers
     distributed      grid updates and fit() under torch.distributed (DDP, torchrun)
+    hypothesis  separability / symmetry tests and trees of a learned function (pykan's kan.hypothesis)
     symbolic    symbolic regression: fix_symbolic / auto_symbolic / symbolic_formula, SYMBOLIC_LIB
     MLP         a plain MLP baseline with KAN's interface (fit, attribute, plot, save/load)
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
@@ -15,11 +16,10 @@ Public API:
     set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, datasets, distributed, ops, reference, symbolic, utils
+from . import checkpoint, datasets, distributed, hypothesis, ops, reference, symbolic, utils
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .datasets import create_dataset
-from . import hypothesis
 from .kan import KAN
 from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
@@ -34,6 +34,5 @@ __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
-    "to_pykan", "utils",
+    "to_pykan", "utils", "hypothesis", "MLP",
 ]
-__all__ += ["MLP"]
