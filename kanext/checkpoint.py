@@ -1,6 +1,6 @@
 """Safe checkpoints: the format, file I/O and validation, for every class
 registered with :func:`checkpointable` (KAN, KANLinear, LAN, LANLayer,
-SplineActivation). This module knows no model class: each class writes its
+SplineActivation, MLP). This module knows no model class: each class writes its
 own config (``checkpoint_config``) and rebuilds itself from one through its
 real ``__init__`` (``from_checkpoint_config``). Long file: it is the whole
 contract of the format (what is written, what is checked on reading, every
