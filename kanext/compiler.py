@@ -208,8 +208,9 @@ class _Builder:
         if f in _SUMS and len(e.args) == 1:
             a, b, child = self.affine(e.args[0])
             return [(n, s * a, s * b, c, 0.0, child) for n, s, c in _SUMS[f]]
+        where = f"{e}" + ("" if str(e) == self.expr_text else f" (in {self.expr_text})")
         raise CompileError(f"expr2kan: unsupported {'function' if isinstance(e, sympy.Function) else 'operation'} "
-                           f"{f} in {e} (in {self.expr_text}); expected an expression of {_SUPPORTED}")
+                           f"{f} in {where}; expected an expression of {_SUPPORTED}")
 
     def power_edges(self, base, ex):
         if base.is_number:  # c ** u = exp(log(c) * u)

@@ -37,6 +37,8 @@ CASES = {
     "rational_power": (x ** sympy.Rational(1, 3) + y ** sympy.Rational(-3, 2), 0.2),
     "symbolic_power": (x**y + 2**z, 0.2),
     "hyperbolic": (sympy.sinh(x) * sympy.cosh(y) + 1, -1.0),
+    "scaled_product": (-2 * x * y / z + 1, 0.3),
+    "negative_big_power": (x**-7 + y**6, 0.3),
     "constant": (sympy.Float(2.5), -1.0),
     "input": (-3 * y + 1, -1.0),
 }
@@ -105,7 +107,8 @@ def test_aliases_and_pykan_argument_order():
 
 
 EXACT = ["product", "sum", "exp_of_sum", "nested", "division", "three_factors", "sqrt_log", "affine_args",
-         "factors_with_constants", "same_input_twice", "depth_alignment", "big_power", "input"]
+         "factors_with_constants", "same_input_twice", "depth_alignment", "big_power", "input", "scaled_product",
+         "negative_big_power"]
 
 
 @pytest.mark.parametrize("name", list(CASES))
