@@ -283,8 +283,8 @@ def _check_inputs(input_variables, expr):
     return variables, exprs
 
 
-def expr2kan(input_variables, expr, grid=5, k=3, auto_save=False, *, splines=False, dtype=None, device=None,
-             seed=1) -> KAN:
+def expr2kan(input_variables, expr, grid=5, k=3, auto_save=False, *, splines=False, dtype=None,
+             device=None) -> KAN:
     """A :class:`~kanext.KAN` that computes ``expr``, with fixed symbolic edges
     (pykan's ``kan.compiler.expr2kan``; pykan's arguments in pykan's order).
 
@@ -304,7 +304,8 @@ def expr2kan(input_variables, expr, grid=5, k=3, auto_save=False, *, splines=Fal
             the model still equals the expression and ``fit`` can add
             spline corrections on any edge (``symbolic_formula`` then needs
             the splines fixed first, e.g. by ``auto_symbolic``).
-        dtype, device, seed: as for :class:`~kanext.KAN`.
+        dtype, device: as for :class:`~kanext.KAN` (float64 for values
+            exact to about 1e-14 relative; in float32 the constants are rounded).
 
     Each edge is ``c * f(a * x + b) + d`` with f from SYMBOLIC_LIB; numbers
     in the expression become the edges' a, b, c and the subnode and node
@@ -343,10 +344,10 @@ def expr2kan(input_variables, expr, grid=5, k=3, auto_save=False, *, splines=Fal
     depth = max(r.height for r in roots)
     for r in roots:
         r.height = depth
-    return _build_model(bld, roots, depth, grid, k, splines, dtype, device, seed)
+    return _build_model(bld, roots, depth, grid, k, splines, dtype, device)
 
 
-def _build_model(bld, roots, depth, grid, k, splines, dtype, device, seed) -> KAN:
+def _build_model(bld, roots, depth, grid, k, splines, dtype, device) -> KAN:
     # identity chains: a child more than one layer below its parent reads it through pass-through nodes
     passes = {}
 
@@ -379,7 +380,7 @@ def _build_model(bld, roots, depth, grid, k, splines, dtype, device, seed) -> KA
                                       for lv in levels[1:]]
     arities = [[len(n.subs) for n in lv if n.kind == "mult"] for lv in levels]
     model = KAN(width, grid=grid, k=k, mult_arity=arities, noise_scale=0.0, scale_base_mu=0.0,
-                scale_base_sigma=0.0, seed=seed, dtype=dtype, device=device)
+                scale_base_sigma=0.0, dtype=dtype, device=device)
     with torch.no_grad():
         for layer in model.act_fun:  # splines at exactly zero: they add nothing until trained
             layer.coef.zero_()

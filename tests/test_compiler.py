@@ -5,6 +5,8 @@ symbolic_formula, or against pykan's compiler on the same expression."""
 from __future__ import annotations
 
 import contextlib
+import io
+import random
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import sympy
 import torch
 
 import kanext
+import kanext.datasets.feynman
 from helpers import assert_close
 from kanext.compiler import expr2kan, kanpiler, sf2kan
 
@@ -174,7 +177,7 @@ PYKAN_OK = ["product", "sum", "exp_of_sum", "nested", "division", "three_factors
 @contextlib.contextmanager
 def _pykan_state():
     old = torch.get_default_dtype()
-    states = torch.random.get_rng_state(), np.random.get_state()
+    states = torch.random.get_rng_state(), np.random.get_state(), random.getstate()  # pykan reseeds all three
     torch.set_default_dtype(F64)
     try:
         yield
@@ -182,6 +185,7 @@ def _pykan_state():
         torch.set_default_dtype(old)
         torch.random.set_rng_state(states[0])
         np.random.set_state(states[1])
+        random.setstate(states[2])
 
 
 @pytest.mark.parametrize("name", PYKAN_OK)
@@ -205,6 +209,44 @@ def test_pykan_differs_where_it_overwrites_an_edge():
     ref = reference(expr, X)
     assert (theirs - ref).abs().max() > 0.1
     assert_close(expr2kan(XS, expr, dtype=F64)(X)[:, 0], ref, rtol=1e-10)
+
+
+FEYNMAN = [e[1] for e in kanext.datasets.feynman.EQUATIONS]
+
+
+def _feynman(name, n=64):
+    syms, expr, _, ranges = kanext.datasets.feynman.get_feynman_dataset(name)
+    g = torch.Generator().manual_seed(0)
+    lo, hi = torch.tensor(ranges, dtype=F64).T
+    X = lo + (hi - lo) * torch.rand(n, len(syms), generator=g, dtype=F64)
+    f = sympy.lambdify(syms, expr, "numpy")
+    ref = torch.as_tensor(np.broadcast_to(np.asarray(f(*X.numpy().T), dtype=np.float64), (n,)).copy())
+    return list(syms), expr, X, ref
+
+
+def test_feynman_equations():
+    """Every equation of kanext.datasets.feynman (121: sums, products, quotients,
+    powers, sqrt, exp, sin, cos, arcsin, tanh, nested) compiles; the model and its
+    formula equal the equation on its sampling ranges."""
+    assert len(FEYNMAN) > 100
+    for name in FEYNMAN:
+        syms, expr, X, ref = _feynman(name)
+        model = expr2kan(syms, expr, dtype=F64)
+        assert torch.isfinite(ref).all(), name
+        assert_close(model(X)[:, 0], ref, rtol=1e-10, msg=f"{name}: {expr}")
+        (formula,), _ = model.symbolic_formula(var=syms, floating_digits=None)
+        back = sympy.lambdify(syms, formula, "numpy")(*X.numpy().T)
+        assert_close(torch.as_tensor(np.broadcast_to(np.asarray(back, dtype=np.float64), ref.shape).copy()), ref,
+                     rtol=1e-10, msg=f"{name}: {formula} vs {expr}")
+
+
+def test_feynman_same_values_as_pykan():
+    compiler = pytest.importorskip("kan.compiler", reason="pykan is a test dependency (requirements/test.txt)")
+    for name in FEYNMAN:
+        syms, expr, X, ref = _feynman(name)
+        with _pykan_state(), contextlib.redirect_stdout(io.StringIO()):
+            theirs = compiler.expr2kan(syms, expr)(X)[:, 0]
+        assert_close(expr2kan(syms, expr, dtype=F64)(X)[:, 0], theirs, rtol=1e-10, msg=f"{name}: {expr}")
 
 
 def test_several_outputs():
