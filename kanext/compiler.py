@@ -130,24 +130,26 @@ class _Builder:
             node = self.memo[key] = _Node(kind, subs=subs)
         return node
 
-    def node_of_factors(self, factors):
-        """A node whose value is the product of the (non-number) factors."""
-        if len(factors) == 1:
+    def node_of_factors(self, factors, coef=1.0):
+        """A node whose value is coef times the product of the (non-number) factors."""
+        if len(factors) == 1 and coef == 1:
             return self.node_of(factors[0])
         subs = [self.sub_of(f) for f in factors]
-        return self.make("mult", subs)
+        es, bias = subs[0]  # the number scales the first factor's subnode
+        subs[0] = ([(n, a, b, c * coef, d * coef, ch) for n, a, b, c, d, ch in es], bias * coef)
+        return self.make("mult" if len(subs) > 1 else "sum", subs)
 
     def node_of(self, e):
-        """A node whose value is e (e not a number, not an Add with a constant, not a Mul with a number)."""
+        """A node whose value is e (not a number)."""
         if e.is_Symbol:
             return self.inputs[self.index[e]]
-        if e.is_Add:
-            return self.sum_node(self.split_add(e)[1])
         if e.is_Mul:
-            return self.node_of_factors(self.split_mul(e)[1])
+            coef, factors = self.split_mul(e)
+            if len(factors) > 1:
+                return self.node_of_factors(factors, coef)
         if e.is_Pow and e.exp.is_Integer and abs(int(e.exp)) > 5:
             return self.big_power(e.base, int(e.exp))
-        return self.make("sum", [(self.edges_of(e), 0.0)])
+        return self.make("sum", [self.sub_of(e)])  # a sum, a function, a power, a number times one of them
 
     def sum_node(self, terms):
         sub = ([], 0.0)
@@ -163,10 +165,18 @@ class _Builder:
             sub = self.add_term(sub, t)
         return sub
 
-    def add_term(self, sub, t):
-        """sub plus the term t (a non-number): coef * core as edges."""
+    def add_term(self, sub, t, scale=1.0):
+        """sub plus scale times the term t (a non-number): coef * core as edges;
+        a number times a sum adds the sum's terms (pi * (x + 1): pi * x + pi)."""
         edges, bias = sub
         coef, factors = self.split_mul(t)
+        coef *= scale
+        if len(factors) == 1 and factors[0].is_Add:
+            const, terms = self.split_add(factors[0])
+            sub = (edges, bias + coef * const)
+            for u in terms:
+                sub = self.add_term(sub, u, coef)
+            return sub
         new = self.edges_of(factors[0]) if len(factors) == 1 else [("x", 1.0, 0.0, 1.0, 0.0, self.node_of_factors(factors))]
         for n, a, b, c, d, ch in new:
             edges = edges + [(n, a, b, c * coef, d * coef, self.distinct(ch, edges))]
@@ -196,9 +206,7 @@ class _Builder:
         """Edges (from one or more nodes) whose values sum to e, a single non-number term without a numeric factor."""
         if e.is_Symbol:
             return [("x", 1.0, 0.0, 1.0, 0.0, self.inputs[self.index[e]])]
-        if e.is_Mul:
-            return [("x", 1.0, 0.0, 1.0, 0.0, self.node_of_factors(self.split_mul(e)[1]))]
-        if e.is_Add:
+        if e.is_Mul or e.is_Add:
             return [("x", 1.0, 0.0, 1.0, 0.0, self.node_of(e))]
         if e.is_Pow:
             return self.power_edges(e.base, e.exp)
@@ -206,7 +214,7 @@ class _Builder:
         if f in _UNARY and len(e.args) == 1:
             return [self.edge(_UNARY[f], e.args[0])]
         if f in _SUMS and len(e.args) == 1:
-            a, b, child = self.affine(e.args[0])
+            _, a, b, _, _, child = self.edge(str(f), e.args[0])
             return [(n, s * a, s * b, c, 0.0, child) for n, s, c in _SUMS[f]]
         where = f"{e}" + ("" if str(e) == self.expr_text else f" (in {self.expr_text})")
         raise CompileError(f"expr2kan: unsupported {'function' if isinstance(e, sympy.Function) else 'operation'} "

@@ -42,6 +42,8 @@ CASES = {
     "hyperbolic": (sympy.sinh(x) * sympy.cosh(y) + 1, -1.0),
     "scaled_product": (-2 * x * y / z + 1, 0.3),
     "negative_big_power": (x**-7 + y**6, 0.3),
+    "unexpanded_constants": (sympy.sin(sympy.pi * (x + 1)) + sympy.sqrt(2) * (y - 1) * x**2 + sympy.E * (z + 3)
+                             + sympy.exp(sympy.pi * (y - 2) * (z + 1)), -1.0),
     "constant": (sympy.Float(2.5), -1.0),
     "input": (-3 * y + 1, -1.0),
 }
