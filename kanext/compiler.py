@@ -41,7 +41,7 @@ import torch
 from .kan import KAN
 from .symbolic.library import SYMBOLIC_LIB
 
-__all__ = ["expr2kan", "kanpiler", "sf2kan"]
+__all__ = ["expr2kan", "kanpiler", "sf2kan", "CompileError"]
 
 # sympy function -> library name
 _UNARY = {
