@@ -286,8 +286,11 @@ def _check_inputs(input_variables, expr):
                             f"them, got {type(e).__name__} {e!r}; use sympy.sympify(text) for a string")
         extra = e.free_symbols - set(variables)
         if extra:
+            same = sorted(str(v) for v in extra if str(v) in {str(u) for u in variables})
+            hint = (f" (symbols named {same} are in input_variables, but with other assumptions, e.g. "
+                    "positive=True: sympy treats them as different symbols)") if same else ""
             raise ValueError(f"expr2kan: the expression {e} uses {sorted(map(str, extra))}, which are not in "
-                             f"input_variables={[str(v) for v in variables]}")
+                             f"input_variables={[str(v) for v in variables]}{hint}")
     return variables, exprs
 
 

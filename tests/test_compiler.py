@@ -309,6 +309,7 @@ def test_several_outputs():
     ((-2) ** x, "base <= 0"),
     (sympy.I * x, "not a finite real number"),
     (x + sympy.Symbol("w"), r"uses \['w'\], which are not in input_variables"),
+    (sympy.Symbol("x", positive=True) * y, "other assumptions"),
 ])
 def test_errors_value(bad, match):
     with pytest.raises(ValueError, match=match):
