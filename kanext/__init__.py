@@ -16,9 +16,10 @@ Public API:
     set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, datasets, distributed, hypothesis, ops, reference, symbolic, utils
+from . import checkpoint, compiler, datasets, distributed, hypothesis, ops, reference, symbolic, utils
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
+from .compiler import expr2kan
 from .datasets import create_dataset
 from .kan import KAN
 from .lan import LAN, LANLayer, Sine, SplineActivation
@@ -34,5 +35,5 @@ __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
-    "to_pykan", "utils", "hypothesis", "MLP",
+    "to_pykan", "utils", "hypothesis", "MLP", "compiler", "expr2kan",
 ]
