@@ -10,6 +10,7 @@ the standard install folders; the build prints which one it uses.
   KANEXT_CPU_ARCH      -march for the CPU kernels (default: native; e.g. x86-64-v3 for a portable build)
   TORCH_CUDA_ARCH_LIST GPU architectures (default here: 9.0, i.e. sm_90 only)
   MAX_JOBS             parallel compile jobs (default: all cores)
+  KANEXT_NVCC_EXTRA    more nvcc flags (e.g. "-Xptxas -v"); the others are in tools/nvcc_flags.py
 """
 import glob
 import os
@@ -23,6 +24,7 @@ from torch.utils import cpp_extension
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "tools"))
 from cuda_toolkit import find_cuda_toolkit  # noqa: E402
+from nvcc_flags import KANEXT_NVCC_FLAGS, extra_from_env  # noqa: E402
 
 
 def _flag(name):
@@ -69,7 +71,7 @@ def _extension():
             sources,
             include_dirs=include_dirs,
             define_macros=[("KANEXT_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]},
+            extra_compile_args={"cxx": cxx, "nvcc": KANEXT_NVCC_FLAGS + extra_from_env()},
             extra_link_args=["-fopenmp"],
         )
     return cpp_extension.CppExtension(

@@ -51,7 +51,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NVCC_FLAGS = ["-arch=sm_90", "-std=c++17", "-O3", "-Icsrc/include"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from nvcc_flags import KANEXT_NVCC_FLAGS, TORCH_NVCC_FLAGS  # noqa: E402
+
+# the build's flags (setup.py), so that what is reported is what ships
+NVCC_FLAGS = ["-arch=sm_90", *KANEXT_NVCC_FLAGS, *TORCH_NVCC_FLAGS, "-Icsrc/include"]
 
 CLASSES = ["mma", "lds", "sts", "ldg", "stg", "ld", "st", "ldl", "stl", "ffma", "fmul", "fadd", "fp32x", "mufu",
            "conv", "fp64", "fp16", "int", "uni", "bar", "bra", "ctl", "other"]

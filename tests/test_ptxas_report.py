@@ -284,3 +284,40 @@ def test_sass_classes_and_loops():
     assert sc.segments(outer) == [(0x53b0, 0x53b0), (0x5410, 0x5450)]
     assert [sc.classify(op) for op in ("LDSM.16.M88.4", "HGMMA.64x128x16.F32.BF16", "STL.64", "UIADD3", "IMAD.WIDE")] \
         == ["lds", "mma", "stl", "uni", "int"]
+
+
+# ------------------------------------------------------------ --from-log: a ninja build log
+def test_kernels_from_a_build_log_keep_each_file_apart():
+    lines = PTXAS_SAMPLE.splitlines()
+    first, second = "\n".join(lines[:6]), "\n".join(lines[6:])
+    log = "\n".join([
+        "[1/4] c++ -MMD -c /repo/csrc/cpu/fold_cpu.cpp -o fold_cpu.o",
+        "ptxas info    : not an nvcc step, ignored",
+        f"[2/4] /usr/local/cuda/bin/nvcc --generate-dependencies-with-compile -c /repo/csrc/cuda/kan_linear_tc.cu "
+        f"-o kan_linear_tc.o -Xptxas -v", first,
+        "[3/4] /usr/local/cuda/bin/nvcc -c /repo/csrc/cuda/kan_linear_forward_f32.cu -o f.o -Xptxas -v", second,
+        "[4/4] c++ -shared a.o b.o -o _C.so",
+    ])
+    kernels, sources = pr.kernels_from_log(log)
+    assert sources == ["/repo/csrc/cuda/kan_linear_tc.cu", "/repo/csrc/cuda/kan_linear_forward_f32.cu"]
+    by_name = {k.mangled: k for k in kernels}
+    assert set(by_name) == {TC_GRAD_W, FWD, BWD_W, ACT}
+    assert by_name[TC_GRAD_W].source == "kan_linear_tc.cu" and by_name[FWD].source == "kan_linear_forward_f32.cu"
+    assert (by_name[TC_GRAD_W].registers, by_name[TC_GRAD_W].spill_stores) == (255, 12)
+    assert (by_name[BWD_W].registers, by_name[BWD_W].spill_loads) == (64, 16)
+
+
+def test_report_flags_are_the_builds():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import nvcc_flags
+    finally:
+        sys.path.pop(0)
+    assert pr.NVCC_FLAGS == ["-arch=sm_90", *nvcc_flags.KANEXT_NVCC_FLAGS, *nvcc_flags.TORCH_NVCC_FLAGS,
+                             "-Icsrc/include"]
+    assert sc.NVCC_FLAGS == pr.NVCC_FLAGS
+    from torch.utils import cpp_extension  # what torch adds to every nvcc call of the build
+
+    assert nvcc_flags.TORCH_NVCC_FLAGS == cpp_extension.COMMON_NVCC_FLAGS
+    assert nvcc_flags.extra_from_env({"KANEXT_NVCC_EXTRA": " -Xptxas  -v "}) == ["-Xptxas", "-v"]
+    assert nvcc_flags.extra_from_env({}) == []

@@ -1,0 +1,25 @@
+"""The nvcc flags of kanext's CUDA build, in one place (standard library only).
+
+setup.py compiles csrc/cuda/*.cu with KANEXT_NVCC_FLAGS, plus what
+torch.utils.cpp_extension adds to every nvcc call (TORCH_NVCC_FLAGS, its
+COMMON_NVCC_FLAGS: the same in torch 2.11 and 2.13; tests/test_build_tools.py
+compares them with the installed torch's). scripts/ptxas_report.py and
+scripts/sass_counts.py compile with both lists too, so that the registers,
+spills and SASS they report are those of the code that ships.
+
+KANEXT_NVCC_EXTRA (environment): more flags for the build, split on spaces,
+e.g. "-Xptxas -v", with which scripts/ci_cuda_build.sh reads ptxas' resource
+report off the build log instead of compiling the kernels a second time.
+"""
+from __future__ import annotations
+
+import os
+
+KANEXT_NVCC_FLAGS = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]
+TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+                    "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
+                    "--expt-relaxed-constexpr"]
+
+
+def extra_from_env(env=None) -> list[str]:
+    return (env if env is not None else os.environ).get("KANEXT_NVCC_EXTRA", "").split()
