@@ -354,11 +354,9 @@ grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __
       T accb = T(0);
 
       for (int64_t nc = nbeg; nc < nend; nc += rows_per_chunk) {
-        // the tile's coordinates, recomputed per chunk for the same reason (a
-        // 32-bit division per chunk of >= 32 rows)
-        int itile = opaque(tile);
-        const int ctile = itile % ctiles;
-        itile /= ctiles;
+        // the tile's coordinates, recomputed per chunk for the same reason, each
+        // where it is used (two 32-bit divisions per chunk of >= 32 rows)
+        const int itile = opaque(tile) / ctiles;
         {  // the (row, input) entry this thread stages: row tid / icb, input tid % icb
           const unsigned t = fresh_tid();
           // (M opaque too: what the basis code derives from it is not hoisted
@@ -367,18 +365,25 @@ grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __
                              int64_t(itile) * icb + (t & unsigned(icb - 1)), s_e[t]);
         }
         __syncthreads();
+        const int ctile = opaque(tile) % ctiles;
         const unsigned t = fresh_tid(), my_ic = t >> lg_ct;  // this thread's input (warp-uniform)
-        const int64_t i = int64_t(itile) * icb + my_ic, j = int64_t(ctile) * ct + (t & unsigned(ct - 1));
-        const bool mine_ok = i < in && j < out;
+        const int64_t j = int64_t(ctile) * ct + (t & unsigned(ct - 1));
         const int rcnt = static_cast<int>(nend - nc < rows_per_chunk ? nend - nc : rows_per_chunk);
         const RegEntry<T, K>* ep = s_e + my_ic;
-        const T* gyp = gy + nc * out + j;  // dereferenced only when mine_ok
+        // Unconditional loads: a thread past `out` reads column out-1 (and one
+        // past `in` a valid column too); such threads never store, so what
+        // they accumulate does not matter.
+        const T* gyp = gy + nc * out + (j < out ? j : out - 1);
         for (int r = 0; r < rcnt; ++r, ep += icb, gyp += out) {
           const RegEntry<T, K> e = *ep;  // broadcast: the warp reads one entry
-          const T d = mine_ok ? __ldg(gyp) : T(0);
-          if (e.s == kNaN) continue;  // NaN x adds nothing to the weight gradients
-          if (has_base) accb = fma(e.v[K + 1], d, accb);
-          switch (e.s) {  // warp-uniform; kOutside matches no case
+          const T d = __ldg(gyp);
+          // NaN x adds nothing to the weight gradients (a predicated FMA, no branch)
+          if (has_base && e.s != kNaN) accb = fma(e.v[K + 1], d, accb);
+          // Warp-uniform. The cases are dense (kNaN = -2 to 15) so that the
+          // switch compiles to one jump table rather than a search tree.
+          switch (e.s) {
+            case kNaN: break;
+            case kOutside: break;  // only the base term
 #define KANEXT_WCASE(C) \
   case C: window_fma<T, K, C>(acc, e.v, d); break;
             KANEXT_WCASE(0) KANEXT_WCASE(1) KANEXT_WCASE(2) KANEXT_WCASE(3)
