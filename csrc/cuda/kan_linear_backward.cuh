@@ -379,8 +379,9 @@ grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __
           const T d = __ldg(gyp);
           // NaN x adds nothing to the weight gradients (a predicated FMA, no branch)
           if (has_base && e.s != kNaN) accb = fma(e.v[K + 1], d, accb);
-          // Warp-uniform. The cases are dense (kNaN = -2 to 15) so that the
-          // switch compiles to one jump table rather than a search tree.
+          // Warp-uniform, dense from kNaN = -2 to 15. (nvcc 13 still lowers it
+          // to a compare tree with 3-entry BRX tables: about 9 instructions per
+          // row, docs/roofline.md section 6, L.1.)
           switch (e.s) {
             case kNaN: break;
             case kOutside: break;  // only the base term
