@@ -35,7 +35,7 @@ def test_set_get_and_context_manager():
 
 
 def test_bad_names_and_codes_are_rejected():
-    with pytest.raises(ValueError, match=r"expected one of \('auto', 'local', 'tensor_core'\), got 'cuda'"):
+    with pytest.raises(ValueError, match=r"expected one of \('auto', 'local', 'tensor_core', 'local_v2'\), got 'cuda'"):
         kanext.set_backend("cuda")
     assert kanext.get_backend() == "auto"
     grid = make_grid(2, 5, 3, torch.float64)

@@ -459,7 +459,8 @@ cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in
     }
     // else the tiled kernel (same bits): more than 16 basis rows, or (not in
     // practice) 2^31 or more (input, column) tiles
-    const bool regs = wgrad == kWgradRegisters && M - k - 1 <= kRegRows && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
+    const bool regs =
+        wgrad == kWgradRegisters && M - k - 1 <= kRegRows && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
     if (regs && p.n_gr != 1) return cudaErrorInvalidValue;  // cannot happen: <= 16 rows fit one range
     const dim3 blocks(grid_x(p.in_tiles * p.col_tiles * p.n_gr), grid_yz(p.slices));
     if (regs) {
