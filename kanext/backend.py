@@ -12,6 +12,16 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     WMMA, never written to memory; 2 N in out (G+k+1) flops per pass, in TF32
     (float32 inputs), bfloat16 or float16, with float32 accumulation.
 
+``"local_v2"``
+    As ``"local"``, except for the weight gradient of the backward: when
+    G + k <= 16 every thread keeps the G + k accumulators of its (input,
+    output) edge in registers and updates the k+1 of each row's interval
+    through a warp-uniform switch (grad_w_reg_kernel, design L.1 of
+    docs/roofline.md); larger bases run the ``"local"`` kernel. The same
+    bits as ``"local"`` (same order of operations, same batch slices).
+    Designed from the roofline model, unmeasured on a GPU; ``"auto"`` does
+    not choose it until a GPU has measured it.
+
 ``"auto"`` (the default) chooses per call:
 
 ============================  ==============================================
@@ -27,8 +37,8 @@ TF32 is allowed when ``torch.backends.cuda.matmul.allow_tf32`` is True
 (``torch.set_float32_matmul_precision("high")``), exactly as for cuBLAS
 matmuls. ``set_backend("tensor_core")`` uses tensor cores at any G, but
 never changes precision: float64 and strict float32 stay local.
-``set_backend("local")`` runs bfloat16 / float16 layers on the
-local-support kernels through float32 copies.
+``set_backend("local")`` (or ``"local_v2"``) runs bfloat16 / float16
+layers on the local-support kernels through float32 copies.
 
 The threshold 32 is a first estimate from flop counts, not a measurement:
 the crossover on an H200 has yet to be measured (bench/RESULTS.md).
@@ -45,7 +55,7 @@ import contextlib
 __all__ = ["BACKENDS", "set_backend", "get_backend", "use_backend", "backend_code"]
 
 #: Accepted names, in the order of their codes in csrc/include/kanext/backend.h.
-BACKENDS = ("auto", "local", "tensor_core")
+BACKENDS = ("auto", "local", "tensor_core", "local_v2")
 
 # The setting is Python state, passed to the kan_linear ops as their `backend`
 # argument at every call: torch.compile reads it while tracing and guards on
@@ -55,7 +65,7 @@ _code = 0
 
 def set_backend(name: str) -> str:
     """Sets the CUDA strategy of every KAN layer in this process: "auto",
-    "local" or "tensor_core" (see the module docstring). Returns the previous
+    "local", "tensor_core" or "local_v2" (see the module docstring). Returns the previous
     one. Read at every call of a layer (and by torch.compile, which recompiles
     a model when it changes); a captured CUDA graph keeps the strategy it was
     captured with until it is recaptured."""
@@ -72,7 +82,7 @@ def get_backend() -> str:
 
 
 def backend_code() -> int:
-    """The current strategy as the kan_linear ops' ``backend`` argument (0 auto, 1 local, 2 tensor_core)."""
+    """The current strategy as the kan_linear ops' ``backend`` argument (0 auto, 1 local, 2 tensor_core, 3 local_v2)."""
     return _code
 
 

@@ -168,6 +168,8 @@ LAUNCH = [
     # kan_linear_backward.cuh: kGxThreads = 32 x 8 warps; grad_W kWThreads = 256 + acc_bytes
     ("kanext::cuda::bwd", "grad_x_kernel", 256, None),
     ("kanext::cuda::bwd", "grad_w_kernel", 256, _basis_rows_smem()),
+    # grad_w_reg_kernel (backend local_v2): kWThreads = 256, static smem only (the packed entries)
+    ("kanext::cuda::bwd", "grad_w_reg_kernel", 256, None),
     ("kanext::cuda::bwd", "sum_slices_kernel", 256, None),
     # kan_linear_tc.cuh: tc::kThreads = 256
     ("kanext::cuda::tc", "tc_forward_kernel", 256, _tc_smem("forward")),
@@ -205,6 +207,7 @@ LAUNCH = [
 HOT = [
     ("kanext::cuda::fwd", "*"),
     ("kanext::cuda::bwd", "*"),
+    ("kanext::cuda::bwd", "grad_w_reg_kernel"),  # covered by "*"; named so that it stays hot if "*" narrows
     ("kanext::cuda::tc", "*"),
     ("kanext::cuda::estats", "*"),
     ("kanext::cuda::act", "*"),

@@ -55,18 +55,26 @@ cudaError_t launch_kan_linear_forward_f64(const double* x, const double* grid, i
 size_t kan_linear_backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem_size,
                                            bool need_w);
 
+// The weight-gradient kernel of the fused backward (its `wgrad` argument):
+// kWgradTiles, the shared-memory accumulators of grad_w_kernel (any G), or
+// kWgradRegisters, the register accumulators of grad_w_reg_kernel (backend
+// "local_v2"; used when G + k <= 16, else grad_w_kernel). Both give the same
+// bits and use the same workspace. Any other value: cudaErrorInvalidValue.
+enum WgradKernel : int { kWgradTiles = 0, kWgradRegisters = 1 };
+
 // Fused backward. need_x: gx (N, in) is fully written; need_w: gWb (in, out)
 // and gWc (in, M - k - 1, out) are fully written. Outputs not asked for are
 // not touched. `workspace` holds at least
 // kan_linear_backward_workspace_bytes(...) bytes, 256-byte aligned.
 cudaError_t launch_kan_linear_backward_f32(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           bool need_x, bool need_w, float* gx, float* gWb, float* gWc,
-                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
+                                           bool need_x, bool need_w, int wgrad, float* gx, float* gWb,
+                                           float* gWc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 cudaError_t launch_kan_linear_backward_f64(const double* gy, const double* x, const double* grid, int64_t N,
                                            int64_t in, int64_t M, int k, int base, const double* Wb, const double* Wc,
-                                           int64_t out, bool need_x, bool need_w, double* gx, double* gWb,
-                                           double* gWc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+                                           int64_t out, bool need_x, bool need_w, int wgrad, double* gx,
+                                           double* gWb, double* gWc, void* workspace, size_t workspace_bytes,
+                                           cudaStream_t stream);
 
 // Fold: coef (in, out, nb), scale (in, out) -> Wc (in, nb, out),
 // Wc[i,g,j] = scale[i,j] coef[i,j,g].

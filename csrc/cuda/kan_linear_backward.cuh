@@ -36,6 +36,18 @@
 // that the grid fills the GPU (small `in * out` with a large batch), and is
 // 1 whenever the (input, column) tiles alone suffice.
 //
+// grad_W in registers (backend "local_v2", nb = G + k <= kRegRows = 16):
+// grad_w_reg_kernel, design L.1 of docs/roofline.md. Same tiles, batch
+// slices and slice combine as grad_w_kernel, but every thread keeps the nb
+// accumulators of its (i, j) in registers. The staged entry of a (row, input)
+// is packed (B_0..B_K, b(x), window start s) so that a warp reads it with a
+// broadcast shared load; since the warp shares its input, s is warp-uniform,
+// and a `switch (s)` over compile-time register indices selects the k+1
+// accumulators to update: no dynamic register indexing, no divergence. Per
+// batch row: one coalesced gy load, the packed entry, k+2 FMAs and the
+// switch. The FMAs run in the same order as grad_w_kernel's (row by row,
+// same slices), so the two agree bit for bit. nb > kRegRows runs grad_w_kernel.
+//
 // Semantics equal the CPU kernel: a NaN x[n, i] gives gx[n, i] = NaN and adds
 // nothing to input i's weight gradients; outside the grid only the base term
 // contributes; base == zero adds nothing to gWb (which comes out zero) and
@@ -244,6 +256,163 @@ grad_w_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __rest
   }
 }
 
+// --------------------------------------------------- grad_W in registers
+constexpr int kRegRows = 16;  // most basis rows (nb = G + k) kept in registers
+
+// The staged (row, input) entry of grad_w_reg_kernel: B_0..B_K, then b(x),
+// then the window start (or kOutside / kNaN). 16-byte aligned, so a warp reads
+// it with a few broadcast vector loads.
+template <typename T, int K>
+struct alignas(16) RegEntry {
+  T v[K + 2];
+  int s;
+};
+
+template <typename T, int K>
+__device__ __forceinline__ void stage_packed(const T* __restrict__ x, const T* __restrict__ grid, int64_t in,
+                                             int64_t M, int base, int64_t n, int64_t nend, int64_t si,
+                                             RegEntry<T, K>& e) {
+  // The bases are stored before b(x) is computed: SiLU's division may call
+  // the IEEE slow path, and bases kept live across that call were spilled.
+  const bool ok = n < nend && si < in;
+  const T xv = ok ? x[n * in + si] : T(0);
+  int s = kOutside;
+  T v[K + 1], dv[K + 1];
+  if (ok) s = basis_window<T, K, false>(grid + si * M, M, xv, v, dv);
+#pragma unroll
+  for (int q = 0; q <= K; ++q) e.v[q] = s >= 0 ? v[q] : T(0);
+  e.s = s;
+  e.v[K + 1] = ok ? base_value<T>(base, xv) : T(0);
+}
+
+// acc[C + q] += B_q d for q = 0..K, at compile-time register indices (nothing
+// for a window that cannot start at C: C + K >= kRegRows).
+template <typename T, int K, int C>
+__device__ __forceinline__ void window_fma(T (&acc)[kRegRows], const T (&v)[K + 2], T d) {
+  if constexpr (C + K < kRegRows) {
+#pragma unroll
+    for (int q = 0; q <= K; ++q) acc[C + q] = fma(v[q], d, acc[C + q]);
+  }
+}
+
+// threadIdx.x, read afresh (volatile: the compiler can neither hoist nor
+// keep it, so what derives from it is recomputed instead of kept live).
+__device__ __forceinline__ unsigned fresh_tid() {
+#ifdef __CUDA_ARCH__
+  unsigned t;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
+  return t;
+#else
+  return threadIdx.x;
+#endif
+}
+
+// v, as a value the compiler cannot see through (so it recomputes what
+// derives from v instead of keeping it live).
+__device__ __forceinline__ int opaque(int v) {
+#ifdef __CUDA_ARCH__
+  asm volatile("mov.b32 %0, %0;" : "+r"(v));
+#endif
+  return v;
+}
+__device__ __forceinline__ int64_t opaque(int64_t v) {
+#ifdef __CUDA_ARCH__
+  asm volatile("mov.b64 %0, %0;" : "+l"(v));
+#endif
+  return v;
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kWThreads)
+grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid, int64_t N,
+                  int64_t in, int64_t M, int base, int64_t out, int ct, int64_t col_tiles, int64_t in_tiles,
+                  int64_t slices, int64_t slice_rows, T* __restrict__ gWc, T* __restrict__ gWb, int64_t stride_c,
+                  int64_t stride_b) {
+  static_assert(K + 1 <= kRegRows, "the window must fit the register accumulators");
+  static_assert(kWThreads == 256, "the shifts below assume 256 threads");
+  __shared__ RegEntry<T, K> s_e[kWThreads];
+
+  // ct is 32, 64, 128 or 256 (tiles::plan), so the thread's coordinates are
+  // shifts and masks of threadIdx.x, recomputed where they are needed from a
+  // fresh read (fresh_tid): kept live across the chunk loop, whose staging
+  // calls the IEEE division slow path, ptxas spilled them.
+  const int lg_ct = ct == 32 ? 5 : ct == 64 ? 6 : ct == 128 ? 7 : 8;
+  const int lg_icb = 8 - lg_ct, icb = 1 << lg_icb;  // inputs per block (kWThreads = 256)
+  const int rows_per_chunk = ct;
+  const bool has_base = base != kBaseZero;
+  // 32-bit tile indices (the launcher's condition: in_tiles * col_tiles < 2^31):
+  // a 64-bit division is a subroutine call, around which ptxas spilled.
+  const int tiles = static_cast<int>(in_tiles * col_tiles), ctiles = static_cast<int>(col_tiles);
+
+  for (int64_t sl = blockIdx.y; sl < slices; sl += gridDim.y) {
+    const int64_t nbeg = sl * slice_rows;
+    const int64_t nend = nbeg + slice_rows < N ? nbeg + slice_rows : N;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      T acc[kRegRows];
+#pragma unroll
+      for (int g = 0; g < kRegRows; ++g) acc[g] = T(0);
+      T accb = T(0);
+
+      for (int64_t nc = nbeg; nc < nend; nc += rows_per_chunk) {
+        // the tile's coordinates, recomputed per chunk for the same reason, each
+        // where it is used (two 32-bit divisions per chunk of >= 32 rows)
+        const int itile = opaque(tile) / ctiles;
+        {  // the (row, input) entry this thread stages: row tid / icb, input tid % icb
+          const unsigned t = fresh_tid();
+          // (M opaque too: what the basis code derives from it is not hoisted
+          // out of the chunk loop and kept across the slow-path calls)
+          stage_packed<T, K>(x, grid, in, opaque(M), base, nc + (t >> lg_icb), nend,
+                             int64_t(itile) * icb + (t & unsigned(icb - 1)), s_e[t]);
+        }
+        __syncthreads();
+        const int ctile = opaque(tile) % ctiles;
+        const unsigned t = fresh_tid(), my_ic = t >> lg_ct;  // this thread's input (warp-uniform)
+        const int64_t j = int64_t(ctile) * ct + (t & unsigned(ct - 1));
+        const int rcnt = static_cast<int>(nend - nc < rows_per_chunk ? nend - nc : rows_per_chunk);
+        const RegEntry<T, K>* ep = s_e + my_ic;
+        // Unconditional loads: a thread past `out` reads column out-1 (and one
+        // past `in` a valid column too); such threads never store, so what
+        // they accumulate does not matter.
+        const T* gyp = gy + nc * out + (j < out ? j : out - 1);
+        for (int r = 0; r < rcnt; ++r, ep += icb, gyp += out) {
+          const RegEntry<T, K> e = *ep;  // broadcast: the warp reads one entry
+          const T d = __ldg(gyp);
+          // NaN x adds nothing to the weight gradients (a predicated FMA, no branch)
+          if (has_base && e.s != kNaN) accb = fma(e.v[K + 1], d, accb);
+          // Warp-uniform, dense from kNaN = -2 to 15. (nvcc 13 still lowers it
+          // to a compare tree with 3-entry BRX tables: about 9 instructions per
+          // row, docs/roofline.md section 6, L.1.)
+          switch (e.s) {
+            case kNaN: break;
+            case kOutside: break;  // only the base term
+#define KANEXT_WCASE(C) \
+  case C: window_fma<T, K, C>(acc, e.v, d); break;
+            KANEXT_WCASE(0) KANEXT_WCASE(1) KANEXT_WCASE(2) KANEXT_WCASE(3)
+            KANEXT_WCASE(4) KANEXT_WCASE(5) KANEXT_WCASE(6) KANEXT_WCASE(7)
+            KANEXT_WCASE(8) KANEXT_WCASE(9) KANEXT_WCASE(10) KANEXT_WCASE(11)
+            KANEXT_WCASE(12) KANEXT_WCASE(13) KANEXT_WCASE(14) KANEXT_WCASE(15)
+#undef KANEXT_WCASE
+            default: break;
+          }
+        }
+        __syncthreads();  // the next chunk overwrites the staged entries
+      }
+
+      const unsigned t = fresh_tid();
+      const int ctile = opaque(tile) % ctiles, itile = opaque(tile) / ctiles;
+      const int64_t i = int64_t(itile) * icb + (t >> lg_ct), j = int64_t(ctile) * ct + (t & unsigned(ct - 1));
+      if (i < in && j < out) {
+        const int nb = opaque(static_cast<int>(M)) - K - 1;  // <= kRegRows (the launcher's condition)
+        T* oc = gWc + sl * stride_c + i * nb * out + j;
+#pragma unroll
+        for (int g = 0; g < kRegRows; ++g)
+          if (g < nb) oc[int64_t(g) * out] = acc[g];
+        gWb[sl * stride_b + i * out + j] = accb;
+      }
+    }
+  }
+}
+
 // dst[e] = sum_{s < slices} part[s * n + e], in slice order.
 template <typename T>
 __global__ void __launch_bounds__(256)
@@ -257,8 +426,9 @@ sum_slices_kernel(const T* __restrict__ part, int64_t n, int64_t slices, T* __re
 
 template <typename T>
 cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k, int base,
-                   const T* Wb, const T* Wc, int64_t out, bool need_x, bool need_w, T* gx, T* gWb, T* gWc,
-                   void* workspace, size_t workspace_bytes_given, cudaStream_t stream) {
+                   const T* Wb, const T* Wc, int64_t out, bool need_x, bool need_w, int wgrad, T* gx, T* gWb,
+                   T* gWc, void* workspace, size_t workspace_bytes_given, cudaStream_t stream) {
+  if (wgrad != kWgradTiles && wgrad != kWgradRegisters) return cudaErrorInvalidValue;
   if (N == 0 || in == 0 || out == 0) return cudaSuccess;  // the binding returns zeros
   cudaError_t err = cudaSuccess;
   if (need_x) {
@@ -287,23 +457,38 @@ cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in
       dst_b = reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) +
                                    align256(size_t(p.slices) * p.part_c * sizeof(T)));
     }
+    // else the tiled kernel (same bits): more than 16 basis rows, or (not in
+    // practice) 2^31 or more (input, column) tiles
+    const bool regs =
+        wgrad == kWgradRegisters && M - k - 1 <= kRegRows && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
+    if (regs && p.n_gr != 1) return cudaErrorInvalidValue;  // cannot happen: <= 16 rows fit one range
     const dim3 blocks(grid_x(p.in_tiles * p.col_tiles * p.n_gr), grid_yz(p.slices));
-    err = dispatch_order(k, [&](auto KC) {
-      constexpr int K = decltype(KC)::value;
-      auto kernel = grad_w_kernel<T, K>;
-      const size_t static_bytes = kWThreads * sizeof(int) + size_t(K + 2) * kWThreads * sizeof(T);
-      if (p.acc_bytes + static_bytes > 48 * 1024) {
-        // Opt in to more than 48 KiB (a function attribute, not a stream
-        // operation: legal during graph capture).
-        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   static_cast<int>(p.acc_bytes));
-        if (e != cudaSuccess) return e;
-      }
-      KANEXT_LAUNCH(blocks, kWThreads, p.acc_bytes, stream, kernel)(
-          gy, x, grid, N, in, M, base, out, p.ct, p.gr, p.n_gr, p.col_tiles, p.in_tiles, p.slices, p.slice_rows, dst_c,
-          dst_b, static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part));
-      return cudaGetLastError();
-    });
+    if (regs) {
+      err = dispatch_order(k, [&](auto KC) {
+        constexpr int K = decltype(KC)::value;
+        KANEXT_LAUNCH(blocks, kWThreads, 0, stream, grad_w_reg_kernel<T, K>)(
+            gy, x, grid, N, in, M, base, out, p.ct, p.col_tiles, p.in_tiles, p.slices, p.slice_rows, dst_c, dst_b,
+            static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part));
+        return cudaGetLastError();
+      });
+    } else {
+      err = dispatch_order(k, [&](auto KC) {
+        constexpr int K = decltype(KC)::value;
+        auto kernel = grad_w_kernel<T, K>;
+        const size_t static_bytes = kWThreads * sizeof(int) + size_t(K + 2) * kWThreads * sizeof(T);
+        if (p.acc_bytes + static_bytes > 48 * 1024) {
+          // Opt in to more than 48 KiB (a function attribute, not a stream
+          // operation: legal during graph capture).
+          const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                     static_cast<int>(p.acc_bytes));
+          if (e != cudaSuccess) return e;
+        }
+        KANEXT_LAUNCH(blocks, kWThreads, p.acc_bytes, stream, kernel)(
+            gy, x, grid, N, in, M, base, out, p.ct, p.gr, p.n_gr, p.col_tiles, p.in_tiles, p.slices, p.slice_rows,
+            dst_c, dst_b, static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part));
+        return cudaGetLastError();
+      });
+    }
     if (err != cudaSuccess) return err;
     if (p.slices > 1) {
       const int64_t nc = static_cast<int64_t>(p.part_c), nbb = static_cast<int64_t>(p.part);

@@ -14,8 +14,10 @@ namespace {
 //   float32, TF32 not allowed local support (strict float32, as cuBLAS)
 //   float32, TF32 allowed    tensor cores when G + k + 1 <= kAutoTcMaxColumns
 //                            ("auto"), or as the backend argument says
-//   bfloat16 / float16       tensor cores, unless backend is local: then the
-//                            local-support kernels on float32 copies
+//   bfloat16 / float16       tensor cores, unless backend is local or local_v2:
+//                            then the local-support kernels on float32 copies
+// local_v2 is local support everywhere; only the backward's weight gradient
+// differs (registers instead of shared-memory accumulators when G + k <= 16).
 // kAutoTcMaxColumns is a first estimate from flop counts, not yet measured:
 // the dense path costs G + k + 1 tensor-core MACs per (n, i, j), the local
 // one k + 2 CUDA-core MACs at several times lower throughput.
@@ -23,6 +25,7 @@ constexpr int64_t kAutoTcMaxColumns = 32;
 
 bool use_tensor_cores(at::ScalarType dt, int64_t G, int64_t k, int64_t mode) {
   if (dt == at::kDouble) return false;
+  if (mode == kBackendLocalV2) return false;
   if (is_half(dt)) return mode != kBackendLocal;
   if (!at::globalContext().allowTF32CuBLAS()) return false;
   if (mode != kBackendAuto) return mode == kBackendTensorCore;
@@ -110,6 +113,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
   void* ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
+  const int wgrad = backend == kBackendLocalV2 ? cuda::kWgradRegisters : cuda::kWgradTiles;
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
@@ -120,12 +124,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_backward_f32(
         gy.data_ptr<float>(), x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M, static_cast<int>(k),
-        static_cast<int>(base), Wb.data_ptr<float>(), Wc.data_ptr<float>(), out, need_x, need_w,
+        static_cast<int>(base), Wb.data_ptr<float>(), Wc.data_ptr<float>(), out, need_x, need_w, wgrad,
         gx.data_ptr<float>(), gWb.data_ptr<float>(), gWc.data_ptr<float>(), ws_ptr, ws_bytes, current_stream());
   else
     err = cuda::launch_kan_linear_backward_f64(
         gy.data_ptr<double>(), x.data_ptr<double>(), grid.data_ptr<double>(), N, in, M, static_cast<int>(k),
-        static_cast<int>(base), Wb.data_ptr<double>(), Wc.data_ptr<double>(), out, need_x, need_w,
+        static_cast<int>(base), Wb.data_ptr<double>(), Wc.data_ptr<double>(), out, need_x, need_w, wgrad,
         gx.data_ptr<double>(), gWb.data_ptr<double>(), gWc.data_ptr<double>(), ws_ptr, ws_bytes, current_stream());
   C10_CUDA_CHECK(err);
   return {gx, gWb, gWc};

@@ -78,6 +78,8 @@ def lib():
         L.emu_workspace_bytes.argtypes = [i64, i64, i64, i32, i64, sz, i32]
         L.emu_workspace_bytes.restype = sz
         L.emu_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, vp, vp, vp, vp, sz]
+        L.emu_backward_wgrad.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, i32, vp, vp,
+                                         vp, vp, sz]
         L.emu_fold.argtypes = [i32, vp, vp, i64, i64, i64, vp]
         L.emu_fold_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, vp, vp]
         L.emu_deriv_eval.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i32, vp, vp, i64, vp]
@@ -123,7 +125,13 @@ def emu_forward(x, grid, k, base, Wb, Wc):
     return y
 
 
-def emu_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
+WGRAD = {"tiles": 0, "registers": 1}  # cuda_launch.h WgradKernel
+
+
+def emu_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, wgrad="tiles"):
+    """The fused backward; wgrad chooses the weight-gradient kernel: "tiles"
+    (grad_w_kernel, backends local / auto) or "registers" (grad_w_reg_kernel,
+    backend local_v2; the launcher falls back to grad_w_kernel when G + k > 16)."""
     gy, x, grid, Wb, Wc = (t.contiguous() for t in (gy, x, grid, Wb, Wc))
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
@@ -132,8 +140,8 @@ def emu_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True):
     gWc = poisoned(Wc.shape, x.dtype) if need_w else torch.zeros_like(Wc)
     wsb = lib().emu_workspace_bytes(N, inf, M, k, out, x.element_size(), int(need_w))
     ws = torch.full((max(wsb, 1),), 0xFF, dtype=torch.uint8)  # poisoned too
-    rc = lib().emu_backward(int(x.dtype == torch.float64), p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb), p(Wc), out,
-                            int(need_x), int(need_w), p(gx), p(gWb), p(gWc), p(ws), wsb)
+    rc = lib().emu_backward_wgrad(int(x.dtype == torch.float64), p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb),
+                                  p(Wc), out, int(need_x), int(need_w), WGRAD[wgrad], p(gx), p(gWb), p(gWc), p(ws), wsb)
     assert rc == 0
     return gx, gWb, gWc, wsb
 

@@ -23,15 +23,23 @@ size_t emu_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out,
   return kan_linear_backward_workspace_bytes(N, in, M, k, out, elem, need_w);
 }
 
+// wgrad: the weight-gradient kernel (cuda_launch.h WgradKernel: 0 tiles, 1 registers).
+int emu_backward_wgrad(int dbl, const void* gy, const void* x, const void* grid, int64_t N, int64_t in, int64_t M,
+                       int k, int base, const void* Wb, const void* Wc, int64_t out, int need_x, int need_w, int wgrad,
+                       void* gx, void* gWb, void* gWc, void* ws, size_t ws_bytes) {
+  return dbl ? launch_kan_linear_backward_f64((const double*)gy, (const double*)x, (const double*)grid, N, in, M, k,
+                                              base, (const double*)Wb, (const double*)Wc, out, need_x, need_w, wgrad,
+                                              (double*)gx, (double*)gWb, (double*)gWc, ws, ws_bytes, nullptr)
+             : launch_kan_linear_backward_f32((const float*)gy, (const float*)x, (const float*)grid, N, in, M, k,
+                                              base, (const float*)Wb, (const float*)Wc, out, need_x, need_w, wgrad,
+                                              (float*)gx, (float*)gWb, (float*)gWc, ws, ws_bytes, nullptr);
+}
+
 int emu_backward(int dbl, const void* gy, const void* x, const void* grid, int64_t N, int64_t in, int64_t M, int k,
                  int base, const void* Wb, const void* Wc, int64_t out, int need_x, int need_w, void* gx, void* gWb,
                  void* gWc, void* ws, size_t ws_bytes) {
-  return dbl ? launch_kan_linear_backward_f64((const double*)gy, (const double*)x, (const double*)grid, N, in, M, k,
-                                              base, (const double*)Wb, (const double*)Wc, out, need_x, need_w,
-                                              (double*)gx, (double*)gWb, (double*)gWc, ws, ws_bytes, nullptr)
-             : launch_kan_linear_backward_f32((const float*)gy, (const float*)x, (const float*)grid, N, in, M, k,
-                                              base, (const float*)Wb, (const float*)Wc, out, need_x, need_w,
-                                              (float*)gx, (float*)gWb, (float*)gWc, ws, ws_bytes, nullptr);
+  return emu_backward_wgrad(dbl, gy, x, grid, N, in, M, k, base, Wb, Wc, out, need_x, need_w, kWgradTiles, gx, gWb,
+                            gWc, ws, ws_bytes);
 }
 
 int emu_fold(int dbl, const void* coef, const void* scale, int64_t in, int64_t out, int64_t nb, void* Wc) {

@@ -10,11 +10,14 @@
 
 namespace kanext {
 
-enum CudaBackend : int64_t { kBackendAuto = 0, kBackendLocal = 1, kBackendTensorCore = 2 };
+// kBackendLocalV2: as kBackendLocal, except that kan_linear_backward's weight
+// gradient runs the register-accumulator kernel when G + k <= 16 (design L.1
+// of docs/roofline.md; unmeasured on a GPU).
+enum CudaBackend : int64_t { kBackendAuto = 0, kBackendLocal = 1, kBackendTensorCore = 2, kBackendLocalV2 = 3 };
 
 inline void check_backend(const char* op, int64_t backend) {
-  TORCH_CHECK(backend >= kBackendAuto && backend <= kBackendTensorCore, op,
-              ": backend must be 0 (auto), 1 (local) or 2 (tensor_core), got ", backend);
+  TORCH_CHECK(backend >= kBackendAuto && backend <= kBackendLocalV2, op,
+              ": backend must be 0 (auto), 1 (local), 2 (tensor_core) or 3 (local_v2), got ", backend);
 }
 
 }  // namespace kanext
