@@ -44,6 +44,10 @@ def test_toy_scaling_grid_extension_lowers_the_error(tmp_path):
     assert params == [2 * (G + 3 + 2) + (G + 3 + 2) for G in (3, 5, 10)]  # 3 edges: G+k coef + 2 scales
     assert test[0] > test[1] > test[2] and test[2] < 2e-3, test
     assert r["slope_G"] < -2.5 and r["slope_params"] < -2.5, (r["slope_G"], r["slope_params"])
+    inside = [row["test_inside"] for row in r["kan"]]
+    # most test points lie inside the grids (G=3: the last grid update was at step 30, 79%)
+    assert all(0.7 < row["inside_frac"] <= 1 for row in r["kan"]) and r["kan"][-1]["inside_frac"] > 0.95, r["kan"]
+    assert inside[0] > inside[1] > inside[2] and r["slope_inside"] < -2.5, (inside, r["slope_inside"])
     # the KAN at G=10 beats the MLP of about the same size
     (m,) = r["mlp"]
     assert m["params"] == 41 and test[2] < 0.1 * m["test"], (test, m)
@@ -55,6 +59,9 @@ def test_toy_scaling_slope_and_regime():
     assert abs(mod.fit_slope([1, 10, 100], [1, 1e-4, 1e-8]) + 4) < 1e-12
     rows = [{"G": G, "test": t} for G, t in ((3, 1.0), (5, 0.1), (10, 0.01), (20, 0.001), (50, 0.01))]
     assert [r["G"] for r in mod.regime(rows)] == [5, 10, 20]  # stops at the lowest test RMSE
+    for r, t in zip(rows, (1.0, 0.1, 0.01, 0.001, 1e-4)):
+        r["test_inside"] = t
+    assert [r["G"] for r in mod.regime(rows, "test_inside")] == [5, 10, 20, 50]
     x = torch.linspace(-1, 1, 5, dtype=torch.float64)[:, None]
     assert torch.allclose(mod.TARGETS["j0"][2](x)[:, 0], torch.special.bessel_j0(20 * x[:, 0]))
 
