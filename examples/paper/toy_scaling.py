@@ -221,7 +221,8 @@ def main(argv=None):
         ax.set_title(name)
         ax.set_xlabel("parameters")
         ax.set_ylabel("test RMSE")
-        ax.set_ylim(bottom=max(1e-10, 0.1 * min(row["test"] for row in r["kan"] + r["mlp"] if row["test"] > 0)))
+        lows = [row["test"] for row in r["kan"] + r["mlp"]] + [row["test_inside"] for row in r["kan"]]
+        ax.set_ylim(bottom=max(1e-10, 0.3 * min(v for v in lows if v > 0)))
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = os.path.join(args.out, "toy_scaling.png")
