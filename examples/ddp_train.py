@@ -13,6 +13,7 @@ back. At the end rank 0 prints the loss and whether the ranks' parameters are bi
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 
@@ -118,6 +119,13 @@ def main(argv=None):
         print(f"{result['mode']}: {world} ranks, KAN [{args.inputs}, {args.width}, {args.width}, 1], G={args.grid}, "
               f"{args.steps} steps in {seconds:.1f} s; mse {losses[0]:.3e} -> {losses[-1]:.3e}; "
               f"replicas identical: {same}")
+    # every rank's collectives done and the sharded modules gone before the group goes: FSDP2 on gloo
+    # otherwise sometimes aborts one rank at exit ("terminate called without an active exception")
+    dist.barrier()
+    del model
+    if not args.fit:
+        del net, opt
+    gc.collect()
     dist.destroy_process_group()
     return result
 
