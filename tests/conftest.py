@@ -55,3 +55,14 @@ def device(request):
     """The device of a test body written once for CPU and CUDA (the cuda case skips without a GPU).
     Inputs are made on the CPU with fixed-seed generators, then moved."""
     return request.param
+
+
+@pytest.fixture
+def pykan_float64_in_tmp(tmp_path, monkeypatch):
+    """For tests that build pykan models: pykan builds in the default dtype (float64 here)
+    and may write checkpoints to its cwd (a temporary folder here)."""
+    monkeypatch.chdir(tmp_path)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -258,3 +258,12 @@ def magnitude(t: torch.Tensor) -> float:
     """1 + the largest finite |value| of t (1 when it has none): a tolerance scale."""
     fin = t[torch.isfinite(t)]
     return 1.0 + (float(fin.abs().max()) if fin.numel() else 0.0)
+
+
+def quiet(fn, *a, **kw):
+    """fn(*a, **kw) with its prints (pykan's) swallowed."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*a, **kw)

@@ -7,9 +7,7 @@ Every comparison is against pykan computing on the same state, or against
 kanext itself computed another way; nothing is a stored number."""
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 
 import pytest
@@ -17,7 +15,7 @@ import sympy
 import torch
 
 import kanext
-from helpers import assert_close
+from helpers import assert_close, quiet
 
 kan = pytest.importorskip("kan", reason="pykan is a test dependency (requirements/test.txt)")
 
@@ -33,24 +31,12 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _float64_in_tmp(tmp_path, monkeypatch):
-    # pykan builds in the default dtype and may write files to its cwd.
-    monkeypatch.chdir(tmp_path)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _quiet(fn, *a, **kw):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn(*a, **kw)
+pytestmark = pytest.mark.usefixtures("pykan_float64_in_tmp")
 
 
 def _pykan(width, mult_arity, seed=0, **kw):
     width = [list(w) if isinstance(w, list) else w for w in width]  # pykan rewrites its argument
-    return _quiet(kan.MultKAN, width=width, mult_arity=mult_arity, grid=5, k=3, seed=seed, auto_save=False, **kw)
+    return quiet(kan.MultKAN, width=width, mult_arity=mult_arity, grid=5, k=3, seed=seed, auto_save=False, **kw)
 
 
 def _perturb(pk, seed, affines=True):
@@ -139,7 +125,7 @@ def test_seed_reproduces_pykan_initial_weights_and_leaves_the_global_rng_alone()
     torch.set_default_dtype(F64)
     a, b = kanext.KAN(), kanext.KAN()  # default seed 1, as pykan
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
-    pk1 = _quiet(kan.MultKAN, width=[2, 5, 1], auto_save=False)  # pykan's defaults: seed 1, G 3, k 3
+    pk1 = quiet(kan.MultKAN, width=[2, 5, 1], auto_save=False)  # pykan's defaults: seed 1, G 3, k 3
     assert_close(a.act_fun[0].coef, pk1.act_fun[0].coef, 1e-13)
     torch.manual_seed(123)
     c, d = kanext.KAN(seed=None), kanext.KAN(seed=None)  # seed=None: the global RNG, draws differ
@@ -160,7 +146,7 @@ def test_lbfgs_fit_follows_pykans_trajectory_and_caches_the_test_inputs():
     for update_grid, tol in ((False, 1e-9), (True, 1e-3)):
         pk_run, ours_run = copy.deepcopy(pk), copy.deepcopy(ours)
         kw = dict(opt="LBFGS", steps=3, update_grid=update_grid, grid_update_num=2, stop_grid_update_step=2)
-        r_pk = _quiet(pk_run.fit, ds, **kw)
+        r_pk = quiet(pk_run.fit, ds, **kw)
         r = ours_run.fit(ds, progress=False, **kw)
         for key in ("train_loss", "test_loss"):
             got = torch.tensor(r[key])
@@ -176,7 +162,7 @@ def test_update_grid_refine_and_initialize_from_another_model_keep_the_structure
     _perturb(pk, 8)
     ours = kanext.from_pykan(pk)
     x = _x(80, 2, 9)
-    _quiet(pk.update_grid_from_samples, x)
+    quiet(pk.update_grid_from_samples, x)
     ours.update_grid(x)
     assert_close(ours(x), pk(x), 1e-9, msg="after update_grid vs pykan")
     finer = ours.refine(10, x)
@@ -196,14 +182,14 @@ def test_attribution_matches_pykan():
     ours = kanext.from_pykan(pk)
     x = _x(64, 3, 11)
     pk(x)
-    _quiet(pk.attribute)
+    quiet(pk.attribute)
     ours.attribute(x=x)
     for name in ("node_scores", "edge_scores", "subnode_scores"):
         for l, (a, b) in enumerate(zip(getattr(ours, name), getattr(pk, name))):
             assert_close(a, b, 1e-9, msg=f"{name}[{l}] vs pykan")
     assert [s.shape[0] for s in ours.subnode_scores] == pk.width_out[1:]
     q = ours.attribute(1, 2, x=x)  # scores of the inputs for multiplication node 2 of layer 1
-    q_pk = _quiet(pk.attribute, 1, 2, plot=False)
+    q_pk = quiet(pk.attribute, 1, 2, plot=False)
     assert_close(q, q_pk, 1e-9, msg="attribute(l, i) vs pykan")
     ours.attribute(x=x, metric="forward")  # the forward rule: incoming = best edge into any subnode
     inc = ours.edge_scores[0].amax(dim=1)
@@ -218,9 +204,9 @@ def test_reg_metrics_match_pykan(metric):
     ours = kanext.from_pykan(pk)
     x = _x(60, 3, 27)
     pk.get_act(x)
-    _quiet(pk.attribute)
+    quiet(pk.attribute)
     if metric == "node_backward":
-        _quiet(pk.node_attribute)
+        quiet(pk.node_attribute)
     want = pk.reg(metric, 1.0, 2.0, 0.0, 0.0)
     got = ours.reg(x, 1.0, 2.0, 0.0, 0.0, metric)
     assert float(got) == pytest.approx(float(want), rel=1e-9)
@@ -243,7 +229,7 @@ def test_prune_node_matches_pykan(weak_cols, arity):
     ours = kanext.from_pykan(pk)
     x = _x(64, 3, 13)
     pk(x)
-    pk_pruned = _quiet(pk.prune_node, 1e-2, log_history=False)
+    pk_pruned = quiet(pk.prune_node, 1e-2, log_history=False)
     pruned = ours.prune_node(1e-2, x=x)
     assert pruned.width == pk_pruned.width_in and pruned.width_out == pk_pruned.width_out
     assert pruned.n_mult == pk_pruned.n_mult
@@ -265,7 +251,7 @@ def test_prune_edge_prune_input_and_manual_prune_node():
     ours = kanext.from_pykan(pk)
     x = _x(64, 3, 15)
     pk(x)
-    pk_in = _quiet(pk.prune_input, 1e-2, log_history=False)
+    pk_in = quiet(pk.prune_input, 1e-2, log_history=False)
     ours_in = ours.prune_input(1e-2, x=x)
     assert ours_in.input_id.tolist() == pk_in.input_id.tolist() == [0, 2]
     assert_close(ours_in(x[:, [0, 2]]), pk_in(x), 1e-10, msg="prune_input vs pykan")
@@ -292,7 +278,7 @@ def _fix_all(model, names, pykan_model=False):
             for j in range(layer.out_dim if pykan_model else layer.out_features):
                 fn = names[(l + i + j) % len(names)]
                 if pykan_model:
-                    _quiet(model.fix_symbolic, l, i, j, fn, fit_params_bool=False, log_history=False)
+                    quiet(model.fix_symbolic, l, i, j, fn, fit_params_bool=False, log_history=False)
                 else:
                     model.fix_symbolic(l, i, j, fn, fit_params=False, verbose=False)
 
@@ -309,7 +295,7 @@ def test_symbolic_formula_has_the_products_and_matches_pykan():
             sym.affine.copy_(torch.rand(sym.affine.shape, generator=g) + 0.5)
     ours = kanext.from_pykan(pk)  # fixed symbolic edges on subnodes carry over
     assert_close(ours(x), pk(x), 1e-12, msg="all-symbolic model vs pykan")
-    (e_pk,), v_pk = _quiet(pk.symbolic_formula)
+    (e_pk,), v_pk = quiet(pk.symbolic_formula)
     (e,), v = ours.symbolic_formula(floating_digits=None)
     f_pk = sympy.lambdify(v_pk, e_pk, "math")
     f = sympy.lambdify(v, e, "math")

@@ -5,14 +5,12 @@ pruned masks, non-uniform grids from pykan's own grid update, and
 non-identity node/subnode affines."""
 from __future__ import annotations
 
-import contextlib
-import io
 
 import pytest
 import torch
 
 import kanext
-from helpers import assert_close
+from helpers import assert_close, quiet
 
 kan = pytest.importorskip("kan", reason="pykan is a test dependency (requirements/test.txt)")
 
@@ -20,19 +18,7 @@ F64 = torch.float64
 RTOL = 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _float64_in_tmp(tmp_path, monkeypatch):
-    # pykan builds in the default dtype and may write checkpoints to its cwd.
-    monkeypatch.chdir(tmp_path)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _quiet(fn, *a, **kw):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn(*a, **kw)
+pytestmark = pytest.mark.usefixtures("pykan_float64_in_tmp")
 
 
 def _perturb_layer(layer, g):
@@ -70,7 +56,7 @@ def test_kan_layer_parity(k, num):
 
 
 def _pykan_model(width, grid, k, seed=0, **kw):
-    return _quiet(kan.KAN, width=width, grid=grid, k=k, seed=seed, auto_save=False, **kw)
+    return quiet(kan.KAN, width=width, grid=grid, k=k, seed=seed, auto_save=False, **kw)
 
 
 def _perturbed_pykan(width, seed):
@@ -106,7 +92,7 @@ def test_kan_3_4_2_parity(affine):
                 for p in getattr(model, name):
                     p.add_(0.3 * torch.randn(p.shape, generator=g))
     x = torch.rand(64, 3, generator=g) * 2.2 - 1.1
-    _quiet(model.update_grid, x)  # non-uniform grids in every layer
+    quiet(model.update_grid, x)  # non-uniform grids in every layer
     with torch.no_grad():
         model.act_fun[0].mask[2, 1] = 0.0
     ours = kanext.from_pykan(model)
@@ -131,7 +117,7 @@ def test_from_pykan_refuses_what_it_cannot_convert():
     sym = _pykan_model([2, 2, 1], grid=3, k=3)
     kan.utils.add_symbolic("pk_only_cube", lambda t: t**3, c=3)
     try:
-        _quiet(sym.fix_symbolic, 0, 1, 0, "pk_only_cube", fit_params_bool=False)
+        quiet(sym.fix_symbolic, 0, 1, 0, "pk_only_cube", fit_params_bool=False)
         with pytest.raises(ValueError, match="'pk_only_cube'.*add_symbolic"):
             kanext.from_pykan(sym)
     finally:
@@ -143,8 +129,8 @@ def test_from_pykan_imports_fixed_symbolic_edges():
     g = torch.Generator().manual_seed(4)
     for layer in model.act_fun:
         _perturb_layer(layer, g)
-    _quiet(model.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
-    _quiet(model.fix_symbolic, 1, 0, 0, "x^2", fit_params_bool=False)
+    quiet(model.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    quiet(model.fix_symbolic, 1, 0, 0, "x^2", fit_params_bool=False)
     with torch.no_grad():
         model.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.1])
         model.symbolic_fun[1].affine[0, 0] = torch.tensor([0.5, 0.3, -1.1, 0.2])
@@ -196,15 +182,15 @@ def test_pykan_small_methods_match_pykan():
     assert ours.n_edge == pk.n_edge == 12
     for l, i, j in ((0, 1, 2), (1, 2, 0)):
         got = ours.get_range(l, i, j, verbose=False)
-        want = [float(v) for v in _quiet(pk.get_range, l, i, j)]
+        want = [float(v) for v in quiet(pk.get_range, l, i, j)]
         assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
         xs, ys = ours.get_fun(l, i, j, plot=False)
         import matplotlib
 
         matplotlib.use("Agg")
-        pxs, pys = _quiet(pk.get_fun, l, i, j)
+        pxs, pys = quiet(pk.get_fun, l, i, j)
         assert xs == pytest.approx(pxs, abs=1e-12) and ys == pytest.approx(pys, abs=1e-12)
-    _quiet(pk.attribute)
+    quiet(pk.attribute)
     ours.attribute()
     assert float(ours.connection_cost) == pytest.approx(float(pk.connection_cost), rel=1e-9)
     ds = kanext.create_dataset(lambda t: t[:, :2] ** 2, 2, train_num=20, test_num=30, seed=1, dtype=F64)
@@ -220,10 +206,10 @@ def test_set_mode_module_and_grid_from_another_model():
     ours = kanext.from_pykan(pk)
     x = torch.rand(32, 2, generator=torch.Generator().manual_seed(9)) * 2 - 1
     ours(x)
-    _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
     ours.fix_symbolic(0, 1, 2, "sin", fit_params=False, verbose=False)
     for mode in ("n", "sn", "s", "0"):
-        _quiet(pk.set_mode, 0, 1, 2, mode, mask_n=0.5 if mode == "sn" else None)
+        quiet(pk.set_mode, 0, 1, 2, mode, mask_n=0.5 if mode == "sn" else None)
         ours.set_mode(0, 1, 2, mode, mask_n=0.5 if mode == "sn" else None)
         assert torch.equal(ours.act_fun[0].mask, pk.act_fun[0].mask.data)
         assert torch.equal(ours.symbolic_fun[0].mask, pk.symbolic_fun[0].mask.data)
@@ -232,7 +218,7 @@ def test_set_mode_module_and_grid_from_another_model():
         ours.set_mode(0, 0, 0, "s")
     with pytest.raises(ValueError, match="mode must be"):
         ours.set_mode(0, 1, 2, "x")
-    _quiet(pk.module, 0, "[0,1]->[1]->[1,2]->[0]")
+    quiet(pk.module, 0, "[0,1]->[1]->[1,2]->[0]")
     ours.module(0, "[0,1]->[1]->[1,2]->[0]")
     for l in range(2):
         assert torch.equal(ours.act_fun[l].mask, pk.act_fun[l].mask.data)
@@ -244,7 +230,7 @@ def test_set_mode_module_and_grid_from_another_model():
     fine = kanext.KAN([2, 3, 2], grid=10, k=3, seed=0)
     pk_fine = _pykan_model([2, 3, 2], grid=10, k=3)
     fine.initialize_grid_from_another_model(ours, x)
-    _quiet(pk_fine.initialize_grid_from_another_model, pk, x)
+    quiet(pk_fine.initialize_grid_from_another_model, pk, x)
     for a, b in zip(fine.act_fun, pk_fine.act_fun):
         assert_close(a.grid, b.grid, 1e-12, msg="grid from another model")
 
@@ -264,7 +250,7 @@ def test_swap_expand_depth_perturb_and_auto_swap():
     assert_close(ours(x), y, 1e-12, msg="swap keeps the function")
     assert {id(p) for p in ours.parameters()} == params  # in place: optimizers stay valid
     assert ours.symbolic_fun[0].funs_name[0][1] == "sin" and ours.node_bias[0][0] == 0.05
-    _quiet(pk.swap, 1, 0, 3)  # pykan's masks move the same way
+    quiet(pk.swap, 1, 0, 3)  # pykan's masks move the same way
     assert torch.equal(ours.act_fun[1].mask, pk.act_fun[1].mask.data)
     with pytest.raises(ValueError, match="hidden layer"):
         ours.swap(0, 0, 1)
@@ -276,8 +262,8 @@ def test_swap_expand_depth_perturb_and_auto_swap():
     assert deeper.width == [2, 4, 2, 2] and deeper.depth == 3
     assert_close(deeper(x), y2, 1e-12, msg="expand_depth keeps the function")
     assert deeper.symbolic_fun[2].funs_name == [["x", "0"], ["0", "x"]]
-    _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)  # active nodes change perturb's choice
-    _quiet(pk.fix_symbolic, 1, 2, 0, "x", fit_params_bool=False)
+    quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)  # active nodes change perturb's choice
+    quiet(pk.fix_symbolic, 1, 2, 0, "x", fit_params_bool=False)
     for mode in ("non-intrusive", "all", "minimal"):
         a, b = kanext.from_pykan(pk), _pykan_model([2, 4, 2], grid=5, k=3)
         b.load_state_dict(pk.state_dict())
@@ -285,7 +271,7 @@ def test_swap_expand_depth_perturb_and_auto_swap():
             b.symbolic_fun[l].funs_name = [list(r) for r in sym.funs_name]
         b(x)  # pykan's perturb ends with get_act() on the cached inputs
         a.perturb(0.5, mode)
-        _quiet(b.perturb, 0.5, mode)
+        quiet(b.perturb, 0.5, mode)
         for la, lb in zip(a.act_fun, b.act_fun):
             assert torch.equal(la.mask, lb.mask.data), mode
             assert torch.equal(la.scale_base, lb.scale_base.data) and torch.equal(la.scale_sp, lb.scale_sp.data)
@@ -327,15 +313,15 @@ def test_reg_metrics_match_pykan(metric):
     pk, g = _perturbed_pykan([2, 3, 2], seed=13)
     x = torch.rand(50, 2, generator=g) * 2 - 1
     pk(x)
-    _quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    quiet(pk.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
     with torch.no_grad():
         pk.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.1])
         pk.node_scale[0].mul_(1.5)
     ours = kanext.from_pykan(pk)
     pk.get_act(x)
-    _quiet(pk.attribute)
+    quiet(pk.attribute)
     if metric == "node_backward":
-        _quiet(pk.node_attribute)
+        quiet(pk.node_attribute)
     want = pk.reg(metric, 1.0, 2.0, 0.0, 0.0)
     got = ours.reg(x, 1.0, 2.0, 0.0, 0.0, metric)
     assert float(got) == pytest.approx(float(want), rel=1e-9)
