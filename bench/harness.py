@@ -40,6 +40,8 @@ import contextlib
 import dataclasses
 import importlib
 import math
+import os
+import platform
 import statistics
 import time
 from typing import Callable
@@ -459,6 +461,94 @@ def peak_extra_bytes(fn, device: str):
             live += size
             peak = max(peak, live)
     return peak
+
+
+# ---------------------------------------------------------------- CPU load
+class OtherCpuUse:
+    """Share of all CPUs' time used by other processes between start() and stop():
+    system non-idle time (/proc/stat) minus this process's own CPU time."""
+
+    def _snap(self):
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        tck = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        own = (t.user + t.system + t.children_user + t.children_system) * tck
+        return sum(v), sum(v) - v[3] - v[4], own
+
+    def start(self):
+        try:
+            self.s0 = self._snap()
+        except (OSError, ValueError, IndexError, AttributeError):
+            self.s0 = None
+        return self
+
+    def stop(self):
+        if self.s0 is None:
+            return None
+        try:
+            t1, b1, o1 = self._snap()
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+        t0, b0, o0 = self.s0
+        return max(0.0, ((b1 - b0) - (o1 - o0)) / max(t1 - t0, 1))
+
+
+def cpu_busy(seconds: float = 1.0):
+    """Fraction of all CPUs' time spent non-idle over `seconds` (from /proc/stat)."""
+
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = snap()
+        time.sleep(seconds)
+        t1, i1 = snap()
+        return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def wait_quiet(seconds: float):
+    """CPU busy fraction (cpu_busy) now; if above 10%, re-measure every few
+    seconds for up to `seconds` until it drops below. Returns the last value."""
+    busy = cpu_busy()
+    deadline = time.monotonic() + seconds
+    while busy is not None and busy > 0.1 and time.monotonic() < deadline:
+        time.sleep(2)
+        busy = cpu_busy(3.0)
+    return busy
+
+
+def print_cpu_busy(busy, device: str = "cpu") -> None:
+    """The header line of a benchmark about the load measured before its start."""
+    if busy is None:
+        return
+    la = loadavg()
+    print(f"# CPU busy before start: {100 * busy:.0f}% of {os.cpu_count()} logical CPUs over 1 s"
+          + (f" (load average 1 min {la:.2f})" if la is not None else ""))
+    if busy > 0.2 and not device.startswith("cuda"):
+        print("# WARNING: other processes are using the CPUs; timings will be noisy")
 
 
 def pykan_setup(threads: int | None = None):
