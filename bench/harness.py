@@ -48,7 +48,7 @@ from typing import Callable
 
 import torch
 
-PEERS = ("pykan", "inkan", "flashkan", "reference", "gemm")
+PEERS = ("pykan", "inkan", "flashkan", "reference", "gemm", "gemm_local")
 #: Numerics of a run (run.py --precision): float32 strict, float32 with TF32
 #: matmuls allowed, or the layer under torch.autocast in bfloat16 / float16.
 PRECISIONS = ("strict", "tf32", "bf16", "fp16")
@@ -244,21 +244,35 @@ def build_flashkan(p: Problem, P: dict) -> Impl:
                 note, _version("flashkan"))
 
 
-def build_gemm(p: Problem, P: dict) -> Impl:
-    """Not a KAN: the dense GEMM of the same shape, (N, in (G+k+1)) @
-    (in (G+k+1), out), with both operands requiring grad, so fwd is one GEMM
-    and fwd+bwd three (y, grad A, grad W): the floor of the dense formulation."""
-    K = p.inp * (p.grid + p.k + 1)
+def _gemm(p: Problem, K: int, name: str, what: str) -> Impl:
+    """(N, K) @ (K, out) with both operands leaf tensors requiring grad: fwd is
+    one GEMM, fwd+bwd three (y, grad A, grad W)."""
     g = torch.Generator().manual_seed(p.seed + 1)
     A = torch.rand(p.batch, K, generator=g, dtype=torch.float64).to(device=p.device, dtype=p.dtype)
     W = torch.randn(K, p.out, generator=g, dtype=torch.float64).to(device=p.device, dtype=p.dtype)
     A, W = _leaf(A), _leaf(W)
-    return Impl("gemm", lambda x: A @ W, [A, W], False,
-                f"torch.matmul ({p.batch} x {K}) @ ({K} x {p.out}); fwd+bwd = 3 GEMMs", torch.__version__)
+    return Impl(name, lambda x: A @ W, [A, W], False,
+                f"torch.matmul ({p.batch} x {K}) @ ({K} x {p.out}), {what}; fwd+bwd = 3 GEMMs", torch.__version__)
+
+
+def build_gemm(p: Problem, P: dict) -> Impl:
+    """Not a KAN: the dense GEMM of the same shape, (N, in (G+k+1)) @
+    (in (G+k+1), out), with both operands requiring grad, so fwd is one GEMM
+    and fwd+bwd three (y, grad A, grad W): the floor of the dense formulation."""
+    return _gemm(p, p.inp * (p.grid + p.k + 1), "gemm", "K = in (G+k+1), dense basis")
+
+
+def build_gemm_local(p: Problem, P: dict) -> Impl:
+    """Not a KAN: the GEMM of the local-support shape, (N, in (k+2)) @
+    (in (k+2), out) -- k+1 non-zero B-spline bases per input plus the base
+    activation, whatever G is -- with both operands requiring grad, so fwd+bwd
+    is three GEMMs: what a perfect local-support kernel would cost (issue 18)."""
+    return _gemm(p, p.inp * (p.k + 2), "gemm_local", "K = in (k+2), local support")
 
 
 BUILDERS = {
     "gemm": build_gemm,
+    "gemm_local": build_gemm_local,
     "kanext": build_kanext,
     "kanext.ops": build_kanext_ops,
     "reference": build_reference,
@@ -279,6 +293,26 @@ def pykan_too_big(p: Problem, max_elems: int) -> str | None:
         return f"N*in*out = {elems:.3g} > {max_elems:.3g} (pykan forms (N, in, out) tensors)"
     if avail is not None and est > 0.5 * avail:
         return f"estimated pykan footprint {est / 2**30:.1f} GiB > half the free memory ({avail / 2**30:.1f} GiB)"
+    return None
+
+
+#: rough peak of a fwd+bwd call, in units of the dense basis (N, in, G+k)
+#: (from run.py's peak-memory column: reference ~9x, inkan and flashkan ~2-3x)
+DENSE_BASIS_FACTOR = {"reference": 10, "inkan": 3, "flashkan": 3}
+
+
+def dense_too_big(p: Problem, name: str) -> str | None:
+    """Reason to skip an implementation that materialises the dense basis
+    (reference, inkan, flashkan) because it would not fit in memory, or None."""
+    factor = DENSE_BASIS_FACTOR.get(name)
+    if factor is None:
+        return None
+    itemsize = torch.empty((), dtype=p.dtype).element_size()
+    est = factor * p.batch * p.inp * (p.grid + p.k) * itemsize
+    avail = available_memory_bytes(p.device)
+    if avail is not None and est > 0.5 * avail:
+        return (f"estimated footprint {est / 2**30:.1f} GiB (dense (N, in, G+k) basis) "
+                f"> half the free memory ({avail / 2**30:.1f} GiB)")
     return None
 
 

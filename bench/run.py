@@ -93,8 +93,8 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--json", default=None, help="write results to this path")
     ap.add_argument("--peers", default="pykan,inkan,flashkan,reference,gemm",
-                    help="comma list from: pykan, inkan, flashkan, reference "
-                         "(kanext and kanext.ops always run)")
+                    help="comma list from: pykan, inkan, flashkan, reference, gemm (dense-basis GEMM), "
+                         "gemm_local (local-support GEMM) (kanext and kanext.ops always run)")
     ap.add_argument("--no-ops", action="store_true", help="do not time kanext.ops on folded weights")
     ap.add_argument("--skip-slow", action="store_true", help="skip pykan")
     ap.add_argument("--pykan-max-elems", type=float, default=2 ** 27)
@@ -126,7 +126,7 @@ def _dry_run(p, a, peers) -> int:
     print(f"# dry run: {p.describe()} backend={a.backend}")
     for s in peers:
         mod = {"pykan": "kan"}.get(s, s)
-        there = s in ("reference", "gemm") or importlib.util.find_spec(mod) is not None
+        there = s in ("reference", "gemm", "gemm_local") or importlib.util.find_spec(mod) is not None
         print(f"#   {s:<10} {'importable' if there else 'not installed (would be skipped)'}")
     print("# dry run OK: nothing timed")
     return 0
