@@ -91,7 +91,7 @@ every row (all implementations' times, sample counts, agreement errors,
 notes) with the configuration and environment, rewritten after each shape.
 --plot PATH (default bench/out/sweep.png, git-ignored; --no-plot to skip)
 draws kanext/floor against N, one panel per (dtype, G), one line per width,
-with the 1.5x target as a dashed line.
+with the 1.5x target as a dashed line and NOISY rows crossed out.
 
 CPU load. As in run.py (the helpers are harness.py's): the header shows how
 busy the CPUs were before the start (--wait-quiet S waits up to S seconds
@@ -274,6 +274,7 @@ def run_shape(s: dict, a, rates: dict) -> dict:
     import torch._dynamo
 
     torch._dynamo.reset()
+    torch.manual_seed(a.seed)  # the peers' own initialisation, before their weights are mapped in
     P, x = H.master_params(p), H.make_input(p)
     kan = H.build_kanext(p, P)
     res = check_kanext(kan, p, P, x, a.check_rows)
@@ -337,8 +338,8 @@ def row_cells(r: dict):
     if (r["other_cpu_use"] or 0) > NOISY:
         notes.insert(0, "NOISY")
     return head + [f(r["kanext_ms"], ".3f"), r["best_peer"] or "-", f(r["best_peer_ms"], ".3f"),
-                   f(r["floor_ms"], ".3f"), f(r["kanext_over_floor"], ".2f") + "x",
-                   (f(r["best_peer_over_kanext"], ".2f") + "x") if r["best_peer"] else "-",
+                   f(r["floor_ms"], ".3f"), f(r["kanext_over_floor"], ".3g") + "x",
+                   (f(r["best_peer_over_kanext"], ".3g") + "x") if r["best_peer"] else "-",
                    f"{100 * r['other_cpu_use']:.0f}%", "; ".join(notes)]
 
 
@@ -363,6 +364,10 @@ def plot(rows: list, path: str) -> bool:
                              if r["dtype"] == dt and r["grid"] == G and r["width"] == w)
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=f"in=out={w}")
+            noisy = [(r["batch"], r["kanext_over_floor"]) for r in done
+                     if r["dtype"] == dt and r["grid"] == G and (r["other_cpu_use"] or 0) > NOISY]
+            if noisy:
+                ax.scatter(*zip(*noisy), marker="x", color="black", s=60, zorder=3, label="NOISY row")
             ax.axhline(TARGET, color="red", linestyle="--", linewidth=1, label=f"target {TARGET}x")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -371,7 +376,11 @@ def plot(rows: list, path: str) -> bool:
             if j == 0:
                 ax.set_ylabel("kanext / floor (fwd+bwd)")
             ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=8)
     fig.suptitle("kanext fwd+bwd / floor\n(floor: 3 GEMMs (N, in (k+2)) x (in (k+2), out))", fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
