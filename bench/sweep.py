@@ -463,7 +463,7 @@ def main(argv=None) -> int:
           f"in {time.perf_counter() - t_all:.0f} s")
     if done:
         over = [r for r in done if r["kanext_over_floor"] > TARGET]
-        print(f"# kanext/floor: max {max(r['kanext_over_floor'] for r in done):.2f}x; "
+        print(f"# kanext/floor: max {max(r['kanext_over_floor'] for r in done):.3g}x; "
               f"{len(over)} of {len(done)} shapes above the {TARGET}x target")
     noisy = [r for r in done if (r["other_cpu_use"] or 0) > NOISY]
     if noisy:
