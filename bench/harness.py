@@ -40,13 +40,15 @@ import contextlib
 import dataclasses
 import importlib
 import math
+import os
+import platform
 import statistics
 import time
 from typing import Callable
 
 import torch
 
-PEERS = ("pykan", "inkan", "flashkan", "reference", "gemm")
+PEERS = ("pykan", "inkan", "flashkan", "reference", "gemm", "gemm_local")
 #: Numerics of a run (run.py --precision): float32 strict, float32 with TF32
 #: matmuls allowed, or the layer under torch.autocast in bfloat16 / float16.
 PRECISIONS = ("strict", "tf32", "bf16", "fp16")
@@ -242,21 +244,35 @@ def build_flashkan(p: Problem, P: dict) -> Impl:
                 note, _version("flashkan"))
 
 
-def build_gemm(p: Problem, P: dict) -> Impl:
-    """Not a KAN: the dense GEMM of the same shape, (N, in (G+k+1)) @
-    (in (G+k+1), out), with both operands requiring grad, so fwd is one GEMM
-    and fwd+bwd three (y, grad A, grad W): the floor of the dense formulation."""
-    K = p.inp * (p.grid + p.k + 1)
+def _gemm(p: Problem, K: int, name: str, what: str) -> Impl:
+    """(N, K) @ (K, out) with both operands leaf tensors requiring grad: fwd is
+    one GEMM, fwd+bwd three (y, grad A, grad W)."""
     g = torch.Generator().manual_seed(p.seed + 1)
     A = torch.rand(p.batch, K, generator=g, dtype=torch.float64).to(device=p.device, dtype=p.dtype)
     W = torch.randn(K, p.out, generator=g, dtype=torch.float64).to(device=p.device, dtype=p.dtype)
     A, W = _leaf(A), _leaf(W)
-    return Impl("gemm", lambda x: A @ W, [A, W], False,
-                f"torch.matmul ({p.batch} x {K}) @ ({K} x {p.out}); fwd+bwd = 3 GEMMs", torch.__version__)
+    return Impl(name, lambda x: A @ W, [A, W], False,
+                f"torch.matmul ({p.batch} x {K}) @ ({K} x {p.out}), {what}; fwd+bwd = 3 GEMMs", torch.__version__)
+
+
+def build_gemm(p: Problem, P: dict) -> Impl:
+    """Not a KAN: the dense GEMM of the same shape, (N, in (G+k+1)) @
+    (in (G+k+1), out), with both operands requiring grad, so fwd is one GEMM
+    and fwd+bwd three (y, grad A, grad W): the floor of the dense formulation."""
+    return _gemm(p, p.inp * (p.grid + p.k + 1), "gemm", "K = in (G+k+1), dense basis")
+
+
+def build_gemm_local(p: Problem, P: dict) -> Impl:
+    """Not a KAN: the GEMM of the local-support shape, (N, in (k+2)) @
+    (in (k+2), out) -- k+1 non-zero B-spline bases per input plus the base
+    activation, whatever G is -- with both operands requiring grad, so fwd+bwd
+    is three GEMMs: what a perfect local-support kernel would cost (issue 18)."""
+    return _gemm(p, p.inp * (p.k + 2), "gemm_local", "K = in (k+2), local support")
 
 
 BUILDERS = {
     "gemm": build_gemm,
+    "gemm_local": build_gemm_local,
     "kanext": build_kanext,
     "kanext.ops": build_kanext_ops,
     "reference": build_reference,
@@ -277,6 +293,26 @@ def pykan_too_big(p: Problem, max_elems: int) -> str | None:
         return f"N*in*out = {elems:.3g} > {max_elems:.3g} (pykan forms (N, in, out) tensors)"
     if avail is not None and est > 0.5 * avail:
         return f"estimated pykan footprint {est / 2**30:.1f} GiB > half the free memory ({avail / 2**30:.1f} GiB)"
+    return None
+
+
+#: rough peak of a fwd+bwd call, in units of the dense basis (N, in, G+k)
+#: (from run.py's peak-memory column: reference ~9x, inkan and flashkan ~2-3x)
+DENSE_BASIS_FACTOR = {"reference": 10, "inkan": 3, "flashkan": 3}
+
+
+def dense_too_big(p: Problem, name: str) -> str | None:
+    """Reason to skip an implementation that materialises the dense basis
+    (reference, inkan, flashkan) because it would not fit in memory, or None."""
+    factor = DENSE_BASIS_FACTOR.get(name)
+    if factor is None:
+        return None
+    itemsize = torch.empty((), dtype=p.dtype).element_size()
+    est = factor * p.batch * p.inp * (p.grid + p.k) * itemsize
+    avail = available_memory_bytes(p.device)
+    if avail is not None and est > 0.5 * avail:
+        return (f"estimated footprint {est / 2**30:.1f} GiB (dense (N, in, G+k) basis) "
+                f"> half the free memory ({avail / 2**30:.1f} GiB)")
     return None
 
 
@@ -459,6 +495,94 @@ def peak_extra_bytes(fn, device: str):
             live += size
             peak = max(peak, live)
     return peak
+
+
+# ---------------------------------------------------------------- CPU load
+class OtherCpuUse:
+    """Share of all CPUs' time used by other processes between start() and stop():
+    system non-idle time (/proc/stat) minus this process's own CPU time."""
+
+    def _snap(self):
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        tck = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        own = (t.user + t.system + t.children_user + t.children_system) * tck
+        return sum(v), sum(v) - v[3] - v[4], own
+
+    def start(self):
+        try:
+            self.s0 = self._snap()
+        except (OSError, ValueError, IndexError, AttributeError):
+            self.s0 = None
+        return self
+
+    def stop(self):
+        if self.s0 is None:
+            return None
+        try:
+            t1, b1, o1 = self._snap()
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+        t0, b0, o0 = self.s0
+        return max(0.0, ((b1 - b0) - (o1 - o0)) / max(t1 - t0, 1))
+
+
+def cpu_busy(seconds: float = 1.0):
+    """Fraction of all CPUs' time spent non-idle over `seconds` (from /proc/stat)."""
+
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = snap()
+        time.sleep(seconds)
+        t1, i1 = snap()
+        return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def wait_quiet(seconds: float):
+    """CPU busy fraction (cpu_busy) now; if above 10%, re-measure every few
+    seconds for up to `seconds` until it drops below. Returns the last value."""
+    busy = cpu_busy()
+    deadline = time.monotonic() + seconds
+    while busy is not None and busy > 0.1 and time.monotonic() < deadline:
+        time.sleep(2)
+        busy = cpu_busy(3.0)
+    return busy
+
+
+def print_cpu_busy(busy, device: str = "cpu") -> None:
+    """The header line of a benchmark about the load measured before its start."""
+    if busy is None:
+        return
+    la = loadavg()
+    print(f"# CPU busy before start: {100 * busy:.0f}% of {os.cpu_count()} logical CPUs over 1 s"
+          + (f" (load average 1 min {la:.2f})" if la is not None else ""))
+    if busy > 0.2 and not device.startswith("cuda"):
+        print("# WARNING: other processes are using the CPUs; timings will be noisy")
 
 
 def pykan_setup(threads: int | None = None):

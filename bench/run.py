@@ -93,8 +93,8 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--json", default=None, help="write results to this path")
     ap.add_argument("--peers", default="pykan,inkan,flashkan,reference,gemm",
-                    help="comma list from: pykan, inkan, flashkan, reference "
-                         "(kanext and kanext.ops always run)")
+                    help="comma list from: pykan, inkan, flashkan, reference, gemm (dense-basis GEMM), "
+                         "gemm_local (local-support GEMM) (kanext and kanext.ops always run)")
     ap.add_argument("--no-ops", action="store_true", help="do not time kanext.ops on folded weights")
     ap.add_argument("--skip-slow", action="store_true", help="skip pykan")
     ap.add_argument("--pykan-max-elems", type=float, default=2 ** 27)
@@ -126,7 +126,7 @@ def _dry_run(p, a, peers) -> int:
     print(f"# dry run: {p.describe()} backend={a.backend}")
     for s in peers:
         mod = {"pykan": "kan"}.get(s, s)
-        there = s in ("reference", "gemm") or importlib.util.find_spec(mod) is not None
+        there = s in ("reference", "gemm", "gemm_local") or importlib.util.find_spec(mod) is not None
         print(f"#   {s:<10} {'importable' if there else 'not installed (would be skipped)'}")
     print("# dry run OK: nothing timed")
     return 0
@@ -161,19 +161,10 @@ def main(argv=None) -> int:
     names = ["kanext"] + ([] if a.no_ops else ["kanext.ops"]) + peers
 
     print(f"# kanext layer benchmark: {p.describe()} backend={a.backend} threads={torch.get_num_threads()}")
-    print(f"# torch {torch.__version__}, python {platform.python_version()}, {_cpu_name()}"
+    print(f"# torch {torch.__version__}, python {platform.python_version()}, {H.cpu_name()}"
           + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""))
-    busy = _cpu_busy()
-    deadline = time.monotonic() + a.wait_quiet
-    while busy is not None and busy > 0.1 and time.monotonic() < deadline:
-        time.sleep(2)
-        busy = _cpu_busy(3.0)
-    if busy is not None:
-        la = _loadavg()
-        print(f"# CPU busy before start: {100 * busy:.0f}% of {os.cpu_count()} logical CPUs over 1 s"
-              + (f" (load average 1 min {la:.2f})" if la is not None else ""))
-        if busy > 0.2 and not a.device.startswith("cuda"):
-            print("# WARNING: other processes are using the CPUs; timings will be noisy")
+    busy = H.wait_quiet(a.wait_quiet)
+    H.print_cpu_busy(busy, a.device)
     notes, impls = [], {}
     P = H.master_params(p)
     x = H.make_input(p)
@@ -241,7 +232,7 @@ def main(argv=None) -> int:
     print("\n## timing (median ms per call) and peak extra memory (MiB)", flush=True)
     results = {}
     for name, impl in impls.items():
-        monitor = OtherCpuUse().start()
+        monitor = H.OtherCpuUse().start()
         fns = H.step_fns(impl, x)
         row = {"note": impl.note, "version": impl.version, "mapped": impl.mapped}
         t_start = time.perf_counter()
@@ -311,8 +302,8 @@ def main(argv=None) -> int:
                        "repeat": a.repeat, "warmup": a.warmup, "threads": torch.get_num_threads(),
                        "seed": p.seed, "argv": sys.argv[1:]},
             "env": {"torch": torch.__version__, "python": platform.python_version(),
-                    "platform": platform.platform(), "processor": _cpu_name(),
-                    "loadavg_1min_at_start": _loadavg(), "cpu_busy_at_start": busy, "cpu_count": os.cpu_count(),
+                    "platform": platform.platform(), "processor": H.cpu_name(),
+                    "loadavg_1min_at_start": H.loadavg(), "cpu_busy_at_start": busy, "cpu_count": os.cpu_count(),
                     "cuda_device": torch.cuda.get_device_name() if p.device.startswith("cuda") else None},
             "baseline": base_name,
             "notes": notes,
@@ -331,71 +322,6 @@ def _under(ctx_factory, fn):
             return fn(x)
 
     return wrapped
-
-
-class OtherCpuUse:
-    """Share of all CPUs' time used by other processes between start() and stop():
-    system non-idle time (/proc/stat) minus this process's own CPU time."""
-
-    def _snap(self):
-        with open("/proc/stat") as f:
-            v = [int(t) for t in f.readline().split()[1:]]
-        tck = os.sysconf("SC_CLK_TCK")
-        t = os.times()
-        own = (t.user + t.system + t.children_user + t.children_system) * tck
-        return sum(v), sum(v) - v[3] - v[4], own
-
-    def start(self):
-        try:
-            self.s0 = self._snap()
-        except (OSError, ValueError, IndexError, AttributeError):
-            self.s0 = None
-        return self
-
-    def stop(self):
-        if self.s0 is None:
-            return None
-        try:
-            t1, b1, o1 = self._snap()
-        except (OSError, ValueError, IndexError, AttributeError):
-            return None
-        t0, b0, o0 = self.s0
-        return max(0.0, ((b1 - b0) - (o1 - o0)) / max(t1 - t0, 1))
-
-
-def _cpu_busy(seconds: float = 1.0):
-    """Fraction of all CPUs' time spent non-idle over `seconds` (from /proc/stat)."""
-
-    def snap():
-        with open("/proc/stat") as f:
-            v = [int(t) for t in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-
-    try:
-        t0, i0 = snap()
-        time.sleep(seconds)
-        t1, i1 = snap()
-        return 1.0 - (i1 - i0) / max(t1 - t0, 1)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _loadavg():
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

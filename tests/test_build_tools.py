@@ -126,3 +126,45 @@ def test_dispatch_check_names_each_mismatch():
     assert missing_rule == [f"kanext::kan_linear_forward: AutocastCUDA rule missing, expected one "
                             f"(AUTOCAST_CUDA in {cd.__file__})"]
     assert cd.problems({}, cuda=False)[0].startswith("no kanext:: operator")
+
+
+# ------------------------------------------------------- shape sweep (bench/sweep.py --dry-run)
+SWEEP = os.path.join(ROOT, "bench", "sweep.py")
+
+
+def _sweep_dry_run(*args):
+    return subprocess.run([sys.executable, SWEEP, "--dry-run", *args], capture_output=True, text=True, timeout=600)
+
+
+def _listed_shapes(stdout):
+    return [line.split()[1:5] for line in stdout.splitlines() if line.startswith("#   float")]
+
+
+def test_sweep_dry_run_lists_the_default_and_restricted_shapes():
+    r = _sweep_dry_run()
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = _listed_shapes(r.stdout)
+    assert len(listed) == 4 * 4 * 3 * 2 and "# dry run: 96 shapes" in r.stdout
+    assert ["float64", "G=100", "in=out=1024", "N=65536"] in listed
+    assert "kanext agrees with kanext.reference on a tiny problem of every (dtype, G)" in r.stdout
+    assert r.stdout.rstrip().endswith("# dry run OK: nothing timed")
+
+    r = _sweep_dry_run("--batch", "1024,64", "--width", "8", "--grid", "20,5", "--dtype", "float64",
+                       "--peers", "reference")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _listed_shapes(r.stdout) == [["float64", f"G={G}", "in=out=8", f"N={N}"] for G in (5, 20) for N in (64, 1024)]
+    assert "inkan" not in r.stdout and "reference  importable" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--width", "0"), "argument --width: --width takes positive integers, got 0"),
+    (("--batch", "64,x"), "argument --batch: --batch takes positive integers separated by commas, got 'x'"),
+    (("--grid", "-5"), "argument --grid: --grid takes positive integers, got -5"),
+    (("--dtype", "float16"), "argument --dtype: --dtype: unknown value(s) 'float16'; choose from float32, float64"),
+    (("--peers", "inkan,gemm"), "argument --peers: --peers: unknown value(s) 'gemm'"),
+    (("--k", "0"), "argument --k: must be > 0, got 0"),
+])
+def test_sweep_rejects_a_bad_axis_value(args, message):
+    r = _sweep_dry_run(*args)
+    assert r.returncode == 2 and message in r.stderr, r.stdout + r.stderr
+    assert "dry run OK" not in r.stdout
