@@ -89,12 +89,14 @@ SNAP_BASES = (sympy.Integer(1), sympy.pi, 1 / sympy.pi, sympy.sqrt(2), 1 / sympy
 
 
 def snap_number(v, tol=1e-3, max_den=12):
-    """The first r * base (SNAP_BASES order, |r| = p/q with q <= max_den) within relative tol of v, else v."""
+    """The closest r * base (base in SNAP_BASES, r = p/q with q <= max_den) to v if within relative tol, else v."""
+    best, err = sympy.Float(v), tol * abs(v)
     for base in SNAP_BASES:
         r = Fraction(v / float(base)).limit_denominator(max_den)
-        if r != 0 and abs(float(r) * float(base) - v) <= tol * abs(v):
-            return sympy.Rational(r.numerator, r.denominator) * base
-    return sympy.Float(v)
+        e = abs(float(r) * float(base) - v)
+        if r != 0 and e <= err and (e < err or best.is_Float):
+            best, err = sympy.Rational(r.numerator, r.denominator) * base, e
+    return best
 
 
 def snap(expr, digits=4, tol=1e-3):
@@ -165,8 +167,8 @@ def evaluate(name, ds, symbols, truth, ranges, kan_rmse, formula, shape, secs, n
         ok, how, rel, snapped = False, "", math.inf, None
     else:
         ok, how, rel, snapped = recovery(formula, truth, symbols, ranges, ds["test_input"], ds["test_label"])
-        if snapped is None:
-            snapped = snap(formula)
+        if not ok:  # shown with 4-digit constants, not snapped (snapping inexact constants only obscures them)
+            snapped = _round_floats(formula, 4)
     return {"name": name, "n_vars": len(symbols), "truth": truth, "kan_rmse": kan_rmse, "kan_rel": kan_rmse / y_rms,
             "shape": shape, "secs": secs, "formula": snapped, "raw": formula, "sym_rel": rel, "recovered": ok,
             "how": how, "note": note}
