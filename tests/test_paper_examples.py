@@ -90,3 +90,48 @@ def test_unsupervised_recovers_a_dependent_group(tmp_path):
         assert 5 not in row["set"]  # x6 is independent of everything
     assert res["n_match"] == res["n_seeds"]
     assert (tmp_path / "unsupervised.png").stat().st_size > 1000
+
+
+def test_feynman_recovery_rule_accepts_the_true_formula_and_rejects_a_near_miss():
+    import sympy
+
+    from kanext.datasets.feynman import feynman_dataset, get_feynman_dataset
+
+    mod = _load("feynman")
+    symbols, truth, _, ranges = get_feynman_dataset("I.6.20a")
+    ds = feynman_dataset("I.6.20a", train_num=10, test_num=200, seed=0, dtype=torch.float64)
+    (th,) = symbols
+    x, y = ds["test_input"], ds["test_label"]
+    # a KAN-style formula with float constants that snap to the truth: symbolic equality
+    kan_like = 0.3989422804 * sympy.exp(-((0.7071067812 * th) ** 2))
+    assert mod.recovery(kan_like, truth, symbols, ranges, x, y)[:2] == (True, "symbolic")
+    # a constant off by 0.4% and a stray offset: rejected by both rules
+    near = 0.3989422804 * sympy.exp(-((0.71 * th) ** 2)) + 0.001
+    ok, how, rel, _ = mod.recovery(near, truth, symbols, ranges, x, y)
+    assert not ok and 1e-4 < rel < 1e-1, (ok, how, rel)
+    # the rule's tolerance: a constant within 0.1% of a simple one snaps to it (0.7072 -> 1/sqrt(2)) ...
+    assert mod.recovery(kan_like.subs(sympy.Float(0.7071067812), sympy.Float(0.7072)), truth, symbols, ranges, x,
+                        y)[:2] == (True, "symbolic")
+    # ... one 0.5% off does not (0.711), and its relative RMSE is far above 1e-6
+    ok, how, rel, _ = mod.recovery(0.3989422804 * sympy.exp(-((0.711 * th) ** 2)), truth, symbols, ranges, x, y)
+    assert not ok and 1e-4 < rel < 1e-1, (ok, how, rel)
+    assert mod.snap_number(3.14159265) == sympy.pi and mod.snap_number(0.2) == sympy.Rational(1, 5)
+    assert mod.snap_number(0.123456) == sympy.Float(0.123456)
+
+
+def test_feynman_quick_fits_and_prunes_to_the_right_shape(tmp_path):
+    import math
+
+    res = _load("feynman").main(["--quick", "--quiet", "--out", str(tmp_path)])
+    rows = {r["name"]: r["kanext"] for r in res["rows"]}
+    assert list(rows) == ["I.6.20a", "I.27.6"]
+    ctrl = rows["I.6.20a"]  # exp(-theta^2/2)/sqrt(2 pi): pruning finds the [1, 1, 1] KAN that represents it
+    assert ctrl["shape"] == [1, 1, 1], ctrl["shape"]
+    assert ctrl["kan_rel"] < 1e-3, ctrl["kan_rel"]
+    t = rows["I.27.6"]  # 1/(n/d2 + 1/d1): three inputs kept, one hidden node
+    assert t["shape"][0] == 3 and t["shape"][-1] == 1 and t["kan_rel"] < 0.1, t
+    for r in rows.values():  # a formula comes out and is evaluated on the test data; the rule is applied
+        assert r["raw"] is not None and math.isfinite(r["sym_rel"]) and r["sym_rel"] < 0.2, (r["name"], r["sym_rel"])
+        assert r["recovered"] == (r["how"] != "") and (r["sym_rel"] >= 1e-6 or r["recovered"])
+    assert res["kanext"]["n"] == 2 and res["kanext"]["n_recovered"] == sum(r["recovered"] for r in rows.values())
+    assert (tmp_path / "feynman.png").stat().st_size > 1000

@@ -1,0 +1,314 @@
+"""Symbolic regression of Feynman equations (KAN paper, Section 3.3, Table 3), laptop scale.
+
+    python examples/paper/feynman.py             # full run: ten equations (docs/paper.md)
+    python examples/paper/feynman.py --quick     # CI size: three equations, a few seconds each
+    python examples/paper/feynman.py --pykan     # also runs the same recipe in pykan 0.2.8 and times it
+
+For each equation (``kanext.datasets.feynman``, pykan's variables and ranges,
+all of them from the paper's Table 3, ``KAN_PAPER_EQUATIONS``):
+
+1. data: ``feynman_dataset(name, train, test, seed=0)``, inputs uniform on the
+   equation's ranges, float64;
+2. a KAN [n_vars, 5, 1], G=3, k=3, seed 0, trained with L-BFGS and the
+   sparsity penalty (lamb) so that unused edges die;
+3. ``prune()`` (pykan's thresholds), which gives the final shape;
+4. grid extension G=3 -> 10 (``refine``), more L-BFGS steps without lamb:
+   the KAN's test RMSE is measured here, before any symbolic step;
+5. ``auto_symbolic()`` over pykan's whole function library, a few L-BFGS
+   steps to fit the affine parameters of the symbolic edges, then
+   ``symbolic_formula()`` in the equation's own variables.
+
+Recovery rule (``recovery``): the formula counts as recovered when
+(a) after rounding its constants to 4 digits (pykan's rounding; constants that
+round to 0 are dropped) and snapping each to the nearest simple number of the
+form r or r*pi (r rational; ``sympy.nsimplify`` within 1e-3 relative), the
+difference to the true expression simplifies to 0, or (b) the unrounded
+formula's relative RMSE on the held-out test inputs, RMSE / RMS(y), is below
+1e-6. The symbolic comparison (a) is only tried when the unrounded formula's
+relative RMSE is below 1e-2: further off, 4-digit constants cannot make it
+exact.
+
+Prints one table row per equation and writes examples/out/feynman.png (test
+RMSE per equation, KAN and symbolic formula, kanext and pykan). ``main``
+returns the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import tempfile
+import time
+from fractions import Fraction
+
+import sympy
+import torch
+
+import kanext
+from kanext.datasets.feynman import KAN_PAPER_EQUATIONS, feynman_dataset, get_feynman_dataset
+from kanext.symbolic.formula import _round_floats
+
+#: the ten equations of the full run (all in KAN_PAPER_EQUATIONS), fewest variables first, and a control
+#: that is not in Table 3: I.6.20a, exp(-theta^2/2)/sqrt(2 pi), which a [1, 1, 1] KAN represents exactly
+FULL = ("I.6.20a", "I.6.20", "I.26.2", "I.27.6", "I.16.6", "I.30.5", "III.17.37", "I.37.4", "I.18.4", "II.38.3",
+        "I.12.11")
+QUICK = ("I.6.20a", "I.27.6")
+
+RECIPE = dict(hidden=5, k=3, lamb=1e-3, seed=0)
+FULL_SIZE = dict(n_train=1000, n_test=1000, grids=(3, 5, 10), steps=(40, 20, 30), sym_steps=20)
+QUICK_SIZE = dict(n_train=300, n_test=300, grids=(3, 10), steps=(20, 20), sym_steps=10)
+
+#: the functions auto_symbolic may choose: pykan's library without '0' (which wins over any fit that is not
+#: nearly perfect) and without duplicates (x^0.5, 1/x^0.5) and cos (sin with a shift)
+LIB = ("x", "x^2", "x^3", "x^4", "1/x", "1/x^2", "sqrt", "1/sqrt(x)", "exp", "log", "sin", "tan", "tanh", "abs",
+       "arcsin", "arctan", "arctanh", "gaussian")
+
+
+def relative_rmse(pred, y):
+    return float((pred - y).pow(2).mean().sqrt() / y.pow(2).mean().sqrt())
+
+
+def formula_rmse(expr, symbols, x, y):
+    """RMSE / RMS(y) of the sympy formula on inputs x (N, n); inf where it is not finite and real."""
+    fn = sympy.lambdify(symbols, expr, modules="numpy")
+    with torch.no_grad(), contextlib.suppress(Exception):
+        import numpy as np
+
+        with np.errstate(all="ignore"):
+            v = fn(*[x[:, i].numpy() for i in range(x.shape[1])])
+        v = np.broadcast_to(np.asarray(v, dtype=np.complex128), (x.shape[0],))
+        if np.all(np.isfinite(v)) and np.abs(v.imag).max() < 1e-12:
+            return relative_rmse(torch.from_numpy(v.real.copy())[:, None], y)
+    return math.inf
+
+
+#: snap() replaces a constant by r * base, r a fraction with a small denominator, base one of these
+SNAP_BASES = (sympy.Integer(1), sympy.pi, 1 / sympy.pi, sympy.sqrt(2), 1 / sympy.sqrt(2), sympy.sqrt(sympy.pi),
+              1 / sympy.sqrt(sympy.pi), sympy.sqrt(2 * sympy.pi), 1 / sympy.sqrt(2 * sympy.pi))
+
+
+def snap_number(v, tol=1e-3, max_den=12):
+    """The closest r * base (base in SNAP_BASES, r = p/q with q <= max_den) to v if within relative tol, else v."""
+    best, err = sympy.Float(v), tol * abs(v)
+    for base in SNAP_BASES:
+        r = Fraction(v / float(base)).limit_denominator(max_den)
+        e = abs(float(r) * float(base) - v)
+        if r != 0 and e <= err and (e < err or best.is_Float):
+            best, err = sympy.Rational(r.numerator, r.denominator) * base, e
+    return best
+
+
+def snap(expr, digits=4, tol=1e-3):
+    """Constants rounded to `digits` (kanext's and pykan's rounding: those that round to 0 vanish),
+    then each snapped to a simple number (snap_number)."""
+    expr = _round_floats(expr, digits)
+    return expr.xreplace({f: snap_number(float(f), tol) for f in expr.atoms(sympy.Float)})
+
+
+def recovery(expr, truth, symbols, ranges, x_test, y_test):
+    """(recovered, how, relative test RMSE of the unrounded formula, snapped formula); see the module doc."""
+    rel = formula_rmse(expr, symbols, x_test, y_test)
+    if not rel < 1e-2:
+        return False, "", rel, None
+    # the variables as real (positive where the range is) symbols, so that sqrt(x**2) etc. simplify
+    real = {s: sympy.Symbol(s.name, positive=True) if lo > 0 else sympy.Symbol(s.name, real=True)
+            for s, (lo, hi) in zip(symbols, ranges)}
+    snapped = snap(expr)
+    try:
+        exact = sympy.simplify((snapped - truth).xreplace(real)) == 0
+    except Exception:
+        exact = False
+    if exact:
+        return True, "symbolic", rel, snapped
+    if rel < 1e-6:
+        return True, "numeric", rel, snapped
+    return False, "", rel, snapped
+
+
+def kan_steps(model, ds, cfg, fit):
+    """The recipe's training on a fresh model (kanext.KAN or pykan's MultKAN: the same calls), up to the
+    symbolic step. fit(model, **kw) runs one fit and returns its history. Returns (model, KAN test RMSE)."""
+    fit(model, steps=cfg["steps"][0], lamb=cfg["lamb"])
+    model = model.prune()
+    hist = None
+    for G, steps in zip(cfg["grids"][1:], cfg["steps"][1:]):
+        model = model.refine(G)
+        hist = fit(model, steps=steps)
+    return model, float(hist["test_loss"][-1])
+
+
+def symbolic_steps(model, ds, cfg, fit, symbols):
+    """auto_symbolic over LIB, then a few steps that fit the symbolic edges' affine parameters (undone if
+    they end in NaN); returns (model, the unrounded formula or None, note)."""
+    model.auto_symbolic(lib=list(LIB), verbose=0)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    hist = fit(model, steps=cfg["sym_steps"], update_grid=False)
+    note = ""
+    if not math.isfinite(float(hist["test_loss"][-1])):
+        model.load_state_dict(before)
+        note = "symbolic fine-tuning diverged (NaN): formula taken before it"
+    try:
+        formula = model.symbolic_formula(var=list(symbols), **cfg.get("formula_kw", {}))[0][0]
+        formula = sympy.sympify(formula)
+    except Exception as e:  # e.g. a NaN constant
+        formula, note = None, f"no formula: {type(e).__name__}: {e}"[:120]
+    return model, formula, note
+
+
+def width_of(model):
+    """Nodes per layer (pykan's MultKAN keeps [n_sum, n_mult] pairs: their sum)."""
+    return [w if isinstance(w, int) else sum(w) for w in model.width]
+
+
+def evaluate(name, ds, symbols, truth, ranges, kan_rmse, formula, shape, secs, note):
+    y_rms = float(ds["test_label"].pow(2).mean().sqrt())
+    if formula is None:
+        ok, how, rel, snapped = False, "", math.inf, None
+    else:
+        ok, how, rel, snapped = recovery(formula, truth, symbols, ranges, ds["test_input"], ds["test_label"])
+        if not ok:  # shown with 4-digit constants, not snapped (snapping inexact constants only obscures them)
+            snapped = _round_floats(formula, 4)
+    return {"name": name, "n_vars": len(symbols), "truth": truth, "kan_rmse": kan_rmse, "kan_rel": kan_rmse / y_rms,
+            "shape": shape, "secs": secs, "formula": snapped, "raw": formula, "sym_rel": rel, "recovered": ok,
+            "how": how, "note": note}
+
+
+def run_kanext(name, ds, cfg):
+    """The recipe on one equation in kanext; returns a result dict (evaluate)."""
+    symbols, truth, _, ranges = get_feynman_dataset(name)
+
+    def fit(model, **kw):
+        return model.fit(ds, opt="LBFGS", progress=False, **kw)
+
+    t0 = time.perf_counter()
+    model = kanext.KAN(width=[len(symbols), cfg["hidden"], 1], grid=cfg["grids"][0], k=cfg["k"], seed=cfg["seed"],
+                       dtype=torch.float64)
+    model, kan_rmse = kan_steps(model, ds, cfg, fit)
+    model, formula, note = symbolic_steps(model, ds, dict(cfg, formula_kw={"floating_digits": None}), fit, symbols)
+    secs = time.perf_counter() - t0
+    return evaluate(name, ds, symbols, truth, ranges, kan_rmse, formula, width_of(model), secs, note)
+
+
+@contextlib.contextmanager
+def pykan_sandbox():
+    """pykan in float64 (it builds in the default dtype), in a temporary working directory (the files it
+    may write go there) and with its prints swallowed; restores both on exit."""
+    old, cwd = torch.get_default_dtype(), os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        os.makedirs("model")  # pykan 0.2.8's prune() logs to ./model/history.txt even with auto_save=False
+        torch.set_default_dtype(torch.float64)
+        try:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+                yield
+        finally:
+            torch.set_default_dtype(old)
+            os.chdir(cwd)
+
+
+def run_pykan(name, ds, cfg):
+    """The same recipe, data and seed in pykan 0.2.8 (MultKAN, auto_save=False) inside pykan_sandbox();
+    None when pykan is not installed."""
+    try:
+        from kan import MultKAN
+    except Exception:
+        return None
+    symbols, truth, _, ranges = get_feynman_dataset(name)
+
+    def fit(model, **kw):
+        return model.fit(ds, opt="LBFGS", log=10**9, **kw)
+
+    with pykan_sandbox():
+        t0 = time.perf_counter()
+        model = MultKAN(width=[len(symbols), cfg["hidden"], 1], grid=cfg["grids"][0], k=cfg["k"], seed=cfg["seed"],
+                        auto_save=False)
+        model, kan_rmse = kan_steps(model, ds, cfg, fit)
+        model, formula, note = symbolic_steps(model, ds, cfg, fit, symbols)
+        secs = time.perf_counter() - t0
+    return evaluate(name, ds, symbols, truth, ranges, kan_rmse, formula, width_of(model), secs, note)
+
+
+def fmt_row(r):
+    rec = f"yes ({r['how']})" if r["recovered"] else "no"
+    return (f"{r['kan_rmse']:9.2e} {r['sym_rel']:9.2e}  {rec:14s} {str(r['shape']):12s} {r['secs']:6.1f}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="CI size: three equations, fewer points and steps")
+    p.add_argument("--equations", nargs="*", default=None, help="equation names (default: FULL, or QUICK)")
+    p.add_argument("--pykan", action="store_true", help="also run the recipe in pykan 0.2.8 and time it")
+    p.add_argument("--out", default="examples/out", help="folder for the plot")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    say = (lambda *a: None) if args.quiet else print
+    names = args.equations or (QUICK if args.quick else FULL)
+    cfg = dict(RECIPE, **(QUICK_SIZE if args.quick else FULL_SIZE))
+    torch.set_num_threads(1)
+    say(f"KAN [n, {cfg['hidden']}, 1], k={cfg['k']}, seed {cfg['seed']}; grids {cfg['grids']} with "
+        f"{cfg['steps']} L-BFGS steps (lamb={cfg['lamb']} on the first, then prune); auto_symbolic, "
+        f"{cfg['sym_steps']} steps; {cfg['n_train']} train / {cfg['n_test']} test points")
+    head = "  KAN RMSE  formula rel  recovered      shape        time s"
+    say(f"{'equation':10s} {'lib':7s}{head}")
+    rows = []
+    for nm in names:
+        ds = feynman_dataset(nm, train_num=cfg["n_train"], test_num=cfg["n_test"], seed=0, dtype=torch.float64)
+        row = {"name": nm, "kanext": run_kanext(nm, ds, cfg)}
+        say(f"{nm:10s} {'kanext':7s}{fmt_row(row['kanext'])}  {row['kanext']['formula']}")
+        if args.pykan:
+            row["pykan"] = run_pykan(nm, ds, cfg)
+            if row["pykan"] is not None:
+                say(f"{'':10s} {'pykan':7s}{fmt_row(row['pykan'])}  {row['pykan']['formula']}")
+        for lib in ("kanext", "pykan"):
+            if row.get(lib) and row[lib]["note"]:
+                say(f"{'':10s} {lib}: {row[lib]['note']}")
+        rows.append(row)
+    res = {"rows": rows, "cfg": cfg}
+    for lib in ("kanext", "pykan"):
+        done = [r[lib] for r in rows if r.get(lib)]
+        if done:
+            res[lib] = {"n": len(done), "n_recovered": sum(r["recovered"] for r in done),
+                        "secs": sum(r["secs"] for r in done)}
+            say(f"{lib}: {res[lib]['n_recovered']} of {len(done)} recovered; total time {res[lib]['secs']:.1f} s")
+    res["plot"] = plot(rows, args.out)
+    say(f"plot: {res['plot']}")
+    return res
+
+
+def plot(rows, out):
+    os.makedirs(out, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in rows]
+    libs = [lib for lib in ("kanext", "pykan") if any(r.get(lib) for r in rows)]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    w = 0.8 / len(libs)
+    for ax, key, title in ((axes[0], "kan_rmse", "KAN test RMSE (before symbolic)"),
+                           (axes[1], "sym_rel", "formula: relative test RMSE"), (axes[2], "secs", "wall time (s)")):
+        for t, lib in enumerate(libs):
+            vals = [r[lib][key] if r.get(lib) else float("nan") for r in rows]
+            vals = [v if math.isfinite(v) else float("nan") for v in vals]
+            ax.bar([i + (t - (len(libs) - 1) / 2) * w for i in range(len(rows))], vals, w, label=lib)
+        ax.set_xticks(range(len(rows)), names, rotation=60, fontsize=8)
+        ax.set_title(title)
+        if key != "secs":
+            ax.set_yscale("log")
+    axes[1].axhline(1e-6, color="k", ls="--", lw=0.8, label="recovery threshold 1e-6")
+    for i, r in enumerate(rows):
+        for t, lib in enumerate(libs):
+            if r.get(lib) and r[lib]["recovered"]:
+                axes[1].annotate("*", (i + (t - (len(libs) - 1) / 2) * w, 2e-7), ha="center")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, "feynman.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    main()
