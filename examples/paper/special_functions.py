@@ -1,7 +1,7 @@
 """Fitting special functions: KAN and MLP Pareto frontiers (KAN paper, Section 3.2, Fig. 3.2 and the
 special-functions table), reduced.
 
-    python examples/paper/special_functions.py            # full run (docs/paper.md)
+    python examples/paper/special_functions.py --jobs 2   # full run (docs/paper.md), 2 processes
     python examples/paper/special_functions.py --quick    # CI size, well under a minute
     python examples/paper/special_functions.py --pykan    # also times pykan on one grid extension
 
@@ -98,7 +98,7 @@ FUNCTIONS = {
 }
 
 # The paper's special-functions table (arXiv 2404.19756; captioned "Table 1: Special functions" in
-# the text of the paper consulted, Table 2 in the issue): minimal KAN shape with test RMSE < 1e-2
+# the text of the paper consulted, which issue 17 calls Table 2): minimal KAN shape with test RMSE < 1e-2
 # and its RMSE, best KAN shape and its RMSE, best MLP RMSE. Its ranges and data sizes are not stated.
 PAPER = {
     "ellipj": ("[2,2,1]", 7.29e-3, "[2,3,2,1,1]", 1.33e-4, 6.48e-4),
