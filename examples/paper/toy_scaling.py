@@ -8,6 +8,12 @@ Targets (1000 train and 1000 test points, uniform on [-1, 1]^n, data seed 0, flo
 - ``exp_sin``: f(x, y) = exp(sin(pi x) + y^2), KAN [2, 1, 1]
 - ``xy``:      f(x, y) = x y, KAN [2, 2, 1]
 - ``j0``:      f(x) = J0(20 x) (torch.special.bessel_j0), KAN [1, 1]
+- ``exp_sin4``: f(x1..x4) = exp(0.5 (sin(pi (x1^2 + x2^2)) + sin(pi (x3^2 + x4^2)))),
+  KAN [4, 4, 2, 1] (default grids G = 3, 5, 10, 20: at G = 20 it has 650
+  parameters for the 1000 training points)
+- ``exp_sin100``: f(x1..x100) = exp(mean_i sin^2(pi x_i / 2)), KAN [100, 1, 1]
+  (default grids G = 3, 5, 10, 20: at G = 20 the KAN has already 2525
+  parameters for the 1000 training points; quick G = 3, 5)
 
 KANs (k = 3) go through grid extension as in the paper: a fit at G = 3, then
 for each next G a new KAN is made and initialised from the previous one with
@@ -53,7 +59,12 @@ TARGETS = {
     "exp_sin": (2, [2, 1, 1], lambda x: torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:2] ** 2)),
     "xy": (2, [2, 2, 1], lambda x: x[:, :1] * x[:, 1:2]),
     "j0": (1, [1, 1], lambda x: torch.special.bessel_j0(20 * x[:, :1])),
+    "exp_sin4": (4, [4, 4, 2, 1], lambda x: torch.exp(0.5 * (torch.sin(torch.pi * (x[:, :1] ** 2 + x[:, 1:2] ** 2))
+                                                           + torch.sin(torch.pi * (x[:, 2:3] ** 2 + x[:, 3:4] ** 2))))),
+    "exp_sin100": (100, [100, 1, 1], lambda x: torch.exp(torch.sin(torch.pi * x / 2).pow(2).mean(1, keepdim=True))),
 }
+# targets whose default grids differ from the others' (full, --quick), when --grids is not given
+TARGET_GRIDS = {"exp_sin4": ([3, 5, 10, 20], [3, 5, 10]), "exp_sin100": ([3, 5, 10, 20], [3, 5])}
 
 
 def n_trainable(model):
@@ -159,7 +170,7 @@ def main(argv=None):
     say = (lambda *a: None) if args.quiet else print
     q = args.quick
     targets = (args.targets or ("exp_sin" if q else ",".join(TARGETS))).split(",")
-    grids = args.grids or ([3, 5, 10] if q else [3, 5, 10, 20, 50, 100])
+    all_grids = args.grids or ([3, 5, 10] if q else [3, 5, 10, 20, 50, 100])
     steps = args.steps or (40 if q else 100)
     restarts = args.restarts or (1 if q else 3)
     depths = args.mlp_depths or ([2] if q else [2, 3])
@@ -169,6 +180,7 @@ def main(argv=None):
     results = {}
     for name in targets:
         n_var, width, f = TARGETS[name]
+        grids = all_grids if args.grids or name not in TARGET_GRIDS else TARGET_GRIDS[name][q]
         ds = create_dataset(f, n_var=n_var, train_num=args.train_num, test_num=1000, seed=0, dtype=torch.float64)
         say(f"{name}: KAN {width}, {steps} L-BFGS steps per grid; MLPs {mlp_steps} steps")
         kan = kan_scaling(width, grids, steps, restarts, ds, say)
@@ -178,27 +190,33 @@ def main(argv=None):
         s_grid = fit_slope([r["G"] for r in reg], [r["test"] for r in reg])
         reg_in = regime(kan, "test_inside")
         s_inside = fit_slope([r["params"] for r in reg_in], [r["test_inside"] for r in reg_in])
-        results[name] = {"width": width, "kan": kan, "mlp": mlp, "slope_params": s_params, "slope_G": s_grid,
+        results[name] = {"width": width, "grids": grids, "kan": kan, "mlp": mlp, "slope_params": s_params, "slope_G": s_grid,
                          "slope_inside": s_inside, "regime": [r["G"] for r in reg],
                          "regime_inside": [r["G"] for r in reg_in]}
 
+    cols = sorted({G for r in results.values() for G in r["grids"]})
+
+    def cells(r, key):  # one column per G of any target, blank where this target has no such stage
+        by_g = {row["G"]: row[key] for row in r["kan"]}
+        return "".join(f"{by_g[G]:10.2e}" if G in by_g else f"{'':10s}" for G in cols)
+
     say("\nsummary: test RMSE")
-    say(f"{'target':8s} {'KAN width':10s} " + "".join(f"{'G=' + str(G):>10s}" for G in grids)
+    say(f"{'target':10s} {'KAN width':14s} " + "".join(f"{'G=' + str(G):>10s}" for G in cols)
         + "   best MLP (params)        slope vs params (G range)   vs G   theory")
     for name, r in results.items():
         best = min(r["mlp"], key=lambda m: m["test"] if math.isfinite(m["test"]) else float("inf"))
         g = r["regime"]
         rng = f"G={g[0]}..{g[-1]}" if g else "-"
-        say(f"{name:8s} {str(r['width']):10s} " + "".join(f"{row['test']:10.2e}" for row in r["kan"])
+        say(f"{name:10s} {str(r['width']):14s} " + cells(r, "test")
             + f"   {best['test']:.2e} ({best['params']:5d})      {r['slope_params']:6.2f} ({rng:10s})"
               f"     {r['slope_G']:6.2f}  -4")
     say("\ntest RMSE on the test points inside every layer's grid range (the rest are extrapolated)")
-    say(f"{'target':8s} {'KAN width':10s} " + "".join(f"{'G=' + str(G):>10s}" for G in grids)
+    say(f"{'target':10s} {'KAN width':14s} " + "".join(f"{'G=' + str(G):>10s}" for G in cols)
         + "   slope vs params (G range)")
     for name, r in results.items():
         g = r["regime_inside"]
         rng = f"G={g[0]}..{g[-1]}" if g else "-"
-        say(f"{name:8s} {str(r['width']):10s} " + "".join(f"{row['test_inside']:10.2e}" for row in r["kan"])
+        say(f"{name:10s} {str(r['width']):14s} " + cells(r, "test_inside")
             + f"   {r['slope_inside']:6.2f} ({rng})")
 
     os.makedirs(args.out, exist_ok=True)
