@@ -1,7 +1,8 @@
 // Autograd for the hot kanext ops, in C++ (schemas in csrc/ops.cpp).
 //
-// kan_linear_forward and fold_spline_weights run once per layer per step of
-// every training loop. Registering their derivatives here (Autograd key)
+// kan_linear_forward, fold_spline_weights and kan_linear_fused (the two in
+// one, what KANLinear calls on the CPU) run once per layer per step of every
+// training loop. Registering their derivatives here (Autograd key)
 // keeps Python out of both passes: for the small layers of the KAN workflow
 // (a [2, 5, 1] KAN on 1000 points) the Python autograd wrappers cost about as
 // much as the kernels. The derivatives are the same ops as before: the
@@ -74,6 +75,26 @@ std::tuple<at::Tensor, at::Tensor> call_fold_backward(const at::Tensor& g, const
   return op.call(g, coef, scale);
 }
 
+at::Tensor call_fused(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base, const at::Tensor& Wb,
+                      const at::Tensor& coef, const at::Tensor& scale, int64_t backend) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::kan_linear_fused", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&, int64_t)>();
+  return op.call(x, grid, k, base, Wb, coef, scale, backend);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> call_fused_backward(
+    const at::Tensor& gy, const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base, const at::Tensor& Wb,
+    const at::Tensor& coef, const at::Tensor& scale, bool need_x, bool need_w, int64_t backend) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::kan_linear_fused_backward", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&, bool, bool, int64_t)>();
+  return op.call(gy, x, grid, k, base, Wb, coef, scale, need_x, need_w, backend);
+}
+
 void refuse_functorch(const char* op, const char* python_entry) {
   // functorch includes its dynamic-layer keys in the thread's dispatch keys
   // while any transform is active.
@@ -138,6 +159,59 @@ class FoldFn : public torch::autograd::Function<FoldFn> {
   }
 };
 
+// kan_linear_fused = kan_linear_forward on fold_spline_weights(coef, scale).
+// First order: one fused backward (no folded Wc is formed). Differentiated
+// again: the same composition as the two ops' own autograd (the fold through
+// its op, kan_linear_backward through its autograd, the fold's backward with
+// ATen ops), so every order is exact.
+class KanLinearFusedFn : public torch::autograd::Function<KanLinearFusedFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& grid, int64_t k,
+                            int64_t base, const at::Tensor& Wb, const at::Tensor& coef, const at::Tensor& scale,
+                            int64_t backend) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({x, grid, Wb, coef, scale});
+    ctx->saved_data["k"] = k;
+    ctx->saved_data["base"] = base;
+    ctx->saved_data["backend"] = backend;
+    return call_fused(x, grid, k, base, Wb, coef, scale, backend);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    TORCH_CHECK(!ctx->needs_input_grad(1), "kanext.kan_linear: gradients with respect to grid are not supported");
+    const auto s = ctx->get_saved_variables();
+    // needs_input_grad counts tensor arguments only: x, grid, Wb, coef, scale.
+    const bool need_x = ctx->needs_input_grad(0), need_wb = ctx->needs_input_grad(2),
+               need_c = ctx->needs_input_grad(3), need_s = ctx->needs_input_grad(4);
+    const bool need_w = need_wb || need_c || need_s;
+    const int64_t k = ctx->saved_data["k"].toInt(), base = ctx->saved_data["base"].toInt(),
+                  backend = ctx->saved_data["backend"].toInt();
+    const at::Tensor gy = grads[0].contiguous();
+    at::Tensor gx, gWb, gc, gs;
+    if (at::GradMode::is_enabled()) {
+      at::Tensor gWc;
+      std::tie(gx, gWb, gWc) =
+          call_backward(gy, s[0], s[1], k, base, s[2], call_fold(s[3], s[4]), need_x, need_w, backend);
+      const at::Tensor g = gWc.transpose(1, 2).contiguous();
+      if (need_c) gc = g * s[4].unsqueeze(-1);
+      if (need_s) gs = (g * s[3]).sum(-1);
+    } else {
+      at::AutoDispatchBelowADInplaceOrView below;
+      std::tie(gx, gWb, gc, gs) = call_fused_backward(gy, s[0], s[1], k, base, s[2], s[3], s[4], need_x, need_w,
+                                                      backend);
+    }
+    return {need_x ? gx : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            need_wb ? gWb : at::Tensor(), need_c ? gc : at::Tensor(), need_s ? gs : at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor kan_linear_fused_autograd(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
+                                     const at::Tensor& Wb, const at::Tensor& coef, const at::Tensor& scale,
+                                     int64_t backend) {
+  refuse_functorch("kanext.kan_linear_fused", "kanext.ops.kan_linear_fused");
+  return KanLinearFusedFn::apply(x, grid, k, base, Wb, coef, scale, backend);
+}
+
 at::Tensor kan_linear_forward_autograd(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
                                        const at::Tensor& Wb, const at::Tensor& Wc, int64_t backend) {
   refuse_functorch("kanext.kan_linear_forward", "kanext.ops.kan_linear");
@@ -164,6 +238,7 @@ at::Tensor kan_linear_forward_autocast_cuda(const at::Tensor& x, const at::Tenso
 TORCH_LIBRARY_IMPL(kanext, Autograd, m) {
   m.impl("kan_linear_forward", &kan_linear_forward_autograd);
   m.impl("fold_spline_weights", &fold_autograd);
+  m.impl("kan_linear_fused", &kan_linear_fused_autograd);
 }
 
 TORCH_LIBRARY_IMPL(kanext, AutocastCUDA, m) { m.impl("kan_linear_forward", &kan_linear_forward_autocast_cuda); }

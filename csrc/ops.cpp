@@ -30,6 +30,18 @@ TORCH_LIBRARY(kanext, m) {
   m.def(
       "kan_linear_backward(Tensor grad_y, Tensor x, Tensor grid, int k, int base, Tensor Wb, "
       "Tensor Wc, bool need_x, bool need_w, int backend=0) -> (Tensor, Tensor, Tensor)");
+  // The same layer on pykan's parameters, with the fold done inside the
+  // kernels: kan_linear_fused(x, grid, k, base, Wb, coef, scale) equals
+  // kan_linear_forward(x, grid, k, base, Wb, fold_spline_weights(coef, scale))
+  // without forming the folded Wc. coef (in, out, G+k), scale (in, out).
+  m.def(
+      "kan_linear_fused(Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor coef, Tensor scale, "
+      "int backend=0) -> Tensor");
+  // Its backward: (grad_x, grad_Wb, grad_coef, grad_scale), grad_coef
+  // contiguous (in, out, G+k); skipped outputs (need_x / need_w) are zeros.
+  m.def(
+      "kan_linear_fused_backward(Tensor grad_y, Tensor x, Tensor grid, int k, int base, Tensor Wb, Tensor coef, "
+      "Tensor scale, bool need_x, bool need_w, int backend=0) -> (Tensor, Tensor, Tensor, Tensor)");
   // The fold of pykan's per-edge spline parameters into the kernel layout:
   // coef (in, out, G+k), scale (in, out) -> Wc (in, G+k, out), Wc[i,g,j] = scale[i,j] coef[i,j,g].
   m.def("fold_spline_weights(Tensor coef, Tensor scale) -> Tensor");

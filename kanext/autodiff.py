@@ -26,9 +26,10 @@ The classes are torch.autograd.Functions with setup_context, backward, jvp and
 vmap, so plain autograd (any order, create_graph), torch.func (grad, vjp, jvp,
 jacrev, jacfwd, hessian, vmap, functional_call) and torch.compile all see the
 same rules. They are also the raw ops' Autograd kernels (registered below), so
-``torch.ops.kanext.<op>`` differentiates the same way in plain autograd. Two
-hot ops keep a C++ autograd for speed (csrc/autograd.cpp: kan_linear_forward
-and fold_spline_weights). Under a torch.func transform the kanext.ops wrappers
+``torch.ops.kanext.<op>`` differentiates the same way in plain autograd. Three
+hot ops keep a C++ autograd for speed (csrc/autograd.cpp: kan_linear_forward,
+fold_spline_weights and kan_linear_fused, the two in one). Under a torch.func
+transform the kanext.ops wrappers
 (and so the modules) call these Functions directly; a raw torch.ops.kanext
 call under a transform raises a clear error.
 
@@ -866,6 +867,15 @@ def _fold_backward_differentiable(g, coef, scale):
     return gt * scale.unsqueeze(-1), (gt * coef).sum(-1)
 
 
+def _fused_backward_differentiable(gy, x, grid, k, base, Wb, coef, scale, need_x, need_w, backend=0):
+    """kan_linear_fused_backward when its result is differentiated: the
+    composition it fuses (the fold in PyTorch ops, kan_linear_backward's
+    Function, the fold's backward in PyTorch ops), so every order is exact."""
+    gx, gWb, gWc = KanBackward.apply(gy, x, grid, k, base, Wb, fold_dense(coef, scale), need_x, need_w, backend)
+    gc, gs = _fold_backward_differentiable(gWc, coef, scale)
+    return gx, gWb, gc.contiguous(), gs
+
+
 _lib = torch.library.Library("kanext", "IMPL")
 for _name, _fn in {
     "spline_basis": lambda x, grid, k: BasisDeriv.apply(x, grid, k, 0),
@@ -885,5 +895,6 @@ for _name, _fn in {
     "edge_product": lambda *a: EdgeProduct.apply(*a),
     "edge_product_wgrad": lambda *a: EdgeProductWgrad.apply(*a),
     "fold_spline_weights_backward": _fold_backward_differentiable,
+    "kan_linear_fused_backward": _fused_backward_differentiable,
 }.items():
     _lib.impl(_name, _autograd_kernel(_name, _fn, getattr(_ops, _name).default), "Autograd")

@@ -63,10 +63,10 @@ class KANLinear(SplineModule):
         grid: buffer (in, G+2k+1), knots per input, strictly increasing,
             possibly non-uniform after grid updates.
         mask: buffer (in, out).
-        coef: parameter (in, out, G+k). Its memory is laid out as (in, G+k,
-            out) (strides of ``coef.transpose(1, 2).contiguous()``), the
-            layout the kernels read, so that folding the scales in costs one
-            broadcast multiply and no transpose, forward or backward.
+        coef: parameter (in, out, G+k), contiguous as pykan's (so that
+            optimisers which flatten parameters, torch.optim.LBFGS, work). The
+            CPU kernels read it directly and fold the scales in tile by tile
+            in cache (ops.kan_linear_fused); no (in, G+k, out) copy is kept.
         scale_base, scale_sp: parameters (in, out).
         bias: parameter (out,), or None without ``bias=True``.
 
@@ -145,14 +145,19 @@ class KANLinear(SplineModule):
     def out_dim(self) -> int:
         return self.out_features
 
+    def _masked_scales(self) -> tuple[Tensor, Tensor]:
+        """(mask * scale_base, mask * scale_sp), or the parameters themselves
+        when no edge is masked (multiplying by 1 changes nothing)."""
+        if self._mask_is_ones():
+            return self.scale_base, self.scale_sp
+        return self.mask * self.scale_base, self.mask * self.scale_sp
+
     def folded_weights(self) -> tuple[Tensor, Tensor]:
         """(Wb, Wc): mask * scale_base (in, out) and mask * scale_sp * coef as
         (in, G+k, out), the two dense weights the kernel takes. Autograd carries
-        gradients back through the fold to scale_base, scale_sp and coef."""
-        if self._mask_is_ones():  # no pruned edge: multiplying by 1 changes nothing
-            Wb, scale = self.scale_base, self.scale_sp
-        else:
-            Wb, scale = self.mask * self.scale_base, self.mask * self.scale_sp
+        gradients back through the fold to scale_base, scale_sp and coef.
+        (forward does not form Wc on the CPU: see ops.kan_linear_fused.)"""
+        Wb, scale = self._masked_scales()
         return Wb, ops.fold_spline_weights(self.coef, scale)
 
     def _mask_is_ones(self) -> bool:
@@ -175,12 +180,15 @@ class KANLinear(SplineModule):
             )
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        Wb, Wc = self.folded_weights()
+        Wb, scale = self._masked_scales()
         strategy = backend_code()  # the CUDA strategy, an op argument (kanext.backend)
+        # the layer on the parameters themselves: the CPU folds scale into coef
+        # inside the kernels (ops.kan_linear_fused), other devices fold first
         if callable(self.base_fun):
-            y = ops.kan_linear_forward(x2, self.grid, self.k, 0, Wb, Wc, strategy) + self.base_fun(x2) @ Wb
+            y = ops.kan_linear_fused(x2, self.grid, self.k, 0, Wb, self.coef, scale, strategy) + self.base_fun(x2) @ Wb
         else:
-            y = ops.kan_linear_forward(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, Wc, strategy)
+            y = ops.kan_linear_fused(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, self.coef, scale,
+                                     strategy)
         if self.bias is not None:
             y = y + self.bias
         # a 2-D input returns y itself, not a view of it (FSDP2 warns about views returned by a module)

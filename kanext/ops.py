@@ -1,8 +1,8 @@
 """Python side of the kanext custom ops: wrappers, fake kernels, autograd.
 
 Schemas live in csrc/ops.cpp, CPU kernels in csrc/cpu/, CUDA kernels in
-csrc/cuda/, autograd in kanext/autodiff.py (and csrc/autograd.cpp for the two
-hot ops), and a pure-PyTorch twin of every op in kanext/reference.py.
+csrc/cuda/, autograd in kanext/autodiff.py (and csrc/autograd.cpp for the
+three hot ops: kan_linear_forward, fold_spline_weights, kan_linear_fused), and a pure-PyTorch twin of every op in kanext/reference.py.
 
 Derivatives. Every op is differentiable to any order in its inputs and weights
 (plain autograd with create_graph, and torch.func: grad, vjp, jvp, jacrev,
@@ -74,6 +74,7 @@ __all__ = [
     "kan_linear_forward",
     "kan_linear_backward",
     "fold_spline_weights",
+    "kan_linear_fused",
     "edge_stats",
     "edge_stats_backward",
     "spline_activation",
@@ -200,6 +201,25 @@ def fold_spline_weights(coef: Tensor, scale: Tensor) -> Tensor:
     if transforms_active():
         return fold_dense(coef, scale)
     return _ops.fold_spline_weights(coef, scale)
+
+
+def kan_linear_fused(x: Tensor, grid: Tensor, k: int, base: int | str, Wb: Tensor, coef: Tensor, scale: Tensor,
+                     backend: int | None = None) -> Tensor:
+    """``kan_linear(x, grid, k, base, Wb, fold_spline_weights(coef, scale))``
+    on pykan's parameters: coef (in, out, G+k), scale (in, out) (mask *
+    scale_sp). Differentiable in x, Wb, coef and scale, to any order and under
+    torch.func, like the two calls it stands for.
+
+    On the CPU (float32 / float64) the fold happens inside the kernels, tile
+    by tile in cache, forward and backward: no (in, G+k, out) folded weight
+    or gradient is formed, and grad_coef is written once (this is what
+    KANLinear calls). Elsewhere (CUDA, with its autocast rule; 16-bit CPU
+    tensors; torch.func transforms) it is exactly the two calls above."""
+    backend = backend_code() if backend is None else backend
+    base = _base_id(base)
+    if x.is_cpu and x.dtype in (torch.float32, torch.float64) and not transforms_active():
+        return _ops.kan_linear_fused(x, grid, k, base, Wb, coef, scale, backend)
+    return _kan_linear(x, grid, k, base, Wb, fold_spline_weights(coef, scale), backend)
 
 
 def edge_stats(
@@ -351,6 +371,18 @@ def _(coef, scale):
 def _(grad_Wc, coef, scale):
     # grad_coef keeps coef's layout (KANLinear's is contiguous (in, out, G+k)).
     return torch.empty_like(coef), scale.new_empty(scale.shape)
+
+
+@torch.library.register_fake("kanext::kan_linear_fused")
+def _(x, grid, k, base, Wb, coef, scale, backend=0):
+    _check_2d("kanext.kan_linear_fused", x)
+    return x.new_empty((x.shape[0], Wb.shape[1]))
+
+
+@torch.library.register_fake("kanext::kan_linear_fused_backward")
+def _(grad_y, x, grid, k, base, Wb, coef, scale, need_x, need_w, backend=0):
+    # contiguous gradients, grad_coef in coef's (in, out, G+k) shape
+    return x.new_empty(x.shape), Wb.new_empty(Wb.shape), coef.new_empty(coef.shape), scale.new_empty(scale.shape)
 
 
 @torch.library.register_fake("kanext::edge_stats")

@@ -53,11 +53,14 @@ def test_the_strategy_is_an_op_argument_that_torch_compile_sees():
     # and a compiled layer recompiles (a dynamo guard) when the setting changes.
     layer = kanext.KANLinear(3, 2, dtype=torch.float64)
     x = torch.rand(5, 3, dtype=torch.float64)
-    seen, op = [], torch.ops.kanext.kan_linear_forward
+    # the layer's op: kan_linear_fused on the CPU (backend is argument 7),
+    # kan_linear_forward elsewhere (argument 6)
+    seen, ops_ = [], {torch.ops.kanext.kan_linear_forward: 6, torch.ops.kanext.kan_linear_fused: 7}
+    pos = {**ops_, **{op.default: i for op, i in ops_.items()}}
 
     def record(gm, example_inputs):
-        seen.append([n.args[6] if len(n.args) > 6 else n.kwargs.get("backend", 0) for n in gm.graph.nodes
-                     if n.op == "call_function" and n.target in (op, op.default)])
+        seen.append([n.args[pos[n.target]] if len(n.args) > pos[n.target] else n.kwargs.get("backend", 0)
+                     for n in gm.graph.nodes if n.op == "call_function" and n.target in pos])
         return gm.forward
 
     torch._dynamo.reset()

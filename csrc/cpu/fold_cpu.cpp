@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "kan_linear_kernels.h"
 #include "kanext/checks.h"
 
 #include <algorithm>
@@ -22,27 +23,11 @@ inline void accumulate_product(T* __restrict acc, const T* __restrict a, const T
   for (int64_t j = 0; j < n; ++j) acc[j] += a[j] * b[j];
 }
 
-
-
-// Any other layout: both passes work on coef viewed as (in, G+k, out),
-// contiguous without a copy for the (in, G+k, out) memory order, else
-// transposed once first.
 // coef in pykan's contiguous (in, out, G+k) layout (the layout KANLinear keeps
-// its parameter in, so that optimisers may flatten it): one pass that reads
-// each (out, G+k) slice once, in column blocks that stay in L1.
-template <typename T>
-void fold_from_contiguous(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
-                          int64_t out, int64_t nb) {
-  constexpr int64_t kBlock = 16;
-  for (int64_t i = i0; i < i1; ++i)
-    for (int64_t j0 = 0; j0 < out; j0 += kBlock) {
-      const int64_t j1 = std::min(out, j0 + kBlock);
-      for (int64_t g = 0; g < nb; ++g)
-        for (int64_t j = j0; j < j1; ++j)
-          w[(i * nb + g) * out + j] = c[(i * out + j) * nb + g] * s[i * out + j];
-    }
-}
-
+// its parameter in, so that optimisers may flatten it) goes through the
+// kernels' own fold (cpu::fold_inputs / unfold_gradients, shared with
+// kan_linear_fused); any other layout is viewed as (in, G+k, out),
+// contiguous without a copy for that memory order, else transposed once.
 at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
   check_fold("kanext.fold_spline_weights", coef_, scale_);
   if (coef_.is_contiguous()) {
@@ -53,7 +38,7 @@ at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
       const scalar_t *c = coef_.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
       scalar_t* w = Wc.data_ptr<scalar_t>();
       at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)),
-                       [&](int64_t i0, int64_t i1) { fold_from_contiguous(c, sp, w, i0, i1, out, nb); });
+                       [&](int64_t i0, int64_t i1) { cpu::fold_inputs(c, sp, w + i0 * nb * out, i0, i1, out, nb); });
     });
     return Wc;
   }
@@ -90,21 +75,10 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, cons
     AT_DISPATCH_FLOATING_TYPES(coef_.scalar_type(), "kanext_fold_backward", [&] {
       const scalar_t *g = gW.data_ptr<scalar_t>(), *c = coef_.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
       scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
-      at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)), [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i)
-          for (int64_t j = 0; j < out; ++j) {
-            const scalar_t sij = sp[i * out + j];
-            const scalar_t* cij = c + (i * out + j) * nb;
-            scalar_t* gij = gcp + (i * out + j) * nb;
-            scalar_t acc = scalar_t(0);
-            for (int64_t q = 0; q < nb; ++q) {
-              const scalar_t gv = g[(i * nb + q) * out + j];
-              gij[q] = gv * sij;
-              acc += gv * cij[q];
-            }
-            gsp[i * out + j] = acc;
-          }
-      });
+      at::parallel_for(0, in, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, out * nb)),
+                       [&](int64_t i0, int64_t i1) {
+                         cpu::unfold_gradients(g + i0 * nb * out, c, sp, gcp, gsp, i0, i1, out, nb);
+                       });
     });
     return {gc, gs};
   }

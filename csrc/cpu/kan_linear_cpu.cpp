@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <vector>
+
 #include "kan_linear_kernels.h"
 #include "kanext/backend.h"
 #include "kanext/checks.h"
@@ -48,8 +50,8 @@ at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_,
         for (int64_t i0 = 0; i0 < in; i0 += tile)
           for (int64_t b = n0; b < n1; b += kRowBlock)
             cpu::kan_linear_forward_block<scalar_t, decltype(K)::value>(
-                xp, tp, pp, in, M, base, wbp, wcp, yp, b, std::min(b + kRowBlock, n1), out, i0,
-                std::min(i0 + tile, in));
+                xp, tp, pp, in, M, base, wbp, wcp + i0 * (G + k) * out, yp, b, std::min(b + kRowBlock, n1), out,
+                i0, std::min(i0 + tile, in));
       });
     });
   });
@@ -93,11 +95,97 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
   return {gx, gWb, gWc};
 }
 
+// kan_linear_fused: the forward on pykan's coef (in, out, G+k) and scale
+// (in, out), with the fold done per input tile into a scratch buffer that
+// stays in cache (each task folds the tiles it walks), so that no (in, G+k,
+// out) tensor is written or read back: kan_linear_forward's cost, without
+// the separate fold pass over in (G+k) out values.
+at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
+                                const at::Tensor& Wb_, const at::Tensor& coef_, const at::Tensor& scale_,
+                                int64_t backend) {
+  const char* op = "kanext.kan_linear_fused";
+  check_backend(op, backend);
+  const int64_t G = check_fused_args(op, x_, grid_, k, base, Wb_, coef_, scale_);
+  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous();
+  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous();
+  check_grid_increasing(op, grid);
+  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1), nb = G + k;
+  if (N == 0 || in == 0 || out == 0) return at::zeros({N, out}, x.options());
+  at::Tensor y = at::empty({N, out}, x.options());
+  const at::Tensor padded = padded_knots(grid, k);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
+    const scalar_t* pp = padded.data_ptr<scalar_t>();
+    const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *cp = coef.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    dispatch_order(k, [&](auto K) {
+      const int64_t grain = grain_for(in * (out + 8) * (k + 2), kRowBlock);
+      const int64_t tile = std::min<int64_t>(
+          in, std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, nb * out * sizeof(scalar_t))));
+      at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+        std::vector<scalar_t> wc(static_cast<size_t>(tile * nb * out));
+        std::fill(yp + n0 * out, yp + n1 * out, scalar_t(0));
+        for (int64_t i0 = 0; i0 < in; i0 += tile) {
+          const int64_t i1 = std::min(i0 + tile, in);
+          cpu::fold_inputs(cp, sp, wc.data(), i0, i1, out, nb);
+          for (int64_t b = n0; b < n1; b += kRowBlock)
+            cpu::kan_linear_forward_block<scalar_t, decltype(K)::value>(
+                xp, tp, pp, in, M, base, wbp, wc.data(), yp, b, std::min(b + kRowBlock, n1), out, i0, i1);
+        }
+      });
+    });
+  });
+  return y;
+}
+
+// Its backward: (grad_x, grad_Wb, grad_coef, grad_scale), parallel over
+// inputs as kan_linear_backward, with the fold and its backward done per
+// chunk of inputs in cache (cpu::kan_linear_fused_backward_inputs).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_backward_cpu(
+    const at::Tensor& gy_, const at::Tensor& x_, const at::Tensor& grid_, int64_t k, int64_t base,
+    const at::Tensor& Wb_, const at::Tensor& coef_, const at::Tensor& scale_, bool need_x, bool need_w,
+    int64_t backend) {
+  const char* op = "kanext.kan_linear_fused_backward";
+  check_backend(op, backend);
+  check_fused_args(op, x_, grid_, k, base, Wb_, coef_, scale_);
+  check_linear_grad(op, gy_, x_, Wb_.size(1));
+  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous();
+  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous(), gy = gy_.contiguous();
+  check_grid_increasing(op, grid);
+  const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
+  const auto zeros = [&] {
+    return std::make_tuple(at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(coef), at::zeros_like(scale));
+  };
+  if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w)) return zeros();
+  at::Tensor gx = need_x ? at::empty_like(x) : at::zeros_like(x);
+  at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
+  at::Tensor gc = need_w ? at::empty_like(coef) : at::zeros_like(coef);
+  at::Tensor gs = need_w ? at::empty_like(scale) : at::zeros_like(scale);
+  const at::Tensor padded = padded_knots(grid, k);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused_backward", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
+    const scalar_t *wbp = Wb.data_ptr<scalar_t>(), *cp = coef.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
+    const scalar_t* gyp = gy.data_ptr<scalar_t>();
+    const scalar_t* pp = padded.data_ptr<scalar_t>();
+    scalar_t *gxp = gx.data_ptr<scalar_t>(), *gwbp = gWb.data_ptr<scalar_t>();
+    scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
+    dispatch_order(k, [&](auto K) {
+      at::parallel_for(0, in, grain_for(N * (out + 8) * (k + 2), 1), [&](int64_t i0, int64_t i1) {
+        cpu::kan_linear_fused_backward_inputs<scalar_t, decltype(K)::value>(
+            gyp, xp, tp, pp, N, in, M, base, wbp, cp, sp, out, need_x, need_w, gxp, gwbp, gcp, gsp, i0, i1);
+      });
+    });
+  });
+  return {gx, gWb, gc, gs};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(kanext, CPU, m) {
   m.impl("kan_linear_forward", &kan_linear_forward_cpu);
   m.impl("kan_linear_backward", &kan_linear_backward_cpu);
+  m.impl("kan_linear_fused", &kan_linear_fused_cpu);
+  m.impl("kan_linear_fused_backward", &kan_linear_fused_backward_cpu);
 }
 
 }  // namespace kanext

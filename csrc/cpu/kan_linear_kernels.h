@@ -55,11 +55,16 @@ template <typename T>
 inline void vstore(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
+// Sum of a vector's lanes by halves (a fixed tree: log2(lanes) dependent
+// adds instead of one per lane, which made the dot products of grad_x wait
+// on the reduction in narrow layers).
 template <typename T>
 inline T hsum(vec_t<T> v) {
-  T s = T(0);
-  for (int l = 0; l < kLanes<T>; ++l) s += v[l];
-  return s;
+  T t[kLanes<T>];
+  __builtin_memcpy(t, &v, sizeof v);
+  for (int w = kLanes<T> / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) t[l] += t[l + w];
+  return t[0];
 }
 
 static_assert(kRows % kLanes<float> == 0 && kRows % kLanes<double> == 0, "kRows must fill whole vectors");
@@ -230,7 +235,12 @@ struct BlockBases {
 // + sum_q v_q Wc[i, start+q, :], accumulated into y for inputs [i0, i1) (the
 // caller zeroes y and walks input tiles so that the tile's Wc rows stay in
 // cache across row blocks). `padded` holds every input's padded knots
-// (in, M + 2K + 2).
+// (in, M + 2K + 2). `Wc` holds the tile's rows only: input i's (G+k, out)
+// slice starts at Wc + (i - i0) (G+k) out (the whole tensor offset by i0, or
+// a tile folded into a scratch buffer by fold_inputs).
+// (Adding several inputs' terms to a y row in one pass, with the row count
+// known only at run time, measured 1.4-3x slower than these fixed-count
+// axpys: the loop then reloads every row pointer and coefficient.)
 template <typename T, int K>
 void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
@@ -244,7 +254,7 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
   for (int64_t i = i0; i < i1; ++i) {
     bb.template compute<false>(x + n0 * in + i, in, nr, grid + i * M, padded + i * (M + 2 * K + 2), M, base);
     const T* wb = Wb + i * out;
-    const T* wc = Wc + i * nb * out;
+    const T* wc = Wc + (i - i0) * nb * out;
     for (int r = 0; r < nr; ++r) {
       T* __restrict yr = y + (n0 + r) * out;
       const int64_t s = bb.start[r];
@@ -313,141 +323,292 @@ inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* 
     }
 }
 
-constexpr int kGroupBlocks = 8;  // backward: rows are grouped by interval over 8 blocks (256 rows)
+// Backward: the rows of a span of kRows-row blocks are grouped by knot
+// interval, so that each group's rank-1 updates of the weight gradient are
+// summed in registers and written once. The span grows with the number of
+// intervals (8 blocks, 256 rows, up to G+k = 24; up to 32 blocks, 1024 rows,
+// from G+k = 96 on), so that groups stay several rows deep at large G.
+constexpr int kMinGroupBlocks = 8, kMaxGroupBlocks = 32;
+
+inline int span_blocks(int64_t nb) {
+  return static_cast<int>(std::min<int64_t>(kMaxGroupBlocks, std::max<int64_t>(kMinGroupBlocks, nb / 3)));
+}
+
+// What one thread's backward needs per span: the bases of its blocks and the
+// grouping of its rows by knot interval (heap-allocated once per task).
+template <typename T, int K>
+struct BackwardScratch {
+  const int span;  // rows per span
+  std::vector<BlockBases<T, K>> bb;
+  std::vector<int> counts;  // keys start + 2 in [0, G + 1], shifted by one
+  std::vector<int> order;
+  std::vector<T> coef;      // span rows of K + 2 coefficients
+  std::vector<const T*> drows;
+  explicit BackwardScratch(int64_t nb)
+      : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
+        counts(static_cast<size_t>(nb + 3)), order(static_cast<size_t>(span)), coef(static_cast<size_t>(span * (K + 2))),
+        drows(static_cast<size_t>(span)) {}
+};
+
+// Backward of one input i over the batch rows [n0, n0 + rows) (rows <=
+// ws.span): writes grad_x[n, i] (need_x) and adds the rows' terms to input i's
+// weight gradients (need_w). wb, wc: input i's rows of Wb (out) and Wc
+// (G+k, out); gwb, gwc: the same of the gradients. The rows of the span are
+// grouped by knot interval (stable order), and each group's rank-1 updates
+// are summed in registers; layers narrower than one vector take the rows one
+// by one instead.
+template <typename T, int K>
+void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* __restrict x, const T* __restrict t,
+                   const T* __restrict padded, int64_t n0, int rows, int64_t in, int64_t i, int64_t M, int64_t base,
+                   const T* __restrict wb, const T* __restrict wc, int64_t out, bool need_x, bool need_w,
+                   T* __restrict gx, T* __restrict gwb, T* __restrict gwc) {
+  constexpr int K1 = K + 1;
+  const bool has_base = base != kBaseZero;
+  BlockBases<T, K>* bb = ws.bb.data();
+  for (int b = 0; b * kRows < rows; ++b) {
+    const int nr = std::min(kRows, rows - b * kRows);
+    bb[b].template compute<true>(x + (n0 + b * kRows) * in + i, in, nr, t, padded, M, base);
+  }
+  auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
+  if (need_x) {
+    for (int r = 0; r < rows; ++r) {
+      const BlockBases<T, K>& B = bb[r / kRows];
+      const int rr = r % kRows;
+      const int64_t n = n0 + r, s = B.start[rr];
+      if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
+        gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
+        continue;
+      }
+      const T* __restrict d = gy + n * out;
+      const T* rws[K1 + 1];
+      for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
+      rws[K1] = wb;
+      T acc = T(0);
+      if (s >= 0 && has_base) {
+        T dots[K1 + 1];
+        dot_rows<T, K1 + 1>(rws, d, out, dots);
+        acc = B.dbv[rr] * dots[K1];
+        for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
+      } else if (s >= 0) {
+        T dots[K1];
+        dot_rows<T, K1>(rws, d, out, dots);
+        for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
+      } else if (has_base) {
+        T dot;
+        dot_rows<T, 1>(&rws[K1], d, out, &dot);
+        acc = B.dbv[rr] * dot;
+      }
+      gx[n * in + i] = acc;
+    }
+  }
+  if (!need_w) return;
+  if (out < kLanes<T>) {
+    // Narrow layers (out below one vector): rank-1 updates row by row in
+    // batch order. Sorting and grouping the rows cost more than they save
+    // here (2 -> 5 layer, N=1000: 2.3x faster weight gradients).
+    for (int r = 0; r < rows; ++r) {
+      const BlockBases<T, K>& B = bb[r / kRows];
+      const int rr = r % kRows;
+      const int64_t s = B.start[rr];
+      if (s == -2) continue;
+      const T* __restrict d = gy + (n0 + r) * out;
+      if (has_base) {
+        const T b = B.bv[rr];
+        for (int64_t j = 0; j < out; ++j) gwb[j] += b * d[j];
+      }
+      if (s < 0) continue;
+      T* __restrict w = gwc + s * out;
+      for (int q = 0; q < K1; ++q) {
+        const T c = B.v[q][rr];
+        for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
+      }
+    }
+    return;
+  }
+  // Counting sort (stable) of the span's rows by window start, -2 (NaN:
+  // skipped) and -1 (outside the grid: base term only) first.
+  std::vector<int>& counts = ws.counts;
+  T(*coef)[K1 + 1] = reinterpret_cast<T(*)[K1 + 1]>(ws.coef.data());
+  int* order = ws.order.data();
+  std::fill(counts.begin(), counts.end(), 0);
+  for (int r = 0; r < rows; ++r) ++counts[start_of(r) + 3];
+  for (size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
+  for (int r = 0; r < rows; ++r) order[counts[start_of(r) + 2]++] = r;
+  for (int g0 = 0; g0 < rows;) {
+    const int64_t s = start_of(order[g0]);
+    int g1 = g0 + 1;
+    while (g1 < rows && start_of(order[g1]) == s) ++g1;
+    if (s != -2) {
+      const int cnt = g1 - g0;
+      for (int c = 0; c < cnt; ++c) {
+        const int r = order[g0 + c];
+        const BlockBases<T, K>& B = bb[r / kRows];
+        ws.drows[c] = gy + (n0 + r) * out;
+        for (int q = 0; q < K1; ++q) coef[c][q] = B.v[q][r % kRows];
+        coef[c][K1] = B.bv[r % kRows];
+      }
+      T* outs[K1 + 1];
+      for (int q = 0; q < K1; ++q) outs[q] = gwc + (s + q) * out;
+      outs[K1] = gwb;
+      if (s >= 0 && has_base) {
+        grouped_rank1<T, K1 + 1, K1 + 1>(outs, coef, 0, ws.drows.data(), cnt, out);
+      } else if (s >= 0) {
+        grouped_rank1<T, K1, K1 + 1>(outs, coef, 0, ws.drows.data(), cnt, out);
+      } else if (has_base) {
+        grouped_rank1<T, 1, K1 + 1>(&outs[K1], coef, K1, ws.drows.data(), cnt, out);
+      }
+    }
+    g0 = g1;
+  }
+}
+
+// Inputs per chunk of the backward: the chunk's gradient rows (and, fused,
+// its folded weights) stay in L2 (~192 KiB) while each 256-row span of
+// grad_y is read once for the whole chunk.
+template <typename T>
+inline int64_t backward_chunk(int64_t rows_per_input, int64_t out) {
+  return std::max<int64_t>(1, (192 << 10) / std::max<int64_t>(1, rows_per_input * out * int64_t(sizeof(T))));
+}
 
 // Backward for inputs [i0, i1): the caller gives each input to exactly one
 // thread, which owns grad_x[:, i], grad_Wb[i] and grad_Wc[i] and walks the
 // batch in order, so there are no atomics and the result is deterministic
-// (and independent of the thread count). The thread also zeroes its slices of
-// grad_Wb / grad_Wc (need_w) first, and writes every grad_x[:, i] (need_x).
-// Weight gradients: the rows of a 256-row span are grouped by knot interval
-// (stable order), and each group's rank-1 updates are summed in registers;
-// layers narrower than one vector take the rows one by one instead.
+// (and independent of the thread count). Each chunk of inputs zeroes its
+// slices of grad_Wb / grad_Wc (need_w) just before it fills them, and every
+// grad_x[:, i] is written (need_x).
 template <typename T, int K>
 void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, const T* __restrict grid,
                                 const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
                                 const T* __restrict Wb, const T* __restrict Wc, int64_t out, bool need_x,
                                 bool need_w, T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
                                 int64_t i1) {
-  constexpr int K1 = K + 1;
-  constexpr int kSpan = kRows * kGroupBlocks;
-  const int64_t nb = M - K - 1;
-  const bool has_base = base != kBaseZero;
-  BlockBases<T, K> bb[kGroupBlocks];
-  std::vector<int> counts(static_cast<size_t>(nb + 3));  // keys start + 2 in [0, G + 1], shifted by one
-  int order[kSpan];
-  T coef[kSpan][K1 + 1];
-  const T* drows[kSpan];
-  // Inputs are taken in chunks whose gradient rows (~192 KiB) stay in L2
-  // while each 256-row span of grad_y is read once for the whole chunk.
-  const int64_t chunk = std::max<int64_t>(1, (192 << 10) / std::max<int64_t>(1, (nb + 1) * out * sizeof(T)));
-  if (need_w) {
-    std::fill(gWb + i0 * out, gWb + i1 * out, T(0));
-    std::fill(gWc + i0 * nb * out, gWc + i1 * nb * out, T(0));
+  const int64_t nb = M - K - 1, P = M + 2 * K + 2;
+  BackwardScratch<T, K> ws(nb);
+  const int span = ws.span;
+  const int64_t chunk = backward_chunk<T>(nb + 1, out);
+  for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
+    const int64_t c1 = std::min(c0 + chunk, i1);
+    if (need_w) {
+      std::fill(gWb + c0 * out, gWb + c1 * out, T(0));
+      std::fill(gWc + c0 * nb * out, gWc + c1 * nb * out, T(0));
+    }
+    for (int64_t n0 = 0; n0 < N; n0 += span) {
+      const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
+      for (int64_t i = c0; i < c1; ++i)
+        backward_span<T, K>(ws, gy, x, grid + i * M, padded + i * P, n0, rows, in, i, M, base, Wb + i * out,
+                            Wc + i * nb * out, out, need_x, need_w, gx, gWb + i * out, gWc + i * nb * out);
+    }
   }
-  for (int64_t c0 = i0; c0 < i1; c0 += chunk)
-  for (int64_t n0 = 0; n0 < N; n0 += kSpan)
-  for (int64_t i = c0; i < std::min(c0 + chunk, i1); ++i) {
-    const T* wb = Wb + i * out;
-    const T* wc = Wc + i * nb * out;
-    T* gwb = gWb + i * out;
-    T* gwc = gWc + i * nb * out;
-    {
-      const int rows = static_cast<int>(std::min<int64_t>(kSpan, N - n0));
-      for (int b = 0; b * kRows < rows; ++b) {
-        const int nr = std::min(kRows, rows - b * kRows);
-        bb[b].template compute<true>(x + (n0 + b * kRows) * in + i, in, nr, grid + i * M,
-                                     padded + i * (M + 2 * K + 2), M, base);
-      }
-      auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
-      if (need_x) {
-        for (int r = 0; r < rows; ++r) {
-          const BlockBases<T, K>& B = bb[r / kRows];
-          const int rr = r % kRows;
-          const int64_t n = n0 + r, s = B.start[rr];
-          if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
-            gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
-            continue;
-          }
-          const T* __restrict d = gy + n * out;
-          const T* rws[K1 + 1];
-          for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
-          rws[K1] = wb;
-          T acc = T(0);
-          if (s >= 0 && has_base) {
-            T dots[K1 + 1];
-            dot_rows<T, K1 + 1>(rws, d, out, dots);
-            acc = B.dbv[rr] * dots[K1];
-            for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
-          } else if (s >= 0) {
-            T dots[K1];
-            dot_rows<T, K1>(rws, d, out, dots);
-            for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
-          } else if (has_base) {
-            T dot;
-            dot_rows<T, 1>(&rws[K1], d, out, &dot);
-            acc = B.dbv[rr] * dot;
-          }
-          gx[n * in + i] = acc;
+}
+
+// Both folds below exchange the (out, G+k) and (G+k, out) layouts of one
+// input, in column blocks of kFoldCols outputs: the block's (kFoldCols, G+k)
+// slice of coef is transposed through a small buffer in L1, so that every
+// product is a vector operation over outputs with contiguous loads and
+// stores (a strided loop costs a load per element and, for the sums over g,
+// an FMA latency per element).
+constexpr int64_t kFoldCols = 16;
+
+// dst[g][j] = src[j * nb + g] for j < cols, g < nb (dst rows kFoldCols wide).
+template <typename T>
+inline void load_block_transposed(const T* __restrict src, int64_t nb, int64_t cols, T (*__restrict dst)[kFoldCols]) {
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t g = 0; g < nb; ++g) dst[g][j] = src[j * nb + g];
+  for (int64_t j = cols; j < kFoldCols; ++j)  // keep the vector loops on defined values
+    for (int64_t g = 0; g < nb; ++g) dst[g][j] = T(0);
+}
+
+// The fold of pykan's parameters for inputs [i0, i1) into the kernel layout:
+// w[((i - i0)(G+k) + g) out + j] = coef[i, j, g] scale[i, j], with coef a
+// contiguous (in, out, G+k) and scale an (in, out) array.
+template <typename T>
+void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1, int64_t out,
+                 int64_t nb) {
+  std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
+  T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
+  for (int64_t i = i0; i < i1; ++i) {
+    T* wi = w + (i - i0) * nb * out;
+    for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
+      const int64_t cols = std::min(kFoldCols, out - j0);
+      const T* sj = s + i * out + j0;
+      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct);
+      for (int64_t g = 0; g < nb; ++g)
+        for (int64_t j = 0; j < cols; ++j) wi[g * out + j0 + j] = ct[g][j] * sj[j];
+    }
+  }
+}
+
+// The fold's backward for inputs [i0, i1), from the gradient of the folded
+// weights gw (laid out as fold_inputs writes w): gc[i, j, g] = gw[i, g, j]
+// scale[i, j] (contiguous (in, out, G+k), coef's layout) and gs[i, j] =
+// sum_g gw[i, g, j] coef[i, j, g], summed over g in order (deterministic;
+// one independent sum per output j, kFoldCols of them side by side).
+template <typename T>
+void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
+                      T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb) {
+  std::vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
+  T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
+  T(*gt)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data() + nb * kFoldCols);
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* gwi = gw + (i - i0) * nb * out;
+    for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
+      const int64_t cols = std::min(kFoldCols, out - j0);
+      const T* sj = s + i * out + j0;
+      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct);
+      T acc[kFoldCols] = {};
+      T sv[kFoldCols] = {};
+      for (int64_t j = 0; j < cols; ++j) sv[j] = sj[j];
+      for (int64_t g = 0; g < nb; ++g) {
+        const T* gr = gwi + g * out + j0;
+        T gv[kFoldCols] = {};
+        for (int64_t j = 0; j < cols; ++j) gv[j] = gr[j];
+        for (int j = 0; j < kFoldCols; ++j) {
+          gt[g][j] = gv[j] * sv[j];
+          acc[j] += gv[j] * ct[g][j];
         }
       }
-      if (!need_w) continue;
-      if (out < kLanes<T>) {
-        // Narrow layers (out below one vector): rank-1 updates row by row in
-        // batch order. Sorting and grouping the rows cost more than they save
-        // here (2 -> 5 layer, N=1000: 2.3x faster weight gradients).
-        for (int r = 0; r < rows; ++r) {
-          const BlockBases<T, K>& B = bb[r / kRows];
-          const int rr = r % kRows;
-          const int64_t s = B.start[rr];
-          if (s == -2) continue;
-          const T* __restrict d = gy + (n0 + r) * out;
-          if (has_base) {
-            const T b = B.bv[rr];
-            for (int64_t j = 0; j < out; ++j) gwb[j] += b * d[j];
-          }
-          if (s < 0) continue;
-          T* __restrict w = gwc + s * out;
-          for (int q = 0; q < K1; ++q) {
-            const T c = B.v[q][rr];
-            for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
-          }
-        }
-        continue;
-      }
-      // Counting sort (stable) of the span's rows by window start, -2 (NaN:
-      // skipped) and -1 (outside the grid: base term only) first.
-      std::fill(counts.begin(), counts.end(), 0);
-      for (int r = 0; r < rows; ++r) ++counts[start_of(r) + 3];
-      for (size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
-      for (int r = 0; r < rows; ++r) order[counts[start_of(r) + 2]++] = r;
-      for (int g0 = 0; g0 < rows;) {
-        const int64_t s = start_of(order[g0]);
-        int g1 = g0 + 1;
-        while (g1 < rows && start_of(order[g1]) == s) ++g1;
-        if (s != -2) {
-          const int cnt = g1 - g0;
-          for (int c = 0; c < cnt; ++c) {
-            const int r = order[g0 + c];
-            const BlockBases<T, K>& B = bb[r / kRows];
-            drows[c] = gy + (n0 + r) * out;
-            for (int q = 0; q < K1; ++q) coef[c][q] = B.v[q][r % kRows];
-            coef[c][K1] = B.bv[r % kRows];
-          }
-          T* outs[K1 + 1];
-          for (int q = 0; q < K1; ++q) outs[q] = gwc + (s + q) * out;
-          outs[K1] = gwb;
-          if (s >= 0 && has_base) {
-            grouped_rank1<T, K1 + 1, K1 + 1>(outs, coef, 0, drows, cnt, out);
-          } else if (s >= 0) {
-            grouped_rank1<T, K1, K1 + 1>(outs, coef, 0, drows, cnt, out);
-          } else if (has_base) {
-            grouped_rank1<T, 1, K1 + 1>(&outs[K1], coef, K1, drows, cnt, out);
-          }
-        }
-        g0 = g1;
+      T* gcj = gc + (i * out + j0) * nb;
+      for (int64_t j = 0; j < cols; ++j) {
+        for (int64_t g = 0; g < nb; ++g) gcj[j * nb + g] = gt[g][j];
+        gs[i * out + j0 + j] = acc[j];
       }
     }
+  }
+}
+
+// The fused layer's backward (kan_linear_fused_backward) for inputs [i0,
+// i1): as kan_linear_backward_inputs, on pykan's coef (in, out, G+k) and
+// scale (in, out) instead of the folded Wc. Per chunk of inputs, the chunk's
+// Wc is folded into a scratch buffer (need_x), the gradient of Wc summed in
+// another (need_w) and unfolded into grad_coef / grad_scale while it is still
+// in cache: no (in, G+k, out) tensor is formed, grad_coef is written once.
+template <typename T, int K>
+void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restrict x, const T* __restrict grid,
+                                      const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
+                                      const T* __restrict Wb, const T* __restrict coef, const T* __restrict scale,
+                                      int64_t out, bool need_x, bool need_w, T* __restrict gx, T* __restrict gWb,
+                                      T* __restrict gcoef, T* __restrict gscale, int64_t i0, int64_t i1) {
+  const int64_t nb = M - K - 1, P = M + 2 * K + 2;
+  BackwardScratch<T, K> ws(nb);
+  const int span = ws.span;
+  const int64_t chunk = backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out);  // the folded Wc only for grad_x
+  std::vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
+  std::vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
+  for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
+    const int64_t c1 = std::min(c0 + chunk, i1);
+    if (need_x) fold_inputs(coef, scale, wc.data(), c0, c1, out, nb);
+    if (need_w) {
+      std::fill(gWb + c0 * out, gWb + c1 * out, T(0));
+      std::fill(gwc.begin(), gwc.begin() + (c1 - c0) * nb * out, T(0));
+    }
+    for (int64_t n0 = 0; n0 < N; n0 += span) {
+      const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
+      for (int64_t i = c0; i < c1; ++i)  // (a pointer unused without need_x / need_w points at the stub)
+        backward_span<T, K>(ws, gy, x, grid + i * M, padded + i * P, n0, rows, in, i, M, base, Wb + i * out,
+                            need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out, need_x, need_w, gx,
+                            gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
+    }
+    if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb);
   }
 }
 

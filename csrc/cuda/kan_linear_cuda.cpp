@@ -1,6 +1,8 @@
 // CUDA binding of kan_linear_forward / _backward (schemas in csrc/ops.cpp; kernels in
 // kan_linear_forward.cuh / _backward.cuh (local support) and kan_linear_tc.cuh (tensor cores);
 // CPU twin csrc/cpu/kan_linear_cpu.cpp). See binding.h for what a binding does.
+#include <ATen/core/dispatch/Dispatcher.h>
+
 #include "binding.h"
 #include "kanext/backend.h"
 #include "cuda_launch.h"
@@ -135,11 +137,53 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   return {gx, gWb, gWc};
 }
 
+// kan_linear_fused on CUDA: the fold (fold_spline_weights' kernel, through
+// the dispatcher) and then the layer's kernels above. The CPU fuses the fold
+// into its kernels; here it is a separate pass, as before the fused op
+// existed (KANLinear on CUDA calls the two ops itself, so that its autocast
+// rule applies; this op has none and computes in its inputs' dtype).
+at::Tensor fold_via_dispatcher(const at::Tensor& coef, const at::Tensor& scale) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("kanext::fold_spline_weights", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+  return op.call(coef, scale);
+}
+
+at::Tensor kan_linear_fused_cuda(const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base,
+                                 const at::Tensor& Wb, const at::Tensor& coef, const at::Tensor& scale,
+                                 int64_t backend) {
+  const char* op = "kanext.kan_linear_fused";
+  check_backend(op, backend);
+  check_fused_args(op, x, grid, k, base, Wb, coef, scale);
+  check_on_cuda(op, x, "x");
+  return kan_linear_forward_cuda(x, grid, k, base, Wb, fold_via_dispatcher(coef, scale), backend);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_backward_cuda(
+    const at::Tensor& gy, const at::Tensor& x, const at::Tensor& grid, int64_t k, int64_t base, const at::Tensor& Wb,
+    const at::Tensor& coef, const at::Tensor& scale, bool need_x, bool need_w, int64_t backend) {
+  const char* op = "kanext.kan_linear_fused_backward";
+  check_backend(op, backend);
+  check_fused_args(op, x, grid, k, base, Wb, coef, scale);
+  check_on_cuda(op, x, "x");
+  static auto fold_backward = c10::Dispatcher::singleton()
+                                  .findSchemaOrThrow("kanext::fold_spline_weights_backward", "")
+                                  .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                                            const at::Tensor&)>();
+  auto [gx, gWb, gWc] =
+      kan_linear_backward_cuda(gy, x, grid, k, base, Wb, fold_via_dispatcher(coef, scale), need_x, need_w, backend);
+  if (!need_w) return {gx, gWb, at::zeros_like(coef, at::MemoryFormat::Contiguous), at::zeros_like(scale)};
+  auto [gc, gs] = fold_backward.call(gWc, coef, scale);
+  return {gx, gWb, gc.contiguous(), gs};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(kanext, CUDA, m) {
   m.impl("kan_linear_forward", &kan_linear_forward_cuda);
   m.impl("kan_linear_backward", &kan_linear_backward_cuda);
+  m.impl("kan_linear_fused", &kan_linear_fused_cuda);
+  m.impl("kan_linear_fused_backward", &kan_linear_fused_backward_cuda);
 }
 
 }  // namespace kanext

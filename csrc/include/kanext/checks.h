@@ -61,6 +61,41 @@ inline void check_weights(const char* op, const at::Tensor& x, int64_t G, int64_
   }
 }
 
+// kan_linear_fused's weights: Wb (in, out), coef (in, out, G+k), scale
+// (in, out), all of x's dtype and device.
+inline void check_fused_weights(const char* op, const at::Tensor& x, int64_t G, int64_t k, const at::Tensor& Wb,
+                                const at::Tensor& coef, const at::Tensor& scale) {
+  const int64_t in = x.size(1);
+  TORCH_CHECK(Wb.dim() == 2 && Wb.size(0) == in, op, ": expected Wb of shape (in=", in, ", out), got ", Wb.sizes());
+  const int64_t out = Wb.size(1);
+  TORCH_CHECK(coef.dim() == 3 && coef.size(0) == in && coef.size(1) == out && coef.size(2) == G + k, op,
+              ": expected coef of shape (in, out, G+k) = (", in, ", ", out, ", ", G + k, "), got ", coef.sizes());
+  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == in && scale.size(1) == out, op,
+              ": expected scale of shape (in, out) = (", in, ", ", out, "), got ", scale.sizes());
+  const char* names[3] = {"Wb", "coef", "scale"};
+  const at::Tensor* ts[3] = {&Wb, &coef, &scale};
+  for (int q = 0; q < 3; ++q) {
+    TORCH_CHECK(ts[q]->scalar_type() == x.scalar_type(), op, ": ", names[q], " dtype ", ts[q]->scalar_type(),
+                " differs from x dtype ", x.scalar_type());
+    TORCH_CHECK(ts[q]->device() == x.device(), op, ": ", names[q], " is on ", ts[q]->device(), " but x is on ",
+                x.device());
+  }
+}
+
+inline void check_base(const char* op, int64_t base) {
+  TORCH_CHECK(base >= 0 && base <= 2, op, ": base must be 0 (zero), 1 (identity) or 2 (silu), got ", base);
+}
+
+// Every argument check of kan_linear_fused / _backward except grad_y's (the
+// CPU and CUDA bindings share it); returns G.
+inline int64_t check_fused_args(const char* op, const at::Tensor& x, const at::Tensor& grid, int64_t k,
+                                int64_t base, const at::Tensor& Wb, const at::Tensor& coef, const at::Tensor& scale) {
+  const int64_t G = check_spline_args(op, x, grid, k);
+  check_fused_weights(op, x, G, k, Wb, coef, scale);
+  check_base(op, base);
+  return G;
+}
+
 // coef (in, out, G+k) and scale (in, out) of fold_spline_weights.
 inline void check_fold(const char* op, const at::Tensor& coef, const at::Tensor& scale) {
   TORCH_CHECK(coef.dim() == 3, op, ": expected coef of shape (in, out, G+k), got ", coef.sizes());
@@ -74,9 +109,6 @@ inline void check_fold(const char* op, const at::Tensor& coef, const at::Tensor&
               coef.device());
 }
 
-inline void check_base(const char* op, int64_t base) {
-  TORCH_CHECK(base >= 0 && base <= 2, op, ": base must be 0 (zero), 1 (identity) or 2 (silu), got ", base);
-}
 
 // Knots must be strictly increasing (and finite) in every row. Reads the data
 // on the host: `grid` must be a contiguous CPU tensor (the CUDA binding passes

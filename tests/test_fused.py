@@ -1,0 +1,299 @@
+"""kanext.ops.kan_linear_fused (ops kan_linear_fused / kan_linear_fused_backward):
+the layer on pykan's parameters with the fold inside the CPU kernels.
+
+It must equal the two calls it stands for, kan_linear(..., Wb,
+fold_spline_weights(coef, scale)): against the float64 reference, and on the
+CPU bit for bit against the unfused ops (same fold products, same kernels,
+same summation order), forward, backward, every need_x / need_w, every
+derivative order, under torch.func, torch.compile and opcheck.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kanext import ops
+from kanext import reference as ref
+
+from helpers import (
+    DTYPES,
+    TOL,
+    assert_bitwise_equal,
+    assert_close,
+    dname,
+    grid_of_kind,
+    knot_x,
+    randn,
+    sample_x,
+    seed_of,
+)
+
+K_OPS = torch.ops.kanext
+BASES = ("zero", "identity", "silu")
+
+
+def _case(dtype, k, G, kind, in_f, out, N, seed):
+    grid = grid_of_kind(kind, in_f, G, k, dtype, seed=seed)
+    x = sample_x(N, grid, seed=seed + 1)  # includes points outside the grid
+    if N >= in_f:  # and points exactly on knots
+        x = torch.cat([x, knot_x(grid)])
+    Wb = randn(in_f, out, seed=seed + 2, dtype=dtype)
+    coef = randn(in_f, out, G + k, seed=seed + 3, dtype=dtype)
+    scale = randn(in_f, out, seed=seed + 4, dtype=dtype)
+    gy = randn(x.shape[0], out, seed=seed + 5, dtype=dtype)
+    return x, grid, Wb, coef, scale, gy
+
+
+def _unfused(x, grid, k, bid, Wb, coef, scale, gy, need_x=True, need_w=True):
+    """The composition the fused op stands for, through the raw unfused ops."""
+    Wc = K_OPS.fold_spline_weights(coef, scale)
+    y = K_OPS.kan_linear_forward(x, grid, k, bid, Wb, Wc)
+    gx, gWb, gWc = K_OPS.kan_linear_backward(gy, x, grid, k, bid, Wb, Wc, need_x, need_w)
+    gc, gs = K_OPS.fold_spline_weights_backward(gWc, coef, scale)
+    return y, (gx, gWb, gc, gs)
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 90), (3, 37, 300), (2, 64, 33), (1, 1, 5), (5, 200, 40)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("kind", ("uniform", "nonuniform"))
+@pytest.mark.parametrize("G", (1, 5, 20, 100))
+@pytest.mark.parametrize("k", (0, 1, 3, 5))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fused_equals_unfused_ops_bitwise(dtype, k, G, kind, shape):
+    """On the CPU the fused kernels compute the very same products and sums:
+    equal bit for bit to fold + kan_linear_forward / _backward + fold backward,
+    for every base and need_x / need_w. Shapes cross the kernels' tiles: out
+    200 with G=100 makes several backward chunks; N=300 two 256-row spans."""
+    in_f, out, N = shape
+    for b, base in enumerate(BASES):
+        s = seed_of("fused-bits", dtype, k, G, kind, shape, base)
+        x, grid, Wb, coef, scale, gy = _case(dtype, k, G, kind, in_f, out, N, s)
+        bid = ops.BASE_IDS[base]
+        y_exp, g_exp = _unfused(x, grid, k, bid, Wb, coef, scale, gy)
+        assert_bitwise_equal(K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale), y_exp, f"y {base}")
+        for need_x in (True, False):
+            for need_w in (True, False):
+                got = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, need_x, need_w)
+                for name, g, e, needed in zip(("gx", "gWb", "gcoef", "gscale"), got, g_exp,
+                                              (need_x, need_w, need_w, need_w)):
+                    assert g.shape == e.shape and g.is_contiguous(), name
+                    assert_bitwise_equal(g, e if needed else torch.zeros_like(e),
+                                         f"{name} {base} need_x={need_x} need_w={need_w}")
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("G", (1, 5, 100))
+@pytest.mark.parametrize("k", (0, 2, 3))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fused_matches_reference(dtype, k, G, base, device):
+    """Forward and all four gradients (autograd through the wrapper) against
+    the float64 pure-PyTorch twin, reference.kan_linear on the reference fold."""
+    in_f, out, N = 6, 19, 70
+    s = seed_of("fused-ref", dtype, k, G, base)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, s)
+    x = sample_x(N, grid, seed=s + 9)  # off the knots: the reference's autograd is exact there
+    gy = gy[:N]
+    leaves64 = [t.double().requires_grad_() for t in (x, Wb, coef, scale)]
+    y_ref = ref.kan_linear(leaves64[0], grid.double(), k, base, leaves64[1],
+                           ref.fold_spline_weights(leaves64[2], leaves64[3]))
+    g_ref = torch.autograd.grad(y_ref, leaves64, gy.double(), allow_unused=True)  # x unused: k=0, no base
+    g_ref = [torch.zeros_like(t) if g is None else g for g, t in zip(g_ref, leaves64)]
+    leaves = [t.to(device).requires_grad_() for t in (x, Wb, coef, scale)]
+    y = ops.kan_linear_fused(leaves[0], grid.to(device), k, base, *leaves[1:])
+    y.backward(gy.to(device))
+    assert_close(y.detach().cpu(), y_ref.detach(), TOL[dtype], msg="y")
+    for name, t, e in zip(("gx", "gWb", "gcoef", "gscale"), leaves, g_ref):
+        assert t.grad.dtype == dtype
+        assert_close(t.grad.cpu(), e, TOL[dtype], msg=name)
+
+
+def test_fused_noncontiguous_and_empty():
+    dtype, k, G = torch.float64, 3, 5
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "uniform", 4, 6, 20, seed_of("fused-nc"))
+    y_exp, g_exp = _unfused(x, grid, k, 2, Wb, coef, scale, gy)
+    # coef stored as (in, G+k, out) memory, scale and x transposed copies
+    coef_nc = coef.transpose(1, 2).contiguous().transpose(1, 2)
+    scale_nc, x_nc = scale.t().contiguous().t(), x.t().contiguous().t()
+    assert not (coef_nc.is_contiguous() or scale_nc.is_contiguous() or x_nc.is_contiguous())
+    assert_bitwise_equal(K_OPS.kan_linear_fused(x_nc, grid, k, 2, Wb, coef_nc, scale_nc), y_exp, "y")
+    got = K_OPS.kan_linear_fused_backward(gy, x_nc, grid, k, 2, Wb, coef_nc, scale_nc, True, True)
+    for g, e in zip(got, g_exp):
+        assert_bitwise_equal(g, e, "non-contiguous backward")
+    # empty batch: zeros of the right shapes
+    y0 = K_OPS.kan_linear_fused(x[:0], grid, k, 2, Wb, coef, scale)
+    assert y0.shape == (0, 6)
+    g0 = K_OPS.kan_linear_fused_backward(gy[:0], x[:0], grid, k, 2, Wb, coef, scale, True, True)
+    assert [t.shape for t in g0] == [(0, 4), Wb.shape, coef.shape, scale.shape]
+    assert all(float(t.abs().sum()) == 0 for t in g0)
+
+
+def test_fused_nan_policy():
+    """A NaN input makes its output row NaN, its grad_x NaN, and adds nothing
+    to the weight gradients (kanext.ops' NaN/Inf policy, as kan_linear)."""
+    dtype, k = torch.float64, 3
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, 5, "uniform", 3, 4, 10, seed_of("fused-nan"))
+    x[2, 1] = float("nan")
+    x[4, 0] = float("inf")
+    y = K_OPS.kan_linear_fused(x, grid, k, 2, Wb, coef, scale)
+    assert torch.isnan(y[2]).all() and not torch.isnan(y[torch.arange(len(y)) != 2]).any()
+    gx, gWb, gc, gs = K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, True, True)
+    assert torch.isnan(gx[2, 1]) and torch.isfinite(gc).all() and torch.isfinite(gs).all()
+    keep = torch.ones(len(x), dtype=torch.bool)
+    keep[2] = False  # the NaN row contributes nothing to the other inputs' gradients of input 1
+    _, g_exp = _unfused(x, grid, k, 2, Wb, coef, scale, gy)
+    for g, e in zip((gWb, gc, gs), g_exp[1:]):
+        assert_bitwise_equal(g, e, "weight gradients with NaN/inf inputs")
+
+
+def test_fused_thread_count_independent(restore_threads):
+    dtype, k = torch.float32, 3
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, 20, "nonuniform", 33, 70, 600, seed_of("fused-threads"))
+    res = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        res.append((K_OPS.kan_linear_fused(x, grid, k, 2, Wb, coef, scale),
+                    *K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, True, True)))
+    for other in res[1:]:
+        for a, b in zip(res[0], other):
+            assert_bitwise_equal(a, b, "thread count")
+
+
+def test_fused_gradcheck_and_gradgradcheck():
+    """float64 gradcheck of all four inputs, and second order (create_graph:
+    the composed path of csrc/autograd.cpp's KanLinearFusedFn)."""
+    dtype, k = torch.float64, 2
+    x, grid, Wb, coef, scale, _ = _case(dtype, k, 4, "nonuniform", 3, 2, 6, seed_of("fused-gc"))
+    x = sample_x(6, grid, seed=seed_of("fused-gc-x"))
+    args = [t.clone().requires_grad_() for t in (x, Wb, coef, scale)]
+    fn = lambda x, Wb, c, s: ops.kan_linear_fused(x, grid, k, "silu", Wb, c, s)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, args)
+    assert torch.autograd.gradgradcheck(fn, args)
+
+
+def test_fused_hessian_matches_unfused_under_torch_func():
+    dtype, k = torch.float64, 3
+    x, grid, Wb, coef, scale, _ = _case(dtype, k, 5, "uniform", 3, 2, 4, seed_of("fused-func"))
+    x = sample_x(4, grid, seed=seed_of("fused-func-x"))
+    fused = lambda x: ops.kan_linear_fused(x, grid, k, "silu", Wb, coef, scale).sum()  # noqa: E731
+    unfused = lambda x: ops.kan_linear(x, grid, k, "silu", Wb, ops.fold_spline_weights(coef, scale)).sum()  # noqa: E731
+    assert_close(torch.func.hessian(fused)(x), torch.func.hessian(unfused)(x), 1e-12, msg="hessian")
+    # the raw op refuses a transform with a clear message
+    with pytest.raises(RuntimeError, match="call kanext.ops.kan_linear_fused"):
+        torch.func.grad(lambda x: K_OPS.kan_linear_fused(x, grid, k, 2, Wb, coef, scale).sum())(x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fused_opcheck(dtype, device):
+    k = 3
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, 4, "nonuniform", 3, 2, 7, seed_of("fused-opc", dtype))
+    x, grid, Wb, coef, scale, gy = (t.to(device) for t in (x, grid, Wb, coef, scale, gy))
+    rg = lambda t: t.clone().requires_grad_()  # noqa: E731
+    for base in (0, 1, 2):
+        torch.library.opcheck(K_OPS.kan_linear_fused.default, (rg(x), grid, k, base, rg(Wb), rg(coef), rg(scale)))
+    for need_x, need_w in ((True, True), (True, False), (False, True)):
+        torch.library.opcheck(K_OPS.kan_linear_fused_backward.default,
+                              (gy, x, grid, k, 2, Wb, coef, scale, need_x, need_w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fused_compile_fullgraph_matches_eager(dtype):
+    k = 3
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, 5, "nonuniform", 5, 4, 37, seed_of("fused-compile", dtype))
+
+    def f(x, Wb, coef, scale):
+        return ops.kan_linear_fused(torch.tanh(x), grid, k, "silu", Wb, coef, scale)
+
+    def run(fn):
+        leaves = [t.clone().requires_grad_() for t in (x, Wb, coef, scale)]
+        y = fn(*leaves)
+        y.backward(gy)
+        return [y.detach()] + [t.grad for t in leaves]
+
+    torch._dynamo.reset()
+    eager, compiled = run(f), run(torch.compile(f, fullgraph=True, backend="aot_eager"))
+    for a, b in zip(eager, compiled):
+        assert_close(b, a, TOL[dtype], msg="compiled vs eager")
+
+
+ERRORS = [
+    ("coef_shape", lambda a: a.update(coef=a["coef"][:, :, :-1]),
+     r"kan_linear_fused: expected coef of shape \(in, out, G\+k\) = \(3, 2, 8\), got \[3, 2, 7\]"),
+    ("coef_out", lambda a: a.update(coef=a["coef"][:, :1]), r"expected coef of shape \(in, out, G\+k\)"),
+    ("scale_shape", lambda a: a.update(scale=a["scale"].t()),
+     r"expected scale of shape \(in, out\) = \(3, 2\), got \[2, 3\]"),
+    ("Wb_shape", lambda a: a.update(Wb=a["Wb"][:2]), r"expected Wb of shape \(in=3, out\), got \[2, 2\]"),
+    ("coef_dtype", lambda a: a.update(coef=a["coef"].float()), r"coef dtype Float differs from x dtype Double"),
+    ("scale_dtype", lambda a: a.update(scale=a["scale"].float()), r"scale dtype Float differs from x dtype Double"),
+    ("k", lambda a: a.update(k=6), r"spline order k must be in \[0, 5\], got k=6"),
+    ("grid", lambda a: a["grid"][1, 3].copy_(a["grid"][1, 2]), r"knots must be strictly increasing, but grid row 1"),
+]
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[e[0] for e in ERRORS])
+def test_fused_bad_input_raises(case):
+    _, modify, match = case
+    x, grid, Wb, coef, scale, gy = _case(torch.float64, 3, 5, "uniform", 3, 2, 4, seed_of("fused-err"))
+    a = dict(x=x, grid=grid.clone(), k=3, Wb=Wb, coef=coef, scale=scale)
+    modify(a)
+    with pytest.raises(RuntimeError, match=match):
+        K_OPS.kan_linear_fused(a["x"], a["grid"], a["k"], 2, a["Wb"], a["coef"], a["scale"])
+    with pytest.raises(RuntimeError, match=match.replace("kan_linear_fused:", "kan_linear_fused_backward:")):
+        K_OPS.kan_linear_fused_backward(gy, a["x"], a["grid"], a["k"], 2, a["Wb"], a["coef"], a["scale"], True, True)
+
+
+def test_kanlinear_uses_the_fused_op_and_equals_the_unfused_layer():
+    """KANLinear's forward on the CPU goes through kan_linear_fused (one
+    autograd node, no folded Wc saved), and equals the unfused computation
+    bit for bit, masked edges included; so do its parameter gradients."""
+    import kanext
+
+    torch.manual_seed(0)
+    layer = kanext.KANLinear(6, 5, grid=7, dtype=torch.float64)
+    layer.mask[2, 3] = 0.0
+    x = torch.rand(50, 6, dtype=torch.float64) * 2.4 - 1.2
+    y = layer(x)
+    assert "KanLinearFused" in y.grad_fn.name(), y.grad_fn.name()
+    y.square().sum().backward()
+    got = [p.grad.clone() for p in (layer.coef, layer.scale_base, layer.scale_sp)]
+    layer.zero_grad()
+    Wb, Wc = layer.folded_weights()
+    y2 = ops.kan_linear(x, layer.grid, layer.k, "silu", Wb, Wc)
+    assert_bitwise_equal(y.detach(), y2.detach(), "KANLinear vs unfused")
+    y2.square().sum().backward()
+    for g, p in zip(got, (layer.coef, layer.scale_base, layer.scale_sp)):
+        assert_bitwise_equal(g, p.grad, "parameter gradients")
+
+
+def test_fused_backward_op_is_differentiable():
+    """The raw backward op has an Autograd kernel too (the unfused composition):
+    gradcheck of its four outputs in every differentiable input."""
+    dtype, k = torch.float64, 3
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, 3, "nonuniform", 2, 3, 5, seed_of("fused-bwd-ad"))
+    x, gy = sample_x(5, grid, seed=seed_of("fused-bwd-ad-x")), gy[:5]
+    args = [t.clone().requires_grad_() for t in (gy, x, Wb, coef, scale)]
+
+    def fn(gy, x, Wb, coef, scale):
+        return K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, True, True)
+
+    assert torch.autograd.gradcheck(fn, args)
+    # without a gradient asked for, the fused kernel runs directly (no graph)
+    plain = fn(*(a.detach() for a in args))
+    assert all(t.grad_fn is None for t in plain)
+
+
+@pytest.mark.parametrize("G", (20, 60, 100))
+def test_fused_backward_long_batches_match_reference(G):
+    """Batches longer than the backward's row spans (256 to 1024 rows, more at
+    larger G), with out a multiple of the vector width and not: the weight
+    gradients summed over groups of rows agree with the float64 reference."""
+    dtype, k, in_f, N = torch.float32, 3, 2, 2300
+    for out in (16, 21):
+        s = seed_of("fused-long", G, out)
+        x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, s)
+        got = K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, True, True)
+        leaves = [t.double().requires_grad_() for t in (Wb, coef, scale)]
+        y = ref.kan_linear(x.double(), grid.double(), k, "silu", leaves[0],
+                           ref.fold_spline_weights(leaves[1], leaves[2]))
+        exp = torch.autograd.grad(y, leaves, gy.double())
+        for name, g, e in zip(("gWb", "gcoef", "gscale"), got[1:], exp):
+            assert_close(g, e, TOL[dtype], msg=f"{name} G={G} out={out}")
