@@ -3,7 +3,7 @@
 
     python bench/tiny.py [--threads 2] [--n 1000,100] [--dtype float32,float64]
                          [--width 2,5,1 --width 4,3,3,1] [--repeat 7] [--calls 200]
-                         [--profile] [--lbfgs-steps 50] [--lbfgs-case continual] [--no-lbfgs]
+                         [--profile] [--floor] [--lbfgs-steps 50] [--lbfgs-case continual] [--no-lbfgs]
                          [--no-time]
 
 1. Timing. For each width, N and dtype: a KAN(width, grid=5, k=3, seed=0)
@@ -13,7 +13,10 @@
    the median sample, divided by --calls, is printed in microseconds (min in
    brackets). The machine this was written on has 2 cores shared with other
    jobs: compare builds by running them alternately (the figures move by
-   10-20% with the load) and read the min as well as the median.
+   10-20% with the load) and read the min as well as the median; the
+   process CPU time per call (all threads) is printed too. --floor adds the
+   same computation from the raw torch.ops.kanext ops without module code:
+   the cost of the ops and autograd alone.
 
 2. --profile: a cProfile of the calls of the first configuration, the top
    25 functions by own time, to see where the Python time goes.
@@ -72,16 +75,40 @@ def make_call(model, x, y):
     return call
 
 
+def make_floor_call(model, x, y):
+    """The same computation as make_call's, from the raw ops with no module code around them: each layer
+    is torch.ops.kanext.fold_spline_weights + kan_linear_forward (default affines and masks are identities,
+    so they are skipped). What is left is the cost of the ops and autograd: the floor for kan.py."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    layers = [(layer.coef, layer.scale_base, layer.scale_sp, layer.grid, layer.k) for layer in model.act_fun]
+    fold, fwd = torch.ops.kanext.fold_spline_weights, torch.ops.kanext.kan_linear_forward
+
+    def call():
+        for p in params:
+            p.grad = None
+        h = x
+        for coef, sb, sp, grid, k in layers:
+            h = fwd(h, grid, k, 1, sb, fold(coef, sp), 0)
+        loss = torch.mean((h - y) ** 2)
+        loss.backward()
+        return loss
+
+    return call
+
+
 def time_call(call, repeat, calls):
+    """(median, min) of the wall-clock samples and the median process-CPU sample, in us per call. On a
+    loaded machine the CPU time (all threads of this process) is the steadier figure."""
     for _ in range(max(10, calls // 10)):
         call()
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(calls):
             call()
         samples.append((time.perf_counter() - t0) / calls * 1e6)
-    return statistics.median(samples), min(samples)
+        cpu.append((time.process_time() - c0) / calls * 1e6)
+    return statistics.median(samples), min(samples), statistics.median(cpu)
 
 
 def profile_call(call, calls):
@@ -191,6 +218,8 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=7, help="timed samples per configuration (median reported)")
     p.add_argument("--calls", type=int, default=200, help="calls per sample")
     p.add_argument("--profile", action="store_true", help="cProfile the first configuration")
+    p.add_argument("--floor", action="store_true",
+                   help="also time the same computation from the raw ops without module code (kan.py's floor)")
     p.add_argument("--lbfgs-steps", type=int, default=50)
     p.add_argument("--lbfgs-case", action="append",
                    help="'continual' or comma-separated widths; repeatable (default: the --width list and continual)")
@@ -210,14 +239,19 @@ def main(argv=None):
         print(f"cProfile: {widths[0]}, N={ns[0]}, {dtypes[0]}, {args.calls} calls")
         profile_call(make_call(model, x, y), args.calls)
     if not args.no_time:
-        print(f"{'width':14s} {'N':>5s} {'dtype':8s} {'us/call median [min]':>22s}")
+        head = f"{'width':14s} {'N':>5s} {'dtype':8s} {'us/call median [min]':>22s} {'cpu us':>8s}"
+        print(head + (f" {'floor us [min]':>16s} {'cpu us':>8s}" if args.floor else ""))
         for width in widths:
             for n in ns:
                 for dt in dtypes:
                     model, x, y = make_problem(width, n, dt)
-                    med, mn = time_call(make_call(model, x, y), args.repeat, args.calls)
-                    results[(tuple(width), n, str(dt))] = (med, mn)
-                    print(f"{str(width):14s} {n:5d} {str(dt).replace('torch.', ''):8s} {med:12.1f} [{mn:7.1f}]")
+                    med, mn, cpu = time_call(make_call(model, x, y), args.repeat, args.calls)
+                    results[(tuple(width), n, str(dt))] = (med, mn, cpu)
+                    line = f"{str(width):14s} {n:5d} {str(dt).replace('torch.', ''):8s} {med:12.1f} [{mn:7.1f}] {cpu:8.1f}"
+                    if args.floor:
+                        fmed, fmn, fcpu = time_call(make_floor_call(model, x, y), args.repeat, args.calls)
+                        line += f" {fmed:7.1f} [{fmn:6.1f}] {fcpu:8.1f}"
+                    print(line)
                     sys.stdout.flush()
     if not args.no_lbfgs:
         cases = [c if c == "continual" else _widths([c])[0] for c in args.lbfgs_case] if args.lbfgs_case \
