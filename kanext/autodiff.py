@@ -848,7 +848,16 @@ def _autograd_kernel(name, fn, op):
     jvp carries the tangents). Under a torch.func transform a Function cannot
     start from inside the dispatcher: the kanext.ops wrappers call the
     Functions directly there, and a raw op call raises."""
+    below, raw = torch._C._AutoDispatchBelowAutograd, op._op  # op._op: the C++ callable, no OpOverload frame
+    fwad = _fwad
+
     def kernel(*args):
+        # The common case first, at the least Python cost: a backward pass (grad mode off, which is how
+        # csrc's fold_spline_weights autograd calls fold_spline_weights_backward on every training step).
+        if not torch.is_grad_enabled() and fwad._current_level < 0 and \
+                not torch._C._are_functorch_transforms_active():
+            with below():
+                return raw(*args)
         if torch._C._are_functorch_transforms_active():
             raise RuntimeError(
                 f"kanext.{name}: torch.func transforms (grad, vjp, jvp, jacrev, jacfwd, hessian, vmap) cannot go "

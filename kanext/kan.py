@@ -218,8 +218,14 @@ class KAN(PykanMethods, SplineNetwork):
         remember_input(self, x)  # for model(x); model.plot() (kanext.recorded)
         if self.save_act:
             return self._forward_recording(x, singularity_avoiding, y_th)
-        for l in range(self.depth):
-            x = self.layer_forward(l, x, singularity_avoiding, y_th)
+        # layer_forward's work, with the per-layer look-ups done once for all layers
+        ident = self._identity_affines()
+        arities = self.mult_arities
+        for l, (layer, sym) in enumerate(zip(self.act_fun, self.symbolic_fun)):
+            s = layer(x)
+            if sym.n_fixed:
+                s = s + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)
+            x = self._apply_nodes(l, s, ident[l], bool(arities[l + 1]))
         return x
 
     def _forward_recording(self, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
@@ -260,8 +266,10 @@ class KAN(PykanMethods, SplineNetwork):
 
     def nodes_from_subnodes(self, l: int, x: Tensor) -> Tensor:
         """Layer l's output nodes from its subnodes (see the class docstring)."""
-        mult = bool(self.mult_arities[l + 1])
-        if self._affines_are_identity(l):
+        return self._apply_nodes(l, x, self._identity_affines()[l], bool(self.mult_arities[l + 1]))
+
+    def _apply_nodes(self, l: int, x: Tensor, identity: bool, mult: bool) -> Tensor:
+        if identity:
             # the same values, without four ops and their backward per layer
             return self._multiply(l + 1, x) if mult else x
         x = torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], x)
@@ -271,21 +279,34 @@ class KAN(PykanMethods, SplineNetwork):
 
     def _affines_are_identity(self, l: int) -> bool:
         """True when layer l's affines are frozen at scale 1, bias 0 (the
-        default), so that applying them changes nothing and needs no gradient.
-        The answer is cached per layer and recomputed whenever one of the four
-        tensors is modified (its version counter or storage changes)."""
+        default), so that applying them changes nothing and needs no gradient."""
+        return self._identity_affines()[l]
+
+    def _identity_affines(self) -> tuple[bool, ...] | list[bool]:
+        """Per layer, whether its four affines (subnode_scale, subnode_bias,
+        node_scale, node_bias) are frozen at scale 1, bias 0. The answer is
+        cached for all layers at once and recomputed whenever one of the
+        tensors is replaced, modified in place (version counter), given new
+        storage (``.data =``, ``.to()``) or changes requires_grad. Under
+        torch.compile every layer applies its affines (no value-dependent
+        branch in the graph)."""
+        mods = self._modules  # (the ParameterLists, without nn.Module.__getattr__ on the hot path)
+        lists = (mods["subnode_scale"], mods["subnode_bias"], mods["node_scale"], mods["node_bias"])
         if torch.compiler.is_compiling():
-            return False
-        ps = (self.subnode_scale[l], self.subnode_bias[l], self.node_scale[l], self.node_bias[l])
-        key = tuple((id(p), p._version, p.data_ptr(), p.requires_grad) for p in ps)
-        cache = self.__dict__.setdefault("_identity_affine_cache", {})
-        hit = cache.get(l)
+            return [False] * len(lists[0])
+        ps = [p for pl in lists for p in pl._parameters.values()]
+        # ids are only compared while the cache holds the tensors themselves (no id reuse)
+        key = tuple([(id(p), p._version, p.data_ptr(), p.requires_grad) for p in ps])
+        hit = self.__dict__.get("_identity_affine_cache")
         if hit is not None and hit[0] == key:
-            return hit[1]
-        ident = not any(p.requires_grad for p in ps) and bool(
-            (ps[0] == 1).all() and (ps[1] == 0).all() and (ps[2] == 1).all() and (ps[3] == 0).all()
+            return hit[2]
+        ident = tuple(
+            not any(pl[l].requires_grad for pl in lists)
+            and bool((lists[0][l] == 1).all() and (lists[1][l] == 0).all()
+                     and (lists[2][l] == 1).all() and (lists[3][l] == 0).all())
+            for l in range(len(lists[0]))
         )
-        cache[l] = (key, ident)
+        self.__dict__["_identity_affine_cache"] = (key, ps, ident)
         return ident
 
     # SplineNetwork stages: a layer's spline input is the layer's input

@@ -32,17 +32,23 @@ class LBFGS(torch.optim.Optimizer):
         tolerance_ys: keep a curvature pair only if y.s exceeds this.
         history_size: curvature pairs kept.
         line_search_fn: 'strong_wolfe' or None (fixed step lr).
+        line_search_tolerance: the strong-Wolfe zoom stops when its bracket
+            is shorter than this in the parameters (|t_hi - t_lo| max|d|).
+            1e-9, as in pykan and torch, whose line searches never receive
+            the optimiser's tolerance_change: fit passes tolerance_change=1e-32,
+            and a zoom run to 1e-32 costs up to 25 evaluations per iteration
+            near a minimum where pykan's stops after a few.
     """
 
     def __init__(self, params, lr=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
-                 tolerance_ys=1e-32, history_size=100, line_search_fn=None):
+                 tolerance_ys=1e-32, history_size=100, line_search_fn=None, line_search_tolerance=1e-9):
         if line_search_fn not in (None, "strong_wolfe"):
             raise ValueError(f"LBFGS: line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
                         tolerance_change=tolerance_change, tolerance_ys=tolerance_ys, history_size=history_size,
-                        line_search_fn=line_search_fn)
+                        line_search_fn=line_search_fn, line_search_tolerance=line_search_tolerance)
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS: one parameter group only")
@@ -99,7 +105,7 @@ class LBFGS(torch.optim.Optimizer):
                     p.grad.detach_().zero_()
 
     def _evaluate(self, closure, x0: Tensor, t: float, d: Tensor):
-        self._set_params(x0 + t * d)
+        self._set_params(torch.add(x0, d, alpha=t))
         with torch.enable_grad():
             loss = float(closure().detach())
         return loss, self._flat_grad()
@@ -157,15 +163,15 @@ class LBFGS(torch.optim.Optimizer):
             x0 = self._flat_params()
             if group["line_search_fn"] == "strong_wolfe":
                 loss, g, t, n = _strong_wolfe(lambda step: self._evaluate(closure, x0, step, d), t, d, loss, g, gtd,
-                                              tol_change)
-                self._set_params(x0 + t * d)
+                                              group["line_search_tolerance"])
+                self._set_params(torch.add(x0, d, alpha=t))
             else:
                 n = 0
                 if it != max_iter - 1:
                     loss, g = self._evaluate(closure, x0, t, d)
                     n = 1
                 else:
-                    self._set_params(x0 + t * d)
+                    self._set_params(torch.add(x0, d, alpha=t))
             evals += n
             if it == max_iter - 1 or evals >= max_eval:
                 break
@@ -193,66 +199,101 @@ class LBFGS(torch.optim.Optimizer):
 
 def _cubic_min(x1, f1, g1, x2, f2, g2, lo, hi):
     """Minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to
-    [lo, hi]; the midpoint when the cubic has no minimum (N&W eq. 3.59)."""
+    [lo, hi]; the midpoint of [lo, hi] when the cubic has no minimum (N&W eq.
+    3.59). The formula is anchored at the larger of x1, x2, as pykan's and
+    torch's line searches anchor it, so that the rounding is theirs too."""
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     disc = d1 * d1 - g1 * g2
     if disc < 0 or not math.isfinite(disc):
         return (lo + hi) / 2
-    d2 = math.copysign(math.sqrt(disc), x2 - x1)
+    d2 = math.sqrt(disc)
+    if x1 > x2:  # anchor at x1: the same minimiser, written from the other end
+        x1, f1, g1, x2, f2, g2 = x2, f2, g2, x1, f1, g1
     denom = g2 - g1 + 2 * d2
     if denom == 0:
         return (lo + hi) / 2
-    x = x2 - (x2 - x1) * (g2 + d2 - d1) / denom
+    x = x2 - (x2 - x1) * ((g2 + d2 - d1) / denom)
     return min(max(x, lo), hi)
 
 
-def _strong_wolfe(phi, t, d, f0, g0, gtd0, tol_change, c1=1e-4, c2=0.9, max_ls=25):
+def _strong_wolfe(phi, t, d, f0, g0, gtd0, tol_change=1e-9, c1=1e-4, c2=0.9, max_ls=25):
     """Step t along d satisfying the strong Wolfe conditions (N&W algorithms
-    3.5 and 3.6). phi(t) -> (loss, flat gradient). Returns (loss, grad, t, evals)."""
+    3.5 and 3.6), with the choices of pykan's (and torch's) line search, so
+    that kanext's fit follows pykan's trajectory:
+
+    - max_ls counts the trials after the first (up to max_ls + 1 evaluations);
+    - while extrapolating, a trial that does not improve on the previous one
+      closes the bracket only from the third trial on;
+    - the zoom stops when the bracket is shorter than tol_change in the
+      parameters (|t_hi - t_lo| * max|d|), 1e-9 by default whatever the
+      optimiser's own tolerance_change (pykan and torch both call their line
+      search without it);
+    - a zoom trial within 10% of the bracket's ends is moved inward only
+      when the previous trial also was, or when it falls outside;
+    - after a trial that fails sufficient decrease but is still below the
+      low end, the ends are re-ordered by loss (the new point becomes low);
+    - when all trials extrapolate, the result is the better of the start
+      (t = 0) and the last trial.
+
+    phi(t) -> (loss, flat gradient). Returns (loss, grad, t, evals)."""
     d_max = float(d.abs().max())
     f, g = phi(t)
     gtd = float(g.dot(d))
-    evals = 1
-    # (step, loss, grad, directional derivative) of the previous trial
-    prev = (0.0, f0, g0, gtd0)
-    bracket = None
-    for i in range(max_ls):
-        if f > f0 + c1 * t * gtd0 or (i > 0 and f >= prev[1]):
-            bracket = [prev, (t, f, g, gtd)]
+    n = 0  # trials after the first
+    prev = (0.0, f0, g0, gtd0)  # (step, loss, grad, directional derivative) of the previous trial
+    while n < max_ls:
+        cur = (t, f, g, gtd)
+        if f > f0 + c1 * t * gtd0 or (n > 1 and f >= prev[1]):
+            ends = [prev, cur]
             break
         if abs(gtd) <= -c2 * gtd0:
-            return f, g, t, evals
+            return f, g, t, n + 1
         if gtd >= 0:
-            bracket = [prev, (t, f, g, gtd)]
+            ends = [prev, cur]
             break
         t_new = _cubic_min(prev[0], prev[1], prev[3], t, f, gtd, t + 0.01 * (t - prev[0]), 10 * t)
-        prev = (t, f, g, gtd)
+        prev = cur
         t = t_new
         f, g = phi(t)
         gtd = float(g.dot(d))
-        evals += 1
-    if bracket is None:  # ran out of extrapolation trials: take the last point
-        return f, g, t, evals
-    # zoom: bracket[0] is the low end (lower loss, satisfies sufficient decrease)
-    lo, hi = bracket if bracket[0][1] <= bracket[1][1] else bracket[::-1]
-    for _ in range(max_ls - evals + 1):
-        if abs(hi[0] - lo[0]) * d_max < tol_change:
+        n += 1
+    else:  # every trial extrapolated: the better of t = 0 and the last trial, no zoom
+        if f0 <= f:
+            return f0, g0, 0.0, n + 1
+        return f, g, t, n + 1
+
+    # zoom. ends[lo] has the lower loss; the other end is hi.
+    lo = 0 if ends[0][1] <= ends[1][1] else 1
+    insufficient = False
+    while n < max_ls:
+        a, b = ends[0][0], ends[1][0]
+        if abs(b - a) * d_max < tol_change:
             break
-        a, b = min(lo[0], hi[0]), max(lo[0], hi[0])
-        t = _cubic_min(lo[0], lo[1], lo[3], hi[0], hi[1], hi[3], a, b)
-        margin = 0.1 * (b - a)
-        if min(b - t, t - a) < margin:  # too close to an end: move inward for progress
-            t = b - margin if abs(b - t) < abs(t - a) else a + margin
+        left, right = min(a, b), max(a, b)
+        t = _cubic_min(*ends[0][:2], ends[0][3], *ends[1][:2], ends[1][3], left, right)
+        margin = 0.1 * (right - left)
+        if min(right - t, t - left) < margin:
+            if insufficient or t >= right or t <= left:
+                t = right - margin if abs(t - right) < abs(t - left) else left + margin
+                insufficient = False
+            else:
+                insufficient = True
+        else:
+            insufficient = False
         f, g = phi(t)
         gtd = float(g.dot(d))
-        evals += 1
+        n += 1
         cur = (t, f, g, gtd)
-        if f > f0 + c1 * t * gtd0 or f >= lo[1]:
-            hi = cur
+        if f > f0 + c1 * t * gtd0 or f >= ends[lo][1]:
+            ends[1 - lo] = cur
+            lo = 0 if ends[0][1] <= ends[1][1] else 1
         else:
+            hi = 1 - lo
             if abs(gtd) <= -c2 * gtd0:
-                return f, g, t, evals
-            if gtd * (hi[0] - lo[0]) >= 0:
-                hi = lo
-            lo = cur
-    return lo[1], lo[2], lo[0], evals
+                ends[lo] = cur
+                return f, g, t, n + 1
+            if gtd * (ends[hi][0] - ends[lo][0]) >= 0:
+                ends[hi] = ends[lo]
+            ends[lo] = cur
+    best = ends[lo]
+    return best[1], best[2], best[0], n + 1

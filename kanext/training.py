@@ -199,7 +199,8 @@ def fit(
                 pred = model(x, **fwd_kw)
                 reg_ = pred.new_zeros(())
             train_loss = loss_fn(pred, y)
-            objective = train_loss + lamb * reg_
+            # lamb == 0: train_loss + 0 * 0 is train_loss itself; skip the two ops and an autograd node
+            objective = train_loss + lamb * reg_ if lamb > 0 else train_loss
             if group is None:
                 objective.backward()
                 last["train"], last["reg"] = train_loss.detach(), reg_.detach()

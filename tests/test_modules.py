@@ -305,3 +305,69 @@ def test_torch_optim_lbfgs_steps_on_every_module():
         opt.step(closure)
         assert float(closure()) < before, type(model).__name__
         assert all(p.is_contiguous() and (p.grad is None or p.grad.is_contiguous()) for p in model.parameters())
+
+
+def test_kan_forward_caches_follow_every_state_change(tmp_path):
+    """KAN.forward keeps two caches (which layers' affines are frozen identities, and each symbolic
+    layer's count of fixed edges; KANLinear keeps whether its mask is all ones). After each kind of
+    state change, with the caches warm from the previous forward, the model must compute what a
+    fresh copy of it computes (a checkpoint round trip: a new object, no cache)."""
+    model = kanext.KAN([2, [2, 1], 2], grid=5, k=3, seed=2, dtype=F64)
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(30, 2, generator=g, dtype=F64) * 2 - 1
+    step = [0]
+
+    def check(what, atol=0.0):
+        y = model(x.to(model.act_fun[0].coef.dtype))
+        step[0] += 1
+        kanext.checkpoint.save(model, tmp_path / f"m{step[0]}")
+        fresh = kanext.checkpoint.load(tmp_path / f"m{step[0]}")
+        want = fresh(x.to(fresh.act_fun[0].coef.dtype))
+        assert_close(y, want, atol, msg=what)
+        return y
+
+    y0 = check("initial")
+    with torch.no_grad():
+        model.node_scale[0].mul_(1.5)  # in place: version counter
+    assert not torch.allclose(check("node_scale edited in place"), y0)
+    with torch.no_grad():
+        model.node_scale[0].fill_(1.0)
+    assert torch.equal(check("node_scale back to 1"), y0)
+    model.node_bias[1].data = torch.full((2,), 0.3, dtype=F64)  # new storage, no version bump
+    check("node_bias.data replaced")
+    model.node_bias[1] = nn.Parameter(torch.zeros(2, dtype=F64), requires_grad=False)  # a new Parameter
+    assert torch.equal(check("node_bias replaced by zeros"), y0)
+    model.subnode_scale[0].requires_grad_(True)  # values still 1, but now a gradient is asked for
+    model(x).sum().backward()
+    assert model.subnode_scale[0].grad is not None and model.subnode_scale[0].grad.abs().sum() > 0
+    model.subnode_scale[0].requires_grad_(False)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.subnode_bias[0].add_(0.2)
+    check("subnode_bias edited")
+    model.load_state_dict(state)
+    assert torch.equal(check("load_state_dict back"), y0)
+    model.fix_symbolic(0, 1, 2, "sin", fit_params=False, verbose=False)  # the fixed-edge count: 0 -> 1
+    y_sym = check("fix_symbolic")
+    assert not torch.allclose(y_sym, y0)
+    model.unfix_symbolic(0, 1, 2)
+    assert torch.equal(check("unfix_symbolic"), y0)
+    model.symbolic_fun[1].funs_name[0][1] = "x^2"  # a hand edit, announced with invalidate()
+    model.symbolic_fun[1].mask[0, 1] = 1.0
+    model.symbolic_fun[1].affine.data[0, 1] = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=F64)
+    model.symbolic_fun[1].invalidate()
+    assert not torch.allclose(check("funs_name edited + invalidate"), y0)
+    model.unfix_symbolic_all()
+    assert torch.equal(check("unfix_symbolic_all"), y0)
+    model.remove_edge(0, 1, 0)
+    check("remove_edge")
+    model.update_grid(x)
+    check("update_grid")
+    with torch.no_grad():
+        model.node_scale[1].mul_(-2.0)
+    model.to(torch.float32)
+    check(".to(float32)", atol=1e-6)
+    model.to(F64)
+    small = model.prune(node_th=0.0, edge_th=0.0, x=x)
+    model = small
+    check("prune")

@@ -94,3 +94,54 @@ def test_bad_arguments():
     p = torch.zeros(2, requires_grad=True)
     with pytest.raises(ValueError, match="line_search_fn"):
         LBFGS([p], line_search_fn="backtracking")
+
+
+# ---------------------------------------------------------------- pykan's L-BFGS, step for step
+def _problems():
+    """(name, x0, f) small problems where L-BFGS needs zooms, extrapolation and tiny curvature pairs."""
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(30, 12, generator=g, dtype=F64)
+    b = torch.randn(30, generator=g, dtype=F64)
+    scale = torch.logspace(-6, 2, 12, dtype=F64)
+    return [
+        ("rosenbrock", torch.tensor([-1.2, 1.0], dtype=F64), _rosenbrock),
+        ("logistic", torch.zeros(12, dtype=F64),
+         lambda w: torch.nn.functional.softplus(-(A @ w) * torch.sign(b)).mean() + 1e-4 * (w * w).sum()),
+        ("scaled quadratic", torch.ones(12, dtype=F64), lambda w: 0.5 * (scale * w * w).sum() + torch.cos(w).sum()),
+    ]
+
+
+@pytest.mark.parametrize("problem", range(3))
+def test_same_closure_calls_and_iterates_as_pykans_lbfgs(problem):
+    """With fit's settings (history 10, strong Wolfe, tolerances 1e-32), kanext's L-BFGS makes exactly
+    pykan's closure calls, step by step, and follows its iterates. A line search that zooms to the
+    optimiser's tolerance_change (1e-32) instead of pykan's fixed 1e-9 makes up to 25 calls per iteration
+    near the minimum (26 per fit step in examples/paper/continual_learning.py against pykan's 2.6)."""
+    kan_lbfgs = pytest.importorskip("kan.LBFGS", reason="pykan is a test dependency")
+    name, x0, f = _problems()[problem]
+    runs = {}
+    for lib, cls in (("kanext", LBFGS), ("pykan", kan_lbfgs.LBFGS)):
+        x = x0.clone().requires_grad_()
+        opt = cls([x], lr=1, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=1e-32,
+                  tolerance_change=1e-32, tolerance_ys=1e-32)
+        calls, iterates = [], []
+        rng = torch.get_rng_state()
+        for _ in range(12):
+            n = [0]
+
+            def closure():
+                n[0] += 1
+                opt.zero_grad()
+                loss = f(x)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            calls.append(n[0])
+            iterates.append(x.detach().clone())
+        torch.set_rng_state(rng)  # pykan's step reseeds the global RNG
+        runs[lib] = calls, torch.stack(iterates)
+    assert runs["kanext"][0] == runs["pykan"][0], f"{name}: closure calls per step, kanext vs pykan"
+    err = (runs["kanext"][1] - runs["pykan"][1]).abs().max() / runs["pykan"][1].abs().max()
+    assert err < 1e-9, f"{name}: iterates differ from pykan's by {err:.1e}"
+    assert sum(runs["pykan"][0]) > 12 * 3, f"{name}: the problem should exercise the line search"

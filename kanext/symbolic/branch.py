@@ -93,8 +93,18 @@ class SymbolicBranch(nn.Module):
 
     @property
     def n_fixed(self) -> int:
-        """Number of units with a symbolic function (other than '0')."""
-        return sum(int(index[0].numel()) for _, index in self.groups())
+        """Number of units with a symbolic function (other than '0'). A KAN's
+        forward asks for it on every layer, so the count is kept with the
+        grouping it was counted from: it is recounted whenever the grouping is
+        rebuilt or marked stale (any edit, :meth:`invalidate`, ``.to()``)."""
+        if torch.compiler.is_compiling():
+            return sum(int(index[0].numel()) for _, index in self.groups())
+        g, hit = self._groups, self.__dict__.get("_n_fixed_cache")
+        if g is not None and hit is not None and hit[0] is g and g[0][0] == self._version:
+            return hit[1]
+        n = sum(int(index[0].numel()) for _, index in self.groups())
+        self.__dict__["_n_fixed_cache"] = (self._groups, n)
+        return n
 
     def fixed_units(self) -> list[tuple]:
         """The units that are symbolic and switched on (name not '0', mask != 0), in order."""
