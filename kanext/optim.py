@@ -235,7 +235,22 @@ def _strong_wolfe(phi, t, d, f0, g0, gtd0, tol_change=1e-9, c1=1e-4, c2=0.9, max
     - when all trials extrapolate, the result is the better of the start
       (t = 0) and the last trial.
 
+    One choice is kanext's own: a trial whose loss is not finite (NaN or
+    inf: the step left the region where the model is defined, or overflowed)
+    counts as +inf, i.e. as failing sufficient decrease, so the search
+    brackets and shrinks the step. pykan's and torch's searches let a NaN
+    fail every comparison, which reads as "extrapolate further": the step
+    grows tenfold per trial and the parameters end at NaN or ~1e80 (seen on
+    a Feynman fit and the pruning example). With finite losses nothing
+    changes.
+
     phi(t) -> (loss, flat gradient). Returns (loss, grad, t, evals)."""
+    raw_phi = phi
+
+    def phi(step):  # noqa: F811 (the trial, with non-finite losses as +inf)
+        f_, g_ = raw_phi(step)
+        return (f_ if math.isfinite(f_) else math.inf), g_
+
     d_max = float(d.abs().max())
     f, g = phi(t)
     gtd = float(g.dot(d))

@@ -145,3 +145,23 @@ def test_same_closure_calls_and_iterates_as_pykans_lbfgs(problem):
     err = (runs["kanext"][1] - runs["pykan"][1]).abs().max() / runs["pykan"][1].abs().max()
     assert err < 1e-9, f"{name}: iterates differ from pykan's by {err:.1e}"
     assert sum(runs["pykan"][0]) > 12 * 3, f"{name}: the problem should exercise the line search"
+
+
+def test_lbfgs_backtracks_from_a_step_into_nan():
+    """A trial step that leaves the loss's domain (NaN) must shrink the step,
+    not read as 'extrapolate further' (pykan's and torch's line searches let
+    NaN fail every comparison and end with NaN or ~1e80 parameters)."""
+    from kanext.optim import LBFGS
+
+    x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    opt = LBFGS([x], lr=10.0, line_search_fn="strong_wolfe")  # a first trial at x = 3 - 10 * 2/3 < 0: log is NaN
+
+    def closure():
+        opt.zero_grad()
+        loss = (x - torch.log(x)).sum()  # minimum at x = 1, NaN for x < 0
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        opt.step(closure)
+    assert torch.isfinite(x).all() and abs(float(x) - 1.0) < 1e-3, float(x)
