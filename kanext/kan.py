@@ -1,4 +1,8 @@
-"""KAN: fused KAN layers with pykan's node / subnode affines and multiplication nodes (MultKAN)."""
+"""KAN: fused KAN layers with pykan's node / subnode affines and multiplication nodes (MultKAN).
+
+Long file: the model class itself (construction, the forward with its affines, mult nodes and
+cached state, pykan's method names); the workflows it exposes live in their own modules
+(training, pruning, attribution, symbolic, plotting, checkpoint, pykan_methods)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence

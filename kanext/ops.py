@@ -1,4 +1,6 @@
 """Python side of the kanext custom ops: wrappers, fake kernels, autograd.
+Long file: one wrapper and one fake kernel per op schema of csrc/ops.cpp, and
+the policies (derivatives, NaN/Inf, 16-bit floats) they share, in one place.
 
 Schemas live in csrc/ops.cpp, CPU kernels in csrc/cpu/, CUDA kernels in
 csrc/cuda/, autograd in kanext/autodiff.py (and csrc/autograd.cpp for the
