@@ -137,8 +137,9 @@ def main(argv=None) -> list[dict]:
     print(f"\nbytes per sample: (alloc at N - alloc at N/2) / (N/2), the memory that grows with the batch; "
           f"(in + out) float32 values = {2 * a.width * 4} bytes, in (G+k) = "
           + ", ".join(f"{a.width * (G + a.k) * 4} at G={G}" for G in a.grids)
-          + ". alloc - grads also holds weight-sized temporaries (kanext: the folded spline weights "
-            "and their gradient, in*(G+k)*out each), which do not grow with the batch.")
+          + ". alloc - grads also holds what does not grow with the batch (on the CPU kanext folds "
+            "the spline weights inside its kernels and keeps no weight-sized temporary; peers and the "
+            "CUDA path may).")
     return rows
 
 
