@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""A/B timing of one KANLinear's forward+backward between two kanext trees.
+
+    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS]
+
+TREE_A / TREE_B are directories that hold a `kanext/` package with its built
+_C extension (e.g. a `git archive` of an older commit's kanext/ plus the .so
+built from it). Each shape runs in a fresh process per tree (PYTHONPATH set to
+the tree), alternating A, B, A, B ... for ROUNDS rounds (default 3), so both
+see the same machine state. Workload: bench/run.py's "fwd+bwd" (grads set to
+None, forward, y.sum().backward(), x without grad), float32 (append ":f64"
+to a shape for float64), 2 threads, median of 7 samples of calls repeated to
+>= 50 ms; the table gives the minimum over rounds for A, B and the floor (three
+GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
+same way). CPU timings are noisy on a shared machine: compare only
+differences larger than the spread between rounds.
+"""
+import subprocess, sys, json
+A, B = sys.argv[1], sys.argv[2]
+shapes = sys.argv[3].split(";")
+rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+child = r'''
+import sys, time, json, torch, kanext
+torch.set_num_threads(2)
+N,i,o,G = [int(v) for v in sys.argv[1].split(",")]
+dt = torch.float64 if len(sys.argv) > 2 and sys.argv[2] == "f64" else torch.float32
+torch.manual_seed(0)
+lay = kanext.KANLinear(i, o, grid=G, dtype=dt)
+x = torch.rand(N, i, dtype=dt) * 2 - 1
+A = torch.randn(N, i*5, dtype=dt, requires_grad=True); W = torch.randn(i*5, o, dtype=dt, requires_grad=True)
+gy = torch.ones(N, o, dtype=dt)
+def full():
+    lay.zero_grad(set_to_none=True); lay(x).sum().backward()
+def floor():
+    A.grad = None; W.grad = None; (A @ W).backward(gy)
+def med(f):
+    f(); f()
+    reps = 1; 
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(reps): f()
+        d = time.perf_counter() - t0
+        if d > 0.05: break
+        reps *= 2
+    ts = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(reps): f()
+        ts.append((time.perf_counter() - t0) / reps * 1e3)
+    ts.sort(); return ts[3]
+print(json.dumps([med(full), med(floor)]))
+'''
+res = {}
+for r in range(rounds):
+    for s in shapes:
+        for name, path in (("A", A), ("B", B)):
+            out = subprocess.run([sys.executable, "-c", child, *s.split(":")], env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
+                                 capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr[-2000:]); sys.exit(1)
+            full, floor = json.loads(out.stdout)
+            d = res.setdefault(s, {"A": [], "B": [], "floor": []})
+            d[name].append(full); d["floor"].append(floor)
+print("| shape | A ms | B ms | A/B | floor ms | B/floor |")
+for s, d in res.items():
+    a, b, f = min(d["A"]), min(d["B"]), min(d["floor"])
+    print(f"| {s} | {a:.2f} | {b:.2f} | {a/b:.2f} | {f:.2f} | {b/f:.2f} |")
