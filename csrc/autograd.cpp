@@ -154,6 +154,7 @@ class FoldFn : public torch::autograd::Function<FoldFn> {
       return {ctx->needs_input_grad(0) ? g * saved[1].unsqueeze(-1) : at::Tensor(),
               ctx->needs_input_grad(1) ? (g * saved[0]).sum(-1) : at::Tensor()};
     }
+    at::AutoDispatchBelowADInplaceOrView below;  // first order: the kernel itself, not its Python Autograd kernel
     auto [gc, gs] = call_fold_backward(grads[0].contiguous(), saved[0], saved[1]);
     return {ctx->needs_input_grad(0) ? gc : at::Tensor(), ctx->needs_input_grad(1) ? gs : at::Tensor()};
   }
