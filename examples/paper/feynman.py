@@ -10,13 +10,16 @@ all of them from the paper's Table 3, ``KAN_PAPER_EQUATIONS``):
 
 1. data: ``feynman_dataset(name, train, test, seed=0)``, inputs uniform on the
    equation's ranges, float64;
-2. a KAN [n_vars, 5, 1], G=3, k=3, seed 0, trained with L-BFGS and the
+2. a KAN [n_vars, 5, 1] (``--designed``: the shape in ``DESIGNED``), G=3, k=3, seed 0, trained with L-BFGS and the
    sparsity penalty (lamb) so that unused edges die;
 3. ``prune()`` (pykan's thresholds), which gives the final shape;
 4. grid extension G=3 -> 10 (``refine``), more L-BFGS steps without lamb:
    the KAN's test RMSE is measured here, before any symbolic step;
-5. ``auto_symbolic()`` over pykan's whole function library, a few L-BFGS
-   steps to fit the affine parameters of the symbolic edges, then
+5. the symbolic step: ``symbolic_by_refit`` (default; each edge, first layer
+   first, is fixed to the simplest of its top suggest_symbolic candidates
+   whose retrained model is within 2x of the best) or, with ``--symbolic
+   auto`` (and always in pykan), ``auto_symbolic()`` over ``LIB``; then a few
+   L-BFGS steps on the symbolic edges' affine parameters and
    ``symbolic_formula()`` in the equation's own variables.
 
 Recovery rule (``recovery``): the formula counts as recovered when
