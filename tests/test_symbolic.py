@@ -58,6 +58,13 @@ def test_library_torch_sympy_and_safe_agree_in_domain(name):
     torch.testing.assert_close(e.safe_fn(x, 1e9), want, rtol=1e-12, atol=1e-12)
     wide = torch.linspace(-3, 3, 601, dtype=F64)  # crosses every singularity, including 0 exactly
     assert torch.isfinite(e.safe_fn(wide, 10.0)).all(), name
+    # also at fit()'s default y_th = 1000 (pykan's), where exp(-y_th) underflows and tanh(y_th) rounds to 1,
+    # in float32 too, and with finite gradients: fit(singularity_avoiding=True) trains through these
+    for dt in (F64, torch.float32):
+        w = wide.to(dt).clone().requires_grad_()
+        v = e.safe_fn(w, 1000.0)
+        v.sum().backward()
+        assert torch.isfinite(v).all() and torch.isfinite(w.grad).all(), (name, dt)
 
 
 def test_add_symbolic_validates_and_registers():

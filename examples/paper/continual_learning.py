@@ -25,14 +25,16 @@ predictions after each phase). ``main`` returns the numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import tempfile
+import sys
 import time
 
 import torch
 
 import kanext
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also when loaded by file path
+from _common import pykan_sandbox, pyplot  # noqa: E402
 
 N_PEAK = 5
 
@@ -82,25 +84,16 @@ def run_pykan(G, xs, ys, steps):
         from kan import MultKAN
     except Exception:
         return None
-    old = torch.get_default_dtype()
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        torch.set_default_dtype(torch.float64)
-        try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-                m = MultKAN(width=[1, 1], grid=G, k=3, base_fun="zero", noise_scale=0.1, sp_trainable=False,
-                            sb_trainable=False, seed=0, auto_save=False)
-                err = []
-                t0 = time.perf_counter()
-                for p in range(len(xs)):
-                    ds = {"train_input": xs[p], "train_label": ys[p], "test_input": xs[p], "test_label": ys[p]}
-                    m.fit(ds, opt="LBFGS", steps=steps, update_grid=False, log=10**9)
-                    err.append([rmse(m, xs[r], ys[r]) for r in range(p + 1)])
-                secs = time.perf_counter() - t0
-        finally:
-            torch.set_default_dtype(old)
-            os.chdir(cwd)
+    with pykan_sandbox():
+        m = MultKAN(width=[1, 1], grid=G, k=3, base_fun="zero", noise_scale=0.1, sp_trainable=False,
+                    sb_trainable=False, seed=0, auto_save=False)
+        err = []
+        t0 = time.perf_counter()
+        for p in range(len(xs)):
+            ds = {"train_input": xs[p], "train_label": ys[p], "test_input": xs[p], "test_label": ys[p]}
+            m.fit(ds, opt="LBFGS", steps=steps, update_grid=False, log=10**9)
+            err.append([rmse(m, xs[r], ys[r]) for r in range(p + 1)])
+        secs = time.perf_counter() - t0
     return err, secs
 
 
@@ -161,10 +154,7 @@ def main(argv=None):
                 f"{sum(e[:-1]) / (N_PEAK - 1):.3e}")
 
     os.makedirs(args.out, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(3, N_PEAK, figsize=(3 * N_PEAK, 6.5), sharex=True, sharey=True)
     xa = x_all.squeeze(1)

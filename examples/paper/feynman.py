@@ -1,21 +1,25 @@
 """Symbolic regression of Feynman equations (KAN paper, Section 3.3, Table 3), laptop scale.
 
     python examples/paper/feynman.py             # full run: ten equations (docs/paper.md)
-    python examples/paper/feynman.py --quick     # CI size: three equations, a few seconds each
-    python examples/paper/feynman.py --pykan     # also runs the same recipe in pykan 0.2.8 and times it
+    python examples/paper/feynman.py --quick     # CI size: the control alone, a few seconds
+    python examples/paper/feynman.py --designed  # hand-made MultKAN shapes (DESIGNED) instead of [n, 5, 1]
+    python examples/paper/feynman.py --pykan     # also runs the recipe in pykan 0.2.8 (auto_symbolic) and times it
 
 For each equation (``kanext.datasets.feynman``, pykan's variables and ranges,
 all of them from the paper's Table 3, ``KAN_PAPER_EQUATIONS``):
 
 1. data: ``feynman_dataset(name, train, test, seed=0)``, inputs uniform on the
    equation's ranges, float64;
-2. a KAN [n_vars, 5, 1], G=3, k=3, seed 0, trained with L-BFGS and the
+2. a KAN [n_vars, 5, 1] (``--designed``: the shape in ``DESIGNED``), G=3, k=3, seed 0, trained with L-BFGS and the
    sparsity penalty (lamb) so that unused edges die;
 3. ``prune()`` (pykan's thresholds), which gives the final shape;
 4. grid extension G=3 -> 10 (``refine``), more L-BFGS steps without lamb:
    the KAN's test RMSE is measured here, before any symbolic step;
-5. ``auto_symbolic()`` over pykan's whole function library, a few L-BFGS
-   steps to fit the affine parameters of the symbolic edges, then
+5. the symbolic step: ``symbolic_by_refit`` (default; each edge, first layer
+   first, is fixed to the simplest of its top suggest_symbolic candidates
+   whose retrained model is within 2x of the best) or, with ``--symbolic
+   auto`` (and always in pykan), ``auto_symbolic()`` over ``LIB``; then a few
+   L-BFGS steps on the symbolic edges' affine parameters and
    ``symbolic_formula()`` in the equation's own variables.
 
 Recovery rule (``recovery``): the formula counts as recovered when
@@ -38,7 +42,7 @@ import argparse
 import contextlib
 import math
 import os
-import tempfile
+import sys
 import time
 from fractions import Fraction
 
@@ -49,15 +53,35 @@ import kanext
 from kanext.datasets.feynman import KAN_PAPER_EQUATIONS, feynman_dataset, get_feynman_dataset
 from kanext.symbolic.formula import _round_floats
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also when loaded by file path
+from _common import pykan_sandbox, pyplot  # noqa: E402
+
 #: the ten equations of the full run (all in KAN_PAPER_EQUATIONS), fewest variables first, and a control
 #: that is not in Table 3: I.6.20a, exp(-theta^2/2)/sqrt(2 pi), which a [1, 1, 1] KAN represents exactly
 FULL = ("I.6.20a", "I.6.20", "I.26.2", "I.27.6", "I.16.6", "I.30.5", "III.17.37", "I.37.4", "I.18.4", "II.38.3",
         "I.12.11")
-QUICK = ("I.6.20a", "I.27.6")
+QUICK = ("I.6.20a",)
 
 RECIPE = dict(hidden=5, k=3, lamb=1e-3, seed=0)
-FULL_SIZE = dict(n_train=1000, n_test=1000, grids=(3, 5, 10), steps=(40, 20, 30), sym_steps=20)
-QUICK_SIZE = dict(n_train=300, n_test=300, grids=(3, 10), steps=(20, 20), sym_steps=10)
+FULL_SIZE = dict(n_train=1000, n_test=1000, grids=(3, 5, 10), steps=(40, 20, 30), sym_steps=50, refit_steps=15)
+#: --designed: MultKAN shapes built by hand from each known formula (the paper's "human-constructed" idea, with
+#: pykan 0.2's multiplication nodes: [n_sum, n_mult] per layer), as (width, mult_arity); e.g. II.38.3 = A*Y*x/d is
+#: one arity-4 multiplication node of the four inputs, then one output edge. This uses the answer's structure.
+DESIGNED = {
+    "I.6.20a": ([1, 1, 1], 2),  # exp(-theta^2/2)/sqrt(2 pi): theta^2, then exp
+    "I.6.20": ([2, [1, 1], [0, 1]], 2),  # sigma; theta^2 * sigma^-2; then exp(-m/2) * 1/sigma
+    "I.26.2": ([2, [0, 1], 1], 2),  # n * sin(theta2), then arcsin
+    "I.27.6": ([3, [1, 1], 1, 1], 2),  # 1/d1; n * 1/d2; their sum; then 1/x
+    "I.16.6": ([3, [1, 1], [0, 1]], [[], [3], [2]]),  # u + v; u * v * c^-2; then (u + v) * 1/(1 + m)
+    "I.30.5": ([3, [0, 1], 1], 3),  # lambda * 1/d * 1/n, then arcsin
+    "III.17.37": ([3, [1, 1], 1], 3),  # beta; alpha * beta * cos(theta); their sum
+    "I.37.4": ([3, [1, 1], 1], 3),  # I1 + I2; sqrt(I1) * sqrt(I2) * cos(delta); their sum
+    "I.18.4": ([4, [1, 2], [0, 1]], 2),  # m1 + m2; m1 * r1; m2 * r2; then (m1 r1 + m2 r2) * 1/(m1 + m2)
+    "II.38.3": ([4, [0, 1], 1], 4),  # A * Y * x * 1/d
+    "I.12.11": ([5, [0, 2], 1], [[], [2, 4], []]),  # q * E_f; q * B * v * sin(theta); their sum
+}
+
+QUICK_SIZE = dict(n_train=300, n_test=300, grids=(3, 10), steps=(20, 20), sym_steps=20, refit_steps=10)
 
 #: the functions auto_symbolic may choose: pykan's library without '0' (which wins over any fit that is not
 #: nearly perfect) and without duplicates (x^0.5, 1/x^0.5) and cos (sin with a shift)
@@ -139,9 +163,13 @@ def kan_steps(model, ds, cfg, fit):
 
 
 def symbolic_steps(model, ds, cfg, fit, symbols):
-    """auto_symbolic over LIB, then a few steps that fit the symbolic edges' affine parameters (undone if
-    they end in NaN); returns (model, the unrounded formula or None, note)."""
-    model.auto_symbolic(lib=list(LIB), verbose=0)
+    """The symbolic edges: cfg['symbolic'] 'refit' (symbolic_by_refit, kanext only) or 'auto' (auto_symbolic
+    over LIB, pykan's scoring); then a few steps that fit the symbolic edges' affine parameters (undone if they
+    end in NaN); returns (model, the unrounded formula or None, note)."""
+    if cfg.get("symbolic", "auto") == "refit":
+        model, _ = symbolic_by_refit(model, fit, steps=cfg["refit_steps"])
+    else:
+        model.auto_symbolic(lib=list(LIB), verbose=0)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     hist = fit(model, steps=cfg["sym_steps"], update_grid=False)
     note = ""
@@ -154,6 +182,44 @@ def symbolic_steps(model, ds, cfg, fit, symbols):
     except Exception as e:  # e.g. a NaN constant
         formula, note = None, f"no formula: {type(e).__name__}: {e}"[:120]
     return model, formula, note
+
+
+def symbolic_by_refit(model, fit, lib=LIB, topk=5, steps=15, slack=2.0, say=None):
+    """Edge by edge, first layer first, the way the KAN paper's tutorials do it by hand: for each spline edge,
+    the topk suggest_symbolic candidates (pykan's score) are each tried on a copy of the model: the edge is
+    fixed to it and the copy is retrained for `steps` L-BFGS steps (the remaining splines and the symbolic
+    edges' affine parameters adapt). Kept: the simplest candidate whose train RMSE after retraining is within
+    `slack` times the best candidate's (ties: lower RMSE); the model continues from that copy.
+    Returns (model, [(l, i, j, name, train RMSE)])."""
+    import copy
+
+    chosen = []
+    for l in range(model.depth):
+        for i, j in (model.act_fun[l].mask.detach() != 0).nonzero().tolist():
+            if model.act_fun[l].mask[i, j] == 0:
+                continue
+            rows = model.suggest_symbolic(l, i, j, lib=list(lib), topk=topk, verbose=False)
+            # '0' (a constant: c = 0, d = the edge's mean) is always tried too; left out of suggest_symbolic's
+            # ranking, where its complexity 0 beats every fit, it is kept here only if the retrained model
+            # with it is as good as with the best candidate
+            tried = []
+            for name, _, comp, _ in rows + [("0", 0.0, 0, 0.0)]:
+                m = copy.deepcopy(model)
+                m.fix_symbolic(l, i, j, name, verbose=False)
+                rmse = float(fit(m, steps=steps)["train_loss"][-1])  # grids follow the new inputs
+                if math.isfinite(rmse):
+                    tried.append((rmse, comp, name, m))
+            if not tried:  # every candidate diverged: the pykan-best one, without retraining
+                model.fix_symbolic(l, i, j, rows[0][0], verbose=False)
+                chosen.append((l, i, j, rows[0][0], math.nan))
+                continue
+            best = min(t[0] for t in tried)
+            rmse, comp, name, model = min((t for t in tried if t[0] <= slack * best), key=lambda t: (t[1], t[0]))
+            chosen.append((l, i, j, name, rmse))
+            if say:
+                say(f"    ({l},{i},{j}): {name} (train RMSE {rmse:.2e}; tried "
+                    + ", ".join(f"{t[2]} {t[0]:.1e}" for t in tried) + ")")
+    return model, chosen
 
 
 def width_of(model):
@@ -181,30 +247,14 @@ def run_kanext(name, ds, cfg):
     def fit(model, **kw):
         return model.fit(ds, opt="LBFGS", progress=False, **kw)
 
+    width, arity = DESIGNED[name] if cfg.get("designed") else ([len(symbols), cfg["hidden"], 1], 2)
     t0 = time.perf_counter()
-    model = kanext.KAN(width=[len(symbols), cfg["hidden"], 1], grid=cfg["grids"][0], k=cfg["k"], seed=cfg["seed"],
+    model = kanext.KAN(width=width, mult_arity=arity, grid=cfg["grids"][0], k=cfg["k"], seed=cfg["seed"],
                        dtype=torch.float64)
     model, kan_rmse = kan_steps(model, ds, cfg, fit)
     model, formula, note = symbolic_steps(model, ds, dict(cfg, formula_kw={"floating_digits": None}), fit, symbols)
     secs = time.perf_counter() - t0
     return evaluate(name, ds, symbols, truth, ranges, kan_rmse, formula, width_of(model), secs, note)
-
-
-@contextlib.contextmanager
-def pykan_sandbox():
-    """pykan in float64 (it builds in the default dtype), in a temporary working directory (the files it
-    may write go there) and with its prints swallowed; restores both on exit."""
-    old, cwd = torch.get_default_dtype(), os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        os.makedirs("model")  # pykan 0.2.8's prune() logs to ./model/history.txt even with auto_save=False
-        torch.set_default_dtype(torch.float64)
-        try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-                yield
-        finally:
-            torch.set_default_dtype(old)
-            os.chdir(cwd)
 
 
 def run_pykan(name, ds, cfg):
@@ -219,9 +269,11 @@ def run_pykan(name, ds, cfg):
     def fit(model, **kw):
         return model.fit(ds, opt="LBFGS", log=10**9, **kw)
 
+    cfg = dict(cfg, symbolic="auto")  # symbolic_by_refit needs suggest_symbolic's ranked list (pykan returns the best only)
     with pykan_sandbox():
         t0 = time.perf_counter()
-        model = MultKAN(width=[len(symbols), cfg["hidden"], 1], grid=cfg["grids"][0], k=cfg["k"], seed=cfg["seed"],
+        width, arity = DESIGNED[name] if cfg.get("designed") else ([len(symbols), cfg["hidden"], 1], 2)
+        model = MultKAN(width=width, mult_arity=arity, grid=cfg["grids"][0], k=cfg["k"], seed=cfg["seed"],
                         auto_save=False)
         model, kan_rmse = kan_steps(model, ds, cfg, fit)
         model, formula, note = symbolic_steps(model, ds, cfg, fit, symbols)
@@ -236,18 +288,22 @@ def fmt_row(r):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="CI size: three equations, fewer points and steps")
+    p.add_argument("--quick", action="store_true", help="CI size: the control alone, fewer points and steps")
     p.add_argument("--equations", nargs="*", default=None, help="equation names (default: FULL, or QUICK)")
     p.add_argument("--pykan", action="store_true", help="also run the recipe in pykan 0.2.8 and time it")
+    p.add_argument("--designed", action="store_true", help="the hand-made MultKAN shapes of DESIGNED, not [n, 5, 1]")
+    p.add_argument("--symbolic", choices=("refit", "auto"), default="refit",
+                   help="kanext's symbolic step: symbolic_by_refit (default) or plain auto_symbolic (pykan: always auto)")
     p.add_argument("--out", default="examples/out", help="folder for the plot")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     say = (lambda *a: None) if args.quiet else print
     names = args.equations or (QUICK if args.quick else FULL)
-    cfg = dict(RECIPE, **(QUICK_SIZE if args.quick else FULL_SIZE))
+    cfg = dict(RECIPE, **(QUICK_SIZE if args.quick else FULL_SIZE), designed=args.designed, symbolic=args.symbolic)
     torch.set_num_threads(1)
-    say(f"KAN [n, {cfg['hidden']}, 1], k={cfg['k']}, seed {cfg['seed']}; grids {cfg['grids']} with "
-        f"{cfg['steps']} L-BFGS steps (lamb={cfg['lamb']} on the first, then prune); auto_symbolic, "
+    shape = "the DESIGNED shapes" if args.designed else f"[n, {cfg['hidden']}, 1]"
+    say(f"KAN {shape}, k={cfg['k']}, seed {cfg['seed']}; grids {cfg['grids']} with {cfg['steps']} L-BFGS steps "
+        f"(lamb={cfg['lamb']} on the first, then prune); symbolic: {cfg['symbolic']} (kanext), then "
         f"{cfg['sym_steps']} steps; {cfg['n_train']} train / {cfg['n_test']} test points")
     head = "  KAN RMSE  formula rel  recovered      shape        time s"
     say(f"{'equation':10s} {'lib':7s}{head}")
@@ -278,10 +334,7 @@ def main(argv=None):
 
 def plot(rows, out):
     os.makedirs(out, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [r["name"] for r in rows]
     libs = [lib for lib in ("kanext", "pykan") if any(r.get(lib) for r in rows)]

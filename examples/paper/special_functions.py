@@ -46,20 +46,19 @@ vs parameters, one panel per function) to examples/out/special_functions.png.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import math
 import os
 import sys
-import tempfile
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # toy_scaling, _common
+from _common import pykan_sandbox, pyplot  # noqa: E402
 from toy_scaling import kan_scaling, mlp_scaling  # noqa: E402  (the grid extension and MLP loops, shared)
 
 from kanext.datasets import create_dataset  # noqa: E402
+
 
 
 def _affine(t, lo, hi):
@@ -155,22 +154,13 @@ def run_pykan(width, grids, steps, ds):
     except Exception:
         return None
     rows = []
-    old = torch.get_default_dtype()
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        torch.set_default_dtype(torch.float64)
-        try:
-            model = None
-            for G in grids:
-                t0 = time.perf_counter()
-                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                    model = pykan.KAN(width=list(width), grid=G, k=3, seed=0) if model is None else model.refine(G)
-                    res = model.fit(ds, opt="LBFGS", steps=steps, stop_grid_update_step=30, log=10**9)
-                rows.append((G, float(res["test_loss"][-1]), time.perf_counter() - t0))
-        finally:
-            torch.set_default_dtype(old)
-            os.chdir(cwd)
+    with pykan_sandbox():
+        model = None
+        for G in grids:
+            t0 = time.perf_counter()
+            model = pykan.KAN(width=list(width), grid=G, k=3, seed=0) if model is None else model.refine(G)
+            res = model.fit(ds, opt="LBFGS", steps=steps, stop_grid_update_step=30, log=10**9)
+            rows.append((G, float(res["test_loss"][-1]), time.perf_counter() - t0))
     return rows, sum(r[2] for r in rows)
 
 
@@ -320,10 +310,7 @@ def main(argv=None):
                 + f"  (pykan / kanext time {secs / ours_secs:.1f}x)")
 
     os.makedirs(args.out, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(results)
     cols = min(n, 4)

@@ -48,12 +48,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 
 import torch
 
 import kanext
 from kanext.datasets import create_dataset
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also when loaded by file path
+from _common import pyplot  # noqa: E402
 
 TARGETS = {
     "exp_sin": (2, [2, 1, 1], lambda x: torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:2] ** 2)),
@@ -220,10 +224,7 @@ def main(argv=None):
             + f"   {r['slope_inside']:6.2f} ({rng})")
 
     os.makedirs(args.out, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
     for ax, (name, r) in zip(axes[0], results.items()):

@@ -38,14 +38,16 @@ counted as a success if the recovered set is exactly {x1, x2, x3} or exactly
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import tempfile
+import sys
 import time
 
 import torch
 
 import kanext
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also when loaded by file path
+from _common import pykan_sandbox, pyplot  # noqa: E402
 
 GROUPS = ({0, 1, 2}, {3, 4})
 
@@ -102,24 +104,15 @@ def run_pykan(seed, ds, steps, fit=FIT):
         from kan import MultKAN
     except Exception:
         return None
-    old = torch.get_default_dtype()
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        torch.set_default_dtype(torch.float64)
-        try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-                m = MultKAN(width=[6, 1, 1], grid=3, k=3, seed=seed, auto_save=False)
-                m.fix_symbolic(1, 0, 0, "gaussian", fit_params_bool=False)
-                t0 = time.perf_counter()
-                m.fit(ds, steps=steps, log=10**9, **fit)
-                secs = time.perf_counter() - t0
-                m(ds["train_input"])
-                m.attribute()
-                scores = m.feature_score.detach().clone()
-        finally:
-            torch.set_default_dtype(old)
-            os.chdir(cwd)
+    with pykan_sandbox():
+        m = MultKAN(width=[6, 1, 1], grid=3, k=3, seed=seed, auto_save=False)
+        m.fix_symbolic(1, 0, 0, "gaussian", fit_params_bool=False)
+        t0 = time.perf_counter()
+        m.fit(ds, steps=steps, log=10**9, **fit)
+        secs = time.perf_counter() - t0
+        m(ds["train_input"])
+        m.attribute()
+        scores = m.feature_score.detach().clone()
     return scores, secs
 
 
@@ -175,10 +168,7 @@ def main(argv=None):
                 + f"; recovered {fmt(res['pykan']['set'])}")
 
     os.makedirs(args.out, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(rows), 3.2))
     im = ax.imshow(torch.stack([r["scores"] / r["scores"].max() for r in rows]).T.numpy(), aspect="auto", cmap="viridis")

@@ -60,9 +60,26 @@ def _safe_tan(x, y_th):
     return torch.tan(x).clamp(-y_th, y_th)
 
 
+def _below_one(x, lim):
+    # tanh(y_th) rounds to 1.0 once y_th > ~19 (float64), and arctanh(1) = inf:
+    # keep the clamp strictly inside (-1, 1) in x's dtype
+    return min(lim, 1.0 - torch.finfo(x.dtype).eps)
+
+
 def _safe_arctanh(x, y_th):
-    lim = math.tanh(y_th)
+    lim = _below_one(x, math.tanh(y_th))
     return torch.arctanh(x.clamp(-lim, lim))
+
+
+def _safe_log(x, y_th):
+    # exp(-y_th) underflows to 0 once y_th > ~745 (pykan's fit default is 1000), and log(0) = -inf:
+    # floor at the dtype's smallest normal number instead
+    return torch.log(x.clamp_min(max(math.exp(-y_th), torch.finfo(x.dtype).tiny)))
+
+
+def _safe_arc(fn):
+    # the derivative of arcsin / arccos is infinite at +-1: clamp just inside
+    return lambda x, y_th: fn(x.clamp(-_below_one(x, 1.0), _below_one(x, 1.0)))
 
 
 _ENTRIES = [
@@ -86,15 +103,15 @@ _ENTRIES = [
     ("1/x^0.5", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), 2,
      lambda x, y_th: torch.rsqrt(x.clamp_min(float(y_th) ** -2))),
     ("exp", torch.exp, sympy.exp, 2, lambda x, y_th: torch.exp(x.clamp_max(math.log(y_th)))),
-    ("log", torch.log, sympy.log, 2, lambda x, y_th: torch.log(x.clamp_min(math.exp(-y_th)))),
+    ("log", torch.log, sympy.log, 2, _safe_log),
     ("abs", torch.abs, sympy.Abs, 3, None),
     ("sin", torch.sin, sympy.sin, 2, None),
     ("cos", torch.cos, sympy.cos, 2, None),
     ("tan", torch.tan, sympy.tan, 3, _safe_tan),
     ("tanh", torch.tanh, sympy.tanh, 3, None),
     ("sgn", torch.sign, sympy.sign, 3, None),
-    ("arcsin", torch.arcsin, sympy.asin, 4, lambda x, y_th: torch.arcsin(x.clamp(-1, 1))),
-    ("arccos", torch.arccos, sympy.acos, 4, lambda x, y_th: torch.arccos(x.clamp(-1, 1))),
+    ("arcsin", torch.arcsin, sympy.asin, 4, _safe_arc(torch.arcsin)),
+    ("arccos", torch.arccos, sympy.acos, 4, _safe_arc(torch.arccos)),
     ("arctan", torch.arctan, sympy.atan, 4, None),
     ("arctanh", torch.arctanh, sympy.atanh, 4, _safe_arctanh),
     ("0", lambda x: x * 0, lambda x: x * 0, 0, None),
