@@ -108,6 +108,8 @@ class LBFGS(torch.optim.Optimizer):
         self._set_params(torch.add(x0, d, alpha=t))
         with torch.enable_grad():
             loss = float(closure().detach())
+        self._evals += 1
+        self._eval_at[t] = self._evals - 1
         return loss, self._flat_grad()
 
     @torch.no_grad()
@@ -130,6 +132,10 @@ class LBFGS(torch.optim.Optimizer):
         loss = float(first_loss.detach())
         g = self._flat_grad()
         evals = 1
+        # accepted_eval: which closure call of this step (0 = the first) was made at the parameters the step
+        # ends on (None when the fixed-step path moved them without evaluating); fit() records that call's
+        # loss, not the last call's, which may be a rejected line-search trial (even a NaN one)
+        self._evals, self.accepted_eval = 1, 0
         if g.abs().max() <= tol_grad:
             return first_loss
 
@@ -161,17 +167,22 @@ class LBFGS(torch.optim.Optimizer):
             if gtd > -tol_change:  # not a descent direction any more
                 break
             x0 = self._flat_params()
+            self._eval_at = {}
             if group["line_search_fn"] == "strong_wolfe":
                 loss, g, t, n = _strong_wolfe(lambda step: self._evaluate(closure, x0, step, d), t, d, loss, g, gtd,
                                               group["line_search_tolerance"])
                 self._set_params(torch.add(x0, d, alpha=t))
+                if t != 0.0:  # t = 0: back at x0, whose evaluation stays the accepted one
+                    self.accepted_eval = self._eval_at[t]
             else:
                 n = 0
                 if it != max_iter - 1:
                     loss, g = self._evaluate(closure, x0, t, d)
                     n = 1
+                    self.accepted_eval = self._evals - 1
                 else:
                     self._set_params(torch.add(x0, d, alpha=t))
+                    self.accepted_eval = None
             evals += n
             if it == max_iter - 1 or evals >= max_eval:
                 break

@@ -56,6 +56,12 @@ def fit(
 ) -> dict:
     """Trains ``model`` and returns ``{'train_loss': [...], 'test_loss': [...], 'reg': [...], <metric>: [...]}``.
 
+    One entry per step. train_loss and reg are those of the parameters the step
+    ends on (with kanext's LBFGS, the closure call its line search accepted:
+    pykan records the last call, which can be a rejected trial, even a NaN
+    one); test_loss is evaluated after the step. With other optimisers the
+    last closure call is recorded.
+
     Args:
         dataset: pykan's dict with train_input, train_label, test_input,
             test_label; or a pair (train_loader, test_loader) of DataLoaders
@@ -181,7 +187,7 @@ def fit(
             _check_batch(model, x, x_test)
         if update_grid and has_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
             model.update_grid(x, sync=group if group is not None else False)
-        last = {}
+        calls = []  # (train loss, reg) of each closure call of this step
         if group is not None:  # this rank's share of the step's train and test samples
             counts = all_reduce_sum(torch.tensor([x.shape[0], x_test.shape[0]], dtype=torch.float64), group)
             w_train, w_test = x.shape[0] / float(counts[0]), x_test.shape[0] / float(counts[1])
@@ -203,27 +209,32 @@ def fit(
             objective = train_loss + lamb * reg_ if lamb > 0 else train_loss
             if group is None:
                 objective.backward()
-                last["train"], last["reg"] = train_loss.detach(), reg_.detach()
+                calls.append((train_loss.detach(), reg_.detach()))
                 return objective
             (objective * w_train).backward()
             all_reduce_grads(params, group)
             parts = torch.stack([objective.detach(), train_loss.detach(), reg_.detach()]).to(torch.float64) * w_train
-            objective, last["train"], last["reg"] = all_reduce_sum(parts, group).to(objective.dtype).unbind()
+            objective, train_r, reg_r = all_reduce_sum(parts, group).to(objective.dtype).unbind()
+            calls.append((train_r, reg_r))
             return objective
 
         optimizer.step(closure)  # every torch optimizer takes a closure; LBFGS needs it
+        # the losses recorded are those of the call made at the parameters the step ended on (kanext's LBFGS
+        # says which: a later line-search trial may have been rejected); other optimisers: their last call
+        accepted = getattr(optimizer, "accepted_eval", None)
+        train_l, reg_l = calls[accepted if accepted is not None and accepted < len(calls) else -1]
         model.cache_data = x.detach()  # after a step that worked: a failed fit leaves no unusable cache
         with torch.no_grad():
             test_loss = loss_fn(model(x_test), y_test)
         model.cache_data = x_test.detach()  # pykan's: its last forward of a step is the test forward
         if group is not None:
             test_loss = all_reduce_sum(test_loss.detach().to(torch.float64) * w_test, group)
-        train_v, test_v = float(last["train"]), float(test_loss)
+        train_v, test_v = float(train_l), float(test_loss)
         if mse:
             train_v, test_v = math.sqrt(max(train_v, 0.0)), math.sqrt(max(test_v, 0.0))
         results["train_loss"].append(train_v)
         results["test_loss"].append(test_v)
-        results["reg"].append(float(last["reg"]))
+        results["reg"].append(float(reg_l))
         for m in metrics:
             v = float(m())
             if group is not None:

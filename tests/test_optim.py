@@ -165,3 +165,36 @@ def test_lbfgs_backtracks_from_a_step_into_nan():
     for _ in range(5):
         opt.step(closure)
     assert torch.isfinite(x).all() and abs(float(x) - 1.0) < 1e-3, float(x)
+
+
+@pytest.mark.parametrize("line_search", ["strong_wolfe", None])
+def test_lbfgs_accepted_eval_is_the_call_at_the_final_parameters(line_search):
+    """accepted_eval names the closure call made at the parameters a step ends
+    on. On |x - 1| the curvature condition never holds (|gradient| is 1
+    everywhere), so each zoom runs to its tolerance and ends on the better end
+    of its bracket, often not the last trial; every step's accepted call must
+    have seen the final x exactly."""
+    from kanext.optim import LBFGS
+
+    x = torch.tensor([3.0, 0.2], dtype=torch.float64, requires_grad=True)
+    opt = LBFGS([x], lr=10.0 if line_search else 0.05, max_iter=6, line_search_fn=line_search)
+    seen = []
+
+    def closure():
+        opt.zero_grad()
+        seen.append(x.detach().clone())
+        loss = (x - 1).abs().sum()
+        loss.backward()
+        return loss
+
+    rejected_last = 0
+    for _ in range(6):
+        seen.clear()
+        opt.step(closure)
+        if opt.accepted_eval is None:  # the fixed-step path's last move is never evaluated
+            assert line_search is None
+            continue
+        assert torch.equal(seen[opt.accepted_eval], x.detach()), (opt.accepted_eval, seen, x)
+        rejected_last += opt.accepted_eval != len(seen) - 1
+    if line_search:
+        assert rejected_last > 0  # the case this guards: a later trial was rejected

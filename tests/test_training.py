@@ -35,6 +35,43 @@ def test_fit_lbfgs_learns_and_reports_rmse():
     assert torch.equal(m.cache_data, ds["test_input"])
 
 
+@pytest.mark.parametrize("lamb", [0.0, 1e-3])
+def test_fit_records_the_loss_of_the_accepted_call(lamb):
+    """Each step's train_loss and reg are those of the closure call that the
+    optimiser names as made at the step's final parameters (accepted_eval),
+    not of its last call: a rejected line-search trial (test_optim checks that
+    LBFGS names the right call) once showed NaN in the history of a Feynman fit
+    whose parameters were finite. Here an optimiser tries a NaN step last,
+    rejects it, and says so."""
+    from kanext.optim import LBFGS
+
+    class RejectsLastTrial(LBFGS):
+        def step(self, closure):
+            loss = super().step(closure)
+            keep = [p.detach().clone() for p in self._params]
+            with torch.no_grad():
+                for p in self._params:
+                    p.fill_(float("nan"))
+            with torch.enable_grad():
+                closure()  # a trial into NaN, rejected:
+            with torch.no_grad():
+                for p, v in zip(self._params, keep):
+                    p.copy_(v)
+            return loss
+
+    ds = _dataset(n=200)
+    m = kanext.KAN([2, 3, 1], grid=5, seed=2, dtype=F64)
+    opt = RejectsLastTrial(m.parameters(), history_size=10, line_search_fn="strong_wolfe", max_iter=5)
+    for _ in range(3):
+        r = m.fit(ds, opt=opt, steps=1, progress=False, update_grid=False, lamb=lamb)
+        with torch.no_grad():
+            rmse = torch.sqrt(torch.mean((m(ds["train_input"]) - ds["train_label"]) ** 2)).item()
+            reg = m.get_reg("edge_forward_spline_n", 1.0, 2.0, 0.0, 0.0).item() if lamb else 0.0
+        assert torch.isfinite(torch.cat([p.flatten() for p in m.parameters()])).all()
+        assert r["train_loss"][-1] == pytest.approx(rmse, rel=1e-10, abs=1e-14)
+        assert r["reg"][-1] == pytest.approx(reg, rel=1e-10, abs=1e-14)
+
+
 @pytest.mark.parametrize("opt", ["Adam", "instance"])
 def test_fit_adam_and_optimizer_instance(opt):
     ds = _dataset()
