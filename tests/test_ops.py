@@ -346,6 +346,27 @@ def test_gradcheck_fold(in_f, out, nb, device):
     assert torch.autograd.gradcheck(ops.fold_spline_weights, (coef, scale))
 
 
+@pytest.mark.parametrize("out", (5, 32, 37), ids=("narrow", "tiles", "tiles+tail"))
+@pytest.mark.parametrize("nb", (8, 16, 23, 103))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fold_and_its_backward_exact(dtype, nb, out):
+    """fold_spline_weights and its backward move values between the (in, out,
+    G+k) and (in, G+k, out) layouts; on the CPU full 16-column blocks go by
+    register tiles (8 x 8 / 16 x 16) and the rest element by element. The
+    products are exact to compare: Wc = scale coef and grad coef = scale grad Wc
+    bit for bit, grad scale = sum_g grad Wc coef to rounding."""
+    in_f = 3
+    s = seed_of("foldx", dtype, nb, out)
+    coef = randn(in_f, out, nb, seed=s, dtype=dtype).requires_grad_()
+    scale = randn(in_f, out, seed=s + 1, dtype=dtype).requires_grad_()
+    Wc = ops.fold_spline_weights(coef, scale)
+    assert_bitwise_equal(Wc, (coef * scale[..., None]).permute(0, 2, 1), "fold")
+    gW = randn(in_f, nb, out, seed=s + 2, dtype=dtype)
+    gc, gs = torch.autograd.grad(Wc, (coef, scale), gW)
+    assert_bitwise_equal(gc, gW.permute(0, 2, 1) * scale[..., None], "grad coef")
+    assert_close(gs, (gW.permute(0, 2, 1) * coef).sum(-1), TOL[dtype], msg="grad scale")
+
+
 # out: below / above one CPU vector (two weight-grad paths), and a CUDA-tile-sized width
 @pytest.mark.parametrize("out", (5, 19, 36), ids=("narrow", "wide", "tile"))
 @pytest.mark.parametrize("kind", ("uniform", "nonuniform"))

@@ -615,13 +615,88 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
 // an FMA latency per element).
 constexpr int64_t kFoldCols = 16;
 
-// dst[g][j] = src[j * nb + g] for j < cols, g < nb (dst rows kFoldCols wide).
+// Transpose of an L x L tile held in L vectors (L = kLanes<T>): r[i][l]
+// becomes r[l][i]. Each of the log2(L) stages swaps one bit of the row index
+// with the same bit of the lane index (one two-source permute per vector).
+#if defined(__GNUC__) && !defined(__clang__)
+#define KANEXT_VECTOR_TRANSPOSE 1
 template <typename T>
-inline void load_block_transposed(const T* __restrict src, int64_t nb, int64_t cols, T (*__restrict dst)[kFoldCols]) {
+struct IndexVecOf;
+template <>
+struct IndexVecOf<float> {
+  typedef int32_t type __attribute__((vector_size(64)));
+};
+template <>
+struct IndexVecOf<double> {
+  typedef int64_t type __attribute__((vector_size(64)));
+};
+
+template <typename T>
+inline void transpose_tile(vec_t<T>* r) {
+  constexpr int L = kLanes<T>;
+  using I = typename IndexVecOf<T>::type;
+#pragma GCC unroll 4
+  for (int b = 1; b < L; b *= 2) {
+    I lo, hi;
+    for (int l = 0; l < L; ++l) {
+      lo[l] = (l & b) ? L + l - b : l;
+      hi[l] = (l & b) ? L + l : l + b;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i)
+      if (!(i & b)) {
+        const vec_t<T> a = r[i], c = r[i + b];
+        r[i] = __builtin_shuffle(a, c, lo);
+        r[i + b] = __builtin_shuffle(a, c, hi);
+      }
+  }
+}
+#endif
+
+// dst[g][j] = src[j * ld + g] for j < cols, g < nb (dst rows kFoldCols wide,
+// columns past cols zeroed). Full blocks of kFoldCols columns go by L x L
+// tiles through registers; the rest element by element.
+template <typename T>
+inline void load_block_transposed(const T* __restrict src, int64_t nb, int64_t cols, T (*__restrict dst)[kFoldCols],
+                                  int64_t ld) {
+  int64_t g0 = 0;
+#ifdef KANEXT_VECTOR_TRANSPOSE
+  constexpr int L = kLanes<T>;
+  if (cols == kFoldCols) {
+    for (; g0 + L <= nb; g0 += L)
+      for (int64_t j0 = 0; j0 < kFoldCols; j0 += L) {
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = vload(src + (j0 + l) * ld + g0);
+        transpose_tile<T>(r);
+        for (int l = 0; l < L; ++l) vstore(&dst[g0 + l][j0], r[l]);
+      }
+  }
+#endif
   for (int64_t j = 0; j < cols; ++j)
-    for (int64_t g = 0; g < nb; ++g) dst[g][j] = src[j * nb + g];
+    for (int64_t g = g0; g < nb; ++g) dst[g][j] = src[j * ld + g];
   for (int64_t j = cols; j < kFoldCols; ++j)  // keep the vector loops on defined values
     for (int64_t g = 0; g < nb; ++g) dst[g][j] = T(0);
+}
+
+// The inverse: dst[j * ld + g] = src[g][j] for j < cols, g < nb.
+template <typename T>
+inline void store_block_transposed(const T (*__restrict src)[kFoldCols], int64_t nb, int64_t cols, T* __restrict dst,
+                                   int64_t ld) {
+  int64_t g0 = 0;
+#ifdef KANEXT_VECTOR_TRANSPOSE
+  constexpr int L = kLanes<T>;
+  if (cols == kFoldCols) {
+    for (; g0 + L <= nb; g0 += L)
+      for (int64_t j0 = 0; j0 < kFoldCols; j0 += L) {
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = vload(&src[g0 + l][j0]);
+        transpose_tile<T>(r);
+        for (int l = 0; l < L; ++l) vstore(dst + (j0 + l) * ld + g0, r[l]);
+      }
+  }
+#endif
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t g = g0; g < nb; ++g) dst[j * ld + g] = src[g][j];
 }
 
 // The fold of pykan's parameters for inputs [i0, i1) into the kernel layout:
@@ -637,9 +712,16 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
       const T* sj = s + i * out + j0;
-      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct);
-      for (int64_t g = 0; g < nb; ++g)
-        for (int64_t j = 0; j < cols; ++j) wi[g * out + j0 + j] = ct[g][j] * sj[j];
+      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct, nb);
+      if (cols == kFoldCols) {
+        T sv[kFoldCols];
+        for (int64_t j = 0; j < kFoldCols; ++j) sv[j] = sj[j];
+        for (int64_t g = 0; g < nb; ++g)
+          for (int64_t j = 0; j < kFoldCols; ++j) wi[g * out + j0 + j] = ct[g][j] * sv[j];
+      } else {
+        for (int64_t g = 0; g < nb; ++g)
+          for (int64_t j = 0; j < cols; ++j) wi[g * out + j0 + j] = ct[g][j] * sj[j];
+      }
     }
   }
 }
@@ -660,24 +742,24 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
       const T* sj = s + i * out + j0;
-      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct);
+      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct, nb);
       T acc[kFoldCols] = {};
       T sv[kFoldCols] = {};
       for (int64_t j = 0; j < cols; ++j) sv[j] = sj[j];
       for (int64_t g = 0; g < nb; ++g) {
         const T* gr = gwi + g * out + j0;
         T gv[kFoldCols] = {};
-        for (int64_t j = 0; j < cols; ++j) gv[j] = gr[j];
+        if (cols == kFoldCols)
+          for (int64_t j = 0; j < kFoldCols; ++j) gv[j] = gr[j];
+        else
+          for (int64_t j = 0; j < cols; ++j) gv[j] = gr[j];
         for (int j = 0; j < kFoldCols; ++j) {
           gt[g][j] = gv[j] * sv[j];
           acc[j] += gv[j] * ct[g][j];
         }
       }
-      T* gcj = gc + (i * out + j0) * nb;
-      for (int64_t j = 0; j < cols; ++j) {
-        for (int64_t g = 0; g < nb; ++g) gcj[j * nb + g] = gt[g][j];
-        gs[i * out + j0 + j] = acc[j];
-      }
+      store_block_transposed(gt, nb, cols, gc + (i * out + j0) * nb, nb);
+      for (int64_t j = 0; j < cols; ++j) gs[i * out + j0 + j] = acc[j];
     }
   }
 }
