@@ -143,21 +143,159 @@ kan_linear_forward_kernel(const T* __restrict__ x, const T* __restrict__ grid, i
   }
 }
 
+// v2 (backend "local_v2", design L.2 of docs/roofline.md): the same tiles,
+// staging chunks, arithmetic and order of FMAs as kan_linear_forward_kernel,
+// so the same bits; what changes is the addressing of the gathers. The staged
+// entry of (row, input) is packed (LocalEntry: B_0..B_K, b(x), then the byte
+// offset s * out * sizeof(T) of Wc row s within the input's slab instead of s)
+// and read with broadcast vector loads; each thread forms its slab pointer
+// (input i, its column) once per input, so the gather of row s + q is
+// pointer + off + q * row bytes with 32-bit offsets, instead of 64-bit index
+// products per gather. In the aligned case a thread past `out` gathers the
+// last column vector instead of testing its column at every load: it never
+// stores, so what it accumulates does not matter.
+template <typename T, int K, bool ALIGNED>
+__global__ void __launch_bounds__(kThreads)
+kan_linear_forward_v2_kernel(const T* __restrict__ x, const T* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                             int base, const T* __restrict__ Wb, const T* __restrict__ Wc, int64_t out,
+                             T* __restrict__ y) {
+  constexpr int VN = kVec<T>;
+  constexpr int BJ = kTileCols<T>;
+  const int64_t nb = M - K - 1;
+  // [row][input]: the staging threads of one row write neighbouring entries
+  __shared__ LocalEntry<T, K> s_e[kBN][kIC];
+
+  const int tid = threadIdx.x;
+  const int tx = tid % kTX, ty = tid / kTX;
+  const bool has_base = base != kBaseZero;
+  const int64_t row_tiles = ceil_div(N, kBN), col_tiles = ceil_div(out, BJ);
+  const unsigned row_bytes = static_cast<unsigned>(out * int64_t(sizeof(T)));  // the slab is < 2^31 B (launcher)
+  const int64_t slab = nb * out;
+
+  for (int64_t ct = blockIdx.y; ct < col_tiles; ct += gridDim.y) {
+    const int64_t j = ct * BJ + int64_t(tx) * VN;
+    // the column this thread gathers: its own, or (aligned, past out) the last vector
+    const int64_t jg = ALIGNED ? (j < out ? j : out - VN) : 0;
+    const unsigned jg_bytes = static_cast<unsigned>(jg * int64_t(sizeof(T)));  // < the slab: 32 bits
+    for (int64_t rt = blockIdx.x; rt < row_tiles; rt += gridDim.x) {
+      const int64_t n0 = rt * kBN;
+      T acc[kTM][VN];
+#pragma unroll
+      for (int m = 0; m < kTM; ++m)
+#pragma unroll
+        for (int e = 0; e < VN; ++e) acc[m][e] = T(0);
+
+      for (int64_t i0 = 0; i0 < in; i0 += kIC) {
+        for (int p = tid; p < kIC * kBN; p += kThreads) {
+          const int r = p / kIC, ic = p % kIC;
+          const int64_t n = n0 + r, i = i0 + ic;
+          int s = kOutside;
+          T v[K + 1], dv[K + 1], bv = T(0);
+          if (n < N && i < in) {
+            const T xv = x[n * in + i];
+            s = basis_window<T, K, false>(grid + i * M, M, xv, v, dv);
+            bv = base_value<T>(base, xv);
+          }
+          LocalEntry<T, K> e;
+#pragma unroll
+          for (int q = 0; q <= K; ++q) e.v[q] = s >= 0 ? v[q] : T(0);
+          e.v[K + 1] = bv;
+          e.off = s >= 0 ? static_cast<int>(static_cast<unsigned>(s) * row_bytes) : s;
+          s_e[r][ic] = e;
+        }
+        __syncthreads();
+
+        const int icn = static_cast<int>(in - i0 < kIC ? in - i0 : kIC);
+        // running pointers, one step per input: Wb at (i, the gathered column
+        // (aligned) or the row start), Wc at slab i, the entries at (ty, ic)
+        const T* wbp = Wb + i0 * out + (ALIGNED ? jg : 0);
+        const T* wcp = Wc + i0 * slab;
+        const LocalEntry<T, K>* ep = &s_e[ty][0];
+        for (int ic = 0; ic < icn; ++ic, wbp += out, wcp += slab, ++ep) {
+          T wb[VN];
+          if (has_base) {
+            if constexpr (ALIGNED)
+              load_full<T, VN, true>(wbp, wb);
+            else
+              load_cols<T, VN, false>(wbp, j, out, wb);
+          }
+#pragma unroll
+          for (int m = 0; m < kTM; ++m) {
+            const LocalEntry<T, K> e = ep[kTY * kIC * m];  // s_e[ty + kTY m][ic]: broadcast per half-warp
+            if (e.off >= 0) {
+              // row s + q, from the thread's column (aligned) or the row start:
+              // slab + off + column bytes + q row bytes, all 32-bit but the last add
+              const T* row0 = byte_offset(wcp, static_cast<unsigned>(e.off) + (ALIGNED ? jg_bytes : 0u));
+              T w[K + 1][VN];  // issue all k+1 gathers before the FMAs
+#pragma unroll
+              for (int q = 0; q <= K; ++q) {
+                const T* row = byte_offset(row0, unsigned(q) * row_bytes);
+                if constexpr (ALIGNED)
+                  load_full<T, VN, true>(row, w[q]);
+                else
+                  load_cols<T, VN, false>(row, j, out, w[q]);
+              }
+#pragma unroll
+              for (int q = 0; q <= K; ++q) {
+                const T c = e.v[q];
+#pragma unroll
+                for (int u = 0; u < VN; ++u) acc[m][u] = fma(c, w[q][u], acc[m][u]);
+              }
+            }
+            if (has_base) {
+              const T c = e.v[K + 1];
+#pragma unroll
+              for (int u = 0; u < VN; ++u) acc[m][u] = fma(c, wb[u], acc[m][u]);
+            }
+            // NaN policy: the whole output row becomes NaN. v1 sets NaN and
+            // skips the row's FMAs; here the (base) FMA of a NaN entry runs and
+            // is overwritten: the same NaN, without a branch around the row.
+            if (e.off == kNaN) {
+#pragma unroll
+              for (int u = 0; u < VN; ++u) acc[m][u] = T(NAN);
+            }
+          }
+        }
+        __syncthreads();  // the next chunk overwrites the staged entries
+      }
+
+#pragma unroll
+      for (int m = 0; m < kTM; ++m) {
+        const int64_t n = n0 + ty + kTY * m;
+        if (n < N) store_cols<T, VN, ALIGNED>(y + n * out, j, out, acc[m]);
+      }
+    }
+  }
+}
+
+// version: kLocalV1 (kan_linear_forward_kernel) or kLocalV2
+// (kan_linear_forward_v2_kernel, the same bits; v1 when a Wc slab is 2^31
+// bytes or more); anything else is cudaErrorInvalidValue.
 template <typename T>
 cudaError_t launch(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k, int base, const T* Wb,
-                   const T* Wc, int64_t out, T* y, cudaStream_t stream) {
+                   const T* Wc, int64_t out, T* y, int version, cudaStream_t stream) {
+  if (version != kLocalV1 && version != kLocalV2) return cudaErrorInvalidValue;
   if (N == 0 || out == 0) return cudaSuccess;
   constexpr int VN = kVec<T>;
   const bool aligned = out % VN == 0 && aligned16(Wb) && aligned16(Wc) && aligned16(y);
+  const bool v2 = version == kLocalV2 && offsets_fit<T>(M - k - 1, out);
   const dim3 blocks(grid_x(ceil_div(N, kBN)), grid_yz(ceil_div(out, kTileCols<T>)));
   return dispatch_order(k, [&](auto KC) {
     constexpr int K = decltype(KC)::value;
-    if (aligned)
+    if (v2) {
+      if (aligned)
+        KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_v2_kernel<T, K, true>)(x, grid, N, in, M, base,
+                                                                                            Wb, Wc, out, y);
+      else
+        KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_v2_kernel<T, K, false>)(x, grid, N, in, M, base,
+                                                                                             Wb, Wc, out, y);
+    } else if (aligned) {
       KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_kernel<T, K, true>)(x, grid, N, in, M, base, Wb,
                                                                                          Wc, out, y);
-    else
+    } else {
       KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_kernel<T, K, false>)(x, grid, N, in, M, base, Wb,
                                                                                           Wc, out, y);
+    }
     return cudaGetLastError();
   });
 }
