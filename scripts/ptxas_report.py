@@ -281,15 +281,12 @@ KNOWN_SPILLS = {
     "kanext::cuda::bwd::grad_w_reg_kernel<float, 0>": (4, 4),
     "kanext::cuda::bwd::grad_w_reg_kernel<float, 1>": (12, 12),
     "kanext::cuda::bwd::grad_w_reg_kernel<float, 2>": (12, 12),
-    # local_v2's forward / grad x (design L.2, opt-in, unmeasured), under the build's flags: as their v1
-    # twins (forward<double, 3, *> 8 B, grad_x<double, 0, true> 28/44 B, grad_x<float, 5, true> 48 B), and,
-    # read with sass_counts.py, outside the per-input inner loops
+    # local_v2's grad x (design L.2, opt-in, unmeasured), under the build's flags: as its v1 twins
+    # (grad_x<double, 0, true> 28/44 B, grad_x<float, 5, true> 48 B), and, read with sass_counts.py,
+    # outside the per-input inner loop
     "kanext::cuda::bwd::grad_x_v2_kernel<float, 4>": (4, 8),
     "kanext::cuda::bwd::grad_x_v2_kernel<float, 5>": (4, 8),
     "kanext::cuda::bwd::grad_x_v2_kernel<double, 0>": (32, 52),
-    "kanext::cuda::fwd::kan_linear_forward_v2_kernel<double, 1, false>": (8, 8),
-    "kanext::cuda::fwd::kan_linear_forward_v2_kernel<double, 3, false>": (12, 12),
-    "kanext::cuda::fwd::kan_linear_forward_v2_kernel<double, 3, true>": (16, 16),
 }
 
 

@@ -55,9 +55,11 @@ def check_grad_x(dtype, k, G, kind, N, inf, out, base, seed):
 
 
 # Odd sizes: N not a multiple of the 64-row tile, in not of the 8-input chunk,
-# out odd (unaligned: scalar guarded loads) or a multiple of 4 (16-byte
-# vectors) and past one 64-column (fp32) / 32-column (fp64) tile.
-FWD_SHAPES = [(1, 1, 1), (70, 7, 5), (65, 17, 37), (130, 9, 64), (3, 40, 130)]
+# out odd (unaligned: scalar guarded loads) or even / a multiple of 4 (16-byte
+# vectors); v2's column tile is 128 fp32 / 64 fp64 columns, so out = 64 is a
+# partial tile in fp32 and a full one in fp64, and 260 is two full tiles and
+# a partial one in both.
+FWD_SHAPES = [(1, 1, 1), (70, 7, 5), (65, 17, 37), (130, 9, 64), (3, 40, 130), (20, 9, 260)]
 
 
 @pytest.mark.parametrize("shape", FWD_SHAPES, ids=lambda s: "x".join(map(str, s)))
