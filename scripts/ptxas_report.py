@@ -276,11 +276,6 @@ KNOWN_SPILLS = {
     "kanext::cuda::(anonymous namespace)::spline_basis_kernel<double, 5, false>": (16, 16),
     "kanext::cuda::(anonymous namespace)::spline_basis_kernel<double, 5, true>": (8, 8),
     "kanext::cuda::(anonymous namespace)::spline_basis_kernel<float, 4, true>": (4, 4),
-    # local_v2's kernel (opt-in, unmeasured): spill-free under -O3 alone, where it was tuned; these three
-    # spill a few bytes under the build's --use_fast_math (found when the branches met, not yet examined)
-    "kanext::cuda::bwd::grad_w_reg_kernel<float, 0>": (4, 4),
-    "kanext::cuda::bwd::grad_w_reg_kernel<float, 1>": (12, 12),
-    "kanext::cuda::bwd::grad_w_reg_kernel<float, 2>": (12, 12),
     # local_v2's grad x (design L.2, opt-in, unmeasured), under the build's flags: as its v1 twins
     # (grad_x<double, 0, true> 28/44 B, grad_x<float, 5, true> 48 B), and, read with sass_counts.py,
     # outside the per-input inner loop

@@ -480,8 +480,23 @@ __device__ __forceinline__ int64_t opaque(int64_t v) {
   return v;
 }
 
+// The resident blocks per SM that grad_w_reg_kernel is compiled for (its
+// __launch_bounds__ minimum; at 256 threads, 5 blocks cap the registers at 48,
+// 4 at 64, 3 at 80, 2 at 128). With no minimum, under the build's
+// --use_fast_math, ptxas aimed at 40 registers (6 blocks) for fp32 k <= 2 and
+// spilled 4 to 12 bytes around the basis staging to get there (the bases
+// across the SiLU code, the reciprocal of the tile-count division across the
+// staging). These minimums are the occupancies it chose where it did not
+// spill, and 5 for fp32 k <= 2: every instantiation spill-free, the per-row
+// loop unchanged (docs/roofline.md section 6, L.1).
 template <typename T, int K>
-__global__ void __launch_bounds__(kWThreads)
+constexpr int reg_min_blocks() {
+  if constexpr (sizeof(T) == 4) return K <= 4 ? 5 : 4;
+  return K <= 1 ? 4 : (K == 2 ? 3 : 2);
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kWThreads, reg_min_blocks<T, K>())
 grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid, int64_t N,
                   int64_t in, int64_t M, int base, int64_t out, int ct, int64_t col_tiles, int64_t in_tiles,
                   int64_t slices, int64_t slice_rows, T* __restrict__ gWc, T* __restrict__ gWb, int64_t stride_c,
