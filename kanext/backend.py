@@ -13,12 +13,14 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     (float32 inputs), bfloat16 or float16, with float32 accumulation.
 
 ``"local_v2"``
-    As ``"local"``, except for the weight gradient of the backward: when
-    G + k <= 16 every thread keeps the G + k accumulators of its (input,
-    output) edge in registers and updates the k+1 of each row's interval
-    through a warp-uniform switch (grad_w_reg_kernel, design L.1 of
-    docs/roofline.md); larger bases run the ``"local"`` kernel. The same
-    bits as ``"local"`` (same order of operations, same batch slices).
+    As ``"local"``, with the v2 kernels of docs/roofline.md section 6: the
+    weight gradient keeps, when G + k <= 16, the G + k accumulators of each
+    (input, output) edge in registers and updates the k+1 of each row's
+    interval through a warp-uniform switch (grad_w_reg_kernel, design L.1;
+    larger bases run the ``"local"`` kernel); the forward and grad x stage
+    32-bit offsets of the gathered Wc rows with the bases (design L.2;
+    16-byte-aligned operands for grad x, else the ``"local"`` kernel). The
+    same bits as ``"local"`` (same order of operations, same batch slices).
     Designed from the roofline model, unmeasured on a GPU; ``"auto"`` does
     not choose it until a GPU has measured it.
 

@@ -165,8 +165,10 @@ def _basis_rows_smem(G: int = 5, k: int = 3):
 LAUNCH = [
     # kan_linear_forward.cuh: fwd::kThreads = 256, no dynamic smem
     ("kanext::cuda::fwd", "kan_linear_forward_kernel", 256, None),
+    ("kanext::cuda::fwd", "kan_linear_forward_v2_kernel", 256, None),  # backend local_v2
     # kan_linear_backward.cuh: kGxThreads = 32 x 8 warps; grad_W kWThreads = 256 + acc_bytes
     ("kanext::cuda::bwd", "grad_x_kernel", 256, None),
+    ("kanext::cuda::bwd", "grad_x_v2_kernel", 256, None),  # backend local_v2
     ("kanext::cuda::bwd", "grad_w_kernel", 256, _basis_rows_smem()),
     # grad_w_reg_kernel (backend local_v2): kWThreads = 256, static smem only (the packed entries)
     ("kanext::cuda::bwd", "grad_w_reg_kernel", 256, None),
@@ -274,11 +276,12 @@ KNOWN_SPILLS = {
     "kanext::cuda::(anonymous namespace)::spline_basis_kernel<double, 5, false>": (16, 16),
     "kanext::cuda::(anonymous namespace)::spline_basis_kernel<double, 5, true>": (8, 8),
     "kanext::cuda::(anonymous namespace)::spline_basis_kernel<float, 4, true>": (4, 4),
-    # local_v2's kernel (opt-in, unmeasured): spill-free under -O3 alone, where it was tuned; these three
-    # spill a few bytes under the build's --use_fast_math (found when the branches met, not yet examined)
-    "kanext::cuda::bwd::grad_w_reg_kernel<float, 0>": (4, 4),
-    "kanext::cuda::bwd::grad_w_reg_kernel<float, 1>": (12, 12),
-    "kanext::cuda::bwd::grad_w_reg_kernel<float, 2>": (12, 12),
+    # local_v2's grad x (design L.2, opt-in, unmeasured), under the build's flags: as its v1 twins
+    # (grad_x<double, 0, true> 28/44 B, grad_x<float, 5, true> 48 B), and, read with sass_counts.py,
+    # outside the per-input inner loop
+    "kanext::cuda::bwd::grad_x_v2_kernel<float, 4>": (4, 8),
+    "kanext::cuda::bwd::grad_x_v2_kernel<float, 5>": (4, 8),
+    "kanext::cuda::bwd::grad_x_v2_kernel<double, 0>": (32, 52),
 }
 
 

@@ -109,6 +109,52 @@ __device__ __forceinline__ void store_cols(T* __restrict__ row, int64_t j, int64
   }
 }
 
+// The v2 local-support kernels (backend "local_v2", kLocalV2): the staged
+// entry of one (batch row, input): K+2 coefficients (the bases, or their
+// derivatives, then b(x) or b'(x)) and, instead of the window start s, the
+// byte offset of Wc row s inside the input's slab, s * out * sizeof(T) (the
+// launchers run v2 only when the slab is below 2^31 bytes), or the negative
+// code kOutside / kNaN. 16-byte aligned: a warp reads one with broadcast
+// vector loads, and a gather of row s + q is one 16-byte load at
+// slab pointer + off + q * row bytes.
+template <typename T, int K>
+struct alignas(16) LocalEntry {
+  T v[K + 2];
+  int off;
+};
+
+// Largest Wc slab (nb * out elements of one input) that the v2 kernels'
+// 32-bit byte offsets address.
+template <typename T>
+inline bool offsets_fit(int64_t nb, int64_t out) {
+  return nb >= 0 && out >= 0 && (out == 0 || nb <= int64_t(0x7fffffff) / int64_t(sizeof(T)) / out);
+}
+
+// VN consecutive elements at p, all in range: one 16-byte load when ALIGNED
+// (p 16-byte aligned), else VN scalar loads. Read-only path.
+template <typename T, int VN, bool ALIGNED>
+__device__ __forceinline__ void load_full(const T* __restrict__ p, T (&v)[VN]) {
+  if constexpr (ALIGNED && VN * sizeof(T) == 16) {
+    if constexpr (sizeof(T) == 4) {
+      const float4 q = __ldg(reinterpret_cast<const float4*>(p));
+      v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    } else {
+      const double2 q = __ldg(reinterpret_cast<const double2*>(p));
+      v[0] = q.x; v[1] = q.y;
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < VN; ++e) v[e] = __ldg(p + e);
+  }
+}
+
+// p advanced by `off` bytes (unsigned 32-bit): a 64-bit add that takes a
+// uniform register operand, so a loop-invariant offset costs no move.
+template <typename T>
+__device__ __forceinline__ const T* byte_offset(const T* p, unsigned off) {
+  return reinterpret_cast<const T*>(reinterpret_cast<const unsigned char*>(p) + off);
+}
+
 // Workspace sub-buffers start on 256-byte boundaries.
 inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 

@@ -39,14 +39,23 @@ cudaError_t launch_spline_basis_f32(const float* x, const float* grid, int64_t N
 cudaError_t launch_spline_basis_f64(const double* x, const double* grid, int64_t N, int64_t in, int64_t M, int k,
                                     bool deriv, double* out, cudaStream_t stream);
 
+// The local-support kernel set of the fused forward and backward (their
+// `version` argument). kLocalV1: kan_linear_forward_kernel, grad_x_kernel and
+// the shared-memory accumulators of grad_w_kernel (any G). kLocalV2 (backend
+// "local_v2", designs L.1 and L.2 of docs/roofline.md): the v2 forward and
+// grad x kernels (byte-offset gathers), and the register accumulators of
+// grad_w_reg_kernel when G + k <= 16 (else grad_w_kernel). Both give the same
+// bits and use the same workspace. Any other value: cudaErrorInvalidValue.
+enum LocalKernels : int { kLocalV1 = 0, kLocalV2 = 1 };
+
 // Fused forward: y (N, out) = b(x) Wb + sum_g B_g(x) Wc, with Wb (in, out),
 // Wc (in, M - k - 1, out); base is kanext::BaseFn (0 zero, 1 identity, 2 silu).
 cudaError_t launch_kan_linear_forward_f32(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                           int base, const float* Wb, const float* Wc, int64_t out, float* y,
-                                          cudaStream_t stream);
+                                          int version, cudaStream_t stream);
 cudaError_t launch_kan_linear_forward_f64(const double* x, const double* grid, int64_t N, int64_t in, int64_t M,
                                           int k, int base, const double* Wb, const double* Wc, int64_t out, double* y,
-                                          cudaStream_t stream);
+                                          int version, cudaStream_t stream);
 
 // Bytes of device workspace the backward needs for its weight gradients (the
 // per-batch-slice partial sums that a second, fixed-order pass adds up); 0 when
@@ -55,12 +64,6 @@ cudaError_t launch_kan_linear_forward_f64(const double* x, const double* grid, i
 size_t kan_linear_backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem_size,
                                            bool need_w);
 
-// The weight-gradient kernel of the fused backward (its `wgrad` argument):
-// kWgradTiles, the shared-memory accumulators of grad_w_kernel (any G), or
-// kWgradRegisters, the register accumulators of grad_w_reg_kernel (backend
-// "local_v2"; used when G + k <= 16, else grad_w_kernel). Both give the same
-// bits and use the same workspace. Any other value: cudaErrorInvalidValue.
-enum WgradKernel : int { kWgradTiles = 0, kWgradRegisters = 1 };
 
 // Fused backward. need_x: gx (N, in) is fully written; need_w: gWb (in, out)
 // and gWc (in, M - k - 1, out) are fully written. Outputs not asked for are
@@ -68,11 +71,11 @@ enum WgradKernel : int { kWgradTiles = 0, kWgradRegisters = 1 };
 // kan_linear_backward_workspace_bytes(...) bytes, 256-byte aligned.
 cudaError_t launch_kan_linear_backward_f32(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           bool need_x, bool need_w, int wgrad, float* gx, float* gWb,
+                                           bool need_x, bool need_w, int version, float* gx, float* gWb,
                                            float* gWc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 cudaError_t launch_kan_linear_backward_f64(const double* gy, const double* x, const double* grid, int64_t N,
                                            int64_t in, int64_t M, int k, int base, const double* Wb, const double* Wc,
-                                           int64_t out, bool need_x, bool need_w, int wgrad, double* gx,
+                                           int64_t out, bool need_x, bool need_w, int version, double* gx,
                                            double* gWb, double* gWc, void* workspace, size_t workspace_bytes,
                                            cudaStream_t stream);
 

@@ -48,6 +48,9 @@
 // switch. The FMAs run in the same order as grad_w_kernel's (row by row,
 // same slices), so the two agree bit for bit. nb > kRegRows runs grad_w_kernel.
 //
+// grad_x v2 (backend "local_v2", design L.2): grad_x_v2_kernel, grad_x_kernel
+// with 32-bit offsets for the gathers (see there); the same bits.
+//
 // Semantics equal the CPU kernel: a NaN x[n, i] gives gx[n, i] = NaN and adds
 // nothing to input i's weight gradients; outside the grid only the base term
 // contributes; base == zero adds nothing to gWb (which comes out zero) and
@@ -176,6 +179,161 @@ grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __rest
         if (n < N && lane < icn) gx[n * in + i0 + lane] = s_start[w][r][lane] == kNaN ? T(NAN) : mine[r];
       }
       __syncwarp();  // the next tile overwrites this warp's staged bases
+    }
+  }
+}
+
+// grad_x v2 (backend "local_v2", design L.2 of docs/roofline.md): the tiles,
+// staging, dots, butterfly and chunk order of grad_x_kernel, so the same bits;
+// only the addressing changes. The staged entry of (row, input) is packed
+// (LocalEntry: B'_0..B'_K, b'(x), then the byte offset s * out * sizeof(T) of
+// Wc row s in the input's slab) and read with broadcast vector loads; per
+// input the lane forms its slab pointer once, so a gather is pointer + off +
+// q * row bytes (+ an immediate for the second vector). Chunks that lie
+// wholly inside `out` (all but at most the last) load without column guards;
+// the last one runs the guarded loads of grad_x_kernel. Aligned operands only
+// (out % VN == 0, 16-byte aligned rows): the launcher runs grad_x_kernel
+// otherwise (the scalar-load variant spilled more than v1's).
+template <typename T, int K, bool FULL>
+__device__ __forceinline__ void grad_x_v2_chunk(const T* __restrict__ gy, const T* __restrict__ Wb,
+                                                const T* __restrict__ Wc, int64_t N, int64_t out, int64_t nb,
+                                                bool has_base, int64_t nw, int64_t i0, int icn, int64_t c0,
+                                                const LocalEntry<T, K> (&se)[kGxRW][kGxBI], int lane,
+                                                T (&mine)[kGxRW]) {
+  constexpr int VN = kVec<T>;
+  const unsigned row_bytes = static_cast<unsigned>(out * int64_t(sizeof(T)));  // the slab is < 2^31 B (launcher)
+  const int64_t jl = c0 + int64_t(lane) * VN;  // this lane's first column; the second is jl + 32 VN
+  T d[kGxRW][kGxMJ][VN];
+#pragma unroll
+  for (int r = 0; r < kGxRW; ++r)
+#pragma unroll
+    for (int mj = 0; mj < kGxMJ; ++mj) {
+      if (nw + r < N) {
+        if constexpr (FULL)
+          load_full<T, VN, true>(gy + (nw + r) * out + jl + 32 * VN * mj, d[r][mj]);
+        else
+          load_cols<T, VN, true>(gy + (nw + r) * out, jl + 32 * VN * mj, out, d[r][mj]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < VN; ++e) d[r][mj][e] = T(0);
+      }
+    }
+
+  // the lane's column in bytes (full chunks; guarded ones index from the row start)
+  const unsigned jl_bytes = FULL ? static_cast<unsigned>(jl * int64_t(sizeof(T))) : 0u;
+  // running pointers, one step per input: Wb row i (at the lane's column in
+  // full chunks), Wc slab i
+  const T* wbp = Wb + i0 * out + (FULL ? jl : 0);
+  const T* wcp = Wc + i0 * nb * out;
+  for (int ii = 0; ii < icn; ++ii, wbp += out, wcp += nb * out) {
+    T wb[kGxMJ][VN];
+    if (has_base) {
+#pragma unroll
+      for (int mj = 0; mj < kGxMJ; ++mj) {
+        if constexpr (FULL)
+          load_full<T, VN, true>(wbp + 32 * VN * mj, wb[mj]);
+        else
+          load_cols<T, VN, true>(wbp, jl + 32 * VN * mj, out, wb[mj]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kGxRW; ++r) {
+      const LocalEntry<T, K> e = se[r][ii];  // uniform across the warp
+      if (e.off == kNaN || (e.off < 0 && !has_base)) continue;
+      T p = T(0);
+      if (has_base) {
+        T pb = T(0);
+#pragma unroll
+        for (int mj = 0; mj < kGxMJ; ++mj)
+#pragma unroll
+          for (int u = 0; u < VN; ++u) pb = fma(wb[mj][u], d[r][mj][u], pb);
+        p = e.v[K + 1] * pb;
+      }
+      if (e.off >= 0) {
+        T pq[K + 1];
+        const T* row0 = byte_offset(wcp, static_cast<unsigned>(e.off) + jl_bytes);  // row s
+#pragma unroll
+        for (int q = 0; q <= K; ++q) {
+          pq[q] = T(0);
+          const T* row = byte_offset(row0, unsigned(q) * row_bytes);  // row s + q
+#pragma unroll
+          for (int mj = 0; mj < kGxMJ; ++mj) {
+            T wq[VN];
+            if constexpr (FULL)
+              load_full<T, VN, true>(row + 32 * VN * mj, wq);
+            else
+              load_cols<T, VN, true>(row, jl + 32 * VN * mj, out, wq);
+#pragma unroll
+            for (int u = 0; u < VN; ++u) pq[q] = fma(wq[u], d[r][mj][u], pq[q]);
+          }
+        }
+#pragma unroll
+        for (int q = 0; q <= K; ++q) p = fma(e.v[q], pq[q], p);
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) p += __shfl_xor_sync(0xffffffffu, p, off);
+      if (lane == ii) mine[r] += p;
+    }
+  }
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kGxThreads)
+grad_x_v2_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid, int64_t N,
+                 int64_t in, int64_t M, int base, const T* __restrict__ Wb, const T* __restrict__ Wc, int64_t out,
+                 T* __restrict__ gx) {
+  constexpr int VN = kVec<T>;
+  constexpr int64_t CH = 32 * VN * kGxMJ;  // columns per chunk
+  const int64_t nb = M - K - 1;
+  __shared__ LocalEntry<T, K> s_e[kGxWarps][kGxRW][kGxBI];
+
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  const bool has_base = base != kBaseZero;
+  const int64_t row_tiles = ceil_div(N, kGxBN), in_tiles = ceil_div(in, kGxBI);
+  const unsigned row_bytes = static_cast<unsigned>(out * int64_t(sizeof(T)));  // the slab is < 2^31 B (launcher)
+
+  for (int64_t it = blockIdx.y; it < in_tiles; it += gridDim.y) {
+    const int64_t i0 = it * kGxBI;
+    const int icn = static_cast<int>(in - i0 < kGxBI ? in - i0 : kGxBI);
+    for (int64_t rt = blockIdx.x; rt < row_tiles; rt += gridDim.x) {
+      const int64_t nw = rt * kGxBN + int64_t(w) * kGxRW;  // this warp's first row
+
+#pragma unroll
+      for (int r = 0; r < kGxRW; ++r) {
+        const int64_t n = nw + r, i = i0 + lane;
+        int s = kOutside;
+        T v[K + 1], dv[K + 1], db = T(0);
+        if (n < N && i < in) {
+          const T xv = x[n * in + i];
+          s = basis_window<T, K, true>(grid + i * M, M, xv, v, dv);
+          db = base_derivative<T>(base, xv);
+        }
+        LocalEntry<T, K> e;
+#pragma unroll
+        for (int q = 0; q <= K; ++q) e.v[q] = s >= 0 ? dv[q] : T(0);
+        e.v[K + 1] = db;
+        e.off = s >= 0 ? static_cast<int>(static_cast<unsigned>(s) * row_bytes) : s;
+        s_e[w][r][lane] = e;
+      }
+      __syncwarp();
+
+      T mine[kGxRW];
+#pragma unroll
+      for (int r = 0; r < kGxRW; ++r) mine[r] = T(0);
+
+      for (int64_t c0 = 0; c0 < out; c0 += CH) {
+        if (c0 + CH <= out)  // unguarded loads: the chunk lies inside `out`
+          grad_x_v2_chunk<T, K, true>(gy, Wb, Wc, N, out, nb, has_base, nw, i0, icn, c0, s_e[w], lane, mine);
+        else
+          grad_x_v2_chunk<T, K, false>(gy, Wb, Wc, N, out, nb, has_base, nw, i0, icn, c0, s_e[w], lane, mine);
+      }
+
+#pragma unroll
+      for (int r = 0; r < kGxRW; ++r) {
+        const int64_t n = nw + r;
+        if (n < N && lane < icn) gx[n * in + i0 + lane] = s_e[w][r][lane].off == kNaN ? T(NAN) : mine[r];
+      }
+      __syncwarp();  // the next tile overwrites this warp's staged entries
     }
   }
 }
@@ -322,8 +480,23 @@ __device__ __forceinline__ int64_t opaque(int64_t v) {
   return v;
 }
 
+// The resident blocks per SM that grad_w_reg_kernel is compiled for (its
+// __launch_bounds__ minimum; at 256 threads, 5 blocks cap the registers at 48,
+// 4 at 64, 3 at 80, 2 at 128). With no minimum, under the build's
+// --use_fast_math, ptxas aimed at 40 registers (6 blocks) for fp32 k <= 2 and
+// spilled 4 to 12 bytes around the basis staging to get there (the bases
+// across the SiLU code, the reciprocal of the tile-count division across the
+// staging). These minimums are the occupancies it chose where it did not
+// spill, and 5 for fp32 k <= 2: every instantiation spill-free, the per-row
+// loop unchanged (docs/roofline.md section 6, L.1).
 template <typename T, int K>
-__global__ void __launch_bounds__(kWThreads)
+constexpr int reg_min_blocks() {
+  if constexpr (sizeof(T) == 4) return K <= 4 ? 5 : 4;
+  return K <= 1 ? 4 : (K == 2 ? 3 : 2);
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kWThreads, reg_min_blocks<T, K>())
 grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid, int64_t N,
                   int64_t in, int64_t M, int base, int64_t out, int ct, int64_t col_tiles, int64_t in_tiles,
                   int64_t slices, int64_t slice_rows, T* __restrict__ gWc, T* __restrict__ gWb, int64_t stride_c,
@@ -426,18 +599,23 @@ sum_slices_kernel(const T* __restrict__ part, int64_t n, int64_t slices, T* __re
 
 template <typename T>
 cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k, int base,
-                   const T* Wb, const T* Wc, int64_t out, bool need_x, bool need_w, int wgrad, T* gx, T* gWb,
+                   const T* Wb, const T* Wc, int64_t out, bool need_x, bool need_w, int version, T* gx, T* gWb,
                    T* gWc, void* workspace, size_t workspace_bytes_given, cudaStream_t stream) {
-  if (wgrad != kWgradTiles && wgrad != kWgradRegisters) return cudaErrorInvalidValue;
+  if (version != kLocalV1 && version != kLocalV2) return cudaErrorInvalidValue;
   if (N == 0 || in == 0 || out == 0) return cudaSuccess;  // the binding returns zeros
   cudaError_t err = cudaSuccess;
   if (need_x) {
     constexpr int VN = kVec<T>;
     const bool aligned = out % VN == 0 && aligned16(gy) && aligned16(Wb) && aligned16(Wc);
     const dim3 blocks(grid_x(ceil_div(N, kGxBN)), grid_yz(ceil_div(in, kGxBI)));
+    // v2 for aligned operands whose slab fits 32-bit offsets; else v1 (the same bits)
+    const bool v2 = version == kLocalV2 && aligned && offsets_fit<T>(M - k - 1, out);
     err = dispatch_order(k, [&](auto KC) {
       constexpr int K = decltype(KC)::value;
-      if (aligned)
+      if (v2) {
+        KANEXT_LAUNCH(blocks, kGxThreads, 0, stream, grad_x_v2_kernel<T, K>)(gy, x, grid, N, in, M, base, Wb, Wc, out,
+                                                                              gx);
+      } else if (aligned)
         KANEXT_LAUNCH(blocks, kGxThreads, 0, stream, grad_x_kernel<T, K, true>)(gy, x, grid, N, in, M, base, Wb, Wc,
                                                                                  out, gx);
       else
@@ -460,7 +638,7 @@ cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in
     // else the tiled kernel (same bits): more than 16 basis rows, or (not in
     // practice) 2^31 or more (input, column) tiles
     const bool regs =
-        wgrad == kWgradRegisters && M - k - 1 <= kRegRows && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
+        version == kLocalV2 && M - k - 1 <= kRegRows && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
     if (regs && p.n_gr != 1) return cudaErrorInvalidValue;  // cannot happen: <= 16 rows fit one range
     const dim3 blocks(grid_x(p.in_tiles * p.col_tiles * p.n_gr), grid_yz(p.slices));
     if (regs) {

@@ -7,9 +7,9 @@ namespace cuda {
 
 cudaError_t launch_kan_linear_backward_f32(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           bool need_x, bool need_w, int wgrad, float* gx, float* gWb, float* gWc,
+                                           bool need_x, bool need_w, int version, float* gx, float* gWb, float* gWc,
                                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  return bwd::launch<float>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, need_x, need_w, wgrad, gx, gWb, gWc,
+  return bwd::launch<float>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, need_x, need_w, version, gx, gWb, gWc,
                          workspace, workspace_bytes, stream);
 }
 

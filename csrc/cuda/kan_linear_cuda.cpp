@@ -18,8 +18,9 @@ namespace {
 //                            ("auto"), or as the backend argument says
 //   bfloat16 / float16       tensor cores, unless backend is local or local_v2:
 //                            then the local-support kernels on float32 copies
-// local_v2 is local support everywhere; only the backward's weight gradient
-// differs (registers instead of shared-memory accumulators when G + k <= 16).
+// local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
+// LocalKernels: byte-offset gathers in the forward and grad x, register
+// accumulators for the weight gradient when G + k <= 16); the same bits.
 // kAutoTcMaxColumns is a first estimate from flop counts, not yet measured:
 // the dense path costs G + k + 1 tensor-core MACs per (n, i, j), the local
 // one k + 2 CUDA-core MACs at several times lower throughput.
@@ -50,6 +51,7 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::ScalarType dt = x_.scalar_type();
   const bool tc = use_tensor_cores(dt, G, k, backend);
+  const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
   if (is_half(dt) && !tc)  // the local-support kernels are float32 / float64
     return kan_linear_forward_cuda(x_.to(at::kFloat), grid_.to(at::kFloat), k, base, Wb_.to(at::kFloat),
                                    Wc_.to(at::kFloat), backend)
@@ -68,11 +70,13 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
   } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_forward_f32(x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M,
                                               static_cast<int>(k), static_cast<int>(base), Wb.data_ptr<float>(),
-                                              Wc.data_ptr<float>(), out, y.data_ptr<float>(), current_stream());
+                                              Wc.data_ptr<float>(), out, y.data_ptr<float>(), version,
+                                              current_stream());
   else
     err = cuda::launch_kan_linear_forward_f64(x.data_ptr<double>(), grid.data_ptr<double>(), N, in, M,
                                               static_cast<int>(k), static_cast<int>(base), Wb.data_ptr<double>(),
-                                              Wc.data_ptr<double>(), out, y.data_ptr<double>(), current_stream());
+                                              Wc.data_ptr<double>(), out, y.data_ptr<double>(), version,
+                                              current_stream());
   C10_CUDA_CHECK(err);
   return y;
 }
@@ -115,7 +119,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
   void* ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
-  const int wgrad = backend == kBackendLocalV2 ? cuda::kWgradRegisters : cuda::kWgradTiles;
+  const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
@@ -126,12 +130,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_backward_f32(
         gy.data_ptr<float>(), x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M, static_cast<int>(k),
-        static_cast<int>(base), Wb.data_ptr<float>(), Wc.data_ptr<float>(), out, need_x, need_w, wgrad,
+        static_cast<int>(base), Wb.data_ptr<float>(), Wc.data_ptr<float>(), out, need_x, need_w, version,
         gx.data_ptr<float>(), gWb.data_ptr<float>(), gWc.data_ptr<float>(), ws_ptr, ws_bytes, current_stream());
   else
     err = cuda::launch_kan_linear_backward_f64(
         gy.data_ptr<double>(), x.data_ptr<double>(), grid.data_ptr<double>(), N, in, M, static_cast<int>(k),
-        static_cast<int>(base), Wb.data_ptr<double>(), Wc.data_ptr<double>(), out, need_x, need_w, wgrad,
+        static_cast<int>(base), Wb.data_ptr<double>(), Wc.data_ptr<double>(), out, need_x, need_w, version,
         gx.data_ptr<double>(), gWb.data_ptr<double>(), gWc.data_ptr<double>(), ws_ptr, ws_bytes, current_stream());
   C10_CUDA_CHECK(err);
   return {gx, gWb, gWc};

@@ -143,21 +143,196 @@ kan_linear_forward_kernel(const T* __restrict__ x, const T* __restrict__ grid, i
   }
 }
 
+// v2 (backend "local_v2", design L.2 of docs/roofline.md): the arithmetic
+// and order of FMAs of kan_linear_forward_kernel (per output element: inputs
+// in order, the k+1 spline terms, then the base term), so the same bits; what
+// changes is the addressing of the gathers and the column tile.
+//  - The staged entry of (row, input) is packed (LocalEntry: B_0..B_K, b(x),
+//    then the byte offset s * out * sizeof(T) of Wc row s within the input's
+//    slab instead of s) and read with broadcast vector loads. A gather of row
+//    s + q is slab + (off + column bytes) + q * row bytes: 32-bit offsets and
+//    one 64-bit add, instead of 64-bit index products per gather.
+//  - Each thread holds kVJ = 2 column vectors, 16 threads apart (BJ = 128
+//    fp32 / 64 fp64 columns), so the second gather of a row is the first's
+//    address plus an immediate, and the staging (about 400 instructions per
+//    entry, section 5 of docs/roofline.md) is spread over twice the FMAs.
+//  - Column tiles wholly inside `out` (aligned operands) load without column
+//    guards; the last, partial one uses the guarded loads of v1.
+// The NaN row is written after the row's FMAs instead of branching around them.
+constexpr int kVJ = 2;  // column vectors per thread (v2)
+
+template <typename T>
+constexpr int kTileColsV2 = kTX * kVec<T> * kVJ;
+
+// One staged chunk of inputs, for the thread's 4 rows and 2 column vectors.
+// FULL: the column tile lies inside `out` and the operands are aligned.
+template <typename T, int K, bool FULL>
+__device__ __forceinline__ void forward_v2_chunk(const LocalEntry<T, K>* __restrict__ ep, int icn, bool has_base,
+                                                 const T* __restrict__ wbp, const T* __restrict__ wcp,
+                                                 int64_t slab, int64_t out, int64_t j, unsigned row_bytes,
+                                                 T (&acc)[kTM][kVJ][kVec<T>]) {
+  constexpr int VN = kVec<T>;
+  constexpr int VS = kTX * VN;  // columns between the thread's two vectors
+  // FULL: wbp, wcp point at the thread's first column; else at the row starts
+  const unsigned j_bytes = FULL ? static_cast<unsigned>(j * int64_t(sizeof(T))) : 0u;
+  for (int ic = 0; ic < icn; ++ic, wbp += out, wcp += slab, ++ep) {
+    T wb[kVJ][VN];
+    if (has_base) {
+#pragma unroll
+      for (int v = 0; v < kVJ; ++v) {
+        if constexpr (FULL)
+          load_full<T, VN, true>(wbp + VS * v, wb[v]);
+        else
+          load_cols<T, VN, false>(wbp, j + VS * v, out, wb[v]);
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kTM; ++m) {
+      const LocalEntry<T, K> e = ep[kTY * kIC * m];  // s_e[ty + kTY m][ic]: broadcast per half-warp
+      if (e.off >= 0) {
+        const T* row0 = byte_offset(wcp, static_cast<unsigned>(e.off) + j_bytes);  // row s
+        T w[K + 1][kVJ][VN];  // issue all gathers before the FMAs
+#pragma unroll
+        for (int q = 0; q <= K; ++q) {
+          const T* row = byte_offset(row0, unsigned(q) * row_bytes);  // row s + q
+#pragma unroll
+          for (int v = 0; v < kVJ; ++v) {
+            if constexpr (FULL)
+              load_full<T, VN, true>(row + VS * v, w[q][v]);
+            else
+              load_cols<T, VN, false>(row, j + VS * v, out, w[q][v]);
+          }
+        }
+#pragma unroll
+        for (int q = 0; q <= K; ++q) {
+          const T c = e.v[q];
+#pragma unroll
+          for (int v = 0; v < kVJ; ++v)
+#pragma unroll
+            for (int u = 0; u < VN; ++u) acc[m][v][u] = fma(c, w[q][v][u], acc[m][v][u]);
+        }
+      }
+      if (has_base) {
+        const T c = e.v[K + 1];
+#pragma unroll
+        for (int v = 0; v < kVJ; ++v)
+#pragma unroll
+          for (int u = 0; u < VN; ++u) acc[m][v][u] = fma(c, wb[v][u], acc[m][v][u]);
+      }
+      // NaN policy: the whole output row becomes NaN. v1 sets NaN and skips the
+      // row's FMAs; here the base FMA of a NaN entry runs and is overwritten.
+      if (e.off == kNaN) {
+#pragma unroll
+        for (int v = 0; v < kVJ; ++v)
+#pragma unroll
+          for (int u = 0; u < VN; ++u) acc[m][v][u] = T(NAN);
+      }
+    }
+  }
+}
+
+template <typename T, int K, bool ALIGNED>
+__global__ void __launch_bounds__(kThreads)
+kan_linear_forward_v2_kernel(const T* __restrict__ x, const T* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                             int base, const T* __restrict__ Wb, const T* __restrict__ Wc, int64_t out,
+                             T* __restrict__ y) {
+  constexpr int VN = kVec<T>;
+  constexpr int BJ = kTileColsV2<T>;
+  constexpr int VS = kTX * VN;
+  const int64_t nb = M - K - 1;
+  // [row][input]: the staging threads of one row write neighbouring entries
+  __shared__ LocalEntry<T, K> s_e[kBN][kIC];
+
+  const int tid = threadIdx.x;
+  const int tx = tid % kTX, ty = tid / kTX;
+  const bool has_base = base != kBaseZero;
+  const int64_t row_tiles = ceil_div(N, kBN), col_tiles = ceil_div(out, BJ);
+  const unsigned row_bytes = static_cast<unsigned>(out * int64_t(sizeof(T)));  // the slab is < 2^31 B (launcher)
+  const int64_t slab = nb * out;
+
+  for (int64_t ct = blockIdx.y; ct < col_tiles; ct += gridDim.y) {
+    const int64_t j = ct * BJ + int64_t(tx) * VN;  // the thread's first column; the second is j + VS
+    const bool full = ALIGNED && ct * BJ + BJ <= out;
+    for (int64_t rt = blockIdx.x; rt < row_tiles; rt += gridDim.x) {
+      const int64_t n0 = rt * kBN;
+      T acc[kTM][kVJ][VN];
+#pragma unroll
+      for (int m = 0; m < kTM; ++m)
+#pragma unroll
+        for (int v = 0; v < kVJ; ++v)
+#pragma unroll
+          for (int u = 0; u < VN; ++u) acc[m][v][u] = T(0);
+
+      for (int64_t i0 = 0; i0 < in; i0 += kIC) {
+        for (int p = tid; p < kIC * kBN; p += kThreads) {
+          const int r = p / kIC, ic = p % kIC;
+          const int64_t n = n0 + r, i = i0 + ic;
+          int s = kOutside;
+          T v[K + 1], dv[K + 1], bv = T(0);
+          if (n < N && i < in) {
+            const T xv = x[n * in + i];
+            s = basis_window<T, K, false>(grid + i * M, M, xv, v, dv);
+            bv = base_value<T>(base, xv);
+          }
+          LocalEntry<T, K> e;
+#pragma unroll
+          for (int q = 0; q <= K; ++q) e.v[q] = s >= 0 ? v[q] : T(0);
+          e.v[K + 1] = bv;
+          e.off = s >= 0 ? static_cast<int>(static_cast<unsigned>(s) * row_bytes) : s;
+          s_e[r][ic] = e;
+        }
+        __syncthreads();
+
+        const int icn = static_cast<int>(in - i0 < kIC ? in - i0 : kIC);
+        if (full)
+          forward_v2_chunk<T, K, true>(&s_e[ty][0], icn, has_base, Wb + i0 * out + j, Wc + i0 * slab, slab, out, j,
+                                       row_bytes, acc);
+        else
+          forward_v2_chunk<T, K, false>(&s_e[ty][0], icn, has_base, Wb + i0 * out, Wc + i0 * slab, slab, out, j,
+                                        row_bytes, acc);
+        __syncthreads();  // the next chunk overwrites the staged entries
+      }
+
+#pragma unroll
+      for (int m = 0; m < kTM; ++m) {
+        const int64_t n = n0 + ty + kTY * m;
+        if (n < N) {
+#pragma unroll
+          for (int v = 0; v < kVJ; ++v) store_cols<T, VN, ALIGNED>(y + n * out, j + VS * v, out, acc[m][v]);
+        }
+      }
+    }
+  }
+}
+
+// version: kLocalV1 (kan_linear_forward_kernel) or kLocalV2
+// (kan_linear_forward_v2_kernel, the same bits; v1 when a Wc slab is 2^31
+// bytes or more); anything else is cudaErrorInvalidValue.
 template <typename T>
 cudaError_t launch(const T* x, const T* grid, int64_t N, int64_t in, int64_t M, int k, int base, const T* Wb,
-                   const T* Wc, int64_t out, T* y, cudaStream_t stream) {
+                   const T* Wc, int64_t out, T* y, int version, cudaStream_t stream) {
+  if (version != kLocalV1 && version != kLocalV2) return cudaErrorInvalidValue;
   if (N == 0 || out == 0) return cudaSuccess;
   constexpr int VN = kVec<T>;
   const bool aligned = out % VN == 0 && aligned16(Wb) && aligned16(Wc) && aligned16(y);
-  const dim3 blocks(grid_x(ceil_div(N, kBN)), grid_yz(ceil_div(out, kTileCols<T>)));
+  const bool v2 = version == kLocalV2 && offsets_fit<T>(M - k - 1, out);
+  const dim3 blocks(grid_x(ceil_div(N, kBN)), grid_yz(ceil_div(out, v2 ? kTileColsV2<T> : kTileCols<T>)));
   return dispatch_order(k, [&](auto KC) {
     constexpr int K = decltype(KC)::value;
-    if (aligned)
+    if (v2) {
+      if (aligned)
+        KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_v2_kernel<T, K, true>)(x, grid, N, in, M, base,
+                                                                                            Wb, Wc, out, y);
+      else
+        KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_v2_kernel<T, K, false>)(x, grid, N, in, M, base,
+                                                                                             Wb, Wc, out, y);
+    } else if (aligned) {
       KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_kernel<T, K, true>)(x, grid, N, in, M, base, Wb,
                                                                                          Wc, out, y);
-    else
+    } else {
       KANEXT_LAUNCH(blocks, kThreads, 0, stream, kan_linear_forward_kernel<T, K, false>)(x, grid, N, in, M, base, Wb,
                                                                                           Wc, out, y);
+    }
     return cudaGetLastError();
   });
 }

@@ -75,6 +75,7 @@ def lib():
         i64, i32, vp, sz = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
         L.emu_spline_basis.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp]
         L.emu_forward.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_forward_version.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
         L.emu_workspace_bytes.argtypes = [i64, i64, i64, i32, i64, sz, i32]
         L.emu_workspace_bytes.restype = sz
         L.emu_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, vp, vp, vp, vp, sz]
@@ -114,24 +115,30 @@ def emu_basis(x, grid, k, deriv):
     return out
 
 
-def emu_forward(x, grid, k, base, Wb, Wc):
+VERSION = {"v1": 0, "v2": 1}  # cuda_launch.h LocalKernels (v2: backend local_v2)
+
+
+def emu_forward(x, grid, k, base, Wb, Wc, version="v1"):
     x, grid, Wb, Wc = (t.contiguous() for t in (x, grid, Wb, Wc))
     N, inf = x.shape
     out = Wb.shape[1]
     y = poisoned((N, out), x.dtype)
-    rc = lib().emu_forward(int(x.dtype == torch.float64), p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc),
-                           out, p(y))
+    rc = lib().emu_forward_version(int(x.dtype == torch.float64), p(x), p(grid), N, inf, grid.shape[1], k, base,
+                                   p(Wb), p(Wc), out, p(y), VERSION[version])
     assert rc == 0
     return y
 
 
-WGRAD = {"tiles": 0, "registers": 1}  # cuda_launch.h WgradKernel
+# The backward's kernel set, named after its weight gradient: "tiles" is v1
+# (grad_w_kernel), "registers" v2 (grad_w_reg_kernel, and the v2 grad x).
+WGRAD = {"tiles": 0, "registers": 1, "v1": 0, "v2": 1}
 
 
 def emu_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, wgrad="tiles"):
-    """The fused backward; wgrad chooses the weight-gradient kernel: "tiles"
-    (grad_w_kernel, backends local / auto) or "registers" (grad_w_reg_kernel,
-    backend local_v2; the launcher falls back to grad_w_kernel when G + k > 16)."""
+    """The fused backward; wgrad chooses the kernel set: "tiles" / "v1"
+    (grad_x_kernel, grad_w_kernel: backends local / auto) or "registers" / "v2"
+    (backend local_v2: grad_x_v2_kernel, and grad_w_reg_kernel, for which the
+    launcher falls back to grad_w_kernel when G + k > 16)."""
     gy, x, grid, Wb, Wc = (t.contiguous() for t in (gy, x, grid, Wb, Wc))
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]

@@ -11,19 +11,25 @@ int emu_spline_basis(int dbl, const void* x, const void* grid, int64_t N, int64_
              : launch_spline_basis_f32((const float*)x, (const float*)grid, N, in, M, k, deriv, (float*)out, nullptr);
 }
 
+// version: cuda_launch.h LocalKernels (0 v1, 1 v2).
+int emu_forward_version(int dbl, const void* x, const void* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                        const void* Wb, const void* Wc, int64_t out, void* y, int version) {
+  return dbl ? launch_kan_linear_forward_f64((const double*)x, (const double*)grid, N, in, M, k, base,
+                                             (const double*)Wb, (const double*)Wc, out, (double*)y, version, nullptr)
+             : launch_kan_linear_forward_f32((const float*)x, (const float*)grid, N, in, M, k, base, (const float*)Wb,
+                                             (const float*)Wc, out, (float*)y, version, nullptr);
+}
+
 int emu_forward(int dbl, const void* x, const void* grid, int64_t N, int64_t in, int64_t M, int k, int base,
                 const void* Wb, const void* Wc, int64_t out, void* y) {
-  return dbl ? launch_kan_linear_forward_f64((const double*)x, (const double*)grid, N, in, M, k, base,
-                                             (const double*)Wb, (const double*)Wc, out, (double*)y, nullptr)
-             : launch_kan_linear_forward_f32((const float*)x, (const float*)grid, N, in, M, k, base, (const float*)Wb,
-                                             (const float*)Wc, out, (float*)y, nullptr);
+  return emu_forward_version(dbl, x, grid, N, in, M, k, base, Wb, Wc, out, y, kLocalV1);
 }
 
 size_t emu_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem, int need_w) {
   return kan_linear_backward_workspace_bytes(N, in, M, k, out, elem, need_w);
 }
 
-// wgrad: the weight-gradient kernel (cuda_launch.h WgradKernel: 0 tiles, 1 registers).
+// wgrad: the kernel set (cuda_launch.h LocalKernels: 0 v1, 1 v2, whose weight gradient is in registers).
 int emu_backward_wgrad(int dbl, const void* gy, const void* x, const void* grid, int64_t N, int64_t in, int64_t M,
                        int k, int base, const void* Wb, const void* Wc, int64_t out, int need_x, int need_w, int wgrad,
                        void* gx, void* gWb, void* gWc, void* ws, size_t ws_bytes) {
@@ -38,7 +44,7 @@ int emu_backward_wgrad(int dbl, const void* gy, const void* x, const void* grid,
 int emu_backward(int dbl, const void* gy, const void* x, const void* grid, int64_t N, int64_t in, int64_t M, int k,
                  int base, const void* Wb, const void* Wc, int64_t out, int need_x, int need_w, void* gx, void* gWb,
                  void* gWc, void* ws, size_t ws_bytes) {
-  return emu_backward_wgrad(dbl, gy, x, grid, N, in, M, k, base, Wb, Wc, out, need_x, need_w, kWgradTiles, gx, gWb,
+  return emu_backward_wgrad(dbl, gy, x, grid, N, in, M, k, base, Wb, Wc, out, need_x, need_w, kLocalV1, gx, gWb,
                             gWc, ws, ws_bytes);
 }
 

@@ -10,9 +10,9 @@
 
 namespace kanext {
 
-// kBackendLocalV2: as kBackendLocal, except that kan_linear_backward's weight
-// gradient runs the register-accumulator kernel when G + k <= 16 (design L.1
-// of docs/roofline.md; unmeasured on a GPU).
+// kBackendLocalV2: as kBackendLocal, with the v2 kernels (designs L.1 and L.2
+// of docs/roofline.md; unmeasured on a GPU): the register-accumulator weight
+// gradient when G + k <= 16, and the forward / grad x with 32-bit offsets.
 enum CudaBackend : int64_t { kBackendAuto = 0, kBackendLocal = 1, kBackendTensorCore = 2, kBackendLocalV2 = 3 };
 
 inline void check_backend(const char* op, int64_t backend) {
