@@ -149,20 +149,20 @@ inline void pad_knots(const T* t, int64_t M, int k, T* padded) {
 template <typename T, int K>
 struct BlockBases {
   static constexpr int K1 = K + 1;
-  int64_t start[kRows];  // window start basis, -1 outside the grid, -2 for NaN
-  T v[K1][kRows];        // values of bases start..start+K
-  T dv[K1][kRows];       // their derivatives (if asked)
-  T bv[kRows];           // b(x)
-  T dbv[kRows];          // b'(x) (if asked)
+  alignas(64) int64_t start[kRows];  // window start basis, -1 outside the grid, -2 for NaN
+  alignas(64) T v[K1][kRows];      // values of bases start..start+K
+  alignas(64) T dv[K1][kRows];     // their derivatives (if asked)
+  alignas(64) T bv[kRows];         // b(x)
+  alignas(64) T dbv[kRows];        // b'(x) (if asked)
 
   template <bool DERIV>
   void compute(const T* __restrict x, int64_t xs, int nr, const T* __restrict t, const T* __restrict padded,
                int64_t M, int64_t base) {
     const int64_t G = M - 2 * K - 1;
     int64_t g[kRows];
-    T u[2 * K + 2][kRows];
-    T xv[kRows];
-    T xin[kRows];
+    alignas(64) T u[2 * K + 2][kRows];
+    alignas(64) T xv[kRows];
+    alignas(64) T xin[kRows];
     for (int r = 0; r < nr; ++r) {
       const T xr = x[r * xs];
       xin[r] = xr;
@@ -184,20 +184,22 @@ struct BlockBases {
     }
     if (base == kBaseSilu) silu_block<T, DERIV>(xin, bv, dbv);
     // Cox-de Boor triangle, vectorised over the block: N[q] is basis g-j+q of order j.
-    T N[K1][kRows];
+    alignas(64) T N[K1][kRows];
     for (int r = 0; r < kRows; ++r) N[0][r] = T(1);
     // The last step's quotients N[q] / (t[q+K] - t[q]) are also the terms of
     // the derivative, dv[q] = K (temp[q-1] - temp[q]) (temp[-1] = temp[K] =
     // 0): computed once, they serve both.
-    T temp[K1 > 1 ? K : 1][kRows];
+    alignas(64) T temp[K1 > 1 ? K : 1][kRows];
     for (int j = 1; j <= K; ++j) {
-      T saved[kRows];
+      alignas(64) T saved[kRows];
       for (int r = 0; r < kRows; ++r) saved[r] = T(0);
       for (int q = 0; q < j; ++q)
         for (int r = 0; r < kRows; ++r) {
           const T tl = u[K + 1 + q - j][r], tr = u[K + 1 + q][r];
           const T tq = N[q][r] / (tr - tl);
-          if (DERIV && j == K) temp[q][r] = tq;
+          if constexpr (DERIV) {
+            if (j == K) temp[q][r] = tq;
+          }
           N[q][r] = saved[r] + (tr - xv[r]) * tq;
           saved[r] = (xv[r] - tl) * tq;
         }

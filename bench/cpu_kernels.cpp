@@ -1,0 +1,119 @@
+// Microbenchmark of the CPU kernel bodies (csrc/cpu/kan_linear_kernels.h), one thread, no PyTorch:
+// the forward of one layer, the B-spline bases of the forward and of the backward (with derivatives),
+// and the fold / unfold between pykan's (in, out, G+k) layout and the kernels' (in, G+k, out).
+// Timed as the thread's CPU time (steadier than wall time on a shared machine), minimum of 15 runs.
+//
+//   g++ -O3 -std=c++17 -march=native -fno-math-errno -ffp-contract=fast
+//       -Icsrc/include -Icsrc/cpu bench/cpu_kernels.cpp -o /tmp/cpu_kernels      (one command)
+//   /tmp/cpu_kernels N IN OUT G [uniform|randn] [dump.bin]
+//
+// Inputs: x uniform inside the grid [-1, 1] (bench/harness.py's choice) or standard normal (about a
+// third of the values then fall outside the grid or in its end intervals); silu base, k = 3, float32.
+// With a dump path the forward's y is written there, to compare two builds of the header bit for bit
+// (compile against a copy of an older header with -I<dir>).
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kan_linear_kernels.h"
+
+using namespace kanext;
+using T = float;
+constexpr int K = 3;
+
+static double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+template <typename F>
+static double best_of(F&& f, int runs = 15) {
+  double best = 1e30;
+  for (int r = 0; r < runs; ++r) {
+    const double t0 = cpu_seconds();
+    f();
+    best = std::min(best, cpu_seconds() - t0);
+  }
+  return best;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 5) {
+    std::fprintf(stderr, "usage: %s N IN OUT G [uniform|randn] [dump.bin]\n", argv[0]);
+    return 2;
+  }
+  const int64_t N = std::atol(argv[1]), in = std::atol(argv[2]), out = std::atol(argv[3]), G = std::atol(argv[4]);
+  const bool randn = argc > 5 && std::strcmp(argv[5], "randn") == 0;
+  const int64_t M = G + 2 * K + 1, nb = G + K, P = M + 2 * K + 2;
+  const int64_t base = kBaseSilu;
+  std::mt19937 gen(0);
+  std::normal_distribution<T> nd;
+  std::uniform_real_distribution<T> ud(-0.999f, 0.999f);
+  std::vector<T> x(N * in), grid(in * M), Wb(in * out), Wc(in * nb * out), y(N * out), padded(in * P);
+  for (auto& v : x) v = randn ? nd(gen) : ud(gen);
+  for (auto& v : Wb) v = 0.1f * nd(gen);
+  for (auto& v : Wc) v = 0.1f * nd(gen);
+  const T h = T(2) / T(G);
+  for (int64_t i = 0; i < in; ++i) {
+    for (int64_t q = 0; q < M; ++q) grid[i * M + q] = T(-1) + T(q - K) * h;
+    cpu::pad_knots(grid.data() + i * M, M, K, padded.data() + i * P);
+  }
+  const double pairs = double(N) * double(in);
+  T sink = 0;
+
+  // forward, walked as the binding does (input tiles of ~256 KiB of Wc, 32-row blocks)
+  const int64_t tile = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, nb * out * int64_t(sizeof(T))));
+  const double t_fwd = best_of([&] {
+    std::fill(y.begin(), y.end(), T(0));
+    for (int64_t i0 = 0; i0 < in; i0 += tile)
+      for (int64_t b = 0; b < N; b += cpu::kRows)
+        cpu::kan_linear_forward_block<T, K>(x.data(), grid.data(), padded.data(), in, M, base, Wb.data(),
+                                            Wc.data() + i0 * nb * out, y.data(), b, std::min(b + cpu::kRows, N), out,
+                                            i0, std::min(i0 + tile, in));
+    sink += y[0];
+  });
+  auto bases = [&](auto deriv) {
+    return best_of([&] {
+      cpu::BlockBases<T, K> bb;
+      for (int64_t b = 0; b + cpu::kRows <= N; b += cpu::kRows)
+        for (int64_t i = 0; i < in; ++i) {
+          bb.template compute<decltype(deriv)::value>(x.data() + b * in + i, in, cpu::kRows, grid.data() + i * M,
+                                                      padded.data() + i * P, M, base);
+          sink += bb.v[1][3] + bb.bv[5] + T(bb.start[2]);
+          if (decltype(deriv)::value) sink += bb.dv[0][7] + bb.dv[K][9] + bb.dbv[4];  // keeps the derivatives
+        }
+    });
+  };
+  const double t_bases = bases(std::false_type{}), t_dbases = bases(std::true_type{});
+  std::vector<T> coef(in * out * nb), scale(in * out), gw(in * nb * out), w(in * nb * out), gc(in * out * nb),
+      gs(in * out);
+  for (auto& v : coef) v = nd(gen);
+  for (auto& v : scale) v = nd(gen);
+  for (auto& v : gw) v = nd(gen);
+  const double t_fold = best_of([&] { cpu::fold_inputs(coef.data(), scale.data(), w.data(), 0, in, out, nb); }, 7);
+  const double t_unfold = best_of(
+      [&] { cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), 0, in, out, nb); }, 7);
+  const double vals = double(in) * double(out) * double(nb);
+  std::printf("N=%ld in=%ld out=%ld G=%ld x=%s (float32, k=3, silu, 1 thread, CPU time)\n", long(N), long(in),
+              long(out), long(G), randn ? "randn" : "uniform");
+  std::printf("  forward          %9.3f ms  %6.2f ns per (n, i)\n", t_fwd * 1e3, t_fwd * 1e9 / pairs);
+  std::printf("  bases            %9.3f ms  %6.2f ns per (n, i)\n", t_bases * 1e3, t_bases * 1e9 / pairs);
+  std::printf("  bases + deriv    %9.3f ms  %6.2f ns per (n, i)\n", t_dbases * 1e3, t_dbases * 1e9 / pairs);
+  std::printf("  fold             %9.3f ms  %6.2f ns per value\n", t_fold * 1e3, t_fold * 1e9 / vals);
+  std::printf("  unfold           %9.3f ms  %6.2f ns per value\n", t_unfold * 1e3, t_unfold * 1e9 / vals);
+  if (argc > 6) {
+    FILE* f = std::fopen(argv[6], "wb");
+    if (!f || std::fwrite(y.data(), sizeof(T), y.size(), f) != y.size()) {
+      std::fprintf(stderr, "cannot write %s\n", argv[6]);
+      return 1;
+    }
+    std::fclose(f);
+  }
+  return sink == T(12345.678f) ? 3 : 0;  // keeps the work observable
+}
