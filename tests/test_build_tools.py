@@ -168,3 +168,25 @@ def test_sweep_rejects_a_bad_axis_value(args, message):
     r = _sweep_dry_run(*args)
     assert r.returncode == 2 and message in r.stderr, r.stdout + r.stderr
     assert "dry run OK" not in r.stdout
+
+
+def test_cpu_kernel_microbenchmark_builds_and_runs(tmp_path):
+    """bench/cpu_kernels.cpp (the one-thread benchmark of the CPU kernel bodies) compiles against the
+    headers as they are and runs one small shape (at -O1, for the test's time; timings unchecked)."""
+    import shutil
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.fail("no C++ compiler: the extension itself needs one")
+    exe = str(tmp_path / "cpu_kernels")
+    subprocess.run([cxx, "-O1", "-std=c++17", "-I", os.path.join(ROOT, "csrc", "include"), "-I",
+                    os.path.join(ROOT, "csrc", "cpu"), os.path.join(ROOT, "bench", "cpu_kernels.cpp"), "-o", exe],
+                   check=True, capture_output=True, text=True)
+    dump = tmp_path / "y.bin"
+    r = subprocess.run([exe, "100", "3", "20", "4", "randn", str(dump)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for part in ("forward", "bases + deriv", "fold", "unfold"):
+        assert part in r.stdout
+    assert dump.stat().st_size == 100 * 20 * 4  # y, float32
+    bad = subprocess.run([exe, "1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
