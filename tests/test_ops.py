@@ -235,16 +235,19 @@ def test_kan_linear_sizes(dtype, in_out, N):
             assert_close(got, e, TOL[dtype], msg=f"{name} in={in_f} out={out} N={N} k={k}")
 
 
+@pytest.mark.parametrize("out", (144, 70, 37))
 @pytest.mark.parametrize("G", (1, 5, 20, 130))
 @pytest.mark.parametrize("k", (0, 3, 5))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_kan_linear_cpu_row_grouping_changes_no_bit(dtype, k, G):
+def test_kan_linear_cpu_row_grouping_changes_no_bit(dtype, k, G, out):
     """The CPU forward groups a block's rows by knot interval when the layer is
     wide (out >= 4 vectors) and the groups deep; narrower layers go row by row.
     Per output column both add the same terms in the same order, so a wide
-    layer equals the concatenation of its 8-column slices (never grouped), bit
+    layer equals the concatenation of its 7-column slices (never grouped), bit
     for bit, with NaN rows and rows outside the grid among the inputs."""
-    in_f, out = 5, 144  # 9 float / 18 double vectors: the 4- and 1-vector passes and a scalar tail of 0
+    # out = 144: 9 float / 18 double vectors (the deep-group rule, 4- and 1-vector passes); 70: 4 float vectors
+    # and a tail of 6; 37: grouped in float64 only (4 vectors of 8 and a tail of 5), row by row in float32
+    in_f = 5
     for base in BASES:
         s = seed_of("group", dtype, k, G, base)
         grid = grid_of_kind("nonuniform", in_f, G, k, dtype, seed=s)
@@ -256,8 +259,8 @@ def test_kan_linear_cpu_row_grouping_changes_no_bit(dtype, k, G):
         Wb, Wc = kan_weights(in_f, G, k, out + 3, dtype, s + 2)
         Wb, Wc = Wb[:, :out], Wc[..., :out]  # non-contiguous weights as well
         y = ops.kan_linear(x, grid, k, base, Wb, Wc)
-        sliced = torch.cat([ops.kan_linear(x, grid, k, base, Wb[:, j:j + 8], Wc[..., j:j + 8])
-                            for j in range(0, out, 8)], dim=1)
+        sliced = torch.cat([ops.kan_linear(x, grid, k, base, Wb[:, j:j + 7], Wc[..., j:j + 7])
+                            for j in range(0, out, 7)], dim=1)
         assert_bitwise_equal(y, sliced, f"k={k} G={G} {base}")
         assert torch.isnan(y[41]).all() and not torch.isnan(y[40]).any()
         keep = torch.arange(len(x)) != 41
