@@ -1,10 +1,12 @@
 // Microbenchmark of the CPU kernel bodies (csrc/cpu/kan_linear_kernels.h), one thread, no PyTorch:
-// the forward of one layer, the B-spline bases of the forward and of the backward (with derivatives),
-// and the fold / unfold between pykan's (in, out, G+k) layout and the kernels' (in, G+k, out).
+// the forward of one layer, its backward (grad x and the weight gradients), the B-spline bases of the
+// forward and of the backward (with derivatives), and the fold / unfold between pykan's (in, out, G+k)
+// layout and the kernels' (in, G+k, out).
 // Timed as the thread's CPU time (steadier than wall time on a shared machine), minimum of 15 runs.
 //
 //   g++ -O3 -std=c++17 -march=native -fno-math-errno -ffp-contract=fast
-//       -Icsrc/include -Icsrc/cpu bench/cpu_kernels.cpp -o /tmp/cpu_kernels      (one command)
+//       -Icsrc/include -Icsrc/cpu bench/cpu_kernels.cpp -o /tmp/cpu_kernels      (one command;
+//       add -DKANEXT_BENCH_DOUBLE for float64)
 //   /tmp/cpu_kernels N IN OUT G [uniform|randn] [dump.bin]
 //
 // Inputs: x uniform inside the grid [-1, 1] (bench/harness.py's choice) or standard normal (about a
@@ -23,7 +25,11 @@
 #include "kan_linear_kernels.h"
 
 using namespace kanext;
+#ifdef KANEXT_BENCH_DOUBLE
+using T = double;
+#else
 using T = float;
+#endif
 constexpr int K = 3;
 
 static double cpu_seconds() {
@@ -91,6 +97,14 @@ int main(int argc, char** argv) {
     });
   };
   const double t_bases = bases(std::false_type{}), t_dbases = bases(std::true_type{});
+  // backward, all inputs in one call (the binding splits the inputs among threads)
+  std::vector<T> gy(N * out), gx(N * in), gWb(in * out), gWc(in * nb * out);
+  for (auto& v : gy) v = nd(gen);
+  const double t_bwd = best_of([&] {
+    cpu::kan_linear_backward_inputs<T, K>(gy.data(), x.data(), grid.data(), padded.data(), N, in, M, base, Wb.data(),
+                                          Wc.data(), out, true, true, gx.data(), gWb.data(), gWc.data(), 0, in);
+    sink += gx[0] + gWc[0];
+  });
   std::vector<T> coef(in * out * nb), scale(in * out), gw(in * nb * out), w(in * nb * out), gc(in * out * nb),
       gs(in * out);
   for (auto& v : coef) v = nd(gen);
@@ -100,16 +114,20 @@ int main(int argc, char** argv) {
   const double t_unfold = best_of(
       [&] { cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), 0, in, out, nb); }, 7);
   const double vals = double(in) * double(out) * double(nb);
-  std::printf("N=%ld in=%ld out=%ld G=%ld x=%s (float32, k=3, silu, 1 thread, CPU time)\n", long(N), long(in),
-              long(out), long(G), randn ? "randn" : "uniform");
+  std::printf("N=%ld in=%ld out=%ld G=%ld x=%s (%s, k=3, silu, 1 thread, CPU time)\n", long(N), long(in),
+              long(out), long(G), randn ? "randn" : "uniform", sizeof(T) == 4 ? "float32" : "float64");
   std::printf("  forward          %9.3f ms  %6.2f ns per (n, i)\n", t_fwd * 1e3, t_fwd * 1e9 / pairs);
+  std::printf("  backward         %9.3f ms  %6.2f ns per (n, i)\n", t_bwd * 1e3, t_bwd * 1e9 / pairs);
   std::printf("  bases            %9.3f ms  %6.2f ns per (n, i)\n", t_bases * 1e3, t_bases * 1e9 / pairs);
   std::printf("  bases + deriv    %9.3f ms  %6.2f ns per (n, i)\n", t_dbases * 1e3, t_dbases * 1e9 / pairs);
   std::printf("  fold             %9.3f ms  %6.2f ns per value\n", t_fold * 1e3, t_fold * 1e9 / vals);
   std::printf("  unfold           %9.3f ms  %6.2f ns per value\n", t_unfold * 1e3, t_unfold * 1e9 / vals);
   if (argc > 6) {
     FILE* f = std::fopen(argv[6], "wb");
-    if (!f || std::fwrite(y.data(), sizeof(T), y.size(), f) != y.size()) {
+    bool ok = f != nullptr;
+    for (const std::vector<T>* v : {&y, &gx, &gWb, &gWc})
+      ok = ok && std::fwrite(v->data(), sizeof(T), v->size(), f) == v->size();
+    if (!ok) {
       std::fprintf(stderr, "cannot write %s\n", argv[6]);
       return 1;
     }

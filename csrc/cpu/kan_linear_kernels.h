@@ -18,6 +18,10 @@
 #include <limits>
 #include <vector>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include "fast_exp.h"
 #include "kanext/bspline.h"
 
@@ -183,6 +187,205 @@ inline void pad_knots(const T* t, int64_t M, int k, T* padded) {
   for (int64_t q = -(k + 1); q <= M + k; ++q) padded[q + k + 1] = extended_knot(t, M, q);
 }
 
+// Where each row of a block (kRows values xin, the first nr of them real)
+// falls: with g = find_interval(t, M, xin[r]) (-1 outside the grid or NaN),
+// start[r] = the first of its K+1 bases (g - K clamped into [0, G-1]; -1
+// outside, -2 NaN), shift[r] = g - K - start[r] (0 outside, NaN, and for
+// the rows past nr), u[q][r] = padded[gg + 1 + q] for q = 1..2K (and q = 0 if K = 0; gg = g, or K
+// outside: any window, those values are dropped) and xv[r] = xin[r] inside,
+// u[K][r] outside. Returns whether a shift is not 0 (a real row's window
+// was clamped at an end of the grid). Portable version: row by row.
+template <int K>
+constexpr int kFirstKnot = K > 0 ? 1 : 0;  // u[0] is read only as u[K], for K = 0
+template <typename T, int K>
+inline bool locate_rows(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
+                        int64_t M, int64_t* __restrict start, T* __restrict shift, T (*__restrict u)[kRows],
+                        T* __restrict xv) {
+  const int64_t G = M - 2 * K - 1;
+  bool clamped = false;
+  for (int r = 0; r < kRows; ++r) {
+    const T xr = xin[r];
+    const int64_t gr = find_interval<T>(t, M, xr);
+    start[r] = gr >= 0 ? std::min(std::max<int64_t>(gr - K, 0), G - 1) : (std::isnan(xr) ? -2 : -1);
+    shift[r] = r < nr && gr >= 0 ? static_cast<T>(gr - K - start[r]) : T(0);
+    clamped |= shift[r] != T(0);
+    const int64_t gg = gr >= 0 ? gr : K;
+    for (int q = kFirstKnot<K>; q <= 2 * K; ++q) u[q][r] = padded[gg + 1 + q];
+    xv[r] = gr >= 0 ? xr : u[K][r];
+  }
+  return clamped;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+// GCC 12 warns "__Y may be used uninitialized" inside its own AVX-512
+// intrinsics (the undefined pass-through operand); a known false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// The same with one lane per row, 16 (float) or 8 (double) rows at a time.
+// Knot lookups are in-register permutes of the input's padded knots (t[g] =
+// padded[g + K + 1]) when they fit in 8 registers (G + 4K + 3 <= 128 float /
+// 64 double values), gathers otherwise. The search is find_interval's guess
+// and at most two one-knot moves, each checked against t[g] <= x < t[g+1]; a
+// lane still unresolved after that takes find_interval itself. The interval
+// that holds x is unique (t is non-decreasing, the intervals half-open), so
+// every lane gets find_interval's g whatever path it took, and its window is
+// the same knots: no bit of the bases changes. (Row by row, the search's
+// dependent loads and branches were about half of the bases' time at out <= 5.)
+template <typename T>
+struct Avx512Lanes;
+template <>
+struct Avx512Lanes<float> {  // 16 lanes, int32 indices
+  typedef __m512 V;
+  typedef __m512i I;
+  typedef __mmask16 Mask;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(lanes_below(n), p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V set1(float v) { return _mm512_set1_ps(v); }
+  static Mask ge(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+  static Mask lt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static Mask gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static Mask le(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static Mask nan(V a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static V blend(Mask m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }  // m ? b : a
+  static V perm2(V a, I idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
+  static V gather(I idx, const float* base) { return _mm512_i32gather_ps(idx, base, 4); }
+  static I trunc(Mask m, V v) { return _mm512_cvttps_epi32(_mm512_maskz_mov_ps(m, v)); }
+  static V to_float(Mask m, I v) { return _mm512_maskz_mov_ps(m, _mm512_cvtepi32_ps(v)); }
+  static I iset1(int64_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
+  static I imax(I a, I b) { return _mm512_max_epi32(a, b); }
+  static I imin(I a, I b) { return _mm512_min_epi32(a, b); }
+  static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static I imask_add(I a, Mask m, I b) { return _mm512_mask_add_epi32(a, m, a, b); }
+  static I imask_sub(I a, Mask m, I b) { return _mm512_mask_sub_epi32(a, m, a, b); }
+  static I iblend(Mask m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
+  static Mask ine(I a, I b) { return _mm512_cmpneq_epi32_mask(a, b); }
+  static Mask ibit(I a, int64_t bit) { return _mm512_test_epi32_mask(a, iset1(bit)); }
+  static Mask lanes_below(int n) { return n >= 16 ? Mask(0xFFFF) : Mask((1u << std::max(n, 0)) - 1); }
+  static void istore(int32_t* p, I v) { _mm512_storeu_si512(p, v); }
+  static I iload(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static void store64(int64_t* p, I v) {
+    _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)));
+    _mm512_storeu_si512(p + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+  }
+  typedef int32_t Index;
+};
+template <>
+struct Avx512Lanes<double> {  // 8 lanes, int64 indices
+  typedef __m512d V;
+  typedef __m512i I;
+  typedef __mmask8 Mask;
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static V load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(lanes_below(n), p); }
+  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static V set1(double v) { return _mm512_set1_pd(v); }
+  static Mask ge(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ); }
+  static Mask lt(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+  static Mask gt(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  static Mask le(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ); }
+  static Mask nan(V a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
+  static V blend(Mask m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
+  static V perm2(V a, I idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
+  static V gather(I idx, const double* base) { return _mm512_i64gather_pd(idx, base, 8); }
+  static I trunc(Mask m, V v) { return _mm512_cvttpd_epi64(_mm512_maskz_mov_pd(m, v)); }
+  static V to_float(Mask m, I v) { return _mm512_maskz_mov_pd(m, _mm512_cvtepi64_pd(v)); }
+  static I iset1(int64_t v) { return _mm512_set1_epi64(v); }
+  static I imax(I a, I b) { return _mm512_max_epi64(a, b); }
+  static I imin(I a, I b) { return _mm512_min_epi64(a, b); }
+  static I iadd(I a, I b) { return _mm512_add_epi64(a, b); }
+  static I isub(I a, I b) { return _mm512_sub_epi64(a, b); }
+  static I imask_add(I a, Mask m, I b) { return _mm512_mask_add_epi64(a, m, a, b); }
+  static I imask_sub(I a, Mask m, I b) { return _mm512_mask_sub_epi64(a, m, a, b); }
+  static I iblend(Mask m, I a, I b) { return _mm512_mask_blend_epi64(m, a, b); }
+  static Mask ine(I a, I b) { return _mm512_cmpneq_epi64_mask(a, b); }
+  static Mask ibit(I a, int64_t bit) { return _mm512_test_epi64_mask(a, iset1(bit)); }
+  static Mask lanes_below(int n) { return n >= 8 ? Mask(0xFF) : Mask((1u << std::max(n, 0)) - 1); }
+  static void istore(int64_t* p, I v) { _mm512_storeu_si512(p, v); }
+  static I iload(const int64_t* p) { return _mm512_loadu_si512(p); }
+  static void store64(int64_t* p, I v) { _mm512_storeu_si512(p, v); }
+  typedef int64_t Index;
+};
+
+// An input's padded knots, looked up by a vector of indices.
+template <typename T>
+struct KnotTable {
+  typedef Avx512Lanes<T> A;
+  static constexpr int kPair = 2 * kLanes<T>;  // values one two-register permute selects from
+  static constexpr int kMaxRegs = 8;
+  typename A::V reg[kMaxRegs];
+  int pairs;  // 0: gathers from `knots`
+  const T* knots;
+
+  KnotTable(const T* padded, int64_t P) : knots(padded) {
+    pairs = P <= kMaxRegs / 2 * kPair ? static_cast<int>((P + kPair - 1) / kPair) : 0;
+    for (int j = 0; j < 2 * pairs; ++j) reg[j] = A::load_n(padded + j * kLanes<T>, static_cast<int>(P - j * kLanes<T>));
+  }
+  typename A::V operator()(typename A::I idx) const {
+    if (pairs == 0) return A::gather(idx, knots);
+    const typename A::V p0 = A::perm2(reg[0], idx, reg[1]);
+    if (pairs == 1) return p0;
+    const typename A::Mask odd = A::ibit(idx, kPair);
+    const typename A::V lo = A::blend(odd, p0, A::perm2(reg[2], idx, reg[3]));
+    if (pairs == 2) return lo;
+    const typename A::V p2 = A::perm2(reg[4], idx, reg[5]);
+    const typename A::V hi = pairs == 3 ? p2 : A::blend(odd, p2, A::perm2(reg[6], idx, reg[7]));
+    return A::blend(A::ibit(idx, 2 * kPair), lo, hi);
+  }
+};
+
+template <typename T, int K>
+inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
+                               int64_t M, int64_t* __restrict start, T* __restrict shift,
+                               T (*__restrict u)[kRows], T* __restrict xv) {
+  typedef Avx512Lanes<T> A;
+  typedef typename A::V V;
+  typedef typename A::I I;
+  typedef typename A::Mask Mask;
+  constexpr int L = kLanes<T>;
+  const int64_t G = M - 2 * K - 1;
+  const KnotTable<T> knot(padded, M + 2 * K + 2);
+  const T lo_s = t[0], hi_s = t[M - 1];
+  const V lo = A::set1(lo_s), hi = A::set1(hi_s), width = A::set1(hi_s - lo_s), scale = A::set1(T(M - 1));
+  const I zero = A::iset1(0), one = A::iset1(1), last = A::iset1(M - 2), kk = A::iset1(K);
+  bool clamped = false;
+  for (int c = 0; c < kRows; c += L) {
+    const V x = A::load(xin + c);
+    const Mask inside = A::ge(x, lo) & A::lt(x, hi);  // false for NaN
+    // find_interval's guess, (x - lo) / (hi - lo) * (M - 1), clamped to [0, M - 2]
+    I gi = A::imin(A::imax(A::trunc(inside, (x - lo) / width * scale), zero), last);
+    Mask open = inside;  // lanes whose g is not yet checked
+    const I k1 = A::iset1(K + 1);
+    for (int step = 0; step < 3 && open; ++step) {
+      const I at = A::iadd(gi, k1);  // t[g] = padded[g + K + 1]
+      const Mask down = open & A::gt(knot(at), x);                         // t[g] > x: g - 1
+      const Mask up = open & ~down & A::le(knot(A::iadd(at, one)), x);     // t[g+1] <= x: g + 1
+      gi = A::imask_add(A::imask_sub(gi, down, one), up, one);  // stays in [0, M - 2]: x in [lo, hi)
+      open = down | up;
+    }
+    if (open) {  // moved twice and still not home: the scalar search
+      alignas(64) typename A::Index gl[L];
+      A::istore(gl, gi);
+      for (int l = 0; l < L; ++l)
+        if ((open >> l) & 1) gl[l] = static_cast<typename A::Index>(find_interval<T>(t, M, xin[c + l]));
+      gi = A::iload(gl);
+    }
+    const I gg = A::iadd(A::iblend(inside, kk, gi), one);  // window of an outside row: any, dropped
+    for (int q = kFirstKnot<K>; q <= 2 * K; ++q) A::store(u[q] + c, knot(A::iadd(gg, A::iset1(q))));
+    A::store(xv + c, A::blend(inside, A::load(u[K] + c), x));
+    const I first = A::isub(gi, kk);
+    const I s = A::imin(A::imax(first, zero), A::iset1(G - 1));
+    const Mask moved = inside & A::lanes_below(nr - c) & A::ine(s, first);
+    clamped |= moved != 0;
+    A::store(shift + c, A::to_float(moved, A::isub(first, s)));
+    A::store64(start + c, A::iblend(inside, A::iblend(A::nan(x), A::iset1(-1), A::iset1(-2)), s));
+  }
+  return clamped;
+}
+#pragma GCC diagnostic pop
+#endif
+
 // Bases of one input for a block of `nr` rows (x strided by `xs`).
 template <typename T, int K>
 struct BlockBases {
@@ -196,29 +399,27 @@ struct BlockBases {
   template <bool DERIV>
   void compute(const T* __restrict x, int64_t xs, int nr, const T* __restrict t, const T* __restrict padded,
                int64_t M, int64_t base) {
-    const int64_t G = M - 2 * K - 1;
-    int64_t g[kRows];
-    alignas(64) T u[2 * K + 2][kRows];
+    alignas(64) T shift[kRows];
+    alignas(64) T u[2 * K + 1][kRows];  // knots gg + 1 + q of each row's window, q = kFirstKnot..2K
     alignas(64) T xv[kRows];
     alignas(64) T xin[kRows];
-    for (int r = 0; r < nr; ++r) {
-      const T xr = x[r * xs];
-      xin[r] = xr;
-      const int64_t gr = find_interval<T>(t, M, xr);
-      g[r] = gr;
-      start[r] = gr >= 0 ? std::min(std::max<int64_t>(gr - K, 0), G - 1) : (std::isnan(xr) ? -2 : -1);
-      const int64_t gg = gr >= 0 ? gr : K;  // outside: any interval, values dropped
-      for (int q = 0; q < 2 * K + 2; ++q) u[q][r] = padded[gg + 1 + q];
-      xv[r] = gr >= 0 ? xr : u[K][r];
-      if (base != kBaseSilu) {
-        bv[r] = base_value<T>(base, xr);
-        if (DERIV) dbv[r] = base_derivative<T>(base, xr);
+    for (int r = 0; r < nr; ++r) xin[r] = x[r * xs];
+    for (int r = nr; r < kRows; ++r) xin[r] = T(0);
+    bool clamped;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    if (M <= (int64_t(1) << 30))  // int32 knot indices
+      clamped = locate_rows_avx512<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
+    else
+#endif
+      clamped = locate_rows<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
+    if (base != kBaseSilu)
+      for (int r = 0; r < nr; ++r) {
+        bv[r] = base_value<T>(base, xin[r]);
+        if (DERIV) dbv[r] = base_derivative<T>(base, xin[r]);
       }
-    }
     for (int r = nr; r < kRows; ++r) {  // keep the vector loops on full, finite lanes
-      for (int q = 0; q < 2 * K + 2; ++q) u[q][r] = T(q);
+      for (int q = kFirstKnot<K>; q <= 2 * K; ++q) u[q][r] = T(q);
       xv[r] = T(K) + T(0.5);
-      xin[r] = T(0);
     }
     if (base == kBaseSilu) silu_block<T, DERIV>(xin, bv, dbv);
     // Cox-de Boor triangle, vectorised over the block: N[q] is basis g-j+q of order j.
@@ -255,21 +456,28 @@ struct BlockBases {
     for (int q = 0; q <= K; ++q)
       for (int r = 0; r < kRows; ++r) v[q][r] = N[q][r];
     // Near the ends of the grid the window is clamped: shift values into it
-    // and drop bases that do not exist.
-    for (int r = 0; r < nr; ++r) {
-      if (start[r] < 0 || start[r] == g[r] - K) continue;
-      T tv[K1], td[K1];
-      for (int q = 0; q <= K; ++q) {
-        tv[q] = v[q][r];
-        td[q] = DERIV ? dv[q][r] : T(0);
-        v[q][r] = T(0);
-        if (DERIV) dv[q][r] = T(0);
-      }
-      for (int q = 0; q <= K; ++q) {
-        const int64_t b = g[r] - K + q;
-        if (b < 0 || b > G + K - 1) continue;
-        v[b - start[r]][r] = tv[q];
-        if (DERIV) dv[b - start[r]][r] = td[q];
+    // and drop bases that do not exist. A row whose interval g is within K
+    // of an end has window start s = clamp(g - K, 0, G - 1), and its value
+    // q (basis g - K + q) moves to slot q + (g - K - s); what lands outside
+    // [0, K] does not exist. One lane per row, a select per (slot, shift).
+    if (clamped) {
+      typedef vec_t<T> V;
+      for (int r = 0; r < kRows; r += kLanes<T>) {
+        const V sh = vload(shift + r);
+        V nv[K1], nd[K1];
+        for (int p = 0; p <= K; ++p) {
+          nv[p] = nd[p] = V{};
+          for (int d = -K; d <= K; ++d) {  // the value in slot p came from slot p - d
+            if (p - d < 0 || p - d > K) continue;
+            const auto from = sh == T(d);
+            nv[p] = from ? vload(v[p - d] + r) : nv[p];
+            if (DERIV) nd[p] = from ? vload(dv[p - d] + r) : nd[p];
+          }
+        }
+        for (int p = 0; p <= K; ++p) {
+          vstore(v[p] + r, nv[p]);
+          if (DERIV) vstore(dv[p] + r, nd[p]);
+        }
       }
     }
   }
@@ -490,7 +698,7 @@ struct BackwardScratch {
   std::vector<int> order;
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
-  explicit BackwardScratch(int64_t nb)
+  BackwardScratch(int64_t nb, int64_t out)
       : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
         counts(static_cast<size_t>(nb + 3)), order(static_cast<size_t>(span)), coef(static_cast<size_t>(span * (K + 2))),
         drows(static_cast<size_t>(span)) {}
@@ -647,7 +855,7 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
                                 bool need_w, T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
                                 int64_t i1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
-  BackwardScratch<T, K> ws(nb);
+  BackwardScratch<T, K> ws(nb, out);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(nb + 1, out);
   for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
@@ -835,7 +1043,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
                                       int64_t out, bool need_x, bool need_w, T* __restrict gx, T* __restrict gWb,
                                       T* __restrict gcoef, T* __restrict gscale, int64_t i0, int64_t i1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
-  BackwardScratch<T, K> ws(nb);
+  BackwardScratch<T, K> ws(nb, out);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out);  // the folded Wc only for grad_x
   std::vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
