@@ -408,6 +408,57 @@ def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out, dev
                 assert_bitwise_equal(got, exp_t, f"{name} need_x={need_x} need_w={need_w}")
 
 
+@pytest.mark.parametrize("G", (1, 3, 12, 13))
+@pytest.mark.parametrize("k", (0, 1, 3, 5))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_kan_linear_cpu_narrow_weight_grads(dtype, k, G):
+    """Widths 1..5 on grids of G <= 12 take the weight gradients with one batch
+    row per vector lane (csrc/cpu/kan_linear_kernels.h, lane_grad_w; G = 13
+    goes row by row): over several 256-row spans and a partial vector, with
+    rows outside the grid, in its end intervals, on knots and NaN, against the
+    reference, for kan_linear_backward and the fused backward. A row whose
+    grad_y is inf reaches only the weights of its own bases: every other
+    gradient of coef stays finite and equal to the reference without that row."""
+    in_f, N = 3, 600
+    for out in (1, 2, 3, 4, 5):
+        s = seed_of("lane", dtype, k, G, out)
+        grid = grid_of_kind("nonuniform", in_f, G, k, dtype, seed=s)
+        x = torch.cat([sample_x(N, grid, seed=s + 1), knot_x(grid)])
+        x[11, 1] = float("nan")  # NaN: no contribution to the weights of input 1
+        Wb, Wc = kan_weights(in_f, G, k, out, dtype, s + 2)
+        gy = randn(x.shape[0], out, seed=s + 3, dtype=dtype)
+        keep = torch.arange(x.shape[0]) != 11
+        exp = ref_kan_grads(gy[keep], x[keep], grid, k, "silu", Wb, Wc)
+        _, gWb, gWc = K_OPS.kan_linear_backward(gy, x, grid, k, 2, Wb, Wc, False, True)
+        msg = f"out={out} k={k} G={G}"
+        # the NaN row adds nothing to input 1 (its other inputs do contribute)
+        gWb_nan_row = ref_kan_grads(gy[11:12], x[11:12].nan_to_num(), grid, k, "silu", Wb, Wc)[1]
+        exp_b = exp[1].clone()
+        exp_b[[0, 2]] += gWb_nan_row[[0, 2]]
+        assert_close(gWb, exp_b, TOL[dtype], msg="gWb " + msg)
+        exp_c = exp[2] + ref_kan_grads(gy[11:12], x[11:12].nan_to_num(), grid, k, "silu", Wb, Wc)[2] * \
+            torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64).view(3, 1, 1)
+        assert_close(gWc, exp_c, TOL[dtype], msg="gWc " + msg)
+        coef, scale = Wc.permute(0, 2, 1).contiguous(), torch.ones(in_f, out, dtype=dtype)
+        fused = K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, False, True)
+        assert_close(fused[2].permute(0, 2, 1), exp_c, TOL[dtype], msg="fused gcoef " + msg)
+        # an inf grad_y in row 5: per input, only the k+1 bases of its knot window (none outside the grid)
+        # turn non-finite (a basis that is exactly 0 there gives 0 * inf = NaN, as row by row)
+        gy_inf = gy.clone()
+        gy_inf[5] = float("inf")
+        _, _, gWc_inf = K_OPS.kan_linear_backward(gy_inf, x, grid, k, 2, Wb, Wc, False, True)
+        touched = torch.zeros_like(gWc_inf, dtype=torch.bool)
+        for i in range(in_f):
+            t, xi = grid[i], x[5, i]
+            if t[0] <= xi < t[-1]:
+                g = int(torch.searchsorted(t, xi.reshape(1), right=True)) - 1
+                start = min(max(g - k, 0), G - 1)
+                touched[i, start:start + k + 1] = True
+        assert torch.isfinite(gWc_inf[~touched]).all(), msg
+        other = exp_c - ref_kan_grads(gy[5:6], x[5:6], grid, k, "silu", Wb, Wc)[2]
+        assert_close(gWc_inf[~touched], other[~touched], TOL[dtype], msg="inf row " + msg)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_kan_linear_partial_requires_grad(dtype):
     """Only some inputs require grad: the others get none, the rest match the reference."""
