@@ -691,7 +691,7 @@ inline int span_blocks(int64_t nb) {
 // What one thread's backward needs per span: the bases of its blocks and the
 // grouping of its rows by knot interval (heap-allocated once per task).
 // Whether lane_grad_w (below) takes a layer's weight gradients.
-inline bool lane_grad_w_fits(int64_t G, int64_t out) { return out >= 1 && out <= 5 && G <= 12; }
+inline bool lane_grad_w_fits(int64_t G, int64_t out) { return out >= 1 && out <= 5 && G <= 6; }
 
 template <typename T, int K>
 struct BackwardScratch {
@@ -710,13 +710,16 @@ struct BackwardScratch {
 };
 
 // The weight gradients of one input over a span's rows with one batch row
-// per vector lane, for layers of width O <= 5 on grids of G <= 12 intervals
+// per vector lane, for layers of width O <= 5 on grids of G <= 6 intervals
 // (the science models): for each window start s, the lanes whose row starts
 // there add v_q * gy[:, j] into K+1 by O accumulators, which are reduced
 // (fixed tree) and added to gwc[s + q, j] once per span. Row by row, each
 // rank-1 update was a read-modify-write of the same few gradient values, a
 // chain of store-to-load latencies; here the cost is G vector passes over
-// the span instead. Rows outside the grid add only the base term, NaN rows
+// the span instead (whole backward, 1 thread: 10-20% faster at G = 3 and 5,
+// even or slower from G = 8 on). Masked vector loads and stores for widths
+// 6..15 were tried as well: slower (a masked store does not forward to the
+// next row's load of the same gradient values). Rows outside the grid add only the base term, NaN rows
 // nothing; a lane whose row does not start at s adds an exact 0 (its grad_y
 // is selected away, so inf or NaN in another row's grad_y stays there).
 template <typename T, int K, int O>
