@@ -172,6 +172,10 @@ LAUNCH = [
     ("kanext::cuda::bwd", "grad_w_kernel", 256, _basis_rows_smem()),
     # grad_w_reg_kernel (backend local_v2): kWThreads = 256, static smem only (the packed entries)
     ("kanext::cuda::bwd", "grad_w_reg_kernel", 256, None),
+    # sorted grad W (backend local_v2, G + k > 16 only): at G = 50 the sort keeps
+    # 52 keys x 34 ints per warp, 6 warps per block; the walk has static smem only
+    ("kanext::cuda::bwd", "sort_rows_kernel", 192, 6 * 52 * 34 * 4),
+    ("kanext::cuda::bwd", "grad_w_sorted_kernel", 256, None),
     ("kanext::cuda::bwd", "sum_slices_kernel", 256, None),
     # kan_linear_tc.cuh: tc::kThreads = 256
     ("kanext::cuda::tc", "tc_forward_kernel", 256, _tc_smem("forward")),
