@@ -286,6 +286,11 @@ KNOWN_SPILLS = {
     "kanext::cuda::bwd::grad_x_v2_kernel<float, 4>": (4, 8),
     "kanext::cuda::bwd::grad_x_v2_kernel<float, 5>": (4, 8),
     "kanext::cuda::bwd::grad_x_v2_kernel<double, 0>": (32, 52),
+    # local_v2's sorted grad W (design L.1, G + k > 16; opt-in, unmeasured) at 2 blocks/SM (128
+    # registers): read with sass_counts.py, the spill code sits in the tile prologue (4 LDL per
+    # tile) and the chunk staging (1 LDL per 256-row chunk), not in the per-row loops; a minimum of
+    # 1 block/SM would lift the register cap at 12.5% occupancy
+    "kanext::cuda::bwd::grad_w_sorted_kernel<double, 5>": (24, 24),
 }
 
 
