@@ -723,8 +723,9 @@ __device__ __forceinline__ void advance_window(T (&acc)[K + 1], int& cur, int to
 // the result is deterministic (not the bits of grad_w_kernel: another order).
 // The resident blocks per SM that grad_w_sorted_kernel is compiled for (its
 // __launch_bounds__ minimum), as for grad_w_reg_kernel: with none, ptxas aimed
-// at 40 / 48 registers for fp32 k = 1, 2 (and 64 for k = 4, 5) and spilled 8 to
-// 20 bytes to get there.
+// at 48 registers for fp32 k = 1, 2 and 64 for k = 4, 5, and spilled 8 to 20
+// bytes to get there. fp64: the tiers that fit the registers it took; k = 5
+// still spills 24 bytes at 128, outside the row loops (KNOWN_SPILLS).
 template <typename T, int K>
 constexpr int sorted_min_blocks() {
   if constexpr (sizeof(T) == 4) return K <= 3 ? 4 : 3;
