@@ -16,13 +16,19 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     As ``"local"``, with the v2 kernels of docs/roofline.md section 6: the
     weight gradient keeps, when G + k <= 16, the G + k accumulators of each
     (input, output) edge in registers and updates the k+1 of each row's
-    interval through a warp-uniform switch (grad_w_reg_kernel, design L.1;
-    larger bases run the ``"local"`` kernel); the forward and grad x stage
-    32-bit offsets of the gathered Wc rows with the bases (design L.2;
-    16-byte-aligned operands for grad x, else the ``"local"`` kernel). The
-    same bits as ``"local"`` (same order of operations, same batch slices).
-    Designed from the roofline model, unmeasured on a GPU; ``"auto"`` does
-    not choose it until a GPU has measured it.
+    interval through a warp-uniform switch (grad_w_reg_kernel, design L.1);
+    for G + k > 16 it first sorts each input's batch rows by interval (a
+    stable counting sort into a workspace permutation, 4 bytes per (n, i))
+    and walks them in that order with only the k+1 accumulators of the
+    current interval in registers (grad_w_sorted_kernel; above G = 358 the
+    ``"local"`` kernel). The forward and grad x stage 32-bit offsets of the
+    gathered Wc rows with the bases (design L.2; 16-byte-aligned operands for
+    grad x, else the ``"local"`` kernel). The same bits as ``"local"`` (same
+    order of operations, same batch slices), except the sorted weight
+    gradient: another summation order, so equal within rounding, and
+    deterministic (the same bits run to run on one GPU model). Designed from
+    the roofline model, unmeasured on a GPU; ``"auto"`` does not choose it
+    until a GPU has measured it.
 
 ``"auto"`` (the default) chooses per call:
 

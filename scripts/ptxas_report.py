@@ -172,6 +172,10 @@ LAUNCH = [
     ("kanext::cuda::bwd", "grad_w_kernel", 256, _basis_rows_smem()),
     # grad_w_reg_kernel (backend local_v2): kWThreads = 256, static smem only (the packed entries)
     ("kanext::cuda::bwd", "grad_w_reg_kernel", 256, None),
+    # sorted grad W (backend local_v2, G + k > 16 only): at G = 50 the sort keeps
+    # 52 keys x 34 ints per warp, 6 warps per block; the walk has static smem only
+    ("kanext::cuda::bwd", "sort_rows_kernel", 192, 6 * 52 * 34 * 4),
+    ("kanext::cuda::bwd", "grad_w_sorted_kernel", 256, None),
     ("kanext::cuda::bwd", "sum_slices_kernel", 256, None),
     # kan_linear_tc.cuh: tc::kThreads = 256
     ("kanext::cuda::tc", "tc_forward_kernel", 256, _tc_smem("forward")),
@@ -282,6 +286,11 @@ KNOWN_SPILLS = {
     "kanext::cuda::bwd::grad_x_v2_kernel<float, 4>": (4, 8),
     "kanext::cuda::bwd::grad_x_v2_kernel<float, 5>": (4, 8),
     "kanext::cuda::bwd::grad_x_v2_kernel<double, 0>": (32, 52),
+    # local_v2's sorted grad W (design L.1, G + k > 16; opt-in, unmeasured) at 2 blocks/SM (128
+    # registers): read with sass_counts.py, the spill code sits in the tile prologue (4 LDL per
+    # tile) and the chunk staging (1 LDL per 256-row chunk), not in the per-row loops; a minimum of
+    # 1 block/SM would lift the register cap at 12.5% occupancy
+    "kanext::cuda::bwd::grad_w_sorted_kernel<double, 5>": (24, 24),
 }
 
 

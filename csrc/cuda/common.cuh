@@ -54,6 +54,12 @@ cudaError_t dispatch_order(int k, F&& f) {
 template <typename T>
 constexpr int kVec = static_cast<int>(16 / sizeof(T));
 
+// The code of an x with no interval (find_interval < 0).
+template <typename T>
+__device__ __forceinline__ int no_window(T x) {
+  return isnan(x) ? kNaN : kOutside;
+}
+
 // The k+1 bases (and optionally derivatives) of one (n, i) entry, from the
 // same find_interval / local_bases as the CPU reference path. Returns the
 // window start (basis index of v[0], in [0, G-1]) or kOutside / kNaN, in
@@ -63,8 +69,17 @@ template <typename T, int K, bool DERIV>
 __device__ __forceinline__ int basis_window(const T* __restrict__ t, int64_t M, T x, T (&v)[K + 1],
                                             T (&dv)[K + 1]) {
   const int64_t g = find_interval<T>(t, M, x);
-  if (g < 0) return isnan(x) ? kNaN : kOutside;
+  if (g < 0) return no_window(x);
   return static_cast<int>(local_bases<T>(t, M, K, g, x, v, DERIV ? dv : nullptr));
+}
+
+// basis_window's return value alone (no bases): the same find_interval and
+// the same window_start, so the same integer for the same x.
+template <typename T, int K>
+__device__ __forceinline__ int window_code(const T* __restrict__ t, int64_t M, T x) {
+  const int64_t g = find_interval<T>(t, M, x);
+  if (g < 0) return no_window(x);
+  return static_cast<int>(window_start(M, K, g));
 }
 
 // VN consecutive columns [j, j+VN) of a row, as one 16-byte load when the

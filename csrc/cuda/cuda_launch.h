@@ -43,9 +43,12 @@ cudaError_t launch_spline_basis_f64(const double* x, const double* grid, int64_t
 // `version` argument). kLocalV1: kan_linear_forward_kernel, grad_x_kernel and
 // the shared-memory accumulators of grad_w_kernel (any G). kLocalV2 (backend
 // "local_v2", designs L.1 and L.2 of docs/roofline.md): the v2 forward and
-// grad x kernels (byte-offset gathers), and the register accumulators of
-// grad_w_reg_kernel when G + k <= 16 (else grad_w_kernel). Both give the same
-// bits and use the same workspace. Any other value: cudaErrorInvalidValue.
+// grad x kernels (byte-offset gathers), and for grad W the register
+// accumulators of grad_w_reg_kernel when G + k <= 16, else the walk over rows
+// sorted by interval (sort_rows_kernel, grad_w_sorted_kernel; grad_w_kernel
+// beyond G = 358 or 2^31 rows). All give v1's bits except the sorted grad W
+// (another summation order, deterministic). Any other value:
+// cudaErrorInvalidValue.
 enum LocalKernels : int { kLocalV1 = 0, kLocalV2 = 1 };
 
 // Fused forward: y (N, out) = b(x) Wb + sum_g B_g(x) Wc, with Wb (in, out),
@@ -58,11 +61,13 @@ cudaError_t launch_kan_linear_forward_f64(const double* x, const double* grid, i
                                           int version, cudaStream_t stream);
 
 // Bytes of device workspace the backward needs for its weight gradients (the
-// per-batch-slice partial sums that a second, fixed-order pass adds up); 0 when
-// one slice suffices. Depends only on the sizes, the dtype and the current
-// device's SM count, so results are reproducible run to run on one GPU model.
+// per-batch-slice partial sums that a second, fixed-order pass adds up, and
+// for kLocalV2 with G + k > 16 the rows' permutation sorted by interval, in * N
+// ints); 0 when one slice suffices and nothing is sorted. Depends only on the
+// sizes, the dtype, `version` and the current device's SM count, so results
+// are reproducible run to run on one GPU model.
 size_t kan_linear_backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem_size,
-                                           bool need_w);
+                                           bool need_w, int version);
 
 
 // Fused backward. need_x: gx (N, in) is fully written; need_w: gWb (in, out)

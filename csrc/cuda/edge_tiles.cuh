@@ -74,6 +74,23 @@ inline size_t basis_rows_ws_bytes(const Plan& p, size_t elem) {
   return align256(size_t(p.slices) * p.part_c * elem) + align256(size_t(p.slices) * p.part * elem);
 }
 
+// Calls f(sl, nbeg, nend, itile, i, j) for every (batch slice, edge tile) of
+// this block (grid-stride over blockIdx.y and blockIdx.x): slice sl holds rows
+// [nbeg, nend), and thread (my_ic, c) of tile (itile, ctile) owns edge
+// (i, j) = (itile * icb + my_ic, ctile * ct + c), which may lie past (in, out).
+template <typename F>
+__device__ __forceinline__ void for_each_slice_tile(int64_t N, int64_t slices, int64_t slice_rows, int64_t in_tiles,
+                                                    int64_t col_tiles, int icb, int ct, int my_ic, int c, F&& f) {
+  for (int64_t sl = blockIdx.y; sl < slices; sl += gridDim.y) {
+    const int64_t nbeg = sl * slice_rows;
+    const int64_t nend = nbeg + slice_rows < N ? nbeg + slice_rows : N;
+    for (int64_t tile = blockIdx.x; tile < in_tiles * col_tiles; tile += gridDim.x) {
+      const int64_t ctile = tile % col_tiles, itile = tile / col_tiles;
+      f(sl, nbeg, nend, itile, itile * icb + my_ic, ctile * ct + c);
+    }
+  }
+}
+
 // Stages the bases (and b(x)) of entry (n, si) into slot `slot` of s_start /
 // s_val; s_val[K+1] is b(x). Out-of-range entries are marked kOutside.
 template <typename T, int K>

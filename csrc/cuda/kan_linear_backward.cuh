@@ -46,7 +46,16 @@
 // accumulators to update: no dynamic register indexing, no divergence. Per
 // batch row: one coalesced gy load, the packed entry, k+2 FMAs and the
 // switch. The FMAs run in the same order as grad_w_kernel's (row by row,
-// same slices), so the two agree bit for bit. nb > kRegRows runs grad_w_kernel.
+// same slices), so the two agree bit for bit.
+//
+// grad_W over sorted rows (backend "local_v2", nb > kRegRows; the second half
+// of design L.1): sort_rows_kernel groups each (input, batch slice)'s rows by
+// window start (stable counting sort into a permutation in the workspace),
+// and grad_w_sorted_kernel walks them in that order with grad_w_kernel's
+// tiles and slices, keeping only the k+1 accumulators of the current window
+// in registers and storing each gWc row once, when the window has passed it.
+// Deterministic, but summed in another order than grad_w_kernel (not its
+// bits). Beyond kSortMaxKeys - 2 intervals or 2^31 rows: grad_w_kernel.
 //
 // grad_x v2 (backend "local_v2", design L.2): grad_x_v2_kernel, grad_x_kernel
 // with 32-bit offsets for the gathers (see there); the same bits.
@@ -426,13 +435,14 @@ struct alignas(16) RegEntry {
   int s;
 };
 
-template <typename T, int K>
+// Stages entry (n, si) into e.v (B_0..B_K, then b(x)) and e.s (the window
+// start, or kOutside / kNaN); ok false: kOutside with zero coefficients (a
+// row past the slice or an input past `in`). E: RegEntry or SortedEntry.
+template <typename T, int K, typename E>
 __device__ __forceinline__ void stage_packed(const T* __restrict__ x, const T* __restrict__ grid, int64_t in,
-                                             int64_t M, int base, int64_t n, int64_t nend, int64_t si,
-                                             RegEntry<T, K>& e) {
+                                             int64_t M, int base, bool ok, int64_t n, int64_t si, E& e) {
   // The bases are stored before b(x) is computed: SiLU's division may call
   // the IEEE slow path, and bases kept live across that call were spilled.
-  const bool ok = n < nend && si < in;
   const T xv = ok ? x[n * in + si] : T(0);
   int s = kOutside;
   T v[K + 1], dv[K + 1];
@@ -478,6 +488,10 @@ __device__ __forceinline__ int64_t opaque(int64_t v) {
   asm volatile("mov.b64 %0, %0;" : "+l"(v));
 #endif
   return v;
+}
+template <typename T>
+__device__ __forceinline__ const T* opaque(const T* p) {
+  return reinterpret_cast<const T*>(opaque(static_cast<int64_t>(reinterpret_cast<intptr_t>(p))));
 }
 
 // The resident blocks per SM that grad_w_reg_kernel is compiled for (its
@@ -534,8 +548,8 @@ grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __
           const unsigned t = fresh_tid();
           // (M opaque too: what the basis code derives from it is not hoisted
           // out of the chunk loop and kept across the slow-path calls)
-          stage_packed<T, K>(x, grid, in, opaque(M), base, nc + (t >> lg_icb), nend,
-                             int64_t(itile) * icb + (t & unsigned(icb - 1)), s_e[t]);
+          const int64_t n = nc + (t >> lg_icb), si = int64_t(itile) * icb + (t & unsigned(icb - 1));
+          stage_packed<T, K>(x, grid, in, opaque(M), base, n < nend && si < in, n, si, s_e[t]);
         }
         __syncthreads();
         const int ctile = opaque(tile) % ctiles;
@@ -586,6 +600,210 @@ grad_w_reg_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __
   }
 }
 
+// ------------------------------------- grad_W over rows sorted by interval
+// Backend "local_v2", nb = G + k > kRegRows (design L.1 of docs/roofline.md,
+// second half): too many rows for grad_w_reg_kernel's register file, so the
+// batch rows of every (input, batch slice) are first grouped by window start
+// s(n, i) (sort_rows_kernel, a stable counting sort into a permutation in the
+// workspace), and grad_w_sorted_kernel walks them in that order, keeping only
+// the k+1 accumulators of the current window in registers.
+
+// Sort keys: window codes kNaN (-2), kOutside (-1), 0..G-1 -> 0..G+1. NaN rows
+// come first, then the rows outside the grid, then the windows in order.
+constexpr int kSortMaxKeys = 360;     // G + 2 at most (else grad_w_kernel)
+constexpr int kSortHistStride = 33;   // a key's 32 per-lane counts, padded (bank spread)
+constexpr int kSortWarpsMax = 8;
+constexpr size_t kSortSmemMax = 48 * 1024;
+
+__host__ __device__ __forceinline__ int sort_keys(int64_t M, int k) {
+  return static_cast<int>(M - 2 * int64_t(k) - 1) + 2;
+}
+// shared memory of one warp: per-lane counts [key][33] and the key bases [key]
+inline size_t sort_warp_bytes(int keys) { return size_t(keys) * (kSortHistStride + 1) * sizeof(int); }
+inline int sort_warps_per_block(int keys) {
+  const size_t w = kSortSmemMax / sort_warp_bytes(keys);
+  return static_cast<int>(w < kSortWarpsMax ? w : kSortWarpsMax);
+}
+
+// perm[i * N + p], p in [nbeg, nend) of slice sl: the slice's rows n of
+// input i ordered by (key of x[n, i], n). A warp sorts one (input, slice)
+// item: lane l counts the keys of its own contiguous run of rows into column
+// l of the histogram, the warp turns the counts (key-major, lane-minor) into
+// exclusive offsets, and each lane scatters its run in row order. Stable and
+// free of atomics and of any dependence on the grid: the same permutation for
+// every launch (and the same windows as the staging of grad_w_sorted_kernel,
+// which recomputes them with the same find_interval and window_start).
+template <typename T, int K>
+__global__ void __launch_bounds__(32 * kSortWarpsMax)
+sort_rows_kernel(const T* __restrict__ x, const T* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                 int64_t slices, int64_t slice_rows, int* __restrict__ perm) {
+  KANEXT_DYNAMIC_SMEM(s_raw);
+  const int keys = sort_keys(M, K);
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32, wpb = blockDim.x / 32;
+  int* hist = reinterpret_cast<int*>(s_raw) + int64_t(w) * keys * (kSortHistStride + 1);
+  int* kbase = hist + int64_t(keys) * kSortHistStride;
+  const int64_t items = in * slices;
+  for (int64_t it = int64_t(blockIdx.x) * wpb + w; it < items; it += int64_t(gridDim.x) * wpb) {
+    const int64_t i = it % in, sl = it / in;
+    const int64_t nbeg = sl * slice_rows, nend = nbeg + slice_rows < N ? nbeg + slice_rows : N;
+    const int64_t run = ceil_div(nend - nbeg, 32);
+    const int64_t r0 = nbeg + lane * run < nend ? nbeg + lane * run : nend;
+    const int64_t r1 = r0 + run < nend ? r0 + run : nend;
+    const T* t = grid + i * M;
+    int* mine = hist + lane;  // mine[key * kSortHistStride]: this lane's column
+    for (int b = 0; b < keys; ++b) mine[b * kSortHistStride] = 0;
+    for (int64_t n = r0; n < r1; ++n) ++mine[(window_code<T, K>(t, M, x[n * in + i]) - kNaN) * kSortHistStride];
+    __syncwarp();
+    for (int b = lane; b < keys; b += 32) {  // key totals
+      int c = 0;
+      for (int l = 0; l < 32; ++l) c += hist[b * kSortHistStride + l];
+      kbase[b] = c;
+    }
+    __syncwarp();
+    if (lane == 0) {  // exclusive scan of the totals, from the slice's first position
+      int at = static_cast<int>(nbeg);  // N < 2^31 (the launcher's condition)
+      for (int b = 0; b < keys; ++b) {
+        const int c = kbase[b];
+        kbase[b] = at;
+        at += c;
+      }
+    }
+    __syncwarp();
+    for (int b = lane; b < keys; b += 32) {  // per-lane offsets within each key
+      int at = kbase[b];
+      for (int l = 0; l < 32; ++l) {
+        const int c = hist[b * kSortHistStride + l];
+        hist[b * kSortHistStride + l] = at;
+        at += c;
+      }
+    }
+    __syncwarp();
+    int* pi = perm + i * N;
+    for (int64_t n = r0; n < r1; ++n)
+      pi[mine[(window_code<T, K>(t, M, x[n * in + i]) - kNaN) * kSortHistStride]++] = static_cast<int>(n);
+    __syncwarp();  // the next item overwrites the counts
+  }
+}
+
+// The staged (sorted position, input) entry of grad_w_sorted_kernel: B_0..B_K,
+// b(x), the window start (or kOutside / kNaN) and the row's offset n * out in gy.
+template <typename T, int K>
+struct alignas(16) SortedEntry {
+  T v[K + 2];
+  int s;
+  int64_t off;
+};
+
+// Moves the accumulator window (rows cur..cur+K of gWc[i, :, j], oc at row
+// cur) up to start `to`, one row at a time: while cur < to, row cur is final
+// (every later row of the walk has a window start >= to > cur), so it is
+// stored (when `store`) and the window shifts down by one, a zero entering
+// at the top. Static register indices only.
+template <typename T, int K>
+__device__ __forceinline__ void advance_window(T (&acc)[K + 1], int& cur, int to, T*& oc, int64_t out, bool store) {
+  for (; cur < to; ++cur, oc += out) {
+    if (store) *oc = acc[0];
+#pragma unroll
+    for (int q = 0; q < K; ++q) acc[q] = acc[q + 1];
+    acc[K] = T(0);
+  }
+}
+
+// grad_w_kernel's tiles (IC inputs x CT columns per block, a thread per (i, j)),
+// batch slices and slice combine, walking each slice in perm's order: per
+// chunk of CT sorted positions the block stages the entries (row n from perm,
+// its bases, window start and gy offset; one per thread), then every thread
+// runs through them for its (i, j): one gy load at the staged row offset, k+1
+// FMAs into acc[0..k] (the rows cur..cur+k of gWc[i, :, j]) and one into
+// gWb's accumulator. The window start is warp-uniform (the warp shares i) and
+// non-decreasing along the walk, so when it moves past cur the rows below are
+// final: they are stored (once each, in row order) and the window shifts.
+// Rows before the first window and after the last come out zero. Each
+// element of gWc is the sum of its rows' contributions in walk order, so
+// the result is deterministic (not the bits of grad_w_kernel: another order).
+// The resident blocks per SM that grad_w_sorted_kernel is compiled for (its
+// __launch_bounds__ minimum), as for grad_w_reg_kernel: with none, ptxas aimed
+// at 48 registers for fp32 k = 1, 2 and 64 for k = 4, 5, and spilled 8 to 20
+// bytes to get there. fp64: the tiers that fit the registers it took; k = 5
+// still spills 24 bytes at 128, outside the row loops (KNOWN_SPILLS).
+template <typename T, int K>
+constexpr int sorted_min_blocks() {
+  if constexpr (sizeof(T) == 4) return K <= 3 ? 4 : 3;
+  return K <= 1 ? 3 : 2;
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kWThreads, sorted_min_blocks<T, K>())
+grad_w_sorted_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ grid,
+                     const int* __restrict__ perm, int64_t N, int64_t in, int64_t M, int base, int64_t out, int ct,
+                     int64_t col_tiles, int64_t in_tiles, int64_t slices, int64_t slice_rows, T* __restrict__ gWc,
+                     T* __restrict__ gWb, int64_t stride_c, int64_t stride_b) {
+  __shared__ SortedEntry<T, K> s_e[kWThreads];
+  const int nb = static_cast<int>(M - K - 1);
+  const int tid = threadIdx.x;
+  const int icb = kWThreads / ct;              // inputs per block
+  const int my_ic = tid / ct, c = tid % ct;    // this thread's input and column
+  const int st_r = tid / icb, st_ic = tid % icb;  // the (position, input) entry it stages
+  const int rows_per_chunk = ct;
+  const bool has_base = base != kBaseZero;
+
+  tiles::for_each_slice_tile(N, slices, slice_rows, in_tiles, col_tiles, icb, ct, my_ic, c,
+                             [&](int64_t sl, int64_t nbeg, int64_t nend, int64_t itile, int64_t i, int64_t j) {
+    const bool mine_ok = i < in && j < out;
+    T acc[K + 1];
+#pragma unroll
+    for (int q = 0; q <= K; ++q) acc[q] = T(0);
+    T accb = T(0);
+    int cur = 0;  // the window's first row
+    T* oc = gWc + sl * stride_c + (mine_ok ? (i * nb * out + j) : 0);  // row cur of gWc[i, :, j]
+    // a thread past `out` reads column out-1 (it never stores); opaque, so
+    // that the row loop adds the staged offset to it instead of redoing
+    // the clamp for every row
+    const T* gyj = opaque(gy + (j < out ? j : out - 1));
+
+    for (int64_t nc = nbeg; nc < nend; nc += rows_per_chunk) {
+      {
+        const int64_t pos = nc + st_r, si = itile * icb + st_ic;
+        const bool ok = pos < nend && si < in;
+        const int64_t n = ok ? perm[si * N + pos] : 0;
+        SortedEntry<T, K>& e = s_e[tid];
+        stage_packed<T, K>(x, grid, in, M, base, ok, n, si, e);
+        e.off = n * out;
+      }
+      __syncthreads();
+      const int rcnt = static_cast<int>(nend - nc < rows_per_chunk ? nend - nc : rows_per_chunk);
+      const SortedEntry<T, K>* ep = s_e + my_ic;
+      // Runs of equal window start (warp-uniform): the window moves between
+      // runs, so the per-row loops keep the accumulators in fixed registers.
+      for (int r = 0; r < rcnt;) {
+        const int s = ep->s;
+        if (s >= 0) {
+          if (s > cur) advance_window<T, K>(acc, cur, s, oc, out, mine_ok);
+          do {
+            const SortedEntry<T, K> e = *ep;  // broadcast: the warp reads one entry
+            const T d = __ldg(gyj + e.off);
+#pragma unroll
+            for (int q = 0; q <= K; ++q) acc[q] = fma(e.v[q], d, acc[q]);
+            if (has_base) accb = fma(e.v[K + 1], d, accb);
+            ++r;
+            ep += icb;
+          } while (r < rcnt && ep->s == s);
+        } else {  // outside the grid: the base term only; NaN x adds nothing
+          const bool base_only = has_base && s == kOutside;
+          do {
+            if (base_only) accb = fma(ep->v[K + 1], __ldg(gyj + ep->off), accb);
+            ++r;
+            ep += icb;
+          } while (r < rcnt && ep->s == s);
+        }
+      }
+      __syncthreads();  // the next chunk overwrites the staged entries
+    }
+    advance_window<T, K>(acc, cur, nb, oc, out, mine_ok);  // the last window and the rows above it
+    if (mine_ok) gWb[sl * stride_b + i * out + j] = accb;
+  });
+}
+
 // dst[e] = sum_{s < slices} part[s * n + e], in slice order.
 template <typename T>
 __global__ void __launch_bounds__(256)
@@ -595,6 +813,22 @@ sum_slices_kernel(const T* __restrict__ part, int64_t n, int64_t slices, T* __re
     for (int64_t s = 1; s < slices; ++s) acc += part[s * n + e];
     dst[e] = acc;
   }
+}
+
+// Whether the weight gradient runs the sorted path (grad_w_sorted_kernel):
+// backend local_v2, more basis rows than kRegRows, at most kSortMaxKeys sort
+// keys, positions and tile indices that fit 32 bits. Otherwise grad_w_kernel.
+inline bool sorted_rows(int version, int64_t N, int64_t M, int k, const WPlan& p) {
+  return version == kLocalV2 && M - k - 1 > kRegRows && sort_keys(M, k) <= kSortMaxKeys &&
+         N <= int64_t(0x7fffffff) && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
+}
+
+// The workspace: the slices' partials (workspace_bytes), then, on the sorted
+// path, the permutation (in * N ints).
+inline size_t backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int version, const WPlan& p,
+                                       size_t elem) {
+  const size_t partials = workspace_bytes(p, elem);
+  return partials + (sorted_rows(version, N, M, k, p) ? align256(size_t(in) * size_t(N) * sizeof(int)) : 0);
 }
 
 template <typename T>
@@ -627,7 +861,8 @@ cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in
   }
   if (need_w) {
     const WPlan p = plan_weights(N, in, M, k, out, sizeof(T));
-    if (workspace_bytes_given < workspace_bytes(p, sizeof(T))) return cudaErrorInvalidValue;
+    if (workspace_bytes_given < backward_workspace_bytes(N, in, M, k, version, p, sizeof(T)))
+      return cudaErrorInvalidValue;
     T* dst_c = gWc;
     T* dst_b = gWb;
     if (p.slices > 1) {
@@ -635,13 +870,30 @@ cudaError_t launch(const T* gy, const T* x, const T* grid, int64_t N, int64_t in
       dst_b = reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) +
                                    align256(size_t(p.slices) * p.part_c * sizeof(T)));
     }
-    // else the tiled kernel (same bits): more than 16 basis rows, or (not in
-    // practice) 2^31 or more (input, column) tiles
+    // v2: registers for <= 16 basis rows (the same bits as the tiled kernel),
+    // else rows sorted by interval (sorted_rows); else, and for v2 with (not
+    // in practice) 2^31 or more (input, column) tiles, 2^31 or more rows or
+    // over kSortMaxKeys - 2 intervals, the tiled kernel.
     const bool regs =
         version == kLocalV2 && M - k - 1 <= kRegRows && p.in_tiles * p.col_tiles < (int64_t(1) << 31);
+    const bool sorted = sorted_rows(version, N, M, k, p);
     if (regs && p.n_gr != 1) return cudaErrorInvalidValue;  // cannot happen: <= 16 rows fit one range
     const dim3 blocks(grid_x(p.in_tiles * p.col_tiles * p.n_gr), grid_yz(p.slices));
-    if (regs) {
+    if (sorted) {
+      int* perm = reinterpret_cast<int*>(static_cast<unsigned char*>(workspace) + workspace_bytes(p, sizeof(T)));
+      const int keys = sort_keys(M, k), wpb = sort_warps_per_block(keys);
+      const dim3 sort_blocks(grid_x(ceil_div(in * p.slices, wpb)));
+      const dim3 walk_blocks(grid_x(p.in_tiles * p.col_tiles), grid_yz(p.slices));  // no basis-row ranges
+      err = dispatch_order(k, [&](auto KC) {
+        constexpr int K = decltype(KC)::value;
+        KANEXT_LAUNCH(sort_blocks, 32 * wpb, size_t(wpb) * sort_warp_bytes(keys), stream, sort_rows_kernel<T, K>)(
+            x, grid, N, in, M, p.slices, p.slice_rows, perm);
+        KANEXT_LAUNCH(walk_blocks, kWThreads, 0, stream, grad_w_sorted_kernel<T, K>)(
+            gy, x, grid, perm, N, in, M, base, out, p.ct, p.col_tiles, p.in_tiles, p.slices, p.slice_rows, dst_c,
+            dst_b, static_cast<int64_t>(p.part_c), static_cast<int64_t>(p.part));
+        return cudaGetLastError();
+      });
+    } else if (regs) {
       err = dispatch_order(k, [&](auto KC) {
         constexpr int K = decltype(KC)::value;
         KANEXT_LAUNCH(blocks, kWThreads, 0, stream, grad_w_reg_kernel<T, K>)(

@@ -14,9 +14,10 @@ cudaError_t launch_kan_linear_backward_f32(const float* gy, const float* x, cons
 }
 
 size_t kan_linear_backward_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem_size,
-                                           bool need_w) {
+                                           bool need_w, int version) {
   if (!need_w || N == 0 || in == 0 || out == 0 || M - k - 1 <= 0) return 0;
-  return bwd::workspace_bytes(bwd::plan_weights(N, in, M, k, out, elem_size), elem_size);
+  return bwd::backward_workspace_bytes(N, in, M, k, version, bwd::plan_weights(N, in, M, k, out, elem_size),
+                                       elem_size);
 }
 
 }  // namespace cuda

@@ -112,14 +112,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   at::Tensor gx = need_x ? at::empty_like(x) : at::zeros_like(x);
   at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
   at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
+  const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
   const size_t ws_bytes =
       tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, static_cast<int>(k), static_cast<int>(base), out,
                                                         need_w)
-         : cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out, x.element_size(), need_w);
+         : cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out, x.element_size(), need_w,
+                                                     version);
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
   void* ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
-  const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();

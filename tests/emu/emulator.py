@@ -78,6 +78,8 @@ def lib():
         L.emu_forward_version.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
         L.emu_workspace_bytes.argtypes = [i64, i64, i64, i32, i64, sz, i32]
         L.emu_workspace_bytes.restype = sz
+        L.emu_workspace_bytes_version.argtypes = [i64, i64, i64, i32, i64, sz, i32, i32]
+        L.emu_workspace_bytes_version.restype = sz
         L.emu_backward.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, vp, vp, vp, vp, sz]
         L.emu_backward_wgrad.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, i32, i32, i32, vp, vp,
                                          vp, vp, sz]
@@ -130,27 +132,76 @@ def emu_forward(x, grid, k, base, Wb, Wc, version="v1"):
 
 
 # The backward's kernel set, named after its weight gradient: "tiles" is v1
-# (grad_w_kernel), "registers" v2 (grad_w_reg_kernel, and the v2 grad x).
-WGRAD = {"tiles": 0, "registers": 1, "v1": 0, "v2": 1}
+# (grad_w_kernel), "registers" v2 (grad_w_reg_kernel, and the v2 grad x);
+# "sorted" v2 too (its grad W for G + k > 16: sort_rows_kernel, grad_w_sorted_kernel).
+WGRAD = {"tiles": 0, "registers": 1, "sorted": 1, "v1": 0, "v2": 1}
 
 
 def emu_backward(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, wgrad="tiles"):
-    """The fused backward; wgrad chooses the kernel set: "tiles" / "v1"
-    (grad_x_kernel, grad_w_kernel: backends local / auto) or "registers" / "v2"
-    (backend local_v2: grad_x_v2_kernel, and grad_w_reg_kernel, for which the
-    launcher falls back to grad_w_kernel when G + k > 16)."""
+    """The fused backward, (gx, gWb, gWc, workspace bytes); wgrad chooses the
+    kernel set: "tiles" / "v1" (grad_x_kernel, grad_w_kernel: backends local /
+    auto) or "registers" / "v2" (backend local_v2: grad_x_v2_kernel, and
+    grad_w_reg_kernel for G + k <= 16; "sorted" is the same v2 set, named
+    after its grad W for G + k > 16: sort_rows_kernel and grad_w_sorted_kernel)."""
+    return emu_backward_ws(gy, x, grid, k, base, Wb, Wc, need_x, need_w, wgrad)[:4]
+
+
+def emu_backward_ws(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, wgrad="tiles"):
+    """emu_backward, and the workspace as the kernels left it (uint8)."""
     gy, x, grid, Wb, Wc = (t.contiguous() for t in (gy, x, grid, Wb, Wc))
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gx = poisoned(x.shape, x.dtype) if need_x else torch.zeros_like(x)
     gWb = poisoned(Wb.shape, x.dtype) if need_w else torch.zeros_like(Wb)
     gWc = poisoned(Wc.shape, x.dtype) if need_w else torch.zeros_like(Wc)
-    wsb = lib().emu_workspace_bytes(N, inf, M, k, out, x.element_size(), int(need_w))
+    wsb = lib().emu_workspace_bytes_version(N, inf, M, k, out, x.element_size(), int(need_w), WGRAD[wgrad])
     ws = torch.full((max(wsb, 1),), 0xFF, dtype=torch.uint8)  # poisoned too
     rc = lib().emu_backward_wgrad(int(x.dtype == torch.float64), p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb),
                                   p(Wc), out, int(need_x), int(need_w), WGRAD[wgrad], p(gx), p(gWb), p(gWc), p(ws), wsb)
     assert rc == 0
-    return gx, gWb, gWc, wsb
+    return gx, gWb, gWc, wsb, ws
+
+
+def assert_weights_close(gWb, gWc, gy, x, grid, k, base, Wb, Wc, tag):
+    """gWb, gWc within TOL of kanext.reference and of the CPU op (base: a name of BASES)."""
+    tol = TOL[x.dtype]
+    _, eb, ec = ref_grads(gy, x, grid, k, base, Wb, Wc)
+    assert_close(gWb, eb, tol, msg=f"gWb vs reference {tag}")
+    assert_close(gWc, ec, tol, msg=f"gWc vs reference {tag}")
+    _, cb, cc = ops.kan_linear_backward(gy, x, grid, k, BASES[base], Wb, Wc)
+    assert_close(gWb, cb, tol, msg=f"gWb vs CPU op {tag}")
+    assert_close(gWc, cc, tol, msg=f"gWc vs CPU op {tag}")
+
+
+def check_nan_inf_weights(G, wgrad, same_bits):
+    """The weight gradients of k=3 cases with NaN, +-inf and every knot in x
+    (case(special=True)) plus NaN and inf in gy, for both dtypes and every
+    base, by the emulated kernel set `wgrad`: close to the CPU op, and to
+    grad_w_kernel ("tiles"): bit for bit if same_bits, else with NaN in the
+    same places (and some NaN) and close elsewhere. With base "zero" gWb is
+    exactly zero whatever gy holds."""
+    for dtype in DTYPES:
+        for base in BASES:
+            x, grid, Wb, Wc, gy = case(dtype, 3, G, "nonuniform", 50, 4, 7, seed=21)
+            x[5, 2] = math.nan
+            x[6, 3] = math.inf
+            gy[7, 1] = math.inf
+            gy[8, 4] = math.nan
+            got = emu_backward(gy, x, grid, 3, BASES[base], Wb, Wc, need_x=False, wgrad=wgrad)[1:3]
+            tiles = emu_backward(gy, x, grid, 3, BASES[base], Wb, Wc, need_x=False, wgrad="tiles")[1:3]
+            cpu = ops.kan_linear_backward(gy, x, grid, 3, BASES[base], Wb, Wc)[1:]
+            for name, a, t, c in zip(("gWb", "gWc"), got, tiles, cpu):
+                tag = f"{name} {dn(dtype)} {base}"
+                if same_bits:
+                    assert_bitwise_equal(a, t, tag)
+                else:
+                    assert bool((torch.isnan(a) == torch.isnan(t)).all()), f"NaN pattern {tag}"
+                    if name == "gWc" or base != "zero":
+                        assert bool(torch.isnan(a).any()), f"{tag}: expected NaN from the NaN / inf gy rows"
+                    assert_close(a, t, TOL[dtype], msg=f"vs grad_w_kernel {tag}")
+                assert_close(a, c, TOL[dtype], msg=f"vs CPU op {tag}")
+            if base == "zero":
+                assert not bool(got[0].any())
 
 
 def emu_fold(coef, scale):
@@ -213,6 +264,11 @@ def case(dtype, k, G, kind, N, inf, out, seed, special=True):
 
 
 DTYPES = (torch.float32, torch.float64)
+
+# (N, in, out) of the weight-gradient tests: N not a multiple of the 32..256-row
+# chunks, in and out odd, out over each column-tile width (32, 64, 128, 256
+# threads per input).
+GRADW_SHAPES = [(1, 1, 1), (70, 7, 5), (65, 3, 37), (97, 5, 67), (33, 2, 131), (41, 1, 257)]
 dn = lambda d: str(d).replace("torch.", "")  # noqa: E731
 
 

@@ -25,8 +25,14 @@ int emu_forward(int dbl, const void* x, const void* grid, int64_t N, int64_t in,
   return emu_forward_version(dbl, x, grid, N, in, M, k, base, Wb, Wc, out, y, kLocalV1);
 }
 
+// version: cuda_launch.h LocalKernels (0 v1, 1 v2).
+size_t emu_workspace_bytes_version(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem, int need_w,
+                                   int version) {
+  return kan_linear_backward_workspace_bytes(N, in, M, k, out, elem, need_w, version);
+}
+
 size_t emu_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int64_t out, size_t elem, int need_w) {
-  return kan_linear_backward_workspace_bytes(N, in, M, k, out, elem, need_w);
+  return emu_workspace_bytes_version(N, in, M, k, out, elem, need_w, kLocalV1);
 }
 
 // wgrad: the kernel set (cuda_launch.h LocalKernels: 0 v1, 1 v2, whose weight gradient is in registers).

@@ -126,6 +126,17 @@ KANEXT_HD T extended_knot(const T* t, int64_t M, int64_t idx) {
   return t[idx];
 }
 
+// The first basis index of the window of interval g (knot vector of M knots,
+// G + k bases): clamp(g - k, 0, G - 1). local_bases and local_bases_deriv
+// return it; the CUDA grad W sort (kan_linear_backward.cuh) keys on it alone.
+KANEXT_HD int64_t window_start(int64_t M, int k, int64_t g) {
+  const int64_t G = M - 2 * int64_t(k) - 1;
+  int64_t start = g - k;
+  if (start < 0) start = 0;
+  if (start > G - 1) start = G - 1;
+  return start;
+}
+
 // The k+1 bases that can be non-zero on interval g of knot vector t (M knots,
 // G + k bases), as a window of k+1 consecutive basis indices starting at
 // `start` = clamp(g - k, 0, G - 1). val[r] is basis start + r; dval[r] its
@@ -136,7 +147,6 @@ KANEXT_HD T extended_knot(const T* t, int64_t M, int64_t idx) {
 template <typename T>
 KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
                               T* val, T* dval) {
-  const int64_t G = M - 2 * k - 1;
   // Local knots u[q] = t[g - k + q], q in [0, 2k+1]; stand-ins past the ends.
   T u[2 * kMaxOrder + 2];
   for (int q = 0; q <= 2 * k + 1; ++q) u[q] = extended_knot(t, M, g - k + q);
@@ -167,9 +177,7 @@ KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
     N[j] = saved;
   }
   if (k == 0 && dval != nullptr) dN[0] = T(0);
-  int64_t start = g - k;
-  if (start < 0) start = 0;
-  if (start > G - 1) start = G - 1;
+  const int64_t start = window_start(M, k, g);
   // val[q] is basis start + q = triangle entry q - shift (basis g - k + r is
   // N[r]); entries outside the triangle are 0. Written as selects over static
   // indices (no array indexed by a runtime value), so that on the GPU val,
@@ -198,7 +206,6 @@ KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
 // local_bases, so m = 0 and m = 1 agree with its val and dval.
 template <typename T>
 KANEXT_HD int64_t local_bases_deriv(const T* t, int64_t M, int k, int m, int64_t g, T x, T* val) {
-  const int64_t G = M - 2 * k - 1;
   T u[2 * kMaxOrder + 2];
   for (int q = 0; q <= 2 * k + 1; ++q) u[q] = extended_knot(t, M, g - k + q);
   T N[kMaxOrder + 1];
@@ -228,9 +235,7 @@ KANEXT_HD int64_t local_bases_deriv(const T* t, int64_t M, int k, int m, int64_t
       for (int r = 0; r <= p; ++r) N[r] = nn[r];
     }
   }
-  int64_t start = g - k;
-  if (start < 0) start = 0;
-  if (start > G - 1) start = G - 1;
+  const int64_t start = window_start(M, k, g);
   const int64_t shift = g - k - start;
   for (int q = 0; q <= k; ++q) {
     T v = T(0);
