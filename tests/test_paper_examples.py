@@ -156,6 +156,9 @@ def test_special_functions_data_pareto_and_smallest_shape():
     assert mod.smallest_reaching(kan, 1e-2) == ([2, 1], 5, 20, 9e-3)  # fewest edges first, then G
     assert mod.smallest_reaching(kan, 6e-3) == ([2, 2, 1], 3, 48, 5e-3)
     assert mod.smallest_reaching(kan, 1e-3) is None
+    # the full run covers the paper's range: grids G = 3 to 200, MLPs of depth 2 to 6 and width 5 and 100
+    assert mod.FULL_GRIDS[0] == 3 and mod.FULL_GRIDS[-1] == 200 and list(mod.FULL_GRIDS) == sorted(mod.FULL_GRIDS)
+    assert mod.MLP_DEPTHS == (2, 3, 4, 5, 6) and {5, 100} <= set(mod.MLP_WIDTHS)
 
 
 def test_special_functions_kan_frontier(tmp_path):
