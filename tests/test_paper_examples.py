@@ -201,10 +201,10 @@ def test_toy_scaling_4d_and_100d(tmp_path):
     (m100,) = r100["mlp"]
     assert t100[1] < 0.6 * t100[0] and t100[1] < 5e-3, t100
     assert m100["params"] == 1021 and t100[1] < 0.1 * m100["test"], (t100, m100)
-    # 4-D: TARGET_RECIPE's first stage (best of 12 short seeds) lands in a basin from which grid extension
-    # keeps lowering the error (measured 2.9e-2, 6.2e-3, 2.5e-3; with 1 seed, the old recipe, 0.2 at G=10),
+    # 4-D: TARGET_RECIPE's first stage (best of 10 short seeds; seed 9 wins) lands in a basin from which grid extension
+    # keeps lowering the error (measured 2.9e-2, 6.2e-3, 2.5e-3; from seed 0 alone, --restarts 1: 0.12, 0.11, 0.10),
     # far below the MLP of the quick run (0.39)
-    assert r4["train_num"] == 1000 and r4["kan"][0]["seed"] in range(12)
+    assert r4["train_num"] == 1000 and r4["kan"][0]["seed"] in range(10)
     t4 = [row["test"] for row in r4["kan"]]
     (m4,) = r4["mlp"]
     assert t4[0] > t4[1] > t4[2] and t4[0] < 6e-2 and t4[2] < 6e-3, t4

@@ -10,7 +10,7 @@ Targets (1000 train (exp_sin4: 3000) and 1000 test points, uniform on [-1, 1]^n,
 - ``j0``:      f(x) = J0(20 x) (torch.special.bessel_j0), KAN [1, 1]
 - ``exp_sin4``: f(x1..x4) = exp(0.5 (sin(pi (x1^2 + x2^2)) + sin(pi (x3^2 + x4^2)))),
   KAN [4, 4, 2, 1], with its own recipe (``TARGET_RECIPE``): 3000 training points, best of
-  24 seeds of 50 steps at G = 3, grids G = 3, 5, 10, 20, 50, 100 (quick: 1000 points, 12
+  24 seeds of 50 steps at G = 3, grids G = 3, 5, 10, 20, 50, 100 (quick: 1000 points, 10
   seeds of 30 steps, G = 3, 5, 10)
 - ``exp_sin100``: f(x1..x100) = exp(mean_i sin^2(pi x_i / 2)), KAN [100, 1, 1]
   (default grids G = 3, 5, 10, 20: at G = 20 the KAN has already 2525
@@ -75,7 +75,7 @@ TARGET_GRIDS = {"exp_sin4": ([3, 5, 10, 20, 50, 100], [3, 5, 10]), "exp_sin100":
 # is x1^2 + x2^2 and one that is x3^2 + x4^2) from only a few seeds, and a good basin at G=3 is what makes grid
 # extension work (docs/paper.md), so exp_sin4 screens many seeds with short fits, on 3000 training points
 TARGET_RECIPE = {"exp_sin4": (dict(train_num=3000, restarts=24, first_steps=50),
-                              dict(train_num=1000, restarts=12, first_steps=30))}
+                              dict(train_num=1000, restarts=10, first_steps=30))}
 
 
 def n_trainable(model):
@@ -173,7 +173,7 @@ def main(argv=None):
     p.add_argument("--targets", default=None, help="comma-separated subset of " + ",".join(TARGETS))
     p.add_argument("--grids", type=int, nargs="+", default=None, help="default 3 5 10 20 50 100")
     p.add_argument("--steps", type=int, default=None, help="L-BFGS steps per grid (default 100; quick 40)")
-    p.add_argument("--restarts", type=int, default=None, help="seeds tried for the first stage, the lowest train RMSE kept (default 3; quick 1; exp_sin4 24, quick 12)")
+    p.add_argument("--restarts", type=int, default=None, help="seeds tried for the first stage, the lowest train RMSE kept (default 3; quick 1; exp_sin4 24, quick 10)")
     p.add_argument("--first-steps", type=int, default=None,
                    help="L-BFGS steps of each first-stage seed (default --steps; exp_sin4 50, quick 30)")
     p.add_argument("--mlp-depths", type=int, nargs="+", default=None, help="default 2 3")
