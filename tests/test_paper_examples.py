@@ -156,6 +156,9 @@ def test_special_functions_data_pareto_and_smallest_shape():
     assert mod.smallest_reaching(kan, 1e-2) == ([2, 1], 5, 20, 9e-3)  # fewest edges first, then G
     assert mod.smallest_reaching(kan, 6e-3) == ([2, 2, 1], 3, 48, 5e-3)
     assert mod.smallest_reaching(kan, 1e-3) is None
+    # the full run covers the paper's range: grids G = 3 to 200, MLPs of depth 2 to 6 and width 5 and 100
+    assert mod.FULL_GRIDS[0] == 3 and mod.FULL_GRIDS[-1] == 200 and list(mod.FULL_GRIDS) == sorted(mod.FULL_GRIDS)
+    assert mod.MLP_DEPTHS == (2, 3, 4, 5, 6) and {5, 100} <= set(mod.MLP_WIDTHS)
 
 
 def test_special_functions_kan_frontier(tmp_path):
@@ -198,7 +201,12 @@ def test_toy_scaling_4d_and_100d(tmp_path):
     (m100,) = r100["mlp"]
     assert t100[1] < 0.6 * t100[0] and t100[1] < 5e-3, t100
     assert m100["params"] == 1021 and t100[1] < 0.1 * m100["test"], (t100, m100)
-    # 4-D at this size: the [4,4,2,1] KAN is still far from the target (measured 0.2), but below the MLP (0.38)
+    # 4-D: TARGET_RECIPE's first stage (best of 10 short seeds; seed 9 wins) lands in a basin from which grid extension
+    # keeps lowering the error (measured 2.9e-2, 6.2e-3, 2.5e-3; from seed 0 alone, --restarts 1: 0.12, 0.11, 0.10),
+    # far below the MLP of the quick run (0.39)
+    assert r4["train_num"] == 1000 and r4["kan"][0]["seed"] in range(10)
+    t4 = [row["test"] for row in r4["kan"]]
     (m4,) = r4["mlp"]
-    assert min(row["test"] for row in r4["kan"]) < 0.7 * m4["test"], (r4["kan"], m4)
+    assert t4[0] > t4[1] > t4[2] and t4[0] < 6e-2 and t4[2] < 6e-3, t4
+    assert t4[2] < 0.05 * m4["test"], (t4, m4)
     assert (tmp_path / "toy_scaling.png").stat().st_size > 1000

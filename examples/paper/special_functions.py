@@ -24,9 +24,9 @@ finite and smooth (the paper does not state its ranges):
 The default (full) run fits the first six; yv and lpmv1 on request
 (``--functions``). For each function it trains KANs of fixed shapes (default
 [2,1], [2,1,1], [2,2,1], [2,2,1,1], [2,3,1]) through grid extension (G = 3, 5,
-10, 20 by default; L-BFGS, ``--steps`` per grid, 50 by default; the grid-extension code is
-toy_scaling.py's ``kan_scaling``, imported), every (shape, G) stage being one
-point, and MLPs (kanext.MLP, silu) of depth 2, 3, 4 and width 5, 20 (100
+10, 20, 50, 100, 200 by default, the paper's range; L-BFGS, ``--steps`` per grid, 50 by default; the
+grid-extension code is toy_scaling.py's ``kan_scaling``, imported), every (shape, G) stage being one
+point, and MLPs (kanext.MLP, silu) of depth 2 to 6 and width 5 and 100 (100
 L-BFGS steps), and reports:
 
 - the Pareto frontier of each family in the (parameters, test RMSE) plane;
@@ -37,7 +37,7 @@ L-BFGS steps), and reports:
 
 The paper trains each KAN from G = 3 to 200 (200 L-BFGS steps per grid), 3
 seeds per setting, with and without pruning, and MLPs of width 5 or 100 and
-depth 2 to 6; here only fixed shapes, fewer grids, steps and MLPs (time).
+depth 2 to 6; here only fixed shapes, one seed, 50 steps per grid and 100 per MLP (time).
 Parameters are trainable parameters (KAN: per edge G + k coefficients and 2
 scales). Prints the tables, times each fit, writes a log-log plot (test RMSE
 vs parameters, one panel per function) to examples/out/special_functions.png.
@@ -113,6 +113,10 @@ PAPER = {
 SHAPES = ([2, 1], [2, 1, 1], [2, 2, 1], [2, 2, 1, 1], [2, 3, 1])
 # the functions of the default (full) run; yv and lpmv1 on request (--functions)
 FULL = ("ellipj", "ellipkinc", "ellipeinc", "jv", "kv", "lpmv0")
+# the full run's grids (the paper's range, G = 3 to 200) and MLPs (the paper's depths 2 to 6 and widths 5 and 100)
+FULL_GRIDS = (3, 5, 10, 20, 50, 100, 200)
+MLP_DEPTHS = (2, 3, 4, 5, 6)
+MLP_WIDTHS = (5, 100)
 
 
 def n_edges(width):
@@ -220,11 +224,11 @@ def main(argv=None):
                    help="CI size: lpmv0, ellipeinc and jv; shapes [2,1] [2,2,1]; G = 3, 5, 10; 30 steps; 2 MLPs")
     p.add_argument("--functions", default=None, help="comma-separated subset of " + ",".join(FUNCTIONS))
     p.add_argument("--shapes", default=None, help="KAN shapes, e.g. '2,1 2,2,1 2,3,2,1'")
-    p.add_argument("--grids", type=int, nargs="+", default=None, help="default 3 5 10 20")
+    p.add_argument("--grids", type=int, nargs="+", default=None, help="default 3 5 10 20 50 100 200 (the paper's range)")
     p.add_argument("--steps", type=int, default=None, help="L-BFGS steps per grid (default 50; quick 30)")
     p.add_argument("--restarts", type=int, default=1, help="seeds tried at G=3, the lowest train RMSE kept")
-    p.add_argument("--mlp-depths", type=int, nargs="+", default=None, help="default 2 3 4")
-    p.add_argument("--mlp-widths", type=int, nargs="+", default=None, help="default 5 20")
+    p.add_argument("--mlp-depths", type=int, nargs="+", default=None, help="default 2 3 4 5 6 (the paper's)")
+    p.add_argument("--mlp-widths", type=int, nargs="+", default=None, help="default 5 100 (the paper's)")
     p.add_argument("--mlp-steps", type=int, default=None, help="L-BFGS steps per MLP (default 100; quick 50)")
     p.add_argument("--train-num", type=int, default=1000)
     p.add_argument("--jobs", type=int, default=1, help="worker processes, one function each (one thread each)")
@@ -239,10 +243,10 @@ def main(argv=None):
     names = (args.functions or ("lpmv0,ellipeinc,jv" if q else ",".join(FULL))).split(",")
     shapes = ([[int(v) for v in s.split(",")] for s in args.shapes.split()] if args.shapes
               else ([[2, 1], [2, 2, 1]] if q else [list(s) for s in SHAPES]))
-    grids = args.grids or ([3, 5, 10] if q else [3, 5, 10, 20])
+    grids = args.grids or ([3, 5, 10] if q else list(FULL_GRIDS))
     steps = args.steps or (30 if q else 50)
-    depths = args.mlp_depths or ([2, 3] if q else [2, 3, 4])
-    widths = args.mlp_widths or ([5] if q else [5, 20])
+    depths = args.mlp_depths or ([2, 3] if q else list(MLP_DEPTHS))
+    widths = args.mlp_widths or ([5] if q else list(MLP_WIDTHS))
     mlp_steps = args.mlp_steps or (50 if q else 100)
     quiet_log = lambda *a: None  # noqa: E731
 
