@@ -13,11 +13,19 @@ GPU has run any of it.
 from __future__ import annotations
 
 import ctypes
+import math
 
 import numpy as np
 import pytest
+import torch
 
 import emulator as emu
+from emulator import BASES, p, poisoned
+from helpers import assert_tc_close as check
+from helpers import dense_in_dtype as dense_torch
+from test_emu_tc import exact, rounded_case, tc_forward
+
+from kanext import ops
 
 pytestmark = pytest.mark.emu
 
@@ -30,6 +38,7 @@ def lib():
         L.emu_hop_bulk.argtypes = [vp, i32, i32, i32, vp, vp]
         L.emu_hop_make_desc.argtypes = [u32, u32, u32, i32]
         L.emu_hop_make_desc.restype = ctypes.c_uint64
+        L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
         L._hop_ready = True
     return L
 
@@ -208,3 +217,96 @@ def test_bulk_copy_is_asynchronous():
     out, _ = bulk(src, n, 1, skip_wait=1)
     assert np.isnan(out).any()
 
+
+# ------------------------------------------------------- the v2 forward kernel
+def v2_forward(x, grid, k, base, Wb, Wc):
+    x, Wb, Wc = (t.float().contiguous() for t in (x, Wb, Wc))
+    grid = grid.float().contiguous()
+    N, inf = x.shape
+    out = Wb.shape[1]
+    y = poisoned((N, out), torch.float32)
+    assert lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y)) == 0
+    return y
+
+
+def same_bits_as_v1(y2, y1):
+    """In emulation both kernels add the same TF32 products in the same order
+    (chunks in order, k-steps of 8 in order, k within a step in order), so
+    they agree bit for bit here; on the GPU the orders inside an MMA differ
+    and only the TF32 tolerance holds."""
+    assert torch.equal(torch.isnan(y2), torch.isnan(y1))
+    fin = ~torch.isnan(y1)
+    assert torch.equal(y2[fin], y1[fin])
+
+
+# (N, in, out): single elements, partial row and column tiles, more than one
+# tile each way (128 x 128 tiles), chunk tails.
+SHAPES = [(1, 1, 1), (70, 7, 5), (130, 9, 40), (33, 17, 130), (257, 3, 129)]
+GRIDS = [(1, "uniform"), (5, "nonuniform"), (60, "skewed")]  # nb1 <= 64, = 64 (k = 3, base), > 64
+
+
+@pytest.mark.parametrize("k", (1, 2, 3, 4, 5))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward(k, shape):
+    N, inf, out = shape
+    for gi, (G, kind) in enumerate(GRIDS):
+        base = list(BASES)[(gi + k) % 3]
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
+        e_y = exact(x, grid, k, base, Wb, Wc, gy)[0]
+        d_y = dense_torch(x, grid, k, base, Wb, Wc, gy)[0]
+        y2 = v2_forward(x, grid, k, BASES[base], Wb, Wc)
+        check(f"y G={G} {kind} base={base}", y2, e_y, d_y, torch.float32)
+        same_bits_as_v1(y2, tc_forward(x, grid, k, BASES[base], Wb, Wc))
+
+
+def test_forward_k0_and_outside_grid():
+    """k = 0 (also in the present path) and x well outside the grid (only
+    the base term, zero bases)."""
+    for k in (0, 3):
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, 5, "nonuniform", 50, 6, 20, seed=21 + k)
+        x[::3] = x[::3] * 40.0 + 7.0
+        e_y = exact(x, grid, k, "silu", Wb, Wc, gy)[0]
+        d_y = dense_torch(x, grid, k, "silu", Wb, Wc, gy)[0]
+        y2 = v2_forward(x, grid, k, BASES["silu"], Wb, Wc)
+        check(f"y k={k}", y2, e_y, d_y, torch.float32)
+        same_bits_as_v1(y2, tc_forward(x, grid, k, BASES["silu"], Wb, Wc))
+
+
+def test_forward_nan_inf_policy():
+    """As the present tensor-core forward: a NaN x makes its whole output row
+    NaN; +-inf x contributes only its base term (as the CPU op)."""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 40, 6, 9, seed=3)
+    x[4, 2] = math.nan
+    x[9, 0] = math.nan
+    x[7, 1] = math.inf
+    x[8, 3] = -math.inf
+    y = v2_forward(x, grid, 3, 2, Wb, Wc)
+    cpu = ops.kan_linear(x, grid, 3, "silu", Wb, Wc)
+    assert torch.isnan(y[4]).all() and torch.isnan(y[9]).all()
+    assert torch.equal(torch.isnan(y), torch.isnan(cpu))
+    assert torch.equal(torch.isinf(y), torch.isinf(cpu))
+    same_bits_as_v1(y, tc_forward(x, grid, 3, 2, Wb, Wc))
+    fin = torch.isfinite(x).all(1)
+    clean = exact(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
+    dense = dense_torch(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
+    check("y finite rows", y[fin], clean, dense, torch.float32)
+
+
+def test_forward_grid_stride(monkeypatch):
+    """At most 2 blocks per grid dimension: the kernel's tile loops run."""
+    monkeypatch.setenv("EMU_MAX_GRID", "2")
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 2, 6, "nonuniform", 300, 5, 300, seed=5)
+    e_y = exact(x, grid, 2, "identity", Wb, Wc, gy)[0]
+    d_y = dense_torch(x, grid, 2, "identity", Wb, Wc, gy)[0]
+    check("y", v2_forward(x, grid, 2, BASES["identity"], Wb, Wc), e_y, d_y, torch.float32)
+
+
+def test_forward_empty_sizes():
+    for N, inf, out in ((0, 3, 4), (5, 3, 0), (5, 0, 4)):
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", max(N, 1), max(inf, 1), max(out, 1),
+                                           seed=1)
+        x, Wb, Wc, grid = x[:N, :inf], Wb[:inf, :out], Wc[:inf, :, :out], grid[:max(inf, 1)]
+        y = v2_forward(x, grid, 3, 2, Wb, Wc)
+        assert y.shape == (N, out)
+        if N and out:  # no input: y = 0
+            assert torch.equal(y, torch.zeros(N, out))
