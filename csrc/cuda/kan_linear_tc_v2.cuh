@@ -13,8 +13,8 @@
 //
 // Operand layout (K-major, no swizzle; hopper.cuh / emu_hopper.h): element
 // (r, q) of a 128 x 64 tile (r: batch row of A, or output column of W; q:
-// chunk column) at byte 16 (q % 4) ... within a core matrix of 8 rows x 4
-// columns (128 contiguous bytes, row r % 8 at 16 (r % 8)); the 16 core
+// chunk column) at byte 16 (r % 8) + 4 (q % 4) of a core matrix of 8 rows x
+// 4 columns (128 contiguous bytes); the 16 core
 // matrices along K of a row group are 128 bytes apart (LBO), row groups
 // 2,048 bytes apart (SBO). A k-step (8 columns) starts 256 bytes further;
 // warpgroup g's 64 rows of A start 16 KB further. Without swizzle the
