@@ -8,7 +8,9 @@ the standard install folders; the build prints which one it uses.
   KANEXT_NO_CUDA=1     never build CUDA sources
   KANEXT_FORCE_CUDA=1  build them (fails if torch or nvcc cannot)
   KANEXT_CPU_ARCH      -march for the CPU kernels (default: native; e.g. x86-64-v3 for a portable build)
-  TORCH_CUDA_ARCH_LIST GPU architectures (default here: 9.0, i.e. sm_90 only)
+  TORCH_CUDA_ARCH_LIST GPU architectures (default here: 9.0a, i.e. sm_90a only: the code runs on compute
+                       capability 9.0, H100 / H200, as sm_90 code would, and the wgmma kernel of backend
+                       tensor_core_v2 is built; with a list without 9.0a that backend falls back to tensor_core)
   MAX_JOBS             parallel compile jobs (default: all cores)
   KANEXT_NVCC_EXTRA    more nvcc flags (e.g. "-Xptxas -v"); the others are in tools/nvcc_flags.py
 """
@@ -64,13 +66,17 @@ def _extension():
         cxx.append("-march=" + arch)
     include_dirs = [os.path.join(HERE, "csrc", "include")]
     if _want_cuda():
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0a")
         sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
+        macros = [("KANEXT_WITH_CUDA", "1")]
+        archs = os.environ["TORCH_CUDA_ARCH_LIST"].replace(",", ";").replace(" ", ";").split(";")
+        if any(a.startswith("9.0a") for a in archs):  # kan_linear_tc_v2.cu's wgmma kernel can run
+            macros.append(("KANEXT_HAVE_SM90A", "1"))
         return cpp_extension.CUDAExtension(
             "kanext._C",
             sources,
             include_dirs=include_dirs,
-            define_macros=[("KANEXT_WITH_CUDA", "1")],
+            define_macros=macros,
             extra_compile_args={"cxx": cxx, "nvcc": KANEXT_NVCC_FLAGS + extra_from_env()},
             extra_link_args=["-fopenmp"],
         )

@@ -84,7 +84,7 @@ def parse_args(argv=None):
                     help="float32 numerics: strict, tf32 (TF32 matmuls allowed, as "
                          "torch.backends.cuda.matmul.allow_tf32), bf16 / fp16 (every implementation "
                          "under torch.autocast in that dtype)")
-    ap.add_argument("--backend", choices=("auto", "local", "tensor_core"), default="auto",
+    ap.add_argument("--backend", choices=("auto", "local", "tensor_core", "local_v2", "tensor_core_v2"), default="auto",
                     help="kanext.set_backend for the CUDA kernels")
     ap.add_argument("--repeat", type=int, default=20, help="timed samples per workload (median reported)")
     ap.add_argument("--warmup", type=int, default=3)

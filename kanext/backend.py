@@ -30,6 +30,18 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     the roofline model, unmeasured on a GPU; ``"auto"`` does not choose it
     until a GPU has measured it.
 
+``"tensor_core_v2"``
+    As ``"tensor_core"``, except the float32 (TF32) forward on a compute
+    capability 9.0 GPU (H100 / H200) from a build with sm_90a code (the
+    default ``TORCH_CUDA_ARCH_LIST`` of setup.py, 9.0a): that runs on
+    Hopper's warpgroup MMA (wgmma; design T of docs/roofline.md section 6,
+    kan_linear_tc_v2.cuh). Same chunk layout, basis values and NaN policy as
+    ``"tensor_core"``; TF32 results that differ from it by the order of the
+    sums inside the MMAs. On other GPUs, builds without sm_90a, for the
+    backward and for bfloat16 / float16 it is exactly ``"tensor_core"``.
+    Checked in host emulation only, unmeasured on a GPU; ``"auto"`` does not
+    choose it.
+
 ``"auto"`` (the default) chooses per call:
 
 ============================  ==============================================
@@ -63,7 +75,7 @@ import contextlib
 __all__ = ["BACKENDS", "set_backend", "get_backend", "use_backend", "backend_code"]
 
 #: Accepted names, in the order of their codes in csrc/include/kanext/backend.h.
-BACKENDS = ("auto", "local", "tensor_core", "local_v2")
+BACKENDS = ("auto", "local", "tensor_core", "local_v2", "tensor_core_v2")
 
 # The setting is Python state, passed to the kan_linear ops as their `backend`
 # argument at every call: torch.compile reads it while tracing and guards on
@@ -73,7 +85,7 @@ _code = 0
 
 def set_backend(name: str) -> str:
     """Sets the CUDA strategy of every KAN layer in this process: "auto",
-    "local", "tensor_core" or "local_v2" (see the module docstring). Returns the previous
+    "local", "tensor_core", "local_v2" or "tensor_core_v2" (see the module docstring). Returns the previous
     one. Read at every call of a layer (and by torch.compile, which recompiles
     a model when it changes); a captured CUDA graph keeps the strategy it was
     captured with until it is recaptured."""
@@ -90,7 +102,7 @@ def get_backend() -> str:
 
 
 def backend_code() -> int:
-    """The current strategy as the kan_linear ops' ``backend`` argument (0 auto, 1 local, 2 tensor_core, 3 local_v2)."""
+    """The current strategy as the kan_linear ops' ``backend`` argument (0 auto, 1 local, 2 tensor_core, 3 local_v2, 4 tensor_core_v2)."""
     return _code
 
 

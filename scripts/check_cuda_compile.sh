@@ -5,7 +5,8 @@
 #     scripts/ptxas_report.py --check: the same compile with -Xptxas -v, in
 #     parallel (MAX_JOBS, default nproc), which also fails when a kernel of
 #     the main paths spills registers (beyond the list of known spills in
-#     that script; docs/ptxas_sm90.md is its full report);
+#     that script; docs/ptxas_sm90.md is its full report); then
+#     tests/emu/hopper_probe.cu for sm_90a (every Hopper primitive's PTX);
 #  2. the ATen bindings csrc/cuda/*.cpp with g++ -fsyntax-only against the
 #     installed torch headers, when a torch is importable (PYTHON, default
 #     .venv/bin/python, else python3). The CPU wheel of torch ships c10/cuda
@@ -27,6 +28,9 @@ PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)
 files=(csrc/cuda/*.cu)
 NVCC="$NVCC" "$PY" scripts/ptxas_report.py --check "${files[@]}"
 echo "check_cuda_compile: ${#files[@]} .cu file(s) OK"
+# The Hopper primitives' inline PTX, all of it (the v2 kernel uses only some), for sm_90a.
+"$NVCC" -arch=sm_90a -std=c++17 -O3 -Icsrc/include -Icsrc/cuda -cubin tests/emu/hopper_probe.cu -o "$tmp/probe.cubin"
+echo "check_cuda_compile: hopper primitives (tests/emu/hopper_probe.cu, sm_90a) OK"
 
 if ! inc=$("$PY" -c 'import sysconfig, torch.utils.cpp_extension as c; print(" ".join(c.include_paths() + [sysconfig.get_paths()["include"]]))' 2>/dev/null); then
   echo "check_cuda_compile: no torch for $PY, bindings not checked"

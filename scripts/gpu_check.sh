@@ -98,7 +98,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 
 # ------------------------------------------------------------------ 3. build
-run_step build "${BUILD_S:-240}" 1 env TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="$(nproc)" KANEXT_FORCE_CUDA=1 \
+run_step build "${BUILD_S:-240}" 1 env TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0a}" MAX_JOBS="$(nproc)" KANEXT_FORCE_CUDA=1 \
   "$PY" setup.py build_ext --inplace
 BUILD_OK=$?
 

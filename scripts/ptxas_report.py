@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from nvcc_flags import KANEXT_NVCC_FLAGS, TORCH_NVCC_FLAGS  # noqa: E402
+from nvcc_flags import KANEXT_NVCC_FLAGS, TORCH_NVCC_FLAGS, arch_of  # noqa: E402
 
 # the build's flags (setup.py), so that what is reported is what ships
-NVCC_FLAGS = ["-arch=sm_90", *KANEXT_NVCC_FLAGS, *TORCH_NVCC_FLAGS, "-Icsrc/include"]
+NVCC_FLAGS = [*KANEXT_NVCC_FLAGS, *TORCH_NVCC_FLAGS, "-Icsrc/include"]  # after -arch=arch_of(file)
 DEFAULT_OUT = os.path.join("docs", "ptxas_sm90.md")
 
 # --------------------------------------------------------------- sm_90 limits
@@ -182,6 +182,8 @@ LAUNCH = [
     ("kanext::cuda::tc", "tc_grad_w_kernel", 256, _tc_smem("grad_w")),
     ("kanext::cuda::tc", "tc_grad_x_kernel", 256, _tc_smem("grad_x")),
     ("kanext::cuda::tc", "tc_grad_w_combine_kernel", 256, None),
+    # kan_linear_tc_v2.cuh (sm_90a): 2 x 32 KiB operand tiles + 64 row offsets
+    ("kanext::cuda::tc2", "tc2_forward_kernel", 256, lambda t: 2 * 32768 + 64 * 8),
     # edge_stats.cu: estats::kThreads = tiles::kThreads = 256
     ("kanext::cuda::estats", "forward_kernel", 256, None),
     ("kanext::cuda::estats", "grad_w_kernel", 256, _basis_rows_smem()),
@@ -549,11 +551,14 @@ def compile_one(nvcc: str, src: str, workdir: str) -> tuple[str, int, str, str]:
     base = os.path.basename(src)
     keep = os.path.join(workdir, base + ".keep")
     os.makedirs(keep, exist_ok=True)
-    cmd = [nvcc, *NVCC_FLAGS, "-c", src, "-o", os.path.join(workdir, base + ".o"),
+    arch = arch_of(src)
+    cmd = [nvcc, "-arch=" + arch, *NVCC_FLAGS, "-c", src, "-o", os.path.join(workdir, base + ".o"),
            "-Xptxas", "-v", "--keep", "--keep-dir", keep]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     stem = os.path.splitext(base)[0]
-    return src, r.returncode, r.stdout + r.stderr, os.path.join(keep, stem + ".sm_90.cubin")
+    # nvcc --keep names it <stem>.sm_90.cubin, or <stem>.compute_90a.sm_90a.cubin for an arch-specific target
+    found = sorted(f for f in os.listdir(keep) if f.startswith(stem + ".") and f.endswith(f".{arch}.cubin"))
+    return src, r.returncode, r.stdout + r.stderr, os.path.join(keep, found[0] if found else f"{stem}.{arch}.cubin")
 
 
 def _is_ptxas_info(line: str) -> bool:
@@ -570,7 +575,7 @@ def compile_all(nvcc: str, files: list[str], jobs: int, workdir: str, keep_cubin
     with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futs = []
         for f in order:
-            echo(f"nvcc -arch=sm_90 -c {f}")
+            echo(f"nvcc -arch={arch_of(f)} -c {f}")
             futs.append(pool.submit(compile_one, nvcc, f, workdir))
         for fut in futs:
             src, rc, out, cubin = fut.result()

@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from nvcc_flags import KANEXT_NVCC_FLAGS, TORCH_NVCC_FLAGS  # noqa: E402
+from nvcc_flags import KANEXT_NVCC_FLAGS, TORCH_NVCC_FLAGS, arch_of  # noqa: E402
 
 # the build's flags (setup.py), so that what is reported is what ships
-NVCC_FLAGS = ["-arch=sm_90", *KANEXT_NVCC_FLAGS, *TORCH_NVCC_FLAGS, "-Icsrc/include"]
+NVCC_FLAGS = [*KANEXT_NVCC_FLAGS, *TORCH_NVCC_FLAGS, "-Icsrc/include"]  # after -arch=arch_of(file)
 
 CLASSES = ["mma", "lds", "sts", "ldg", "stg", "ld", "st", "ldl", "stl", "ffma", "fmul", "fadd", "fp32x", "mufu",
            "conv", "fp64", "fp16", "int", "uni", "bar", "bra", "ctl", "other"]
@@ -235,8 +235,10 @@ def short_name(demangled: str) -> str:
 def cubins_for(files: list[str], nvcc: str, workdir: str) -> list[str]:
     """nvcc -cubin of each file, in parallel (MAX_JOBS, default: the CPUs this process may use)."""
     def one(f: str) -> str:
-        cubin = os.path.join(workdir, os.path.splitext(os.path.basename(f))[0] + ".sm_90.cubin")
-        r = subprocess.run([nvcc, "-cubin", *NVCC_FLAGS, f, "-o", cubin], cwd=ROOT, capture_output=True, text=True)
+        arch = arch_of(f)
+        cubin = os.path.join(workdir, f"{os.path.splitext(os.path.basename(f))[0]}.{arch}.cubin")
+        r = subprocess.run([nvcc, "-cubin", "-arch=" + arch, *NVCC_FLAGS, f, "-o", cubin], cwd=ROOT,
+                           capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"sass_counts: nvcc failed on {f}:\n{r.stderr}")
         return cubin

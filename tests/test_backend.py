@@ -35,12 +35,12 @@ def test_set_get_and_context_manager():
 
 
 def test_bad_names_and_codes_are_rejected():
-    with pytest.raises(ValueError, match=r"expected one of \('auto', 'local', 'tensor_core', 'local_v2'\), got 'cuda'"):
+    with pytest.raises(ValueError, match=r"expected one of \('auto', 'local', 'tensor_core', 'local_v2', 'tensor_core_v2'\), got 'cuda'"):
         kanext.set_backend("cuda")
     assert kanext.get_backend() == "auto"
     grid = make_grid(2, 5, 3, torch.float64)
     x, Wb, Wc = sample_x(4, grid, seed=1), randn(2, 3, seed=2), randn(2, 8, 3, seed=3)
-    msg = "backend must be 0 .auto., 1 .local., 2 .tensor_core. or 3 .local_v2., got"
+    msg = "backend must be 0 .auto., 1 .local., 2 .tensor_core., 3 .local_v2. or 4 .tensor_core_v2., got"
     for bad in (7, -1):
         with pytest.raises(RuntimeError, match=f"{msg} {bad}"):
             torch.ops.kanext.kan_linear_forward(x, grid, 3, 2, Wb, Wc, bad)
@@ -88,7 +88,7 @@ def test_cpu_ignores_the_setting(dtype):
         with kanext.use_backend(name):
             outs[name] = (ops.kan_linear(x, grid, 3, "silu", Wb, Wc),
                           *ops.kan_linear_backward(gy, x, grid, 3, 2, Wb, Wc))
-    for name in ("local", "tensor_core", "local_v2"):
+    for name in ("local", "tensor_core", "local_v2", "tensor_core_v2"):
         for a, b in zip(outs[name], outs["auto"]):
             assert_bitwise_equal(a, b, f"CPU result under backend {name!r}")
 

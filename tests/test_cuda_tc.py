@@ -121,6 +121,28 @@ def test_nan_policy(tensor_cores):
             assert torch.equal(torch.isnan(a).cpu(), torch.isnan(b))
 
 
+@pytest.mark.parametrize("shape", [(300, 19, 70), (129, 7, 129), (1, 1, 1)], ids=str)
+@pytest.mark.parametrize("G,kind", [(5, "nonuniform"), (60, "uniform")])
+@pytest.mark.parametrize("k", (1, 3, 5))
+def test_tensor_core_v2_forward(tensor_cores, k, G, kind, shape):
+    """Backend 4 (tensor_core_v2): the wgmma forward on compute capability 9.0
+    from an sm_90a build (within the TF32 tolerance), else exactly backend 2;
+    its backward is backend 2's."""
+    N, in_f, out = shape
+    base = ("zero", "identity", "silu")[(G + k) % 3]
+    x, Wb, Wc, gy, grid = make_case(torch.float32, k, G, kind, N, in_f, out, seed=G + k)
+    e = exact(x, grid, k, base, Wb, Wc, gy)
+    d = dense(x, grid, k, base, Wb, Wc, gy)
+    y4 = K_OPS.kan_linear_forward(x, grid, k, BASE_IDS[base], Wb, Wc, 4)
+    y2 = K_OPS.kan_linear_forward(x, grid, k, BASE_IDS[base], Wb, Wc, 2)
+    assert_tc_close(f"y v2 k={k} G={G}", y4, e[0], d[0], torch.float32)
+    if torch.cuda.get_device_capability() != (9, 0):
+        assert_bitwise_equal(y4, y2, "tensor_core_v2 falls back to tensor_core off compute capability 9.0")
+    for a, b in zip(K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, True, 4),
+                    K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, True, 2)):
+        assert_bitwise_equal(a, b, "tensor_core_v2 backward = tensor_core backward")
+
+
 def test_backend_choice():
     """float64 and strict float32 never use tensor cores; 'auto' uses them for
     float32 with TF32 at small G only; 'local' runs bfloat16 through float32."""

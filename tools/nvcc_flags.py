@@ -21,5 +21,17 @@ TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSION
                     "--expt-relaxed-constexpr"]
 
 
+# Files whose kernels need an arch-specific target: the compile checks and SASS
+# counts (scripts/ptxas_report.py, scripts/sass_counts.py) build them for it
+# instead of sm_90. kan_linear_tc_v2.cu holds wgmma (sm_90a only); for sm_90
+# its kernel bodies compile to a trap (the launcher never runs them there).
+FILE_ARCH = {"kan_linear_tc_v2.cu": "sm_90a"}
+
+
+def arch_of(path: str) -> str:
+    """The -arch of a .cu file in the compile checks: sm_90 unless FILE_ARCH says."""
+    return FILE_ARCH.get(os.path.basename(path), "sm_90")
+
+
 def extra_from_env(env=None) -> list[str]:
     return (env if env is not None else os.environ).get("KANEXT_NVCC_EXTRA", "").split()

@@ -120,6 +120,16 @@ cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void*
                                           int64_t out, bool need_x, bool need_w, void* gx, void* gWb, void* gWc,
                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
+// Tensor-core v2 forward (kan_linear_tc_v2.cuh; backend tensor_core_v2):
+// float32 storage, TF32 operands on Hopper's warpgroup MMA. It runs only on
+// a compute-capability 9.0 device from a build with sm_90a code:
+// tc_v2_available() says whether it can; otherwise the launcher returns
+// cudaErrorNotSupported and the caller runs launch_kan_linear_tc_forward.
+bool tc_v2_available();
+cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                                            int k, int base, const float* Wb, const float* Wc, int64_t out, float* y,
+                                            cudaStream_t stream);
+
 // Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).
 // v (N, in) may be null (weight 1). gWc (in, G+k, out) of kan_linear_wgrad,
 // SB (C, G+k) of spline_activation_wgrad, SB (in, G+k, out) of

@@ -18,6 +18,9 @@ namespace {
 //                            ("auto"), or as the backend argument says
 //   bfloat16 / float16       tensor cores, unless backend is local or local_v2:
 //                            then the local-support kernels on float32 copies
+// tensor_core_v2 is tensor_core, except the float32 forward on a compute-
+// capability 9.0 device from a build with sm_90a code (cuda::tc_v2_available):
+// that runs the wgmma kernel of kan_linear_tc_v2.cuh (design T, unmeasured).
 // local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
 // LocalKernels: byte-offset gathers in the forward and grad x, register
 // accumulators for the weight gradient when G + k <= 16); the same bits.
@@ -31,7 +34,7 @@ bool use_tensor_cores(at::ScalarType dt, int64_t G, int64_t k, int64_t mode) {
   if (mode == kBackendLocalV2) return false;
   if (is_half(dt)) return mode != kBackendLocal;
   if (!at::globalContext().allowTF32CuBLAS()) return false;
-  if (mode != kBackendAuto) return mode == kBackendTensorCore;
+  if (mode != kBackendAuto) return mode == kBackendTensorCore || mode == kBackendTensorCoreV2;
   return G + k + 1 <= kAutoTcMaxColumns;
 }
 
@@ -64,7 +67,12 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
-    err = cuda::launch_kan_linear_tc_forward(tc_dtype(dt), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
+    if (backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available())
+      err = cuda::launch_kan_linear_tc_v2_forward(x.data_ptr<float>(), gridf.data_ptr<float>(), N, in, M,
+                                                  static_cast<int>(k), static_cast<int>(base), Wb.data_ptr<float>(),
+                                                  Wc.data_ptr<float>(), out, y.data_ptr<float>(), current_stream());
+    else
+      err = cuda::launch_kan_linear_tc_forward(tc_dtype(dt), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
                                              static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
                                              Wc.data_ptr(), out, y.data_ptr(), current_stream());
   } else if (x.scalar_type() == at::kFloat)

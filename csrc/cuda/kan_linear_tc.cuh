@@ -99,13 +99,15 @@ struct ChunkMap {
   }
 };
 
-// Builds rows [0, rows) of an A tile (row stride lda) for batch rows n0.. and
-// chunk c. Every element is written: padding, rows past N and inputs past
-// `in` are zeros. NAN_FILL: the columns of a NaN x are NaN (forward) or 0.
-template <typename T, int K, bool NAN_FILL>
-__device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, int rows, const T* __restrict__ x,
-                                             const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                                             int base, const ChunkMap& cm, int64_t c, int64_t n0) {
+// Builds rows [0, rows) of an A tile for batch rows n0.. and chunk c:
+// element (r, q) is row_at(r)[q] (row_at returns a pointer, or an object
+// with operator[], so that the tile's layout is the caller's). Every element
+// is written: padding, rows past N and inputs past `in` are zeros. NAN_FILL:
+// the columns of a NaN x are NaN (forward) or 0.
+template <typename T, int K, bool NAN_FILL, typename RowAt>
+__device__ __forceinline__ void build_a_tile_with(RowAt row_at, int rows, const T* __restrict__ x,
+                                                  const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                                                  int base, const ChunkMap& cm, int64_t c, int64_t n0) {
   using Op = typename Mma<T>::Op;
   int64_t i0;
   int g0;
@@ -116,7 +118,8 @@ __device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, in
   for (int p = threadIdx.x; p < items; p += kThreads) {
     const int r = p / cm.slots, ii = p % cm.slots;
     const int64_t n = n0 + r, i = i0 + ii;
-    Op* dst = A + r * lda + ii * cm.per;
+    const auto row = row_at(r);
+    const int q0 = ii * cm.per;
     if (n < N && i < in) {
       const float xv = to_float(x[n * in + i]);
       float v[K + 1], dv[K + 1];
@@ -135,14 +138,22 @@ __device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, in
         } else if (g == cm.nb && has_base) {
           val = bv;
         }
-        dst[q] = Mma<T>::op(val);
+        row[q0 + q] = Mma<T>::op(val);
       }
     } else {
-      for (int q = 0; q < cm.per; ++q) dst[q] = zero;
+      for (int q = 0; q < cm.per; ++q) row[q0 + q] = zero;
     }
     if (ii == cm.slots - 1)  // the chunk's tail padding
-      for (int q = cm.slots * cm.per; q < kBK; ++q) A[r * lda + q] = zero;
+      for (int q = cm.slots * cm.per; q < kBK; ++q) row[q] = zero;
   }
+}
+
+// The same into a row-major tile with row stride lda.
+template <typename T, int K, bool NAN_FILL>
+__device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, int rows, const T* __restrict__ x,
+                                             const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                                             int base, const ChunkMap& cm, int64_t c, int64_t n0) {
+  build_a_tile_with<T, K, NAN_FILL>([=](int r) { return A + r * lda; }, rows, x, grid, N, in, M, base, cm, c, n0);
 }
 
 // Where the kBK W rows of chunk c come from, computed once per chunk into
@@ -157,19 +168,27 @@ __device__ __forceinline__ void chunk_rows(int64_t* rows, const ChunkMap& cm, in
   }
 }
 
-// W tile (kBK rows of the chunk x COLS columns from j0; row stride ldb):
-// row q holds W[(i, g), j0..] (rows from chunk_rows), zeros for padding and
-// columns past `out`.
-template <typename T, int COLS>
-__device__ __forceinline__ void load_w_tile(typename Mma<T>::Op* B, int ldb, const T* __restrict__ Wb,
-                                            const T* __restrict__ Wc, const int64_t* rows, int64_t out, int64_t j0) {
+// W tile (kBK rows of the chunk x COLS columns from j0), element (q, jj)
+// through store(q, jj, value): row q holds W[(i, g), j0..] (rows from
+// chunk_rows), zeros for padding and columns past `out`.
+template <typename T, int COLS, typename Store>
+__device__ __forceinline__ void load_w_tile_with(Store store, const T* __restrict__ Wb, const T* __restrict__ Wc,
+                                                 const int64_t* rows, int64_t out, int64_t j0) {
   for (int p = threadIdx.x; p < kBK * COLS; p += kThreads) {
     const int q = p / COLS, jj = p % COLS;
     const int64_t j = j0 + jj, r = rows[q];
     float val = 0.f;
     if (j < out && r != -1) val = to_float(r >= 0 ? __ldg(Wc + r + j) : __ldg(Wb + (-r - 2) + j));
-    B[q * ldb + jj] = Mma<T>::op(val);
+    store(q, jj, Mma<T>::op(val));
   }
+}
+
+// The same into a row-major tile with row stride ldb.
+template <typename T, int COLS>
+__device__ __forceinline__ void load_w_tile(typename Mma<T>::Op* B, int ldb, const T* __restrict__ Wb,
+                                            const T* __restrict__ Wc, const int64_t* rows, int64_t out, int64_t j0) {
+  load_w_tile_with<T, COLS>([=](int q, int jj, typename Mma<T>::Op v) { B[q * ldb + jj] = v; }, Wb, Wc, rows, out,
+                            j0);
 }
 
 // A (rows x COLS) tile of a row-major (N, out) matrix from (n0, j0), zeros

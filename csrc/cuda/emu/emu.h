@@ -96,6 +96,13 @@ struct Sched {
   std::vector<uint64_t> shfl;  // per warp, 32 slots
   std::vector<unsigned char> smem;
   const std::function<void()>* body = nullptr;
+  // Asynchronous operations (emu_hopper.h: bulk copies) issued in this round
+  // of the scheduler; they complete at the start of the next round, so a
+  // thread that reads their destination without waiting on their mbarrier
+  // sees the poisoned (or old) contents.
+  std::vector<std::function<void()>> async_ops;
+  int spins = 0;     // fibers of this round that yielded in a spin wait (spin_yield)
+  int progress = 0;  // events of this round that can end a spin wait (mbarrier updates)
   dim3 block;
   int current = 0;
   int nt = 0;
@@ -155,6 +162,19 @@ __attribute__((noinline)) inline void run_block(Sched& s, dim3 blk, size_t smem)
     for (int t = 0; t < nt; ++t)
       if (s.fibers[t].state == 0) order[n++] = t;
     if (n == 0) break;
+    // Complete the previous round's asynchronous operations. A round in which
+    // every runnable fiber only spun, no mbarrier changed and nothing is in
+    // flight repeats forever: a deadlock.
+    std::vector<std::function<void()>> ops;
+    ops.swap(s.async_ops);
+    if (ops.empty() && s.spins == n && s.progress == 0) {
+      std::fprintf(stderr, "emu: block (%u,%u,%u): every runnable thread spins on a wait that nothing can complete\n",
+                   blk.x, blk.y, blk.z);
+      std::abort();
+    }
+    s.spins = 0;
+    s.progress = 0;
+    for (auto& op : ops) op();
     for (int i = n - 1; i > 0; --i) {  // shuffle (xorshift)
       s.rng ^= s.rng << 13;
       s.rng ^= s.rng >> 7;
@@ -177,6 +197,16 @@ __attribute__((noinline)) inline void run_block(Sched& s, dim3 blk, size_t smem)
                    blk.x, blk.y, blk.z, t);
       std::abort();
     }
+}
+
+// A spin-wait step (mbarrier try_wait): yields to the scheduler, the fiber
+// stays runnable and retries in the next round.
+inline void spin_yield() {
+  Sched& s = *g_sched;
+  const int me = s.current;
+  ++s.spins;
+  swapcontext(&s.fibers[me].ctx, &s.main);
+  set_thread(me);
 }
 
 inline void run(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
@@ -229,6 +259,22 @@ template <class... P>
 Launch<P...> launcher(dim3 grid, dim3 block, size_t smem, void (*kernel)(P...)) {
   return Launch<P...>{grid, block, smem, kernel};
 }
+
+// Per-block state of an emulated warp-/warpgroup-wide operation (emu_mma.h,
+// emu_hopper.h): renew() is true, and remembers the block, when the running
+// block is not the one the state was made for.
+struct BlockKey {
+  uint64_t launch = ~uint64_t(0);
+  unsigned bx = 0, by = 0, bz = 0;
+  bool renew() {
+    if (launch == g_launches && bx == blockIdx.x && by == blockIdx.y && bz == blockIdx.z) return false;
+    launch = g_launches;
+    bx = blockIdx.x;
+    by = blockIdx.y;
+    bz = blockIdx.z;
+    return true;
+  }
+};
 
 inline int linear_tid() { return static_cast<int>(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
 

@@ -11,6 +11,11 @@ int emu_tc_forward(int dtype, const void* x, const float* grid, int64_t N, int64
   return launch_kan_linear_tc_forward(dtype, x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
 }
 
+int emu_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                      const float* Wb, const float* Wc, int64_t out, float* y) {
+  return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
+}
+
 size_t emu_tc_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out, int need_w) {
   return kan_linear_tc_backward_workspace_bytes(N, in, M, k, base, out, need_w);
 }

@@ -137,19 +137,14 @@ struct MmaMemo {
     std::vector<float> out;
     int uses = 0;
   };
-  uint64_t launch = ~uint64_t(0);
-  unsigned bx = 0, by = 0, bz = 0;
+  kanext::emu::BlockKey block;
   std::vector<uint64_t> calls;  // per thread
   std::unordered_map<uint64_t, Entry> cache;
 };
 inline MmaMemo& memo() {
   static MmaMemo m;
   const auto& s = *kanext::emu::g_sched;
-  if (m.launch != kanext::emu::g_launches || m.bx != blockIdx.x || m.by != blockIdx.y || m.bz != blockIdx.z) {
-    m.launch = kanext::emu::g_launches;
-    m.bx = blockIdx.x;
-    m.by = blockIdx.y;
-    m.bz = blockIdx.z;
+  if (m.block.renew()) {
     m.calls.assign(s.nt, 0);
     m.cache.clear();
   }

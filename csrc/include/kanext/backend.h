@@ -13,11 +13,23 @@ namespace kanext {
 // kBackendLocalV2: as kBackendLocal, with the v2 kernels (designs L.1 and L.2
 // of docs/roofline.md; unmeasured on a GPU): the register-accumulator weight
 // gradient when G + k <= 16, and the forward / grad x with 32-bit offsets.
-enum CudaBackend : int64_t { kBackendAuto = 0, kBackendLocal = 1, kBackendTensorCore = 2, kBackendLocalV2 = 3 };
+// kBackendTensorCoreV2: as kBackendTensorCore, with the float32 (TF32)
+// forward on Hopper's warpgroup MMA (design T, kan_linear_tc_v2.cuh; unmeasured
+// on a GPU) where it can run: a compute-capability 9.0 device and a build with
+// sm_90a code (cuda::tc_v2_available()); elsewhere, and for the backward and
+// the 16-bit types, exactly kBackendTensorCore.
+enum CudaBackend : int64_t {
+  kBackendAuto = 0,
+  kBackendLocal = 1,
+  kBackendTensorCore = 2,
+  kBackendLocalV2 = 3,
+  kBackendTensorCoreV2 = 4
+};
 
 inline void check_backend(const char* op, int64_t backend) {
-  TORCH_CHECK(backend >= kBackendAuto && backend <= kBackendLocalV2, op,
-              ": backend must be 0 (auto), 1 (local), 2 (tensor_core) or 3 (local_v2), got ", backend);
+  TORCH_CHECK(backend >= kBackendAuto && backend <= kBackendTensorCoreV2, op,
+              ": backend must be 0 (auto), 1 (local), 2 (tensor_core), 3 (local_v2) or 4 (tensor_core_v2), got ",
+              backend);
 }
 
 }  // namespace kanext

@@ -1,0 +1,127 @@
+// Tensor-core v2 path of the fused KAN layer, forward, float32 storage with
+// TF32 operands (design T of docs/roofline.md section 6; backend
+// "tensor_core_v2"): the GEMM of kan_linear_tc.cuh (same chunk layout of the
+// K dimension, same basis-tile builder, same NaN policy) on Hopper's
+// warpgroup MMA (wgmma.mma_async, sm_90a only) instead of WMMA.
+//
+// This is step 2 of the design: no warp specialisation yet. A block of 256
+// threads (two warpgroups) computes a 128 (batch) x 128 (out) tile of y; per
+// K chunk of 64 columns every thread helps build the A tile (basis values)
+// and stage the W tile, both into shared memory in the wgmma operand layout,
+// then each warpgroup runs eight m64n128k8 TF32 wgmmas (its 64 rows, all 128
+// columns; accumulators: 64 float32 registers per thread).
+//
+// Operand layout (K-major, no swizzle; hopper.cuh / emu_hopper.h): element
+// (r, q) of a 128 x 64 tile (r: batch row of A, or output column of W; q:
+// chunk column) at byte 16 (r % 8) + 4 (q % 4) of a core matrix of 8 rows x
+// 4 columns (128 contiguous bytes); the 16 core
+// matrices along K of a row group are 128 bytes apart (LBO), row groups
+// 2,048 bytes apart (SBO). A k-step (8 columns) starts 256 bytes further;
+// warpgroup g's 64 rows of A start 16 KB further. Without swizzle the
+// tensor core reads whole 128-byte core matrices (no bank conflicts for it);
+// the builder's 4-byte stores are another matter, left to step 3 (the design's
+// producer writes the 128-byte-swizzled layout, and W arrives by bulk copy).
+#pragma once
+
+#include "hopper.cuh"
+#include "kan_linear_tc.cuh"
+
+namespace kanext {
+namespace cuda {
+namespace tc2 {
+
+using tc::ChunkMap;
+using tc::kBK;
+constexpr int kThreads = tc::kThreads;  // two warpgroups (the builder's thread count)
+constexpr int kBM = 128, kBN = 128;
+constexpr uint32_t kLbo = 128;                    // core matrices adjacent in K
+constexpr uint32_t kSbo = (kBK / 4) * 128;        // 8-row groups: 2,048 bytes
+constexpr uint32_t kTileBytes = kBM / 8 * kSbo;   // one 128 x 64 TF32 operand tile: 32 KB
+static_assert(kBM == kBN, "A and W tiles share the layout");
+static_assert(kThreads == 256, "two warpgroups");
+
+// Row r of an operand tile: element (r, q) at byte
+// (r / 8) SBO + (q / 4) LBO + 16 (r % 8) + 4 (q % 4).
+struct OperandRow {
+  unsigned char* p;  // the tile + (r / 8) SBO + 16 (r % 8)
+  __device__ __forceinline__ float& operator[](int q) const {
+    return *reinterpret_cast<float*>(p + uint32_t(q >> 2) * kLbo + uint32_t(q & 3) * 4);
+  }
+};
+__device__ __forceinline__ OperandRow operand_row(unsigned char* tile, int r) {
+  return OperandRow{tile + uint32_t(r >> 3) * kSbo + uint32_t(r & 7) * 16};
+}
+
+constexpr size_t forward_smem_bytes() { return 2 * size_t(kTileBytes) + kBK * sizeof(int64_t); }
+
+template <int K>
+__global__ void __launch_bounds__(kThreads, 1)
+tc2_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                   int base, const float* __restrict__ Wb, const float* __restrict__ Wc, int64_t out,
+                   float* __restrict__ y) {
+#if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
+  KANEXT_DYNAMIC_SMEM(smem);
+  unsigned char* As = smem;
+  unsigned char* Bs = smem + kTileBytes;
+  int64_t* s_rows = reinterpret_cast<int64_t*>(smem + 2 * kTileBytes);
+  const int g = threadIdx.x / 128, t = threadIdx.x % 128;
+  const uint32_t a_addr = hop::smem_u32(As) + uint32_t(g) * (64 / 8) * kSbo, b_addr = hop::smem_u32(Bs);
+  const ChunkMap cm(in, M, K, base != kBaseZero);
+  const int64_t row_tiles = ceil_div(N, kBM), col_tiles = ceil_div(out, kBN);
+  auto a_row = [=](int r) { return operand_row(As, r); };
+  auto put_w = [=](int q, int jj, float v) { operand_row(Bs, jj)[q] = v; };
+
+  for (int64_t ct = blockIdx.y; ct < col_tiles; ct += gridDim.y) {
+    const int64_t j0 = ct * kBN;
+    for (int64_t rt = blockIdx.x; rt < row_tiles; rt += gridDim.x) {
+      const int64_t n0 = rt * kBM;
+      float acc[64];
+#pragma unroll
+      for (int e = 0; e < 64; ++e) acc[e] = 0.f;
+      for (int64_t c = 0; c < cm.chunks; ++c) {
+        tc::chunk_rows(s_rows, cm, c, in, out);
+        __syncthreads();
+        tc::build_a_tile_with<float, K, true>(a_row, kBM, x, grid, N, in, M, base, cm, c, n0);
+        tc::load_w_tile_with<float, kBN>(put_w, Wb, Wc, s_rows, out, j0);
+        hop::fence_proxy_async();  // the generic-proxy stores above, before the tensor core reads them
+        __syncthreads();
+        hop::wgmma_fence();
+#pragma unroll
+        for (int s = 0; s < kBK / 8; ++s)
+          hop::wgmma_m64n128k8_tf32(acc, hop::make_desc(a_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0),
+                                    hop::make_desc(b_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0), 1);
+        hop::wgmma_commit();
+        hop::wgmma_wait<0>();
+        __syncthreads();  // the tiles are rebuilt next chunk
+      }
+      const int64_t nrow = n0 + 64 * g;
+#pragma unroll
+      for (int e = 0; e < 64; ++e) {
+        const int64_t n = nrow + hop::wgmma_acc_row(t, e), j = j0 + hop::wgmma_acc_col(t, e);
+        if (n < N && j < out) y[n * out + j] = acc[e];
+      }
+    }
+  }
+#else
+  __trap();  // launched only on sm_90 from an sm_90a build (launch_forward_v2)
+#endif
+}
+
+inline cudaError_t launch_forward_v2(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                                     int base, const float* Wb, const float* Wc, int64_t out, float* y,
+                                     cudaStream_t stream) {
+  if (N == 0 || out == 0) return cudaSuccess;
+  return dispatch_order(k, [&](auto kc) -> cudaError_t {
+    constexpr int K = decltype(kc)::value;
+    constexpr size_t smem = forward_smem_bytes();
+    const cudaError_t e = tc::allow_smem(tc2_forward_kernel<K>, smem);
+    if (e != cudaSuccess) return e;
+    const dim3 grid_dim(grid_x(ceil_div(N, kBM)), grid_yz(ceil_div(out, kBN)));
+    KANEXT_LAUNCH(grid_dim, kThreads, smem, stream, tc2_forward_kernel<K>)(x, grid, N, in, M, base, Wb, Wc, out, y);
+    return cudaGetLastError();
+  });
+}
+
+}  // namespace tc2
+}  // namespace cuda
+}  // namespace kanext
