@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A/B timing of one KANLinear's forward+backward between two kanext trees.
 
-    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS]
+    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS] [cpu1]
 
 TREE_A / TREE_B are directories that hold a `kanext/` package with its built
 _C extension (e.g. a `git archive` of an older commit's kanext/ plus the .so
@@ -10,7 +10,10 @@ the tree), alternating A, B, A, B ... for ROUNDS rounds (default 3), so both
 see the same machine state. Workload: bench/run.py's "fwd+bwd" (grads set to
 None, forward, y.sum().backward(), x without grad), float32 (append ":f64"
 to a shape for float64), 2 threads, median of 7 samples of calls repeated to
->= 50 ms; the table gives the minimum over rounds for A, B and the floor (three
+>= 50 ms of wall time. With `cpu1`: one thread, timed as the thread's CPU
+time (steadier on a shared machine), and x ~ N(0, 1) requiring grad (grad x
+too, and a third of the points outside the grid or in its end intervals).
+The table gives the minimum over rounds for A, B and the floor (three
 GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
 same way). CPU timings are noisy on a shared machine: compare only
 differences larger than the spread between rounds.
@@ -19,34 +22,39 @@ import subprocess, sys, json
 A, B = sys.argv[1], sys.argv[2]
 shapes = sys.argv[3].split(";")
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+mode = sys.argv[5] if len(sys.argv) > 5 else ""
+if mode not in ("", "cpu1"):
+    sys.exit(f"ab.py: the 5th argument is 'cpu1' or nothing, got {mode!r}")
 child = r'''
-import sys, time, json, torch, kanext
-torch.set_num_threads(2)
+import os, sys, time, json, torch, kanext
+cpu1 = os.environ.get("AB_MODE") == "cpu1"
+torch.set_num_threads(1 if cpu1 else 2)
+clock = time.thread_time if cpu1 else time.perf_counter
 N,i,o,G = [int(v) for v in sys.argv[1].split(",")]
 dt = torch.float64 if len(sys.argv) > 2 and sys.argv[2] == "f64" else torch.float32
 torch.manual_seed(0)
 lay = kanext.KANLinear(i, o, grid=G, dtype=dt)
-x = torch.rand(N, i, dtype=dt) * 2 - 1
+x = torch.randn(N, i, dtype=dt).requires_grad_(True) if cpu1 else torch.rand(N, i, dtype=dt) * 2 - 1
 A = torch.randn(N, i*5, dtype=dt, requires_grad=True); W = torch.randn(i*5, o, dtype=dt, requires_grad=True)
 gy = torch.ones(N, o, dtype=dt)
 def full():
-    lay.zero_grad(set_to_none=True); lay(x).sum().backward()
+    lay.zero_grad(set_to_none=True); x.grad = None; lay(x).sum().backward()
 def floor():
     A.grad = None; W.grad = None; (A @ W).backward(gy)
 def med(f):
     f(); f()
     reps = 1; 
     while True:
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(reps): f()
-        d = time.perf_counter() - t0
+        d = clock() - t0
         if d > 0.05: break
         reps *= 2
     ts = []
     for _ in range(7):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(reps): f()
-        ts.append((time.perf_counter() - t0) / reps * 1e3)
+        ts.append((clock() - t0) / reps * 1e3)
     ts.sort(); return ts[3]
 print(json.dumps([med(full), med(floor)]))
 '''
@@ -54,7 +62,7 @@ res = {}
 for r in range(rounds):
     for s in shapes:
         for name, path in (("A", A), ("B", B)):
-            out = subprocess.run([sys.executable, "-c", child, *s.split(":")], env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
+            out = subprocess.run([sys.executable, "-c", child, *s.split(":")], env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "AB_MODE": mode},
                                  capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-2000:]); sys.exit(1)
