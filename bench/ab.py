@@ -18,7 +18,7 @@ GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
 same way). CPU timings are noisy on a shared machine: compare only
 differences larger than the spread between rounds.
 """
-import subprocess, sys, json
+import json, os, subprocess, sys
 A, B = sys.argv[1], sys.argv[2]
 shapes = sys.argv[3].split(";")
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
@@ -56,17 +56,22 @@ def med(f):
         for _ in range(reps): f()
         ts.append((clock() - t0) / reps * 1e3)
     ts.sort(); return ts[3]
-print(json.dumps([med(full), med(floor)]))
+print(json.dumps([med(full), med(floor), kanext.__file__]))
 '''
 res = {}
 for r in range(rounds):
     for s in shapes:
         for name, path in (("A", A), ("B", B)):
-            out = subprocess.run([sys.executable, "-c", child, *s.split(":")], env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "AB_MODE": mode},
+            # -P: `python -c` would put the working directory first on sys.path, ahead of PYTHONPATH, and
+            # run from a checkout it would import that checkout's kanext for both trees
+            out = subprocess.run([sys.executable, "-P", "-c", child, *s.split(":")],
+                                 env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "AB_MODE": mode},
                                  capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-2000:]); sys.exit(1)
-            full, floor = json.loads(out.stdout)
+            full, floor, where = json.loads(out.stdout)
+            if not os.path.realpath(where).startswith(os.path.realpath(path) + os.sep):
+                sys.exit(f"ab.py: tree {name} imported kanext from {where}, not from {path}")
             d = res.setdefault(s, {"A": [], "B": [], "floor": []})
             d[name].append(full); d["floor"].append(floor)
 print("| shape | A ms | B ms | A/B | floor ms | B/floor |")

@@ -412,9 +412,8 @@ def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out, dev
 @pytest.mark.parametrize("k", (0, 1, 3, 5))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_kan_linear_cpu_narrow_weight_grads(dtype, k, G):
-    """Widths 1..5 on grids of G <= 6 take the weight gradients with one batch
-    row per vector lane (csrc/cpu/kan_linear_kernels.h, lane_grad_w; G = 7
-    goes row by row): over several 256-row spans and a partial vector, with
+    """The weight gradients of widths 1..5 (the science models', unrolled row
+    by row on the CPU), over several 256-row spans and a partial vector, with
     rows outside the grid, in its end intervals, on knots and NaN, against the
     reference, for kan_linear_backward and the fused backward. A row whose
     grad_y is inf reaches only the weights of its own bases: every other

@@ -690,9 +690,6 @@ inline int span_blocks(int64_t nb) {
 
 // What one thread's backward needs per span: the bases of its blocks and the
 // grouping of its rows by knot interval (heap-allocated once per task).
-// Whether lane_grad_w (below) takes a layer's weight gradients.
-inline bool lane_grad_w_fits(int64_t G, int64_t out) { return out >= 1 && out <= 5 && G <= 6; }
-
 template <typename T, int K>
 struct BackwardScratch {
   const int span;  // rows per span
@@ -701,75 +698,11 @@ struct BackwardScratch {
   std::vector<int> order;
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
-  std::vector<T> lanes;     // lane_grad_w: a span of grad_y transposed, and the window starts
-  BackwardScratch(int64_t nb, int64_t out)
+  explicit BackwardScratch(int64_t nb)
       : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
         counts(static_cast<size_t>(nb + 3)), order(static_cast<size_t>(span)), coef(static_cast<size_t>(span * (K + 2))),
-        drows(static_cast<size_t>(span)),
-        lanes(lane_grad_w_fits(nb - K, out) ? static_cast<size_t>((out + 1) * span) : 0) {}
+        drows(static_cast<size_t>(span)) {}
 };
-
-// The weight gradients of one input over a span's rows with one batch row
-// per vector lane, for layers of width O <= 5 on grids of G <= 6 intervals
-// (the science models): for each window start s, the lanes whose row starts
-// there add v_q * gy[:, j] into K+1 by O accumulators, which are reduced
-// (fixed tree) and added to gwc[s + q, j] once per span. Row by row, each
-// rank-1 update was a read-modify-write of the same few gradient values, a
-// chain of store-to-load latencies; here the cost is G vector passes over
-// the span instead (whole backward, 1 thread: 10-20% faster at G = 3 and 5,
-// even or slower from G = 8 on). Masked vector loads and stores for widths
-// 6..15 were tried as well: slower (a masked store does not forward to the
-// next row's load of the same gradient values). Rows outside the grid add only the base term, NaN rows
-// nothing; a lane whose row does not start at s adds an exact 0 (its grad_y
-// is selected away, so inf or NaN in another row's grad_y stays there).
-template <typename T, int K, int O>
-inline void lane_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0, int rows, int64_t G,
-                        bool has_base, T* __restrict scratch, T* __restrict gwb, T* __restrict gwc) {
-  typedef vec_t<T> V;
-  constexpr int L = kLanes<T>, K1 = K + 1;
-  const int rv = (rows + L - 1) / L * L;  // whole vectors (kRows is a multiple of L)
-  T* __restrict gyT = scratch;            // (O, rv)
-  T* __restrict sf = scratch + O * rv;    // window start as T: -1 outside, -2 NaN, -3 padding
-  for (int r = 0; r < rows; ++r) {
-    sf[r] = static_cast<T>(bb[r / kRows].start[r % kRows]);
-    for (int j = 0; j < O; ++j) gyT[j * rv + r] = gy[(n0 + r) * O + j];
-  }
-  for (int r = rows; r < rv; ++r) {
-    sf[r] = T(-3);
-    for (int j = 0; j < O; ++j) gyT[j * rv + r] = T(0);
-  }
-  auto lane_rows = [&](const T (*a)[kRows], int q, int r0) { return vload(a[q] + r0 % kRows); };
-  const V zero = V{}, nan_key = zero - T(2);
-  if (has_base) {
-    V acc[O];
-    for (int j = 0; j < O; ++j) acc[j] = zero;
-    for (int r0 = 0; r0 < rv; r0 += L) {
-      const V key = vload(sf + r0);
-      const V b = vload(bb[r0 / kRows].bv + r0 % kRows);
-      for (int j = 0; j < O; ++j) acc[j] += key != nan_key ? b * vload(gyT + j * rv + r0) : zero;
-    }
-    for (int j = 0; j < O; ++j) gwb[j] += hsum<T>(acc[j]);
-  }
-  for (int64_t st = 0; st < G; ++st) {
-    const V want = zero + static_cast<T>(st);
-    V acc[K1][O];
-    for (int q = 0; q < K1; ++q)
-      for (int j = 0; j < O; ++j) acc[q][j] = zero;
-    for (int r0 = 0; r0 < rv; r0 += L) {
-      const auto hit = vload(sf + r0) == want;
-      V d[O];
-      for (int j = 0; j < O; ++j) d[j] = hit ? vload(gyT + j * rv + r0) : zero;
-      const BlockBases<T, K>& B = bb[r0 / kRows];
-      for (int q = 0; q < K1; ++q) {
-        const V c = lane_rows(B.v, q, r0);
-        for (int j = 0; j < O; ++j) acc[q][j] += c * d[j];
-      }
-    }
-    T* __restrict w = gwc + st * O;
-    for (int q = 0; q < K1; ++q)
-      for (int j = 0; j < O; ++j) w[q * O + j] += hsum<T>(acc[q][j]);
-  }
-}
 
 // The weight gradients of one input over a span's rows for layers narrower
 // than one vector: rank-1 updates row by row in batch order. O > 0: the width
@@ -850,17 +783,6 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
     }
   }
   if (!need_w) return;
-  if (!ws.lanes.empty()) {
-    const int64_t G = M - 2 * K - 1;
-    T* lanes = ws.lanes.data();
-    switch (out) {
-      case 1: return lane_grad_w<T, K, 1>(bb, gy, n0, rows, G, has_base, lanes, gwb, gwc);
-      case 2: return lane_grad_w<T, K, 2>(bb, gy, n0, rows, G, has_base, lanes, gwb, gwc);
-      case 3: return lane_grad_w<T, K, 3>(bb, gy, n0, rows, G, has_base, lanes, gwb, gwc);
-      case 4: return lane_grad_w<T, K, 4>(bb, gy, n0, rows, G, has_base, lanes, gwb, gwc);
-      default: return lane_grad_w<T, K, 5>(bb, gy, n0, rows, G, has_base, lanes, gwb, gwc);
-    }
-  }
   if (out < kLanes<T>) {
     // Narrow layers (out below one vector): rank-1 updates row by row in
     // batch order. Sorting and grouping the rows cost more than they save
@@ -933,7 +855,7 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
                                 bool need_w, T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
                                 int64_t i1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
-  BackwardScratch<T, K> ws(nb, out);
+  BackwardScratch<T, K> ws(nb);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(nb + 1, out);
   for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
@@ -1121,7 +1043,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
                                       int64_t out, bool need_x, bool need_w, T* __restrict gx, T* __restrict gWb,
                                       T* __restrict gcoef, T* __restrict gscale, int64_t i0, int64_t i1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
-  BackwardScratch<T, K> ws(nb, out);
+  BackwardScratch<T, K> ws(nb);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out);  // the folded Wc only for grad_x
   std::vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
