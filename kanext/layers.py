@@ -179,7 +179,7 @@ class KANLinear(SplineModule):
                 f"KANLinear: expected input of shape (..., {self.in_features}), got shape {tuple(x.shape)}"
             )
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
+        x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)  # (no view node for 2-D inputs)
         Wb, scale = self._masked_scales()
         strategy = backend_code()  # the CUDA strategy, an op argument (kanext.backend)
         # the layer on the parameters themselves: the CPU folds scale into coef

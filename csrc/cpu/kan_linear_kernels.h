@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #ifdef __AVX512F__
@@ -712,6 +713,12 @@ inline void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, in
                           bool has_base, T* __restrict gwb, T* __restrict gwc) {
   constexpr int K1 = K + 1;
   const int64_t out = O > 0 ? O : out_;
+  // With the width known, grad_Wb's row is summed in registers (the same
+  // additions in the same order): in memory every batch row's update of it
+  // waited on the previous row's store.
+  T gb[O > 0 ? O : 1];
+  if (O > 0)
+    for (int j = 0; j < O; ++j) gb[j] = gwb[j];
   for (int r = 0; r < rows; ++r) {
     const BlockBases<T, K>& B = bb[r / kRows];
     const int rr = r % kRows;
@@ -720,7 +727,10 @@ inline void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, in
     const T* __restrict d = gy + (n0 + r) * out;
     if (has_base) {
       const T b = B.bv[rr];
-      for (int64_t j = 0; j < out; ++j) gwb[j] += b * d[j];
+      if (O > 0)
+        for (int j = 0; j < O; ++j) gb[j] += b * d[j];
+      else
+        for (int64_t j = 0; j < out; ++j) gwb[j] += b * d[j];
     }
     if (s < 0) continue;
     T* __restrict w = gwc + s * out;
@@ -728,6 +738,55 @@ inline void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, in
       const T c = B.v[q][rr];
       for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
     }
+  }
+  if (O > 0)
+    for (int j = 0; j < O; ++j) gwb[j] = gb[j];
+}
+
+// grad_x[n, i] for the span's rows: sum_q B'_q(x) (Wc[i, s+q, :] . gy[n, :])
+// + b'(x) (Wb[i, :] . gy[n, :]). O > 0: the width out == O known at compile
+// time (the dot products inline and unrolled, as dot_rows computes them for
+// that width); O = 0: any width.
+template <typename T, int K, int O>
+inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0, int rows, int64_t out_,
+                        int64_t in, int64_t i, bool has_base, const T* __restrict wb, const T* __restrict wc,
+                        T* __restrict gx) {
+  constexpr int K1 = K + 1;
+  const int64_t out = O > 0 ? O : out_;
+  auto dots_of = [&](auto R, const T* const* rws, const T* d, T* res) {
+    if constexpr (O > 0)
+      dot_rows_fixed<T, decltype(R)::value, O>(rws, d, res);
+    else
+      dot_rows<T, decltype(R)::value>(rws, d, out, res);
+  };
+  for (int r = 0; r < rows; ++r) {
+    const BlockBases<T, K>& B = bb[r / kRows];
+    const int rr = r % kRows;
+    const int64_t n = n0 + r, s = B.start[rr];
+    if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
+      gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
+      continue;
+    }
+    const T* __restrict d = gy + n * out;
+    const T* rws[K1 + 1];
+    for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
+    rws[K1] = wb;
+    T acc = T(0);
+    if (s >= 0 && has_base) {
+      T dots[K1 + 1];
+      dots_of(std::integral_constant<int, K1 + 1>{}, rws, d, dots);
+      acc = B.dbv[rr] * dots[K1];
+      for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
+    } else if (s >= 0) {
+      T dots[K1];
+      dots_of(std::integral_constant<int, K1>{}, rws, d, dots);
+      for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
+    } else if (has_base) {
+      T dot;
+      dots_of(std::integral_constant<int, 1>{}, &rws[K1], d, &dot);
+      acc = B.dbv[rr] * dot;
+    }
+    gx[n * in + i] = acc;
   }
 }
 
@@ -752,34 +811,13 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   }
   auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
   if (need_x) {
-    for (int r = 0; r < rows; ++r) {
-      const BlockBases<T, K>& B = bb[r / kRows];
-      const int rr = r % kRows;
-      const int64_t n = n0 + r, s = B.start[rr];
-      if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
-        gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
-        continue;
-      }
-      const T* __restrict d = gy + n * out;
-      const T* rws[K1 + 1];
-      for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
-      rws[K1] = wb;
-      T acc = T(0);
-      if (s >= 0 && has_base) {
-        T dots[K1 + 1];
-        dot_rows<T, K1 + 1>(rws, d, out, dots);
-        acc = B.dbv[rr] * dots[K1];
-        for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
-      } else if (s >= 0) {
-        T dots[K1];
-        dot_rows<T, K1>(rws, d, out, dots);
-        for (int q = 0; q < K1; ++q) acc += B.dv[q][rr] * dots[q];
-      } else if (has_base) {
-        T dot;
-        dot_rows<T, 1>(&rws[K1], d, out, &dot);
-        acc = B.dbv[rr] * dot;
-      }
-      gx[n * in + i] = acc;
+    switch (out) {  // the science models' widths get their loops unrolled
+      case 1: grad_x_rows<T, K, 1>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
+      case 2: grad_x_rows<T, K, 2>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
+      case 3: grad_x_rows<T, K, 3>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
+      case 4: grad_x_rows<T, K, 4>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
+      case 5: grad_x_rows<T, K, 5>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
+      default: grad_x_rows<T, K, 0>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx);
     }
   }
   if (!need_w) return;
@@ -1045,7 +1083,9 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
   BackwardScratch<T, K> ws(nb);
   const int span = ws.span;
-  const int64_t chunk = backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out);  // the folded Wc only for grad_x
+  // (the folded Wc only for grad_x; capped at the task's inputs: small layers
+  // would otherwise allocate and zero scratch for ~100 KiB per call)
+  const int64_t chunk = std::min(backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out), i1 - i0);
   std::vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
   std::vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
   for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
