@@ -3,7 +3,7 @@
 
     python bench/tiny.py [--threads 2] [--n 1000,100] [--dtype float32,float64]
                          [--width 2,5,1 --width 4,3,3,1] [--repeat 7] [--calls 200]
-                         [--profile] [--floor] [--lbfgs-steps 50] [--lbfgs-case continual] [--no-lbfgs]
+                         [--profile] [--floor] [--breakdown] [--lbfgs-steps 50] [--lbfgs-case continual] [--no-lbfgs]
                          [--no-time]
 
 1. Timing. For each width, N and dtype: a KAN(width, grid=5, k=3, seed=0)
@@ -16,7 +16,12 @@
    10-20% with the load) and read the min as well as the median; the
    process CPU time per call (all threads) is printed too. --floor adds the
    same computation from the raw torch.ops.kanext ops without module code:
-   the cost of the ops and autograd alone.
+   the cost of the ops and autograd alone. --breakdown prints, per
+   configuration, this thread's CPU time (lowest sample) of the call's parts:
+   the forward, forward + loss, the backward alone, each layer's raw fused
+   forward and backward op, their sum ('ops') and the rest (autograd, the
+   loss, allocation, module code). Thread CPU time moves less with the load
+   than wall time; compare builds alternately all the same.
 
 2. --profile: a cProfile of the calls of the first configuration, the top
    25 functions by own time, to see where the Python time goes.
@@ -77,23 +82,74 @@ def make_call(model, x, y):
 
 def make_floor_call(model, x, y):
     """The same computation as make_call's, from the raw ops with no module code around them: each layer
-    is torch.ops.kanext.fold_spline_weights + kan_linear_forward (default affines and masks are identities,
+    is torch.ops.kanext.kan_linear_fused (KANLinear's CPU path; default affines and masks are identities,
     so they are skipped). What is left is the cost of the ops and autograd: the floor for kan.py."""
     params = [p for p in model.parameters() if p.requires_grad]
-    layers = [(layer.coef, layer.scale_base, layer.scale_sp, layer.grid, layer.k) for layer in model.act_fun]
-    fold, fwd = torch.ops.kanext.fold_spline_weights, torch.ops.kanext.kan_linear_forward
+    layers = [(layer.coef, layer.scale_base, layer.scale_sp, layer.grid, layer.k, kanext.ops.BASE_IDS[layer.base_fun])
+              for layer in model.act_fun]
+    fused = torch.ops.kanext.kan_linear_fused
 
     def call():
         for p in params:
             p.grad = None
         h = x
-        for coef, sb, sp, grid, k in layers:
-            h = fwd(h, grid, k, 1, sb, fold(coef, sp), 0)
+        for coef, sb, sp, grid, k, base in layers:
+            h = fused(h, grid, k, base, sb, coef, sp, 0)
         loss = torch.mean((h - y) ** 2)
         loss.backward()
         return loss
 
     return call
+
+
+def _thread_us(fn, repeat, calls):
+    """Lowest of `repeat` samples of this thread's CPU time per call of fn, in us (one thread: the ops
+    and the autograd engine's CPU work run on the calling thread)."""
+    for _ in range(max(10, calls // 10)):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.thread_time_ns()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.thread_time_ns() - t0) / calls / 1e3)
+    return best
+
+
+def breakdown(model, x, y, repeat, calls):
+    """Where a call's time goes, as this thread's CPU time per call (lowest sample): the whole call; the
+    model's forward (graph built); forward + loss; the backward alone (on a retained graph, gradients
+    set to None first); and each layer's raw kan_linear_fused forward and backward ops on the layer's
+    actual input, the backward asked for the gradients autograd asks for (grad x for every layer but the
+    first). 'ops' sums the raw ops; 'rest' = call - ops is autograd, the loss, tensor allocation and
+    freeing, and module code."""
+    torch_ops = torch.ops.kanext
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = {"call": _thread_us(make_call(model, x, y), repeat, calls),
+           "forward": _thread_us(lambda: model(x), repeat, calls),
+           "forward+loss": _thread_us(lambda: torch.mean((model(x) - y) ** 2), repeat, calls)}
+    loss = torch.mean((model(x) - y) ** 2)
+
+    def backward():
+        for p in params:
+            p.grad = None
+        loss.backward(retain_graph=True)
+
+    out["backward"] = _thread_us(backward, repeat, calls)
+    ops = 0.0
+    with torch.no_grad():
+        h = x
+        for li, layer in enumerate(model.act_fun):
+            a = (h, layer.grid, layer.k, kanext.ops.BASE_IDS[layer.base_fun], layer.scale_base, layer.coef,
+                 layer.scale_sp)
+            gy = torch.randn(h.shape[0], layer.out_features, dtype=h.dtype)
+            f = _thread_us(lambda: torch_ops.kan_linear_fused(*a, 0), repeat, calls)
+            b = _thread_us(lambda: torch_ops.kan_linear_fused_backward(gy, *a, li > 0, True, 0), repeat, calls)
+            out[f"layer {li} op fwd"], out[f"layer {li} op bwd"] = f, b
+            ops += f + b
+            h = model.layer_forward(li, h)
+    out["ops"], out["rest"] = ops, out["call"] - ops
+    return out
 
 
 def time_call(call, repeat, calls):
@@ -220,6 +276,8 @@ def main(argv=None):
     p.add_argument("--profile", action="store_true", help="cProfile the first configuration")
     p.add_argument("--floor", action="store_true",
                    help="also time the same computation from the raw ops without module code (kan.py's floor)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="per configuration: thread CPU time of the call's parts (forward, loss, backward, raw ops)")
     p.add_argument("--lbfgs-steps", type=int, default=50)
     p.add_argument("--lbfgs-case", action="append",
                    help="'continual' or comma-separated widths; repeatable (default: the --width list and continual)")
@@ -252,6 +310,9 @@ def main(argv=None):
                         fmed, fmn, fcpu = time_call(make_floor_call(model, x, y), args.repeat, args.calls)
                         line += f" {fmed:7.1f} [{fmn:6.1f}] {fcpu:8.1f}"
                     print(line)
+                    if args.breakdown:
+                        parts = breakdown(model, x, y, args.repeat, args.calls)
+                        print("    thread CPU us: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
                     sys.stdout.flush()
     if not args.no_lbfgs:
         cases = [c if c == "continual" else _widths([c])[0] for c in args.lbfgs_case] if args.lbfgs_case \

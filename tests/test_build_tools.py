@@ -213,3 +213,30 @@ def test_cpu_row_search_avx512_matches_portable(tmp_path):
         pytest.skip(r.stdout.strip())
     assert r.returncode == 0, r.stdout + r.stderr
     assert "13440 blocks checked, 0 mismatches" in r.stdout, r.stdout
+
+
+def test_tiny_benchmark_floor_and_breakdown_compute_the_model():
+    """bench/tiny.py: the --floor call (raw fused ops, no module code) computes the model's loss and
+    gradients, and --breakdown times every part it names (values unchecked: timings)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("kanext_bench_tiny", os.path.join(ROOT, "bench", "tiny.py"))
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    model, x, y = tiny.make_problem([3, 4, 2], 37, torch.float64)
+    x = x * 1.3  # some rows outside the grid
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = tiny.make_call(model, x, y)()
+    grads = [p.grad.clone() for p in params]
+    floor_loss = tiny.make_floor_call(model, x, y)()
+    torch.testing.assert_close(floor_loss, loss, rtol=1e-13, atol=0)
+    for p, g in zip(params, grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-15)
+    parts = tiny.breakdown(model, x, y, repeat=1, calls=2)
+    names = {"call", "forward", "forward+loss", "backward", "ops", "rest"}
+    names |= {f"layer {l} op {d}" for l in (0, 1) for d in ("fwd", "bwd")}
+    assert set(parts) == names
+    assert all(v > 0 for k, v in parts.items() if k != "rest")
+    assert parts["ops"] == sum(v for k, v in parts.items() if k.startswith("layer"))
