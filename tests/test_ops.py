@@ -752,6 +752,14 @@ def test_nan_policy_backward_grad_x(dtype, k, base):
     assert not bool(torch.isnan(gWb).any() | torch.isnan(gWc).any()), "NaN leaked into the weight gradients"
     exp = ref_kan_grads(gy[~nan_rows], x[~nan_rows], grid, k, base, Wb, Wc)
     assert_close(gx[~nan_rows], exp[0], TOL[dtype], msg="grad_x of rows without NaN")
+    # the finite entries of a NaN row keep their usual gradient from grad_y (README, NaN/Inf policy);
+    # each entry's grad_x depends on its own input only, so the NaN entries may be moved anywhere
+    moved = torch.where(isnan_x, float(grid.max()) + 1.0, x)
+    exp_all = ref_kan_grads(gy, moved, grid, k, base, Wb, Wc)[0]
+    finite_in_nan_rows = nan_rows.unsqueeze(1) & ~isnan_x
+    assert bool(finite_in_nan_rows.any())
+    assert_close(gx[finite_in_nan_rows], exp_all[finite_in_nan_rows], TOL[dtype],
+                 msg="grad_x of the finite entries of NaN rows")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
