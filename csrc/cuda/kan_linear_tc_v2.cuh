@@ -81,7 +81,8 @@ tc2_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, 
       for (int64_t c = 0; c < cm.chunks; ++c) {
         tc::chunk_rows(s_rows, cm, c, in, out);
         __syncthreads();
-        tc::build_a_tile_with<float, K, true>(a_row, kBM, x, grid, N, in, M, base, cm, c, n0);
+        tc::build_a_tile_with<float, K, true>(a_row, kBM, x, grid, N, in, M, base, cm, c, n0,
+                                              static_cast<int>(threadIdx.x), kThreads);
         tc::load_w_tile_with<float, kBN>(put_w, Wb, Wc, s_rows, out, j0);
         hop::fence_proxy_async();  // the generic-proxy stores above, before the tensor core reads them
         __syncthreads();

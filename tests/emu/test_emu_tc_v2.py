@@ -2,8 +2,10 @@
 emulation: first the Hopper primitives of csrc/cuda/hopper.cuh as emulated by
 csrc/cuda/emu/emu_hopper.h, against small cases laid out here by the PTX
 ISA's rules (an independent Python reading of the accumulator layout and the
-descriptor layouts); then the v2 forward kernel against kanext.reference and
-the present tensor-core kernel.
+descriptor layouts); then the step-2 forward kernel (tc2_forward_kernel, no
+longer behind a backend: test_emu_tc_v2_ws.py tests step 3, which backend
+tensor_core_v2 runs) against kanext.reference and the present tensor-core
+kernel.
 
     python -m pytest tests/emu/test_emu_tc_v2.py -m emu -q
 
@@ -38,7 +40,8 @@ def lib():
         L.emu_hop_bulk.argtypes = [vp, i32, i32, i32, vp, vp]
         L.emu_hop_make_desc.argtypes = [u32, u32, u32, i32]
         L.emu_hop_make_desc.restype = ctypes.c_uint64
-        L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_tc_v2_step2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
         L._hop_ready = True
     return L
 
@@ -218,14 +221,14 @@ def test_bulk_copy_is_asynchronous():
     assert np.isnan(out).any()
 
 
-# ------------------------------------------------------- the v2 forward kernel
+# ------------------------------------- the step-2 forward kernel (tc2_forward_kernel)
 def v2_forward(x, grid, k, base, Wb, Wc):
     x, Wb, Wc = (t.float().contiguous() for t in (x, Wb, Wc))
     grid = grid.float().contiguous()
     N, inf = x.shape
     out = Wb.shape[1]
     y = poisoned((N, out), torch.float32)
-    assert lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y)) == 0
+    assert lib().emu_tc_v2_step2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y)) == 0
     return y
 
 

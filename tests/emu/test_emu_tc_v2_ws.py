@@ -1,0 +1,140 @@
+"""Step 3 of design T (docs/roofline.md section 6) in host emulation: the
+warp-specialised wgmma forward of csrc/cuda/kan_linear_tc_v2_ws.cuh (W folded
+into the operand layout, one bulk copy per W tile, a producer warpgroup
+building the basis tile, two consumer warpgroups, a 2-stage mbarrier ring),
+which backend tensor_core_v2 runs. Checked against kanext.reference with the
+TF32 tolerance, and bit for bit against step 2 (tc2_forward_kernel) and the
+WMMA forward: in emulation all three add the same TF32 products in the same
+order.
+
+    python -m pytest tests/emu/test_emu_tc_v2_ws.py -m emu -q
+
+What this cannot show: that the GPU agrees with this reading of the ISA, or
+any timing. No GPU has run it.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from emulator import BASES, p, poisoned
+from helpers import assert_tc_close as check
+from helpers import dense_in_dtype as dense_torch
+from test_emu_tc import exact, rounded_case, tc_forward
+from test_emu_tc_v2 import lib, same_bits_as_v1, v2_forward
+
+from kanext import ops
+
+pytestmark = pytest.mark.emu
+
+
+def ws_forward(x, grid, k, base, Wb, Wc, skip_full_wait=False):
+    x, Wb, Wc = (t.float().contiguous() for t in (x, Wb, Wc))
+    grid = grid.float().contiguous()
+    N, inf = x.shape
+    out = Wb.shape[1]
+    y = poisoned((N, out), torch.float32)
+    rc = lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y),
+                                 int(skip_full_wait))
+    assert rc == 0
+    return y
+
+
+def full_check(tag, x, grid, k, base, Wb, Wc, gy):
+    """Reference within the TF32 tolerance; the same bits as steps 1 and 2."""
+    y3 = ws_forward(x, grid, k, BASES[base], Wb, Wc)
+    check(tag, y3, exact(x, grid, k, base, Wb, Wc, gy)[0], dense_torch(x, grid, k, base, Wb, Wc, gy)[0],
+          torch.float32)
+    same_bits_as_v1(y3, v2_forward(x, grid, k, BASES[base], Wb, Wc))
+    same_bits_as_v1(y3, tc_forward(x, grid, k, BASES[base], Wb, Wc))
+    return y3
+
+
+# (N, in, out): single element, partial row / column tiles, two tiles each
+# way, and enough inputs for more K chunks than ring stages (2) at every grid.
+SHAPES = [(1, 1, 1), (70, 7, 5), (130, 9, 40), (33, 17, 130), (257, 3, 129)]
+GRIDS = [(1, "uniform"), (5, "nonuniform"), (60, "skewed")]  # nb1 <= 64, = 64 (k = 3, base), > 64
+
+
+@pytest.mark.parametrize("k", (0, 1, 2, 3, 4, 5))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward(k, shape):
+    N, inf, out = shape
+    for gi, (G, kind) in enumerate(GRIDS):
+        base = list(BASES)[(gi + k) % 3]
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
+        full_check(f"y k={k} G={G} {kind} base={base}", x, grid, k, base, Wb, Wc, gy)
+
+
+def test_ring_wraps_many_chunks():
+    """40 inputs at G = 5, k = 3 (9 columns with the base: 7 inputs per
+    chunk) are 6 chunks: three rounds of the 2-stage ring, phases of both
+    parities on every mbarrier."""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", 90, 40, 70, seed=11)
+    full_check("y 6 chunks", x, grid, 3, "silu", Wb, Wc, gy)
+
+
+def test_grid_stride_keeps_the_ring_count(monkeypatch):
+    """At most 2 blocks per grid dimension: a block runs several tiles and
+    the ring's chunk counter (stage and parity) carries over between them
+    (5 chunks per tile: odd, so the second tile starts on the other stage)."""
+    monkeypatch.setenv("EMU_MAX_GRID", "2")
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 2, 6, "nonuniform", 300, 5, 300, seed=5)
+    full_check("y", x, grid, 2, "identity", Wb, Wc, gy)
+
+
+def test_outside_grid():
+    """x well outside the grid: only the base term (zero bases)."""
+    for k in (0, 3):
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, 5, "nonuniform", 50, 6, 20, seed=21 + k)
+        x[::3] = x[::3] * 40.0 + 7.0
+        x[1::3] = -x[1::3].abs() * 40.0 - 7.0
+        full_check(f"y k={k}", x, grid, k, "silu", Wb, Wc, gy)
+
+
+def test_nan_inf_policy():
+    """As the WMMA forward: a NaN x makes its whole output row NaN; +-inf x
+    contributes only its base term (as the CPU op)."""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 40, 6, 9, seed=3)
+    x[4, 2] = math.nan
+    x[9, 0] = math.nan
+    x[7, 1] = math.inf
+    x[8, 3] = -math.inf
+    y = ws_forward(x, grid, 3, 2, Wb, Wc)
+    cpu = ops.kan_linear(x, grid, 3, "silu", Wb, Wc)
+    assert torch.isnan(y[4]).all() and torch.isnan(y[9]).all()
+    assert torch.equal(torch.isnan(y), torch.isnan(cpu))
+    assert torch.equal(torch.isinf(y), torch.isinf(cpu))
+    same_bits_as_v1(y, tc_forward(x, grid, 3, 2, Wb, Wc))
+    fin = torch.isfinite(x).all(1)
+    clean = exact(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
+    dense = dense_torch(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
+    check("y finite rows", y[fin], clean, dense, torch.float32)
+
+
+def test_empty_sizes():
+    for N, inf, out in ((0, 3, 4), (5, 3, 0), (5, 0, 4)):
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", max(N, 1), max(inf, 1), max(out, 1),
+                                           seed=1)
+        x, Wb, Wc, grid = x[:N, :inf], Wb[:inf, :out], Wc[:inf, :, :out], grid[:max(inf, 1)]
+        y = ws_forward(x, grid, 3, 2, Wb, Wc)
+        assert y.shape == (N, out)
+        if N and out:  # no input, no chunk: the consumers store y = 0
+            assert torch.equal(y, torch.zeros(N, out))
+
+
+def test_skipping_the_full_wait_is_caught():
+    """A consumer that does not wait on the stage's full mbarrier reads the
+    W tile before its bulk copy lands (poisoned shared memory, NaN): the
+    emulation exposes the race, so the tests above would fail without the
+    wait. The same case with the wait is clean. (One chunk and one tile: with
+    more, the racing consumers free a stage whose full phase is still
+    waiting for its bytes, the producer's next arrival on it has no pending
+    count left, and the emulator aborts the process instead.)"""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", 70, 3, 30, seed=8)
+    racy = ws_forward(x, grid, 3, BASES["silu"], Wb, Wc, skip_full_wait=True)
+    good = ws_forward(x, grid, 3, BASES["silu"], Wb, Wc)
+    assert not torch.isnan(good).any()
+    assert torch.isnan(racy).any()
