@@ -135,9 +135,9 @@ cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, i
 #ifdef KANEXT_CUDA_EMULATION
 cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                            int base, const float* Wb, const float* Wc, int64_t out, float* y);
-cudaError_t emu_launch_tc_v2_forward_skip_full_wait(const float* x, const float* grid, int64_t N, int64_t in,
-                                                    int64_t M, int k, int base, const float* Wb, const float* Wc,
-                                                    int64_t out, float* workspace, float* y);
+cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                          float* workspace, float* y);
 #endif
 
 // Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).

@@ -44,10 +44,16 @@ cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, in
                                            int base, const float* Wb, const float* Wc, int64_t out, float* y) {
   return tc2::launch_forward_v2(x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
 }
-cudaError_t emu_launch_tc_v2_forward_skip_full_wait(const float* x, const float* grid, int64_t N, int64_t in,
-                                                    int64_t M, int k, int base, const float* Wb, const float* Wc,
-                                                    int64_t out, float* workspace, float* y) {
-  return tc2::launch_forward_ws<true>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                          float* workspace, float* y) {
+  if (fault == tc2::kFaultSkipFullWait)
+    return tc2::launch_forward_ws<tc2::kFaultSkipFullWait>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
+                                                           nullptr);
+  if (fault == tc2::kFaultNoEmptyArrive)
+    return tc2::launch_forward_ws<tc2::kFaultNoEmptyArrive>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
+                                                            nullptr);
+  return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
 }
 #endif
 

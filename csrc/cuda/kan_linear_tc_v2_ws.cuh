@@ -28,7 +28,8 @@
 //    u % kStages in round u / kStages: the producer waits for the end of
 //    empty's phase of the previous round (parity (round & 1) ^ 1, true at
 //    once for round 0 on a fresh barrier), the consumers for full's phase of
-//    this round (parity round & 1).
+//    this round (parity round & 1). The producer leaves last: it waits until
+//    the consumers have released every stage.
 // Numerics: per output the same TF32 products as step 2 and the WMMA forward,
 // added in the same order (chunks in order, eight k-steps of 8 per chunk);
 // the emulation tests check that bit for bit.
@@ -87,9 +88,12 @@ tc2_fold_w_kernel(const float* __restrict__ Wb, const float* __restrict__ Wc, in
   }
 }
 
-// SKIP_FULL_WAIT (emulation tests only): the consumers do not wait on full,
-// to show that the tests see the race.
-template <int K, bool SKIP_FULL_WAIT = false>
+// Deliberate protocol faults, for the emulation tests only (they show that
+// the tests and the emulator catch them): the consumers skip the wait on
+// full (a race), or never arrive on empty (a deadlock).
+enum : int { kFaultNone = 0, kFaultSkipFullWait = 1, kFaultNoEmptyArrive = 2 };
+
+template <int K, int FAULT = kFaultNone>
 __global__ void __launch_bounds__(kWsThreads, 1)
 tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
                       int base, const float* __restrict__ w_op, int64_t out, float* __restrict__ y) {
@@ -135,7 +139,7 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
           const int s = int(u % kStages);
           const uint32_t round = u / kStages;
-          if (!SKIP_FULL_WAIT) hop::mbar_wait(&full[s], round & 1);
+          if (FAULT != kFaultSkipFullWait) hop::mbar_wait(&full[s], round & 1);
           const uint32_t a_addr = hop::smem_u32(smem + s * kStageBytes) + uint32_t(g) * (64 / 8) * kSbo,
                          b_addr = hop::smem_u32(smem + s * kStageBytes + kTileBytes);
           hop::wgmma_fence();
@@ -145,7 +149,7 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
                                       hop::make_desc(b_addr + uint32_t(k8) * 2 * kLbo, kLbo, kSbo, 0), 1);
           hop::wgmma_commit();
           hop::wgmma_wait<0>();
-          hop::mbar_arrive(&empty[s]);  // this thread's reads of the stage are done
+          if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&empty[s]);  // this thread's reads of the stage are done
         }
         const int64_t nrow = n0 + 64 * g;
 #pragma unroll
@@ -156,6 +160,9 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
       }
     }
   }
+  if (wg == 0)  // producer tail: leave only once the consumers have released every stage, so that no bulk
+                // copy or arrival of this warpgroup is still pending when it exits
+    for (int i = 0; i < kStages; ++i, ++u) hop::mbar_wait(&empty[u % kStages], ((u / kStages) & 1) ^ 1);
 #else
   __trap();  // launched only on sm_90 from an sm_90a build (launch_kan_linear_tc_v2_forward)
 #endif
@@ -163,7 +170,7 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
 
 // The fold into w_op (ws_forward_workspace_bytes, 16-byte aligned), then the
 // main kernel.
-template <bool SKIP_FULL_WAIT = false>
+template <int FAULT = kFaultNone>
 inline cudaError_t launch_forward_ws(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                      int base, const float* Wb, const float* Wc, int64_t out, float* w_op, float* y,
                                      cudaStream_t stream) {
@@ -179,10 +186,10 @@ inline cudaError_t launch_forward_ws(const float* x, const float* grid, int64_t 
   return dispatch_order(k, [&](auto kc) -> cudaError_t {
     constexpr int K = decltype(kc)::value;
     constexpr size_t smem = ws_forward_smem_bytes();
-    const cudaError_t e = tc::allow_smem(tc2_ws_forward_kernel<K, SKIP_FULL_WAIT>, smem);
+    const cudaError_t e = tc::allow_smem(tc2_ws_forward_kernel<K, FAULT>, smem);
     if (e != cudaSuccess) return e;
     const dim3 grid_dim(grid_x(ceil_div(N, kBM)), grid_yz(col_tiles));
-    KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_forward_kernel<K, SKIP_FULL_WAIT>)(
+    KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_forward_kernel<K, FAULT>)(
         x, grid, N, in, M, base, w_op, out, y);
     return cudaGetLastError();
   });

@@ -15,6 +15,9 @@ any timing. No GPU has run it.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,14 +33,17 @@ from kanext import ops
 pytestmark = pytest.mark.emu
 
 
-def ws_forward(x, grid, k, base, Wb, Wc, skip_full_wait=False):
+FAULT_SKIP_FULL_WAIT, FAULT_NO_EMPTY_ARRIVE = 1, 2  # tc2::kFault* in kan_linear_tc_v2_ws.cuh
+
+
+def ws_forward(x, grid, k, base, Wb, Wc, fault=0):
     x, Wb, Wc = (t.float().contiguous() for t in (x, Wb, Wc))
     grid = grid.float().contiguous()
     N, inf = x.shape
     out = Wb.shape[1]
     y = poisoned((N, out), torch.float32)
     rc = lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y),
-                                 int(skip_full_wait))
+                                 fault)
     assert rc == 0
     return y
 
@@ -125,16 +131,49 @@ def test_empty_sizes():
             assert torch.equal(y, torch.zeros(N, out))
 
 
+# The broken variants run in a subprocess: the emulator may abort the process.
+FAULTY = """
+import sys, torch
+sys.path[:0] = [{here!r}, {tests!r}, {root!r}]
+from emulator import p, poisoned
+from test_emu_tc import rounded_case
+from test_emu_tc_v2 import lib
+N, inf, out = {N}, {inf}, {out}
+x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", N, inf, out, seed=2)
+y = poisoned((N, out), torch.float32)
+assert lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], 3, 2, p(Wb), p(Wc), out, p(y), {fault}) == 0
+print("returned nan=%d" % int(torch.isnan(y).any()))
+"""
+
+
+def run_faulty(fault, N, inf, out):
+    here = Path(__file__).resolve().parent
+    code = FAULTY.format(here=str(here), tests=str(here.parent), root=str(here.parents[1]), N=N, inf=inf, out=out,
+                         fault=fault)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
 def test_skipping_the_full_wait_is_caught():
-    """A consumer that does not wait on the stage's full mbarrier reads the
-    W tile before its bulk copy lands (poisoned shared memory, NaN): the
-    emulation exposes the race, so the tests above would fail without the
-    wait. The same case with the wait is clean. (One chunk and one tile: with
-    more, the racing consumers free a stage whose full phase is still
-    waiting for its bytes, the producer's next arrival on it has no pending
-    count left, and the emulator aborts the process instead.)"""
-    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", 70, 3, 30, seed=8)
-    racy = ws_forward(x, grid, 3, BASES["silu"], Wb, Wc, skip_full_wait=True)
-    good = ws_forward(x, grid, 3, BASES["silu"], Wb, Wc)
-    assert not torch.isnan(good).any()
-    assert torch.isnan(racy).any()
+    """Consumers that do not wait on the stage's full mbarrier cannot pass
+    unnoticed: either they read the W tile before its bulk copy lands
+    (poisoned shared memory: NaN in y), or, depending on the emulator's
+    schedule, their early arrivals on empty complete a phase before the
+    producer waits for it, the producer then waits on the next phase and the
+    emulator reports the deadlock. The same case with the wait is clean."""
+    for N, inf, out in ((70, 3, 30), (40, 20, 10)):  # 1 chunk, 3 chunks
+        r = run_faulty(FAULT_SKIP_FULL_WAIT, N, inf, out)
+        aborted = r.returncode != 0 and "emu" in r.stderr and "returned" not in r.stdout
+        assert aborted or (r.returncode == 0 and "returned nan=1" in r.stdout), (r.stdout, r.stderr[-2000:])
+        ok = run_faulty(0, N, inf, out)
+        assert ok.returncode == 0 and "returned nan=0" in ok.stdout, ok.stderr[-2000:]
+
+
+def test_consumers_that_never_release_a_stage_deadlock_and_are_caught():
+    """Consumers that never arrive on empty: with 5 chunks the producer waits
+    for a stage that is never released and the consumers for a stage that is
+    never filled again. The emulator's deadlock detection (every runnable
+    fiber spins, nothing in flight, no mbarrier changes) aborts the process
+    with its message instead of hanging."""
+    r = run_faulty(FAULT_NO_EMPTY_ARRIVE, 20, 30, 10)
+    assert r.returncode != 0 and "returned" not in r.stdout
+    assert "every runnable thread spins on a wait that nothing can complete" in r.stderr

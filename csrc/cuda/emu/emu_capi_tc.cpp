@@ -22,14 +22,14 @@ int emu_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_
 }
 
 // Step 3 (backend tensor_core_v2's launcher), the folded W in a workspace
-// poisoned with NaN; skip_full_wait: the consumers do not wait on the full
-// mbarriers (a deliberately racy kernel, to show that the tests see the race).
+// poisoned with NaN; fault (tc2::kFault*, 0 none): a deliberately broken
+// protocol, to show that the tests see the race (1) or the deadlock (2).
 int emu_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
-                      const float* Wb, const float* Wc, int64_t out, float* y, int skip_full_wait) {
+                      const float* Wb, const float* Wc, int64_t out, float* y, int fault) {
   const size_t bytes = kan_linear_tc_v2_forward_workspace_bytes(in, M, k, base, out);
   std::vector<float> ws(bytes / sizeof(float) + 4, std::nanf(""));
   float* w = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ws.data()) + 15) & ~uintptr_t(15));
-  if (skip_full_wait) return emu_launch_tc_v2_forward_skip_full_wait(x, grid, N, in, M, k, base, Wb, Wc, out, w, y);
+  if (fault) return emu_launch_tc_v2_forward_fault(fault, x, grid, N, in, M, k, base, Wb, Wc, out, w, y);
   return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, w, y, nullptr);
 }
 
