@@ -142,21 +142,10 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
           if (FAULT != kFaultSkipFullWait) hop::mbar_wait(&full[s], round & 1);
           const uint32_t a_addr = hop::smem_u32(smem + s * kStageBytes) + uint32_t(g) * (64 / 8) * kSbo,
                          b_addr = hop::smem_u32(smem + s * kStageBytes + kTileBytes);
-          hop::wgmma_fence();
-#pragma unroll
-          for (int k8 = 0; k8 < kBK / 8; ++k8)
-            hop::wgmma_m64n128k8_tf32(acc, hop::make_desc(a_addr + uint32_t(k8) * 2 * kLbo, kLbo, kSbo, 0),
-                                      hop::make_desc(b_addr + uint32_t(k8) * 2 * kLbo, kLbo, kSbo, 0), 1);
-          hop::wgmma_commit();
-          hop::wgmma_wait<0>();
+          chunk_mma(acc, a_addr, b_addr);
           if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&empty[s]);  // this thread's reads of the stage are done
         }
-        const int64_t nrow = n0 + 64 * g;
-#pragma unroll
-        for (int e = 0; e < 64; ++e) {
-          const int64_t n = nrow + hop::wgmma_acc_row(t, e), j = j0 + hop::wgmma_acc_col(t, e);
-          if (n < N && j < out) y[n * out + j] = acc[e];
-        }
+        store_acc(acc, t, n0 + 64 * g, j0, N, out, y);
       }
     }
   }

@@ -14,7 +14,6 @@ any timing. No GPU has run it.
 """
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +25,8 @@ from emulator import BASES, p, poisoned
 from helpers import assert_tc_close as check
 from helpers import dense_in_dtype as dense_torch
 from test_emu_tc import exact, rounded_case, tc_forward
-from test_emu_tc_v2 import lib, same_bits_as_v1, v2_forward
-
-from kanext import ops
+from test_emu_tc_v2 import (SHAPES, check_empty_sizes, check_nan_inf_policy, grid_cases, lib, same_bits_as_v1,
+                            v2_forward)
 
 pytestmark = pytest.mark.emu
 
@@ -58,20 +56,13 @@ def full_check(tag, x, grid, k, base, Wb, Wc, gy):
     return y3
 
 
-# (N, in, out): single element, partial row / column tiles, two tiles each
-# way, and enough inputs for more K chunks than ring stages (2) at every grid.
-SHAPES = [(1, 1, 1), (70, 7, 5), (130, 9, 40), (33, 17, 130), (257, 3, 129)]
-GRIDS = [(1, "uniform"), (5, "nonuniform"), (60, "skewed")]  # nb1 <= 64, = 64 (k = 3, base), > 64
-
-
+# Step 2's cases (test_emu_tc_v2.SHAPES x GRIDS: single element, partial row /
+# column tiles, two tiles each way, nb1 below, at and above 64), plus k = 0.
 @pytest.mark.parametrize("k", (0, 1, 2, 3, 4, 5))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_forward(k, shape):
-    N, inf, out = shape
-    for gi, (G, kind) in enumerate(GRIDS):
-        base = list(BASES)[(gi + k) % 3]
-        x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
-        full_check(f"y k={k} G={G} {kind} base={base}", x, grid, k, base, Wb, Wc, gy)
+    for tag, x, grid, base, Wb, Wc, gy in grid_cases(k, shape):
+        full_check(tag, x, grid, k, base, Wb, Wc, gy)
 
 
 def test_ring_wraps_many_chunks():
@@ -101,34 +92,12 @@ def test_outside_grid():
 
 
 def test_nan_inf_policy():
-    """As the WMMA forward: a NaN x makes its whole output row NaN; +-inf x
-    contributes only its base term (as the CPU op)."""
-    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 40, 6, 9, seed=3)
-    x[4, 2] = math.nan
-    x[9, 0] = math.nan
-    x[7, 1] = math.inf
-    x[8, 3] = -math.inf
-    y = ws_forward(x, grid, 3, 2, Wb, Wc)
-    cpu = ops.kan_linear(x, grid, 3, "silu", Wb, Wc)
-    assert torch.isnan(y[4]).all() and torch.isnan(y[9]).all()
-    assert torch.equal(torch.isnan(y), torch.isnan(cpu))
-    assert torch.equal(torch.isinf(y), torch.isinf(cpu))
-    same_bits_as_v1(y, tc_forward(x, grid, 3, 2, Wb, Wc))
-    fin = torch.isfinite(x).all(1)
-    clean = exact(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
-    dense = dense_torch(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
-    check("y finite rows", y[fin], clean, dense, torch.float32)
+    check_nan_inf_policy(ws_forward)
 
 
 def test_empty_sizes():
-    for N, inf, out in ((0, 3, 4), (5, 3, 0), (5, 0, 4)):
-        x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", max(N, 1), max(inf, 1), max(out, 1),
-                                           seed=1)
-        x, Wb, Wc, grid = x[:N, :inf], Wb[:inf, :out], Wc[:inf, :, :out], grid[:max(inf, 1)]
-        y = ws_forward(x, grid, 3, 2, Wb, Wc)
-        assert y.shape == (N, out)
-        if N and out:  # no input, no chunk: the consumers store y = 0
-            assert torch.equal(y, torch.zeros(N, out))
+    """No input: no chunk, and the consumers store y = 0."""
+    check_empty_sizes(ws_forward)
 
 
 # The broken variants run in a subprocess: the emulator may abort the process.
