@@ -35,12 +35,18 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     capability 9.0 GPU (H100 / H200) from a build with sm_90a code (the
     default ``TORCH_CUDA_ARCH_LIST`` of setup.py, 9.0a): that runs on
     Hopper's warpgroup MMA (wgmma; design T of docs/roofline.md section 6,
-    kan_linear_tc_v2.cuh). Same chunk layout, basis values and NaN policy as
-    ``"tensor_core"``; TF32 results that differ from it by the order of the
-    sums inside the MMAs. On other GPUs, builds without sm_90a, for the
-    backward and for bfloat16 / float16 it is exactly ``"tensor_core"``.
-    Checked in host emulation only, unmeasured on a GPU; ``"auto"`` does not
-    choose it.
+    step 3, kan_linear_tc_v2_ws.cuh): W is first folded into the wgmma
+    operand layout (a workspace the size of the chunk-padded W), then one
+    producer warpgroup builds the basis tiles and bulk-copies the W tiles
+    while two consumer warpgroups run the MMAs, over a 2-stage mbarrier
+    ring. (Step 2, kan_linear_tc_v2.cuh, the same MMAs without warp
+    specialisation, is kept for the emulation tests only; one backend name
+    for the wgmma forward, since both steps give the same bits.) Same chunk
+    layout, basis values and NaN policy as ``"tensor_core"``; TF32 results
+    that differ from it by the order of the sums inside the MMAs. On other
+    GPUs, builds without sm_90a, for the backward and for bfloat16 /
+    float16 it is exactly ``"tensor_core"``. Checked in host emulation only,
+    unmeasured on a GPU; ``"auto"`` does not choose it.
 
 ``"auto"`` (the default) chooses per call:
 

@@ -28,7 +28,7 @@ PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)
 files=(csrc/cuda/*.cu)
 NVCC="$NVCC" "$PY" scripts/ptxas_report.py --check "${files[@]}"
 echo "check_cuda_compile: ${#files[@]} .cu file(s) OK"
-# The Hopper primitives' inline PTX, all of it (the v2 kernel uses only some), for sm_90a.
+# The Hopper primitives' inline PTX, all of it, for sm_90a (kan_linear_tc_v2.cu, compiled above, uses it too).
 "$NVCC" -arch=sm_90a -std=c++17 -O3 -Icsrc/include -Icsrc/cuda -cubin tests/emu/hopper_probe.cu -o "$tmp/probe.cubin"
 echo "check_cuda_compile: hopper primitives (tests/emu/hopper_probe.cu, sm_90a) OK"
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 files=(tests/emu/test_emu_local.py tests/emu/test_emu_tc.py tests/emu/test_emu_stats.py tests/emu/test_emu_deriv.py
        tests/emu/test_emu_gradw.py tests/emu/test_emu_local_v2.py tests/emu/test_emu_gradw_sorted.py
-       tests/emu/test_emu_tc_v2.py)
+       tests/emu/test_emu_tc_v2.py tests/emu/test_emu_tc_v2_ws.py)
 if [ "${1:-}" = "--all" ]; then
   shift
   exec "$PY" -m pytest "${files[@]}" -m emu -q -p no:cacheprovider "$@"
@@ -22,10 +22,14 @@ fi
 # (test_emu_local_v2, about 11 s) in full; of the sorted grad W kernels
 # (test_emu_gradw_sorted, about 25 s in full) all but the size grid, and its
 # sizes at k = 3; of test_emu_tc_v2 the Hopper primitives, the NaN/inf,
-# grid-stride and empty-size cases (above) and k = 0 / outside the grid.
+# grid-stride and empty-size cases (above) and k = 0 / outside the grid; of
+# test_emu_tc_v2_ws (step 3, what backend tensor_core_v2 runs) all but the
+# k x shape grid (ring wrap-around, grid stride, outside the grid, NaN/inf,
+# empty sizes, the race and deadlock checks: about 15 s).
 sel="test_emu_deriv or test_emu_gradw and not test_emu_gradw_sorted or test_emu_local_v2 \
 or test_emu_gradw_sorted and (not test_sizes or -3-) \
 or (test_emu_tc_v2 and not test_forward) or test_forward_k0 \
+or (test_emu_tc_v2_ws and not test_forward) \
 or nan or stride or slices or empty or sizes and (0 or 1-1) \
 or (test_forward_and_backward and 70 and 3) \
 or (test_forward and float32-3-silu) or (test_backward and float64-3-silu) \

@@ -184,6 +184,10 @@ LAUNCH = [
     ("kanext::cuda::tc", "tc_grad_w_combine_kernel", 256, None),
     # kan_linear_tc_v2.cuh (sm_90a): 2 x 32 KiB operand tiles + 64 row offsets
     ("kanext::cuda::tc2", "tc2_forward_kernel", 256, lambda t: 2 * 32768 + 64 * 8),
+    # kan_linear_tc_v2_ws.cuh (backend tensor_core_v2, step 3): 3 warpgroups,
+    # 2 stages x (A + W tile, 32 KiB each) + 4 mbarriers; the W fold: 256 threads
+    ("kanext::cuda::tc2", "tc2_ws_forward_kernel", 384, lambda t: 2 * 2 * 32768 + 4 * 8),
+    ("kanext::cuda::tc2", "tc2_fold_w_kernel", 256, None),
     # edge_stats.cu: estats::kThreads = tiles::kThreads = 256
     ("kanext::cuda::estats", "forward_kernel", 256, None),
     ("kanext::cuda::estats", "grad_w_kernel", 256, _basis_rows_smem()),
@@ -217,6 +221,8 @@ HOT = [
     ("kanext::cuda::bwd", "*"),
     ("kanext::cuda::bwd", "grad_w_reg_kernel"),  # covered by "*"; named so that it stays hot if "*" narrows
     ("kanext::cuda::tc", "*"),
+    ("kanext::cuda::tc2", "tc2_ws_forward_kernel"),  # backend tensor_core_v2 (its fold too)
+    ("kanext::cuda::tc2", "tc2_fold_w_kernel"),
     ("kanext::cuda::estats", "*"),
     ("kanext::cuda::act", "*"),
     ("kanext::cuda::(anonymous namespace)", "spline_basis_kernel"),

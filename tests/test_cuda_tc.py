@@ -125,9 +125,10 @@ def test_nan_policy(tensor_cores):
 @pytest.mark.parametrize("G,kind", [(5, "nonuniform"), (60, "uniform")])
 @pytest.mark.parametrize("k", (1, 3, 5))
 def test_tensor_core_v2_forward(tensor_cores, k, G, kind, shape):
-    """Backend 4 (tensor_core_v2): the wgmma forward on compute capability 9.0
-    from an sm_90a build (within the TF32 tolerance), else exactly backend 2;
-    its backward is backend 2's."""
+    """Backend 4 (tensor_core_v2): the warp-specialised wgmma forward (design T
+    step 3; (300, 19, 70) at G = 5 is 3 K chunks, one more than the ring's 2
+    stages) on compute capability 9.0 from an sm_90a build (within the TF32
+    tolerance), else exactly backend 2; its backward is backend 2's."""
     N, in_f, out = shape
     base = ("zero", "identity", "silu")[(G + k) % 3]
     x, Wb, Wc, gy, grid = make_case(torch.float32, k, G, kind, N, in_f, out, seed=G + k)

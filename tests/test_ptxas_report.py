@@ -177,6 +177,13 @@ def test_hot_paths():
     # deriv.cu's spline_activation_eval_kernel shares a word with the hot
     # spline_activation kernels (namespace act) but is not on the main path
     assert not pr.is_hot(DEM_DERIV)
+    # backend tensor_core_v2's step-3 forward and its W fold are hot, step 2 (tests only) is not
+    ws = "void kanext::cuda::tc2::tc2_ws_forward_kernel<3, 0>(float const*, float const*, long, long, long, int, " \
+         "float const*, long, float*)"
+    assert pr.is_hot(ws) and pr.launch_config(ws) == (384, 131104, True)
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel(float const*, float const*, long, long, int, int, "
+                     "long, float*)")
+    assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 
 
 def _rows(*specs):

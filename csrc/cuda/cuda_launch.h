@@ -120,15 +120,25 @@ cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void*
                                           int64_t out, bool need_x, bool need_w, void* gx, void* gWb, void* gWc,
                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
-// Tensor-core v2 forward (kan_linear_tc_v2.cuh; backend tensor_core_v2):
+// Tensor-core v2 forward (kan_linear_tc_v2_ws.cuh; backend tensor_core_v2):
 // float32 storage, TF32 operands on Hopper's warpgroup MMA. It runs only on
 // a compute-capability 9.0 device from a build with sm_90a code:
 // tc_v2_available() says whether it can; otherwise the launcher returns
 // cudaErrorNotSupported and the caller runs launch_kan_linear_tc_forward.
+// workspace (kan_linear_tc_v2_forward_workspace_bytes, 16-byte aligned)
+// receives W in the wgmma operand layout (written by the launcher's fold).
 bool tc_v2_available();
+size_t kan_linear_tc_v2_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out);
 cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
-                                            int k, int base, const float* Wb, const float* Wc, int64_t out, float* y,
-                                            cudaStream_t stream);
+                                            int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                            float* workspace, float* y, cudaStream_t stream);
+#ifdef KANEXT_CUDA_EMULATION
+cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                                           int base, const float* Wb, const float* Wc, int64_t out, float* y);
+cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                          float* workspace, float* y);
+#endif
 
 // Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).
 // v (N, in) may be null (weight 1). gWc (in, G+k, out) of kan_linear_wgrad,

@@ -1,5 +1,5 @@
 // Hopper (sm_90a) primitives of the tensor-core v2 path (kan_linear_tc_v2.cuh,
-// docs/roofline.md section 6, design T): warpgroup MMA (wgmma.mma_async,
+// kan_linear_tc_v2_ws.cuh; docs/roofline.md section 6, design T): warpgroup MMA (wgmma.mma_async,
 // TF32 operands from shared memory through matrix descriptors, float32
 // accumulators in registers), its fence / commit / wait, mbarriers and the
 // bulk asynchronous copy global -> shared (cp.async.bulk, completion counted

@@ -20,7 +20,8 @@ namespace {
 //                            then the local-support kernels on float32 copies
 // tensor_core_v2 is tensor_core, except the float32 forward on a compute-
 // capability 9.0 device from a build with sm_90a code (cuda::tc_v2_available):
-// that runs the wgmma kernel of kan_linear_tc_v2.cuh (design T, unmeasured).
+// that runs the wgmma kernel of kan_linear_tc_v2_ws.cuh (design T step 3: W
+// folded into the operand layout in a workspace, warp-specialised; unmeasured).
 // local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
 // LocalKernels: byte-offset gathers in the forward and grad x, register
 // accumulators for the weight gradient when G + k <= 16); the same bits.
@@ -67,11 +68,15 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
-    if (backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available())
+    if (backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available()) {
+      const size_t ws_bytes = cuda::kan_linear_tc_v2_forward_workspace_bytes(in, M, static_cast<int>(k),
+                                                                              static_cast<int>(base), out);
+      at::Tensor ws = at::empty({static_cast<int64_t>(ws_bytes / sizeof(float))}, x.options());  // W folded
       err = cuda::launch_kan_linear_tc_v2_forward(x.data_ptr<float>(), gridf.data_ptr<float>(), N, in, M,
                                                   static_cast<int>(k), static_cast<int>(base), Wb.data_ptr<float>(),
-                                                  Wc.data_ptr<float>(), out, y.data_ptr<float>(), current_stream());
-    else
+                                                  Wc.data_ptr<float>(), out, ws.data_ptr<float>(), y.data_ptr<float>(),
+                                                  current_stream());
+    } else
       err = cuda::launch_kan_linear_tc_forward(tc_dtype(dt), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
                                              static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
                                              Wc.data_ptr(), out, y.data_ptr(), current_stream());

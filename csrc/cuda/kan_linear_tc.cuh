@@ -103,11 +103,14 @@ struct ChunkMap {
 // element (r, q) is row_at(r)[q] (row_at returns a pointer, or an object
 // with operator[], so that the tile's layout is the caller's). Every element
 // is written: padding, rows past N and inputs past `in` are zeros. NAN_FILL:
-// the columns of a NaN x are NaN (forward) or 0.
+// the columns of a NaN x are NaN (forward) or 0. The (row, input) items
+// are shared out as tid, tid + nthreads, ... (the whole block by default; a
+// producer warpgroup of kan_linear_tc_v2_ws.cuh passes its own 128).
 template <typename T, int K, bool NAN_FILL, typename RowAt>
 __device__ __forceinline__ void build_a_tile_with(RowAt row_at, int rows, const T* __restrict__ x,
                                                   const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                                                  int base, const ChunkMap& cm, int64_t c, int64_t n0) {
+                                                  int base, const ChunkMap& cm, int64_t c, int64_t n0, int tid,
+                                                  int nthreads) {
   using Op = typename Mma<T>::Op;
   int64_t i0;
   int g0;
@@ -115,7 +118,7 @@ __device__ __forceinline__ void build_a_tile_with(RowAt row_at, int rows, const 
   const bool has_base = base != kBaseZero;
   const int items = rows * cm.slots;
   const Op zero = Mma<T>::op(0.f);
-  for (int p = threadIdx.x; p < items; p += kThreads) {
+  for (int p = tid; p < items; p += nthreads) {
     const int r = p / cm.slots, ii = p % cm.slots;
     const int64_t n = n0 + r, i = i0 + ii;
     const auto row = row_at(r);
@@ -153,7 +156,8 @@ template <typename T, int K, bool NAN_FILL>
 __device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, int rows, const T* __restrict__ x,
                                              const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
                                              int base, const ChunkMap& cm, int64_t c, int64_t n0) {
-  build_a_tile_with<T, K, NAN_FILL>([=](int r) { return A + r * lda; }, rows, x, grid, N, in, M, base, cm, c, n0);
+  build_a_tile_with<T, K, NAN_FILL>([=](int r) { return A + r * lda; }, rows, x, grid, N, in, M, base, cm, c, n0,
+                                    static_cast<int>(threadIdx.x), kThreads);
 }
 
 // Where the kBK W rows of chunk c come from, computed once per chunk into

@@ -1,7 +1,10 @@
-// Entry point of the tensor-core v2 forward (kan_linear_tc_v2.cuh, float32
-// storage, TF32 operands on sm_90a wgmma) and the rule for when it can run.
+// Entry point of the tensor-core v2 forward (float32 storage, TF32 operands
+// on sm_90a wgmma) and the rule for when it can run. It runs step 3 of
+// design T (kan_linear_tc_v2_ws.cuh: W folded into the operand layout, a
+// producer warpgroup and two consumer warpgroups over an mbarrier ring);
+// step 2 (kan_linear_tc_v2.cuh) is reached only by the emulation tests.
 #include "cuda_launch.h"
-#include "kan_linear_tc_v2.cuh"
+#include "kan_linear_tc_v2_ws.cuh"
 
 namespace kanext {
 namespace cuda {
@@ -23,12 +26,36 @@ bool tc_v2_available() {
 #endif
 }
 
-cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
-                                            int k, int base, const float* Wb, const float* Wc, int64_t out, float* y,
-                                            cudaStream_t stream) {
-  if (!tc_v2_available()) return cudaErrorNotSupported;
-  return tc2::launch_forward_v2(x, grid, N, in, M, k, base, Wb, Wc, out, y, stream);
+size_t kan_linear_tc_v2_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
+  return tc2::ws_forward_workspace_bytes(in, M, k, base, out);
 }
+
+cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                                            int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                            float* workspace, float* y, cudaStream_t stream) {
+  if (!tc_v2_available()) return cudaErrorNotSupported;
+  return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, stream);
+}
+
+#ifdef KANEXT_CUDA_EMULATION
+// The emulation tests' other entries (emu/emu_capi_tc.cpp): step 2, and step 3
+// with the consumers' full-mbarrier wait left out.
+cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                                           int base, const float* Wb, const float* Wc, int64_t out, float* y) {
+  return tc2::launch_forward_v2(x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
+}
+cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                          float* workspace, float* y) {
+  if (fault == tc2::kFaultSkipFullWait)
+    return tc2::launch_forward_ws<tc2::kFaultSkipFullWait>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
+                                                           nullptr);
+  if (fault == tc2::kFaultNoEmptyArrive)
+    return tc2::launch_forward_ws<tc2::kFaultNoEmptyArrive>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
+                                                            nullptr);
+  return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+}
+#endif
 
 }  // namespace cuda
 }  // namespace kanext

@@ -52,6 +52,31 @@ __device__ __forceinline__ OperandRow operand_row(unsigned char* tile, int r) {
   return OperandRow{tile + uint32_t(r >> 3) * kSbo + uint32_t(r & 7) * 16};
 }
 
+// One K chunk of a warpgroup's 64 x 128 accumulator tile: eight m64n128k8
+// TF32 wgmmas (k-steps of 8 in order) on A rows from a_addr and the W tile at
+// b_addr (shared-memory addresses of operand tiles in the layout above),
+// waited for before returning (the operands may be overwritten after it).
+__device__ __forceinline__ void chunk_mma(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
+  hop::wgmma_fence();
+#pragma unroll
+  for (int s = 0; s < kBK / 8; ++s)
+    hop::wgmma_m64n128k8_tf32(acc, hop::make_desc(a_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0),
+                              hop::make_desc(b_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0), 1);
+  hop::wgmma_commit();
+  hop::wgmma_wait<0>();
+}
+
+// Thread t's accumulator registers into y (rows nrow.., columns j0..), inside
+// the N x out bounds.
+__device__ __forceinline__ void store_acc(const float (&acc)[64], int t, int64_t nrow, int64_t j0, int64_t N,
+                                          int64_t out, float* __restrict__ y) {
+#pragma unroll
+  for (int e = 0; e < 64; ++e) {
+    const int64_t n = nrow + hop::wgmma_acc_row(t, e), j = j0 + hop::wgmma_acc_col(t, e);
+    if (n < N && j < out) y[n * out + j] = acc[e];
+  }
+}
+
 constexpr size_t forward_smem_bytes() { return 2 * size_t(kTileBytes) + kBK * sizeof(int64_t); }
 
 template <int K>
@@ -81,25 +106,15 @@ tc2_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, 
       for (int64_t c = 0; c < cm.chunks; ++c) {
         tc::chunk_rows(s_rows, cm, c, in, out);
         __syncthreads();
-        tc::build_a_tile_with<float, K, true>(a_row, kBM, x, grid, N, in, M, base, cm, c, n0);
+        tc::build_a_tile_with<float, K, true>(a_row, kBM, x, grid, N, in, M, base, cm, c, n0,
+                                              static_cast<int>(threadIdx.x), kThreads);
         tc::load_w_tile_with<float, kBN>(put_w, Wb, Wc, s_rows, out, j0);
         hop::fence_proxy_async();  // the generic-proxy stores above, before the tensor core reads them
         __syncthreads();
-        hop::wgmma_fence();
-#pragma unroll
-        for (int s = 0; s < kBK / 8; ++s)
-          hop::wgmma_m64n128k8_tf32(acc, hop::make_desc(a_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0),
-                                    hop::make_desc(b_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0), 1);
-        hop::wgmma_commit();
-        hop::wgmma_wait<0>();
+        chunk_mma(acc, a_addr, b_addr);
         __syncthreads();  // the tiles are rebuilt next chunk
       }
-      const int64_t nrow = n0 + 64 * g;
-#pragma unroll
-      for (int e = 0; e < 64; ++e) {
-        const int64_t n = nrow + hop::wgmma_acc_row(t, e), j = j0 + hop::wgmma_acc_col(t, e);
-        if (n < N && j < out) y[n * out + j] = acc[e];
-      }
+      store_acc(acc, t, n0 + 64 * g, j0, N, out, y);
     }
   }
 #else

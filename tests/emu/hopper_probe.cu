@@ -1,6 +1,6 @@
 // Compile-only probe of the Hopper primitives (csrc/cuda/hopper.cuh) for
 // sm_90a: every primitive is used once, so that ptxas assembles all of their
-// inline PTX (the v2 kernel uses only the wgmma ones so far). Built by
+// inline PTX (step 2 uses only the wgmma ones; step 3, kan_linear_tc_v2_ws.cuh, all of them). Built by
 // scripts/check_cuda_compile.sh; never run. Expected SASS: SYNCS.EXCH.64
 // (mbarrier.init), SYNCS.ARRIVE.TRANS64* (arrive / arrive.expect_tx),
 // UBLKCP.S.G (cp.async.bulk), SYNCS.PHASECHK.TRANS64.TRYWAIT (try_wait),

@@ -2,8 +2,10 @@
 emulation: first the Hopper primitives of csrc/cuda/hopper.cuh as emulated by
 csrc/cuda/emu/emu_hopper.h, against small cases laid out here by the PTX
 ISA's rules (an independent Python reading of the accumulator layout and the
-descriptor layouts); then the v2 forward kernel against kanext.reference and
-the present tensor-core kernel.
+descriptor layouts); then the step-2 forward kernel (tc2_forward_kernel, no
+longer behind a backend: test_emu_tc_v2_ws.py tests step 3, which backend
+tensor_core_v2 runs) against kanext.reference and the present tensor-core
+kernel.
 
     python -m pytest tests/emu/test_emu_tc_v2.py -m emu -q
 
@@ -38,7 +40,8 @@ def lib():
         L.emu_hop_bulk.argtypes = [vp, i32, i32, i32, vp, vp]
         L.emu_hop_make_desc.argtypes = [u32, u32, u32, i32]
         L.emu_hop_make_desc.restype = ctypes.c_uint64
-        L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_tc_v2_step2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
         L._hop_ready = True
     return L
 
@@ -218,14 +221,14 @@ def test_bulk_copy_is_asynchronous():
     assert np.isnan(out).any()
 
 
-# ------------------------------------------------------- the v2 forward kernel
+# ------------------------------------- the step-2 forward kernel (tc2_forward_kernel)
 def v2_forward(x, grid, k, base, Wb, Wc):
     x, Wb, Wc = (t.float().contiguous() for t in (x, Wb, Wc))
     grid = grid.float().contiguous()
     N, inf = x.shape
     out = Wb.shape[1]
     y = poisoned((N, out), torch.float32)
-    assert lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y)) == 0
+    assert lib().emu_tc_v2_step2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y)) == 0
     return y
 
 
@@ -245,17 +248,24 @@ SHAPES = [(1, 1, 1), (70, 7, 5), (130, 9, 40), (33, 17, 130), (257, 3, 129)]
 GRIDS = [(1, "uniform"), (5, "nonuniform"), (60, "skewed")]  # nb1 <= 64, = 64 (k = 3, base), > 64
 
 
-@pytest.mark.parametrize("k", (1, 2, 3, 4, 5))
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_forward(k, shape):
+def grid_cases(k, shape):
+    """The cases of one (k, shape): one per grid of GRIDS, the basis function
+    rotating with k: (tag, x, grid, base name, Wb, Wc, gy)."""
     N, inf, out = shape
     for gi, (G, kind) in enumerate(GRIDS):
         base = list(BASES)[(gi + k) % 3]
         x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
+        yield f"y k={k} G={G} {kind} base={base}", x, grid, base, Wb, Wc, gy
+
+
+@pytest.mark.parametrize("k", (1, 2, 3, 4, 5))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward(k, shape):
+    for tag, x, grid, base, Wb, Wc, gy in grid_cases(k, shape):
         e_y = exact(x, grid, k, base, Wb, Wc, gy)[0]
         d_y = dense_torch(x, grid, k, base, Wb, Wc, gy)[0]
         y2 = v2_forward(x, grid, k, BASES[base], Wb, Wc)
-        check(f"y G={G} {kind} base={base}", y2, e_y, d_y, torch.float32)
+        check(tag, y2, e_y, d_y, torch.float32)
         same_bits_as_v1(y2, tc_forward(x, grid, k, BASES[base], Wb, Wc))
 
 
@@ -272,15 +282,16 @@ def test_forward_k0_and_outside_grid():
         same_bits_as_v1(y2, tc_forward(x, grid, k, BASES["silu"], Wb, Wc))
 
 
-def test_forward_nan_inf_policy():
+def check_nan_inf_policy(forward):
     """As the present tensor-core forward: a NaN x makes its whole output row
-    NaN; +-inf x contributes only its base term (as the CPU op)."""
+    NaN; +-inf x contributes only its base term (as the CPU op). forward has
+    v2_forward's signature (also used for step 3, test_emu_tc_v2_ws.py)."""
     x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 40, 6, 9, seed=3)
     x[4, 2] = math.nan
     x[9, 0] = math.nan
     x[7, 1] = math.inf
     x[8, 3] = -math.inf
-    y = v2_forward(x, grid, 3, 2, Wb, Wc)
+    y = forward(x, grid, 3, 2, Wb, Wc)
     cpu = ops.kan_linear(x, grid, 3, "silu", Wb, Wc)
     assert torch.isnan(y[4]).all() and torch.isnan(y[9]).all()
     assert torch.equal(torch.isnan(y), torch.isnan(cpu))
@@ -292,6 +303,10 @@ def test_forward_nan_inf_policy():
     check("y finite rows", y[fin], clean, dense, torch.float32)
 
 
+def test_forward_nan_inf_policy():
+    check_nan_inf_policy(v2_forward)
+
+
 def test_forward_grid_stride(monkeypatch):
     """At most 2 blocks per grid dimension: the kernel's tile loops run."""
     monkeypatch.setenv("EMU_MAX_GRID", "2")
@@ -301,12 +316,17 @@ def test_forward_grid_stride(monkeypatch):
     check("y", v2_forward(x, grid, 2, BASES["identity"], Wb, Wc), e_y, d_y, torch.float32)
 
 
-def test_forward_empty_sizes():
+def check_empty_sizes(forward):
+    """Empty batch, out or in: the right shape, y = 0 without inputs."""
     for N, inf, out in ((0, 3, 4), (5, 3, 0), (5, 0, 4)):
         x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", max(N, 1), max(inf, 1), max(out, 1),
                                            seed=1)
         x, Wb, Wc, grid = x[:N, :inf], Wb[:inf, :out], Wc[:inf, :, :out], grid[:max(inf, 1)]
-        y = v2_forward(x, grid, 3, 2, Wb, Wc)
+        y = forward(x, grid, 3, 2, Wb, Wc)
         assert y.shape == (N, out)
         if N and out:  # no input: y = 0
             assert torch.equal(y, torch.zeros(N, out))
+
+
+def test_forward_empty_sizes():
+    check_empty_sizes(v2_forward)

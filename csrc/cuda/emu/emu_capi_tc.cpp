@@ -1,5 +1,9 @@
 // C entry points of the emulated tensor-core launchers, for ctypes
-// (test_emu_tc.py). dtype: kanext::cuda::TcDtype.
+// (test_emu_tc.py, test_emu_tc_v2.py). dtype: kanext::cuda::TcDtype.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
 #include "../cuda_launch.h"
 
 using namespace kanext::cuda;
@@ -11,9 +15,22 @@ int emu_tc_forward(int dtype, const void* x, const float* grid, int64_t N, int64
   return launch_kan_linear_tc_forward(dtype, x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
 }
 
+// Step 2 of design T (tc2_forward_kernel), no longer behind a backend.
+int emu_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                            const float* Wb, const float* Wc, int64_t out, float* y) {
+  return emu_launch_tc_v2_step2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, y);
+}
+
+// Step 3 (backend tensor_core_v2's launcher), the folded W in a workspace
+// poisoned with NaN; fault (tc2::kFault*, 0 none): a deliberately broken
+// protocol, to show that the tests see the race (1) or the deadlock (2).
 int emu_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
-                      const float* Wb, const float* Wc, int64_t out, float* y) {
-  return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
+                      const float* Wb, const float* Wc, int64_t out, float* y, int fault) {
+  const size_t bytes = kan_linear_tc_v2_forward_workspace_bytes(in, M, k, base, out);
+  std::vector<float> ws(bytes / sizeof(float) + 4, std::nanf(""));
+  float* w = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ws.data()) + 15) & ~uintptr_t(15));
+  if (fault) return emu_launch_tc_v2_forward_fault(fault, x, grid, N, in, M, k, base, Wb, Wc, out, w, y);
+  return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, w, y, nullptr);
 }
 
 size_t emu_tc_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out, int need_w) {

@@ -14,8 +14,8 @@ namespace kanext {
 // of docs/roofline.md; unmeasured on a GPU): the register-accumulator weight
 // gradient when G + k <= 16, and the forward / grad x with 32-bit offsets.
 // kBackendTensorCoreV2: as kBackendTensorCore, with the float32 (TF32)
-// forward on Hopper's warpgroup MMA (design T, kan_linear_tc_v2.cuh; unmeasured
-// on a GPU) where it can run: a compute-capability 9.0 device and a build with
+// forward on Hopper's warpgroup MMA (design T step 3, kan_linear_tc_v2_ws.cuh:
+// W folded into the operand layout, warp-specialised; unmeasured on a GPU) where it can run: a compute-capability 9.0 device and a build with
 // sm_90a code (cuda::tc_v2_available()); elsewhere, and for the backward and
 // the 16-bit types, exactly kBackendTensorCore.
 enum CudaBackend : int64_t {
