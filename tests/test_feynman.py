@@ -128,7 +128,8 @@ DIMLESS_REF = {
     "I.18.4": ("a b", lambda a, b: (1 + a * b) / (1 + a)),
     "I.26.2": ("n theta2", lambda n, t: _M.asin(n * _M.sin(t))),
     "I.27.6": ("a b", lambda a, b: 1 / (1 + a * b)),
-    "I.29.16": ("a theta1 theta2", lambda a, t1, t2: abs(complex(1, 0) - a * complex(_M.cos(t1 - t2), _M.sin(t1 - t2)))),
+    # |1 - a e^{i(theta1 - theta2)}|: the law of cosines as the length of a complex difference
+    "I.29.16": ("a theta1 theta2", lambda a, t1, t2: abs(1 - a * complex(_M.cos(t1 - t2), _M.sin(t1 - t2)))),
     "I.30.3": ("n theta", lambda n, t: (_M.sin(n * t / 2) / _M.sin(t / 2)) ** 2),
     "I.30.5": ("a n", lambda a, n: _M.asin(a / n)),
     "I.37.4": ("a delta", lambda a, d: 1 + a + 2 * _M.sqrt(a) * _M.cos(d)),
@@ -201,8 +202,10 @@ def test_dimensionless_values_at_hand_computed_points():
 
 def test_dimensionless_aliases_default_and_errors():
     # aliases resolve; the default stays pykan's dimensional form
-    assert get_feynman_dataset("II.11.7", dimensionless=True)[1] == get_feynman_dataset("II.11.17", dimensionless=True)[1]
-    assert len(get_feynman_dataset("I.12.11")[0]) == 5 and len(get_feynman_dataset("I.12.11", dimensionless=True)[0]) == 2
+    alias, canonical = (get_feynman_dataset(n, dimensionless=True)[1] for n in ("II.11.7", "II.11.17"))
+    assert alias == canonical
+    assert len(get_feynman_dataset("I.12.11")[0]) == 5
+    assert len(get_feynman_dataset("I.12.11", dimensionless=True)[0]) == 2
     with pytest.raises(ValueError, match=r"no dimensionless form of 'I\.6\.20a'.*I\.27\.6"):
         get_feynman_dataset("I.6.20a", dimensionless=True)
     with pytest.raises(ValueError, match="no dimensionless form"):
