@@ -3,6 +3,8 @@ and torch forms agree, names unique and resolvable, clear errors, the
 dataset helper's shapes, and spot checks against pykan's kan.feynman."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import sympy
@@ -10,7 +12,8 @@ import torch
 
 import kanext
 from kanext.datasets import feynman, feynman_dataset, get_feynman_dataset
-from kanext.datasets.feynman import ALIASES, FEYNMAN_NAMES, KAN_PAPER_EQUATIONS, PYKAN_DIFFERENCES
+from kanext.datasets.feynman import (ALIASES, DIMENSIONLESS_NAMES, FEYNMAN_NAMES, KAN_PAPER_EQUATIONS,
+                                     PYKAN_DIFFERENCES)
 
 
 def _points(ranges, n=256, seed=0):
@@ -94,8 +97,8 @@ def test_dataset_helper_refuses_non_finite_labels(monkeypatch):
     # a box that contains the 0/0 point of III.4.33 (hbar = omega = 0) exactly
     orig = feynman.get_feynman_dataset
 
-    def degenerate(name):
-        s, e, f, _ = orig(name)
+    def degenerate(name, **kw):
+        s, e, f, _ = orig(name, **kw)
         return s, e, f, [[0.0, 1e-30], [0.0, 1e-30], [0.5, 2.0], [0.5, 2.0]]
 
     monkeypatch.setattr(feynman, "get_feynman_dataset", degenerate)
@@ -108,6 +111,105 @@ def test_old_import_paths_still_work():
 
     assert kanext.create_dataset is create_dataset
     assert kanext.datasets.create_dataset is create_dataset
+
+
+# ------------------------------------------------------- dimensionless forms
+# the paper's Table-3 dimensionless formulas once more, in plain floats (math), to check the module's sympy and
+# torch forms against: {name: (variable names, formula)}
+_M = math
+DIMLESS_REF = {
+    "I.6.20": ("theta sigma", lambda t, s: _M.exp(-t * t / (2 * s * s)) / _M.sqrt(2 * _M.pi * s * s)),
+    "I.6.20b": ("theta theta1 sigma", lambda t, t1, s: _M.exp(-(t - t1) ** 2 / (2 * s * s)) / (s * _M.sqrt(2 * _M.pi))),
+    "I.9.18": ("a b c d e f", lambda a, b, c, d, e, f: a / ((1 - b) ** 2 + (d - c) ** 2 + (f - e) ** 2)),
+    "I.12.11": ("a theta", lambda a, t: 1 + a * _M.sin(t)),
+    "I.13.12": ("a b", lambda a, b: a / b - a),
+    "I.15.3x": ("a b", lambda a, b: (1 - a) * (1 - b * b) ** -0.5),
+    "I.16.6": ("a b", lambda a, b: (a + b) / (1 + a * b)),
+    "I.18.4": ("a b", lambda a, b: (1 + a * b) / (1 + a)),
+    "I.26.2": ("n theta2", lambda n, t: _M.asin(n * _M.sin(t))),
+    "I.27.6": ("a b", lambda a, b: 1 / (1 + a * b)),
+    # |1 - a e^{i(theta1 - theta2)}|: the law of cosines as the length of a complex difference
+    "I.29.16": ("a theta1 theta2", lambda a, t1, t2: abs(1 - a * complex(_M.cos(t1 - t2), _M.sin(t1 - t2)))),
+    "I.30.3": ("n theta", lambda n, t: (_M.sin(n * t / 2) / _M.sin(t / 2)) ** 2),
+    "I.30.5": ("a n", lambda a, n: _M.asin(a / n)),
+    "I.37.4": ("a delta", lambda a, d: 1 + a + 2 * _M.sqrt(a) * _M.cos(d)),
+    "I.40.1": ("n_0 a", lambda n0, a: n0 / _M.exp(a)),
+    "I.44.4": ("n a", lambda n, a: n * _M.log(a)),
+    "I.50.26": ("a alpha", lambda a, al: _M.cos(a) * (1 + al * _M.cos(a))),
+    "II.2.42": ("a b", lambda a, b: a * b - b),
+    "II.6.15a": ("a b c", lambda a, b, c: c * _M.hypot(a, b) / (4 * _M.pi)),
+    "II.11.17": ("n_0 a theta", lambda n0, a, t: n0 + n0 * a * _M.cos(t)),
+    "II.11.27": ("n alpha", lambda n, al: 3 * n * al / (3 - n * al)),
+    "II.35.18": ("n_0 a", lambda n0, a: n0 / (2 * _M.cosh(a))),
+    "II.36.38": ("a alpha b", lambda a, al, b: a + al * b),
+    "II.38.3": ("a b", lambda a, b: a / b),
+    "III.9.52": ("a b c", lambda a, b, c: a * (2 * _M.sin((b - c) / 2) / (b - c)) ** 2),
+    "III.10.19": ("a b", lambda a, b: _M.sqrt(1 + a * a + b * b)),
+    "III.17.37": ("alpha beta theta", lambda al, be, t: be * (1 + al * _M.cos(t))),
+}
+
+
+def test_dimensionless_names_are_the_paper_table():
+    assert DIMENSIONLESS_NAMES == KAN_PAPER_EQUATIONS
+    assert set(DIMLESS_REF) == set(DIMENSIONLESS_NAMES)
+
+
+@pytest.mark.parametrize("name", DIMENSIONLESS_NAMES)
+def test_dimensionless_form_values_ranges_and_shapes(name):
+    symbols, expr, f, ranges = get_feynman_dataset(name, dimensionless=True)
+    names, ref = DIMLESS_REF[name]
+    assert [str(s) for s in symbols] == names.split()
+    # fewer (or as many) variables than the dimensional form, each with a real interval
+    assert len(symbols) <= len(get_feynman_dataset(name)[0])
+    assert len(ranges) == len(symbols) and all(lo < hi for lo, hi in ranges)
+    # the three forms agree at the box's corners-inward points, its centre and random points
+    x = torch.cat([_points(ranges, n=64, seed=5),
+                   torch.tensor([[lo + (hi - lo) * t for lo, hi in ranges] for t in (0.05, 0.5, 0.95)],
+                                dtype=torch.float64)])
+    y = f(x)
+    assert y.shape == (x.shape[0], 1) and y.dtype == torch.float64 and torch.isfinite(y).all()
+    want = torch.tensor([ref(*row) for row in x.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(y[:, 0], want, rtol=1e-12, atol=1e-14)
+    sym = sympy.lambdify(symbols, expr, "math")
+    torch.testing.assert_close(torch.tensor([float(sym(*row)) for row in x[:8].tolist()], dtype=torch.float64),
+                               want[:8], rtol=1e-12, atol=1e-14)
+    # and the data set helper draws inside the ranges, labels from f
+    ds = feynman_dataset(name, train_num=32, test_num=16, seed=1, dtype=torch.float64, dimensionless=True)
+    n = len(symbols)
+    assert ds["train_input"].shape == (32, n) and ds["test_input"].shape == (16, n)
+    assert ds["train_label"].shape == (32, 1) and ds["test_label"].shape == (16, 1)
+    r = torch.tensor(ranges, dtype=torch.float64)
+    for split in ("train_input", "test_input"):
+        assert (ds[split] >= r[:, 0]).all() and (ds[split] <= r[:, 1]).all()
+    torch.testing.assert_close(ds["train_label"], f(ds["train_input"]), rtol=0, atol=0)
+
+
+def test_dimensionless_values_at_hand_computed_points():
+    # a few values worked out by hand
+    f = get_feynman_dataset("I.27.6", dimensionless=True)[2]
+    torch.testing.assert_close(f(torch.tensor([[1.0, 1.0], [2.0, 0.5]], dtype=torch.float64))[:, 0],
+                               torch.tensor([0.5, 0.5], dtype=torch.float64))
+    f = get_feynman_dataset("I.16.6", dimensionless=True)[2]
+    torch.testing.assert_close(f(torch.tensor([[0.5, 0.5]], dtype=torch.float64))[:, 0],
+                               torch.tensor([0.8], dtype=torch.float64))  # 1 / 1.25
+    f = get_feynman_dataset("I.30.5", dimensionless=True)[2]
+    torch.testing.assert_close(f(torch.tensor([[0.5, 1.0]], dtype=torch.float64))[:, 0],
+                               torch.tensor([math.pi / 6], dtype=torch.float64))
+    f = get_feynman_dataset("III.10.19", dimensionless=True)[2]
+    torch.testing.assert_close(f(torch.tensor([[1.0, 1.0]], dtype=torch.float64))[:, 0],
+                               torch.tensor([math.sqrt(3)], dtype=torch.float64))
+
+
+def test_dimensionless_aliases_default_and_errors():
+    # aliases resolve; the default stays pykan's dimensional form
+    alias, canonical = (get_feynman_dataset(n, dimensionless=True)[1] for n in ("II.11.7", "II.11.17"))
+    assert alias == canonical
+    assert len(get_feynman_dataset("I.12.11")[0]) == 5
+    assert len(get_feynman_dataset("I.12.11", dimensionless=True)[0]) == 2
+    with pytest.raises(ValueError, match=r"no dimensionless form of 'I\.6\.20a'.*I\.27\.6"):
+        get_feynman_dataset("I.6.20a", dimensionless=True)
+    with pytest.raises(ValueError, match="no dimensionless form"):
+        feynman_dataset("I.8.4", dimensionless=True)
 
 
 # ------------------------------------------------------------------ pykan

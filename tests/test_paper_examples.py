@@ -134,6 +134,34 @@ def test_feynman_quick_recovers_the_control(tmp_path):
     assert (tmp_path / "feynman.png").stat().st_size > 1000
 
 
+def test_feynman_quick_dimensionless_recovers_i_40_1(tmp_path):
+    import sympy
+
+    # the paper's dimensionless I.40.1, n_0 exp(-a) (n_0 in [0, 1], a in [-1, 1]), at the quick size and the one
+    # recipe of the script: pruned to [2, 1, 1] and read off exactly as n_0*exp(-a)
+    res = _load("feynman").main(["--quick", "--quiet", "--dimensionless", "--equations", "I.40.1",
+                                 "--out", str(tmp_path)])
+    assert res["cfg"]["dimensionless"]
+    (row,) = res["rows"]
+    r = row["kanext"]
+    n0, a = sympy.symbols("n_0 a")
+    assert row["name"] == "I.40.1" and r["n_vars"] == 2 and r["truth"] == n0 * sympy.exp(-a)
+    assert r["shape"] == [2, 1, 1], r["shape"]
+    assert r["recovered"] and r["how"] == "symbolic" and r["sym_rel"] < 1e-8, (r["formula"], r["sym_rel"])
+    assert sympy.simplify(r["formula"] - r["truth"]) == 0
+    assert res["kanext"]["n_recovered"] == 1
+
+
+def test_feynman_seeds_keeps_the_best_train_fit(tmp_path):
+    # --seeds 2: the recipe runs for seeds 0 and 1 and keeps the formula that fits the train data best; on I.40.1
+    # at the quick size seed 0 is already exact (train RMSE ~1e-16), so whichever seed is kept is exact too
+    res = _load("feynman").main(["--quick", "--quiet", "--dimensionless", "--seeds", "2", "--equations", "I.40.1",
+                                 "--out", str(tmp_path)])
+    r = res["rows"][0]["kanext"]
+    assert res["cfg"]["seeds"] == 2 and r["seed"] in (0, 1) and f"seed {r['seed']} kept" in r["note"], r["note"]
+    assert r["recovered"] and r["sym_rel"] < 1e-8, (r["formula"], r["sym_rel"])
+
+
 def test_special_functions_data_pareto_and_smallest_shape():
     import numpy as np
     import scipy.special as sp

@@ -39,6 +39,18 @@ the benchmark's I.18.12) "I.18.4" too, so that pykan's "I.18.4" returns it
 instead of equation 21 (the centre of mass, here "I.18.4"). Here both forms
 follow the benchmark's formula and every name is unique.
 
+Dimensionless forms (``dimensionless=True``): the KAN paper's Table 3
+works on dimensionless rewrites of its 27 equations, with fewer variables
+(ratios of the original ones), e.g. I.12.11 q(E_f + B v sin(theta)) becomes
+1 + a sin(theta) and II.38.3 Y A x/d becomes a/b. ``get_feynman_dataset(name,
+dimensionless=True)`` and ``feynman_dataset(name, ..., dimensionless=True)``
+return those forms for the names in ``DIMENSIONLESS_NAMES`` (the Table-3
+names, ``KAN_PAPER_EQUATIONS``; aliases accepted), in the same
+``(symbols, expr, f, ranges)`` shape. Their ranges are chosen here (the
+paper gives none; see ``_feynman_dimensionless``); other names raise
+ValueError. The default, ``dimensionless=False``, is pykan's dimensional
+table described above.
+
 Removable singularities: a few formulas are 0/0 on a measure-zero edge of
 their box (III.4.33 at hbar*omega = 0, III.9.52 at omega = omega_0 or
 t = 0); :func:`feynman_dataset` reports non-finite labels instead of
@@ -54,11 +66,12 @@ from sympy.parsing.sympy_parser import parse_expr
 from torch import Tensor
 
 from ._create import create_dataset
+from ._feynman_dimensionless import DIMENSIONLESS
 from ._feynman_equations import EQUATIONS
 
 __all__ = [
     "get_feynman_dataset", "feynman_dataset", "FEYNMAN_NAMES", "ALIASES", "KAN_PAPER_EQUATIONS",
-    "PYKAN_DIFFERENCES",
+    "PYKAN_DIFFERENCES", "DIMENSIONLESS_NAMES",
 ]
 
 FEYNMAN_NAMES: tuple[str, ...] = tuple(e[1] for e in EQUATIONS)
@@ -91,7 +104,11 @@ PYKAN_DIFFERENCES: dict[str, str] = {
     "Rutherford scattering": "pykan spells it 'Rutherforld scattering'",
 }
 
+#: the equations with a dimensionless form (``dimensionless=True``): Table 3 of the KAN paper, same order
+DIMENSIONLESS_NAMES: tuple[str, ...] = tuple(e[0] for e in DIMENSIONLESS)
+
 _BY_NAME = {e[1]: e for e in EQUATIONS}
+_DIMENSIONLESS = {e[0]: e for e in DIMENSIONLESS}
 _BY_NUMBER = {e[0]: e for e in EQUATIONS if e[0] >= 1}
 
 
@@ -135,7 +152,7 @@ def _column_function(fn, n_var: int, name: str) -> Callable[[Tensor], Tensor]:
     return f
 
 
-def get_feynman_dataset(name: str | int):
+def get_feynman_dataset(name: str | int, dimensionless: bool = False):
     """``(symbols, expr, f, ranges)`` of a Feynman equation, as pykan's
     ``kan.feynman.get_feynman_dataset`` returns them (see the module
     docstring for the names, ranges and where pykan differs).
@@ -143,6 +160,9 @@ def get_feynman_dataset(name: str | int):
     Args:
         name: an equation name from ``FEYNMAN_NAMES`` or ``ALIASES``, or
             pykan's number 1..120.
+        dimensionless: False (default): pykan's dimensional variables and
+            ranges. True: the KAN paper's dimensionless Table-3 form (fewer
+            variables, ranges chosen here); only for ``DIMENSIONLESS_NAMES``.
 
     Returns:
         symbols: tuple of sympy Symbols, one per input column, in order.
@@ -152,9 +172,16 @@ def get_feynman_dataset(name: str | int):
 
     Raises:
         ValueError for an unknown name (the message lists the valid names) or
-        number; TypeError for a name that is neither str nor int.
+        number, or with ``dimensionless=True`` for an equation outside
+        ``DIMENSIONLESS_NAMES``; TypeError for a name that is neither str
+        nor int.
     """
     number, canonical, spec, expr_text, fn, ranges = _resolve(name)
+    if dimensionless:
+        if canonical not in _DIMENSIONLESS:
+            raise ValueError(f"get_feynman_dataset: no dimensionless form of {canonical!r}; those with one "
+                             f"(the KAN paper's Table 3): {', '.join(DIMENSIONLESS_NAMES)}")
+        canonical, spec, expr_text, fn, ranges = _DIMENSIONLESS[canonical]
     idents, syms = _symbols(spec)
     expr = parse_expr(expr_text, local_dict=dict(zip(idents, syms)))
     n_var = len(syms)
@@ -173,17 +200,19 @@ def feynman_dataset(
     normalize_label: bool = False,
     device=None,
     dtype=None,
+    dimensionless: bool = False,
 ) -> dict[str, Tensor]:
     """A kanext data set dict (train_input, train_label, test_input,
     test_label) for a Feynman equation: inputs uniform on its ranges,
     labels from its torch function, through :func:`kanext.create_dataset`
-    (same arguments and reproducibility from ``seed``).
+    (same arguments and reproducibility from ``seed``). ``dimensionless``:
+    as in :func:`get_feynman_dataset`.
 
     Raises ValueError for an unknown name (listing the valid names) and when
     a label is not finite (a sample on a removable singularity of the
     formula, e.g. 0/0; try another seed).
     """
-    _, _, f, ranges = get_feynman_dataset(name)
+    _, _, f, ranges = get_feynman_dataset(name, dimensionless=dimensionless)
     ds = create_dataset(f, n_var=len(ranges), ranges=ranges, train_num=train_num, test_num=test_num,
                         normalize_input=normalize_input, normalize_label=normalize_label, device=device,
                         seed=seed, dtype=dtype)
