@@ -242,6 +242,7 @@ struct Avx512Lanes<float> {  // 16 lanes, int32 indices
   typedef __mmask16 Mask;
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(lanes_below(n), p); }
+  static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, lanes_below(n), v); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V set1(float v) { return _mm512_set1_ps(v); }
   static Mask ge(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
@@ -280,6 +281,7 @@ struct Avx512Lanes<double> {  // 8 lanes, int64 indices
   typedef __mmask8 Mask;
   static V load(const double* p) { return _mm512_loadu_pd(p); }
   static V load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(lanes_below(n), p); }
+  static void store_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, lanes_below(n), v); }
   static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
   static V set1(double v) { return _mm512_set1_pd(v); }
   static Mask ge(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ); }
@@ -935,17 +937,37 @@ struct IndexVecOf<double> {
   typedef int64_t type __attribute__((vector_size(64)));
 };
 
+// The two-source permute indices of each stage (bit b = 2^s): compile-time
+// tables, loaded as vectors (built lane by lane inside the tile loop, they
+// cost more than the permutes themselves).
+template <typename T>
+struct TransposeIndices {
+  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> E;
+  E lo[4][kLanes<T>], hi[4][kLanes<T>];
+};
+template <typename T>
+constexpr TransposeIndices<T> make_transpose_indices() {
+  constexpr int L = kLanes<T>;
+  TransposeIndices<T> t{};
+  for (int s = 0, b = 1; b < L; ++s, b *= 2)
+    for (int l = 0; l < L; ++l) {
+      t.lo[s][l] = (l & b) ? L + l - b : l;
+      t.hi[s][l] = (l & b) ? L + l : l + b;
+    }
+  return t;
+}
+template <typename T>
+inline constexpr TransposeIndices<T> kTransposeIndices = make_transpose_indices<T>();
+
 template <typename T>
 inline void transpose_tile(vec_t<T>* r) {
   constexpr int L = kLanes<T>;
   using I = typename IndexVecOf<T>::type;
 #pragma GCC unroll 4
-  for (int b = 1; b < L; b *= 2) {
+  for (int s = 0, b = 1; b < L; ++s, b *= 2) {
     I lo, hi;
-    for (int l = 0; l < L; ++l) {
-      lo[l] = (l & b) ? L + l - b : l;
-      hi[l] = (l & b) ? L + l : l + b;
-    }
+    __builtin_memcpy(&lo, kTransposeIndices<T>.lo[s], sizeof lo);
+    __builtin_memcpy(&hi, kTransposeIndices<T>.hi[s], sizeof hi);
 #pragma GCC unroll 16
     for (int i = 0; i < L; ++i)
       if (!(i & b)) {
@@ -959,7 +981,11 @@ inline void transpose_tile(vec_t<T>* r) {
 
 // dst[g][j] = src[j * ld + g] for j < cols, g < nb (dst rows kFoldCols wide,
 // columns past cols zeroed). Full blocks of kFoldCols columns go by L x L
-// tiles through registers; the rest element by element.
+// tiles through registers, the last g tile with masked loads / stores where
+// AVX-512 has them; the rest element by element.
+#if defined(KANEXT_VECTOR_TRANSPOSE) && defined(__AVX512F__) && defined(__AVX512DQ__)
+#define KANEXT_MASKED_TRANSPOSE 1
+#endif
 template <typename T>
 inline void load_block_transposed(const T* __restrict src, int64_t nb, int64_t cols, T (*__restrict dst)[kFoldCols],
                                   int64_t ld) {
@@ -974,6 +1000,18 @@ inline void load_block_transposed(const T* __restrict src, int64_t nb, int64_t c
         transpose_tile<T>(r);
         for (int l = 0; l < L; ++l) vstore(&dst[g0 + l][j0], r[l]);
       }
+#ifdef KANEXT_MASKED_TRANSPOSE
+    if (g0 < nb) {  // the last nb - g0 < L rows of dst
+      const int rem = static_cast<int>(nb - g0);
+      for (int64_t j0 = 0; j0 < kFoldCols; j0 += L) {
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = Avx512Lanes<T>::load_n(src + (j0 + l) * ld + g0, rem);
+        transpose_tile<T>(r);
+        for (int l = 0; l < rem; ++l) vstore(&dst[g0 + l][j0], r[l]);
+      }
+      g0 = nb;
+    }
+#endif
   }
 #endif
   for (int64_t j = 0; j < cols; ++j)
@@ -997,6 +1035,18 @@ inline void store_block_transposed(const T (*__restrict src)[kFoldCols], int64_t
         transpose_tile<T>(r);
         for (int l = 0; l < L; ++l) vstore(dst + (j0 + l) * ld + g0, r[l]);
       }
+#ifdef KANEXT_MASKED_TRANSPOSE
+    if (g0 < nb) {  // the last nb - g0 < L columns of dst
+      const int rem = static_cast<int>(nb - g0);
+      for (int64_t j0 = 0; j0 < kFoldCols; j0 += L) {
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = l < rem ? vload(&src[g0 + l][j0]) : vec_t<T>{};
+        transpose_tile<T>(r);
+        for (int l = 0; l < L; ++l) Avx512Lanes<T>::store_n(dst + (j0 + l) * ld + g0, r[l], rem);
+      }
+      g0 = nb;
+    }
+#endif
   }
 #endif
   for (int64_t j = 0; j < cols; ++j)
@@ -1038,6 +1088,8 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
 template <typename T>
 void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
                       T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb) {
+  constexpr int L = kLanes<T>;
+  constexpr int V = kFoldCols / L;  // vectors per column block
   std::vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   T(*gt)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data() + nb * kFoldCols);
@@ -1046,24 +1098,35 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
       const T* sj = s + i * out + j0;
+      T* gsj = gs + i * out + j0;
       load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct, nb);
-      T acc[kFoldCols] = {};
-      T sv[kFoldCols] = {};
-      for (int64_t j = 0; j < cols; ++j) sv[j] = sj[j];
-      for (int64_t g = 0; g < nb; ++g) {
-        const T* gr = gwi + g * out + j0;
-        T gv[kFoldCols] = {};
-        if (cols == kFoldCols)
-          for (int64_t j = 0; j < kFoldCols; ++j) gv[j] = gr[j];
-        else
-          for (int64_t j = 0; j < cols; ++j) gv[j] = gr[j];
-        for (int j = 0; j < kFoldCols; ++j) {
-          gt[g][j] = gv[j] * sv[j];
-          acc[j] += gv[j] * ct[g][j];
+      if (cols == kFoldCols) {  // whole vectors (the loop below as vector code, same terms in the same order)
+        vec_t<T> sv[V], acc[V];
+        for (int v = 0; v < V; ++v) {
+          sv[v] = vload(sj + v * L);
+          acc[v] = vec_t<T>{};
         }
+        for (int64_t g = 0; g < nb; ++g) {
+          const T* gr = gwi + g * out + j0;
+          for (int v = 0; v < V; ++v) {
+            const vec_t<T> gv = vload(gr + v * L);
+            vstore(&gt[g][v * L], gv * sv[v]);
+            acc[v] += gv * vload(&ct[g][v * L]);
+          }
+        }
+        for (int v = 0; v < V; ++v) vstore(gsj + v * L, acc[v]);
+      } else {
+        T acc[kFoldCols] = {};
+        for (int64_t g = 0; g < nb; ++g) {
+          const T* gr = gwi + g * out + j0;
+          for (int64_t j = 0; j < cols; ++j) {
+            gt[g][j] = gr[j] * sj[j];
+            acc[j] += gr[j] * ct[g][j];
+          }
+        }
+        for (int64_t j = 0; j < cols; ++j) gsj[j] = acc[j];
       }
       store_block_transposed(gt, nb, cols, gc + (i * out + j0) * nb, nb);
-      for (int64_t j = 0; j < cols; ++j) gs[i * out + j0 + j] = acc[j];
     }
   }
 }
