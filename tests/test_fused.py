@@ -145,6 +145,32 @@ def test_fused_nan_policy():
         assert_bitwise_equal(g, e, "weight gradients with NaN/inf inputs")
 
 
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("k", (0, 3, 5))
+def test_fused_strip_forward_nan_rows_and_passes(k, base):
+    """float32 layers of 16..256 outputs at moderate G take the forward by
+    column strips (cpu::use_strips): 700 rows are three 256-row passes, 45
+    outputs a full and a partial strip. y equals the unfused forward bit for
+    bit (NaN rows included), the NaN/inf policy holds, and y matches the
+    float64 reference on the finite rows."""
+    dtype, G = torch.float32, 30
+    s = seed_of("fused-strips", k, base)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", 5, 45, 700, s)
+    x[3, 1] = float("nan")
+    x[300, 4] = float("nan")
+    x[650, 0] = float("inf")
+    bid = ops.BASE_IDS[base]
+    y = K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale)
+    y_exp, _ = _unfused(x, grid, k, bid, Wb, coef, scale, gy)
+    assert_bitwise_equal(y, y_exp, "strip forward")
+    nan_rows = torch.isnan(y).all(1)
+    assert nan_rows[3] and nan_rows[300] and int(nan_rows.sum()) == 2
+    finite = ~torch.isnan(x).any(1) & torch.isfinite(x).all(1)
+    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
+                           ref.fold_spline_weights(coef.double(), scale.double()))
+    assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
+
+
 def test_fused_thread_count_independent(restore_threads):
     dtype, k = torch.float32, 3
     x, grid, Wb, coef, scale, gy = _case(dtype, k, 20, "nonuniform", 33, 70, 600, seed_of("fused-threads"))

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "kan_linear_kernels.h"
@@ -122,6 +123,30 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
       const int64_t grain = grain_for(in * (out + 8) * (k + 2), kRowBlock);
       const int64_t tile = std::min<int64_t>(
           in, std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, nb * out * sizeof(scalar_t))));
+      constexpr int K_ = decltype(K)::value;
+      // the forward by column strips where it pays (cpu::use_strips; float32
+      // only: slower in float64, so not instantiated there)
+      if constexpr (std::is_same<scalar_t, float>::value) {
+        if (cpu::use_strips<scalar_t>(nb, out)) {
+          const int64_t nt = (out + cpu::kFoldCols - 1) / cpu::kFoldCols, strip = nb * cpu::kFoldCols;
+          const int64_t stile = std::min<int64_t>(
+              in, std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, nt * strip * sizeof(scalar_t))));
+          at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+            std::vector<scalar_t> ws(static_cast<size_t>(stile * nt * strip));
+            std::vector<cpu::StripPass<scalar_t, K_>> passes(static_cast<size_t>(stile));
+            std::fill(yp + n0 * out, yp + n1 * out, scalar_t(0));
+            for (int64_t i0 = 0; i0 < in; i0 += stile) {
+              const int64_t i1 = std::min(i0 + stile, in);
+              cpu::fold_inputs_strips(cp, sp, ws.data(), i0, i1, out, nb);
+              for (int64_t b = n0; b < n1; b += cpu::kStripRows<scalar_t>)
+                cpu::kan_linear_forward_strips<scalar_t, K_>(
+                    xp, tp, pp, in, M, base, wbp, ws.data(), yp, b,
+                    std::min<int64_t>(b + cpu::kStripRows<scalar_t>, n1), out, i0, i1, passes.data());
+            }
+          });
+          return;
+        }
+      }
       at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
         std::vector<scalar_t> wc(static_cast<size_t>(tile * nb * out));
         std::fill(yp + n0 * out, yp + n1 * out, scalar_t(0));

@@ -1080,6 +1080,144 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
   }
 }
 
+// Forward by column strips. An input's weights are cut into strips of
+// kFoldCols columns (each strip's G+k rows of kFoldCols values contiguous,
+// folded once per input tile), and a pass of up to kStripRows batch rows
+// keeps its partial y (kStripRows x kFoldCols, 16 KiB) in a local buffer
+// across the input tile. Per input, the pass's rows are grouped by knot
+// interval: with 256 rows instead of kan_linear_forward_block's 32 the
+// groups are 8x deeper, so each group's k+2 weight vectors are loaded once
+// for several rows (grouped_axpy). Per y element the terms are added as
+// kan_linear_forward_block adds them (inputs in order; per input the k+1
+// spline terms in order, then the base term, by the same grouped_axpy), so y
+// is bit-identical to it.
+template <typename T>
+constexpr int kStripRows = static_cast<int>((16 << 10) / (kFoldCols * sizeof(T)));  // 256 float, 128 double
+constexpr int kMaxStripKeys = 1 << 11;
+
+// Where the strip forward pays, measured (bench/RESULTS.md, "CPU kernels,
+// fifth pass"; one thread, forward alone): float32 layers of 16 to 256
+// outputs whose weights per input fit 64 KiB (1.15-1.45x at G = 10..50,
+// e.g. 256 -> 256 and 64 -> 64 at G=20). Slower: 1024 outputs (0.5x: the y
+// tile is reloaded per input tile of two), G+k rows of 256 outputs past 64
+// KiB (0.88x at G=100), and float64 (0.75-1.2x).
+template <typename T>
+inline bool use_strips(int64_t nb, int64_t out) {
+  return sizeof(T) == 4 && out >= kFoldCols && out <= 256 && nb * out * int64_t(sizeof(T)) <= (64 << 10) &&
+         nb < kMaxStripKeys - 2;
+}
+
+// The fold into strips for inputs [i0, i1): w[(((i - i0) nt + t) (G+k) + g)
+// kFoldCols + j] = coef[i, t kFoldCols + j, g] scale[i, t kFoldCols + j] for
+// the nt = ceil(out / kFoldCols) strips (columns past out zero), the same
+// products as fold_inputs.
+template <typename T>
+void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
+                        int64_t out, int64_t nb) {
+  const int64_t nt = (out + kFoldCols - 1) / kFoldCols;
+  std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
+  T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t t = 0; t < nt; ++t) {
+      const int64_t j0 = t * kFoldCols, cols = std::min(kFoldCols, out - j0);
+      T sv[kFoldCols] = {};
+      for (int64_t j = 0; j < cols; ++j) sv[j] = s[i * out + j0 + j];
+      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct, nb);  // (zero past cols)
+      T* wt = w + ((i - i0) * nt + t) * nb * kFoldCols;
+      for (int64_t g = 0; g < nb; ++g)
+        for (int64_t j = 0; j < kFoldCols; ++j) wt[g * kFoldCols + j] = ct[g][j] * sv[j];
+    }
+}
+
+// What the strip forward keeps per input of a pass: the pass's rows grouped
+// by knot interval (counting sort on the window start), and per row its k+1
+// basis values and b(x).
+template <typename T, int K>
+struct StripPass {
+  int ends[kMaxStripKeys + 1];  // ends[key]: end of group `key` in order (key = start + 2)
+  int order[kStripRows<T>];
+  T coef[kStripRows<T>][K + 2];
+};
+
+// y[n0:n1] += the terms of inputs [i0, i1) (n1 - n0 <= kStripRows), with the
+// inputs' weights in strips `ws` (fold_inputs_strips / copy_inputs_strips).
+// Per input, the pass's rows are grouped by window start, and each group's
+// k+2 weight vectors are loaded once per strip for all its rows (grouped_axpy
+// on the local y tile). `sp` is scratch for (i1 - i0) StripPass.
+template <typename T, int K>
+void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
+                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
+                               const T* __restrict ws, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
+                               int64_t i0, int64_t i1, StripPass<T, K>* sp) {
+  constexpr int L = kLanes<T>, V = kFoldCols / L, K1 = K + 1;
+  const int64_t nb = M - K - 1, P = M + 2 * K + 2, nt = (out + kFoldCols - 1) / kFoldCols;
+  const int rows = static_cast<int>(n1 - n0);
+  const int nkeys = static_cast<int>(nb - K + 2);  // window starts 0..G-1, and -1, -2: keys start + 2
+  const bool has_base = base != kBaseZero;
+  BlockBases<T, K> bb;
+  for (int64_t i = i0; i < i1; ++i) {
+    StripPass<T, K>& p = sp[i - i0];
+    int key[kStripRows<T>];
+    for (int b0 = 0; b0 < rows; b0 += kRows) {
+      const int nr = std::min(kRows, rows - b0);
+      bb.template compute<false>(x + (n0 + b0) * in + i, in, nr, grid + i * M, padded + i * P, M, base);
+      for (int r = 0; r < nr; ++r) {
+        key[b0 + r] = static_cast<int>(bb.start[r]) + 2;
+        for (int q = 0; q < K1; ++q) p.coef[b0 + r][q] = bb.v[q][r];
+        p.coef[b0 + r][K1] = bb.bv[r];
+      }
+    }
+    int* ends = p.ends;
+    std::fill(ends, ends + nkeys + 1, 0);
+    for (int r = 0; r < rows; ++r) ++ends[key[r] + 1];
+    for (int c = 1; c <= nkeys; ++c) ends[c] += ends[c - 1];
+    for (int r = 0; r < rows; ++r) p.order[ends[key[r]]++] = r;
+  }
+  alignas(64) T yt[kStripRows<T>][kFoldCols];
+  for (int64_t t = 0; t < nt; ++t) {
+    const int64_t j0 = t * kFoldCols, cols = std::min(kFoldCols, out - j0);
+    for (int r = 0; r < rows; ++r) {
+      const T* yr = y + (n0 + r) * out + j0;
+      if (cols == kFoldCols)
+        for (int v = 0; v < V; ++v) vstore(&yt[r][v * L], vload(yr + v * L));
+      else
+        for (int64_t j = 0; j < kFoldCols; ++j) yt[r][j] = j < cols ? yr[j] : T(0);
+    }
+    for (int64_t i = i0; i < i1; ++i) {
+      const StripPass<T, K>& p = sp[i - i0];
+      const T* st = ws + ((i - i0) * nt + t) * nb * kFoldCols;
+      alignas(64) T wbt[kFoldCols] = {};
+      for (int64_t j = 0; j < cols; ++j) wbt[j] = Wb[i * out + j0 + j];
+      const T* wb = wbt;
+      for (int g0 = 0, key = 0; key < nkeys; g0 = p.ends[key++]) {
+        const int cnt = p.ends[key] - g0;
+        if (cnt == 0) continue;
+        if (key == 0) {  // NaN policy: the whole output row becomes NaN
+          for (int m = g0; m < g0 + cnt; ++m)
+            std::fill(yt[p.order[m]], yt[p.order[m]] + kFoldCols, std::numeric_limits<T>::quiet_NaN());
+          continue;
+        }
+        if (key == 1) {  // outside the grid: the base term only
+          if (has_base) grouped_axpy<T, 1, K1 + 1>(&yt[0][0], p.order + g0, cnt, p.coef, K1, &wb, kFoldCols);
+          continue;
+        }
+        const T* wrows[K1 + 1];
+        for (int q = 0; q < K1; ++q) wrows[q] = st + (key - 2 + q) * kFoldCols;
+        wrows[K1] = wb;
+        if (has_base) grouped_axpy<T, K1 + 1, K1 + 1>(&yt[0][0], p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
+        else grouped_axpy<T, K1, K1 + 1>(&yt[0][0], p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      T* yr = y + (n0 + r) * out + j0;
+      if (cols == kFoldCols)
+        for (int v = 0; v < V; ++v) vstore(yr + v * L, vload(&yt[r][v * L]));
+      else
+        for (int64_t j = 0; j < cols; ++j) yr[j] = yt[r][j];
+    }
+  }
+}
+
 // The fold's backward for inputs [i0, i1), from the gradient of the folded
 // weights gw (laid out as fold_inputs writes w): gc[i, j, g] = gw[i, g, j]
 // scale[i, j] (contiguous (in, out, G+k), coef's layout) and gs[i, j] =
