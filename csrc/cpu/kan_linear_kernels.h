@@ -62,14 +62,37 @@ inline void vstore(T* p, vec_t<T> v) {
 }
 // Sum of a vector's lanes by halves (a fixed tree: log2(lanes) dependent
 // adds instead of one per lane, which made the dot products of grad_x wait
-// on the reduction in narrow layers).
+// on the reduction in narrow layers). Each stage adds lane l + w to lane l
+// for l < w, in registers (one permute and one add per stage; through an
+// array in memory the reductions cost more than the dot products of 64-wide
+// layers).
+template <typename T>
+struct HalvesIndices {
+  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> E;
+  E idx[4][kLanes<T>];  // stage s: w = L / 2^(s+1), lane l takes l + w (l < w; the rest any lane)
+};
+template <typename T>
+constexpr HalvesIndices<T> make_halves_indices() {
+  constexpr int L = kLanes<T>;
+  HalvesIndices<T> h{};
+  for (int s = 0, w = L / 2; w >= 1; ++s, w /= 2)
+    for (int l = 0; l < L; ++l) h.idx[s][l] = l < w ? l + w : l;
+  return h;
+}
+template <typename T>
+inline constexpr HalvesIndices<T> kHalvesIndices = make_halves_indices<T>();
+
 template <typename T>
 inline T hsum(vec_t<T> v) {
-  T t[kLanes<T>];
-  __builtin_memcpy(t, &v, sizeof v);
-  for (int w = kLanes<T> / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) t[l] += t[l + w];
-  return t[0];
+  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> E;
+  typedef E I __attribute__((vector_size(64)));
+#pragma GCC unroll 4
+  for (int s = 0, w = kLanes<T> / 2; w >= 1; ++s, w /= 2) {
+    I idx;
+    __builtin_memcpy(&idx, kHalvesIndices<T>.idx[s], sizeof idx);
+    v = v + __builtin_shuffle(v, idx);
+  }
+  return v[0];
 }
 
 static_assert(kRows % kLanes<float> == 0 && kRows % kLanes<double> == 0, "kRows must fill whole vectors");
@@ -745,10 +768,37 @@ inline void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, in
     for (int j = 0; j < O; ++j) gwb[j] = gb[j];
 }
 
+// gy[n, :] . (sum_q B'_q(x) rws[q] + b'(x) rws[K1]) over R = K1 (no base) or
+// K1 + 1 rows: the rows combined first, then one dot product and one
+// reduction per batch row (the k+2 separate dot products each ended in a
+// reduction, which cost more than the products in layers of 16-256 outputs).
+template <typename T, int R, int K>
+inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, const T* __restrict d, int64_t out) {
+  constexpr int L = kLanes<T>, K1 = K + 1;
+  T c[R];
+  for (int q = 0; q < R; ++q) c[q] = q < K1 ? B.dv[q][rr] : B.dbv[rr];
+  vec_t<T> av = vec_t<T>{};
+  int64_t j = 0;
+  for (; j + L <= out; j += L) {
+    vec_t<T> comb = c[0] * vload(rws[0] + j);
+#pragma GCC unroll 7
+    for (int q = 1; q < R; ++q) comb += c[q] * vload(rws[q] + j);
+    av += comb * vload(d + j);
+  }
+  T acc = hsum<T>(av);
+  for (; j < out; ++j) {
+    T comb = c[0] * rws[0][j];
+    for (int q = 1; q < R; ++q) comb += c[q] * rws[q][j];
+    acc += comb * d[j];
+  }
+  return acc;
+}
+
 // grad_x[n, i] for the span's rows: sum_q B'_q(x) (Wc[i, s+q, :] . gy[n, :])
 // + b'(x) (Wb[i, :] . gy[n, :]). O > 0: the width out == O known at compile
 // time (the dot products inline and unrolled, as dot_rows computes them for
-// that width); O = 0: any width.
+// that width); O = 0: any width, rows inside the grid of layers at least one
+// vector wide by combined_dot (the same sum, associated differently).
 template <typename T, int K, int O>
 inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0, int rows, int64_t out_,
                         int64_t in, int64_t i, bool has_base, const T* __restrict wb, const T* __restrict wc,
@@ -774,6 +824,13 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
     for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
     rws[K1] = wb;
     T acc = T(0);
+    if constexpr (O == 0) {
+      if (s >= 0 && out >= kLanes<T>) {
+        gx[n * in + i] = has_base ? combined_dot<T, K1 + 1>(rws, B, rr, d, out)
+                                  : combined_dot<T, K1>(rws, B, rr, d, out);
+        continue;
+      }
+    }
     if (s >= 0 && has_base) {
       T dots[K1 + 1];
       dots_of(std::integral_constant<int, K1 + 1>{}, rws, d, dots);
