@@ -111,7 +111,11 @@ import json
 import math
 import os
 import platform
+import resource
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -204,6 +208,11 @@ def parse_args(argv=None):
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before starting, wait up to S seconds for the CPUs to be < 10%% busy")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in --json and skip their shapes")
+    ap.add_argument("--mem-cap", type=float, default=0.8, metavar="FRAC",
+                    help="cap each shape's child process's address space at its size after the imports plus "
+                         "FRAC x the free memory (RLIMIT_AS; default 0.8; 0 for no cap)")
     ap.add_argument("--dry-run", action="store_true", help="validate and list the shapes, time nothing")
     return ap.parse_args(argv)
 
@@ -263,19 +272,24 @@ def gemm_rate(dtype: str, k: int, a) -> float:
     return floor_flops(p) / r["median_s"]
 
 
-def run_shape(s: dict, a, rates: dict) -> dict:
+def run_shape(s: dict, a, save=lambda row: None) -> dict:
+    """One shape, in the child process: agreement, then floor, kanext and the peers.
+    save(row) is called with row["running"] naming each implementation before it
+    starts, so a parent that sees the child die knows which one it was."""
     p = problem(s, a.seed)
     row = dict(s, notes=[], times={}, agreement={})
-    est = floor_flops(p) / rates[s["dtype"]] * 1e3
-    row["est_floor_ms"] = est
-    if est > a.max_floor_ms:
-        row["skipped"] = f"estimated floor {est:.0f} ms > --max-floor-ms {a.max_floor_ms:g}"
-        return row
+
+    def running(name):
+        row["running"] = name
+        save(row)
+        _fault(name, s)
+
     import torch._dynamo
 
     torch._dynamo.reset()
     torch.manual_seed(a.seed)  # the peers' own initialisation, before their weights are mapped in
     P, x = H.master_params(p), H.make_input(p)
+    running("kanext")
     kan = H.build_kanext(p, P)
     res = check_kanext(kan, p, P, x, a.check_rows)
     row["agreement"]["kanext"] = res
@@ -283,7 +297,9 @@ def run_shape(s: dict, a, rates: dict) -> dict:
         row["fatal"] = "kanext disagrees with kanext.reference: " + ", ".join(
             f"{k}={v:.2e}" for k, v in res["errors"].items()) + f" (tol {res['tol']:.0e})"
         return row
+    running("floor")
     row["times"]["floor"] = time_impl(H.build_gemm_local(p, P), x, a, a.warmup)
+    running("kanext")
     row["times"]["kanext"] = time_impl(kan, x, a, a.warmup)
     del kan
     for name in sorted(a.peers, key=lambda n: n == "pykan"):  # pykan last, as in run.py
@@ -292,6 +308,7 @@ def run_shape(s: dict, a, rates: dict) -> dict:
             row["notes"].append(f"{name} skipped: {why}")
             continue
         try:
+            running(name)
             impl = H.BUILDERS[name](p, P)
             if impl.mapped and name != "reference":
                 chk = H.check_peer(impl, p, P, x[:256] if name == "pykan" else x)
@@ -305,6 +322,7 @@ def run_shape(s: dict, a, rates: dict) -> dict:
             row["notes"].append(f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}")
         finally:
             impl = None
+    row.pop("running")
     t = row["times"]
     kx, fl = t["kanext"]["median_s"], t["floor"]["median_s"]
     peers = {n: v["median_s"] for n, v in t.items() if n not in ("kanext", "floor")}
@@ -313,6 +331,131 @@ def run_shape(s: dict, a, rates: dict) -> dict:
                best_peer_ms=1e3 * peers[best] if best else None,
                best_peer_over_kanext=peers[best] / kx if best else None,
                other_cpu_use=max((v["other_cpu_use"] or 0.0) for v in t.values()))
+    return row
+
+
+# ------------------------------------------------------------ child processes
+FAULT_ENV = "KANEXT_SWEEP_FAULT"
+
+
+def _fault(name: str, s: dict) -> None:
+    """Test hook: $KANEXT_SWEEP_FAULT is a comma list of IMPL:KIND[@N]; when IMPL
+    (kanext, floor or a peer) is about to run on a shape (of batch N), KIND happens:
+    kill (SIGKILL, as the OOM killer sends), memory (raise MemoryError) or alloc
+    (ask for as many bytes as are free: fails only under --mem-cap)."""
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        who, _, rest = item.partition(":")
+        kind, _, batch = rest.partition("@")
+        if who != name or (batch and int(batch) != s["batch"]):
+            continue
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "memory":
+            raise MemoryError(f"{FAULT_ENV} {item}")
+        if kind == "alloc":
+            torch.empty(H.available_memory_bytes("cpu") or 2 ** 40, dtype=torch.uint8)
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmSize in /proc/self/status")
+
+
+def cap_memory(frac: float):
+    """RLIMIT_AS := this process's address space now + frac x the free memory,
+    so that an allocation beyond it fails (RuntimeError / MemoryError, caught
+    like any failure) instead of waking the OOM killer. Returns the cap or None."""
+    avail = H.available_memory_bytes("cpu")
+    if not frac > 0 or avail is None:
+        return None
+    try:
+        cap = _vm_size() + int(frac * avail)
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, ValueError):
+        return None
+    return cap
+
+
+def _write_json(path: str, obj) -> None:
+    """Write obj to path through a temporary file, so the file is always whole."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def child_main(spec_path: str) -> int:
+    """`sweep.py --child SPEC`: one shape (SPEC: JSON of shape, args, peers, out),
+    its row written to out after every step."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    a = argparse.Namespace(**spec["args"])
+    a.peers = spec["peers"]
+    torch.set_num_threads(a.threads)
+    import kanext  # noqa: F401  (imported before the cap is taken)
+
+    cap = cap_memory(a.mem_cap)
+    save = lambda row: _write_json(spec["out"], dict(row, mem_cap_bytes=cap))  # noqa: E731
+    save(run_shape(spec["shape"], a, save))
+    return 0
+
+
+def _death(rc: int, stderr: str) -> str:
+    if rc < 0:
+        sig = -rc
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else "?"
+        return f"killed (signal {sig} {name}{', likely out of memory' if sig == signal.SIGKILL else ''})"
+    last = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return f"crashed (exit status {rc}{': ' + last[-1].strip()[:160] if last else ''})"
+
+
+def _run_child(s: dict, a, peers: list):
+    """(row, None) from a child that finished, or (partial row, why) from one that died."""
+    with tempfile.TemporaryDirectory(prefix="kanext-sweep-") as tmp:
+        out, spec = os.path.join(tmp, "row.json"), os.path.join(tmp, "spec.json")
+        with open(spec, "w") as f:
+            json.dump({"shape": s, "args": {k: v for k, v in vars(a).items()}, "peers": peers, "out": out}, f)
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", spec],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        row = None
+        if os.path.exists(out):
+            with open(out) as f:
+                row = json.load(f)
+    if proc.returncode == 0 and row is not None and "running" not in row:
+        return row, None
+    return row or dict(s, running="startup"), _death(proc.returncode, proc.stderr)
+
+
+def measure_shape(s: dict, a, rates: dict) -> dict:
+    """One shape in a child process (kanext, the floor and the peers side by side);
+    a peer that kills or crashes its child is dropped and the shape re-run in a
+    fresh child without it; if kanext or the floor dies, the row says so."""
+    p = problem(s, a.seed)
+    est = floor_flops(p) / rates[s["dtype"]] * 1e3
+    if est > a.max_floor_ms:
+        return dict(s, notes=[], times={}, agreement={}, est_floor_ms=est,
+                    skipped=f"estimated floor {est:.0f} ms > --max-floor-ms {a.max_floor_ms:g}")
+    peers, lost, runs = list(a.peers), [], 0
+    while True:
+        row, why = _run_child(s, a, peers)
+        runs += 1
+        if why is None:
+            break
+        who = row.get("running", "startup")
+        if who in peers:
+            peers.remove(who)
+            lost.append(f"{who} {why}; shape re-run without it")
+            continue
+        row = dict(s, notes=[], times={}, agreement={}, failed=f"{who} {why}")
+        break
+    row.update(est_floor_ms=est, child_runs=runs)
+    row["notes"] = lost + row["notes"]
     return row
 
 
@@ -331,8 +474,9 @@ def fmt_row(cells) -> str:
 
 def row_cells(r: dict):
     head = [r["dtype"], str(r["grid"]), str(r["width"]), str(r["batch"])]
-    if "skipped" in r or "fatal" in r:
-        return head + ["-"] * 7 + [r.get("skipped") or "FATAL: " + r["fatal"]]
+    if "skipped" in r or "fatal" in r or "failed" in r:
+        why = r.get("skipped") or ("FATAL: " + r["fatal"] if "fatal" in r else "FAILED: " + r["failed"])
+        return head + ["-"] * 7 + ["; ".join(r["notes"] + [why])]
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     notes = list(r["notes"])
     if (r["other_cpu_use"] or 0) > NOISY:
@@ -415,12 +559,31 @@ def _dry_run(a, todo) -> int:
     return 0
 
 
+def shape_key(r: dict) -> tuple:
+    return r["dtype"], r["grid"], r["width"], r["batch"], r["k"]
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--child"]:
+        return child_main(argv[1])
     a = parse_args(argv)
     torch.set_num_threads(a.threads)
     todo = shapes(a)
     if a.dry_run:
         return _dry_run(a, todo)
+    rows = []
+    if a.resume:
+        if not a.json:
+            print("error: --resume needs --json PATH (the file to resume)", file=sys.stderr)
+            return 2
+        if os.path.exists(a.json):
+            with open(a.json) as f:
+                rows = json.load(f)["rows"]
+        done_keys = {shape_key(r) for r in rows}
+        print(f"# --resume: {len(rows)} rows kept from {a.json}; "
+              f"{sum(shape_key(s) in done_keys for s in todo)} of {len(todo)} shapes already there are skipped")
+        todo = [s for s in todo if shape_key(s) not in done_keys]
 
     print(f"# kanext shape sweep: {len(todo)} shapes, k={a.k}, threads={torch.get_num_threads()}, "
           f"peers={','.join(a.peers) or 'none'}, budget {a.budget:g} s, --max-floor-ms {a.max_floor_ms:g}")
@@ -435,13 +598,23 @@ def main(argv=None) -> int:
            "loadavg_1min_at_start": H.loadavg(), "threads": torch.get_num_threads(),
            "gemm_rate_flops": rates}
     config = {k: v for k, v in vars(a).items()}
-    config["argv"] = sys.argv[1:]
-    rows = []
+    config["argv"] = argv
 
     def dump():
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"config": config, "env": env, "rows": rows}, f, indent=2, default=str)
+            _write_json(a.json, {"config": config, "env": env, "rows": rows})
+
+    plotting = not a.no_plot
+
+    def draw():
+        nonlocal plotting
+        if plotting:
+            try:
+                return plot(rows, a.plot)
+            except ImportError as e:
+                print(f"# no plot: {e}")
+                plotting = False
+        return False
 
     print()
     print(fmt_row(COLS))
@@ -449,10 +622,11 @@ def main(argv=None) -> int:
     status = 0
     t_all = time.perf_counter()
     for s in todo:
-        r = run_shape(s, a, rates)
+        r = measure_shape(s, a, rates)
         rows.append(r)
         print(fmt_row(row_cells(r)), flush=True)
         dump()
+        draw()
         if "fatal" in r:
             print(f"\nFATAL: {r['fatal']} on {problem(s, a.seed).describe()}; "
                   "not benchmarking a wrong kernel.", file=sys.stderr)
@@ -460,7 +634,7 @@ def main(argv=None) -> int:
             break
     done = [r for r in rows if "kanext_over_floor" in r]
     print(f"\n# {len(done)} shapes timed, {sum('skipped' in r for r in rows)} skipped, "
-          f"in {time.perf_counter() - t_all:.0f} s")
+          f"{sum('failed' in r for r in rows)} failed, in {time.perf_counter() - t_all:.0f} s")
     if done:
         over = [r for r in done if r["kanext_over_floor"] > TARGET]
         print(f"# kanext/floor: max {max(r['kanext_over_floor'] for r in done):.3g}x; "
@@ -472,12 +646,8 @@ def main(argv=None) -> int:
     if a.json:
         dump()
         print(f"# wrote {a.json}")
-    if not a.no_plot and done:
-        try:
-            if plot(rows, a.plot):
-                print(f"# wrote {a.plot}")
-        except ImportError as e:
-            print(f"# no plot: {e}")
+    if done and draw():
+        print(f"# wrote {a.plot}")
     return status
 
 
