@@ -624,9 +624,9 @@ def main(argv=None) -> int:
     for s in todo:
         r = measure_shape(s, a, rates)
         rows.append(r)
-        print(fmt_row(row_cells(r)), flush=True)
-        dump()
+        dump()  # on disk before it is printed
         draw()
+        print(fmt_row(row_cells(r)), flush=True)
         if "fatal" in r:
             print(f"\nFATAL: {r['fatal']} on {problem(s, a.seed).describe()}; "
                   "not benchmarking a wrong kernel.", file=sys.stderr)
