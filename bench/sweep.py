@@ -5,6 +5,7 @@ installed peers and against the local-support GEMM floor (issue 18).
     python bench/sweep.py                                    # the full default sweep
     python bench/sweep.py --batch 64,1024 --width 8,64 --grid 5,100 --dtype float32
     python bench/sweep.py --dry-run                          # validate, time nothing (CI)
+    python bench/sweep.py --json s.json --resume             # continue a run that was killed
 
 kanext is imported as Python finds it (an editable install points at its
 own checkout: from another worktree, put that worktree first on PYTHONPATH).
@@ -43,9 +44,47 @@ each sample repeats the call until it lasts >= 20 ms. It is timed for
                timed directly, not 3x a forward time. (In the KAN workload
                x needs no gradient, so the grad-A product has no counterpart
                there: the floor is, if anything, generous.)
-torch._dynamo is reset before each shape, so the torch.compile'd peers
+Each shape runs in a fresh process (below), so the torch.compile'd peers
 (inkan, flashkan) compile for that shape alone (as a fixed-shape user would
 have them) instead of hitting the recompile limit part-way through the sweep.
+
+Processes. Each shape runs in a child process of its own (this script with
+--child SPEC, started by the sweep), and the agreement check, the floor,
+kanext and the peers are timed side by side in that one child, so a row's
+ratios compare implementations in the same process under the same machine
+state. Before each implementation starts, the child writes its row so far
+to a file, naming the implementation. If the child dies (a signal, such as
+the OOM killer's SIGKILL, or a non-zero exit status), the sweep names the
+culprit in the row's notes ("flashkan killed (signal 9 SIGKILL, likely out
+of memory); shape re-run without it"). When the culprit is a peer, the whole
+shape is re-run in a fresh child without it. The dead child's times are
+discarded, never mixed with the new child's, so kanext, the floor and the
+surviving peers of a row always come from one process (the row's
+child_runs counts the children). When kanext, the floor or the agreement
+check dies, the row is FAILED, with the reason in its notes, and the sweep
+goes on to the next shape. A peer that raises an exception (MemoryError, a
+RuntimeError of the allocator, ...) does not end its child: the child notes
+it as "failed" and goes on. A child costs about 2 s of start-up (importing
+torch) per shape. Rows come from different processes, so compare their
+ratios rather than their absolute times (they were timed under different
+machine states anyway).
+
+Memory guard (--mem-cap FRAC, default 0.8; 0 turns it off). The child caps
+its address space (RLIMIT_AS) at its size after importing torch and kanext
+plus FRAC x the memory free at that moment (MemAvailable). An allocation
+beyond the cap then fails in the allocator ("DefaultCPUAllocator: can't
+allocate memory"), and the peer is noted as failed, instead of the OOM
+killer being called in. This was chosen over a better footprint estimate
+(e.g. a small run's peak scaled up) because it needs no model of each
+peer's memory use. harness.dense_too_big and pykan_too_big still skip, before
+the child starts, the peers they estimate cannot fit. The cap counts virtual
+address space, not resident memory, so mappings that are never touched count
+too and it errs on the safe side. Memory that other processes take after the
+child starts can still bring the OOM killer, and then the child dies instead
+of the sweep. The cap is recorded in each row (mem_cap_bytes) and is
+inherited by torch.compile's worker processes. The tests use the variable
+KANEXT_SWEEP_FAULT (see _fault) to make one implementation of one shape
+kill its child, raise MemoryError, or allocate all the free memory.
 
 Agreement, before any timing of a shape. kanext's forward on the shape's full
 input is compared with kanext.reference.kan_linear on the folded weights
@@ -86,12 +125,20 @@ floor ms, kanext/floor (issue 18's target is <= 1.5x), best-peer/kanext
 (> 1: kanext faster), the share of the CPUs other processes used while the
 row was timed (the largest over its implementations; rows above 10% are
 flagged NOISY: the machine was not quiet),
-and notes (skipped or failed peers, peer mismatches). --json PATH writes
-every row (all implementations' times, sample counts, agreement errors,
-notes) with the configuration and environment, rewritten after each shape.
---plot PATH (default bench/out/sweep.png, git-ignored; --no-plot to skip)
-draws kanext/floor against N, one panel per (dtype, G), one line per width,
-with the 1.5x target as a dashed line and NOISY rows crossed out.
+and notes (skipped or failed peers, peer mismatches; a FAILED row says which implementation's child died and
+how). --json PATH writes every row (all implementations' times, sample
+counts, agreement errors, notes, child_runs, mem_cap_bytes) with the
+configuration and environment. --plot PATH (default bench/out/sweep.png,
+git-ignored; --no-plot to skip) draws kanext/floor against N, one panel per
+(dtype, G), one line per width, with the 1.5x target as a dashed line and
+NOISY rows crossed out. Both files are rewritten after each shape, before
+its row is printed (the JSON through a temporary file, so it is always
+whole). A run that is killed or interrupted therefore keeps every shape
+measured so far. --resume (with --json PATH) reads PATH, keeps its rows, and
+skips the shapes that already have one (timed, skipped or FAILED: delete a
+row to have its shape measured again). Shapes are matched on (dtype, G,
+width, N, k) only, so resume with the same flags. The file's config and env
+become the resumed run's.
 
 CPU load. As in run.py (the helpers are harness.py's): the header shows how
 busy the CPUs were before the start (--wait-quiet S waits up to S seconds
