@@ -84,7 +84,8 @@ child starts can still bring the OOM killer, and then the child dies instead
 of the sweep. The cap is recorded in each row (mem_cap_bytes) and is
 inherited by torch.compile's worker processes. The tests use the variable
 KANEXT_SWEEP_FAULT (see _fault) to make one implementation of one shape
-kill its child, raise MemoryError, or allocate all the free memory.
+kill its child, raise MemoryError, or allocate all the free memory, or
+kanext disagree with the reference.
 
 Agreement, before any timing of a shape. kanext's forward on the shape's full
 input is compared with kanext.reference.kan_linear on the folded weights
@@ -329,15 +330,17 @@ def run_shape(s: dict, a, save=lambda row: None) -> dict:
     def running(name):
         row["running"] = name
         save(row)
-        _fault(name, s)
+        return _fault(name, s)
 
     import torch._dynamo
 
     torch._dynamo.reset()
     torch.manual_seed(a.seed)  # the peers' own initialisation, before their weights are mapped in
     P, x = H.master_params(p), H.make_input(p)
-    running("kanext")
-    kan = H.build_kanext(p, P)
+    if running("kanext"):
+        kan = H.build_kanext(p, dict(P, coef=1.01 * P["coef"]))  # KANEXT_SWEEP_FAULT kanext:disagree
+    else:
+        kan = H.build_kanext(p, P)
     res = check_kanext(kan, p, P, x, a.check_rows)
     row["agreement"]["kanext"] = res
     if not res["ok"]:
@@ -369,7 +372,6 @@ def run_shape(s: dict, a, save=lambda row: None) -> dict:
             row["notes"].append(f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}")
         finally:
             impl = None
-    row.pop("running")
     t = row["times"]
     kx, fl = t["kanext"]["median_s"], t["floor"]["median_s"]
     peers = {n: v["median_s"] for n, v in t.items() if n not in ("kanext", "floor")}
@@ -385,11 +387,12 @@ def run_shape(s: dict, a, save=lambda row: None) -> dict:
 FAULT_ENV = "KANEXT_SWEEP_FAULT"
 
 
-def _fault(name: str, s: dict) -> None:
+def _fault(name: str, s: dict) -> bool:
     """Test hook: $KANEXT_SWEEP_FAULT is a comma list of IMPL:KIND[@N]; when IMPL
     (kanext, floor or a peer) is about to run on a shape (of batch N), KIND happens:
-    kill (SIGKILL, as the OOM killer sends), memory (raise MemoryError) or alloc
-    (ask for as many bytes as are free: fails only under --mem-cap)."""
+    kill (SIGKILL, as the OOM killer sends), memory (raise MemoryError), alloc
+    (ask for as many bytes as are free: fails only under --mem-cap) or, for
+    kanext, disagree (returns True: kanext is built from coefficients 1% off)."""
     for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         who, _, rest = item.partition(":")
         kind, _, batch = rest.partition("@")
@@ -401,6 +404,9 @@ def _fault(name: str, s: dict) -> None:
             raise MemoryError(f"{FAULT_ENV} {item}")
         if kind == "alloc":
             torch.empty(H.available_memory_bytes("cpu") or 2 ** 40, dtype=torch.uint8)
+        if kind == "disagree":
+            return True
+    return False
 
 
 def _vm_size() -> int:
@@ -449,7 +455,9 @@ def child_main(spec_path: str) -> int:
 
     cap = cap_memory(a.mem_cap)
     save = lambda row: _write_json(spec["out"], dict(row, mem_cap_bytes=cap))  # noqa: E731
-    save(run_shape(spec["shape"], a, save))
+    row = run_shape(spec["shape"], a, save)
+    row.pop("running", None)
+    save(row)
     return 0
 
 

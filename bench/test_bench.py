@@ -165,3 +165,14 @@ def test_sweep_writes_json_and_plot_per_shape_and_resumes(tmp_path):
 
     r = subprocess.run([sys.executable, SWEEP, "--resume", "--no-plot"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--resume needs --json" in r.stderr
+
+
+def test_sweep_stops_when_kanext_disagrees(tmp_path):
+    """A kanext that disagrees with the reference (in its child) still stops the sweep with status 1,
+    its FATAL row written and the next shape not run."""
+    proc = _sweep(tmp_path, "--batch", "64,128", "--peers", "", fault="kanext:disagree@64")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out + err
+    (row,) = _rows(tmp_path)
+    assert row["fatal"].startswith("kanext disagrees with kanext.reference: y_all_rows=")
+    assert row["child_runs"] == 1 and "running" not in row and "not benchmarking a wrong kernel" in err
