@@ -84,8 +84,12 @@ child starts can still bring the OOM killer, and then the child dies instead
 of the sweep. The cap is recorded in each row (mem_cap_bytes) and is
 inherited by torch.compile's worker processes. The tests use the variable
 KANEXT_SWEEP_FAULT (see _fault) to make one implementation of one shape
-kill its child, raise MemoryError, or allocate all the free memory, or
+kill its child, raise MemoryError, allocate all the free memory or hang, or
 kanext disagree with the reference.
+
+--shape-timeout S (default none) ends a shape's child after S seconds; the
+implementation it was running is noted as "timed out" and treated like one
+that died (a peer: the shape is re-run without it).
 
 Agreement, before any timing of a shape. kanext's forward on the shape's full
 input is compared with kanext.reference.kan_linear on the folded weights
@@ -137,7 +141,8 @@ its row is printed (the JSON through a temporary file, so it is always
 whole). A run that is killed or interrupted therefore keeps every shape
 measured so far. --resume (with --json PATH) reads PATH, keeps its rows, and
 skips the shapes that already have one (timed, skipped or FAILED: delete a
-row to have its shape measured again). Shapes are matched on (dtype, G,
+row to have its shape measured again; a FATAL row is dropped and its shape
+checked again). Shapes are matched on (dtype, G,
 width, N, k) only, so resume with the same flags. The file's config and env
 become the resumed run's.
 
@@ -261,6 +266,8 @@ def parse_args(argv=None):
     ap.add_argument("--mem-cap", type=float, default=0.8, metavar="FRAC",
                     help="cap each shape's child process's address space at its size after the imports plus "
                          "FRAC x the free memory (RLIMIT_AS; default 0.8; 0 for no cap)")
+    ap.add_argument("--shape-timeout", type=_positive(float), default=None, metavar="S",
+                    help="end a shape's child process after S seconds (default: no limit)")
     ap.add_argument("--dry-run", action="store_true", help="validate and list the shapes, time nothing")
     return ap.parse_args(argv)
 
@@ -391,8 +398,9 @@ def _fault(name: str, s: dict) -> bool:
     """Test hook: $KANEXT_SWEEP_FAULT is a comma list of IMPL:KIND[@N]; when IMPL
     (kanext, floor or a peer) is about to run on a shape (of batch N), KIND happens:
     kill (SIGKILL, as the OOM killer sends), memory (raise MemoryError), alloc
-    (ask for as many bytes as are free: fails only under --mem-cap) or, for
-    kanext, disagree (returns True: kanext is built from coefficients 1% off)."""
+    (ask for as many bytes as are free: fails only under --mem-cap), hang (sleep
+    an hour) or, for kanext, disagree (returns True: kanext is built from
+    coefficients 1% off)."""
     for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         who, _, rest = item.partition(":")
         kind, _, batch = rest.partition("@")
@@ -404,6 +412,8 @@ def _fault(name: str, s: dict) -> bool:
             raise MemoryError(f"{FAULT_ENV} {item}")
         if kind == "alloc":
             torch.empty(H.available_memory_bytes("cpu") or 2 ** 40, dtype=torch.uint8)
+        if kind == "hang":
+            time.sleep(3600)
         if kind == "disagree":
             return True
     return False
@@ -476,15 +486,20 @@ def _run_child(s: dict, a, peers: list):
         out, spec = os.path.join(tmp, "row.json"), os.path.join(tmp, "spec.json")
         with open(spec, "w") as f:
             json.dump({"shape": s, "args": {k: v for k, v in vars(a).items()}, "peers": peers, "out": out}, f)
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", spec],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", spec],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  timeout=a.shape_timeout)
+            why = None if proc.returncode == 0 else _death(proc.returncode, proc.stderr)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed the child
+            why = f"timed out (ended after --shape-timeout {a.shape_timeout:g} s)"
         row = None
         if os.path.exists(out):
             with open(out) as f:
                 row = json.load(f)
-    if proc.returncode == 0 and row is not None and "running" not in row:
+    if why is None and row is not None and "running" not in row:
         return row, None
-    return row or dict(s, running="startup"), _death(proc.returncode, proc.stderr)
+    return row or dict(s, running="startup"), why or "crashed (exit status 0 without a finished row)"
 
 
 def measure_shape(s: dict, a, rates: dict) -> dict:
@@ -634,7 +649,7 @@ def main(argv=None) -> int:
             return 2
         if os.path.exists(a.json):
             with open(a.json) as f:
-                rows = json.load(f)["rows"]
+                rows = [r for r in json.load(f)["rows"] if "fatal" not in r]  # a disagreement is checked again
         done_keys = {shape_key(r) for r in rows}
         print(f"# --resume: {len(rows)} rows kept from {a.json}; "
               f"{sum(shape_key(s) in done_keys for s in todo)} of {len(todo)} shapes already there are skipped")

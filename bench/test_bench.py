@@ -176,3 +176,18 @@ def test_sweep_stops_when_kanext_disagrees(tmp_path):
     (row,) = _rows(tmp_path)
     assert row["fatal"].startswith("kanext disagrees with kanext.reference: y_all_rows=")
     assert row["child_runs"] == 1 and "running" not in row and "not benchmarking a wrong kernel" in err
+
+    proc = _sweep(tmp_path, "--batch", "64,128", "--peers", "", "--resume")  # the FATAL row is checked again
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "--resume: 0 rows kept" in out, out + err
+    assert [("kanext_over_floor" in r, r["batch"]) for r in _rows(tmp_path)] == [(True, 64), (True, 128)]
+
+
+def test_sweep_shape_timeout_ends_a_hung_child(tmp_path):
+    """--shape-timeout ends a child that hangs (here in kanext's timing: a FAILED row) and the sweep goes on."""
+    proc = _sweep(tmp_path, "--batch", "64,128", "--peers", "", "--shape-timeout", "12", fault="kanext:hang@64")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    r64, r128 = _rows(tmp_path)
+    assert r64["failed"] == "kanext timed out (ended after --shape-timeout 12 s)"
+    assert "kanext_over_floor" in r128
