@@ -5,6 +5,7 @@ installed peers and against the local-support GEMM floor (issue 18).
     python bench/sweep.py                                    # the full default sweep
     python bench/sweep.py --batch 64,1024 --width 8,64 --grid 5,100 --dtype float32
     python bench/sweep.py --dry-run                          # validate, time nothing (CI)
+    python bench/sweep.py --json s.json --resume             # continue a run that was killed
 
 kanext is imported as Python finds it (an editable install points at its
 own checkout: from another worktree, put that worktree first on PYTHONPATH).
@@ -43,9 +44,52 @@ each sample repeats the call until it lasts >= 20 ms. It is timed for
                timed directly, not 3x a forward time. (In the KAN workload
                x needs no gradient, so the grad-A product has no counterpart
                there: the floor is, if anything, generous.)
-torch._dynamo is reset before each shape, so the torch.compile'd peers
+Each shape runs in a fresh process (below), so the torch.compile'd peers
 (inkan, flashkan) compile for that shape alone (as a fixed-shape user would
 have them) instead of hitting the recompile limit part-way through the sweep.
+
+Processes. Each shape runs in a child process of its own (this script with
+--child SPEC, started by the sweep), and the agreement check, the floor,
+kanext and the peers are timed side by side in that one child, so a row's
+ratios compare implementations in the same process under the same machine
+state. Before each implementation starts, the child writes its row so far
+to a file, naming the implementation. If the child dies (a signal, such as
+the OOM killer's SIGKILL, or a non-zero exit status), the sweep names the
+culprit in the row's notes ("flashkan killed (signal 9 SIGKILL, likely out
+of memory); shape re-run without it"). When the culprit is a peer, the whole
+shape is re-run in a fresh child without it. The dead child's times are
+discarded, never mixed with the new child's, so kanext, the floor and the
+surviving peers of a row always come from one process (the row's
+child_runs counts the children). When kanext, the floor or the agreement
+check dies, the row is FAILED, with the reason in its notes, and the sweep
+goes on to the next shape. A peer that raises an exception (MemoryError, a
+RuntimeError of the allocator, ...) does not end its child: the child notes
+it as "failed" and goes on. A child costs about 2 s of start-up (importing
+torch) per shape. Rows come from different processes, so compare their
+ratios rather than their absolute times (they were timed under different
+machine states anyway).
+
+Memory guard (--mem-cap FRAC, default 0.8; 0 turns it off). The child caps
+its address space (RLIMIT_AS) at its size after importing torch and kanext
+plus FRAC x the memory free at that moment (MemAvailable). An allocation
+beyond the cap then fails in the allocator ("DefaultCPUAllocator: can't
+allocate memory"), and the peer is noted as failed, instead of the OOM
+killer being called in. This was chosen over a better footprint estimate
+(e.g. a small run's peak scaled up) because it needs no model of each
+peer's memory use. harness.dense_too_big and pykan_too_big still skip, before
+the child starts, the peers they estimate cannot fit. The cap counts virtual
+address space, not resident memory, so mappings that are never touched count
+too and it errs on the safe side. Memory that other processes take after the
+child starts can still bring the OOM killer, and then the child dies instead
+of the sweep. The cap is recorded in each row (mem_cap_bytes) and is
+inherited by torch.compile's worker processes. The tests use the variable
+KANEXT_SWEEP_FAULT (see _fault) to make one implementation of one shape
+kill its child, raise MemoryError, allocate all the free memory or hang, or
+kanext disagree with the reference.
+
+--shape-timeout S (default none) ends a shape's child after S seconds; the
+implementation it was running is noted as "timed out" and treated like one
+that died (a peer: the shape is re-run without it).
 
 Agreement, before any timing of a shape. kanext's forward on the shape's full
 input is compared with kanext.reference.kan_linear on the folded weights
@@ -86,12 +130,21 @@ floor ms, kanext/floor (issue 18's target is <= 1.5x), best-peer/kanext
 (> 1: kanext faster), the share of the CPUs other processes used while the
 row was timed (the largest over its implementations; rows above 10% are
 flagged NOISY: the machine was not quiet),
-and notes (skipped or failed peers, peer mismatches). --json PATH writes
-every row (all implementations' times, sample counts, agreement errors,
-notes) with the configuration and environment, rewritten after each shape.
---plot PATH (default bench/out/sweep.png, git-ignored; --no-plot to skip)
-draws kanext/floor against N, one panel per (dtype, G), one line per width,
-with the 1.5x target as a dashed line and NOISY rows crossed out.
+and notes (skipped or failed peers, peer mismatches; a FAILED row says which implementation's child died and
+how). --json PATH writes every row (all implementations' times, sample
+counts, agreement errors, notes, child_runs, mem_cap_bytes) with the
+configuration and environment. --plot PATH (default bench/out/sweep.png,
+git-ignored; --no-plot to skip) draws kanext/floor against N, one panel per
+(dtype, G), one line per width, with the 1.5x target as a dashed line and
+NOISY rows crossed out. Both files are rewritten after each shape, before
+its row is printed (the JSON through a temporary file, so it is always
+whole). A run that is killed or interrupted therefore keeps every shape
+measured so far. --resume (with --json PATH) reads PATH, keeps its rows, and
+skips the shapes that already have one (timed, skipped or FAILED: delete a
+row to have its shape measured again; a FATAL row is dropped and its shape
+checked again). Shapes are matched on (dtype, G,
+width, N, k) only, so resume with the same flags. The file's config and env
+become the resumed run's.
 
 CPU load. As in run.py (the helpers are harness.py's): the header shows how
 busy the CPUs were before the start (--wait-quiet S waits up to S seconds
@@ -111,7 +164,11 @@ import json
 import math
 import os
 import platform
+import resource
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -204,6 +261,13 @@ def parse_args(argv=None):
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before starting, wait up to S seconds for the CPUs to be < 10%% busy")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in --json and skip their shapes")
+    ap.add_argument("--mem-cap", type=float, default=0.8, metavar="FRAC",
+                    help="cap each shape's child process's address space at its size after the imports plus "
+                         "FRAC x the free memory (RLIMIT_AS; default 0.8; 0 for no cap)")
+    ap.add_argument("--shape-timeout", type=_positive(float), default=None, metavar="S",
+                    help="end a shape's child process after S seconds (default: no limit)")
     ap.add_argument("--dry-run", action="store_true", help="validate and list the shapes, time nothing")
     return ap.parse_args(argv)
 
@@ -263,27 +327,36 @@ def gemm_rate(dtype: str, k: int, a) -> float:
     return floor_flops(p) / r["median_s"]
 
 
-def run_shape(s: dict, a, rates: dict) -> dict:
+def run_shape(s: dict, a, save=lambda row: None) -> dict:
+    """One shape, in the child process: agreement, then floor, kanext and the peers.
+    save(row) is called with row["running"] naming each implementation before it
+    starts, so a parent that sees the child die knows which one it was."""
     p = problem(s, a.seed)
     row = dict(s, notes=[], times={}, agreement={})
-    est = floor_flops(p) / rates[s["dtype"]] * 1e3
-    row["est_floor_ms"] = est
-    if est > a.max_floor_ms:
-        row["skipped"] = f"estimated floor {est:.0f} ms > --max-floor-ms {a.max_floor_ms:g}"
-        return row
+
+    def running(name):
+        row["running"] = name
+        save(row)
+        return _fault(name, s)
+
     import torch._dynamo
 
     torch._dynamo.reset()
     torch.manual_seed(a.seed)  # the peers' own initialisation, before their weights are mapped in
     P, x = H.master_params(p), H.make_input(p)
-    kan = H.build_kanext(p, P)
+    if running("kanext"):
+        kan = H.build_kanext(p, dict(P, coef=1.01 * P["coef"]))  # KANEXT_SWEEP_FAULT kanext:disagree
+    else:
+        kan = H.build_kanext(p, P)
     res = check_kanext(kan, p, P, x, a.check_rows)
     row["agreement"]["kanext"] = res
     if not res["ok"]:
         row["fatal"] = "kanext disagrees with kanext.reference: " + ", ".join(
             f"{k}={v:.2e}" for k, v in res["errors"].items()) + f" (tol {res['tol']:.0e})"
         return row
+    running("floor")
     row["times"]["floor"] = time_impl(H.build_gemm_local(p, P), x, a, a.warmup)
+    running("kanext")
     row["times"]["kanext"] = time_impl(kan, x, a, a.warmup)
     del kan
     for name in sorted(a.peers, key=lambda n: n == "pykan"):  # pykan last, as in run.py
@@ -292,6 +365,7 @@ def run_shape(s: dict, a, rates: dict) -> dict:
             row["notes"].append(f"{name} skipped: {why}")
             continue
         try:
+            running(name)
             impl = H.BUILDERS[name](p, P)
             if impl.mapped and name != "reference":
                 chk = H.check_peer(impl, p, P, x[:256] if name == "pykan" else x)
@@ -316,6 +390,145 @@ def run_shape(s: dict, a, rates: dict) -> dict:
     return row
 
 
+# ------------------------------------------------------------ child processes
+FAULT_ENV = "KANEXT_SWEEP_FAULT"
+
+
+def _fault(name: str, s: dict) -> bool:
+    """Test hook: $KANEXT_SWEEP_FAULT is a comma list of IMPL:KIND[@N]; when IMPL
+    (kanext, floor or a peer) is about to run on a shape (of batch N), KIND happens:
+    kill (SIGKILL, as the OOM killer sends), memory (raise MemoryError), alloc
+    (ask for as many bytes as are free: fails only under --mem-cap), hang (sleep
+    an hour) or, for kanext, disagree (returns True: kanext is built from
+    coefficients 1% off)."""
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        who, _, rest = item.partition(":")
+        kind, _, batch = rest.partition("@")
+        if who != name or (batch and int(batch) != s["batch"]):
+            continue
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "memory":
+            raise MemoryError(f"{FAULT_ENV} {item}")
+        if kind == "alloc":
+            torch.empty(H.available_memory_bytes("cpu") or 2 ** 40, dtype=torch.uint8)
+        if kind == "hang":
+            time.sleep(3600)
+        if kind == "disagree":
+            return True
+    return False
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmSize in /proc/self/status")
+
+
+def cap_memory(frac: float):
+    """RLIMIT_AS := this process's address space now + frac x the free memory,
+    so that an allocation beyond it fails (RuntimeError / MemoryError, caught
+    like any failure) instead of waking the OOM killer. Returns the cap or None."""
+    avail = H.available_memory_bytes("cpu")
+    if not frac > 0 or avail is None:
+        return None
+    try:
+        cap = _vm_size() + int(frac * avail)
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, ValueError):
+        return None
+    return cap
+
+
+def _write_json(path: str, obj) -> None:
+    """Write obj to path through a temporary file, so the file is always whole."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def child_main(spec_path: str) -> int:
+    """`sweep.py --child SPEC`: one shape (SPEC: JSON of shape, args, peers, out),
+    its row written to out after every step."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    a = argparse.Namespace(**spec["args"])
+    a.peers = spec["peers"]
+    torch.set_num_threads(a.threads)
+    import kanext  # noqa: F401  (imported before the cap is taken)
+
+    cap = cap_memory(a.mem_cap)
+    save = lambda row: _write_json(spec["out"], dict(row, mem_cap_bytes=cap))  # noqa: E731
+    row = run_shape(spec["shape"], a, save)
+    row.pop("running", None)
+    save(row)
+    return 0
+
+
+def _death(rc: int, stderr: str) -> str:
+    if rc < 0:
+        sig = -rc
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else "?"
+        return f"killed (signal {sig} {name}{', likely out of memory' if sig == signal.SIGKILL else ''})"
+    last = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return f"crashed (exit status {rc}{': ' + last[-1].strip()[:160] if last else ''})"
+
+
+def _run_child(s: dict, a, peers: list):
+    """(row, None) from a child that finished, or (partial row, why) from one that died."""
+    with tempfile.TemporaryDirectory(prefix="kanext-sweep-") as tmp:
+        out, spec = os.path.join(tmp, "row.json"), os.path.join(tmp, "spec.json")
+        with open(spec, "w") as f:
+            json.dump({"shape": s, "args": {k: v for k, v in vars(a).items()}, "peers": peers, "out": out}, f)
+        try:
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", spec],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  timeout=a.shape_timeout)
+            why = None if proc.returncode == 0 else _death(proc.returncode, proc.stderr)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed the child
+            why = f"timed out (ended after --shape-timeout {a.shape_timeout:g} s)"
+        row = None
+        if os.path.exists(out):
+            with open(out) as f:
+                row = json.load(f)
+    if why is None and row is not None and "running" not in row:
+        return row, None
+    return row or dict(s, running="startup"), why or "crashed (exit status 0 without a finished row)"
+
+
+def measure_shape(s: dict, a, rates: dict) -> dict:
+    """One shape in a child process (kanext, the floor and the peers side by side);
+    a peer that kills or crashes its child is dropped and the shape re-run in a
+    fresh child without it; if kanext or the floor dies, the row says so."""
+    p = problem(s, a.seed)
+    est = floor_flops(p) / rates[s["dtype"]] * 1e3
+    if est > a.max_floor_ms:
+        return dict(s, notes=[], times={}, agreement={}, est_floor_ms=est,
+                    skipped=f"estimated floor {est:.0f} ms > --max-floor-ms {a.max_floor_ms:g}")
+    peers, lost, runs = list(a.peers), [], 0
+    while True:
+        row, why = _run_child(s, a, peers)
+        runs += 1
+        if why is None:
+            break
+        who = row.get("running", "startup")
+        if who in peers:
+            peers.remove(who)
+            lost.append(f"{who} {why}; shape re-run without it")
+            continue
+        row = dict(s, notes=[], times={}, agreement={}, failed=f"{who} {why}")
+        break
+    row.update(est_floor_ms=est, child_runs=runs)
+    row["notes"] = lost + row["notes"]
+    return row
+
+
 # --------------------------------------------------------------------- output
 COLS = ("dtype", "G", "in=out", "N", "kanext ms", "best peer", "peer ms", "floor ms", "kanext/floor",
         "peer/kanext", "other CPU", "notes")
@@ -331,8 +544,9 @@ def fmt_row(cells) -> str:
 
 def row_cells(r: dict):
     head = [r["dtype"], str(r["grid"]), str(r["width"]), str(r["batch"])]
-    if "skipped" in r or "fatal" in r:
-        return head + ["-"] * 7 + [r.get("skipped") or "FATAL: " + r["fatal"]]
+    if "skipped" in r or "fatal" in r or "failed" in r:
+        why = r.get("skipped") or ("FATAL: " + r["fatal"] if "fatal" in r else "FAILED: " + r["failed"])
+        return head + ["-"] * 7 + ["; ".join(r["notes"] + [why])]
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     notes = list(r["notes"])
     if (r["other_cpu_use"] or 0) > NOISY:
@@ -415,12 +629,31 @@ def _dry_run(a, todo) -> int:
     return 0
 
 
+def shape_key(r: dict) -> tuple:
+    return r["dtype"], r["grid"], r["width"], r["batch"], r["k"]
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--child"]:
+        return child_main(argv[1])
     a = parse_args(argv)
     torch.set_num_threads(a.threads)
     todo = shapes(a)
     if a.dry_run:
         return _dry_run(a, todo)
+    rows = []
+    if a.resume:
+        if not a.json:
+            print("error: --resume needs --json PATH (the file to resume)", file=sys.stderr)
+            return 2
+        if os.path.exists(a.json):
+            with open(a.json) as f:
+                rows = [r for r in json.load(f)["rows"] if "fatal" not in r]  # a disagreement is checked again
+        done_keys = {shape_key(r) for r in rows}
+        print(f"# --resume: {len(rows)} rows kept from {a.json}; "
+              f"{sum(shape_key(s) in done_keys for s in todo)} of {len(todo)} shapes already there are skipped")
+        todo = [s for s in todo if shape_key(s) not in done_keys]
 
     print(f"# kanext shape sweep: {len(todo)} shapes, k={a.k}, threads={torch.get_num_threads()}, "
           f"peers={','.join(a.peers) or 'none'}, budget {a.budget:g} s, --max-floor-ms {a.max_floor_ms:g}")
@@ -435,13 +668,23 @@ def main(argv=None) -> int:
            "loadavg_1min_at_start": H.loadavg(), "threads": torch.get_num_threads(),
            "gemm_rate_flops": rates}
     config = {k: v for k, v in vars(a).items()}
-    config["argv"] = sys.argv[1:]
-    rows = []
+    config["argv"] = argv
 
     def dump():
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"config": config, "env": env, "rows": rows}, f, indent=2, default=str)
+            _write_json(a.json, {"config": config, "env": env, "rows": rows})
+
+    plotting = not a.no_plot
+
+    def draw():
+        nonlocal plotting
+        if plotting:
+            try:
+                return plot(rows, a.plot)
+            except ImportError as e:
+                print(f"# no plot: {e}")
+                plotting = False
+        return False
 
     print()
     print(fmt_row(COLS))
@@ -449,10 +692,11 @@ def main(argv=None) -> int:
     status = 0
     t_all = time.perf_counter()
     for s in todo:
-        r = run_shape(s, a, rates)
+        r = measure_shape(s, a, rates)
         rows.append(r)
+        dump()  # on disk before it is printed
+        draw()
         print(fmt_row(row_cells(r)), flush=True)
-        dump()
         if "fatal" in r:
             print(f"\nFATAL: {r['fatal']} on {problem(s, a.seed).describe()}; "
                   "not benchmarking a wrong kernel.", file=sys.stderr)
@@ -460,7 +704,7 @@ def main(argv=None) -> int:
             break
     done = [r for r in rows if "kanext_over_floor" in r]
     print(f"\n# {len(done)} shapes timed, {sum('skipped' in r for r in rows)} skipped, "
-          f"in {time.perf_counter() - t_all:.0f} s")
+          f"{sum('failed' in r for r in rows)} failed, in {time.perf_counter() - t_all:.0f} s")
     if done:
         over = [r for r in done if r["kanext_over_floor"] > TARGET]
         print(f"# kanext/floor: max {max(r['kanext_over_floor'] for r in done):.3g}x; "
@@ -472,12 +716,8 @@ def main(argv=None) -> int:
     if a.json:
         dump()
         print(f"# wrote {a.json}")
-    if not a.no_plot and done:
-        try:
-            if plot(rows, a.plot):
-                print(f"# wrote {a.plot}")
-        except ImportError as e:
-            print(f"# no plot: {e}")
+    if done and draw():
+        print(f"# wrote {a.plot}")
     return status
 
 

@@ -86,3 +86,108 @@ def test_spline_activation_fwd_bwd(benchmark, impl):
     fn = ours if impl == "SplineActivation" else silu
     fn()
     benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
+
+
+# ------------------------------------------------- sweep.py: crashes, memory cap, incremental output, --resume
+import json  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+SWEEP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sweep.py")
+#: tiny float64 shapes at width 8, G=5, with the smallest budget the flags allow
+SWEEP_TINY = ("--width", "8", "--grid", "5", "--dtype", "float64", "--budget", "0.01", "--repeat", "3",
+              "--warmup", "1")
+
+
+def _sweep(tmp_path, *args, fault="", plot=False):
+    env = dict(os.environ, KANEXT_SWEEP_FAULT=fault)
+    extra = ("--plot", str(tmp_path / "sweep.png")) if plot else ("--no-plot",)
+    return subprocess.Popen([sys.executable, SWEEP, *SWEEP_TINY, "--json", str(tmp_path / "sweep.json"), *extra,
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(tmp_path):
+    with open(tmp_path / "sweep.json") as f:
+        return json.load(f)["rows"]
+
+
+def test_sweep_survives_a_killed_peer_and_a_killed_kanext(tmp_path):
+    """A peer whose child is SIGKILLed (as by the OOM killer) is noted and the shape re-run without it;
+    a killed kanext makes a FAILED row; either way the sweep goes on to the next shape."""
+    proc = _sweep(tmp_path, "--batch", "64,128,256", "--peers", "reference",
+                  fault="reference:kill@64,kanext:kill@128")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    r64, r128, r256 = _rows(tmp_path)
+    assert r64["notes"][0] == "reference killed (signal 9 SIGKILL, likely out of memory); shape re-run without it"
+    assert set(r64["times"]) == {"floor", "kanext"} and r64["child_runs"] == 2 and r64["best_peer"] is None
+    assert r128["failed"] == "kanext killed (signal 9 SIGKILL, likely out of memory)" and not r128["times"]
+    assert set(r256["times"]) == {"floor", "kanext", "reference"} and r256["notes"] == []
+    assert r256["child_runs"] == 1 and r256["best_peer"] == "reference"
+    assert "FAILED: kanext killed" in out and "1 failed" in out
+
+
+def test_sweep_memory_errors_and_the_address_space_cap(tmp_path):
+    """A peer raising MemoryError is a failed peer; an allocation of all the free memory (never touched)
+    fails under the default --mem-cap instead of succeeding."""
+    proc = _sweep(tmp_path, "--batch", "64", "--peers", "reference,inkan", fault="reference:alloc,inkan:memory")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    (row,) = _rows(tmp_path)
+    assert row["notes"][0].startswith("reference failed: RuntimeError:") and "can't allocate memory" in row["notes"][0]
+    assert row["notes"][1] == "inkan failed: MemoryError: KANEXT_SWEEP_FAULT inkan:memory"
+    assert set(row["times"]) == {"floor", "kanext"} and row["mem_cap_bytes"] > 0
+
+
+def test_sweep_writes_json_and_plot_per_shape_and_resumes(tmp_path):
+    """Kill the sweep itself after its first row: the JSON holds that row and the plot exists; --resume then
+    keeps it and measures only the other shape."""
+    args = ("--batch", "64,128", "--peers", "")
+    proc = _sweep(tmp_path, *args, plot=True)
+    for line in proc.stdout:
+        if line.startswith("| float64"):
+            break
+    assert "|     64 |" in line  # sweep.py writes the JSON and the plot before it prints the row
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    first = _rows(tmp_path)
+    assert [r["batch"] for r in first] == [64] and "kanext_over_floor" in first[0]
+    assert (tmp_path / "sweep.png").stat().st_size > 0
+
+    proc = _sweep(tmp_path, *args, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "--resume: 1 rows kept" in out and "1 of 2 shapes already there are skipped" in out
+    rows = _rows(tmp_path)
+    assert [r["batch"] for r in rows] == [64, 128] and rows[0] == first[0]
+    assert sum(line.startswith("| float64") for line in out.splitlines()) == 1
+
+    r = subprocess.run([sys.executable, SWEEP, "--resume", "--no-plot"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--resume needs --json" in r.stderr
+
+
+def test_sweep_stops_when_kanext_disagrees(tmp_path):
+    """A kanext that disagrees with the reference (in its child) still stops the sweep with status 1,
+    its FATAL row written and the next shape not run."""
+    proc = _sweep(tmp_path, "--batch", "64,128", "--peers", "", fault="kanext:disagree@64")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out + err
+    (row,) = _rows(tmp_path)
+    assert row["fatal"].startswith("kanext disagrees with kanext.reference: y_all_rows=")
+    assert row["child_runs"] == 1 and "running" not in row and "not benchmarking a wrong kernel" in err
+
+    proc = _sweep(tmp_path, "--batch", "64,128", "--peers", "", "--resume")  # the FATAL row is checked again
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "--resume: 0 rows kept" in out, out + err
+    assert [("kanext_over_floor" in r, r["batch"]) for r in _rows(tmp_path)] == [(True, 64), (True, 128)]
+
+
+def test_sweep_shape_timeout_ends_a_hung_child(tmp_path):
+    """--shape-timeout ends a child that hangs (here in kanext's timing: a FAILED row) and the sweep goes on."""
+    proc = _sweep(tmp_path, "--batch", "64,128", "--peers", "", "--shape-timeout", "12", fault="kanext:hang@64")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    r64, r128 = _rows(tmp_path)
+    assert r64["failed"] == "kanext timed out (ended after --shape-timeout 12 s)"
+    assert "kanext_over_floor" in r128
