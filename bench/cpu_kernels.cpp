@@ -1,5 +1,6 @@
 // Microbenchmark of the CPU kernel bodies (csrc/cpu/kan_linear_kernels.h), one thread, no PyTorch:
-// the forward of one layer, its backward (grad x and the weight gradients), the B-spline bases of the
+// the forward of one layer (by rows on folded weights, and by column strips with the fold, as the
+// fused op runs it where cpu::use_strips says so), its backward (grad x and the weight gradients), the B-spline bases of the
 // forward and of the backward (with derivatives), and the fold / unfold between pykan's (in, out, G+k)
 // layout and the kernels' (in, G+k, out).
 // Timed as the thread's CPU time (steadier than wall time on a shared machine), minimum of 15 runs.
@@ -113,10 +114,43 @@ int main(int argc, char** argv) {
   const double t_fold = best_of([&] { cpu::fold_inputs(coef.data(), scale.data(), w.data(), 0, in, out, nb); }, 7);
   const double t_unfold = best_of(
       [&] { cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), 0, in, out, nb); }, 7);
+  // the fused forward by column strips (what kan_linear_fused runs where cpu::use_strips says so): fold into
+  // strips per input tile, passes of kStripRows rows; its y must equal the row forward's bit for bit
+  double t_strips = -1;
+  bool strips_same = false;
+  if (out >= cpu::kFoldCols && nb < cpu::kMaxStripKeys - 2) {
+    const int64_t nt = (out + cpu::kFoldCols - 1) / cpu::kFoldCols, strip = nb * cpu::kFoldCols;
+    const int64_t stile = std::min<int64_t>(in, std::max<int64_t>(1, (256 << 10) / (nt * strip * int64_t(sizeof(T)))));
+    std::vector<T> ws(stile * nt * strip), ys(N * out), yr(N * out), wt(in * nb * out);
+    std::vector<cpu::StripPass<T, K>> passes(stile);
+    auto strips = [&] {
+      std::fill(ys.begin(), ys.end(), T(0));
+      for (int64_t i0 = 0; i0 < in; i0 += stile) {
+        const int64_t i1 = std::min(i0 + stile, in);
+        cpu::fold_inputs_strips(coef.data(), scale.data(), ws.data(), i0, i1, out, nb);
+        for (int64_t b = 0; b < N; b += cpu::kStripRows<T>)
+          cpu::kan_linear_forward_strips<T, K>(x.data(), grid.data(), padded.data(), in, M, base, Wb.data(),
+                                               ws.data(), ys.data(), b, std::min<int64_t>(b + cpu::kStripRows<T>, N),
+                                               out, i0, i1, passes.data());
+      }
+    };
+    t_strips = best_of(strips);
+    // the row forward on the same folded weights, for the bit comparison
+    cpu::fold_inputs(coef.data(), scale.data(), wt.data(), 0, in, out, nb);
+    std::fill(yr.begin(), yr.end(), T(0));
+    for (int64_t b = 0; b < N; b += cpu::kRows)
+      cpu::kan_linear_forward_block<T, K>(x.data(), grid.data(), padded.data(), in, M, base, Wb.data(), wt.data(),
+                                          yr.data(), b, std::min(b + cpu::kRows, N), out, 0, in);
+    strips_same = std::memcmp(ys.data(), yr.data(), ys.size() * sizeof(T)) == 0;
+  }
   const double vals = double(in) * double(out) * double(nb);
   std::printf("N=%ld in=%ld out=%ld G=%ld x=%s (%s, k=3, silu, 1 thread, CPU time)\n", long(N), long(in),
               long(out), long(G), randn ? "randn" : "uniform", sizeof(T) == 4 ? "float32" : "float64");
   std::printf("  forward          %9.3f ms  %6.2f ns per (n, i)\n", t_fwd * 1e3, t_fwd * 1e9 / pairs);
+  if (t_strips >= 0)
+    std::printf("  forward, strips  %9.3f ms  %6.2f ns per (n, i)  (fold included; y %s the row forward's)%s\n",
+                t_strips * 1e3, t_strips * 1e9 / pairs, strips_same ? "bit-identical to" : "DIFFERS from",
+                cpu::use_strips<T>(nb, out) ? "" : "  [not used by the binding here]");
   std::printf("  backward         %9.3f ms  %6.2f ns per (n, i)\n", t_bwd * 1e3, t_bwd * 1e9 / pairs);
   std::printf("  bases            %9.3f ms  %6.2f ns per (n, i)\n", t_bases * 1e3, t_bases * 1e9 / pairs);
   std::printf("  bases + deriv    %9.3f ms  %6.2f ns per (n, i)\n", t_dbases * 1e3, t_dbases * 1e9 / pairs);

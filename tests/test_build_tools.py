@@ -187,6 +187,8 @@ def test_cpu_kernel_microbenchmark_builds_and_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     for part in ("forward", "backward", "bases + deriv", "fold", "unfold"):
         assert part in r.stdout
+    # 20 outputs fill a strip and a partial one: the strip forward's y equals the row forward's
+    assert "forward, strips" in r.stdout and "bit-identical to the row forward" in r.stdout, r.stdout
     # y (100 x 20), grad x (100 x 3), grad Wb (3 x 20), grad Wc (3 x (4 + 3) x 20), float32
     assert dump.stat().st_size == (100 * 20 + 100 * 3 + 3 * 20 + 3 * 7 * 20) * 4
     bad = subprocess.run([exe, "1"], capture_output=True, text=True)
