@@ -25,7 +25,9 @@ fi
 # grid-stride and empty-size cases (above) and k = 0 / outside the grid; of
 # test_emu_tc_v2_ws (step 3, what backend tensor_core_v2 runs) all but the
 # k x shape grid (ring wrap-around, grid stride, outside the grid, NaN/inf,
-# empty sizes, the race and deadlock checks: about 15 s).
+# empty sizes, the race and deadlock checks, the uniform-grid builder's
+# decision, knots, ulp-nudged grids and mixed chunks: about 30 s, the
+# uniform-grid cases about 1 s of it).
 sel="test_emu_deriv or test_emu_gradw and not test_emu_gradw_sorted or test_emu_local_v2 \
 or test_emu_gradw_sorted and (not test_sizes or -3-) \
 or (test_emu_tc_v2 and not test_forward) or test_forward_k0 \

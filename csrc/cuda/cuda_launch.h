@@ -138,6 +138,7 @@ cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, in
 cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                           float* workspace, float* y);
+void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform);
 #endif
 
 // Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).

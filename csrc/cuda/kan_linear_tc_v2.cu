@@ -55,6 +55,10 @@ cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const floa
                                                             nullptr);
   return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
 }
+// The fold's uniform-grid decision per input (tc2::grid_info), on the host.
+void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform) {
+  for (int64_t i = 0; i < in; ++i) uniform[i] = tc2::grid_info(grid + i * M, M).uniform;
+}
 #endif
 
 }  // namespace cuda

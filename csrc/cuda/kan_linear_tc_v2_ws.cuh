@@ -39,9 +39,17 @@
 // (64 accumulators plus descriptors), so the 168 registers per thread that
 // __launch_bounds__(384, 1) leaves serve both roles without moving any
 // (docs/roofline.md, design T step 3, has the figures).
+// 3. Uniform grids (design T item 3, UniformBuilder below): the fold also
+//    records per input whether its knots are uniform (GridInfo, after the W
+//    images); the producer builds such inputs' items by arithmetic (interval
+//    from one multiply, corrected against two knots; constant Cox-de Boor
+//    denominators), other inputs with the general builder. Same intervals as
+//    the search, values within the bound of grid_info, so not the same
+//    bits as step 2 on uniform grids (the tests compare with tolerances
+//    there, bit for bit elsewhere).
 // Not done: the 128-byte swizzle (the producer's 4-byte stores to the
-// unswizzled layout have bank conflicts), the backward passes, the
-// uniform-grid builder and cluster sharing of design T item 3.
+// unswizzled layout have bank conflicts), the backward passes, vector
+// stores in the builder and cluster sharing of design T item 3.
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"
@@ -62,21 +70,154 @@ __host__ __device__ __forceinline__ int64_t w_image_offset(int64_t ct, int64_t c
   return (ct * chunks + c) * kTileFloats;
 }
 
-inline size_t ws_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
+// The uniform-grid builder (design T item 3). Per input i, the fold
+// records whether its knot row is uniform enough for the fast path
+// (GridInfo, after the W images in the workspace); the producer then builds
+// that input's items from the interval's arithmetic guess and constant
+// Cox-de Boor denominators instead of find_interval / local_bases.
+//
+// The decision (grid_info, also the host's, for the tests): with
+// h = (t[M-1] - t[0]) / (M - 1) in double, every knot within
+// tol = 2^-18 h + 2^-21 max(|t[0]|, |t[M-1]|) of t[0] + m h (the second term:
+// four float32 half-ulps of the largest knot, so that a float32 linspace grid,
+// or one nudged by an ulp, still counts). What that guarantees:
+//  - the interval is exactly find_interval's: the guess floor((x - t0) / h)
+//    is corrected against the knots t[g], t[g+1] (one step either way),
+//    and should it still miss (it cannot for M < 2^16 under the tolerance,
+//    but nothing depends on that) find_interval decides. So k = 0 and x on
+//    or next to a knot take the same interval as the search, bit for bit.
+//  - the values are the B-spline bases of the knots t[g] + (m - g) h
+//    (uniform through the interval's actual left knot), each at most 2 tol
+//    from the real knot; a basis of order k >= 1 moves by at most about
+//    1 x (knot shift / h) (measured <= 1.0 for k = 1, 0.33 for k = 5), so by
+//    at most 2 (2^-18 + 2^-21 R), R = max |t| / h, against TF32's 2^-11
+//    relative rounding of the same values (R = 35 for pykan's G = 60 grid on
+//    [-1, 1]: 2^-14.8). The 2^-21 R part is of the order of the general
+//    builder's own rounding of (x - t) differences (2^-24 R relative).
+// NaN / inf knots, or h or 1 / h not finite and positive, fail the check.
+constexpr double kUniformTol = 1.0 / (1 << 18), kUniformUlps = 1.0 / (1 << 21);
+
+struct alignas(16) GridInfo {
+  float t0, t1;  // first and last knot
+  float inv_h;   // (M - 1) / (t1 - t0), rounded to float
+  int uniform;   // 1: the fast path builds this input's items
+};
+
+__host__ __device__ inline GridInfo grid_info(const float* t, int64_t M) {
+  GridInfo gi{t[0], t[M - 1], 0.f, 0};
+  const double t0 = t[0], t1 = t[M - 1], h = (t1 - t0) / double(M - 1);
+  if (!(h > 0.0 && h <= 3.0e38)) return gi;
+  const double tol = kUniformTol * h + kUniformUlps * fmax(fabs(t0), fabs(t1));
+  for (int64_t m = 1; m < M - 1; ++m)
+    if (!(fabs(double(t[m]) - (t0 + double(m) * h)) <= tol)) return gi;
+  gi.inv_h = float(1.0 / h);
+  gi.uniform = gi.inv_h > 0.f && gi.inv_h <= 3.0e38f ? 1 : 0;
+  return gi;
+}
+
+inline size_t ws_forward_w_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
   const ChunkMap cm(in, M, k, base != kBaseZero);
   return size_t(cm.chunks) * size_t(ceil_div(out, kBN)) * kTileBytes;
 }
 
+// The W images, then one GridInfo per input (16-byte aligned: the images are
+// whole 32 KB tiles).
+inline size_t ws_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
+  return ws_forward_w_bytes(in, M, k, base, out) + size_t(in) * sizeof(GridInfo);
+}
+
+// The fast path of build_a_tile_with for inputs with a uniform grid: on
+// interval g (u = (x - t[g]) / h in [0, 1)), the Cox-de Boor step
+//   N_r <- N_{r-1} (x - t_l) / (t_r - t_l) + ...
+// has t_r - t_l = j h, x - t_l = (u + j - 1 - r) h and t_r - x = (r + 1 - u) h,
+// so each order is K FFMAs per value with the constant 1 / j: no division,
+// no knot beyond t[g], t[g+1]. The item's columns are written as zeros, then
+// its k+1 bases and b(x) over them (the same thread: the last store wins),
+// instead of a select over the window per column.
+template <int K>
+struct UniformBuilder {
+  const GridInfo* info;
+  const float* grid;
+  int64_t M;
+  int base;
+  int nb, per;
+
+  template <typename Row>
+  __device__ __forceinline__ bool operator()(int64_t i, float xv, const Row& row, int q0, int g0) const {
+    const GridInfo gi = info[i];
+    if (!gi.uniform) return false;
+    const float* t = grid + i * M;
+    if (xv != xv) {  // the forward's NaN policy (NAN_FILL): the whole item NaN
+      for (int q = 0; q < per; ++q) row[q0 + q] = Mma<float>::op(NAN);
+      return true;
+    }
+    for (int q = 0; q < per; ++q) row[q0 + q] = 0.f;
+    if (xv >= gi.t0 && xv < gi.t1) {
+      const int last = int(M) - 2;
+      int g = int((xv - gi.t0) * gi.inv_h);
+      g = g > last ? last : g;
+      float a = t[g], b = t[g + 1];
+      if (a > xv) {  // g >= 1 here: t[0] <= x
+        --g;
+        b = a;
+        a = t[g];
+      } else if (b <= xv) {  // g <= last - 1 here: x < t[M-1]
+        ++g;
+        a = b;
+        b = t[g + 1];
+      }
+      if (!(a <= xv && xv < b)) {  // the guess was off by more than one
+        g = int(find_interval<float>(t, M, xv));
+        a = t[g];
+      }
+      const float u = (xv - a) * gi.inv_h;
+      float N[K + 1];
+      N[0] = 1.f;
+#pragma unroll
+      for (int j = 1; j <= K; ++j) {
+        const float inv_j = 1.f / float(j);
+        float saved = 0.f;
+#pragma unroll
+        for (int r = 0; r < j; ++r) {
+          const float temp = N[r] * inv_j;
+          N[r] = fmaf(float(r + 1) - u, temp, saved);
+          saved = (u + float(j - 1 - r)) * temp;
+        }
+        N[j] = saved;
+      }
+      // N[r] is basis g - K + r; those below 0 or past nb do not exist.
+#pragma unroll
+      for (int r = 0; r <= K; ++r) {
+        const int col = g - K + r - g0;
+        if (g - K + r >= 0 && g - K + r < nb && col >= 0 && col < per) row[q0 + col] = Mma<float>::op(N[r]);
+      }
+    }
+    if (base != kBaseZero && nb - g0 >= 0 && nb - g0 < per)
+      row[q0 + nb - g0] = Mma<float>::op(base_value<float>(base, xv));
+    return true;
+  }
+};
+
 constexpr size_t ws_forward_smem_bytes() { return kStages * size_t(kStageBytes) + 2 * kStages * sizeof(uint64_t); }
 
 // The fold: one 256-thread block per (chunk, column tile), grid-stride.
+// The blocks of column tile 0 also write the GridInfo of their chunk's
+// inputs (one thread per input, at the input's first chunk).
 __global__ void __launch_bounds__(tc::kThreads)
-tc2_fold_w_kernel(const float* __restrict__ Wb, const float* __restrict__ Wc, int64_t in, int64_t M, int k, int base,
-                  int64_t out, float* __restrict__ w_op) {
+tc2_fold_w_kernel(const float* __restrict__ Wb, const float* __restrict__ Wc, const float* __restrict__ grid,
+                  int64_t in, int64_t M, int k, int base, int64_t out, float* __restrict__ w_op,
+                  GridInfo* __restrict__ info) {
   __shared__ int64_t s_rows[kBK];
   const ChunkMap cm(in, M, k, base != kBaseZero);
   const int64_t col_tiles = ceil_div(out, kBN);
   for (int64_t c = blockIdx.x; c < cm.chunks; c += gridDim.x) {
+    if (blockIdx.y == 0) {
+      int64_t i0;
+      int g0;
+      cm.locate(c, i0, g0);
+      const int64_t i = i0 + threadIdx.x;
+      if (g0 == 0 && int(threadIdx.x) < cm.slots && i < in) info[i] = grid_info(grid + i * M, M);
+    }
     __syncthreads();  // s_rows of the previous chunk is no longer read
     tc::chunk_rows(s_rows, cm, c, in, out);
     __syncthreads();
@@ -96,7 +237,8 @@ enum : int { kFaultNone = 0, kFaultSkipFullWait = 1, kFaultNoEmptyArrive = 2 };
 template <int K, int FAULT = kFaultNone>
 __global__ void __launch_bounds__(kWsThreads, 1)
 tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                      int base, const float* __restrict__ w_op, int64_t out, float* __restrict__ y) {
+                      int base, const float* __restrict__ w_op, const GridInfo* __restrict__ info, int64_t out,
+                      float* __restrict__ y) {
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
   KANEXT_DYNAMIC_SMEM(smem);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
@@ -104,6 +246,7 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const int64_t row_tiles = ceil_div(N, kBM), col_tiles = ceil_div(out, kBN);
+  const UniformBuilder<K> fast{info, grid, M, base, cm.nb, cm.per};
   if (threadIdx.x == 0)
     for (int s = 0; s < kStages; ++s) {
       hop::mbar_init(&full[s], 128 + 1);
@@ -127,7 +270,7 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
             hop::bulk_copy_g2s(As + kTileBytes, w_op + w_image_offset(ct, c, cm.chunks), kTileBytes, &full[s]);
           }
           tc::build_a_tile_with<float, K, true>([=](int r) { return operand_row(As, r); }, kBM, x, grid, N, in, M,
-                                                base, cm, c, n0, t, 128);
+                                                base, cm, c, n0, t, 128, fast);
           hop::fence_proxy_async();  // the A stores, before the tensor core reads them
           hop::mbar_arrive(&full[s]);
         }
@@ -157,8 +300,8 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
 #endif
 }
 
-// The fold into w_op (ws_forward_workspace_bytes, 16-byte aligned), then the
-// main kernel.
+// The fold into w_op (ws_forward_workspace_bytes, 16-byte aligned: the W
+// images, then the GridInfo of every input), then the main kernel.
 template <int FAULT = kFaultNone>
 inline cudaError_t launch_forward_ws(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                      int base, const float* Wb, const float* Wc, int64_t out, float* w_op, float* y,
@@ -166,9 +309,11 @@ inline cudaError_t launch_forward_ws(const float* x, const float* grid, int64_t 
   if (N == 0 || out == 0) return cudaSuccess;
   const ChunkMap cm(in, M, k, base != kBaseZero);
   const int64_t col_tiles = ceil_div(out, kBN);
+  GridInfo* info = reinterpret_cast<GridInfo*>(reinterpret_cast<unsigned char*>(w_op) +
+                                               ws_forward_w_bytes(in, M, k, base, out));
   if (cm.chunks > 0) {
     KANEXT_LAUNCH(dim3(grid_x(cm.chunks), grid_yz(col_tiles)), tc::kThreads, 0, stream, tc2_fold_w_kernel)(
-        Wb, Wc, in, M, k, base, out, w_op);
+        Wb, Wc, grid, in, M, k, base, out, w_op, info);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
@@ -179,7 +324,7 @@ inline cudaError_t launch_forward_ws(const float* x, const float* grid, int64_t 
     if (e != cudaSuccess) return e;
     const dim3 grid_dim(grid_x(ceil_div(N, kBM)), grid_yz(col_tiles));
     KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_forward_kernel<K, FAULT>)(
-        x, grid, N, in, M, base, w_op, out, y);
+        x, grid, N, in, M, base, w_op, info, out, y);
     return cudaGetLastError();
   });
 }

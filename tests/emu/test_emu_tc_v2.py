@@ -42,6 +42,7 @@ def lib():
         L.emu_hop_make_desc.restype = ctypes.c_uint64
         L.emu_tc_v2_step2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
         L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
+        L.emu_tc_v2_uniform_inputs.argtypes = [vp, i64, i64, vp]
         L._hop_ready = True
     return L
 
@@ -282,10 +283,12 @@ def test_forward_k0_and_outside_grid():
         same_bits_as_v1(y2, tc_forward(x, grid, k, BASES["silu"], Wb, Wc))
 
 
-def check_nan_inf_policy(forward):
+def check_nan_inf_policy(forward, same=None):
     """As the present tensor-core forward: a NaN x makes its whole output row
     NaN; +-inf x contributes only its base term (as the CPU op). forward has
-    v2_forward's signature (also used for step 3, test_emu_tc_v2_ws.py)."""
+    v2_forward's signature (also used for step 3, test_emu_tc_v2_ws.py);
+    same(y, y_wmma, x, grid, Wb, Wc) compares with the WMMA forward (default:
+    bit for bit; step 3's uniform-grid builder passes its own bound)."""
     x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 40, 6, 9, seed=3)
     x[4, 2] = math.nan
     x[9, 0] = math.nan
@@ -296,7 +299,10 @@ def check_nan_inf_policy(forward):
     assert torch.isnan(y[4]).all() and torch.isnan(y[9]).all()
     assert torch.equal(torch.isnan(y), torch.isnan(cpu))
     assert torch.equal(torch.isinf(y), torch.isinf(cpu))
-    same_bits_as_v1(y, tc_forward(x, grid, 3, 2, Wb, Wc))
+    if same is None:
+        same_bits_as_v1(y, tc_forward(x, grid, 3, 2, Wb, Wc))
+    else:
+        same(y, tc_forward(x, grid, 3, 2, Wb, Wc), x, grid, Wb, Wc)
     fin = torch.isfinite(x).all(1)
     clean = exact(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]
     dense = dense_torch(x[fin], grid, 3, "silu", Wb, Wc, gy[fin])[0]

@@ -5,7 +5,11 @@ building the basis tile, two consumer warpgroups, a 2-stage mbarrier ring),
 which backend tensor_core_v2 runs. Checked against kanext.reference with the
 TF32 tolerance, and bit for bit against step 2 (tc2_forward_kernel) and the
 WMMA forward: in emulation all three add the same TF32 products in the same
-order.
+order. Inputs whose grid the fold finds uniform (tc2::grid_info) are built by
+the uniform-grid builder instead (design T item 3): its intervals are the
+search's (k = 0: still bit for bit), its values within 2^-17 of the general
+builder's, so there the comparison with steps 1 and 2 is a bound
+(same_as_general), and the decision itself is tested (test_uniform_*).
 
     python -m pytest tests/emu/test_emu_tc_v2_ws.py -m emu -q
 
@@ -21,12 +25,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from emulator import BASES, p, poisoned
+from emulator import BASES, knot_x, p, poisoned
 from helpers import assert_tc_close as check
 from helpers import dense_in_dtype as dense_torch
 from test_emu_tc import exact, rounded_case, tc_forward
 from test_emu_tc_v2 import (SHAPES, check_empty_sizes, check_nan_inf_policy, grid_cases, lib, same_bits_as_v1,
                             v2_forward)
+
+from kanext import ops
+from kanext import reference as ref
 
 pytestmark = pytest.mark.emu
 
@@ -46,13 +53,49 @@ def ws_forward(x, grid, k, base, Wb, Wc, fault=0):
     return y
 
 
+def uniform_inputs(grid):
+    """Per input, whether step 3 builds it with the uniform-grid fast path
+    (the fold's decision, tc2::grid_info, evaluated on the host)."""
+    g = grid.float().contiguous()
+    flags = torch.zeros(g.shape[0], dtype=torch.int32)
+    lib().emu_tc_v2_uniform_inputs(p(g), g.shape[0], g.shape[1], p(flags))
+    return flags.bool()
+
+
+def same_as_general(y3, y_gen, x, grid, k, base, Wb, Wc):
+    """y3 (step 3) against y_gen (step 2 or the WMMA forward, the general
+    builder): bit for bit when no input takes the fast path or k = 0 (the
+    fast path's intervals are the search's and its order-0 values are 1);
+    otherwise per output within 2^-9 sum |A| |W| (an A entry of the two
+    builders differs by at most one TF32 rounding unit, 2^-10 relative, after
+    values that differ by float rounding) plus 2 dev sum_i,g |Wc| with
+    dev = 2 (2^-18 + 2^-21 max|t| / h) per input (what a grid at
+    tc2::grid_info's tolerance may move a basis), and the same NaN / inf
+    pattern."""
+    if k == 0 or not bool(uniform_inputs(grid).any()):
+        same_bits_as_v1(y3, y_gen)
+        return
+    assert torch.equal(torch.isnan(y3), torch.isnan(y_gen))
+    assert torch.equal(torch.isinf(y3), torch.isinf(y_gen))
+    x64, g64, Wb64, Wc64 = x.double(), grid.double(), Wb.double().abs(), Wc.double().abs()
+    A = ref.spline_basis(x64, g64, k).abs()
+    b = torch.nan_to_num(ref.base_function(base, x64).abs(), nan=0.0)
+    h = (g64[:, -1] - g64[:, 0]) / (g64.shape[1] - 1)
+    dev = 2 * (2.0**-18 + 2.0**-21 * torch.maximum(g64[:, 0].abs(), g64[:, -1].abs()) / h)
+    bound = 2.0**-9 * (torch.einsum("nig,igj->nj", A, Wc64) + b @ Wb64) + 2 * torch.einsum("i,igj->j", dev, Wc64)
+    fin = torch.isfinite(y_gen)
+    err = (y3.double() - y_gen.double()).abs()
+    assert bool((err[fin] <= bound[fin]).all()), f"max excess {float((err - bound)[fin].max()):.3g}"
+
+
 def full_check(tag, x, grid, k, base, Wb, Wc, gy):
-    """Reference within the TF32 tolerance; the same bits as steps 1 and 2."""
+    """Reference within the TF32 tolerance; against steps 1 and 2 as
+    same_as_general says (the same bits unless the fast path builds)."""
     y3 = ws_forward(x, grid, k, BASES[base], Wb, Wc)
     check(tag, y3, exact(x, grid, k, base, Wb, Wc, gy)[0], dense_torch(x, grid, k, base, Wb, Wc, gy)[0],
           torch.float32)
-    same_bits_as_v1(y3, v2_forward(x, grid, k, BASES[base], Wb, Wc))
-    same_bits_as_v1(y3, tc_forward(x, grid, k, BASES[base], Wb, Wc))
+    same_as_general(y3, v2_forward(x, grid, k, BASES[base], Wb, Wc), x, grid, k, base, Wb, Wc)
+    same_as_general(y3, tc_forward(x, grid, k, BASES[base], Wb, Wc), x, grid, k, base, Wb, Wc)
     return y3
 
 
@@ -92,7 +135,119 @@ def test_outside_grid():
 
 
 def test_nan_inf_policy():
-    check_nan_inf_policy(ws_forward)
+    """On a uniform grid: the NaN / inf policy of the fast path."""
+    assert bool(uniform_inputs(rounded_case(torch.float32, 3, 5, "uniform", 1, 6, 1, seed=3)[1]).all())
+    check_nan_inf_policy(ws_forward,
+                         lambda y, y1, x, grid, Wb, Wc: same_as_general(y, y1, x, grid, 3, "silu", Wb, Wc))
+
+
+def test_nan_inf_policy_general_builder():
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", 40, 6, 9, seed=3)
+    assert not bool(uniform_inputs(grid).any())
+    x[4, 2], x[7, 1], x[8, 3] = float("nan"), float("inf"), -float("inf")
+    y = ws_forward(x, grid, 3, 2, Wb, Wc)
+    assert torch.isnan(y[4]).all() and not torch.isnan(y[:4]).any()
+    assert torch.equal(torch.isnan(y), torch.isnan(ops.kan_linear(x, grid, 3, "silu", Wb, Wc)))
+    same_bits_as_v1(y, tc_forward(x, grid, 3, 2, Wb, Wc))
+
+
+# The uniform-grid builder (design T item 3).
+def nudged(grid, ulps, seed):
+    """grid with every knot moved by a random -ulps..ulps float32 steps."""
+    g = grid.float().clone()
+    steps = torch.randint(-ulps, ulps + 1, g.shape, generator=torch.Generator().manual_seed(seed))
+    for _ in range(ulps):
+        up, down = steps > 0, steps < 0
+        g = torch.where(up, torch.nextafter(g, torch.full_like(g, float("inf"))), g)
+        g = torch.where(down, torch.nextafter(g, torch.full_like(g, -float("inf"))), g)
+        steps = steps - up.int() + down.int()
+    return g
+
+
+def moved_knot(grid, i, m, frac):
+    """grid with knot m of input i moved by frac times the input's spacing."""
+    g = grid.float().clone()
+    h = float(g[i, -1] - g[i, 0]) / (g.shape[1] - 1)
+    g[i, m] = g[i, m] + frac * h
+    return g
+
+
+def test_uniform_decision():
+    """Which inputs the fold hands to the fast path: pykan's uniform grids
+    (float32 linspace, so not exactly uniform) and those nudged by one ulp per
+    knot, or one knot moved by 2^-20 spacings: yes; non-uniform and skewed
+    grids, one knot moved by 2^-12 spacings (past the tolerance, 2^-18
+    spacings plus four half-ulps of the largest knot), a NaN or an infinite
+    knot: no."""
+    for G, k in ((1, 0), (5, 3), (60, 5), (100, 1)):
+        grid = rounded_case(torch.float32, k, G, "uniform", 1, 4, 1, seed=G)[1]
+        assert bool(uniform_inputs(grid).all()), (G, k)
+        assert bool(uniform_inputs(nudged(grid, 1, seed=G)).all()), (G, k)
+        assert bool(uniform_inputs(moved_knot(grid, 1, 1, 2.0**-20)).all()), (G, k)
+        if grid.shape[1] > 2:  # an interior knot exists
+            assert uniform_inputs(moved_knot(grid, 1, 1, 2.0**-12)).tolist() == [True, False, True, True]
+            assert uniform_inputs(moved_knot(grid, 2, grid.shape[1] - 2, -2.0**-12)).tolist() == [
+                True, True, False, True]
+        for bad in (float("nan"), float("inf")):
+            g = grid.clone()
+            g[3, -1] = bad
+            assert uniform_inputs(g).tolist() == [True, True, True, False]
+    for kind in ("nonuniform", "skewed"):
+        assert not bool(uniform_inputs(rounded_case(torch.float32, 3, 5, kind, 1, 4, 1, seed=1)[1]).any())
+
+
+def test_uniform_fast_path_runs():
+    """The fast path does build: on a uniform grid at k = 3 its y differs
+    from step 2's somewhere (other roundings of the same bases), while the
+    same case on a grid just past the tolerance gives step 2's bits."""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 70, 7, 5, seed=4)
+    y3 = full_check("y uniform", x, grid, 3, "silu", Wb, Wc, gy)
+    assert not torch.equal(y3, v2_forward(x, grid, 3, 2, Wb, Wc))
+    off = grid.float().clone()
+    for i in range(off.shape[0]):
+        off = moved_knot(off, i, 3, 2.0**-12)
+    assert not bool(uniform_inputs(off).any())
+    full_check("y just past the tolerance", x, off, 3, "silu", Wb, Wc, gy)  # bit for bit (general builder)
+
+
+@pytest.mark.parametrize("k", (0, 1, 2, 3, 4, 5))
+def test_uniform_knots_and_ulp_nudged(k):
+    """x on every knot and one float step either side of it, x outside the
+    grid, on a uniform grid and on the same grid with every knot nudged by up
+    to 2 ulps (still uniform for the decision): the intervals are the
+    search's (k = 0: bit for bit with step 2), the values within the bound."""
+    G, inf, out = 5, 6, 20
+    x0, grid, Wb, Wc, gy0 = rounded_case(torch.float32, k, G, "uniform", 40, inf, out, seed=30 + k)
+    for g in (grid.float(), nudged(grid, 2, seed=k)):
+        assert bool(uniform_inputs(g).all())
+        x = torch.cat([knot_x(g), x0, x0[:8] * 40.0 + 7.0, -x0[8:16].abs() * 40.0 - 7.0])
+        gy = torch.cat([gy0] * (x.shape[0] // gy0.shape[0] + 1))[: x.shape[0]]
+        full_check(f"y k={k} uniform knots", x, g, k, "silu", Wb, Wc, gy)
+
+
+@pytest.mark.parametrize("G,k", ((60, 3), (1, 5), (2, 0)))
+def test_uniform_wide_and_tiny_grids(G, k):
+    """nb1 > 64 (each input over two chunks, the base column in the second)
+    and the smallest grids, uniform, x on the knots and around them."""
+    x0, grid, Wb, Wc, gy0 = rounded_case(torch.float32, k, G, "uniform", 30, 3, 9, seed=G + k)
+    assert bool(uniform_inputs(grid).all())
+    x = torch.cat([knot_x(grid.float()), x0])
+    gy = torch.cat([gy0] * (x.shape[0] // gy0.shape[0] + 1))[: x.shape[0]]
+    full_check(f"y G={G} k={k}", x, grid, k, "identity", Wb, Wc, gy)
+
+
+def test_uniform_and_general_inputs_in_one_chunk():
+    """Per-input decision: uniform and non-uniform inputs alternate inside
+    the chunks, each built by its own builder."""
+    k, G, inf = 3, 5, 12
+    x0, gu, Wb, Wc, gy = rounded_case(torch.float32, k, G, "uniform", 60, inf, 30, seed=41)
+    gn = rounded_case(torch.float32, k, G, "nonuniform", 1, inf, 1, seed=42)[1]
+    grid = gu.float().clone()
+    grid[1::2] = gn.float()[1::2]
+    assert uniform_inputs(grid).tolist() == [True, False] * (inf // 2)
+    x = torch.cat([knot_x(grid), x0])
+    gy = torch.cat([gy] * 3)[: x.shape[0]]
+    full_check("y mixed", x, grid, k, "zero", Wb, Wc, gy)
 
 
 def test_empty_sizes():

@@ -33,6 +33,11 @@ int emu_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, 
   return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, w, y, nullptr);
 }
 
+// Per input of grid (in, M): 1 where step 3 builds with the uniform-grid fast path.
+void emu_tc_v2_uniform_inputs(const float* grid, int64_t in, int64_t M, int* uniform) {
+  emu_tc_v2_grid_uniform(grid, in, M, uniform);
+}
+
 size_t emu_tc_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out, int need_w) {
   return kan_linear_tc_backward_workspace_bytes(N, in, M, k, base, out, need_w);
 }
