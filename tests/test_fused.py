@@ -171,6 +171,29 @@ def test_fused_strip_forward_nan_rows_and_passes(k, base):
     assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
 
 
+@pytest.mark.parametrize("out", range(1, 18))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fused_every_narrow_width_matches_reference(dtype, out):
+    """Widths below one vector (1-15 float32, 1-7 float64) each have their own
+    compile-time weight-gradient loop (cpu::narrow_grad_w<T, K, O>), and 16-17
+    cross into the vector paths: forward and all four gradients against the
+    float64 reference, with 700 rows (three backward spans)."""
+    k, G = 3, 6
+    s = seed_of("fused-narrow", dtype, out)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", 3, out, 700, s)
+    x = sample_x(700, grid, seed=s + 9)  # off the knots: the reference's autograd is exact there
+    gy = gy[:700]
+    leaves = [t.clone().requires_grad_() for t in (x, Wb, coef, scale)]
+    y = ops.kan_linear_fused(leaves[0], grid, k, "silu", *leaves[1:])
+    got = torch.autograd.grad(y, leaves, gy)
+    l64 = [t.double().requires_grad_() for t in (x, Wb, coef, scale)]
+    y_ref = ref.kan_linear(l64[0], grid.double(), k, "silu", l64[1], ref.fold_spline_weights(l64[2], l64[3]))
+    exp = torch.autograd.grad(y_ref, l64, gy.double())
+    assert_close(y, y_ref, TOL[dtype] * 10, msg="y")
+    for name, g, e in zip(("gx", "gWb", "gcoef", "gscale"), got, exp):
+        assert_close(g, e, TOL[dtype] * 10, msg=name)
+
+
 def test_fused_thread_count_independent(restore_threads):
     dtype, k = torch.float32, 3
     x, grid, Wb, coef, scale, gy = _case(dtype, k, 20, "nonuniform", 33, 70, 600, seed_of("fused-threads"))

@@ -734,8 +734,9 @@ struct BackwardScratch {
 // than one vector: rank-1 updates row by row in batch order. O > 0: the width
 // out == O known at compile time (loops unrolled); O = 0: any width.
 template <typename T, int K, int O>
-inline void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0, int rows, int64_t out_,
-                          bool has_base, T* __restrict gwb, T* __restrict gwc) {
+__attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0,
+                                             int rows, int64_t out_, bool has_base, T* __restrict gwb,
+                                             T* __restrict gwc) {
   constexpr int K1 = K + 1;
   const int64_t out = O > 0 ? O : out_;
   // With the width known, grad_Wb's row is summed in registers (the same
@@ -855,7 +856,7 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
 // (G+k, out); gwb, gwc: the same of the gradients. The rows of the span are
 // grouped by knot interval (stable order), and each group's rank-1 updates
 // are summed in registers; layers narrower than one vector take the rows one
-// by one instead.
+// by one instead (narrow_grad_w, called once per span, out of line).
 template <typename T, int K>
 void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* __restrict x, const T* __restrict t,
                    const T* __restrict padded, int64_t n0, int rows, int64_t in, int64_t i, int64_t M, int64_t base,
@@ -883,16 +884,34 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   if (out < kLanes<T>) {
     // Narrow layers (out below one vector): rank-1 updates row by row in
     // batch order. Sorting and grouping the rows cost more than they save
-    // here (2 -> 5 layer, N=1000: 2.3x faster weight gradients). Widths up to
-    // 5 (the science models') get their loops unrolled at compile time.
+    // here (2 -> 5 layer, N=1000: 2.3x faster weight gradients; 8 outputs:
+    // 4x). Every width below one vector gets its loops at compile time, and
+    // grad_Wb's row summed in registers (at run time, with 8 outputs, GCC's
+    // code for the loop moved by 1.6x with unrelated changes elsewhere).
     switch (out) {
       case 1: return narrow_grad_w<T, K, 1>(bb, gy, n0, rows, out, has_base, gwb, gwc);
       case 2: return narrow_grad_w<T, K, 2>(bb, gy, n0, rows, out, has_base, gwb, gwc);
       case 3: return narrow_grad_w<T, K, 3>(bb, gy, n0, rows, out, has_base, gwb, gwc);
       case 4: return narrow_grad_w<T, K, 4>(bb, gy, n0, rows, out, has_base, gwb, gwc);
       case 5: return narrow_grad_w<T, K, 5>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      default: return narrow_grad_w<T, K, 0>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+      case 6: return narrow_grad_w<T, K, 6>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+      case 7: return narrow_grad_w<T, K, 7>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+      default: break;
     }
+    if constexpr (kLanes<T> > 8) {  // float: widths 8 to 15
+      switch (out) {
+        case 8: return narrow_grad_w<T, K, 8>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 9: return narrow_grad_w<T, K, 9>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 10: return narrow_grad_w<T, K, 10>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 11: return narrow_grad_w<T, K, 11>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 12: return narrow_grad_w<T, K, 12>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 13: return narrow_grad_w<T, K, 13>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 14: return narrow_grad_w<T, K, 14>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        case 15: return narrow_grad_w<T, K, 15>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+        default: break;
+      }
+    }
+    return narrow_grad_w<T, K, 0>(bb, gy, n0, rows, out, has_base, gwb, gwc);
   }
   // Counting sort (stable) of the span's rows by window start, -2 (NaN:
   // skipped) and -1 (outside the grid: base term only) first.
