@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #ifdef __AVX512F__
@@ -730,6 +731,21 @@ struct BackwardScratch {
         drows(static_cast<size_t>(span)) {}
 };
 
+// f(std::integral_constant<int, out>) if Lo <= out <= Hi (a run-time width
+// turned into a compile-time one); whether it was.
+template <int Lo, int Hi, typename F>
+inline bool with_width(int64_t out, F&& f) {
+  if constexpr (Lo > Hi) {
+    return false;
+  } else {
+    if (out == Lo) {
+      f(std::integral_constant<int, Lo>{});
+      return true;
+    }
+    return with_width<Lo + 1, Hi>(out, std::forward<F>(f));
+  }
+}
+
 // The weight gradients of one input over a span's rows for layers narrower
 // than one vector: rank-1 updates row by row in batch order. O > 0: the width
 // out == O known at compile time (loops unrolled); O = 0: any width.
@@ -888,29 +904,10 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
     // 4x). Every width below one vector gets its loops at compile time, and
     // grad_Wb's row summed in registers (at run time, with 8 outputs, GCC's
     // code for the loop moved by 1.6x with unrelated changes elsewhere).
-    switch (out) {
-      case 1: return narrow_grad_w<T, K, 1>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      case 2: return narrow_grad_w<T, K, 2>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      case 3: return narrow_grad_w<T, K, 3>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      case 4: return narrow_grad_w<T, K, 4>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      case 5: return narrow_grad_w<T, K, 5>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      case 6: return narrow_grad_w<T, K, 6>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      case 7: return narrow_grad_w<T, K, 7>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-      default: break;
-    }
-    if constexpr (kLanes<T> > 8) {  // float: widths 8 to 15
-      switch (out) {
-        case 8: return narrow_grad_w<T, K, 8>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 9: return narrow_grad_w<T, K, 9>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 10: return narrow_grad_w<T, K, 10>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 11: return narrow_grad_w<T, K, 11>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 12: return narrow_grad_w<T, K, 12>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 13: return narrow_grad_w<T, K, 13>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 14: return narrow_grad_w<T, K, 14>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        case 15: return narrow_grad_w<T, K, 15>(bb, gy, n0, rows, out, has_base, gwb, gwc);
-        default: break;
-      }
-    }
+    const bool fixed = with_width<1, kLanes<T> - 1>(out, [&](auto O) {
+      narrow_grad_w<T, K, decltype(O)::value>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+    });
+    if (fixed) return;
     return narrow_grad_w<T, K, 0>(bb, gy, n0, rows, out, has_base, gwb, gwc);
   }
   // Counting sort (stable) of the span's rows by window start, -2 (NaN:
