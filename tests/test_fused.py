@@ -171,6 +171,67 @@ def test_fused_strip_forward_nan_rows_and_passes(k, base):
     assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
 
 
+def _with_threads(n, f):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return f()
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("k", (0, 3, 5))
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_fused_forward_split_by_columns(dtype, base, k):
+    """Few rows against wide weights: with two threads the forward splits the
+    columns among the tasks (each folds only its slice of coef) instead of
+    the rows. 9 rows, 140 -> 250 (not a multiple of the 16-column slices),
+    G=30: y equals the one-thread forward (split by rows) and the unfused
+    ops bit for bit, NaN rows and the inf policy included, and matches the
+    float64 reference on the finite rows."""
+    in_f, out, N, G = 140, 250, 9, 30
+    s = seed_of("fused-columns", dtype, base, k)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, s)
+    x = x * 1.5  # more points outside the grid
+    x[2, 7] = float("nan")
+    x[5, 139] = float("inf")
+    bid = ops.BASE_IDS[base]
+    run = lambda: K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale)
+    y2, y1 = _with_threads(2, run), _with_threads(1, run)
+    assert_bitwise_equal(y2, y1, "split by columns vs by rows")
+    y_exp, _ = _unfused(x, grid, k, bid, Wb, coef, scale, gy)
+    assert_bitwise_equal(y2, y_exp, "split by columns vs unfused")
+    nan_rows = torch.isnan(y2).all(1)
+    assert nan_rows[2] and int(nan_rows.sum()) == 1
+    finite = torch.isfinite(x).all(1)
+    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
+                           ref.fold_spline_weights(coef.double(), scale.double()))
+    assert_close(y2[finite], y_ref, TOL[dtype], msg="split by columns vs reference")
+
+
+def test_fused_deep_grid():
+    """A grid of 1021 intervals (past the forward's 127-key grouping and the
+    strips' limits; 64 x 128 x 1024 coefficients): the fused backward equals
+    the unfused ops bit for bit, and the backward and the fold match the
+    float64 reference."""
+    dtype, k, G, in_f, out, N = torch.float32, 3, 1021, 64, 128, 6
+    s = seed_of("fused-large")
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "uniform", in_f, out, N, s)
+    bid = ops.BASE_IDS["silu"]
+    got = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, True, True)
+    _, exp = _unfused(x, grid, k, bid, Wb, coef, scale, gy)
+    for name, g, e in zip(("gx", "gWb", "gcoef", "gscale"), got, exp):
+        assert_bitwise_equal(g, e, name)
+    Wc = K_OPS.fold_spline_weights(coef, scale)
+    assert_close(Wc, ref.fold_spline_weights(coef, scale), TOL[dtype], msg="fold")
+    l64 = [t.double().requires_grad_() for t in (Wb, coef, scale)]
+    y_ref = ref.kan_linear(x.double(), grid.double(), k, "silu", l64[0], ref.fold_spline_weights(l64[1], l64[2]))
+    g_ref = torch.autograd.grad(y_ref, l64, gy.double())
+    for name, g, e in zip(("gWb", "gcoef", "gscale"), got[1:], g_ref):
+        assert_close(g, e, TOL[dtype], msg=name)
+
+
 @pytest.mark.parametrize("out", range(1, 18))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_fused_every_narrow_width_matches_reference(dtype, out):

@@ -1128,18 +1128,21 @@ inline void store_block_transposed(const T (*__restrict src)[kFoldCols], int64_t
 
 // The fold of pykan's parameters for inputs [i0, i1) into the kernel layout:
 // w[((i - i0)(G+k) + g) out + j] = coef[i, j, g] scale[i, j], with coef a
-// contiguous (in, out, G+k) and scale an (in, out) array.
+// contiguous (in, ld, G+k) and scale an (in, ld) array of which the first
+// `out` columns are folded (ld = out unless given: a column slice starts at
+// c + o0 (G+k), s + o0).
 template <typename T>
 void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1, int64_t out,
-                 int64_t nb) {
+                 int64_t nb, int64_t ld = -1) {
+  if (ld < 0) ld = out;
   std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   for (int64_t i = i0; i < i1; ++i) {
     T* wi = w + (i - i0) * nb * out;
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
-      const T* sj = s + i * out + j0;
-      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct, nb);
+      const T* sj = s + i * ld + j0;
+      load_block_transposed(c + (i * ld + j0) * nb, nb, cols, ct, nb);
       if (cols == kFoldCols) {
         T sv[kFoldCols];
         for (int64_t j = 0; j < kFoldCols; ++j) sv[j] = sj[j];
