@@ -94,7 +94,8 @@ __host__ __device__ __forceinline__ int64_t w_image_offset(int64_t ct, int64_t c
 //    relative rounding of the same values (R = 35 for pykan's G = 60 grid on
 //    [-1, 1]: 2^-14.8). The 2^-21 R part is of the order of the general
 //    builder's own rounding of (x - t) differences (2^-24 R relative).
-// NaN / inf knots, or h or 1 / h not finite and positive, fail the check.
+// NaN / inf knots, h not finite and positive, or 1 / h not a normal float
+// (grids spanning more than about 1e38 per interval) fail the check.
 constexpr double kUniformTol = 1.0 / (1 << 18), kUniformUlps = 1.0 / (1 << 21);
 
 struct alignas(16) GridInfo {
@@ -111,7 +112,8 @@ __host__ __device__ inline GridInfo grid_info(const float* t, int64_t M) {
   for (int64_t m = 1; m < M - 1; ++m)
     if (!(fabs(double(t[m]) - (t0 + double(m) * h)) <= tol)) return gi;
   gi.inv_h = float(1.0 / h);
-  gi.uniform = gi.inv_h > 0.f && gi.inv_h <= 3.0e38f ? 1 : 0;
+  // 1 / h normal: a subnormal one would read as 0 under flush-to-zero
+  gi.uniform = gi.inv_h >= 1.17549435e-38f && gi.inv_h <= 3.0e38f ? 1 : 0;
   return gi;
 }
 
@@ -154,8 +156,11 @@ struct UniformBuilder {
     for (int q = 0; q < per; ++q) row[q0 + q] = 0.f;
     if (xv >= gi.t0 && xv < gi.t1) {
       const int last = int(M) - 2;
-      int g = int((xv - gi.t0) * gi.inv_h);
-      g = g > last ? last : g;
+      // the guess, clamped before the conversion: x - t0 overflows to inf
+      // on grids spanning most of the float range, and converting inf to
+      // int is undefined in C++ (the host gives INT_MIN)
+      const float gf = (xv - gi.t0) * gi.inv_h;
+      int g = gf < float(last) ? int(gf) : last;
       float a = t[g], b = t[g + 1];
       if (a > xv) {  // g >= 1 here: t[0] <= x
         --g;

@@ -236,6 +236,30 @@ def test_uniform_wide_and_tiny_grids(G, k):
     full_check(f"y G={G} k={k}", x, grid, k, "identity", Wb, Wc, gy)
 
 
+def test_uniform_decision_and_guess_at_the_float_range():
+    """Grids spanning most of float32's range. 7 knots on [-3e38, 3e38]: 1/h
+    (1e-38) is subnormal, which a flush-to-zero build would read as 0, so the
+    decision must say no. 9 knots (1/h = 1.33e-38, normal): yes, and there
+    x - t[0] overflows to inf for x past about 4e37, so the interval guess
+    must not convert inf to int (the host's conversion gives INT_MIN: an
+    index far out of the knot row); the clamped guess, corrected against the
+    knots, gives the search's interval. Both against the general builder and
+    the reference."""
+    g7 = torch.linspace(-3e38, 3e38, 7, dtype=torch.float64).float().repeat(2, 1)  # (float32 linspace overflows)
+    assert bool(torch.isfinite(g7).all())
+    assert not bool(uniform_inputs(g7).any())
+    k, inf, out = 3, 2, 5
+    grid = torch.linspace(-3e38, 3e38, 9, dtype=torch.float64).float().repeat(inf, 1)
+    assert bool(uniform_inputs(grid).all())
+    gen = torch.Generator().manual_seed(5)
+    x = torch.cat([knot_x(grid), (torch.rand(24, inf, generator=gen) * 2 - 1) * 2.9e38])
+    Wb = torch.randn(inf, out, generator=gen) * 1e-3  # b(x) W_b stays inside float32 for the identity base
+    Wc = torch.randn(inf, grid.shape[1] - k - 1, out, generator=gen)
+    gy = torch.randn(x.shape[0], out, generator=gen)
+    for base in ("zero", "identity"):
+        full_check(f"y float range {base}", x, grid, k, base, Wb, Wc, gy)
+
+
 def test_uniform_and_general_inputs_in_one_chunk():
     """Per-input decision: uniform and non-uniform inputs alternate inside
     the chunks, each built by its own builder."""
