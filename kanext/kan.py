@@ -431,9 +431,15 @@ class KAN(PykanMethods, SplineNetwork):
         return plotting.plot_activation(self, l, i, j, x_range, folder)
 
     # ------------------------------------------------------------- symbolic (bodies in kanext.symbolic)
-    def fix_symbolic(self, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True):
+    def fix_symbolic(self, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True, *,
+                     fit_params_bool=None):
         """Sets edge (l, i, j) to c * fun(a x + b) + d; returns the fit's r2.
-        See :func:`kanext.symbolic.fix_symbolic`."""
+        See :func:`kanext.symbolic.fix_symbolic`. ``fit_params_bool`` is
+        pykan's name for ``fit_params`` (give one or the other)."""
+        if fit_params_bool is not None:
+            if fit_params is not True:
+                raise TypeError("fix_symbolic: give fit_params or pykan's fit_params_bool, not both")
+            fit_params = fit_params_bool
         return symbolic.fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
 
     def unfix_symbolic(self, l, i, j):

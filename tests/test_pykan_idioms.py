@@ -204,3 +204,20 @@ def test_forward_singularity_avoiding_bounds_a_pole():
     assert safe.abs().item() <= 10.0 + 1e-9
     assert torch.allclose(model(x[x[:, 0].abs() > 0.5]), model(x[x[:, 0].abs() > 0.5], singularity_avoiding=True),
                           atol=1e-12)
+
+
+def test_fix_symbolic_takes_pykans_fit_params_bool():
+    """pykan spells the flag fit_params_bool: model.fix_symbolic(l, i, j,
+    'sin', fit_params_bool=False) sets the edge without a fit (no r2, as in
+    pykan) as fit_params=False does, and True fits it."""
+    model, x = _model_on_data()
+    r2 = model.fix_symbolic(0, 0, 0, "sin", fit_params_bool=False, verbose=False)
+    twin, _ = _model_on_data()
+    r2_twin = twin.fix_symbolic(0, 0, 0, "sin", fit_params=False, verbose=False)
+    assert r2 is None and r2_twin is None
+    assert torch.equal(model(x), twin(x))
+    fitted, _ = _model_on_data()
+    r2_fit = fitted.fix_symbolic(0, 0, 0, "sin", fit_params_bool=True, verbose=False)
+    assert not torch.equal(fitted(x), model(x)) and float(r2_fit) > 0.0
+    with pytest.raises(TypeError, match="not both"):
+        model.fix_symbolic(0, 0, 1, "sin", fit_params=False, fit_params_bool=False, verbose=False)
