@@ -776,9 +776,26 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
     }
     if (s < 0) continue;
     T* __restrict w = gwc + s * out;
-    for (int q = 0; q < K1; ++q) {
-      const T c = B.v[q][rr];
-      for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
+    if constexpr (O >= 6) {
+      // The window's K1 x O values loaded, updated and stored as a block
+      // (the same one FMA per value): GCC interleaves the row-by-row form's
+      // loads and stores, 1.2-1.5x slower at widths 6-15 (bench/RESULTS.md);
+      // below 6 the block form is the slower one.
+      T dv[O], acc[K1][O];
+      for (int j = 0; j < O; ++j) dv[j] = d[j];
+      for (int q = 0; q < K1; ++q)
+        for (int j = 0; j < O; ++j) acc[q][j] = w[q * O + j];
+      for (int q = 0; q < K1; ++q) {
+        const T c = B.v[q][rr];
+        for (int j = 0; j < O; ++j) acc[q][j] += c * dv[j];
+      }
+      for (int q = 0; q < K1; ++q)
+        for (int j = 0; j < O; ++j) w[q * O + j] = acc[q][j];
+    } else {
+      for (int q = 0; q < K1; ++q) {
+        const T c = B.v[q][rr];
+        for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
+      }
     }
   }
   if (O > 0)
