@@ -195,6 +195,33 @@ def test_cpu_kernel_microbenchmark_builds_and_runs(tmp_path):
     assert bad.returncode == 2 and "usage" in bad.stderr
 
 
+def test_cpu_kernels_without_vector_shuffles_give_the_same_bits(tmp_path):
+    """Compilers other than GCC have no __builtin_shuffle: the kernels' lane reductions (grad x) and
+    register transposes (fold, unfold, strips) then take their element-by-element forms. Built here with
+    KANEXT_NO_VECTOR_SHUFFLE, bench/cpu_kernels.cpp writes the same y, grad x, grad Wb and grad Wc bit for
+    bit as the default build (70 outputs: whole vectors and a tail), and its strip forward still equals
+    the row forward."""
+    import shutil
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.fail("no C++ compiler: the extension itself needs one")
+    dumps = []
+    for flags in ([], ["-DKANEXT_NO_VECTOR_SHUFFLE"]):
+        exe = str(tmp_path / f"cpu_kernels{len(flags)}")
+        subprocess.run([cxx, "-O1", "-std=c++17", *flags, "-I", os.path.join(ROOT, "csrc", "include"), "-I",
+                        os.path.join(ROOT, "csrc", "cpu"), os.path.join(ROOT, "bench", "cpu_kernels.cpp"), "-o", exe],
+                       check=True, capture_output=True, text=True)
+        dump = tmp_path / f"y{len(flags)}.bin"
+        r = subprocess.run([exe, "120", "5", "70", "9", "randn", str(dump)], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "bit-identical to the row forward" in r.stdout, r.stdout
+        dumps.append(dump.read_bytes())
+    assert len(dumps[0]) == (120 * 70 + 120 * 5 + 5 * 70 + 5 * 12 * 70) * 4
+    assert dumps[0] == dumps[1]
+
+
 def test_cpu_row_search_avx512_matches_portable(tmp_path):
     """tests/native/locate_rows.cpp: the AVX-512 row search of the CPU kernels (in-register knot tables and
     gathers) gives the portable search's interval, window start, window knots and x bit for bit, over

@@ -61,6 +61,29 @@ template <typename T>
 inline void vstore(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
+// GCC's two-source permutes of vector types (__builtin_shuffle): the
+// register reductions and transposes below use them; other compilers (and
+// builds with KANEXT_NO_VECTOR_SHUFFLE, which test that path) take the
+// element-by-element forms, with the same operations in the same order.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(KANEXT_NO_VECTOR_SHUFFLE)
+#define KANEXT_VECTOR_SHUFFLE 1
+#endif
+
+// Integer lanes as wide as T's, as a scalar (elem) and as a vector (type):
+// permute indices.
+template <typename T>
+struct IndexVecOf;
+template <>
+struct IndexVecOf<float> {
+  typedef int32_t elem;
+  typedef int32_t type __attribute__((vector_size(64)));
+};
+template <>
+struct IndexVecOf<double> {
+  typedef int64_t elem;
+  typedef int64_t type __attribute__((vector_size(64)));
+};
+
 // Sum of a vector's lanes by halves (a fixed tree: log2(lanes) dependent
 // adds instead of one per lane, which made the dot products of grad_x wait
 // on the reduction in narrow layers). Each stage adds lane l + w to lane l
@@ -69,8 +92,7 @@ inline void vstore(T* p, vec_t<T> v) {
 // layers).
 template <typename T>
 struct HalvesIndices {
-  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> E;
-  E idx[4][kLanes<T>];  // stage s: w = L / 2^(s+1), lane l takes l + w (l < w; the rest any lane)
+  typename IndexVecOf<T>::elem idx[4][kLanes<T>];  // stage s: w = L / 2^(s+1), lane l takes l + w (l < w)
 };
 template <typename T>
 constexpr HalvesIndices<T> make_halves_indices() {
@@ -85,15 +107,21 @@ inline constexpr HalvesIndices<T> kHalvesIndices = make_halves_indices<T>();
 
 template <typename T>
 inline T hsum(vec_t<T> v) {
-  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> E;
-  typedef E I __attribute__((vector_size(64)));
+#ifdef KANEXT_VECTOR_SHUFFLE
 #pragma GCC unroll 4
   for (int s = 0, w = kLanes<T> / 2; w >= 1; ++s, w /= 2) {
-    I idx;
+    typename IndexVecOf<T>::type idx;
     __builtin_memcpy(&idx, kHalvesIndices<T>.idx[s], sizeof idx);
     v = v + __builtin_shuffle(v, idx);
   }
   return v[0];
+#else
+  T t[kLanes<T>];
+  __builtin_memcpy(t, &v, sizeof v);
+  for (int w = kLanes<T> / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) t[l] += t[l + w];
+  return t[0];
+#endif
 }
 
 static_assert(kRows % kLanes<float> == 0 && kRows % kLanes<double> == 0, "kRows must fill whole vectors");
@@ -747,35 +775,30 @@ inline bool with_width(int64_t out, F&& f) {
 }
 
 // The weight gradients of one input over a span's rows for layers narrower
-// than one vector: rank-1 updates row by row in batch order. O > 0: the width
-// out == O known at compile time (loops unrolled); O = 0: any width.
+// than one vector (out == O, 1 <= O < kLanes<T>, known at compile time):
+// rank-1 updates row by row in batch order, loops unrolled.
 template <typename T, int K, int O>
 __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0,
-                                             int rows, int64_t out_, bool has_base, T* __restrict gwb,
-                                             T* __restrict gwc) {
+                                             int rows, bool has_base, T* __restrict gwb, T* __restrict gwc) {
+  static_assert(O >= 1 && O < kLanes<T>, "narrow_grad_w: widths below one vector");
   constexpr int K1 = K + 1;
-  const int64_t out = O > 0 ? O : out_;
-  // With the width known, grad_Wb's row is summed in registers (the same
-  // additions in the same order): in memory every batch row's update of it
-  // waited on the previous row's store.
-  T gb[O > 0 ? O : 1];
-  if (O > 0)
-    for (int j = 0; j < O; ++j) gb[j] = gwb[j];
+  // grad_Wb's row is summed in registers (the same additions in the same
+  // order): in memory every batch row's update of it waited on the previous
+  // row's store.
+  T gb[O];
+  for (int j = 0; j < O; ++j) gb[j] = gwb[j];
   for (int r = 0; r < rows; ++r) {
     const BlockBases<T, K>& B = bb[r / kRows];
     const int rr = r % kRows;
     const int64_t s = B.start[rr];
     if (s == -2) continue;
-    const T* __restrict d = gy + (n0 + r) * out;
+    const T* __restrict d = gy + (n0 + r) * O;
     if (has_base) {
       const T b = B.bv[rr];
-      if (O > 0)
-        for (int j = 0; j < O; ++j) gb[j] += b * d[j];
-      else
-        for (int64_t j = 0; j < out; ++j) gwb[j] += b * d[j];
+      for (int j = 0; j < O; ++j) gb[j] += b * d[j];
     }
     if (s < 0) continue;
-    T* __restrict w = gwc + s * out;
+    T* __restrict w = gwc + s * O;
     if constexpr (O >= 6) {
       // The window's K1 x O values loaded, updated and stored as a block
       // (the same one FMA per value): GCC interleaves the row-by-row form's
@@ -794,12 +817,11 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
     } else {
       for (int q = 0; q < K1; ++q) {
         const T c = B.v[q][rr];
-        for (int64_t j = 0; j < out; ++j) w[q * out + j] += c * d[j];
+        for (int j = 0; j < O; ++j) w[q * O + j] += c * d[j];
       }
     }
   }
-  if (O > 0)
-    for (int j = 0; j < O; ++j) gwb[j] = gb[j];
+  for (int j = 0; j < O; ++j) gwb[j] = gb[j];
 }
 
 // gy[n, :] . (sum_q B'_q(x) rws[q] + b'(x) rws[K1]) over R = K1 (no base) or
@@ -921,11 +943,10 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
     // 4x). Every width below one vector gets its loops at compile time, and
     // grad_Wb's row summed in registers (at run time, with 8 outputs, GCC's
     // code for the loop moved by 1.6x with unrelated changes elsewhere).
-    const bool fixed = with_width<1, kLanes<T> - 1>(out, [&](auto O) {
-      narrow_grad_w<T, K, decltype(O)::value>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+    with_width<1, kLanes<T> - 1>(out, [&](auto O) {  // (every width here: 1 <= out < one vector)
+      narrow_grad_w<T, K, decltype(O)::value>(bb, gy, n0, rows, has_base, gwb, gwc);
     });
-    if (fixed) return;
-    return narrow_grad_w<T, K, 0>(bb, gy, n0, rows, out, has_base, gwb, gwc);
+    return;
   }
   // Counting sort (stable) of the span's rows by window start, -2 (NaN:
   // skipped) and -1 (outside the grid: base term only) first.
@@ -1014,26 +1035,13 @@ constexpr int64_t kFoldCols = 16;
 // Transpose of an L x L tile held in L vectors (L = kLanes<T>): r[i][l]
 // becomes r[l][i]. Each of the log2(L) stages swaps one bit of the row index
 // with the same bit of the lane index (one two-source permute per vector).
-#if defined(__GNUC__) && !defined(__clang__)
-#define KANEXT_VECTOR_TRANSPOSE 1
-template <typename T>
-struct IndexVecOf;
-template <>
-struct IndexVecOf<float> {
-  typedef int32_t type __attribute__((vector_size(64)));
-};
-template <>
-struct IndexVecOf<double> {
-  typedef int64_t type __attribute__((vector_size(64)));
-};
-
+#ifdef KANEXT_VECTOR_SHUFFLE
 // The two-source permute indices of each stage (bit b = 2^s): compile-time
 // tables, loaded as vectors (built lane by lane inside the tile loop, they
 // cost more than the permutes themselves).
 template <typename T>
 struct TransposeIndices {
-  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> E;
-  E lo[4][kLanes<T>], hi[4][kLanes<T>];
+  typename IndexVecOf<T>::elem lo[4][kLanes<T>], hi[4][kLanes<T>];
 };
 template <typename T>
 constexpr TransposeIndices<T> make_transpose_indices() {
@@ -1073,14 +1081,14 @@ inline void transpose_tile(vec_t<T>* r) {
 // columns past cols zeroed). Full blocks of kFoldCols columns go by L x L
 // tiles through registers, the last g tile with masked loads / stores where
 // AVX-512 has them; the rest element by element.
-#if defined(KANEXT_VECTOR_TRANSPOSE) && defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(KANEXT_VECTOR_SHUFFLE) && defined(__AVX512F__) && defined(__AVX512DQ__)
 #define KANEXT_MASKED_TRANSPOSE 1
 #endif
 template <typename T>
 inline void load_block_transposed(const T* __restrict src, int64_t nb, int64_t cols, T (*__restrict dst)[kFoldCols],
                                   int64_t ld) {
   int64_t g0 = 0;
-#ifdef KANEXT_VECTOR_TRANSPOSE
+#ifdef KANEXT_VECTOR_SHUFFLE
   constexpr int L = kLanes<T>;
   if (cols == kFoldCols) {
     for (; g0 + L <= nb; g0 += L)
@@ -1115,7 +1123,7 @@ template <typename T>
 inline void store_block_transposed(const T (*__restrict src)[kFoldCols], int64_t nb, int64_t cols, T* __restrict dst,
                                    int64_t ld) {
   int64_t g0 = 0;
-#ifdef KANEXT_VECTOR_TRANSPOSE
+#ifdef KANEXT_VECTOR_SHUFFLE
   constexpr int L = kLanes<T>;
   if (cols == kFoldCols) {
     for (; g0 + L <= nb; g0 += L)
