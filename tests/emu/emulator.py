@@ -152,8 +152,10 @@ def emu_backward_ws(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, wgra
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gx = poisoned(x.shape, x.dtype) if need_x else torch.zeros_like(x)
-    gWb = poisoned(Wb.shape, x.dtype) if need_w else torch.zeros_like(Wb)
-    gWc = poisoned(Wc.shape, x.dtype) if need_w else torch.zeros_like(Wc)
+    # Without need_w the launcher never touches the weight gradients: empty
+    # buffers (a zeros_like would write every page of a multi-GB Wc).
+    gWb = poisoned(Wb.shape, x.dtype) if need_w else torch.empty(0, dtype=x.dtype)
+    gWc = poisoned(Wc.shape, x.dtype) if need_w else torch.empty(0, dtype=x.dtype)
     wsb = lib().emu_workspace_bytes_version(N, inf, M, k, out, x.element_size(), int(need_w), WGRAD[wgrad])
     ws = torch.full((max(wsb, 1),), 0xFF, dtype=torch.uint8)  # poisoned too
     rc = lib().emu_backward_wgrad(int(x.dtype == torch.float64), p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb),

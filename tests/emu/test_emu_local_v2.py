@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from emulator import BASES, DTYPES, case, dn, emu_backward, emu_forward, lib, p, ref, ref_grads
-from helpers import TOL, assert_bitwise_equal, assert_close
+from helpers import TOL, assert_bitwise_equal, assert_close, randn
 
 from kanext import ops
 
@@ -144,3 +145,50 @@ def test_invalid_version():
     for bad in (2, -1):
         rc = lib().emu_forward_version(0, p(x), p(grid), 8, 2, grid.shape[1], 3, 2, p(Wb), p(Wc), 3, p(y), bad)
         assert rc != 0, f"version={bad} must be rejected"
+
+
+def test_slab_of_2gb_or_more_runs_v1():
+    """One input's Wc slab ((G+k) x out values) of 2^31 bytes or more is past
+    the v2 kernels' 32-bit byte offsets (LocalEntry::off), so the launchers
+    run the v1 kernels (64-bit indexing) for version v2 (offsets_fit in
+    common.cuh). The samples sit in the slab's top rows, where a 32-bit offset
+    would wrap, and in its first rows and outside the grid. Wc (4.3 GB over two
+    inputs) comes from numpy's zeros (calloc), which maps pages lazily: only the rows the
+    samples reach are written and read, so the test needs a few MB."""
+    dtype, k, out, inf = torch.float32, 3, 4096, 2
+    row_bytes = out * 4
+    nb = (1 << 31) // row_bytes + 40  # window starts from 2^17 on are at byte offsets >= 2^31
+    G = nb - k
+    grid = torch.arange(-k, G + k + 1, dtype=dtype).expand(inf, -1).contiguous()  # integer knots: exact
+    assert grid.shape[1] == G + 2 * k + 1 and float(grid[0, -1]) == G + k
+    x = torch.tensor([[G - 0.3, G - 20.7], [G - 37.5, 2.25], [0.5, G - 0.01], [-9.0, G + 5.0],
+                      [G - 1.0, float(1 << 17) + 0.5]], dtype=dtype)
+    Wb = randn(inf, out, seed=3, dtype=dtype)
+    Wc = torch.from_numpy(np.zeros((inf, nb, out), dtype=np.float32))  # calloc: pages mapped on first touch
+    gen = torch.Generator().manual_seed(4)
+    rows = []
+    for i in range(inf):
+        s = x[:, i].floor().clamp(0, G - 1).long()
+        r = torch.unique(torch.cat([s + q for q in range(k + 1)]))
+        Wc[i, r] = torch.randn(r.numel(), out, generator=gen, dtype=dtype)
+        rows.append(r)
+    assert int(rows[0].max()) * row_bytes >= 1 << 31 and int(rows[1].max()) * row_bytes >= 1 << 31
+    gy = randn(x.shape[0], out, seed=5, dtype=dtype)
+
+    # The float64 reference over the filled rows only (every other row is 0).
+    xd, gd = x.double(), grid.double()
+    B, dB = ref.spline_basis(xd, gd, k), ref.spline_basis_deriv(xd, gd, k)
+    b, db = ref.base_function("silu", xd), ref.base_derivative("silu", xd, 1)
+    y_ref = b @ Wb.double()
+    gx_ref = db * (gy.double() @ Wb.double().T)
+    for i, r in enumerate(rows):
+        W = Wc[i, r].double()
+        y_ref += B[:, i, r] @ W
+        gx_ref[:, i] += ((dB[:, i, r] @ W) * gy.double()).sum(1)
+
+    y2 = emu_forward(x, grid, k, BASES["silu"], Wb, Wc, "v2")
+    assert_bitwise_equal(y2, emu_forward(x, grid, k, BASES["silu"], Wb, Wc, "v1"), "forward, slab >= 2 GB")
+    assert_close(y2, y_ref, TOL[dtype], msg="forward vs reference, slab >= 2 GB")
+    gx2 = grad_x(gy, x, grid, k, "silu", Wb, Wc, "v2")
+    assert_bitwise_equal(gx2, grad_x(gy, x, grid, k, "silu", Wb, Wc, "v1"), "grad x, slab >= 2 GB")
+    assert_close(gx2, gx_ref, TOL[dtype], msg="grad x vs reference, slab >= 2 GB")
