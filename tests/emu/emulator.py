@@ -26,6 +26,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from helpers import TOL, assert_bitwise_equal, assert_close, grid_of_kind, knot_x, randn, sample_x  # noqa: F401
@@ -107,6 +108,13 @@ def poisoned(shape, dtype):
     return torch.full(shape, math.nan, dtype=dtype)
 
 
+def lazy_zeros(shape, dtype):
+    """Zeros whose pages are mapped on first touch (numpy's zeros: calloc),
+    unlike torch.zeros, which writes them: for buffers of several GB that a
+    test allocates but only partly reads or writes."""
+    return torch.from_numpy(np.zeros(tuple(shape), dtype=torch.empty((), dtype=dtype).numpy().dtype))
+
+
 # ---------------------------------------------------------------- emulated ops
 def emu_basis(x, grid, k, deriv):
     x, grid = x.contiguous(), grid.contiguous()
@@ -152,10 +160,10 @@ def emu_backward_ws(gy, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, wgra
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gx = poisoned(x.shape, x.dtype) if need_x else torch.zeros_like(x)
-    # Without need_w the launcher never touches the weight gradients: empty
-    # buffers (a zeros_like would write every page of a multi-GB Wc).
-    gWb = poisoned(Wb.shape, x.dtype) if need_w else torch.empty(0, dtype=x.dtype)
-    gWc = poisoned(Wc.shape, x.dtype) if need_w else torch.empty(0, dtype=x.dtype)
+    # without need_w the weight gradients must stay 0 (unwritten); numpy's
+    # zeros map their pages on first touch, so a multi-GB Wc costs nothing here
+    gWb = poisoned(Wb.shape, x.dtype) if need_w else lazy_zeros(Wb.shape, x.dtype)
+    gWc = poisoned(Wc.shape, x.dtype) if need_w else lazy_zeros(Wc.shape, x.dtype)
     wsb = lib().emu_workspace_bytes_version(N, inf, M, k, out, x.element_size(), int(need_w), WGRAD[wgrad])
     ws = torch.full((max(wsb, 1),), 0xFF, dtype=torch.uint8)  # poisoned too
     rc = lib().emu_backward_wgrad(int(x.dtype == torch.float64), p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb),

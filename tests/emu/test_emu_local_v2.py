@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
-from emulator import BASES, DTYPES, case, dn, emu_backward, emu_forward, lib, p, ref, ref_grads
+from emulator import BASES, DTYPES, case, dn, emu_backward, emu_forward, lazy_zeros, lib, p, ref, ref_grads
 from helpers import TOL, assert_bitwise_equal, assert_close, randn
 
 from kanext import ops
@@ -153,7 +152,7 @@ def test_slab_of_2gb_or_more_runs_v1():
     run the v1 kernels (64-bit indexing) for version v2 (offsets_fit in
     common.cuh). The samples sit in the slab's top rows, where a 32-bit offset
     would wrap, and in its first rows and outside the grid. Wc (4.3 GB over two
-    inputs) comes from numpy's zeros (calloc), which maps pages lazily: only the rows the
+    inputs) comes from lazy_zeros, whose pages are mapped on first touch: only the rows the
     samples reach are written and read, so the test needs a few MB."""
     dtype, k, out, inf = torch.float32, 3, 4096, 2
     row_bytes = out * 4
@@ -164,7 +163,7 @@ def test_slab_of_2gb_or_more_runs_v1():
     x = torch.tensor([[G - 0.3, G - 20.7], [G - 37.5, 2.25], [0.5, G - 0.01], [-9.0, G + 5.0],
                       [G - 1.0, float(1 << 17) + 0.5]], dtype=dtype)
     Wb = randn(inf, out, seed=3, dtype=dtype)
-    Wc = torch.from_numpy(np.zeros((inf, nb, out), dtype=np.float32))  # calloc: pages mapped on first touch
+    Wc = lazy_zeros((inf, nb, out), dtype)
     gen = torch.Generator().manual_seed(4)
     rows = []
     for i in range(inf):
