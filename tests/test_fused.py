@@ -184,8 +184,8 @@ def _with_threads(n, f):
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_fused_forward_split_by_columns(dtype, base, k):
-    """Few rows against wide weights: with two threads the forward splits the
-    columns among the tasks (each folds only its slice of coef) instead of
+    """Few rows against wide weights: with two threads or more the forward
+    splits the columns among the tasks (each folds only its slice of coef) instead of
     the rows. 9 rows, 140 -> 250 (not a multiple of the 16-column slices),
     G=30: y equals the one-thread forward (split by rows) and the unfused
     ops bit for bit, NaN rows and the inf policy included, and matches the
@@ -200,6 +200,8 @@ def test_fused_forward_split_by_columns(dtype, base, k):
     run = lambda: K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale)
     y2, y1 = _with_threads(2, run), _with_threads(1, run)
     assert_bitwise_equal(y2, y1, "split by columns vs by rows")
+    for t in (3, 5):  # 16 column slices shared out unevenly
+        assert_bitwise_equal(_with_threads(t, run), y1, f"split by columns, {t} threads")
     y_exp, _ = _unfused(x, grid, k, bid, Wb, coef, scale, gy)
     assert_bitwise_equal(y2, y_exp, "split by columns vs unfused")
     nan_rows = torch.isnan(y2).all(1)
