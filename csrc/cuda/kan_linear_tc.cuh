@@ -104,23 +104,13 @@ struct ChunkMap {
 // with operator[], so that the tile's layout is the caller's). Every element
 // is written: padding, rows past N and inputs past `in` are zeros. NAN_FILL:
 // the columns of a NaN x are NaN (forward) or 0. The (row, input) items
-// are shared out as tid, tid + nthreads, ... (the whole block by default; a
-// producer warpgroup of kan_linear_tc_v2_ws.cuh passes its own 128).
-// fast(i, xv, row, q0, g0) may write the columns [q0, q0 + cm.per) of an
-// in-range item itself and return true (the uniform-grid builder of
-// kan_linear_tc_v2_ws.cuh); NoFastPath (the default) never does.
-struct NoFastPath {
-  template <typename Row>
-  __device__ __forceinline__ bool operator()(int64_t, float, const Row&, int, int) const {
-    return false;
-  }
-};
-
-template <typename T, int K, bool NAN_FILL, typename RowAt, typename Fast = NoFastPath>
+// are shared out as tid, tid + nthreads, ... (the WMMA kernels and step 2
+// of design T; step 3's producer has its own builder, tc2::build_a_rows).
+template <typename T, int K, bool NAN_FILL, typename RowAt>
 __device__ __forceinline__ void build_a_tile_with(RowAt row_at, int rows, const T* __restrict__ x,
                                                   const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
                                                   int base, const ChunkMap& cm, int64_t c, int64_t n0, int tid,
-                                                  int nthreads, Fast fast = Fast{}) {
+                                                  int nthreads) {
   using Op = typename Mma<T>::Op;
   int64_t i0;
   int g0;
@@ -135,9 +125,7 @@ __device__ __forceinline__ void build_a_tile_with(RowAt row_at, int rows, const 
     const int q0 = ii * cm.per;
     const bool live = n < N && i < in;
     const float xv = live ? to_float(x[n * in + i]) : 0.f;
-    if (live && fast(i, xv, row, q0, g0)) {
-      // the fast path wrote the item's columns
-    } else if (live) {
+    if (live) {
       float v[K + 1], dv[K + 1];
       const int s = basis_window<float, K, false>(grid + i * M, M, xv, v, dv);
       const float bv = has_base ? base_value<float>(base, xv) : 0.f;

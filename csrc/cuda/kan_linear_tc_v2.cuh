@@ -44,8 +44,10 @@ static_assert(kThreads == 256, "two warpgroups");
 // (r / 8) SBO + (q / 4) LBO + 16 (r % 8) + 4 (q % 4).
 struct OperandRow {
   unsigned char* p;  // the tile + (r / 8) SBO + 16 (r % 8)
+  // byte offset (q / 4) kLbo + 4 (q % 4), written as 4 q + (kLbo - 16) (q / 4):
+  // one shift and one multiply-add per column
   __device__ __forceinline__ float& operator[](int q) const {
-    return *reinterpret_cast<float*>(p + uint32_t(q >> 2) * kLbo + uint32_t(q & 3) * 4);
+    return *reinterpret_cast<float*>(p + uint32_t(q) * 4 + uint32_t(q >> 2) * (kLbo - 16));
   }
 };
 __device__ __forceinline__ OperandRow operand_row(unsigned char* tile, int r) {

@@ -39,17 +39,20 @@
 // (64 accumulators plus descriptors), so the 168 registers per thread that
 // __launch_bounds__(384, 1) leaves serve both roles without moving any
 // (docs/roofline.md, design T step 3, has the figures).
-// 3. Uniform grids (design T item 3, UniformBuilder below): the fold also
+// 3. Uniform grids (design T item 3, uniform_window below): the fold also
 //    records per input whether its knots are uniform (GridInfo, after the W
-//    images); the producer builds such inputs' items by arithmetic (interval
-//    from one multiply, corrected against two knots; constant Cox-de Boor
-//    denominators), other inputs with the general builder. Same intervals as
-//    the search, values within the bound of grid_info, so not the same
-//    bits as step 2 on uniform grids (the tests compare with tolerances
-//    there, bit for bit elsewhere).
+//    images); the producer builds such inputs' windows by arithmetic
+//    (interval from one multiply, corrected against two knots; constant
+//    Cox-de Boor denominators), other inputs' with the general
+//    basis_window. Same intervals as the search, values within the bound of
+//    grid_info, so not the same bits as step 2 on uniform grids (the tests
+//    compare with tolerances there, bit for bit elsewhere).
+// 4. The producer's builder (build_a_rows): one A row per producer thread,
+//    zeroed with 16-byte stores, then only the nonzero columns of each input
+//    slot written (no index division per item, no store per zero column).
 // Not done: the 128-byte swizzle (the producer's 4-byte stores to the
-// unswizzled layout have bank conflicts), the backward passes, vector
-// stores in the builder and cluster sharing of design T item 3.
+// unswizzled layout have bank conflicts), the backward passes and cluster
+// sharing of design T item 3.
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"
@@ -73,8 +76,9 @@ __host__ __device__ __forceinline__ int64_t w_image_offset(int64_t ct, int64_t c
 // The uniform-grid builder (design T item 3). Per input i, the fold
 // records whether its knot row is uniform enough for the fast path
 // (GridInfo, after the W images in the workspace); the producer then builds
-// that input's items from the interval's arithmetic guess and constant
-// Cox-de Boor denominators instead of find_interval / local_bases.
+// that input's windows from the interval's arithmetic guess and constant
+// Cox-de Boor denominators (uniform_window) instead of find_interval /
+// local_bases.
 //
 // The decision (grid_info, also the host's, for the tests): with
 // h = (t[M-1] - t[0]) / (M - 1) in double, every knot within
@@ -128,80 +132,155 @@ inline size_t ws_forward_workspace_bytes(int64_t in, int64_t M, int k, int base,
   return ws_forward_w_bytes(in, M, k, base, out) + size_t(in) * sizeof(GridInfo);
 }
 
-// The fast path of build_a_tile_with for inputs with a uniform grid: on
-// interval g (u = (x - t[g]) / h in [0, 1)), the Cox-de Boor step
-//   N_r <- N_{r-1} (x - t_l) / (t_r - t_l) + ...
-// has t_r - t_l = j h, x - t_l = (u + j - 1 - r) h and t_r - x = (r + 1 - u) h,
-// so each order is K FFMAs per value with the constant 1 / j: no division,
-// no knot beyond t[g], t[g+1]. The item's columns are written as zeros, then
-// its k+1 bases and b(x) over them (the same thread: the last store wins),
-// instead of a select over the window per column.
+// The uniform-grid window of x (design T item 3), for x not NaN: false when
+// x is outside [t0, t1); else first = g - K and N[r] = basis g - K + r
+// (r = 0..K) on interval g, where u = (x - t[g]) / h in [0, 1) and the
+// Cox-de Boor step N_r <- N_{r-1} (x - t_l) / (t_r - t_l) + ... has
+// t_r - t_l = j h, x - t_l = (u + j - 1 - r) h and t_r - x = (r + 1 - u) h:
+// K FFMAs per value and order with the constant 1 / j, no division, no knot
+// beyond t[g], t[g+1]. Bases g - K + r below 0 or from nb on do not exist
+// (put_window drops them).
 template <int K>
-struct UniformBuilder {
-  const GridInfo* info;
-  const float* grid;
-  int64_t M;
-  int base;
-  int nb, per;
-
-  template <typename Row>
-  __device__ __forceinline__ bool operator()(int64_t i, float xv, const Row& row, int q0, int g0) const {
-    const GridInfo gi = info[i];
-    if (!gi.uniform) return false;
-    const float* t = grid + i * M;
-    if (xv != xv) {  // the forward's NaN policy (NAN_FILL): the whole item NaN
-      for (int q = 0; q < per; ++q) row[q0 + q] = Mma<float>::op(NAN);
-      return true;
-    }
-    for (int q = 0; q < per; ++q) row[q0 + q] = 0.f;
-    if (xv >= gi.t0 && xv < gi.t1) {
-      const int last = int(M) - 2;
-      // the guess, clamped before the conversion: x - t0 overflows to inf
-      // on grids spanning most of the float range, and converting inf to
-      // int is undefined in C++ (the host gives INT_MIN)
-      const float gf = (xv - gi.t0) * gi.inv_h;
-      int g = gf < float(last) ? int(gf) : last;
-      float a = t[g], b = t[g + 1];
-      if (a > xv) {  // g >= 1 here: t[0] <= x
-        --g;
-        b = a;
-        a = t[g];
-      } else if (b <= xv) {  // g <= last - 1 here: x < t[M-1]
-        ++g;
-        a = b;
-        b = t[g + 1];
-      }
-      if (!(a <= xv && xv < b)) {  // the guess was off by more than one
-        g = int(find_interval<float>(t, M, xv));
-        a = t[g];
-      }
-      const float u = (xv - a) * gi.inv_h;
-      float N[K + 1];
-      N[0] = 1.f;
-#pragma unroll
-      for (int j = 1; j <= K; ++j) {
-        const float inv_j = 1.f / float(j);
-        float saved = 0.f;
-#pragma unroll
-        for (int r = 0; r < j; ++r) {
-          const float temp = N[r] * inv_j;
-          N[r] = fmaf(float(r + 1) - u, temp, saved);
-          saved = (u + float(j - 1 - r)) * temp;
-        }
-        N[j] = saved;
-      }
-      // N[r] is basis g - K + r; those below 0 or past nb do not exist.
-#pragma unroll
-      for (int r = 0; r <= K; ++r) {
-        const int col = g - K + r - g0;
-        if (g - K + r >= 0 && g - K + r < nb && col >= 0 && col < per) row[q0 + col] = Mma<float>::op(N[r]);
-      }
-    }
-    if (base != kBaseZero && nb - g0 >= 0 && nb - g0 < per)
-      row[q0 + nb - g0] = Mma<float>::op(base_value<float>(base, xv));
-    return true;
+__device__ __forceinline__ bool uniform_window(const GridInfo& gi, const float* __restrict__ t, int64_t M, float xv,
+                                               float (&N)[K + 1], int& first) {
+  if (!(xv >= gi.t0 && xv < gi.t1)) return false;
+  const int last = int(M) - 2;
+  // the guess, clamped before the conversion: x - t0 overflows to inf on
+  // grids spanning most of the float range, and converting inf to int is
+  // undefined in C++ (the host gives INT_MIN)
+  const float gf = (xv - gi.t0) * gi.inv_h;
+  int g = gf < float(last) ? int(gf) : last;
+  float a = t[g], b = t[g + 1];
+  if (a > xv) {  // g >= 1 here: t[0] <= x
+    --g;
+    b = a;
+    a = t[g];
+  } else if (b <= xv) {  // g <= last - 1 here: x < t[M-1]
+    ++g;
+    a = b;
+    b = t[g + 1];
   }
-};
+  if (!(a <= xv && xv < b)) {  // the guess was off by more than one
+    g = int(find_interval<float>(t, M, xv));
+    a = t[g];
+  }
+  const float u = (xv - a) * gi.inv_h;
+  N[0] = 1.f;
+#pragma unroll
+  for (int j = 1; j <= K; ++j) {
+    const float inv_j = 1.f / float(j);
+    float saved = 0.f;
+#pragma unroll
+    for (int r = 0; r < j; ++r) {
+      const float temp = N[r] * inv_j;
+      N[r] = fmaf(float(r + 1) - u, temp, saved);
+      saved = (u + float(j - 1 - r)) * temp;
+    }
+    N[j] = saved;
+  }
+  first = g - K;
+  return true;
+}
+
+// The window of x on any grid, for x not NaN: false when x is outside
+// [t[0], t[M-1]); else first = g - K and N[r] = basis g - K + r (r = 0..K)
+// on interval g = find_interval. The triangle is local_bases' own
+// (cox_de_boor_step on the same local knots), so the bases are its bits;
+// what this skips is local_bases' clamp of the window to [0, G-1] and the
+// selects that move the values into it (put_window drops the bases that do
+// not exist instead), and the stand-in knot rule where the window's 2K+2
+// knots all lie inside t (the same values: extended_knot returns t[idx]
+// there).
+template <int K>
+__device__ __forceinline__ bool general_window(const float* __restrict__ t, int64_t M, float xv, float (&N)[K + 1],
+                                               int& first) {
+  const int64_t g64 = find_interval<float>(t, M, xv);
+  if (g64 < 0) return false;
+  const int g = int(g64);  // M < 2^31 (ChunkMap's int columns)
+  float u[2 * K + 2];
+  if (g >= K && g + K + 1 <= int(M) - 1) {
+#pragma unroll
+    for (int q = 0; q <= 2 * K + 1; ++q) u[q] = t[g - K + q];
+  } else {
+#pragma unroll
+    for (int q = 0; q <= 2 * K + 1; ++q) u[q] = extended_knot<float>(t, M, g - K + q);
+  }
+  N[0] = 1.f;
+#pragma unroll
+  for (int j = 1; j <= K; ++j) cox_de_boor_step<float>(u, K, j, xv, N);
+  first = g - K;
+  return true;
+}
+
+// v[r], the value of basis first + r (r = 0..K), into the item at column
+// q0 of the row, whose column q is basis g0 + q (q < per). Bases below 0,
+// from nb on or past the item are not written. A window wholly inside (the
+// usual case) is written without a guard per value.
+template <int K>
+__device__ __forceinline__ void put_window(const OperandRow& row, int q0, int first, const float (&v)[K + 1], int g0,
+                                           int per, int nb) {
+  const int c0 = first - g0;
+  if (c0 >= 0 && c0 + K < per && first + K < nb) {  // (g0 >= 0, so first >= 0)
+#pragma unroll
+    for (int r = 0; r <= K; ++r) row[q0 + c0 + r] = Mma<float>::op(v[r]);
+  } else {
+#pragma unroll
+    for (int r = 0; r <= K; ++r)
+      if (first + r >= 0 && first + r < nb && c0 + r >= 0 && c0 + r < per) row[q0 + c0 + r] = Mma<float>::op(v[r]);
+  }
+}
+
+// The producer's A tile of chunk c for batch rows n0.. (128 x 64 in the
+// operand layout at `tile`): producer thread t builds row t. The row's 64
+// columns are first zeroed with sixteen 16-byte stores (a 4-column group of
+// a row is 16 contiguous bytes of its core matrix), then each of its input
+// slots gets only its nonzero columns: the k+1 bases of x's window that lie
+// in the slot, and b(x) in the base column; a NaN x makes the slot's columns
+// NaN (the forward's NaN policy). Rows past N and slots past `in` stay zero,
+// and so does the chunk's tail padding. Inputs whose grid the fold flagged
+// uniform get their window from uniform_window, the others from
+// general_window. The values are tc::build_a_tile_with's (the same functions
+// of x and the knots, the same TF32 rounding; the general builder's bit for
+// bit), with no index division per item and no store per zero column.
+template <int K>
+__device__ __forceinline__ void build_a_rows(unsigned char* tile, const float* __restrict__ x,
+                                             const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                                             int base, const GridInfo* __restrict__ info, const ChunkMap& cm,
+                                             int64_t c, int64_t n0, int t) {
+  static_assert(kBM == 128, "one row of the A tile per producer thread");
+  const OperandRow row = operand_row(tile, t);
+#pragma unroll
+  for (int a = 0; a < kBK / 4; ++a) *reinterpret_cast<float4*>(row.p + a * kLbo) = make_float4(0.f, 0.f, 0.f, 0.f);
+  const int64_t n = n0 + t;
+  if (n >= N) return;
+  int64_t i0;
+  int g0;
+  cm.locate(c, i0, g0);
+  const int slots = int(i0 + cm.slots <= in ? cm.slots : in - i0);
+  const int per = cm.per, nb = cm.nb, bcol = nb - g0;  // bcol: the base column's place in a slot, if < per
+  const bool put_base = base != kBaseZero && bcol >= 0 && bcol < per;
+  // x, the knot row and the GridInfo of slot ii's input, advanced per slot
+  const float* xp = x + n * in + i0;
+  const float* ti = grid + i0 * M;
+  const GridInfo* ip = info + i0;
+  for (int ii = 0, q0 = 0; ii < slots; ++ii, q0 += per, ++xp, ti += M, ++ip) {
+    const float xv = *xp;
+    if (xv != xv) {
+      for (int q = 0; q < per; ++q) row[q0 + q] = Mma<float>::op(NAN);
+      continue;
+    }
+    const GridInfo gi = *ip;
+    float v[K + 1];
+    int first;
+    bool inside;
+    if (gi.uniform)
+      inside = uniform_window<K>(gi, ti, M, xv, v, first);
+    else
+      inside = general_window<K>(ti, M, xv, v, first);
+    if (inside) put_window<K>(row, q0, first, v, g0, per, nb);
+    if (put_base) row[q0 + bcol] = Mma<float>::op(base_value<float>(base, xv));
+  }
+}
 
 constexpr size_t ws_forward_smem_bytes() { return kStages * size_t(kStageBytes) + 2 * kStages * sizeof(uint64_t); }
 
@@ -251,7 +330,6 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const int64_t row_tiles = ceil_div(N, kBM), col_tiles = ceil_div(out, kBN);
-  const UniformBuilder<K> fast{info, grid, M, base, cm.nb, cm.per};
   if (threadIdx.x == 0)
     for (int s = 0; s < kStages; ++s) {
       hop::mbar_init(&full[s], 128 + 1);
@@ -274,8 +352,7 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
             hop::mbar_arrive_expect_tx(&full[s], kTileBytes);
             hop::bulk_copy_g2s(As + kTileBytes, w_op + w_image_offset(ct, c, cm.chunks), kTileBytes, &full[s]);
           }
-          tc::build_a_tile_with<float, K, true>([=](int r) { return operand_row(As, r); }, kBM, x, grid, N, in, M,
-                                                base, cm, c, n0, t, 128, fast);
+          build_a_rows<K>(As, x, grid, N, in, M, base, info, cm, c, n0, t);
           hop::fence_proxy_async();  // the A stores, before the tensor core reads them
           hop::mbar_arrive(&full[s]);
         }

@@ -137,6 +137,25 @@ KANEXT_HD int64_t window_start(int64_t M, int k, int64_t g) {
   return start;
 }
 
+// One order of the Cox-de Boor triangle on the local knots u of an interval
+// g (u[q] = t[g - k + q], q in [0, 2k+1]): N[0..j-1], bases g - j + 1 + r of
+// order j - 1, become N[0..j], bases g - j + r of order j. local_bases,
+// local_bases_deriv and the CUDA producer's builder (tc2::general_window)
+// share it, so they give the same bits.
+template <typename T>
+KANEXT_HD void cox_de_boor_step(const T* u, int k, int j, T x, T* N) {
+  T saved = T(0);
+  for (int r = 0; r < j; ++r) {
+    // bases (g - j + 1 + r) of order j-1 -> (g - j + r) and (g - j + 1 + r) of order j
+    const T tl = u[k + 1 + r - j];  // t_{g-j+1+r}
+    const T tr = u[k + 1 + r];      // t_{g+1+r}
+    const T temp = N[r] / (tr - tl);
+    N[r] = saved + (tr - x) * temp;
+    saved = (x - tl) * temp;
+  }
+  N[j] = saved;
+}
+
 // The k+1 bases that can be non-zero on interval g of knot vector t (M knots,
 // G + k bases), as a window of k+1 consecutive basis indices starting at
 // `start` = clamp(g - k, 0, G - 1). val[r] is basis start + r; dval[r] its
@@ -165,16 +184,7 @@ KANEXT_HD int64_t local_bases(const T* t, int64_t M, int k, int64_t g, T x,
         dN[r] = T(k) * (left - right);
       }
     }
-    T saved = T(0);
-    for (int r = 0; r < j; ++r) {
-      // bases (g - j + 1 + r) of order j-1 -> (g - j + r) and (g - j + 1 + r) of order j
-      const T tl = u[k + 1 + r - j + 0];  // t_{g-j+1+r}
-      const T tr = u[k + 1 + r];          // t_{g+1+r}
-      const T temp = N[r] / (tr - tl);
-      N[r] = saved + (tr - x) * temp;
-      saved = (x - tl) * temp;
-    }
-    N[j] = saved;
+    cox_de_boor_step(u, k, j, x, N);
   }
   if (k == 0 && dval != nullptr) dN[0] = T(0);
   const int64_t start = window_start(M, k, g);
@@ -212,17 +222,7 @@ KANEXT_HD int64_t local_bases_deriv(const T* t, int64_t M, int k, int m, int64_t
   for (int r = 0; r <= kMaxOrder; ++r) N[r] = T(0);
   if (m <= k) {
     N[0] = T(1);
-    for (int j = 1; j <= k - m; ++j) {
-      T saved = T(0);
-      for (int r = 0; r < j; ++r) {
-        const T tl = u[k + 1 + r - j];
-        const T tr = u[k + 1 + r];
-        const T temp = N[r] / (tr - tl);
-        N[r] = saved + (tr - x) * temp;
-        saved = (x - tl) * temp;
-      }
-      N[j] = saved;
-    }
+    for (int j = 1; j <= k - m; ++j) cox_de_boor_step(u, k, j, x, N);
     // N[r] now holds basis g - p + r (derivative of the order reached so far).
     for (int p = k - m + 1; p <= k; ++p) {
       T nn[kMaxOrder + 1];
