@@ -3,6 +3,12 @@
 # its tests in tests/emu/, marked emu), without a GPU:
 #   bash scripts/emu_check.sh          a representative subset (CI, a few minutes)
 #   bash scripts/emu_check.sh --all    every emulated test (about 20 minutes on 2 cores)
+#   bash scripts/emu_check.sh --asan [--all] [pytest args]
+#                                      the same with the kernels built with
+#                                      AddressSanitizer: a read or write outside
+#                                      any buffer (a fault on a GPU) aborts the
+#                                      run, and ASan's report is written to
+#                                      build/emu_asan.<pid> (several times slower)
 # Extra arguments go to pytest. Needs g++ (C++17, _Float16) and the venv that
 # run.sh creates (PYTHON overrides).
 set -euo pipefail
@@ -11,6 +17,13 @@ PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)
 files=(tests/emu/test_emu_local.py tests/emu/test_emu_tc.py tests/emu/test_emu_stats.py tests/emu/test_emu_deriv.py
        tests/emu/test_emu_gradw.py tests/emu/test_emu_local_v2.py tests/emu/test_emu_gradw_sorted.py
        tests/emu/test_emu_tc_v2.py tests/emu/test_emu_tc_v2_ws.py)
+if [ "${1:-}" = "--asan" ]; then
+  shift
+  mkdir -p build
+  export EMU_SANITIZE=address ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:log_path=$PWD/build/emu_asan}
+  LD_PRELOAD="$(g++ -print-file-name=libasan.so)"
+  export LD_PRELOAD
+fi
 if [ "${1:-}" = "--all" ]; then
   shift
   exec "$PY" -m pytest "${files[@]}" -m emu -q -p no:cacheprovider "$@"

@@ -43,7 +43,11 @@ BASES = {"zero": 0, "identity": 1, "silu": 2}
 
 
 def build() -> Path:
-    h = hashlib.sha256()
+    # EMU_SANITIZE=address builds the kernels with AddressSanitizer (run with
+    # libasan preloaded: scripts/emu_check.sh --asan), so that a read or write
+    # outside any buffer fails the test as it would fault on a GPU
+    sanitize = os.environ.get("EMU_SANITIZE", "")
+    h = hashlib.sha256(sanitize.encode())
     for p in SOURCES + HEADERS:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -52,8 +56,9 @@ def build() -> Path:
     if lib.exists():
         return lib
     out.mkdir(parents=True, exist_ok=True)
+    san = [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"] if sanitize else []
     flags = ["-std=c++17", "-O2", "-g", "-fPIC", "-DKANEXT_CUDA_EMULATION", "-Wall",
-             "-Wno-unknown-pragmas", f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc' / 'cuda'}"]
+             "-Wno-unknown-pragmas", f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc' / 'cuda'}", *san]
 
     def compile_one(src):
         obj = out / (src.name + ".o")
@@ -62,7 +67,7 @@ def build() -> Path:
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         objs = list(ex.map(compile_one, SOURCES))
-    subprocess.run(["g++", "-shared", *map(str, objs), "-o", str(lib)], check=True)
+    subprocess.run(["g++", "-shared", *san, *map(str, objs), "-o", str(lib)], check=True)
     return lib
 
 
