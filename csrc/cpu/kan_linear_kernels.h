@@ -363,34 +363,42 @@ struct Avx512Lanes<double> {  // 8 lanes, int64 indices
   typedef int64_t Index;
 };
 
-// An input's padded knots, looked up by a vector of indices.
+// An input's padded knots, looked up by a vector of indices: PAIRS = 1..4
+// two-register permutes (P <= 32 float / 16 double values per pair), or
+// gathers for PAIRS = 0. The pair count is a template parameter so that a
+// lookup has no branch on it (chosen once per block by knot_pairs).
 template <typename T>
+constexpr int kKnotPair = 2 * kLanes<T>;  // values one two-register permute selects from
+template <typename T>
+inline int knot_pairs(int64_t P) {
+  return P <= 4 * kKnotPair<T> ? static_cast<int>((P + kKnotPair<T> - 1) / kKnotPair<T>) : 0;
+}
+template <typename T, int PAIRS>
 struct KnotTable {
   typedef Avx512Lanes<T> A;
-  static constexpr int kPair = 2 * kLanes<T>;  // values one two-register permute selects from
-  static constexpr int kMaxRegs = 8;
-  typename A::V reg[kMaxRegs];
-  int pairs;  // 0: gathers from `knots`
+  typename A::V reg[PAIRS > 0 ? 2 * PAIRS : 1];
   const T* knots;
 
   KnotTable(const T* padded, int64_t P) : knots(padded) {
-    pairs = P <= kMaxRegs / 2 * kPair ? static_cast<int>((P + kPair - 1) / kPair) : 0;
-    for (int j = 0; j < 2 * pairs; ++j) reg[j] = A::load_n(padded + j * kLanes<T>, static_cast<int>(P - j * kLanes<T>));
+    for (int j = 0; j < 2 * PAIRS; ++j) reg[j] = A::load_n(padded + j * kLanes<T>, static_cast<int>(P - j * kLanes<T>));
   }
   typename A::V operator()(typename A::I idx) const {
-    if (pairs == 0) return A::gather(idx, knots);
-    const typename A::V p0 = A::perm2(reg[0], idx, reg[1]);
-    if (pairs == 1) return p0;
-    const typename A::Mask odd = A::ibit(idx, kPair);
-    const typename A::V lo = A::blend(odd, p0, A::perm2(reg[2], idx, reg[3]));
-    if (pairs == 2) return lo;
-    const typename A::V p2 = A::perm2(reg[4], idx, reg[5]);
-    const typename A::V hi = pairs == 3 ? p2 : A::blend(odd, p2, A::perm2(reg[6], idx, reg[7]));
-    return A::blend(A::ibit(idx, 2 * kPair), lo, hi);
+    if constexpr (PAIRS == 0) {
+      return A::gather(idx, knots);
+    } else {
+      const typename A::V p0 = A::perm2(reg[0], idx, reg[1]);
+      if constexpr (PAIRS == 1) return p0;
+      const typename A::Mask odd = A::ibit(idx, kKnotPair<T>);
+      const typename A::V lo = A::blend(odd, p0, A::perm2(reg[2], idx, reg[3]));
+      if constexpr (PAIRS == 2) return lo;
+      const typename A::V p2 = A::perm2(reg[4], idx, reg[5]);
+      const typename A::V hi = PAIRS == 3 ? p2 : A::blend(odd, p2, A::perm2(reg[6], idx, reg[7]));
+      return A::blend(A::ibit(idx, 2 * kKnotPair<T>), lo, hi);
+    }
   }
 };
 
-template <typename T, int K>
+template <typename T, int K, int PAIRS>
 inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
                                int64_t M, int64_t* __restrict start, T* __restrict shift,
                                T (*__restrict u)[kRows], T* __restrict xv) {
@@ -400,7 +408,7 @@ inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restr
   typedef typename A::Mask Mask;
   constexpr int L = kLanes<T>;
   const int64_t G = M - 2 * K - 1;
-  const KnotTable<T> knot(padded, M + 2 * K + 2);
+  const KnotTable<T, PAIRS> knot(padded, M + 2 * K + 2);
   const T lo_s = t[0], hi_s = t[M - 1];
   const V lo = A::set1(lo_s), hi = A::set1(hi_s), width = A::set1(hi_s - lo_s), scale = A::set1(T(M - 1));
   const I zero = A::iset1(0), one = A::iset1(1), last = A::iset1(M - 2), kk = A::iset1(K);
@@ -462,9 +470,15 @@ struct BlockBases {
     for (int r = nr; r < kRows; ++r) xin[r] = T(0);
     bool clamped;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
-    if (M <= (int64_t(1) << 30))  // int32 knot indices
-      clamped = locate_rows_avx512<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
-    else
+    if (M <= (int64_t(1) << 30)) {  // int32 knot indices
+      switch (knot_pairs<T>(M + 2 * K + 2)) {
+        case 1: clamped = locate_rows_avx512<T, K, 1>(xin, nr, t, padded, M, start, shift, u, xv); break;
+        case 2: clamped = locate_rows_avx512<T, K, 2>(xin, nr, t, padded, M, start, shift, u, xv); break;
+        case 3: clamped = locate_rows_avx512<T, K, 3>(xin, nr, t, padded, M, start, shift, u, xv); break;
+        case 4: clamped = locate_rows_avx512<T, K, 4>(xin, nr, t, padded, M, start, shift, u, xv); break;
+        default: clamped = locate_rows_avx512<T, K, 0>(xin, nr, t, padded, M, start, shift, u, xv); break;
+      }
+    } else
 #endif
       clamped = locate_rows<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
     if (base != kBaseSilu)
