@@ -188,6 +188,9 @@ LAUNCH = [
     # 2 stages x (A + W tile, 32 KiB each) + 4 mbarriers; the W fold: 256 threads
     ("kanext::cuda::tc2", "tc2_ws_forward_kernel", 384, lambda t: 2 * 2 * 32768 + 4 * 8),
     ("kanext::cuda::tc2", "tc2_fold_w_kernel", 256, None),
+    # kan_linear_tc_v2_gx.cuh (backend tensor_core_v2's grad x): the 128 x 132
+    # float gradA tile over the two 32 KiB operand tiles, + 128 row offsets
+    ("kanext::cuda::tc2", "tc2_grad_x_kernel", 256, lambda t: 128 * 132 * 4 + 128 * 8),
     # edge_stats.cu: estats::kThreads = tiles::kThreads = 256
     ("kanext::cuda::estats", "forward_kernel", 256, None),
     ("kanext::cuda::estats", "grad_w_kernel", 256, _basis_rows_smem()),
@@ -223,6 +226,7 @@ HOT = [
     ("kanext::cuda::tc", "*"),
     ("kanext::cuda::tc2", "tc2_ws_forward_kernel"),  # backend tensor_core_v2 (its fold too)
     ("kanext::cuda::tc2", "tc2_fold_w_kernel"),
+    ("kanext::cuda::tc2", "tc2_grad_x_kernel"),  # backend tensor_core_v2's grad x
     ("kanext::cuda::estats", "*"),
     ("kanext::cuda::act", "*"),
     ("kanext::cuda::(anonymous namespace)", "spline_basis_kernel"),

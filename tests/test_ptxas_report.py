@@ -183,6 +183,7 @@ def test_hot_paths():
     assert pr.is_hot(ws) and pr.launch_config(ws) == (384, 131104, True)
     assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel(float const*, float const*, long, long, int, int, "
                      "long, float*)")
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_x_kernel<3>(float const*)")  # tensor_core_v2 grad x
     assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 
 

@@ -132,6 +132,11 @@ size_t kan_linear_tc_v2_forward_workspace_bytes(int64_t in, int64_t M, int k, in
 cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
                                             int k, int base, const float* Wb, const float* Wc, int64_t out,
                                             float* workspace, float* y, cudaStream_t stream);
+// Its grad x (kan_linear_tc_v2_gx.cuh), under the same rule: gx (N, in)
+// from gy (N, out); grad W stays with launch_kan_linear_tc_backward.
+cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                           float* gx, cudaStream_t stream);
 #ifdef KANEXT_CUDA_EMULATION
 cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                            int base, const float* Wb, const float* Wc, int64_t out, float* y);

@@ -165,12 +165,13 @@ __device__ __forceinline__ void build_a_tile(typename Mma<T>::Op* A, int lda, in
 // shared memory (so the tile loads need no index division): rows[q] >= 0 is
 // the offset of a Wc row, (i nb + g) out; rows[q] <= -2 encodes the Wb row
 // offset i out as -(i out) - 2; -1 marks padding. Needs a barrier before use.
+__device__ __forceinline__ int64_t w_row_offset(const ChunkMap& cm, int64_t c, int q, int64_t in, int64_t out) {
+  int64_t i;
+  int g;
+  return !cm.column(c, q, in, i, g) ? -1 : (g < cm.nb ? (i * cm.nb + g) * out : -(i * out) - 2);
+}
 __device__ __forceinline__ void chunk_rows(int64_t* rows, const ChunkMap& cm, int64_t c, int64_t in, int64_t out) {
-  for (int q = threadIdx.x; q < kBK; q += kThreads) {
-    int64_t i;
-    int g;
-    rows[q] = !cm.column(c, q, in, i, g) ? -1 : (g < cm.nb ? (i * cm.nb + g) * out : -(i * out) - 2);
-  }
+  for (int q = threadIdx.x; q < kBK; q += kThreads) rows[q] = w_row_offset(cm, c, q, in, out);
 }
 
 // W tile (kBK rows of the chunk x COLS columns from j0), element (q, jj)
@@ -385,6 +386,58 @@ tc_grad_w_combine_kernel(const float* __restrict__ ws, int slices, ChunkMap cm, 
 }
 
 // ------------------------------------------------------------------ grad x
+// The grad x epilogue's item (n, i) on chunk c: crow[0..cm.per) are the
+// float32 gradA columns of input i in that chunk, the first of them the
+// input's column g0. The basis derivatives of x (= x[n, i]) are contracted
+// with the columns of their bases that lie in this chunk, b'(x) with the
+// base column if it does; NaN for a NaN x. (Shared with design T's grad x,
+// kan_linear_tc_v2_gx.cuh: the same terms in the same order.)
+template <int K>
+__device__ __forceinline__ float grad_x_item(const float* crow, float xv, const float* __restrict__ grid_row,
+                                             int64_t M, int base, const ChunkMap& cm, int g0) {
+  float v[K + 1], dv[K + 1];
+  const int s = basis_window<float, K, true>(grid_row, M, xv, v, dv);
+  float sum = 0.f;
+  if (s >= 0) {
+#pragma unroll
+    for (int t = 0; t <= K; ++t) {
+      const int q = s + t - g0;  // chunk-local column of basis s + t
+      if (q >= 0 && q < cm.per) sum += dv[t] * crow[q];
+    }
+  }
+  const int qb = cm.nb - g0;  // the base column
+  if (base != kBaseZero && qb >= 0 && qb < cm.per) sum += base_derivative<float>(base, xv) * crow[qb];
+  if (s == kNaN) sum = NAN;
+  return sum;
+}
+
+// The grad x epilogue on chunk c of a float32 gradA tile in shared memory
+// (batch row n0 + r, chunk column q at C[r ldc + q]; kGxBM rows): item
+// (r, slot) contracts its columns with grad_x_item and writes grad x; for
+// an input over several chunks (cpi > 1: one item per thread) it adds the
+// chunk's sum to `part` instead and writes that on the input's last chunk.
+template <typename T, int K>
+__device__ __forceinline__ void grad_x_epilogue(const float* C, int ldc, const T* __restrict__ x,
+                                                const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                                                int base, const ChunkMap& cm, int64_t c, int64_t n0, bool last,
+                                                float& part, T* __restrict__ gx) {
+  int64_t i0;
+  int g0;
+  cm.locate(c, i0, g0);
+  for (int p = threadIdx.x; p < kGxBM * cm.slots; p += kThreads) {
+    const int r = p / cm.slots, ii = p % cm.slots;
+    const int64_t n = n0 + r, i = i0 + ii;
+    if (n >= N || i >= in) continue;
+    const float sum = grad_x_item<K>(C + r * ldc + ii * cm.per, to_float(x[n * in + i]), grid + i * M, M, base, cm, g0);
+    if (cm.cpi == 1) {
+      gx[n * in + i] = from_float<T>(sum);
+    } else {
+      part += sum;  // p == threadIdx.x here: one item per thread
+      if (last) gx[n * in + i] = from_float<T>(part);
+    }
+  }
+}
+
 template <typename T>
 constexpr size_t grad_x_smem_bytes() {
   using Op = typename Mma<T>::Op;
@@ -407,7 +460,6 @@ tc_grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const float*
   const int warp = threadIdx.x / 32;
   const int wr = warp / 2, wc = warp % 2;  // warp tile: rows wr*32.., chunk columns wc*32..
   const ChunkMap cm(in, M, K, base != kBaseZero);
-  const bool has_base = base != kBaseZero;
   const int64_t row_tiles = ceil_div(N, kGxBM);
   // A group is one chunk (nb1 <= kBK) or the cpi chunks of one input.
   const int64_t groups = cm.cpi == 1 ? cm.chunks : in;
@@ -441,37 +493,7 @@ tc_grad_x_kernel(const T* __restrict__ gy, const T* __restrict__ x, const float*
             wmma::store_matrix_sync(Cs + (wr * 32 + mi * 16) * ldc + wc * 32 + ni * 16, acc[mi][ni], ldc,
                                     wmma::mem_row_major);
         __syncthreads();
-        // Epilogue: item (r, slot) contracts its columns with the basis
-        // derivatives of x[n0 + r, i].
-        int64_t i0;
-        int g0;
-        cm.locate(c, i0, g0);
-        for (int p = threadIdx.x; p < kGxBM * cm.slots; p += kThreads) {
-          const int r = p / cm.slots, ii = p % cm.slots;
-          const int64_t n = n0 + r, i = i0 + ii;
-          if (n >= N || i >= in) continue;
-          const float xv = to_float(x[n * in + i]);
-          float v[K + 1], dv[K + 1];
-          const int s = basis_window<float, K, true>(grid + i * M, M, xv, v, dv);
-          const float* crow = Cs + r * ldc + ii * cm.per;
-          float sum = 0.f;
-          if (s >= 0) {
-#pragma unroll
-            for (int t = 0; t <= K; ++t) {
-              const int q = s + t - g0;  // chunk-local column of basis s + t
-              if (q >= 0 && q < cm.per) sum += dv[t] * crow[q];
-            }
-          }
-          const int qb = cm.nb - g0;  // the base column
-          if (has_base && qb >= 0 && qb < cm.per) sum += base_derivative<float>(base, xv) * crow[qb];
-          if (s == kNaN) sum = NAN;
-          if (cm.cpi == 1) {
-            gx[n * in + i] = from_float<T>(sum);
-          } else {
-            part += sum;  // p == threadIdx.x here: one item per thread
-            if (cc == cm.cpi - 1) gx[n * in + i] = from_float<T>(part);
-          }
-        }
+        grad_x_epilogue<T, K>(Cs, ldc, x, grid, N, in, M, base, cm, c, n0, cc == cm.cpi - 1, part, gx);
         __syncthreads();
       }
     }

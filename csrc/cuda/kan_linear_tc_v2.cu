@@ -1,9 +1,11 @@
-// Entry point of the tensor-core v2 forward (float32 storage, TF32 operands
-// on sm_90a wgmma) and the rule for when it can run. It runs step 3 of
+// Entry points of the tensor-core v2 forward and grad x (float32 storage,
+// TF32 operands on sm_90a wgmma) and the rule for when they can run. grad x
+// is kan_linear_tc_v2_gx.cuh. It runs step 3 of
 // design T (kan_linear_tc_v2_ws.cuh: W folded into the operand layout, a
 // producer warpgroup and two consumer warpgroups over an mbarrier ring);
 // step 2 (kan_linear_tc_v2.cuh) is reached only by the emulation tests.
 #include "cuda_launch.h"
+#include "kan_linear_tc_v2_gx.cuh"
 #include "kan_linear_tc_v2_ws.cuh"
 
 namespace kanext {
@@ -35,6 +37,13 @@ cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, i
                                             float* workspace, float* y, cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
   return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, stream);
+}
+
+cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                           float* gx, cudaStream_t stream) {
+  if (!tc_v2_available()) return cudaErrorNotSupported;
+  return tc2::launch_grad_x_v2(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, stream);
 }
 
 #ifdef KANEXT_CUDA_EMULATION

@@ -33,6 +33,12 @@ int emu_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, 
   return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, w, y, nullptr);
 }
 
+// grad x of backend tensor_core_v2 (tc2_grad_x_kernel).
+int emu_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                     int base, const float* Wb, const float* Wc, int64_t out, float* gx) {
+  return launch_kan_linear_tc_v2_grad_x(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, nullptr);
+}
+
 // Per input of grid (in, M): 1 where step 3 builds with the uniform-grid fast path.
 void emu_tc_v2_uniform_inputs(const float* grid, int64_t in, int64_t M, int* uniform) {
   emu_tc_v2_grid_uniform(grid, in, M, uniform);
