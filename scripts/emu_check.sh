@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 files=(tests/emu/test_emu_local.py tests/emu/test_emu_tc.py tests/emu/test_emu_stats.py tests/emu/test_emu_deriv.py
        tests/emu/test_emu_gradw.py tests/emu/test_emu_local_v2.py tests/emu/test_emu_gradw_sorted.py
-       tests/emu/test_emu_tc_v2.py tests/emu/test_emu_tc_v2_ws.py tests/emu/test_emu_tc_v2_gx.py)
+       tests/emu/test_emu_tc_v2.py tests/emu/test_emu_tc_v2_ws.py tests/emu/test_emu_tc_v2_backward.py)
 if [ "${1:-}" = "--asan" ]; then
   shift
   mkdir -p build
@@ -40,8 +40,8 @@ fi
 # k x shape grid (ring wrap-around, grid stride, outside the grid, NaN/inf,
 # empty sizes, the race and deadlock checks, the uniform-grid builder's
 # decision, knots, ulp-nudged grids and mixed chunks: about 30 s, the
-# uniform-grid cases about 1 s of it); test_emu_tc_v2_gx (grad x on wgmma)
-# in full, about 10 s.
+# uniform-grid cases about 1 s of it); test_emu_tc_v2_backward (grad x and
+# grad W on wgmma) in full, about 20-60 s.
 sel="test_emu_deriv or test_emu_gradw and not test_emu_gradw_sorted or test_emu_local_v2 \
 or test_emu_gradw_sorted and (not test_sizes or -3-) \
 or (test_emu_tc_v2 and not test_forward) or test_forward_k0 \

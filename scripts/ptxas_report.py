@@ -191,6 +191,8 @@ LAUNCH = [
     # kan_linear_tc_v2_gx.cuh (backend tensor_core_v2's grad x): the 128 x 132
     # float gradA tile over the two 32 KiB operand tiles, + 128 row offsets
     ("kanext::cuda::tc2", "tc2_grad_x_kernel", 256, lambda t: 128 * 132 * 4 + 128 * 8),
+    # kan_linear_tc_v2_gw.cuh (its grad W): A^T 16 KiB + dy^T 64 KiB operand tiles
+    ("kanext::cuda::tc2", "tc2_grad_w_kernel", 256, lambda t: 16384 + 65536),
     # edge_stats.cu: estats::kThreads = tiles::kThreads = 256
     ("kanext::cuda::estats", "forward_kernel", 256, None),
     ("kanext::cuda::estats", "grad_w_kernel", 256, _basis_rows_smem()),
@@ -227,6 +229,7 @@ HOT = [
     ("kanext::cuda::tc2", "tc2_ws_forward_kernel"),  # backend tensor_core_v2 (its fold too)
     ("kanext::cuda::tc2", "tc2_fold_w_kernel"),
     ("kanext::cuda::tc2", "tc2_grad_x_kernel"),  # backend tensor_core_v2's grad x
+    ("kanext::cuda::tc2", "tc2_grad_w_kernel"),  # and its grad W
     ("kanext::cuda::estats", "*"),
     ("kanext::cuda::act", "*"),
     ("kanext::cuda::(anonymous namespace)", "spline_basis_kernel"),

@@ -128,10 +128,10 @@ def test_tensor_core_v2_forward(tensor_cores, k, G, kind, shape):
     """Backend 4 (tensor_core_v2): the warp-specialised wgmma forward (design T
     step 3; (300, 19, 70) at G = 5 is 3 K chunks, one more than the ring's 2
     stages) on compute capability 9.0 from an sm_90a build (within the TF32
-    tolerance), else exactly backend 2; its grad x there is the wgmma kernel
-    of kan_linear_tc_v2_gx.cuh (within the TF32 tolerance; the same bits as
-    backend 2 in host emulation, not necessarily on the GPU), its weight
-    gradients backend 2's."""
+    tolerance), else exactly backend 2; its grad x and grad W there are the
+    wgmma kernels of kan_linear_tc_v2_gx.cuh / _gw.cuh (within the TF32
+    tolerance; the same bits as backend 2 in host emulation, not necessarily
+    on the GPU)."""
     N, in_f, out = shape
     base = ("zero", "identity", "silu")[(G + k) % 3]
     x, Wb, Wc, gy, grid = make_case(torch.float32, k, G, kind, N, in_f, out, seed=G + k)
@@ -145,13 +145,20 @@ def test_tensor_core_v2_forward(tensor_cores, k, G, kind, shape):
     g4 = K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, True, 4)
     g2 = K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, True, 2)
     assert_tc_close(f"gx v2 k={k} G={G}", g4[0], e[3], d[3], torch.float32)
+    assert_tc_close(f"gWc v2 k={k} G={G}", g4[2], e[2], d[2], torch.float32)
+    if base != "zero":
+        assert_tc_close(f"gWb v2 k={k} G={G}", g4[1], e[1], d[1], torch.float32)
+    else:
+        assert not g4[1].any(), "base zero: grad Wb is 0"
     if torch.cuda.get_device_capability() != (9, 0):
-        assert_bitwise_equal(g4[0], g2[0], "tensor_core_v2 grad x falls back to tensor_core off compute capability 9.0")
-    for a, b in zip(g4[1:], g2[1:]):
-        assert_bitwise_equal(a, b, "tensor_core_v2 weight gradients = tensor_core's")
+        for a, b in zip(g4, g2):
+            assert_bitwise_equal(a, b, "tensor_core_v2 backward falls back to tensor_core off compute capability 9.0")
     only_x = K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, False, 4)
+    only_w = K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, False, True, 4)
     assert_bitwise_equal(only_x[0], g4[0], "grad x alone = grad x with the weight gradients")
-    assert not only_x[1].any() and not only_x[2].any()
+    assert_bitwise_equal(only_w[1], g4[1], "grad Wb alone = with grad x")
+    assert_bitwise_equal(only_w[2], g4[2], "grad Wc alone = with grad x")
+    assert not only_x[1].any() and not only_x[2].any() and not only_w[0].any()
 
 
 def test_backend_choice():

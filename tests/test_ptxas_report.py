@@ -184,6 +184,7 @@ def test_hot_paths():
     assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel(float const*, float const*, long, long, int, int, "
                      "long, float*)")
     assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_x_kernel<3>(float const*)")  # tensor_core_v2 grad x
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_w_kernel<3>(float const*)")  # and grad W
     assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 
 

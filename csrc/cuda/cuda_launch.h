@@ -133,10 +133,15 @@ cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, i
                                             int k, int base, const float* Wb, const float* Wc, int64_t out,
                                             float* workspace, float* y, cudaStream_t stream);
 // Its grad x (kan_linear_tc_v2_gx.cuh), under the same rule: gx (N, in)
-// from gy (N, out); grad W stays with launch_kan_linear_tc_backward.
+// from gy (N, out).
 cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                            float* gx, cudaStream_t stream);
+// And its grad W (kan_linear_tc_v2_gw.cuh): gWb, gWc with the workspace of
+// kan_linear_tc_backward_workspace_bytes (the same batch slices).
+cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                           int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
+                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
 #ifdef KANEXT_CUDA_EMULATION
 cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                            int base, const float* Wb, const float* Wc, int64_t out, float* y);

@@ -18,12 +18,13 @@ namespace {
 //                            ("auto"), or as the backend argument says
 //   bfloat16 / float16       tensor cores, unless backend is local or local_v2:
 //                            then the local-support kernels on float32 copies
-// tensor_core_v2 is tensor_core, except the float32 forward and grad x on a
-// compute-capability 9.0 device from a build with sm_90a code
-// (cuda::tc_v2_available): those run on wgmma, the forward with the kernel of
+// tensor_core_v2 is tensor_core, except float32 on a compute-capability 9.0
+// device from a build with sm_90a code (cuda::tc_v2_available): there the
+// three passes run on wgmma, the forward with the kernel of
 // kan_linear_tc_v2_ws.cuh (design T step 3: W folded into the operand layout
-// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx.cuh
-// (item 6, first step); grad W stays on WMMA. Unmeasured on a GPU.
+// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx.cuh and
+// grad W with kan_linear_tc_v2_gw.cuh (items 6 and 5, first steps).
+// Unmeasured on a GPU.
 // local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
 // LocalKernels: byte-offset gathers in the forward and grad x, register
 // accumulators for the weight gradient when G + k <= 16); the same bits.
@@ -139,12 +140,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
-    // tensor_core_v2: grad x on wgmma where the v2 forward runs; grad W as tensor_core
-    const bool v2_x = need_x && backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available();
+    // tensor_core_v2: grad x and grad W on wgmma where the v2 forward runs
+    const bool v2 = backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available();
+    const bool v2_x = need_x && v2, v2_w = need_w && v2;
     err = cuda::launch_kan_linear_tc_backward(tc_dtype(dt), gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N,
                                               in, M, static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
-                                              Wc.data_ptr(), out, need_x && !v2_x, need_w, gx.data_ptr(),
+                                              Wc.data_ptr(), out, need_x && !v2_x, need_w && !v2_w, gx.data_ptr(),
                                               gWb.data_ptr(), gWc.data_ptr(), ws_ptr, ws_bytes, current_stream());
+    if (err == cudaSuccess && v2_w)
+      err = cuda::launch_kan_linear_tc_v2_grad_w(gy.data_ptr<float>(), x.data_ptr<float>(), gridf.data_ptr<float>(),
+                                                 N, in, M, static_cast<int>(k), static_cast<int>(base), out,
+                                                 gWb.data_ptr<float>(), gWc.data_ptr<float>(), ws_ptr, ws_bytes,
+                                                 current_stream());
     if (err == cudaSuccess && v2_x)
       err = cuda::launch_kan_linear_tc_v2_grad_x(gy.data_ptr<float>(), x.data_ptr<float>(), gridf.data_ptr<float>(),
                                                  N, in, M, static_cast<int>(k), static_cast<int>(base),

@@ -531,6 +531,31 @@ cudaError_t allow_smem(Kernel kernel, size_t bytes) {
                            : cudaSuccess;
 }
 
+// The passes of grad W around its kernel: grad Wb zeroed for base zero
+// (no base column), the kernel over (chunks, column tiles of COLS outputs,
+// batch slices) by launch(grid, rows_per_slice, slices, workspace), then
+// the slices' partials added in slice order. The slices depend on the
+// sizes and the SM count only (plan_slices), whatever the kernel's tile.
+template <typename T, typename Launch>
+cudaError_t grad_w_passes(const ChunkMap& cm, int64_t N, int64_t in, int64_t out, int base, int64_t cols, T* gWb,
+                          T* gWc, void* workspace, cudaStream_t stream, Launch launch) {
+  cudaError_t e;
+  if (base == kBaseZero) {  // no base column: grad Wb is 0
+    e = cudaMemsetAsync(gWb, 0, size_t(in) * size_t(out) * sizeof(T), stream);
+    if (e != cudaSuccess) return e;
+  }
+  int64_t rows_per_slice;
+  const int slices = plan_slices(N, cm, out, rows_per_slice);
+  float* ws = static_cast<float*>(workspace);
+  e = launch(dim3(grid_x(cm.chunks), grid_yz(ceil_div(out, cols)), static_cast<unsigned>(slices)), rows_per_slice,
+             slices, ws);
+  if (e != cudaSuccess || slices == 1) return e;
+  const int64_t total = cm.chunks * kBK * out;
+  const unsigned blocks = clamp_grid(ceil_div(total, kThreads), int64_t(current_sm_count()) * 16);
+  KANEXT_LAUNCH(blocks, kThreads, 0, stream, tc_grad_w_combine_kernel<T>)(ws, slices, cm, in, out, gWb, gWc);
+  return cudaGetLastError();
+}
+
 template <typename T>
 cudaError_t launch_forward(const T* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
                            const T* Wb, const T* Wc, int64_t out, T* y, cudaStream_t stream) {
@@ -557,27 +582,16 @@ cudaError_t launch_backward(const T* gy, const T* x, const float* grid, int64_t 
     const ChunkMap cm(in, M, K, base != kBaseZero);
     if (need_w) {
       constexpr size_t smem = grad_w_smem_bytes<T>();
-      cudaError_t e = allow_smem(tc_grad_w_kernel<T, K>, smem);
+      const cudaError_t e = allow_smem(tc_grad_w_kernel<T, K>, smem);
       if (e != cudaSuccess) return e;
-      if (base == kBaseZero) {  // no base column: grad Wb is 0
-        e = cudaMemsetAsync(gWb, 0, size_t(in) * size_t(out) * sizeof(T), stream);
-        if (e != cudaSuccess) return e;
-      }
-      int64_t rows_per_slice;
-      const int slices = plan_slices(N, cm, out, rows_per_slice);
-      float* ws = static_cast<float*>(workspace);
-      const dim3 grid_dim(grid_x(cm.chunks), grid_yz(ceil_div(out, kGwBN)), static_cast<unsigned>(slices));
-      KANEXT_LAUNCH(grid_dim, kThreads, smem, stream, tc_grad_w_kernel<T, K>)(gy, x, grid, N, in, M, base, out,
-                                                                               rows_per_slice, slices, gWb, gWc, ws);
-      e = cudaGetLastError();
-      if (e != cudaSuccess) return e;
-      if (slices > 1) {
-        const int64_t total = cm.chunks * kBK * out;
-        const unsigned blocks = clamp_grid(ceil_div(total, kThreads), int64_t(current_sm_count()) * 16);
-        KANEXT_LAUNCH(blocks, kThreads, 0, stream, tc_grad_w_combine_kernel<T>)(ws, slices, cm, in, out, gWb, gWc);
-        e = cudaGetLastError();
-        if (e != cudaSuccess) return e;
-      }
+      const cudaError_t ew = grad_w_passes<T>(
+          cm, N, in, out, base, kGwBN, gWb, gWc, workspace, stream,
+          [&](dim3 grid_dim, int64_t rows_per_slice, int slices, float* ws) {
+            KANEXT_LAUNCH(grid_dim, kThreads, smem, stream, tc_grad_w_kernel<T, K>)(
+                gy, x, grid, N, in, M, base, out, rows_per_slice, slices, gWb, gWc, ws);
+            return cudaGetLastError();
+          });
+      if (ew != cudaSuccess) return ew;
     }
     if (need_x) {
       constexpr size_t smem = grad_x_smem_bytes<T>();

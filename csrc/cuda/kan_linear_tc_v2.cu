@@ -1,10 +1,11 @@
-// Entry points of the tensor-core v2 forward and grad x (float32 storage,
-// TF32 operands on sm_90a wgmma) and the rule for when they can run. grad x
-// is kan_linear_tc_v2_gx.cuh. It runs step 3 of
+// Entry points of the tensor-core v2 forward, grad x and grad W (float32
+// storage, TF32 operands on sm_90a wgmma) and the rule for when they can
+// run. grad x is kan_linear_tc_v2_gx.cuh, grad W kan_linear_tc_v2_gw.cuh. It runs step 3 of
 // design T (kan_linear_tc_v2_ws.cuh: W folded into the operand layout, a
 // producer warpgroup and two consumer warpgroups over an mbarrier ring);
 // step 2 (kan_linear_tc_v2.cuh) is reached only by the emulation tests.
 #include "cuda_launch.h"
+#include "kan_linear_tc_v2_gw.cuh"
 #include "kan_linear_tc_v2_gx.cuh"
 #include "kan_linear_tc_v2_ws.cuh"
 
@@ -44,6 +45,14 @@ cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, cons
                                            float* gx, cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
   return tc2::launch_grad_x_v2(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, stream);
+}
+
+cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                           int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
+                                           void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  if (!tc_v2_available()) return cudaErrorNotSupported;
+  if (workspace_bytes < tc::workspace_bytes(N, in, M, k, base, out, true)) return cudaErrorInvalidValue;
+  return tc2::launch_grad_w_v2(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, stream);
 }
 
 #ifdef KANEXT_CUDA_EMULATION

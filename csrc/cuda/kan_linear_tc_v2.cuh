@@ -54,6 +54,16 @@ __device__ __forceinline__ OperandRow operand_row(unsigned char* tile, int r) {
   return OperandRow{tile + uint32_t(r >> 3) * kSbo + uint32_t(r & 7) * 16};
 }
 
+// Elements o..o + 3 of a row (zeros at and past `out`): one 16-byte load
+// when vec (out % 4 == 0 and a 16-byte aligned row, so o < out means all
+// four are inside), else four 4-byte loads. For the backward's staging
+// (kan_linear_tc_v2_gx.cuh, _gw.cuh).
+__device__ __forceinline__ float4 load4(const float* __restrict__ row, int64_t o, int64_t out, bool vec) {
+  if (vec) return o < out ? __ldg(reinterpret_cast<const float4*>(row + o)) : make_float4(0.f, 0.f, 0.f, 0.f);
+  return make_float4(o < out ? __ldg(row + o) : 0.f, o + 1 < out ? __ldg(row + o + 1) : 0.f,
+                     o + 2 < out ? __ldg(row + o + 2) : 0.f, o + 3 < out ? __ldg(row + o + 3) : 0.f);
+}
+
 // One K chunk of a warpgroup's 64 x 128 accumulator tile: eight m64n128k8
 // TF32 wgmmas (k-steps of 8 in order) on A rows from a_addr and the W tile at
 // b_addr (shared-memory addresses of operand tiles in the layout above),

@@ -23,7 +23,7 @@
 // it replaces the MMA instruction, not the CUDA-core staging: the next
 // steps are in docs/roofline.md. In host emulation the tensor core adds the
 // same TF32 products in the same order as the WMMA kernel's m16n16k8 steps,
-// so the two give the same bits there (tests/emu/test_emu_tc_v2_gx.py).
+// so the two give the same bits there (tests/emu/test_emu_tc_v2_backward.py).
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"
@@ -61,15 +61,7 @@ __device__ __forceinline__ void stage_rows_k_major(unsigned char* tile, RowPtr s
   const int64_t o = o0 + 4 * a;
   for (int r = static_cast<int>(threadIdx.x / 16); r < kBM; r += kThreads / 16) {
     const float* row = src_row(r);
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (row != nullptr && vec) {
-      if (o < out) v = __ldg(reinterpret_cast<const float4*>(row + o));
-    } else if (row != nullptr) {
-      v.x = o < out ? __ldg(row + o) : 0.f;
-      v.y = o + 1 < out ? __ldg(row + o + 1) : 0.f;
-      v.z = o + 2 < out ? __ldg(row + o + 2) : 0.f;
-      v.w = o + 3 < out ? __ldg(row + o + 3) : 0.f;
-    }
+    const float4 v = row != nullptr ? load4(row, o, out, vec) : make_float4(0.f, 0.f, 0.f, 0.f);
     using Op = Mma<float>;
     *reinterpret_cast<float4*>(operand_row(tile, r).p + a * kLbo) =
         make_float4(Op::op(v.x), Op::op(v.y), Op::op(v.z), Op::op(v.w));

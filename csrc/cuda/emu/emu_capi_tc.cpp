@@ -39,6 +39,13 @@ int emu_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t
   return launch_kan_linear_tc_v2_grad_x(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, nullptr);
 }
 
+// grad W of backend tensor_core_v2 (tc2_grad_w_kernel), with the workspace
+// of emu_tc_workspace_bytes.
+int emu_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
+                     int base, int64_t out, float* gWb, float* gWc, void* ws, size_t ws_bytes) {
+  return launch_kan_linear_tc_v2_grad_w(gy, x, grid, N, in, M, k, base, out, gWb, gWc, ws, ws_bytes, nullptr);
+}
+
 // Per input of grid (in, M): 1 where step 3 builds with the uniform-grid fast path.
 void emu_tc_v2_uniform_inputs(const float* grid, int64_t in, int64_t M, int* uniform) {
   emu_tc_v2_grid_uniform(grid, in, M, uniform);
