@@ -399,7 +399,7 @@ struct KnotTable {
 };
 
 template <typename T, int K, int PAIRS>
-inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
+inline bool locate_rows_avx512_pairs(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
                                int64_t M, int64_t* __restrict start, T* __restrict shift,
                                T (*__restrict u)[kRows], T* __restrict xv) {
   typedef Avx512Lanes<T> A;
@@ -446,6 +446,20 @@ inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restr
   }
   return clamped;
 }
+// locate_rows_avx512_pairs with the knot table's pair count of this input
+// (its padded knots: M + 2K + 2 values), chosen once per block.
+template <typename T, int K>
+inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
+                               int64_t M, int64_t* __restrict start, T* __restrict shift,
+                               T (*__restrict u)[kRows], T* __restrict xv) {
+  switch (knot_pairs<T>(M + 2 * K + 2)) {
+    case 1: return locate_rows_avx512_pairs<T, K, 1>(xin, nr, t, padded, M, start, shift, u, xv);
+    case 2: return locate_rows_avx512_pairs<T, K, 2>(xin, nr, t, padded, M, start, shift, u, xv);
+    case 3: return locate_rows_avx512_pairs<T, K, 3>(xin, nr, t, padded, M, start, shift, u, xv);
+    case 4: return locate_rows_avx512_pairs<T, K, 4>(xin, nr, t, padded, M, start, shift, u, xv);
+    default: return locate_rows_avx512_pairs<T, K, 0>(xin, nr, t, padded, M, start, shift, u, xv);
+  }
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -470,15 +484,9 @@ struct BlockBases {
     for (int r = nr; r < kRows; ++r) xin[r] = T(0);
     bool clamped;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
-    if (M <= (int64_t(1) << 30)) {  // int32 knot indices
-      switch (knot_pairs<T>(M + 2 * K + 2)) {
-        case 1: clamped = locate_rows_avx512<T, K, 1>(xin, nr, t, padded, M, start, shift, u, xv); break;
-        case 2: clamped = locate_rows_avx512<T, K, 2>(xin, nr, t, padded, M, start, shift, u, xv); break;
-        case 3: clamped = locate_rows_avx512<T, K, 3>(xin, nr, t, padded, M, start, shift, u, xv); break;
-        case 4: clamped = locate_rows_avx512<T, K, 4>(xin, nr, t, padded, M, start, shift, u, xv); break;
-        default: clamped = locate_rows_avx512<T, K, 0>(xin, nr, t, padded, M, start, shift, u, xv); break;
-      }
-    } else
+    if (M <= (int64_t(1) << 30))  // int32 knot indices
+      clamped = locate_rows_avx512<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
+    else
 #endif
       clamped = locate_rows<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
     if (base != kBaseSilu)
