@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -32,24 +32,42 @@ namespace cpu {
 
 constexpr int kRows = 32;  // batch rows per block (a multiple of the vector lanes)
 
-// One 512-bit vector (GCC/Clang vector extensions; split into narrower
-// instructions automatically when the target has no AVX-512). Dot products
-// accumulate per lane and reduce in a fixed tree, so results are
-// deterministic for a given build and independent of thread count.
+// One vector register of the target (GCC/Clang vector extensions): 64
+// bytes with AVX-512, 32 with AVX, 16 otherwise (SSE2, NEON), and the
+// number of such registers, which sizes the register blocks below. (The
+// kernels once used 64-byte vectors everywhere. Without AVX-512, GCC split
+// every operation on them into halves through the stack, and the layer ran
+// 5-10x slower: bench/RESULTS.md, "ninth pass".) Dot products accumulate per
+// lane and reduce in a fixed tree, so results are deterministic for a given
+// build and independent of thread count; builds for different vector
+// widths sum in different orders.
+#if defined(__AVX512F__)
+#define KANEXT_VEC_BYTES 64
+constexpr int kVecRegs = 32;
+#elif defined(__AVX__)
+#define KANEXT_VEC_BYTES 32
+constexpr int kVecRegs = 16;
+#elif defined(__aarch64__)
+#define KANEXT_VEC_BYTES 16
+constexpr int kVecRegs = 32;
+#else
+#define KANEXT_VEC_BYTES 16
+constexpr int kVecRegs = 16;
+#endif
 template <typename T>
 struct VecOf;
 template <>
 struct VecOf<float> {
-  typedef float type __attribute__((vector_size(64)));
+  typedef float type __attribute__((vector_size(KANEXT_VEC_BYTES)));
 };
 template <>
 struct VecOf<double> {
-  typedef double type __attribute__((vector_size(64)));
+  typedef double type __attribute__((vector_size(KANEXT_VEC_BYTES)));
 };
 template <typename T>
 using vec_t = typename VecOf<T>::type;
 template <typename T>
-constexpr int kLanes = 64 / sizeof(T);
+constexpr int kLanes = KANEXT_VEC_BYTES / sizeof(T);
 
 template <typename T>
 inline vec_t<T> vload(const T* p) {
@@ -76,12 +94,12 @@ struct IndexVecOf;
 template <>
 struct IndexVecOf<float> {
   typedef int32_t elem;
-  typedef int32_t type __attribute__((vector_size(64)));
+  typedef int32_t type __attribute__((vector_size(KANEXT_VEC_BYTES)));
 };
 template <>
 struct IndexVecOf<double> {
   typedef int64_t elem;
-  typedef int64_t type __attribute__((vector_size(64)));
+  typedef int64_t type __attribute__((vector_size(KANEXT_VEC_BYTES)));
 };
 
 // Sum of a vector's lanes by halves (a fixed tree: log2(lanes) dependent
@@ -463,6 +481,157 @@ inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restr
 #pragma GCC diagnostic pop
 #endif
 
+#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512DQ__))
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// The row search on AVX2 (8 float or 4 double rows at a time): the same
+// guess, the same one-knot moves checked against t[g] <= x < t[g+1] and the
+// same fallback to find_interval as locate_rows_avx512, so the same g and
+// window; the knots are gathered (AVX2 has no two-register permute). The
+// bases use it for float (1.2x faster bases on Zen 3), not double. Masks
+// are vectors of all-ones lanes: as wide as T's lanes (V) for the float
+// compares, as the int32 indices (I) for the integer ones. Row by row, the
+// search's data-dependent branches took over half of the bases' time
+// (perf, Zen 3).
+template <typename T>
+struct Avx2Lanes;
+template <>
+struct Avx2Lanes<float> {  // 8 lanes, int32 indices in one register
+  typedef __m256 V;
+  typedef __m256i I;
+  typedef int32_t Index;
+  static constexpr int L = 8;
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V ge(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  static V lt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static V gt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static V le(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static V nan(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static V mand(V a, V b) { return _mm256_and_ps(a, b); }
+  static V mandnot(V a, V b) { return _mm256_andnot_ps(b, a); }  // a & ~b
+  static V mor(V a, V b) { return _mm256_or_ps(a, b); }
+  static bool any(V m) { return _mm256_movemask_ps(m) != 0; }
+  static int bits(V m) { return _mm256_movemask_ps(m); }
+  static V blend(V m, V a, V b) { return _mm256_blendv_ps(a, b, m); }  // m ? b : a
+  static I imask(V m) { return _mm256_castps_si256(m); }
+  static V vmask(I m) { return _mm256_castsi256_ps(m); }
+  static V gather(I idx, const float* base) { return _mm256_i32gather_ps(base, idx, 4); }
+  static I trunc(V v) { return _mm256_cvttps_epi32(v); }
+  static V to_float(I v) { return _mm256_cvtepi32_ps(v); }
+  static I iset1(int64_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
+  static I imax(I a, I b) { return _mm256_max_epi32(a, b); }
+  static I imin(I a, I b) { return _mm256_min_epi32(a, b); }
+  static I iadd(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I isub(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static I iand(I a, I b) { return _mm256_and_si256(a, b); }
+  static I iandnot(I a, I b) { return _mm256_andnot_si256(b, a); }  // a & ~b
+  static I iblend(I m, I a, I b) { return _mm256_blendv_epi8(a, b, m); }  // m ? b : a
+  static I ieq(I a, I b) { return _mm256_cmpeq_epi32(a, b); }
+  static bool iany(I m) { return !_mm256_testz_si256(m, m); }
+  static I lanes_below(int n) { return _mm256_cmpgt_epi32(iset1(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static void istore(int32_t* p, I v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static I iload(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store64(int64_t* p, I v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+  }
+};
+template <>
+struct Avx2Lanes<double> {  // 4 lanes, int32 indices in half a register
+  typedef __m256d V;
+  typedef __m128i I;
+  typedef int32_t Index;
+  static constexpr int L = 4;
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V set1(double v) { return _mm256_set1_pd(v); }
+  static V ge(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GE_OQ); }
+  static V lt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+  static V gt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  static V le(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
+  static V nan(V a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static V mand(V a, V b) { return _mm256_and_pd(a, b); }
+  static V mandnot(V a, V b) { return _mm256_andnot_pd(b, a); }
+  static V mor(V a, V b) { return _mm256_or_pd(a, b); }
+  static bool any(V m) { return _mm256_movemask_pd(m) != 0; }
+  static int bits(V m) { return _mm256_movemask_pd(m); }
+  static V blend(V m, V a, V b) { return _mm256_blendv_pd(a, b, m); }
+  static I imask(V m) {  // the low half of each 64-bit lane (all ones or zero)
+    return _mm256_castsi256_si128(
+        _mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+  }
+  static V vmask(I m) { return _mm256_castsi256_pd(_mm256_cvtepi32_epi64(m)); }
+  static V gather(I idx, const double* base) { return _mm256_i32gather_pd(base, idx, 8); }
+  static I trunc(V v) { return _mm256_cvttpd_epi32(v); }
+  static V to_float(I v) { return _mm256_cvtepi32_pd(v); }
+  static I iset1(int64_t v) { return _mm_set1_epi32(static_cast<int>(v)); }
+  static I imax(I a, I b) { return _mm_max_epi32(a, b); }
+  static I imin(I a, I b) { return _mm_min_epi32(a, b); }
+  static I iadd(I a, I b) { return _mm_add_epi32(a, b); }
+  static I isub(I a, I b) { return _mm_sub_epi32(a, b); }
+  static I iand(I a, I b) { return _mm_and_si128(a, b); }
+  static I iandnot(I a, I b) { return _mm_andnot_si128(b, a); }
+  static I iblend(I m, I a, I b) { return _mm_blendv_epi8(a, b, m); }
+  static I ieq(I a, I b) { return _mm_cmpeq_epi32(a, b); }
+  static bool iany(I m) { return !_mm_testz_si128(m, m); }
+  static I lanes_below(int n) { return _mm_cmpgt_epi32(iset1(n), _mm_setr_epi32(0, 1, 2, 3)); }
+  static void istore(int32_t* p, I v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+  static I iload(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static void store64(int64_t* p, I v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(v)); }
+};
+
+template <typename T, int K>
+inline bool locate_rows_avx2(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
+                             int64_t M, int64_t* __restrict start, T* __restrict shift, T (*__restrict u)[kRows],
+                             T* __restrict xv) {
+  typedef Avx2Lanes<T> A;
+  typedef typename A::V V;
+  typedef typename A::I I;
+  constexpr int L = A::L;
+  const int64_t G = M - 2 * K - 1;
+  const T lo_s = t[0], hi_s = t[M - 1];
+  const V lo = A::set1(lo_s), hi = A::set1(hi_s), width = A::set1(hi_s - lo_s), scale = A::set1(T(M - 1));
+  const I zero = A::iset1(0), one = A::iset1(1), last = A::iset1(M - 2), kk = A::iset1(K), k1 = A::iset1(K + 1);
+  bool clamped = false;
+  for (int c = 0; c < kRows; c += L) {
+    const V x = A::load(xin + c);
+    const V inside = A::mand(A::ge(x, lo), A::lt(x, hi));  // false for NaN
+    // find_interval's guess, (x - lo) / (hi - lo) * (M - 1), clamped to [0, M - 2] (0 outside)
+    I gi = A::imin(A::imax(A::trunc(A::mand(inside, (x - lo) / width * scale)), zero), last);
+    V open = inside;  // lanes whose g is not yet checked
+    for (int step = 0; step < 3 && A::any(open); ++step) {
+      const I at = A::iadd(gi, k1);  // t[g] = padded[g + K + 1]
+      const V down = A::mand(open, A::gt(A::gather(at, padded), x));                               // t[g] > x: g - 1
+      const V up = A::mandnot(A::mand(open, A::le(A::gather(A::iadd(at, one), padded), x)), down);  // t[g+1] <= x
+      gi = A::isub(A::iadd(gi, A::imask(down)), A::imask(up));  // (a true mask lane is -1)
+      open = A::mor(down, up);
+    }
+    if (A::any(open)) {  // moved twice and still not home: the scalar search
+      alignas(32) typename A::Index gl[L];
+      A::istore(gl, gi);
+      const int ob = A::bits(open);
+      for (int l = 0; l < L; ++l)
+        if ((ob >> l) & 1) gl[l] = static_cast<typename A::Index>(find_interval<T>(t, M, xin[c + l]));
+      gi = A::iload(gl);
+    }
+    const I in_i = A::imask(inside);
+    const I gg = A::iadd(A::iblend(in_i, kk, gi), one);  // window of an outside row: any, dropped
+    for (int q = kFirstKnot<K>; q <= 2 * K; ++q) A::store(u[q] + c, A::gather(A::iadd(gg, A::iset1(q)), padded));
+    A::store(xv + c, A::blend(inside, A::load(u[K] + c), x));
+    const I first = A::isub(gi, kk);
+    const I s = A::imin(A::imax(first, zero), A::iset1(G - 1));
+    const I moved = A::iandnot(A::iand(in_i, A::lanes_below(nr - c)), A::ieq(s, first));
+    clamped |= A::iany(moved);
+    A::store(shift + c, A::mand(A::vmask(moved), A::to_float(A::isub(first, s))));
+    A::store64(start + c, A::iblend(in_i, A::iblend(A::imask(A::nan(x)), A::iset1(-1), A::iset1(-2)), s));
+  }
+  return clamped;
+}
+#pragma GCC diagnostic pop
+#endif
+
 // Bases of one input for a block of `nr` rows (x strided by `xs`).
 template <typename T, int K>
 struct BlockBases {
@@ -486,6 +655,12 @@ struct BlockBases {
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
     if (M <= (int64_t(1) << 30))  // int32 knot indices
       clamped = locate_rows_avx512<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
+    else
+#elif defined(__AVX2__)
+    // float only: for double (4 lanes) the gathers measured 5-8% slower than
+    // the search row by row (bench/RESULTS.md, "ninth pass")
+    if (std::is_same<T, float>::value && M <= (int64_t(1) << 30))
+      clamped = locate_rows_avx2<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
     else
 #endif
       clamped = locate_rows<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
@@ -560,16 +735,29 @@ struct BlockBases {
   }
 };
 
+// Vectors per column block of grouped_axpy (R weight vectors and one
+// accumulator per column vector stay in registers) and of grouped_rank1 (R
+// accumulators and one gradient vector per column vector). With 32
+// registers (AVX-512) as measured there. With 16 (AVX2), measured on Zen 3
+// (bench/RESULTS.md, "ninth pass"): grouped_axpy keeps the 32-register
+// blocks, which then spill the weights to the stack but still beat smaller
+// blocks at 256-1024 outputs; the strip forward takes one 16-column strip
+// per block; grouped_rank1 takes 2 vectors (1.1x faster than 4 at 256
+// outputs, 1.4x faster than 8).
+template <int R>
+constexpr int kAxpyBlock = R <= 5 ? 4 : 3;
+template <int R>
+constexpr int kRank1Block = kVecRegs >= 32 ? 4 : (R <= 6 ? 2 : 1);
+
 // y[rows[m], j] += sum_q coef[rows[m]][off + q] * w[q][j] for the cnt rows
 // of a group that share the same R weight rows w: each block of JB vectors
 // of the weight rows is loaded once into registers and applied to every row
 // of the group. Per y element the terms are added in q order, as axpy_rows
 // does, so grouping the rows changes no bit of y.
-template <typename T, int R, int W>
+template <typename T, int R, int W, int JB = kAxpyBlock<R>>
 inline void grouped_axpy(T* __restrict y, const int* rows, int cnt, const T (*coef)[W], int off,
                          const T* const* w, int64_t out) {
-  constexpr int L = kLanes<T>;
-  constexpr int JB = R <= 5 ? 4 : 3;  // R * JB weight vectors + JB accumulators fit the 32 registers
+  constexpr int L = kLanes<T>;  // JB: vectors per column block (kAxpyBlock)
   int64_t j = 0;
   for (; j + JB * L <= out; j += JB * L) {
     vec_t<T> wv[R][JB];
@@ -719,7 +907,7 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
 template <typename T, int R, int W>
 inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* const* d, int cnt, int64_t out) {
   constexpr int L = kLanes<T>;
-  constexpr int JB = 4;  // vectors per column block: R * JB accumulators stay in registers
+  constexpr int JB = kRank1Block<R>;  // vectors per column block: R * JB accumulators stay in registers
   int64_t j = 0;
   for (; j + JB * L <= out; j += JB * L) {
     vec_t<T> acc[R][JB];
@@ -1262,6 +1450,12 @@ struct StripPass {
   T coef[kStripRows<T>][K + 2];
 };
 
+// grouped_axpy's column block in the strip forward: one 16-column strip
+// with 16 registers (measured 1.1-1.3x faster than kAxpyBlock's blocks,
+// which are wider than a strip), kAxpyBlock with 32.
+template <typename T, int R>
+constexpr int kStripBlock = kVecRegs >= 32 ? kAxpyBlock<R> : static_cast<int>(kFoldCols / kLanes<T>);
+
 // y[n0:n1] += the terms of inputs [i0, i1) (n1 - n0 <= kStripRows), with the
 // inputs' weights in strips `ws` (fold_inputs_strips / copy_inputs_strips).
 // Per input, the pass's rows are grouped by window start, and each group's
@@ -1321,14 +1515,18 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
           continue;
         }
         if (key == 1) {  // outside the grid: the base term only
-          if (has_base) grouped_axpy<T, 1, K1 + 1>(&yt[0][0], p.order + g0, cnt, p.coef, K1, &wb, kFoldCols);
+          if (has_base)
+            grouped_axpy<T, 1, K1 + 1, kStripBlock<T, 1>>(&yt[0][0], p.order + g0, cnt, p.coef, K1, &wb, kFoldCols);
           continue;
         }
         const T* wrows[K1 + 1];
         for (int q = 0; q < K1; ++q) wrows[q] = st + (key - 2 + q) * kFoldCols;
         wrows[K1] = wb;
-        if (has_base) grouped_axpy<T, K1 + 1, K1 + 1>(&yt[0][0], p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
-        else grouped_axpy<T, K1, K1 + 1>(&yt[0][0], p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
+        T* yt0 = &yt[0][0];
+        if (has_base)
+          grouped_axpy<T, K1 + 1, K1 + 1, kStripBlock<T, K1 + 1>>(yt0, p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
+        else
+          grouped_axpy<T, K1, K1 + 1, kStripBlock<T, K1>>(yt0, p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
       }
     }
     for (int r = 0; r < rows; ++r) {

@@ -1,4 +1,5 @@
-// The AVX-512 row search of the CPU kernels (locate_rows_avx512 in
+// The vector row search of the CPU kernels that this build has
+// (locate_rows_avx512 with AVX-512 F and DQ, locate_rows_avx2 with AVX2, in
 // csrc/cpu/kan_linear_kernels.h) against the portable one (locate_rows), bit
 // for bit: the window start, its shift at the grid's ends, the window's
 // knots, x, and the clamped flag, for float and double, k = 0..5, uniform and random
@@ -7,6 +8,7 @@
 // blocks with fewer than kRows real rows. Run by tests/test_build_tools.py.
 //
 //   g++ -O2 -std=c++17 -march=native -Icsrc/include -Icsrc/cpu tests/native/locate_rows.cpp -o /tmp/locate_rows
+//   (and -march=x86-64-v3 for the AVX2 search on a machine with AVX-512)
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +21,14 @@
 using namespace kanext::cpu;
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
+#define VECTOR_SEARCH locate_rows_avx512
+#define VECTOR_NAME "AVX-512"
+#elif defined(__AVX2__)
+#define VECTOR_SEARCH locate_rows_avx2
+#define VECTOR_NAME "AVX2"
+#endif
+
+#ifdef VECTOR_SEARCH
 static long checked = 0, failures = 0;
 
 template <typename T, int K>
@@ -45,7 +55,7 @@ static void check(const std::vector<T>& t, std::mt19937& gen, const char* what) 
     alignas(64) T h0[kRows], h1[kRows];  // the shifts g - K - start
     alignas(64) T u0[2 * K + 1][kRows], u1[2 * K + 1][kRows], xv0[kRows], xv1[kRows];
     const bool c0 = locate_rows<T, K>(xin, nr, t.data(), padded.data(), M, s0, h0, u0, xv0);
-    const bool c1 = locate_rows_avx512<T, K>(xin, nr, t.data(), padded.data(), M, s1, h1, u1, xv1);
+    const bool c1 = VECTOR_SEARCH<T, K>(xin, nr, t.data(), padded.data(), M, s1, h1, u1, xv1);
     bool same = c0 == c1;
     int bad = -1;
     for (int r = 0; r < kRows; ++r) {
@@ -95,12 +105,12 @@ int main() {
   std::mt19937 gen(12345);
   run_type<float>(gen);
   run_type<double>(gen);
-  std::printf("%ld blocks checked, %ld mismatches\n", checked, failures);
+  std::printf("%s search: %ld blocks checked, %ld mismatches\n", VECTOR_NAME, checked, failures);
   return failures == 0 ? 0 : 1;
 }
 #else
 int main() {
-  std::printf("no AVX-512 (F and DQ) in this build: nothing to compare\n");
+  std::printf("no AVX-512 (F and DQ) or AVX2 in this build: nothing to compare\n");
   return 77;
 }
 #endif
