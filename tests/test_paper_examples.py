@@ -127,7 +127,8 @@ def test_feynman_quick_recovers_the_control(tmp_path):
     ctrl = row["kanext"]  # exp(-theta^2/2)/sqrt(2 pi): pruning finds the [1, 1, 1] KAN that represents it ...
     assert row["name"] == "I.6.20a" and ctrl["shape"] == [1, 1, 1], ctrl["shape"]
     assert ctrl["kan_rel"] < 1e-3, ctrl["kan_rel"]
-    # ... and symbolic_by_refit reads it off exactly: first edge x (not sin), second gaussian
+    # ... and symbolic_by_refit reads it off exactly: first edge x (not sin), second gaussian. --quick searches with
+    # beam 3: the greedy pass's pick on the first edge follows the CPU's rounding (x on Zen 5, sin on Zen 3)
     assert ctrl["recovered"] and ctrl["how"] == "symbolic" and ctrl["sym_rel"] < 1e-8, (ctrl["formula"], ctrl["sym_rel"])
     assert sympy.simplify(ctrl["formula"] - ctrl["truth"]) == 0
     assert res["kanext"]["n"] == 1 and res["kanext"]["n_recovered"] == 1
