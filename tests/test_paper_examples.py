@@ -119,6 +119,70 @@ def test_feynman_recovery_rule_accepts_the_true_formula_and_rejects_a_near_miss(
     assert mod.snap_number(0.123456) == sympy.Float(0.123456)
 
 
+class _ScriptedKAN:
+    """A stand-in for a pruned KAN with one spline edge per layer, for symbolic_by_refit's search alone: the
+    retrained RMSE of a copy is looked up from the functions fixed so far (RMSE[path]); every fit is logged."""
+
+    LIB_COMPLEXITY = {"0": 0, "x": 1, "sin": 2, "x^2": 2, "exp": 2, "gaussian": 3, "tanh": 3}
+
+    def __init__(self, suggest, rmse, log):
+        self.depth, self.path, self.suggest, self.rmse, self.log = len(suggest), (), suggest, rmse, log
+        self.act_fun = [type("Layer", (), {"mask": torch.ones(1, 1)})() for _ in range(self.depth)]
+
+    def __deepcopy__(self, memo):  # symbolic_by_refit's copies: own path and masks, the same tables and log
+        other = _ScriptedKAN(self.suggest, self.rmse, self.log)
+        other.path = self.path
+        for mine, theirs in zip(self.act_fun, other.act_fun):
+            theirs.mask = mine.mask.clone()
+        return other
+
+    def suggest_symbolic(self, l, i, j, lib, topk, verbose):
+        return [(n, 0.99, self.LIB_COMPLEXITY[n], 0.0) for n in self.suggest[l]][:topk]
+
+    def fix_symbolic(self, l, i, j, name, verbose):
+        self.path += (name,)
+        self.act_fun[l].mask = torch.zeros(1, 1)
+
+    def fit(self, steps):
+        self.log.append(self.path)
+        return {"train_loss": [self.rmse.get(self.path, 1.0)]}
+
+
+def test_feynman_symbolic_by_refit_beam_keeps_the_greedy_path_and_lets_the_next_edge_decide():
+    refit = _load("feynman").symbolic_by_refit
+    # the control as a Zen 3 trains it (--quick, seed 0): on the first edge x is 2.03x off the best, so the greedy
+    # rule keeps sin; only x then gaussian is exact. x is not among the first edge's suggestions.
+    suggest = [["sin", "gaussian", "x^2"], ["sin", "gaussian", "exp", "x"]]
+    rmse = {("sin",): 1.30e-4, ("gaussian",): 1.31e-4, ("x^2",): 2.3e-4, ("x",): 2.64e-4, ("0",): 1.4e-1,
+            ("sin", "sin"): 1.3e-3, ("sin", "gaussian"): 2.0e-3, ("x", "gaussian"): 3.5e-11,
+            ("x^2", "exp"): 1e-2}
+    for beam, want in ((1, ["sin", "sin"]), (2, ["x", "gaussian"]), (3, ["x", "gaussian"])):
+        log = []
+        model, chosen = refit(_ScriptedKAN(suggest, rmse, log), lambda m, steps: m.fit(steps), beam=beam)
+        assert [c[3] for c in chosen] == want and list(model.path) == want, (beam, chosen)
+        first = {p[0] for p in log if len(p) == 1}
+        second = {p[0] for p in log if len(p) == 2}  # the copies the second edge was tried on
+        # greedy: the suggestions and '0' only, one copy; beam: x too, the greedy copy (sin) always among those kept
+        assert first == ({"sin", "gaussian", "x^2", "0"} | ({"x"} if beam > 1 else set())), first
+        assert second == ({"sin"} if beam == 1 else {"sin", "x"} if beam == 2 else {"sin", "x", "x^2"}), second
+        assert chosen[-1][4] == rmse[tuple(want)]
+    # '0' (complexity 0) enters the beam only within slack (2x) of the best, not within beam_slack (10x) ...
+    log = []
+    rmse0 = {**rmse, ("0",): 5e-4}
+    refit(_ScriptedKAN(suggest, rmse0, log), lambda m, steps: m.fit(steps), beam=3)
+    assert {p[0] for p in log if len(p) == 2} == {"sin", "x", "x^2"}
+    # ... and within 2x it is the simplest copy, kept by the greedy rule itself
+    log = []
+    rmse0 = {**rmse, ("0",): 2.5e-4, ("0", "x"): 1e-12}
+    _, chosen = refit(_ScriptedKAN(suggest, rmse0, log), lambda m, steps: m.fit(steps), beam=3)
+    assert [c[3] for c in chosen] == ["0", "x"] and {p[0] for p in log if len(p) == 2} == {"0", "x", "sin"}
+    # the greedy pick stays in the beam also where simpler copies fill it: gaussian is the only one within 2x
+    log = []
+    rmse2 = {**rmse, ("gaussian",): 1e-4, ("sin",): 3e-4, ("x^2",): 5e-4}
+    refit(_ScriptedKAN(suggest, rmse2, log), lambda m, steps: m.fit(steps), beam=2)
+    assert {p[0] for p in log if len(p) == 2} == {"gaussian", "x"}
+
+
 def test_feynman_quick_recovers_the_control(tmp_path):
     import sympy
 

@@ -72,8 +72,8 @@ QUICK = ("I.6.20a",)
 DIMENSIONLESS_FULL = FULL + tuple(n for n in DIMENSIONLESS_NAMES if n not in FULL)
 
 RECIPE = dict(hidden=5, k=3, lamb=1e-3, seed=0)
-#: beam: symbolic_by_refit's search width (1: the greedy pass that docs/paper.md's full-size tables were measured
-#: with; --beam overrides it)
+#: beam: symbolic_by_refit's search width; --beam overrides it. 1, the greedy pass, at full size: beam 3 recovered
+#: no more equations there, at 2.2x the time, and ended on simpler, worse formulas where none is exact (docs/paper.md)
 FULL_SIZE = dict(n_train=1000, n_test=1000, grids=(3, 5, 10), steps=(40, 20, 30), sym_steps=50, refit_steps=15,
                  beam=1)
 #: --designed: MultKAN shapes built by hand from each known formula (the paper's "human-constructed" idea, with
@@ -214,35 +214,47 @@ def symbolic_by_refit(model, fit, lib=LIB, topk=5, steps=15, slack=2.0, beam=1, 
     the topk suggest_symbolic candidates (pykan's score) are each tried on a copy of the model: the edge is
     fixed to it and the copy is retrained for `steps` L-BFGS steps (the remaining splines and the symbolic
     edges' affine parameters adapt). Kept: the simplest candidate whose train RMSE after retraining is within
-    `slack` times the best candidate's (ties: lower RMSE); the model continues from that copy.
+    `slack` times the best candidate's (ties: lower RMSE); the model continues from that copy. The constant
+    `'0'` is tried on every edge too.
 
-    beam > 1 searches wider: after each edge but the last it keeps the `beam` simplest copies (total complexity
-    of the edges fixed so far, ties: lower RMSE) among all copies within `beam_slack` times the best one's RMSE,
-    and tries the next edge on each of them; after the last edge the rule above picks one of all the complete
-    copies (slack taken from the best of them). `'x'` is then tried on every edge too (with `'0'`), also where
-    it is not among the topk: the rest of the model can adapt to a linear edge. Why: while later edges are
-    still splines they absorb a poor choice for an earlier edge, so the retrained RMSEs of the first edge's
-    candidates differ by little more than noise (the control's [1, 1, 1] KAN at --quick, seed 0: sin 1.3e-4,
-    gaussian 1.3e-4, tanh 1.4e-4, x^2 2.3e-4, x 2.6e-4), and which one the greedy pass keeps depends on the
-    last bits of the training (x on a Zen 5 CPU, sin on a Zen 3); only the next edge tells them apart (x then
-    gaussian: exact; sin then anything: 1e-3 off). On seeds 0-7 of the --quick control on the Zen 3 the greedy
-    pass recovers 0 of 8, beam=3 8 of 8. The cost is up to `beam` times the greedy pass's retraining.
-    Returns (model, [(l, i, j, name, train RMSE)]) for the copy picked.
+    beam > 1 searches wider, and `'x'` is then tried on every edge as well, also where it is not among the
+    topk (the rest of the model can adapt to a linear edge). The copy the greedy rule keeps is always one of
+    the copies kept; after each edge but the last, up to beam - 1 more are kept: the simplest (total
+    complexity of the edges fixed so far, ties: lower RMSE) of all the other copies within `beam_slack` times
+    the best one's RMSE; one whose new edge is `'0'` only within `slack` (a removed edge must be as good as
+    the best, as in the greedy rule: with complexity 0 it would otherwise take every place, and a first
+    version that let it in ended at the formula 0 on most equations of the full run). The next edge is tried
+    on each copy kept. After the last edge the greedy rule picks one of all the complete copies, so the pick's
+    retrained train RMSE is at most `slack` times that of the greedy path's own pick.
+    Why: while later edges are still splines they absorb a poor choice for an earlier edge, so the retrained
+    RMSEs of the first edge's candidates differ by little more than noise (the control's [1, 1, 1] KAN at
+    --quick, seed 0: sin 1.3e-4, gaussian 1.3e-4, tanh 1.4e-4, x^2 2.3e-4, x 2.6e-4), and which one the
+    greedy pass keeps depends on the last bits of the training (x on a Zen 5 CPU, sin on a Zen 3); only the
+    next edge tells them apart (x then gaussian: exact; sin then anything: 1e-3 off). On seeds 0-7 of the
+    --quick control on the Zen 3 the greedy pass recovers 0 of 8, beam=3 8 of 8. The cost is up to `beam`
+    times the greedy pass's retraining. Returns (model, [(l, i, j, name, train RMSE)]) for the copy picked.
     """
     import copy
 
+    def best_of(cands):
+        return min((t[0] for t in cands if math.isfinite(t[0])), default=math.nan)
+
+    def pick(cands, tol):  # the greedy rule: the simplest within tol times the best (ties: lower RMSE)
+        best = best_of(cands)
+        return min((t for t in cands if not t[0] > tol * best), key=lambda t: (t[1], t[0]))
+
     # fixing an edge clears only its own mask entry, so the spline edges to visit are known up front
     edges = [(l, i, j) for l in range(model.depth) for i, j in (model.act_fun[l].mask.detach() != 0).nonzero().tolist()]
-    states = [(0, model, [])]  # the copies kept: (total complexity, model, [(l, i, j, name, rmse)])
+    states = [(0, model, [])]  # the copies kept, the greedy one first: (total complexity, model, chosen)
     for e, (l, i, j) in enumerate(edges):
-        tried, fallback = [], []  # (rmse, total complexity, name, model, chosen)
+        per_state = []  # per copy: [(rmse, total complexity, name, model, chosen)]
         for total, base, chosen in states:
             rows = base.suggest_symbolic(l, i, j, lib=list(lib), topk=topk, verbose=False)
             # '0' (a constant: c = 0, d = the edge's mean) is always tried too; left out of suggest_symbolic's
-            # ranking, where its complexity 0 beats every fit, it is kept here only if the retrained model
-            # with it is as good as with the best candidate
-            mine = []
+            # ranking, where its complexity 0 beats every fit, it is kept only if the retrained model with it
+            # is as good as with the best candidate
             extra = [("0", 0.0, 0, 0.0)] + ([("x", 0.0, 1, 0.0)] if beam > 1 and "x" not in [r[0] for r in rows] else [])
+            mine = []
             for name, _, comp, _ in rows + extra:
                 m = copy.deepcopy(base)
                 m.fix_symbolic(l, i, j, name, verbose=False)
@@ -252,18 +264,22 @@ def symbolic_by_refit(model, fit, lib=LIB, topk=5, steps=15, slack=2.0, beam=1, 
                     rmse = math.nan
                 if math.isfinite(rmse):
                     mine.append((rmse, total + comp, name, m, chosen + [(l, i, j, name, rmse)]))
+            if not mine:  # every candidate diverged: the pykan-best one, without retraining
+                base.fix_symbolic(l, i, j, rows[0][0], verbose=False)
+                mine = [(math.nan, total + rows[0][2], rows[0][0], base, chosen + [(l, i, j, rows[0][0], math.nan)])]
             if say:
                 say(f"    ({l},{i},{j}) after {[c[3] for c in chosen]}: tried "
                     + ", ".join(f"{t[2]} {t[0]:.1e}" for t in mine))
-            tried += mine
-            if not mine:  # every candidate diverged: the pykan-best one, without retraining
-                base.fix_symbolic(l, i, j, rows[0][0], verbose=False)
-                fallback.append((math.nan, total + rows[0][2], rows[0][0], base,
-                                 chosen + [(l, i, j, rows[0][0], math.nan)]))
-        tried = tried or fallback
-        best = min(t[0] for t in tried)
-        width, tol = (beam, beam_slack) if beam > 1 and e < len(edges) - 1 else (1, slack)
-        keep = sorted((t for t in tried if not t[0] > tol * best), key=lambda t: (t[1], t[0]))[:width]
+            per_state.append(mine)
+        if e == len(edges) - 1:  # the last edge: one of all the complete copies
+            keep = [pick([t for mine in per_state for t in mine], slack)]
+        else:
+            keep = [pick(per_state[0], slack)]  # the greedy pass's copy
+            others = [t for mine in per_state for t in mine if t is not keep[0]]
+            if beam > 1 and others:
+                best = best_of(others + keep)
+                ok = [t for t in others if math.isfinite(t[0]) and not t[0] > (slack if t[2] == "0" else beam_slack) * best]
+                keep += sorted(ok, key=lambda t: (t[1], t[0]))[:beam - 1]
         states = [(t[1], t[3], t[4]) for t in keep]
         if say:
             say(f"    ({l},{i},{j}): kept " + "; ".join(f"{[c[3] for c in t[4]]} {t[0]:.2e}" for t in keep))
