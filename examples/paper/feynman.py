@@ -21,8 +21,9 @@ all of them from the paper's Table 3, ``KAN_PAPER_EQUATIONS``; with
    the KAN's test RMSE is measured here, before any symbolic step;
 5. the symbolic step: ``symbolic_by_refit`` (default; each edge, first layer
    first, is fixed to the simplest of its top suggest_symbolic candidates
-   whose retrained model is within 2x of the best; ``--beam B`` keeps the B
-   simplest partial choices instead of one, 3 at ``--quick``) or, with ``--symbolic
+   whose retrained model is within 2x of the best; ``--beam B`` also keeps up
+   to B-1 other simple partial choices and lets the later edges decide, 3 at
+   ``--quick``) or, with ``--symbolic
    auto`` (and always in pykan), ``auto_symbolic()`` over ``LIB``; then a few
    L-BFGS steps on the symbolic edges' affine parameters and
    ``symbolic_formula()`` in the equation's own variables.
