@@ -188,6 +188,28 @@ def test_inductor_with_a_symbolic_unit_fixed_after_compiling(kind):
     _same(compiled, model, x, "fixed after compiling")
 
 
+def test_inductor_with_two_edges_of_one_function_into_a_single_output():
+    # index_add into a size-1 output with a repeated index made inductor fail (InductorError, torch 2.13 CPU)
+    model = kanext.KAN(width=[2, 3, 1], grid=5, k=3, seed=3, dtype=F64)
+    x = torch.rand(17, 2, dtype=F64) * 2 - 1
+    compiled = torch.compile(model, fullgraph=True)  # inductor
+    _same(compiled, model, x, "fresh")
+    for i in range(3):
+        model.fix_symbolic(1, i, 0, "sin", fit_params=False, verbose=False)
+    sym = model.symbolic_fun[1]
+    with torch.no_grad():
+        sym.affine.normal_()
+    _same(compiled, model, x, "three sin edges into the output")
+    # the layer's value is the sum of its three edges, eager and compiled
+    h = torch.rand(9, 3, dtype=F64) * 2 - 1
+    a, b, c, d = sym.affine[0].detach().unbind(-1)
+    want = (c * torch.sin(a * h + b) + d).sum(1, keepdim=True)
+    with torch.no_grad():
+        got, got_c = sym(h), torch.compile(sym, fullgraph=True)(h)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got_c, want, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("make", [
     lambda: kanext.KANLinear(3, 4, grid=7, dtype=F64),
     lambda: kanext.SplineActivation(3, grid=7, dtype=F64),

@@ -209,8 +209,11 @@ class SymbolicLayer(SymbolicBranch):
         x = x.reshape(-1, self.in_features)
         y = x.new_zeros(x.shape[0], self.out_features)
         for name, (J, I) in self.groups():
-            v = self._group_values(x[:, I], name, (J, I), singularity_avoiding, y_th)
-            y = y.index_add(1, J, self.mask[J, I] * v)
+            v = self.mask[J, I] * self._group_values(x[:, I], name, (J, I), singularity_avoiding, y_th)
+            # one output: a plain sum. Inductor (torch 2.13, CPU) fails to generate code for index_add into a
+            # dimension of size 1 when an index repeats (two edges of one function into the single output):
+            # InductorError under torch.compile
+            y = y + v.sum(1, keepdim=True) if self.out_features == 1 else y.index_add(1, J, v)
         return y.reshape(*lead, self.out_features)
 
     def edge_values(self, x: Tensor) -> Tensor:
