@@ -2,7 +2,7 @@
 // the forward of one layer (by rows on folded weights, and by column strips with the fold, as the
 // fused op runs it where cpu::use_strips says so), its backward (grad x and the weight gradients), the B-spline bases of the
 // forward and of the backward (with derivatives), and the fold / unfold between pykan's (in, out, G+k)
-// layout and the kernels' (in, G+k, out).
+// layout and the kernels' (in, G+k, out), of the whole layer and one input per call.
 // Timed as the thread's CPU time (steadier than wall time on a shared machine), minimum of 15 runs.
 //
 //   g++ -O3 -std=c++17 -march=native -fno-math-errno -ffp-contract=fast
@@ -114,6 +114,19 @@ int main(int argc, char** argv) {
   const double t_fold = best_of([&] { cpu::fold_inputs(coef.data(), scale.data(), w.data(), 0, in, out, nb); }, 7);
   const double t_unfold = best_of(
       [&] { cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), 0, in, out, nb); }, 7);
+  // as the fused ops run them at large G+k: one input per call, into (from) a buffer that stays in L2, with
+  // the next input's coef prefetched
+  const double t_fold1 = best_of(
+      [&] {
+        for (int64_t i = 0; i < in; ++i) cpu::fold_inputs(coef.data(), scale.data(), w.data(), i, i + 1, out, nb, out, in);
+      },
+      7);
+  const double t_unfold1 = best_of(
+      [&] {
+        for (int64_t i = 0; i < in; ++i)
+          cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), i, i + 1, out, nb, in);
+      },
+      7);
   // the fused forward by column strips (what kan_linear_fused runs where cpu::use_strips says so): fold into
   // strips per input tile, passes of kStripRows rows; its y must equal the row forward's bit for bit
   double t_strips = -1;
@@ -156,6 +169,9 @@ int main(int argc, char** argv) {
   std::printf("  bases + deriv    %9.3f ms  %6.2f ns per (n, i)\n", t_dbases * 1e3, t_dbases * 1e9 / pairs);
   std::printf("  fold             %9.3f ms  %6.2f ns per value\n", t_fold * 1e3, t_fold * 1e9 / vals);
   std::printf("  unfold           %9.3f ms  %6.2f ns per value\n", t_unfold * 1e3, t_unfold * 1e9 / vals);
+  std::printf("  fold, 1 input    %9.3f ms  %6.2f ns per value  (one input per call, as the fused ops)\n",
+              t_fold1 * 1e3, t_fold1 * 1e9 / vals);
+  std::printf("  unfold, 1 input  %9.3f ms  %6.2f ns per value\n", t_unfold1 * 1e3, t_unfold1 * 1e9 / vals);
   if (argc > 6) {
     FILE* f = std::fopen(argv[6], "wb");
     bool ok = f != nullptr;

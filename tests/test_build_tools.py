@@ -262,6 +262,34 @@ def test_cpu_row_search_vector_matches_portable(tmp_path, march):
     assert "13440 blocks checked, 0 mismatches" in r.stdout, r.stdout
 
 
+@pytest.mark.parametrize("target", ["native", "x86-64-v3", "x86-64", "x86-64-v4", "no-shuffle"])
+def test_cpu_fold_and_unfold_match_plain_loops(tmp_path, target):
+    """tests/native/fold.cpp: the fold of pykan's coef and scale into the kernels' layout and its
+    backward (grad coef, grad scale summed over g in order), as the fused ops run them, equal plain
+    loops bit for bit: float/double, outputs and G+k on and off the vector width, column slices, one
+    or several inputs per call, prefetching on and off, NaN/inf in coef. Built for AVX-512 (x86-64-v4:
+    the column-block walk with masked loads, where the CPU has it), AVX2 and SSE2 (the tile walk), and
+    without vector shuffles (element by element)."""
+    import shutil
+
+    need = {"x86-64-v3": {"avx2", "fma", "bmi2"}, "x86-64-v4": {"avx512f", "avx512dq", "avx512bw", "avx512vl"}}
+    if not need.get(target, set()) <= _cpu_flags():
+        pytest.skip(f"this CPU cannot run a {target} program")
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.fail("no C++ compiler: the extension itself needs one")
+    flags = ["-DKANEXT_NO_VECTOR_SHUFFLE"] if target == "no-shuffle" else [f"-march={target}"]
+    exe = str(tmp_path / "fold")
+    subprocess.run([cxx, "-O2", "-std=c++17", "-ffp-contract=off", *flags, "-I", os.path.join(ROOT, "csrc", "include"),
+                    "-I", os.path.join(ROOT, "csrc", "cpu"), os.path.join(ROOT, "tests", "native", "fold.cpp"), "-o",
+                    exe], check=True, capture_output=True, text=True)
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    blocks = target in ("x86-64-v4", "no-shuffle") or (target == "native" and need["x86-64-v4"] <= _cpu_flags())
+    walk = "column blocks" if blocks else "tiles"
+    assert f"fold by {walk}: 4050176 values checked, 0 mismatches" in r.stdout, r.stdout
+
+
 def test_tiny_benchmark_floor_and_breakdown_compute_the_model():
     """bench/tiny.py: the --floor call (raw fused ops, no module code) computes the model's loss and
     gradients, and --breakdown times every part it names (values unchecked: timings)."""

@@ -144,7 +144,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
         std::fill(yd + n0 * cols, yd + n1 * cols, scalar_t(0));
         for (int64_t i0 = 0; i0 < in; i0 += t) {
           const int64_t i1 = std::min(i0 + t, in);
-          cpu::fold_inputs(cp + o0 * nb, sp + o0, wc.data(), i0, i1, cols, nb, out);
+          cpu::fold_inputs(cp + o0 * nb, sp + o0, wc.data(), i0, i1, cols, nb, out, in);
           for (int64_t b = n0; b < n1; b += kRowBlock)
             cpu::kan_linear_forward_block<scalar_t, K_>(xp, tp, pp, in, M, base, wb, wc.data(), yd, b,
                                                         std::min(b + kRowBlock, n1), cols, i0, i1);

@@ -1361,15 +1361,83 @@ inline void store_block_transposed(const T (*__restrict src)[kFoldCols], int64_t
     for (int64_t g = g0; g < nb; ++g) dst[j * ld + g] = src[g][j];
 }
 
+// Whether fold_inputs / unfold_gradients walk an input by L x L tiles, g
+// outermost (below), instead of by kFoldCols-column blocks. By tiles, one
+// g tile reads the same L values of every coef row: the rows' cache lines
+// are fetched once and stay in L1 for the next g tile, and the folded rows
+// are written in order. Measured on AVX2 (bench/RESULTS.md, "tenth pass";
+// 1 thread): the fold 1.3-2.4x faster than by blocks, the unfold 0.95-1.8x,
+// with the next input's coef prefetched (below). AVX-512 builds keep the
+// blocks, whose last g tile uses masked loads (the tiles' g tail is scalar,
+// L = 16 there), as measured there: this machine cannot time them.
+#if defined(KANEXT_VECTOR_SHUFFLE) && !defined(KANEXT_MASKED_TRANSPOSE)
+constexpr bool kFoldByTiles = true;
+#else
+constexpr bool kFoldByTiles = false;
+#endif
+
+// While input i's coef rows [c, c + n) are transposed, the next input's are
+// prefetched a few lines per tile (the hardware does not follow out rows read
+// L values at a time): kFoldPrefetch<T> lines cover the L x L tile's share.
+template <typename T>
+constexpr int kFoldPrefetch = int(kLanes<T> * kLanes<T> * sizeof(T) / 64) + 2;
+struct FoldPrefetch {
+  const char *p, *end;
+  FoldPrefetch(const void* next, int64_t bytes)
+      : p(static_cast<const char*>(next)), end(static_cast<const char*>(next) + bytes) {}
+  template <int LINES>
+  inline void step() {
+    for (int q = 0; q < LINES && p < end; ++q, p += 64) __builtin_prefetch(p, 0, 2);
+  }
+};
+
+// fold_inputs by tiles (kFoldByTiles): same products, same values.
+template <typename T>
+void fold_inputs_tiles(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
+                       int64_t out, int64_t nb, int64_t ld, int64_t prefetch_end) {
+#ifdef KANEXT_VECTOR_SHUFFLE
+  constexpr int L = kLanes<T>;
+  const int64_t jv = out / L * L;  // columns in whole tiles
+  for (int64_t i = i0; i < i1; ++i) {
+    T* __restrict wi = w + (i - i0) * nb * out;
+    const T* ci = c + i * ld * nb;
+    const T* si = s + i * ld;
+    FoldPrefetch pf(ci + ld * nb, i + 1 < prefetch_end ? out * nb * int64_t(sizeof(T)) : 0);
+    int64_t g0 = 0;
+    for (; g0 + L <= nb; g0 += L)
+      for (int64_t j0 = 0; j0 < jv; j0 += L) {
+        pf.step<kFoldPrefetch<T>>();
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = vload(ci + (j0 + l) * nb + g0);
+        transpose_tile<T>(r);
+        const vec_t<T> sv = vload(si + j0);
+        for (int l = 0; l < L; ++l) vstore(wi + (g0 + l) * out + j0, r[l] * sv);
+      }
+    for (int64_t g = g0; g < nb; ++g)
+      for (int64_t j = 0; j < jv; ++j) wi[g * out + j] = ci[j * nb + g] * si[j];
+    for (int64_t j = jv; j < out; ++j)
+      for (int64_t g = 0; g < nb; ++g) wi[g * out + j] = ci[j * nb + g] * si[j];
+  }
+#else
+  (void)c, (void)s, (void)w, (void)i0, (void)i1, (void)out, (void)nb, (void)ld, (void)prefetch_end;
+#endif
+}
+
 // The fold of pykan's parameters for inputs [i0, i1) into the kernel layout:
 // w[((i - i0)(G+k) + g) out + j] = coef[i, j, g] scale[i, j], with coef a
 // contiguous (in, ld, G+k) and scale an (in, ld) array of which the first
 // `out` columns are folded (ld = out unless given: a column slice starts at
-// c + o0 (G+k), s + o0).
+// c + o0 (G+k), s + o0). By tiles, the inputs before prefetch_end (default
+// i1) are prefetched while the one before them is folded: a caller that
+// folds one input per call passes its last input + 1.
 template <typename T>
 void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1, int64_t out,
-                 int64_t nb, int64_t ld = -1) {
+                 int64_t nb, int64_t ld = -1, int64_t prefetch_end = -1) {
   if (ld < 0) ld = out;
+  if constexpr (kFoldByTiles) {
+    fold_inputs_tiles(c, s, w, i0, i1, out, nb, ld, prefetch_end < 0 ? i1 : prefetch_end);
+    return;
+  }
   std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   for (int64_t i = i0; i < i1; ++i) {
@@ -1539,14 +1607,77 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
   }
 }
 
+// unfold_gradients by tiles (kFoldByTiles): per g tile and L columns, the
+// tile of gw scaled and transposed into grad coef, and gs's L sums carried
+// on in a row of accumulators, so each sum still runs over g in order.
+template <typename T>
+void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
+                            T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end) {
+#ifdef KANEXT_VECTOR_SHUFFLE
+  constexpr int L = kLanes<T>;
+  const int64_t jv = out / L * L;
+  std::vector<T> acc(static_cast<size_t>(out));  // gs per column, summed over g in order
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* gwi = gw + (i - i0) * nb * out;
+    const T* ci = c + i * out * nb;
+    const T* si = s + i * out;
+    T* __restrict gci = gc + i * out * nb;
+    FoldPrefetch pf(ci + out * nb, i + 1 < prefetch_end ? out * nb * int64_t(sizeof(T)) : 0);
+    std::fill(acc.begin(), acc.end(), T(0));
+    int64_t g0 = 0;
+    for (; g0 + L <= nb; g0 += L)
+      for (int64_t j0 = 0; j0 < jv; j0 += L) {
+        pf.step<kFoldPrefetch<T>>();
+        const vec_t<T> sv = vload(si + j0);
+        vec_t<T> gv[L], ct[L];
+        for (int l = 0; l < L; ++l) {
+          gv[l] = vload(gwi + (g0 + l) * out + j0);
+          ct[l] = vload(ci + (j0 + l) * nb + g0);
+        }
+        transpose_tile<T>(ct);  // ct[l] = coef[j0 .. j0 + L, g0 + l]
+        vec_t<T> a = vload(acc.data() + j0);
+        for (int l = 0; l < L; ++l) {
+          a += gv[l] * ct[l];
+          gv[l] *= sv;
+        }
+        vstore(acc.data() + j0, a);
+        transpose_tile<T>(gv);  // gv[l] = grad coef[j0 + l, g0 .. g0 + L]
+        for (int l = 0; l < L; ++l) vstore(gci + (j0 + l) * nb + g0, gv[l]);
+      }
+    for (int64_t g = g0; g < nb; ++g)
+      for (int64_t j = 0; j < jv; ++j) {
+        gci[j * nb + g] = gwi[g * out + j] * si[j];
+        acc[j] += gwi[g * out + j] * ci[j * nb + g];
+      }
+    for (int64_t j = jv; j < out; ++j)
+      for (int64_t g = 0; g < nb; ++g) {
+        gci[j * nb + g] = gwi[g * out + j] * si[j];
+        acc[j] += gwi[g * out + j] * ci[j * nb + g];
+      }
+    std::copy(acc.begin(), acc.end(), gs + i * out);
+  }
+#else
+  (void)gw, (void)c, (void)s, (void)gc, (void)gs, (void)i0, (void)i1, (void)out, (void)nb, (void)prefetch_end;
+#endif
+}
+
 // The fold's backward for inputs [i0, i1), from the gradient of the folded
 // weights gw (laid out as fold_inputs writes w): gc[i, j, g] = gw[i, g, j]
 // scale[i, j] (contiguous (in, out, G+k), coef's layout) and gs[i, j] =
 // sum_g gw[i, g, j] coef[i, j, g], summed over g in order (deterministic;
-// one independent sum per output j, kFoldCols of them side by side).
+// independent sums per output j, side by side in vectors). By tiles where
+// kFoldByTiles, with prefetch_end as in fold_inputs. Both walks form the
+// same products and sums in the same order; under -ffp-contract=fast the
+// compiler may fuse gs's multiply-adds in the vector code and not in the
+// scalar tails (columns past whole vectors or blocks), so gs can differ in
+// the last bit there between an AVX-512 and another build.
 template <typename T>
 void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
-                      T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb) {
+                      T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end = -1) {
+  if constexpr (kFoldByTiles) {
+    unfold_gradients_tiles(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end < 0 ? i1 : prefetch_end);
+    return;
+  }
   constexpr int L = kLanes<T>;
   constexpr int V = kFoldCols / L;  // vectors per column block
   std::vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
@@ -1612,7 +1743,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
   std::vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
   for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
     const int64_t c1 = std::min(c0 + chunk, i1);
-    if (need_x) fold_inputs(coef, scale, wc.data(), c0, c1, out, nb);
+    if (need_x) fold_inputs(coef, scale, wc.data(), c0, c1, out, nb, out, i1);
     if (need_w) {
       std::fill(gWb + c0 * out, gWb + c1 * out, T(0));
       std::fill(gwc.begin(), gwc.begin() + (c1 - c0) * nb * out, T(0));
@@ -1624,7 +1755,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
                             need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out, need_x, need_w, gx,
                             gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
     }
-    if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb);
+    if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb, i1);
   }
 }
 
