@@ -121,12 +121,16 @@ int main(int argc, char** argv) {
         for (int64_t i = 0; i < in; ++i) cpu::fold_inputs(coef.data(), scale.data(), w.data(), i, i + 1, out, nb, out, in);
       },
       7);
-  const double t_unfold1 = best_of(
-      [&] {
-        for (int64_t i = 0; i < in; ++i)
-          cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), i, i + 1, out, nb, in);
-      },
-      7);
+  const auto unfold1 = [&](bool stream) {
+    return best_of(
+        [&] {
+          for (int64_t i = 0; i < in; ++i)
+            cpu::unfold_gradients(gw.data(), coef.data(), scale.data(), gc.data(), gs.data(), i, i + 1, out, nb, in,
+                                  stream);
+        },
+        7);
+  };
+  const double t_unfold1 = unfold1(false), t_unfold1s = unfold1(true);
   // the fused forward by column strips (what kan_linear_fused runs where cpu::use_strips says so): fold into
   // strips per input tile, passes of kStripRows rows; its y must equal the row forward's bit for bit
   double t_strips = -1;
@@ -172,6 +176,9 @@ int main(int argc, char** argv) {
   std::printf("  fold, 1 input    %9.3f ms  %6.2f ns per value  (one input per call, as the fused ops)\n",
               t_fold1 * 1e3, t_fold1 * 1e9 / vals);
   std::printf("  unfold, 1 input  %9.3f ms  %6.2f ns per value\n", t_unfold1 * 1e3, t_unfold1 * 1e9 / vals);
+  std::printf("  ..., streamed    %9.3f ms  %6.2f ns per value  (grad coef written around the caches; the fused\n"
+              "                                                backward does so from %d MiB of grad coef)\n",
+              t_unfold1s * 1e3, t_unfold1s * 1e9 / vals, KANEXT_STREAM_MIB);
   if (argc > 6) {
     FILE* f = std::fopen(argv[6], "wb");
     bool ok = f != nullptr;

@@ -267,7 +267,7 @@ def test_cpu_fold_and_unfold_match_plain_loops(tmp_path, target):
     """tests/native/fold.cpp: the fold of pykan's coef and scale into the kernels' layout and its
     backward (grad coef, grad scale summed over g in order), as the fused ops run them, equal plain
     loops bit for bit: float/double, outputs and G+k on and off the vector width, column slices, one
-    or several inputs per call, prefetching on and off, NaN/inf in coef. Built for AVX-512 (x86-64-v4:
+    or several inputs per call, prefetching on and off, grad coef streamed or not, NaN/inf in coef. Built for AVX-512 (x86-64-v4:
     the column-block walk with masked loads, where the CPU has it), AVX2 and SSE2 (the tile walk), and
     without vector shuffles (element by element)."""
     import shutil

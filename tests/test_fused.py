@@ -216,7 +216,9 @@ def test_fused_deep_grid():
     """A grid of 1021 intervals (past the forward's 127-key grouping and the
     strips' limits; 64 x 128 x 1024 coefficients): the fused backward equals
     the unfused ops bit for bit, and the backward and the fold match the
-    float64 reference."""
+    float64 reference. Its grad coef (32 MiB) is past cpu::stream_grad_coef's
+    16 MiB, so the fused unfold streams it to memory (AVX2 builds), and the unfused one
+    (fold_spline_weights' backward) does not."""
     dtype, k, G, in_f, out, N = torch.float32, 3, 1021, 64, 128, 6
     s = seed_of("fused-large")
     x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "uniform", in_f, out, N, s)

@@ -1607,21 +1607,62 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
   }
 }
 
+// dst[0, n) = src[0, n) with non-temporal stores where dst is 32-byte
+// aligned (AVX): written around the caches, without reading dst's lines
+// first. The caller ends its writes with stream_fence().
+template <typename T>
+inline void stream_copy(T* __restrict dst, const T* __restrict src, int64_t n) {
+  int64_t a = 0;
+#ifdef __AVX__
+  for (; a < n && (reinterpret_cast<uintptr_t>(dst + a) & 31); ++a) dst[a] = src[a];
+  constexpr int64_t L = 32 / sizeof(T);
+  for (; a + L <= n; a += L) {
+    if constexpr (sizeof(T) == 4)
+      _mm256_stream_ps(reinterpret_cast<float*>(dst + a), _mm256_loadu_ps(reinterpret_cast<const float*>(src + a)));
+    else
+      _mm256_stream_pd(reinterpret_cast<double*>(dst + a), _mm256_loadu_pd(reinterpret_cast<const double*>(src + a)));
+  }
+#endif
+  std::copy(src + a, src + n, dst + a);
+}
+inline void stream_fence() {
+#ifdef __AVX__
+  _mm_sfence();
+#endif
+}
+
+#ifndef KANEXT_STREAM_MIB
+#define KANEXT_STREAM_MIB 16
+#endif
+// Whether the unfold streams grad coef to memory (stream_copy): where it is
+// larger than a last-level cache would keep (in (G+k) out values). Measured
+// on Zen 3, 32 MiB L3 (bench/RESULTS.md, "tenth pass"; unfold, one input per
+// call): 1.2-1.35x faster at 27-55 MB of grad coef, 0.75x at 6 MB. (The
+// tile walk only: AVX-512 builds write grad coef as before.)
+template <typename T>
+inline bool stream_grad_coef(int64_t in, int64_t out, int64_t nb) {
+  return in * out * nb * int64_t(sizeof(T)) >= (int64_t(KANEXT_STREAM_MIB) << 20);
+}
+
 // unfold_gradients by tiles (kFoldByTiles): per g tile and L columns, the
 // tile of gw scaled and transposed into grad coef, and gs's L sums carried
 // on in a row of accumulators, so each sum still runs over g in order.
+// With stream, each input's grad coef (out (G+k) contiguous values) is
+// formed in a buffer that stays in L2 and streamed to gc.
 template <typename T>
 void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
-                            T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end) {
+                            T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end,
+                            bool stream) {
 #ifdef KANEXT_VECTOR_SHUFFLE
   constexpr int L = kLanes<T>;
   const int64_t jv = out / L * L;
   std::vector<T> acc(static_cast<size_t>(out));  // gs per column, summed over g in order
+  std::vector<T> stage(static_cast<size_t>(stream ? out * nb : 0));
   for (int64_t i = i0; i < i1; ++i) {
     const T* gwi = gw + (i - i0) * nb * out;
     const T* ci = c + i * out * nb;
     const T* si = s + i * out;
-    T* __restrict gci = gc + i * out * nb;
+    T* __restrict gci = stream ? stage.data() : gc + i * out * nb;
     FoldPrefetch pf(ci + out * nb, i + 1 < prefetch_end ? out * nb * int64_t(sizeof(T)) : 0);
     std::fill(acc.begin(), acc.end(), T(0));
     int64_t g0 = 0;
@@ -1655,9 +1696,12 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
         acc[j] += gwi[g * out + j] * ci[j * nb + g];
       }
     std::copy(acc.begin(), acc.end(), gs + i * out);
+    if (stream) stream_copy(gc + i * out * nb, stage.data(), out * nb);
   }
+  if (stream) stream_fence();
 #else
-  (void)gw, (void)c, (void)s, (void)gc, (void)gs, (void)i0, (void)i1, (void)out, (void)nb, (void)prefetch_end;
+  (void)gw, (void)c, (void)s, (void)gc, (void)gs, (void)i0, (void)i1, (void)out, (void)nb, (void)prefetch_end,
+      (void)stream;
 #endif
 }
 
@@ -1673,9 +1717,10 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
 // the last bit there between an AVX-512 and another build.
 template <typename T>
 void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
-                      T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end = -1) {
+                      T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end = -1,
+                      bool stream = false) {
   if constexpr (kFoldByTiles) {
-    unfold_gradients_tiles(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end < 0 ? i1 : prefetch_end);
+    unfold_gradients_tiles(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end < 0 ? i1 : prefetch_end, stream);
     return;
   }
   constexpr int L = kLanes<T>;
@@ -1739,6 +1784,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
   // (the folded Wc only for grad_x; capped at the task's inputs: small layers
   // would otherwise allocate and zero scratch for ~100 KiB per call)
   const int64_t chunk = std::min(backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out), i1 - i0);
+  const bool stream = stream_grad_coef<T>(in, out, nb);
   std::vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
   std::vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
   for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
@@ -1755,7 +1801,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
                             need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out, need_x, need_w, gx,
                             gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
     }
-    if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb, i1);
+    if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb, i1, stream);
   }
 }
 

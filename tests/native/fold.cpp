@@ -5,7 +5,7 @@
 //   gs[i][j]   = sum over g = 0, 1, ... of gw[i][g][j] * coef[i][j][g] (in that order),
 // for float and double, outputs and G+k that are and are not multiples of the vector width, column
 // slices of coef (ld > out: the fused forward split by columns), input ranges of one or several inputs,
-// prefetching on and off, and NaN / inf in coef (they must stay in their own elements). Built with
+// prefetching on and off, grad coef streamed to memory or not, and NaN / inf in coef (they must stay in their own elements). Built with
 // -ffp-contract=off, so that neither side fuses a multiply-add the other does not. Run by
 // tests/test_build_tools.py.
 //
@@ -30,7 +30,7 @@ static bool same(T a, T b) {
 
 template <typename T>
 static void check(int64_t in, int64_t ld, int64_t o0, int64_t out, int64_t nb, int64_t step, bool prefetch,
-                  std::mt19937& gen) {
+                  bool stream, std::mt19937& gen) {
   std::normal_distribution<T> nd;
   std::vector<T> coef(in * ld * nb), scale(in * ld), gw(in * nb * out);
   for (auto& v : coef) v = nd(gen);
@@ -61,7 +61,7 @@ static void check(int64_t in, int64_t ld, int64_t o0, int64_t out, int64_t nb, i
   for (int64_t i0 = 0; i0 < in; i0 += step) {
     const int64_t i1 = std::min(i0 + step, in);
     unfold_gradients(gw.data() + i0 * nb * out, coef.data(), scale.data(), gc.data(), gs.data(), i0, i1, out, nb,
-                     prefetch ? in : i1);
+                     prefetch ? in : i1, stream);
   }
   for (int64_t i = 0; i < in; ++i)
     for (int64_t j = 0; j < out; ++j) {
@@ -89,8 +89,8 @@ static void run(std::mt19937& gen) {
     for (int64_t nb : nbs)
       for (int64_t step : {1, 3})
         for (bool prefetch : {false, true}) {
-          check<T>(5, out, 0, out, nb, step, prefetch, gen);
-          check<T>(4, out + 21, 5, out, nb, step, prefetch, gen);  // a column slice
+          check<T>(5, out, 0, out, nb, step, prefetch, !prefetch, gen);  // grad coef streamed or not
+          check<T>(4, out + 21, 5, out, nb, step, prefetch, false, gen);  // a column slice
         }
 }
 
