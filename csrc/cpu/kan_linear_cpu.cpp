@@ -103,9 +103,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
 // and its columns are fewer (shallower row groups, no strips). Measured
 // (2 threads, float32, bench/RESULTS.md): by columns is 1.15-2.2x faster
 // where (G+k) out >= 30 N (64 x 1024 -> 1024 G=100: 88 -> 42 ms), 1.02-1.05x
-// at 23-26 N, and 0.4-0.8x below 7 N. Both splits give the same bits.
+// at 23-26 N, and 0.4-0.8x below 7 N, on an AVX-512 machine. On an AVX2
+// one (Zen 3) by rows was still 1.03-1.15x faster at 26 N (1024 x 256 ->
+// 256 G=100: 12.1-12.7 against 13.6-14.1 ms) and the two tie at 32-41 N
+// (bench/RESULTS.md, "eleventh pass"), hence 30 N there. Both splits give
+// the same bits.
+#if defined(__AVX512F__)
+constexpr int64_t kColumnsRatio = 20;
+#else
+constexpr int64_t kColumnsRatio = 30;
+#endif
 inline bool forward_by_columns(int64_t N, int64_t in, int64_t nb, int64_t out, int64_t threads) {
-  return threads > 1 && out >= 2 * cpu::kFoldCols && in * nb * out >= cpu::kMinTaskWork && 20 * N <= nb * out;
+  return threads > 1 && out >= 2 * cpu::kFoldCols && in * nb * out >= cpu::kMinTaskWork &&
+         kColumnsRatio * N <= nb * out;
 }
 
 // kan_linear_fused: the forward on pykan's coef (in, out, G+k) and scale
