@@ -488,8 +488,9 @@ inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restr
 // The row search on AVX2 (8 float or 4 double rows at a time): the same
 // guess, the same one-knot moves checked against t[g] <= x < t[g+1] and the
 // same fallback to find_interval as locate_rows_avx512, so the same g and
-// window; the knots are gathered (AVX2 has no two-register permute). The
-// bases use it for float (1.2x faster bases on Zen 3), not double. Masks
+// window; the knots are gathered (AVX2 has no two-register permute), or
+// for k = 3 the window's loaded by rows. The bases use it for float (1.2x
+// faster bases on Zen 3 with gathers alone) and for double with k = 3. Masks
 // are vectors of all-ones lanes: as wide as T's lanes (V) for the float
 // compares, as the int32 indices (I) for the integer ones. Row by row, the
 // search's data-dependent branches took over half of the bases' time
@@ -610,6 +611,27 @@ inline void window_knots_k3_avx2(const float* __restrict padded, __m256i gg, flo
                                      : _mm256_permute2f128_ps(b[q - 4], b[q], 0x31));
 }
 
+// The same for 4 double rows: two 4-wide loads per row (knots 0-3 and 4-7)
+// and two 4 x 4 transposes. With it the AVX2 search pays for double too
+// (bases 1.15x faster on Zen 3 with x inside the grid, 1.4x with a third
+// of x outside: bench/RESULTS.md, "eleventh pass").
+inline void window_knots_k3_avx2(const double* __restrict padded, __m128i gg, double (*__restrict u)[kRows], int c) {
+  alignas(16) int32_t gl[4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(gl), gg);
+  for (int h = 0; h < 2; ++h) {  // knots 4h .. 4h + 3
+    __m256d r[4];
+    for (int l = 0; l < 4; ++l) r[l] = _mm256_loadu_pd(padded + gl[l] + 4 * h);
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    const __m256d k[4] = {_mm256_permute2f128_pd(t0, t2, 0x20), _mm256_permute2f128_pd(t1, t3, 0x20),
+                          _mm256_permute2f128_pd(t0, t2, 0x31), _mm256_permute2f128_pd(t1, t3, 0x31)};
+    for (int m = 0; m < 4; ++m) {
+      const int q = 4 * h + m;
+      if (q >= 1 && q <= 6) _mm256_storeu_pd(u[q] + c, k[m]);
+    }
+  }
+}
+
 template <typename T, int K>
 inline bool locate_rows_avx2(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
                              int64_t M, int64_t* __restrict start, T* __restrict shift, T (*__restrict u)[kRows],
@@ -646,7 +668,7 @@ inline bool locate_rows_avx2(const T* __restrict xin, int nr, const T* __restric
     }
     const I in_i = A::imask(inside);
     const I gg = A::iadd(A::iblend(in_i, kk, gi), one);  // window of an outside row: any, dropped
-    if constexpr (std::is_same<T, float>::value && K == 3)
+    if constexpr (K == 3)
       window_knots_k3_avx2(padded, gg, u, c);
     else
       for (int q = kFirstKnot<K>; q <= 2 * K; ++q) A::store(u[q] + c, A::gather(A::iadd(gg, A::iset1(q)), padded));
@@ -688,9 +710,11 @@ struct BlockBases {
       clamped = locate_rows_avx512<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
     else
 #elif defined(__AVX2__)
-    // float only: for double (4 lanes) the gathers measured 5-8% slower than
-    // the search row by row (bench/RESULTS.md, "ninth pass")
-    if (std::is_same<T, float>::value && M <= (int64_t(1) << 30))
+    // float, and double for k = 3: with every knot gathered the double
+    // search (4 lanes) was 5-8% slower than row by row (bench/RESULTS.md,
+    // "ninth pass"); with the window knots loaded by rows it is faster
+    // ("eleventh pass"), which only k = 3 does
+    if ((std::is_same<T, float>::value || K == 3) && M <= (int64_t(1) << 30))
       clamped = locate_rows_avx2<T, K>(xin, nr, t, padded, M, start, shift, u, xv);
     else
 #endif
