@@ -59,7 +59,7 @@ def _want_cuda():
 
 def _extension():
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
-    sources = ["csrc/ops.cpp", "csrc/autograd.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
+    sources = ["csrc/module.cpp", "csrc/ops.cpp", "csrc/autograd.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
     arch = os.environ.get("KANEXT_CPU_ARCH", "native")
     cxx = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-ffp-contract=fast"]
     if arch:

@@ -2,17 +2,8 @@
 // csrc/cpu/*.cpp (CPU) and csrc/cuda/<op>_cuda.cpp (CUDA); Python wrappers
 // and fake kernels live in kanext/ops.py, autograd in csrc/autograd.cpp (the
 // hot kan_linear_forward and fold_spline_weights) and kanext/ops.py (the rest).
-#include <Python.h>
+// The Python module that loads them is csrc/module.cpp.
 #include <torch/library.h>
-
-extern "C" {
-// `import kanext._C` loads this shared object, which runs the registrations
-// below; the module itself holds nothing.
-PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
-}
-}
 
 TORCH_LIBRARY(kanext, m) {
   // B-spline bases of every input: x (N, in), grid (in, G+2k+1) -> (N, in, G+k).

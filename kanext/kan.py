@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from . import attribution, plotting, pruning, symbolic
+from ._C import all_equal
 from .checkpoint import checkpointable
 from .checks import BASE_NAMES, ConfigError, base_name, config_keys, is_int, mult_structure, need, per_layer, \
     range_config, range_value
@@ -29,6 +30,9 @@ __all__ = ["KAN", "refit_layer_from"]
 
 _CONFIG_KEYS = {"width", "grid_range", "base_fun", "layers"}
 _MULT_KEY = "mult_arity"  # written only for a model with multiplication nodes
+# a layer's affines in the order of _identity_affines' check, and their identity values
+_AFFINE_LISTS = ("subnode_scale", "subnode_bias", "node_scale", "node_bias")
+_IDENTITY = (1.0, 0.0, 1.0, 0.0)
 
 
 @checkpointable
@@ -288,30 +292,19 @@ class KAN(PykanMethods, SplineNetwork):
 
     def _identity_affines(self) -> tuple[bool, ...] | list[bool]:
         """Per layer, whether its four affines (subnode_scale, subnode_bias,
-        node_scale, node_bias) are frozen at scale 1, bias 0. The answer is
-        cached for all layers at once and recomputed whenever one of the
-        tensors is replaced, modified in place (version counter), given new
-        storage (``.data =``, ``.to()``) or changes requires_grad. Under
-        torch.compile every layer applies its affines (no value-dependent
-        branch in the graph)."""
+        node_scale, node_bias) are frozen at scale 1, bias 0, so that the
+        forward can skip them. Read from the values on every call
+        (kanext._C.all_equal, csrc/module.cpp, a fraction of a microsecond
+        per layer): a write through ``.data`` or a numpy view changes them
+        without a version bump, so no cache keyed on the tensors could see
+        it. A trainable affine is never skipped (its gradient is needed).
+        Under torch.compile, and for parameters off the CPU (reading them
+        would synchronise), every layer applies its affines: the same values."""
         mods = self._modules  # (the ParameterLists, without nn.Module.__getattr__ on the hot path)
-        lists = (mods["subnode_scale"], mods["subnode_bias"], mods["node_scale"], mods["node_bias"])
+        cols = [mods[name]._parameters.values() for name in _AFFINE_LISTS]
         if torch.compiler.is_compiling():
-            return [False] * len(lists[0])
-        ps = [p for pl in lists for p in pl._parameters.values()]
-        # ids are only compared while the cache holds the tensors themselves (no id reuse)
-        key = tuple([(id(p), p._version, p.data_ptr(), p.requires_grad) for p in ps])
-        hit = self.__dict__.get("_identity_affine_cache")
-        if hit is not None and hit[0] == key:
-            return hit[2]
-        ident = tuple(
-            not any(pl[l].requires_grad for pl in lists)
-            and bool((lists[0][l] == 1).all() and (lists[1][l] == 0).all()
-                     and (lists[2][l] == 1).all() and (lists[3][l] == 0).all())
-            for l in range(len(lists[0]))
-        )
-        self.__dict__["_identity_affine_cache"] = (key, ps, ident)
-        return ident
+            return [False] * len(mods["node_bias"])
+        return tuple([all_equal(ps, _IDENTITY) for ps in zip(*cols)])
 
     # SplineNetwork stages: a layer's spline input is the layer's input
     def spline(self, l: int) -> KANLinear:

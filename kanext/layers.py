@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from . import ops
+from ._C import all_equal
 from .backend import backend_code
 from .checkpoint import checkpointable
 from .checks import ConfigError, check_int, check_spline_config, index_list, spline_config_check
@@ -18,6 +19,7 @@ __all__ = ["KANLinear"]
 
 
 
+_ONE = (1.0,)
 _CONFIG_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
 # "bias" is written only for a layer that has one, so older checkpoints (and bias-free layers) keep their config.
 _BIAS_KEY = "bias"
@@ -161,17 +163,15 @@ class KANLinear(SplineModule):
         return Wb, ops.fold_spline_weights(self.coef, scale)
 
     def _mask_is_ones(self) -> bool:
-        """Whether every edge is unmasked; cached, and recomputed whenever the
-        mask buffer is modified or replaced (version counter, storage)."""
+        """Whether every edge is unmasked, read from the mask's values on
+        every call (kanext._C.all_equal, csrc/module.cpp): a write through
+        ``mask.data`` or a numpy view changes them without a version bump,
+        so no cache keyed on the tensor could see it. False (the mask is
+        multiplied, which gives the same values) under torch.compile and for
+        a mask off the CPU, where reading it would synchronise."""
         if torch.compiler.is_compiling():
             return False
-        m = self.mask
-        key = (id(m), m._version, m.data_ptr(), m.device)
-        hit = self.__dict__.get("_mask_ones_cache")
-        if hit is None or hit[0] != key:
-            hit = (key, bool((m == 1).all()))
-            self.__dict__["_mask_ones_cache"] = hit
-        return hit[1]
+        return all_equal((self._buffers["mask"],), _ONE)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 0 or x.shape[-1] != self.in_features:

@@ -33,9 +33,8 @@ RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "subnode_std", "node
             "subnode_scores", "node_scores_all", "edge_scores_all", "subnode_scores_all")
 #: Every attribute that is not model state: recorded statistics, the data
 #: cache, the recording switch, prune_input's note of kept inputs, and
-#: internal memo caches.
-TRANSIENT = frozenset(RECORDED + ("cache_data", "save_act", "input_id", "_identity_affine_cache",
-                                  "_mask_ones_cache", "_last_input"))
+#: the last input.
+TRANSIENT = frozenset(RECORDED + ("cache_data", "save_act", "input_id", "_last_input"))
 
 
 class NoSamplesError(ValueError, RuntimeError):

@@ -245,8 +245,9 @@ def test_module_nan_policy_rows_only():
 
 
 def test_frozen_affines_edited_in_place_take_effect():
-    # layer_forward skips identity affines via a cache keyed on version counters:
-    # an in-place edit (as load_state_dict or pykan conversion does) must count.
+    # the forward skips identity affines (which layers qualify is cached on
+    # version counters): an in-place edit (as load_state_dict or pykan
+    # conversion does) must count.
     torch.manual_seed(3)
     model = kanext.KAN([3, 4, 2], grid=4, k=3, seed=1, dtype=torch.float64)
     x = torch.rand(7, 3, dtype=torch.float64) * 2 - 1
@@ -265,8 +266,8 @@ def test_frozen_affines_edited_in_place_take_effect():
 
 
 def test_mask_edited_in_place_takes_effect():
-    # folded_weights skips the mask multiply while the mask is all ones (a
-    # cache keyed on the buffer's version): in-place edits must count.
+    # the forward skips the mask multiply while the mask is all ones: in-place
+    # edits must count.
     torch.manual_seed(4)
     layer = kanext.KANLinear(4, 3, grid=5, k=3, dtype=torch.float64)
     x = torch.rand(9, 4, dtype=torch.float64) * 2 - 1
@@ -280,6 +281,38 @@ def test_mask_edited_in_place_takes_effect():
     with torch.no_grad():
         layer.mask.fill_(1.0)
     assert torch.equal(layer(x), y_full)
+
+
+@pytest.mark.parametrize("how", ["data", "numpy"])
+def test_writes_without_version_bump_take_effect(how):
+    # `.data` and numpy views share the storage but not the version counter,
+    # so no cache keyed on the tensor sees these writes: the skipped mask
+    # multiply and the skipped identity affines must read the values again.
+    torch.manual_seed(5)
+    model = kanext.KAN([3, 4, 2], grid=4, k=3, seed=1, dtype=torch.float64)
+    x = torch.rand(7, 3, dtype=torch.float64) * 2 - 1
+    y0 = model(x)  # fills the caches
+
+    def write(t, index, value):
+        (t.data if how == "data" else t.detach().numpy())[index] = value
+
+    write(model.act_fun[0].mask, (1, 2), 0.0)
+    write(model.node_scale[0], 1, 2.0)
+    write(model.subnode_bias[1], 0, 0.25)
+    h = reference.kan_layer(x, model.act_fun[0].grid, 3, "silu", model.act_fun[0].coef,
+                            model.act_fun[0].scale_base, model.act_fun[0].scale_sp, model.act_fun[0].mask)
+    h = h * torch.tensor([1.0, 2.0, 1.0, 1.0], dtype=torch.float64)
+    expected = model.act_fun[1](h) + torch.tensor([0.25, 0.0], dtype=torch.float64)
+    assert_close(model(x), expected, 1e-12)
+    write(model.act_fun[0].mask, (1, 2), 1.0)
+    write(model.node_scale[0], 1, 1.0)
+    write(model.subnode_bias[1], 0, 0.0)
+    assert torch.equal(model(x), y0)
+    layer = model.act_fun[1]
+    write(layer.mask, (0, 1), 0.0)
+    expected = reference.kan_layer(h, layer.grid, 3, "silu", layer.coef, layer.scale_base, layer.scale_sp,
+                                   layer.mask)
+    assert_close(layer(h), expected, 1e-12)
 
 
 def test_torch_optim_lbfgs_steps_on_every_module():
