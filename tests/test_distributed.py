@@ -71,8 +71,12 @@ def test_fit_with_grid_updates_keeps_ranks_identical_and_equals_one_process(rank
     single, res = _one_process_fit()
     _assert_states_close(r0["state"], single.state_dict(), "fit vs one process")
     assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=1e-12)
-    assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-6)
-    assert r0["test_loss"] == pytest.approx(res["test_loss"], rel=1e-5)
+    # the ranks' shares are unequal (37 and 23 of 60 rows), so each rank's loss gradient is scaled by
+    # 37/60 or 23/60 and rounds differently from one process's (last bit); 4 LBFGS steps with grid
+    # updates amplify that: measured 4e-7 in the train loss with pykan's mean((p - y)**2), 1.2e-6 (train)
+    # and 1.5e-5 (test) with F.mse_loss (fit's default), whose rounding differs in the last bit
+    assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-4)
+    assert r0["test_loss"] == pytest.approx(res["test_loss"], rel=1e-4)
     # the grids moved, to the global samples' range (not rank 0's)
     g = r0["state"]["act_fun.0.grid"]
     x = _global_data()["train_input"]
