@@ -229,7 +229,8 @@ class KAN(PykanMethods, SplineNetwork):
         # layer_forward's work, with the per-layer look-ups done once for all layers
         ident = self._identity_affines()
         arities = self.mult_arities
-        for l, (layer, sym) in enumerate(zip(self.act_fun, self.symbolic_fun)):
+        mods = self._modules  # (without nn.Module.__getattr__, about 1 us per name)
+        for l, (layer, sym) in enumerate(zip(mods["act_fun"], mods["symbolic_fun"])):
             s = layer(x)
             if sym.n_fixed:
                 s = s + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)

@@ -20,6 +20,7 @@ __all__ = ["KANLinear"]
 
 
 _ONE = (1.0,)
+_BASE_IDS = ops.BASE_IDS
 _CONFIG_KEYS = {"in_features", "out_features", "grid", "k", "grid_range", "base_fun", "grid_eps"}
 # "bias" is written only for a layer that has one, so older checkpoints (and bias-free layers) keep their config.
 _BIAS_KEY = "bias"
@@ -174,25 +175,32 @@ class KANLinear(SplineModule):
         return all_equal((self._buffers["mask"],), _ONE)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
+        nd = x.dim()
+        if nd == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"KANLinear: expected input of shape (..., {self.in_features}), got shape {tuple(x.shape)}"
             )
-        lead = x.shape[:-1]
-        x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)  # (no view node for 2-D inputs)
-        Wb, scale = self._masked_scales()
+        x2 = x if nd == 2 else x.reshape(-1, self.in_features)  # (no view node for 2-D inputs)
+        # parameters and buffers straight from their dicts: nn.Module.__getattr__ costs about 1 us per
+        # name, which the small layers of the KAN workflow pay several times per step
+        params = self._parameters
+        coef, Wb, scale, bias = params["coef"], params["scale_base"], params["scale_sp"], params.get("bias")
+        if not self._mask_is_ones():
+            mask = self._buffers["mask"]
+            Wb, scale = mask * Wb, mask * scale
+        grid = self._buffers["grid"]
         strategy = backend_code()  # the CUDA strategy, an op argument (kanext.backend)
         # the layer on the parameters themselves: the CPU folds scale into coef
         # inside the kernels (ops.kan_linear_fused), other devices fold first
-        if callable(self.base_fun):
-            y = ops.kan_linear_fused(x2, self.grid, self.k, 0, Wb, self.coef, scale, strategy) + self.base_fun(x2) @ Wb
+        base = self.base_fun
+        if callable(base):
+            y = ops.kan_linear_fused(x2, grid, self.k, 0, Wb, coef, scale, strategy) + base(x2) @ Wb
         else:
-            y = ops.kan_linear_fused(x2, self.grid, self.k, ops.BASE_IDS[self.base_fun], Wb, self.coef, scale,
-                                     strategy)
-        if self.bias is not None:
-            y = y + self.bias
+            y = ops.kan_linear_fused(x2, grid, self.k, _BASE_IDS[base], Wb, coef, scale, strategy)
+        if bias is not None:
+            y = y + bias
         # a 2-D input returns y itself, not a view of it (FSDP2 warns about views returned by a module)
-        return y if x.dim() == 2 else y.reshape(*lead, self.out_features)
+        return y if nd == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
     def _coef3(self) -> Tensor:
         return self.coef
