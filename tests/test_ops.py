@@ -412,14 +412,16 @@ def test_kan_linear_backward_matches_reference(dtype, k, G, base, kind, out, dev
 @pytest.mark.parametrize("k", (0, 1, 3, 5))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_kan_linear_cpu_narrow_weight_grads(dtype, k, G):
-    """The weight gradients of widths 1..5 (the science models', unrolled row
-    by row on the CPU), over several 256-row spans and a partial vector, with
+    """The weight gradients of widths 1..7 (the science models': unrolled row
+    by row on the CPU, or dense over the bases where G+k+1 <= 16 and the
+    width is 3-5 in float32, 4-7 in float64), over several 256-row spans
+    and a partial vector, with
     rows outside the grid, in its end intervals, on knots and NaN, against the
     reference, for kan_linear_backward and the fused backward. A row whose
     grad_y is inf reaches only the weights of its own bases: every other
     gradient of coef stays finite and equal to the reference without that row."""
     in_f, N = 3, 600
-    for out in (1, 2, 3, 4, 5):
+    for out in (1, 2, 3, 4, 5, 6, 7):
         s = seed_of("lane", dtype, k, G, out)
         grid = grid_of_kind("nonuniform", in_f, G, k, dtype, seed=s)
         x = torch.cat([sample_x(N, grid, seed=s + 1), knot_x(grid)])

@@ -1029,6 +1029,7 @@ struct BackwardScratch {
   std::vector<int> order;
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
+  std::vector<T> dense;     // dense_grad_w's block of bases, grad_y block and accumulators
   explicit BackwardScratch(int64_t nb)
       : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
         counts(static_cast<size_t>(nb + 3)), order(static_cast<size_t>(span)), coef(static_cast<size_t>(span * (K + 2))),
@@ -1098,6 +1099,101 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
     }
   }
   for (int j = 0; j < O; ++j) gwb[j] = gb[j];
+}
+
+// The weight gradients of layers with few bases and few outputs: per block
+// of rows, the bases are spread into a dense (G+k+1, kRows) block (zero
+// outside each row's window, b(x) in the last row, all zero for a NaN row)
+// and grad_y is transposed to (out, kRows); then every (basis, output) pair
+// is a dot product over the block's rows, vectorised over rows, summed per
+// lane through the span and reduced once at its end. More multiplies than
+// the windows alone ((G+k+1) against K+2 per row and output), but without
+// the row-by-row read-modify-write of the same few gradient values
+// (narrow_grad_w) or the sort by interval (grouped_rank1's), which cost more
+// in these layers. A block with a grad_y that is not finite goes row by row,
+// so that it reaches only its rows' windows, as in the other forms.
+//
+// Where: measured on AVX2 (Zen 3, bench/cpu_kernels.cpp, backward of N=1000
+// rows; bench/RESULTS.md, "twelfth pass"): float32 with 3-5 outputs, float64
+// with 4-7, G+k+1 <= 16 (2 -> 5, G=5: float32 23.2 -> 20.4 ns per (n, i),
+// float64 32.4 -> 27.9; 4 -> 7, G=5, float64: 42.5 -> 33.5). Elsewhere it was
+// as fast or slower (float32 with 2 or 7 outputs, G=20 with 2). AVX-512
+// builds, not measured with it, keep the other forms.
+template <typename T>
+inline bool use_dense_grad_w(int64_t nb, int64_t out) {
+#if defined(__AVX512F__)
+  (void)nb;
+  (void)out;
+  return false;
+#else
+  const bool width = sizeof(T) == 4 ? (out >= 3 && out <= 5) : (out >= 4 && out <= 7);
+  return width && nb + 1 <= 16;
+#endif
+}
+
+template <typename T, int K>
+__attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t n0, int rows,
+                                            int64_t nb, int64_t out, bool has_base, T* __restrict gwb,
+                                            T* __restrict gwc) {
+  constexpr int L = kLanes<T>, K1 = K + 1, C = kRows / L;
+  typedef vec_t<T> V;
+  const int64_t R = nb + 1;  // dense rows: the nb bases, then b(x)
+  const size_t need = static_cast<size_t>((R + out) * kRows + R * out * L);
+  if (ws.dense.size() < need) ws.dense.resize(need);
+  T* __restrict D = ws.dense.data();    // (R, kRows)
+  T* __restrict gt = D + R * kRows;     // (out, kRows)
+  T* __restrict acc = gt + out * kRows; // (R, out) vectors of per-lane sums
+  std::fill(acc, acc + R * out * L, T(0));
+  for (int b = 0; b * kRows < rows; ++b) {
+    const int nr = std::min(kRows, rows - b * kRows);
+    const BlockBases<T, K>& B = ws.bb[b];
+    const T* __restrict g = gy + (n0 + b * kRows) * out;
+    bool finite = true;
+    for (int64_t j = 0; j < out; ++j) {
+      for (int r = 0; r < nr; ++r) {
+        const T v = g[r * out + j];
+        finite &= v * T(0) == T(0);  // false for inf and NaN
+        gt[j * kRows + r] = v;
+      }
+      for (int r = nr; r < kRows; ++r) gt[j * kRows + r] = T(0);
+    }
+    if (!finite) {
+      // A grad_y that is not finite reaches only its row's window (the
+      // NaN/Inf policy of the row-by-row forms): this block row by row.
+      for (int r = 0; r < nr; ++r) {
+        const int64_t s = B.start[r];
+        if (s == -2) continue;
+        const T* __restrict d = g + r * out;
+        if (has_base)
+          for (int64_t j = 0; j < out; ++j) gwb[j] += B.bv[r] * d[j];
+        if (s < 0) continue;
+        for (int q = 0; q < K1; ++q)
+          for (int64_t j = 0; j < out; ++j) gwc[(s + q) * out + j] += B.v[q][r] * d[j];
+      }
+      continue;
+    }
+    std::fill(D, D + R * kRows, T(0));
+    for (int r = 0; r < nr; ++r) {
+      const int64_t s = B.start[r];
+      if (s >= 0)
+        for (int q = 0; q < K1; ++q) D[(s + q) * kRows + r] = B.v[q][r];
+      if (has_base && s != -2) D[nb * kRows + r] = B.bv[r];
+    }
+    for (int64_t j = 0; j < out; ++j) {
+      V gv[C];
+      for (int c = 0; c < C; ++c) gv[c] = vload(gt + j * kRows + c * L);
+      for (int64_t q = 0; q < R; ++q) {
+        T* a = acc + (q * out + j) * L;
+        V sum = vload(a);
+        for (int c = 0; c < C; ++c) sum += vload(D + q * kRows + c * L) * gv[c];
+        vstore(a, sum);
+      }
+    }
+  }
+  for (int64_t q = 0; q < nb; ++q)
+    for (int64_t j = 0; j < out; ++j) gwc[q * out + j] += hsum<T>(vload(acc + (q * out + j) * L));
+  if (has_base)
+    for (int64_t j = 0; j < out; ++j) gwb[j] += hsum<T>(vload(acc + (nb * out + j) * L));
 }
 
 // gy[n, :] . (sum_q B'_q(x) rws[q] + b'(x) rws[K1]) over R = K1 (no base) or
@@ -1212,6 +1308,11 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
     }
   }
   if (!need_w) return;
+  const int64_t nb = M - K - 1;
+  if (use_dense_grad_w<T>(nb, out)) {
+    dense_grad_w<T, K>(ws, gy, n0, rows, nb, out, has_base, gwb, gwc);
+    return;
+  }
   if (out < kLanes<T>) {
     // Narrow layers (out below one vector): rank-1 updates row by row in
     // batch order. Sorting and grouping the rows cost more than they save
