@@ -13,7 +13,8 @@
 // small model's masks and affines in well under a microsecond.
 //
 // It answers False, without reading, for anything it cannot read cheaply and
-// safely: a tensor that requires grad (skipping it would drop its gradient),
+// safely: a tensor that requires grad or carries a forward-mode tangent
+// (skipping it would drop its gradient or tangent),
 // a tensor off the CPU (reading would synchronise the device), a
 // non-contiguous or non-float32/float64 tensor, tensor subclasses and
 // functorch wrappers (no plain storage). False only means "apply the op",
@@ -39,6 +40,9 @@ bool holds_only(const at::Tensor& t, double value) {
 
 bool plain_equal(const at::Tensor& t, double value) {
   if (!t.defined() || t.requires_grad() || !t.device().is_cpu() || t.layout() != at::kStrided) return false;
+  // a forward-mode tangent (torch.autograd.forward_ad, whose eager levels
+  // are 0 only): skipping the op would drop it
+  if (t._fw_grad(/*level=*/0).defined()) return false;
   const c10::TensorImpl* impl = t.unsafeGetTensorImpl();
   if (impl->is_python_dispatch() || !t.has_storage() ||
       t.key_set().has_any(c10::DispatchKeySet({c10::DispatchKey::FuncTorchGradWrapper,

@@ -315,6 +315,30 @@ def test_writes_without_version_bump_take_effect(how):
     assert_close(layer(h), expected, 1e-12)
 
 
+def test_forward_ad_tangents_of_masks_and_affines():
+    # a dual tensor's values are those of the identity (mask of ones, scale 1,
+    # bias 0), but its tangent must reach the output: the forward may not skip it
+    import torch.autograd.forward_ad as fwad
+    from torch.func import functional_call
+
+    torch.manual_seed(6)
+    model = kanext.KAN([2, 3, 1], grid=5, k=3, seed=0, dtype=torch.float64)
+    x = torch.rand(5, 2, dtype=torch.float64) * 2 - 1
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for name in ("node_scale.0", "subnode_bias.1", "act_fun.0.mask"):
+        p = state[name].detach()
+        t = torch.randn_like(p)
+        with fwad.dual_level():
+            out = functional_call(model, {name: fwad.make_dual(p, t)}, (x,))
+            tangent = fwad.unpack_dual(out).tangent
+        eps = 1e-6
+        with torch.no_grad():
+            fd = (functional_call(model, {name: p + eps * t}, (x,))
+                  - functional_call(model, {name: p - eps * t}, (x,))) / (2 * eps)
+        assert tangent is not None, name
+        assert_close(tangent, fd, 1e-6, msg=name)
+
+
 def test_torch_optim_lbfgs_steps_on_every_module():
     """torch.optim.LBFGS flattens parameters and their gradients with
     .view(-1): every parameter and gradient must be dense (it failed on every
