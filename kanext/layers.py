@@ -151,9 +151,12 @@ class KANLinear(SplineModule):
     def _masked_scales(self) -> tuple[Tensor, Tensor]:
         """(mask * scale_base, mask * scale_sp), or the parameters themselves
         when no edge is masked (multiplying by 1 changes nothing)."""
+        params = self._parameters  # (nn.Module.__getattr__ costs about 1 us per name: see forward)
+        Wb, scale = params["scale_base"], params["scale_sp"]
         if self._mask_is_ones():
-            return self.scale_base, self.scale_sp
-        return self.mask * self.scale_base, self.mask * self.scale_sp
+            return Wb, scale
+        mask = self._buffers["mask"]
+        return mask * Wb, mask * scale
 
     def folded_weights(self) -> tuple[Tensor, Tensor]:
         """(Wb, Wc): mask * scale_base (in, out) and mask * scale_sp * coef as
@@ -184,10 +187,8 @@ class KANLinear(SplineModule):
         # parameters and buffers straight from their dicts: nn.Module.__getattr__ costs about 1 us per
         # name, which the small layers of the KAN workflow pay several times per step
         params = self._parameters
-        coef, Wb, scale, bias = params["coef"], params["scale_base"], params["scale_sp"], params.get("bias")
-        if not self._mask_is_ones():
-            mask = self._buffers["mask"]
-            Wb, scale = mask * Wb, mask * scale
+        coef, bias = params["coef"], params.get("bias")
+        Wb, scale = self._masked_scales()
         grid = self._buffers["grid"]
         strategy = backend_code()  # the CUDA strategy, an op argument (kanext.backend)
         # the layer on the parameters themselves: the CPU folds scale into coef
