@@ -182,3 +182,116 @@ def test_fit_refuses_data_of_another_dtype_and_leaves_no_unusable_cache():
     model.refine(10)  # works: nothing stale was left behind
     model.fit({k: v.float() for k, v in ds.items()}, steps=1, progress=False)
     assert model.cache_data.dtype == torch.float32
+
+
+def _grads_of(model, objective_fn, backward):
+    for p in model.parameters():
+        p.grad = None
+    out = objective_fn()
+    backward(out)
+    return out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("label", ["same", "broadcast", "other_dtype"])
+def test_default_loss_and_backward_equal_torch_bit_for_bit(dtype, label):
+    """fit's loss (mean_squared_error) and its backward call (training._backward, the engine call without
+    torch.autograd.backward's wrapper) give the values and gradients of pykan's loss with loss.backward():
+    bit for bit where shapes and dtypes match (F.mse_loss), and pykan's own form otherwise."""
+    from kanext.training import _backward, mean_squared_error
+
+    m = kanext.KAN([2, 5, 1], grid=5, k=3, seed=0, dtype=dtype)
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(300, 2, generator=g, dtype=F64) * 2 - 1).to(dtype)
+    y = torch.rand(300, 1, generator=g, dtype=F64)
+    y = {"same": y.to(dtype), "broadcast": y.to(dtype)[:, 0], "other_dtype": y.to(
+        torch.float32 if dtype == F64 else F64)}[label]
+    got = _grads_of(m, lambda: mean_squared_error(m(x), y), _backward)
+    if label == "same":
+        want = _grads_of(m, lambda: torch.nn.functional.mse_loss(m(x), y), lambda t: t.backward())
+    else:
+        want = _grads_of(m, lambda: torch.mean((m(x) - y) ** 2), lambda t: t.backward())
+    assert got[0].dtype == want[0].dtype and torch.equal(got[0], want[0])
+    assert len(got[1]) == len(want[1]) == 3 * 2
+    for a, b in zip(got[1], want[1]):
+        assert torch.equal(a, b)
+
+
+def test_backward_fallbacks_keep_torchs_behaviour(monkeypatch):
+    """training._backward's fast path is only for a plain real scalar with a graph; everything else goes
+    through objective.backward(), with torch's errors, modes, subclasses and functorch checks."""
+    from torch.overrides import TorchFunctionMode
+
+    from kanext import training
+
+    p = torch.randn(5, dtype=F64, requires_grad=True)
+    # a hook on the leaf still runs (the engine is the same)
+    seen = []
+    h = p.register_hook(lambda g: seen.append(g.clone()))
+    training._backward((p * p).sum())
+    h.remove()
+    assert len(seen) == 1 and torch.equal(p.grad, 2 * p.detach()) and torch.equal(seen[0], p.grad)
+    # one element but not 0-d: torch accepts it
+    p.grad = None
+    training._backward((3 * p).sum().reshape(1))
+    assert torch.equal(p.grad, torch.full_like(p, 3.0))
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        training._backward(p * 2)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        training._backward(p.detach().sum())
+    with pytest.raises(RuntimeError, match="real scalar"):
+        training._backward((p * 1j).sum())
+
+    class Recording(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.funcs = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.funcs.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    p.grad = None
+    loss = (p * p).sum()
+    with Recording() as mode:
+        training._backward(loss)
+    assert "backward" in mode.funcs and torch.equal(p.grad, 2 * p.detach())
+
+    class Sub(torch.Tensor):
+        calls = 0
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") == "backward":
+                cls.calls += 1
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    p.grad = None
+    training._backward((p * p).sum().as_subclass(Sub))
+    assert Sub.calls == 1 and torch.equal(p.grad, 2 * p.detach())
+
+    with pytest.raises(RuntimeError, match="functorch transform"):
+        torch.func.grad(lambda t: training._backward((t * t).sum()) or t.sum())(p.detach())
+
+    # a torch without the engine helper: plain backward
+    monkeypatch.setattr(training, "_engine_run_backward", None)
+    p.grad = None
+    training._backward((p * p).sum())
+    assert torch.equal(p.grad, 2 * p.detach())
+
+
+def test_mean_squared_error_sends_subclasses_through_mse_loss():
+    from kanext.training import mean_squared_error
+
+    class Sub(torch.Tensor):
+        names = []
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            cls.names.append(getattr(func, "__name__", ""))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    a, b = torch.randn(6, 1, dtype=F64), torch.randn(6, 1, dtype=F64)
+    got = mean_squared_error(a.as_subclass(Sub), b)
+    assert "mse_loss" in Sub.names and torch.equal(got.as_subclass(torch.Tensor), torch.nn.functional.mse_loss(a, b))
+    assert torch.equal(mean_squared_error(a, b), torch.nn.functional.mse_loss(a, b))
