@@ -52,7 +52,8 @@ def remember_input(model, x: Tensor) -> None:
     wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     if wrapped is not None and wrapped(x):
         return
-    model.__dict__["_last_input"] = x.detach()
+    # x itself when it carries no graph: detach() would only make another tensor object for every forward
+    model.__dict__["_last_input"] = x.detach() if x.requires_grad else x
 
 
 def _last_input(model, n_in: int):

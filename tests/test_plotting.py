@@ -158,3 +158,19 @@ def test_pykan_idioms_model_x_then_plot_and_fix_symbolic_without_save_act():
     compiled(x[:5])
     torch.func.vmap(model)(x[:3])
     assert model._last_input.shape == (64, 2)
+
+
+def test_the_kept_input_holds_no_graph():
+    """model(x) keeps x for model.plot() without keeping any autograd graph alive: x itself when it
+    needs no gradient, a detached alias (same values, no grad_fn) when it does."""
+    import kanext
+
+    model = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64)
+    x = torch.rand(16, 2, dtype=torch.float64)
+    model(x)
+    assert model._last_input is x
+    w = torch.rand(16, 2, dtype=torch.float64, requires_grad=True)
+    h = w * 2  # a non-leaf with a graph
+    model(h)
+    kept = model._last_input
+    assert not kept.requires_grad and kept.grad_fn is None and torch.equal(kept, h.detach())
