@@ -1292,9 +1292,13 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   constexpr int K1 = K + 1;
   const bool has_base = base != kBaseZero;
   BlockBases<T, K>* bb = ws.bb.data();
+  // the derivatives only for grad_x (the weight gradients read v and bv, the
+  // same bits either way): a first layer's input, the data, needs none
   for (int b = 0; b * kRows < rows; ++b) {
     const int nr = std::min(kRows, rows - b * kRows);
-    bb[b].template compute<true>(x + (n0 + b * kRows) * in + i, in, nr, t, padded, M, base);
+    const T* xb = x + (n0 + b * kRows) * in + i;
+    if (need_x) bb[b].template compute<true>(xb, in, nr, t, padded, M, base);
+    else bb[b].template compute<false>(xb, in, nr, t, padded, M, base);
   }
   auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
   if (need_x) {
