@@ -1,9 +1,10 @@
 """pykan's smaller KAN methods, with pykan's names and arguments, as a mixin
 of :class:`kanext.KAN`: counting (n_edge, width_in / width_out, n_sum /
-n_mult), inspecting one edge (get_fun, get_range, get_act), evaluate,
-connection_cost, get_reg, set_mode, module, node_attribute,
-initialize_grid_from_another_model, and editing the network (swap,
-auto_swap, expand_depth, expand_width, perturb).
+n_mult), pykan's checkpoint names (saveckpt, loadckpt), inspecting one
+edge (get_fun, get_range, get_act), evaluate, connection_cost, get_reg,
+set_mode, module, node_attribute, initialize_grid_from_another_model, and
+editing the network (swap, auto_swap, expand_depth, expand_width,
+perturb).
 
 Where kanext differs on purpose it says so in the method's docstring.
 With multiplication nodes (pykan's MultKAN), ``width`` holds the node counts
@@ -54,6 +55,24 @@ class PykanMethods:
     def n_mult(self) -> list[int]:
         """pykan: multiplication nodes of each hidden layer."""
         return [len(self.mult_arities[l]) for l in range(1, len(self.width) - 1)]
+
+    # ------------------------------------------------------------- checkpoints
+    def saveckpt(self, path: str = "model"):
+        """pykan's name for :meth:`save` (same default path): writes
+        ``<path>.json`` and ``<path>.safetensors`` in kanext's format, without
+        pickle, and returns the two paths. pykan writes ``<path>_config.yml``
+        and ``<path>_state`` instead; kanext reads neither (load the pykan
+        model with pykan and convert it with :func:`kanext.from_pykan`)."""
+        return self.save(path)
+
+    @classmethod
+    def loadckpt(cls, path: str = "model"):
+        """pykan's name for :meth:`load`, called as pykan's is:
+        ``KAN.loadckpt(path)``. Reads a checkpoint written by :meth:`saveckpt`
+        or :meth:`save`, bit for bit, onto the CPU; a missing, corrupted or
+        mismatched file, or a checkpoint of another class, raises
+        CheckpointError naming the file."""
+        return cls.load(path)
 
     # ---------------------------------------------------------------- one edge
     def _edge_samples(self, l: int, i: int, j: int) -> tuple[Tensor, Tensor]:

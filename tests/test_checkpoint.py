@@ -220,6 +220,28 @@ def test_expect_class(tmp_path):
         load(tmp_path / "m", expect=kanext.KANLinear)
 
 
+def test_pykan_names_saveckpt_loadckpt(tmp_path, monkeypatch):
+    """pykan's saveckpt / KAN.loadckpt: the same files and the same model as
+    save / load, pykan's default path 'model', and load's errors."""
+    model = _kan(torch.float64)
+    paths = model.saveckpt(str(tmp_path / "m"))
+    assert [p.name for p in paths] == ["m.json", "m.safetensors"]
+    loaded = kanext.KAN.loadckpt(str(tmp_path / "m"))
+    assert type(loaded) is kanext.KAN
+    _assert_same_model(model, loaded)
+    x = torch.rand(16, 3, generator=gen(2), dtype=torch.float64)
+    assert_bitwise_equal(loaded(x), model(x), msg="outputs")
+    monkeypatch.chdir(tmp_path)
+    model.saveckpt()
+    assert (tmp_path / "model.json").exists() and (tmp_path / "model.safetensors").exists()
+    _assert_same_model(model, kanext.KAN.loadckpt())
+    with pytest.raises(CheckpointError, match="nothere"):
+        kanext.KAN.loadckpt("nothere")
+    save(kanext.KANLinear(3, 2), tmp_path / "lin")
+    with pytest.raises(CheckpointError, match="expected a checkpoint of KAN, found class 'KANLinear'"):
+        kanext.KAN.loadckpt("lin")
+
+
 # ------------------------------------------------------- files, RNG, pickle
 
 
