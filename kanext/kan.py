@@ -77,6 +77,11 @@ class KAN(PykanMethods, SplineNetwork):
         symbolic_fun: ``nn.ModuleList`` of :class:`kanext.symbolic.SymbolicLayer`
             (pykan's name): each layer's symbolic edges c * f(a x + b) + d,
             added to the spline layer's output (see :meth:`fix_symbolic`).
+        symbolic_enabled: pykan's switch, True by default. False makes the
+            forward (and what save_act records) skip the fixed symbolic
+            edges, as pykan's does: their terms drop out of the output.
+            Formulas, plots and fix_symbolic still see them. Set by
+            :meth:`speed`.
         node_scale, node_bias, subnode_scale, subnode_bias: ``nn.ParameterList``;
             node ones of (width[l+1],), subnode ones of (width_out[l+1],).
             Layer l computes pykan's MultKAN layer: its spline (and symbolic)
@@ -91,6 +96,7 @@ class KAN(PykanMethods, SplineNetwork):
     """
 
     save_act = False  # class default; set it on an instance to record statistics
+    symbolic_enabled = True  # pykan's switch: False skips the fixed symbolic edges (see speed)
 
     def __init__(
         self,
@@ -230,9 +236,10 @@ class KAN(PykanMethods, SplineNetwork):
         ident = self._identity_affines()
         arities = self.mult_arities
         mods = self._modules  # (without nn.Module.__getattr__, about 1 us per name)
+        symbolic = self.symbolic_enabled
         for l, (layer, sym) in enumerate(zip(mods["act_fun"], mods["symbolic_fun"])):
             s = layer(x)
-            if sym.n_fixed:
+            if symbolic and sym.n_fixed:
                 s = s + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)
             x = self._apply_nodes(l, s, ident[l], bool(arities[l + 1]))
         return x
@@ -250,7 +257,7 @@ class KAN(PykanMethods, SplineNetwork):
                               else xd.new_zeros(layer.out_features, layer.in_features))
                 l1.append(edge_scales(layer, xd, "edge_forward_l1"))
                 ranges.append(torch.stack([xd.amin(0), xd.amax(0)], dim=1) if xd.shape[0] else xd.new_zeros(xd.shape[1], 2))
-                if self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
+                if self.symbolic_enabled and self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
                     fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
             s = self.subnode_values(l, x, singularity_avoiding, y_th)
             sub_std.append(torch.std(s.detach(), dim=0) if s.shape[0] > 1 else torch.zeros_like(s[0]).detach())
@@ -269,7 +276,7 @@ class KAN(PykanMethods, SplineNetwork):
     def subnode_values(self, l: int, x: Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> Tensor:
         """Layer l's subnodes before any affine: spline edges plus symbolic edges, (..., width_out[l+1])."""
         sym = self.symbolic_fun[l]
-        if sym.n_fixed:
+        if self.symbolic_enabled and sym.n_fixed:
             return self.act_fun[l](x) + sym(x, singularity_avoiding=singularity_avoiding, y_th=y_th)
         return self.act_fun[l](x)
 

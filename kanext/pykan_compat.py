@@ -46,7 +46,7 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
     mult_arity = getattr(model, "mult_arity", 2)
     if not isinstance(mult_arity, int):
         mult_arity = [[int(a) for a in ar] for ar in mult_arity]
-    symbolic = getattr(model, "symbolic_fun", None) if getattr(model, "symbolic_enabled", True) else None
+    symbolic = getattr(model, "symbolic_fun", None)
     input_id = getattr(model, "input_id", None)
 
     base = _base_of(getattr(model, "base_fun_name", None) or getattr(model, "base_fun", None))
@@ -67,6 +67,8 @@ def from_pykan(model: nn.Module) -> KAN | KANLinear:
         if (layer.in_features, layer.out_features) != (out.width[l], out.width_out[l + 1]):
             raise ValueError(f"from_pykan: layer {l} is {layer.in_features} -> {layer.out_features} but the widths "
                              f"{model.width} and mult_arity {mult_arity} need {out.width[l]} -> {out.width_out[l + 1]}")
+    if not getattr(model, "symbolic_enabled", True):
+        out.symbolic_enabled = False  # the fixed edges are kept, and skipped as pykan skips them
     if input_id is not None and not torch.equal(input_id.long().cpu(), torch.arange(out.width[0])):
         out.input_id = input_id.detach().long().cpu().clone()
     return out
@@ -149,6 +151,7 @@ def to_pykan(model: KAN, **pykan_kwargs):
                 dst.fix_symbolic(i, j, name, verbose=False)
             dst.mask.data.copy_(src.mask.detach())
             dst.affine.data.copy_(src.affine.detach())
+    pk.symbolic_enabled = bool(model.symbolic_enabled)
     return pk
 
 

@@ -1,10 +1,10 @@
 """pykan's smaller KAN methods, with pykan's names and arguments, as a mixin
 of :class:`kanext.KAN`: counting (n_edge, width_in / width_out, n_sum /
-n_mult), pykan's checkpoint names (saveckpt, loadckpt), inspecting one
-edge (get_fun, get_range, get_act), evaluate, connection_cost, get_reg,
-set_mode, module, node_attribute, initialize_grid_from_another_model, and
-editing the network (swap, auto_swap, expand_depth, expand_width,
-perturb).
+n_mult), pykan's checkpoint names (saveckpt, loadckpt), copy, get_params,
+speed (with the symbolic_enabled switch), inspecting one edge (get_fun,
+get_range, get_act), evaluate, connection_cost, get_reg, set_mode,
+module, node_attribute, initialize_grid_from_another_model, and editing
+the network (swap, auto_swap, expand_depth, expand_width, perturb).
 
 Where kanext differs on purpose it says so in the method's docstring.
 With multiplication nodes (pykan's MultKAN), ``width`` holds the node counts
@@ -12,6 +12,9 @@ With multiplication nodes (pykan's MultKAN), ``width`` holds the node counts
 (j < width_out[l+1]), as in pykan.
 """
 from __future__ import annotations
+
+import copy
+import warnings
 
 import torch
 from torch import Tensor
@@ -73,6 +76,32 @@ class PykanMethods:
         mismatched file, or a checkpoint of another class, raises
         CheckpointError naming the file."""
         return cls.load(path)
+
+    def copy(self):
+        """pykan's ``copy``: an independent deep copy (parameters, buffers,
+        symbolic edges, switches); pykan makes it through a checkpoint on
+        disk, kanext in memory."""
+        return copy.deepcopy(self)
+
+    def get_params(self):
+        """pykan's ``get_params``: ``self.parameters()``."""
+        return self.parameters()
+
+    def speed(self, compile: bool = False):
+        """pykan's speed mode: ``symbolic_enabled = False`` and ``save_act =
+        False``, then the model itself, or ``torch.compile(self)`` with
+        ``compile=True``. As in pykan, the fixed symbolic edges are then
+        skipped, so a model that has any computes another function; a
+        UserWarning says how many (set ``symbolic_enabled = True`` to bring
+        them back). Without symbolic edges the output is unchanged (kanext's
+        forward skips an empty symbolic branch anyway)."""
+        fixed = sum(int(s.n_fixed) for s in self.symbolic_fun)
+        if fixed and self.symbolic_enabled:
+            warnings.warn(f"speed(): {fixed} fixed symbolic edge(s) are now skipped (symbolic_enabled=False), "
+                          "as pykan's speed mode does; the model's output changes", UserWarning, stacklevel=2)
+        self.symbolic_enabled = False
+        self.save_act = False
+        return torch.compile(self) if compile else self
 
     # ---------------------------------------------------------------- one edge
     def _edge_samples(self, l: int, i: int, j: int) -> tuple[Tensor, Tensor]:

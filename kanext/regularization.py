@@ -127,7 +127,8 @@ def _coef_terms(model, lamb_coef: float, lamb_coefdiff: float):
 def _whole_edge_std(model, l: int, x: Tensor) -> Tensor:
     """(out, in) std_n (unbiased) of every whole edge activation of layer l on
     its inputs x: spline path from the fused statistics, symbolic edges added
-    densely (only the fixed ones)."""
+    densely (only the fixed ones, and none where symbolic_enabled is False,
+    as the forward skips them)."""
     layer, sym = model.act_fun[l], model.symbolic_fun[l]
     s1, s2, _, n = edge_statistics(layer, x)
     if n < 2:
@@ -135,7 +136,7 @@ def _whole_edge_std(model, l: int, x: Tensor) -> Tensor:
     tiny = torch.finfo(s1.dtype).tiny ** 0.5
     var = ((s2 - s1 * s1 / n) / (n - 1)).clamp_min(0)
     std = torch.sqrt(var + tiny).T  # (out, in)
-    for name, (J, I) in sym.groups():
+    for name, (J, I) in (sym.groups() if getattr(model, "symbolic_enabled", True) else ()):
         phi = dense.edge_values(layer, x, I, J) + sym.mask[J, I] * sym._group_values(x[:, I], name, (J, I))
         std = std.index_put((J, I), torch.sqrt(phi.var(dim=0) + tiny))
     return std

@@ -242,6 +242,36 @@ def test_pykan_names_saveckpt_loadckpt(tmp_path, monkeypatch):
         kanext.KAN.loadckpt("lin")
 
 
+def test_symbolic_enabled_switch_round_trips(tmp_path):
+    """A model in pykan's speed mode (symbolic_enabled False, its fixed
+    symbolic edges skipped) loads in that mode, edges kept, output bit for
+    bit; the default mode writes no key; a bad value is refused."""
+    model = _kan(torch.float64)
+    x = torch.rand(32, 3, generator=gen(3), dtype=torch.float64)
+    model(x)
+    model.fix_symbolic(0, 1, 2, "sin", verbose=False)
+    on = model(x).detach()
+    model.symbolic_enabled = False
+    off = model(x).detach()
+    assert not torch.equal(on, off)
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.symbolic_enabled is False and loaded.symbolic_fun[0].funs_name[2][1] == "sin"
+    assert_bitwise_equal(loaded(x), off, msg="speed mode")
+    loaded.symbolic_enabled = True
+    assert_bitwise_equal(loaded(x), on, msg="switched back on")
+    plain = _kan(torch.float64)
+    plain.symbolic_enabled = False  # no symbolic edges: only the switch is written
+    save(plain, tmp_path / "p")
+    assert read_config(tmp_path / "p")["extra"]["kanext.symbolic"] == {"symbolic_enabled": False}
+    assert load(tmp_path / "p").symbolic_enabled is False
+    save(_kan(torch.float64), tmp_path / "d")
+    assert "kanext.symbolic" not in read_config(tmp_path / "d").get("extra", {})
+    _patch_json(tmp_path / "m", lambda doc: doc["extra"]["kanext.symbolic"].update(symbolic_enabled=True))
+    with pytest.raises(CheckpointError, match="expected symbolic_enabled false"):
+        load(tmp_path / "m")
+
+
 # ------------------------------------------------------- files, RNG, pickle
 
 

@@ -327,3 +327,65 @@ def test_reg_metrics_match_pykan(metric):
     assert float(got) == pytest.approx(float(want), rel=1e-9)
     got.backward()  # differentiable in the parameters
     assert ours.act_fun[0].coef.grad is not None and ours.act_fun[0].coef.grad.abs().sum() > 0
+
+
+def test_speed_and_symbolic_enabled_as_pykan():
+    """pykan's speed(): symbolic_enabled = False skips the fixed symbolic edges
+    in the forward (the output changes, with a warning here); kanext computes
+    pykan's output in both states, from_pykan / to_pykan carry the switch, the
+    training forward (layer_forward) and save_act's recording follow it, and a
+    model compiled before the switch matches eager after it."""
+    model = _pykan_model([2, 3, 1], grid=5, k=3)
+    g = torch.Generator().manual_seed(8)
+    for layer in model.act_fun:
+        _perturb_layer(layer, g)
+    quiet(model.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    with torch.no_grad():
+        model.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.4])
+    ours = kanext.from_pykan(model)
+    x = torch.rand(30, 2, generator=g) * 2 - 1
+    with_sym = ours(x).detach()
+    compiled = torch.compile(ours, fullgraph=True)
+    assert_close(compiled(x), with_sym, RTOL, msg="compiled, symbolic on")
+
+    assert quiet(model.speed) is model
+    with pytest.warns(UserWarning, match=r"1 fixed symbolic edge\(s\) are now skipped"):
+        assert ours.speed() is ours
+    assert ours.symbolic_enabled is False and ours.save_act is False
+    without = ours(x).detach()
+    assert (without - with_sym).abs().max() > 1e-3  # the sin edge really dropped out
+    assert_close(without, model(x), RTOL, msg="speed mode vs pykan")
+    assert_close(compiled(x), without, RTOL, msg="compiled before speed(), run after")
+    h = x
+    for l in range(len(ours.act_fun)):
+        h = ours.layer_forward(l, h)
+    assert_close(h, without, 1e-12, msg="layer_forward follows the switch")
+    ours.save_act = True
+    assert_close(ours(x), without, 1e-12, msg="recording forward follows the switch")
+    ours.save_act = False
+
+    # the switch travels both ways, with the symbolic edges kept
+    back = kanext.to_pykan(ours)
+    assert back.symbolic_enabled is False
+    again = kanext.from_pykan(model)
+    assert again.symbolic_enabled is False and again.symbolic_fun[0].funs_name[2][1] == "sin"
+    assert_close(again(x), without, RTOL, msg="from_pykan of a speed-mode model")
+    again.symbolic_enabled = True
+    assert_close(again(x), with_sym, RTOL, msg="switched back on")
+    assert not (kanext.KAN([2, 2, 1], seed=0).speed(compile=False).symbolic_enabled)
+
+
+def test_copy_and_get_params_as_pykan():
+    ours = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64)
+    x = torch.rand(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ours.fix_symbolic(0, 1, 2, "sin", fit_params=False, verbose=False)
+    ours.symbolic_enabled = False
+    twin = ours.copy()
+    assert type(twin) is kanext.KAN and torch.equal(twin(x), ours(x))
+    assert twin.symbolic_enabled is False and twin.symbolic_fun[0].funs_name[2][1] == "sin"
+    with torch.no_grad():
+        twin.act_fun[0].coef.mul_(2)
+    assert not torch.equal(twin(x), ours(x))  # independent parameters
+    assert [p is q for p, q in zip(ours.get_params(), ours.parameters())] == [True] * len(list(ours.parameters()))
+    pk = _pykan_model([2, 3, 1], grid=5, k=3)
+    assert {n for n in ("copy", "get_params", "speed", "saveckpt", "loadckpt") if hasattr(pk, n)} <= set(dir(ours))

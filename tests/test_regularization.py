@@ -94,13 +94,23 @@ def test_reg_matches_brute_force_value_and_gradients(metric):
         assert_close(torch.nan_to_num(a), torch.nan_to_num(b), 1e-9, msg=f"grad {i}")
 
 
-def test_reg_equals_pykans():
+@contextlib.contextmanager
+def _pykan_float64():
+    """pykan's [3, 4, 2] KAN (grid 5, seed 0) built and used in float64 (its
+    default dtype), pykan's prints silenced while it is built."""
     kan = pytest.importorskip("kan")
     old = torch.get_default_dtype()
     torch.set_default_dtype(F64)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             pk = kan.KAN(width=[3, 4, 2], grid=5, k=3, seed=0, auto_save=False)
+        yield pk
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_reg_equals_pykans():
+    with _pykan_float64() as pk:
         g = torch.Generator().manual_seed(5)
         with torch.no_grad():
             for layer in pk.act_fun:
@@ -115,8 +125,30 @@ def test_reg_equals_pykans():
         params = [p for l in ours.act_fun for p in (l.coef, l.scale_base, l.scale_sp)]
         for a, b in zip(torch.autograd.grad(r, params), torch.autograd.grad(r_pk, params_pk)):
             assert_close(a, b, 1e-9, msg="reg gradient vs pykan")
-    finally:
-        torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_whole_edge_reg_with_symbolic_edges_equals_pykans(enabled):
+    """reg("edge_forward_sum") counts the fixed symbolic edges as pykan's
+    does: in the whole edge when symbolic_enabled, not at all when the
+    forward skips them (pykan's speed mode)."""
+    with _pykan_float64() as pk:
+        with contextlib.redirect_stdout(io.StringIO()):
+            pk.fix_symbolic(0, 1, 2, "sin", fit_params_bool=False)
+        g = torch.Generator().manual_seed(6)
+        with torch.no_grad():
+            pk.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.9, 0.1])
+            for layer in pk.act_fun:
+                layer.coef.add_(0.5 * torch.randn(layer.coef.shape, generator=g))
+        pk.symbolic_enabled = enabled
+        ours = kanext.from_pykan(pk)
+        assert ours.symbolic_enabled is enabled
+        x = torch.rand(120, 3, generator=g) * 2 - 1
+        pk.save_act = True
+        pk(x)
+        r_pk = pk.reg("edge_forward_sum", 1.0, 2.0, 0.0, 0.0)
+        r = ours.reg(x, 1.0, 2.0, 0.0, 0.0, reg_metric="edge_forward_sum")
+        assert_close(r, r_pk, 1e-10, msg=f"reg vs pykan, symbolic_enabled={enabled}")
 
 
 def test_fit_with_lamb_sparsifies():

@@ -20,16 +20,32 @@ def _unknown(where: str, name) -> ValueError:
 
 
 def kan_state(model):
-    """{"funs_name": per layer} for a KAN with symbolic edge names to keep, else None."""
+    """{"funs_name": per layer} for a KAN with symbolic edge names to keep, and
+    "symbolic_enabled": False when the model skips its symbolic edges
+    (KAN.speed), else None."""
     syms = getattr(model, "symbolic_fun", None)
-    if syms is None or all(n == "0" for s in syms for row in s.funs_name for n in row):
+    if syms is None:
         return None
-    return {"funs_name": [s.funs_name for s in syms]}
+    data = {}
+    if not all(n == "0" for s in syms for row in s.funs_name for n in row):
+        data["funs_name"] = [s.funs_name for s in syms]
+    if not getattr(model, "symbolic_enabled", True):
+        data["symbolic_enabled"] = False
+    return data or None
 
 
 def restore_kan_state(model, data) -> None:
-    """Restores a KAN's funs_name (before its tensors are loaded); every name must be in SYMBOLIC_LIB."""
-    names = data["funs_name"] if isinstance(data, dict) and "funs_name" in data else None
+    """Restores a KAN's funs_name (before its tensors are loaded; every name
+    must be in SYMBOLIC_LIB) and its symbolic_enabled switch."""
+    if not isinstance(data, dict) or not data or set(data) - {"funs_name", "symbolic_enabled"}:
+        raise ValueError(f"expected keys among ['funs_name', 'symbolic_enabled'], found {data!r}")
+    if "symbolic_enabled" in data:
+        if data["symbolic_enabled"] is not False:
+            raise ValueError(f"expected symbolic_enabled false (true is not written), found {data['symbolic_enabled']!r}")
+        model.symbolic_enabled = False
+    if "funs_name" not in data:
+        return
+    names = data["funs_name"]
     syms = model.symbolic_fun
     if not isinstance(names, list) or len(names) != len(syms):
         raise ValueError(f"expected funs_name for {len(syms)} layers, found {names!r}")
