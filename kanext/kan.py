@@ -24,6 +24,7 @@ from .spline_module import SplineNetwork
 from .symbolic import SymbolicLayer
 from .symbolic.units import fixed_edge_stats
 from .training import fit as _fit
+from .utils import sparse_mask
 
 __all__ = ["KAN", "refit_layer_from"]
 
@@ -56,6 +57,14 @@ class KAN(PykanMethods, SplineNetwork):
         grid_eps: default mix for :meth:`update_grid` (1 uniform, 0 quantiles).
         affine_trainable: whether pykan's per-node affines (node_scale,
             node_bias, subnode_scale, subnode_bias; identity at init) train.
+        sparse_init: pykan's sparse initialisation: each layer's mask links
+            every input to its nearest outputs and every output to its
+            nearest inputs (:func:`kanext.utils.sparse_mask`), and scale_sp
+            is masked the same way. The draws are the same either way.
+        symbolic_enabled, save_act: initial values of the attributes below
+            (pykan's keywords; kanext's save_act defaults to False).
+        auto_save: pykan's keyword; only False: kanext writes no checkpoint
+            folder of its own (see :meth:`save`).
         seed: the initial draws come from a private generator seeded with
             it (default 1, as pykan; the global RNG is never touched or
             reseeded), so two models built with the same seed are equal.
@@ -116,7 +125,15 @@ class KAN(PykanMethods, SplineNetwork):
         seed: int | None = 1,
         device=None,
         dtype=None,
+        *,
+        sparse_init: bool = False,
+        symbolic_enabled: bool = True,
+        save_act: bool = False,
+        auto_save: bool = False,
     ):
+        if auto_save:
+            raise ValueError("KAN: auto_save=True (pykan's checkpoint folder on every edit) is not provided; "
+                             "leave auto_save out (or False) and call model.save(path) / KAN.load(path)")
         super().__init__()
         self.width, self.mult_arities = mult_structure("KAN", width, mult_arity)
         self._mult_homo = int(mult_arity) if is_int(mult_arity) else None
@@ -148,6 +165,16 @@ class KAN(PykanMethods, SplineNetwork):
         self.symbolic_fun = nn.ModuleList(
             SymbolicLayer(self.width[l], w_out[l + 1], **kw) for l in range(depth)
         )
+        if sparse_init:  # pykan's: each input linked to its nearest outputs, scale_sp masked to match
+            with torch.no_grad():
+                for layer in self.act_fun:
+                    m = sparse_mask(layer.in_features, layer.out_features).to(layer.mask)
+                    layer.mask.copy_(m)
+                    layer.scale_sp.mul_(m)
+        if not symbolic_enabled:
+            self.symbolic_enabled = False
+        if save_act:
+            self.save_act = True
 
     @property
     def depth(self) -> int:

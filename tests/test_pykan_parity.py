@@ -389,3 +389,28 @@ def test_copy_and_get_params_as_pykan():
     assert [p is q for p, q in zip(ours.get_params(), ours.parameters())] == [True] * len(list(ours.parameters()))
     pk = _pykan_model([2, 3, 1], grid=5, k=3)
     assert {n for n in ("copy", "get_params", "speed", "saveckpt", "loadckpt") if hasattr(pk, n)} <= set(dir(ours))
+
+
+@pytest.mark.parametrize("width", [[3, 5, 2], [4, 2, 6, 1]])
+def test_pykan_constructor_keywords(width):
+    """pykan's sparse_init gives pykan's masks and scale_sp and its output
+    (same draws); symbolic_enabled and save_act set the attributes;
+    auto_save=False is accepted and auto_save=True refused with the way out."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        pk = quiet(kan.KAN, width=list(width), grid=5, k=3, seed=3, sparse_init=True, auto_save=False)
+        ours = kanext.KAN(width, grid=5, k=3, seed=3, sparse_init=True, auto_save=False, dtype=torch.float64)
+        dense = kanext.KAN(width, grid=5, k=3, seed=3, dtype=torch.float64)
+        for a, b, d in zip(ours.act_fun, pk.act_fun, dense.act_fun):
+            assert torch.equal(a.mask, b.mask.data) and torch.equal(a.scale_sp, b.scale_sp.data)
+            assert a.mask.sum() > 0 and torch.equal(a.coef, d.coef)
+        assert any(a.mask.sum() < a.mask.numel() for a in ours.act_fun)  # really sparse somewhere
+        x = torch.rand(50, width[0], generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+        assert_close(ours(x), pk(x), RTOL, msg="sparse_init vs pykan")
+    finally:
+        torch.set_default_dtype(old)
+    m = kanext.KAN([2, 3, 1], symbolic_enabled=False, save_act=True)
+    assert m.symbolic_enabled is False and m.save_act is True and kanext.KAN.save_act is False
+    with pytest.raises(ValueError, match="auto_save=True .* is not provided.*model.save"):
+        kanext.KAN([2, 3, 1], auto_save=True)
