@@ -359,12 +359,13 @@ class KAN(PykanMethods, SplineNetwork):
         return self.spline_inputs(x)
 
     @torch.no_grad()
-    def initialize_from_another_model(self, other: "KAN", x: Tensor | None = None) -> "KAN":
-        """Makes this KAN (same widths; any G and k) compute other's function
-        (pykan's method of the same name): grids interpolated from other's,
-        splines refitted as in :meth:`refine` (on x, default other's
-        cache_data), scales, masks, affines and symbolic edges copied.
-        Returns self."""
+    def initialize_from_another_model(self, another_model: "KAN", x: Tensor | None = None) -> "KAN":
+        """Makes this KAN (same widths; any G and k) compute another_model's
+        function (pykan's method, pykan's argument names): grids interpolated
+        from another_model's, splines refitted as in :meth:`refine` (on x,
+        default another_model's cache_data), scales, masks, affines and
+        symbolic edges copied. Returns self."""
+        other = another_model
         if list(other.width) != list(self.width) or getattr(other, "mult_arities", None) != self.mult_arities:
             raise ValueError(f"initialize_from_another_model: widths differ: {other.width} (multiplication arities "
                              f"{getattr(other, 'mult_arities', None)}) vs {self.width} (arities {self.mult_arities})")
@@ -412,10 +413,16 @@ class KAN(PykanMethods, SplineNetwork):
         return _reg(self, x, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric)
 
     # ------------------------------------------------------------- interpretability
-    def attribute(self, l=None, i=None, out_score=None, x=None, metric="backward"):
+    def attribute(self, l=None, i=None, out_score=None, x=None, metric="backward", *, plot=False):
         """Node and edge scores (sets node_scores, edge_scores, ...); see
-        :func:`kanext.attribution.attribute`."""
-        return attribution.attribute(self, l, i, out_score, x, metric)
+        :func:`kanext.attribution.attribute`. ``plot`` (pykan's): with l and
+        i given, also draw the returned scores of the inputs as a bar chart
+        (a matplotlib Figure, kept as ``self.attribution_figure``). pykan
+        draws by default; kanext only when asked."""
+        scores = attribution.attribute(self, l, i, out_score, x, metric)
+        if plot and l is not None and i is not None:
+            self.attribution_figure = plotting.plot_scores(scores)
+        return scores
 
     @property
     def feature_score(self) -> Tensor:
@@ -424,34 +431,51 @@ class KAN(PykanMethods, SplineNetwork):
         self.attribute()
         return self.node_scores[0]
 
-    def prune_node(self, threshold=1e-2, active_neurons_id=None, x=None, metric="backward") -> "KAN":
-        """A smaller KAN without the weak hidden nodes; see :func:`kanext.pruning.prune_node`."""
+    def prune_node(self, threshold=1e-2, active_neurons_id=None, x=None, metric="backward", *, mode=None,
+                   log_history=True) -> "KAN":
+        """A smaller KAN without the weak hidden nodes; see :func:`kanext.pruning.prune_node`.
+        pykan's ``mode``: 'auto' keeps the nodes scoring above threshold,
+        'manual' keeps active_neurons_id (the default follows whether
+        active_neurons_id is given, as pykan's). ``log_history``: pykan's,
+        accepted and without effect (kanext keeps no automatic history)."""
+        if mode not in (None, "auto", "manual"):
+            raise ValueError(f"prune_node: mode must be 'auto' or 'manual', got {mode!r}")
+        if mode == "manual" and active_neurons_id is None:
+            raise ValueError("prune_node: mode='manual' needs active_neurons_id (the nodes to keep, per hidden layer)")
+        if mode == "auto" and active_neurons_id is not None:
+            raise ValueError("prune_node: mode='auto' prunes by threshold; active_neurons_id needs mode='manual'")
         return pruning.prune_node(self, threshold, active_neurons_id, x, metric)
 
-    def prune_edge(self, threshold=3e-2, x=None, metric="backward") -> "KAN":
-        """Masks the weak edges in place; see :func:`kanext.pruning.prune_edge`."""
+    def prune_edge(self, threshold=3e-2, x=None, metric="backward", *, log_history=True) -> "KAN":
+        """Masks the weak edges in place; see :func:`kanext.pruning.prune_edge`.
+        ``log_history``: pykan's, without effect."""
         return pruning.prune_edge(self, threshold, x, metric)
 
-    def prune_input(self, threshold=1e-2, active_inputs=None, x=None, metric="backward") -> "KAN":
-        """A KAN reading only the important inputs; see :func:`kanext.pruning.prune_input`."""
+    def prune_input(self, threshold=1e-2, active_inputs=None, x=None, metric="backward", *,
+                    log_history=True) -> "KAN":
+        """A KAN reading only the important inputs; see :func:`kanext.pruning.prune_input`.
+        ``log_history``: pykan's, without effect."""
         return pruning.prune_input(self, threshold, active_inputs, x, metric)
 
     def prune(self, node_th=1e-2, edge_th=3e-2, x=None, metric="backward") -> "KAN":
         """prune_node then prune_edge (pykan's prune); see :func:`kanext.pruning.prune`."""
         return pruning.prune(self, node_th, edge_th, x, metric)
 
-    def remove_edge(self, l: int, i: int, j: int) -> None:
-        """Masks edge i -> j of layer l; see :func:`kanext.pruning.remove_edge`."""
+    def remove_edge(self, l: int, i: int, j: int, log_history: bool = True) -> None:
+        """Masks edge i -> j of layer l; see :func:`kanext.pruning.remove_edge`.
+        ``log_history``: pykan's, without effect."""
         pruning.remove_edge(self, l, i, j)
 
-    def remove_node(self, l: int, i: int, mode: str = "all") -> None:
-        """Masks the edges of node i of layer l; see :func:`kanext.pruning.remove_node`."""
+    def remove_node(self, l: int, i: int, mode: str = "all", log_history: bool = True) -> None:
+        """Masks the edges of node i of layer l; see :func:`kanext.pruning.remove_node`.
+        ``log_history``: pykan's, without effect."""
         pruning.remove_node(self, l, i, mode)
 
     def plot(self, folder=None, beta=3, metric="backward", scale=0.5, in_vars=None, out_vars=None, title=None,
-             sample=False, x=None):
+             sample=False, x=None, *, tick=False, varscale=1.0):
         """A matplotlib Figure of the network; see :func:`kanext.plotting.plot`."""
-        return plotting.plot(self, folder, beta, metric, scale, in_vars, out_vars, title, sample, x)
+        return plotting.plot(self, folder, beta, metric, scale, in_vars, out_vars, title, sample, x, tick=tick,
+                             varscale=varscale)
 
     def plot_activation(self, l: int, i: int, j: int, x_range=None, folder=None):
         """A Figure of edge i -> j of layer l (spline, base, total, knots); see
@@ -459,23 +483,36 @@ class KAN(PykanMethods, SplineNetwork):
         return plotting.plot_activation(self, l, i, j, x_range, folder)
 
     # ------------------------------------------------------------- symbolic (bodies in kanext.symbolic)
-    def fix_symbolic(self, l, i, j, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True, *,
-                     fit_params_bool=None):
+    def fix_symbolic(self, l, i, j, fun=None, fit_params=True, a_range=(-10, 10), b_range=(-10, 10), verbose=True,
+                     *, fit_params_bool=None, fun_name=None, random=False, log_history=True):
         """Sets edge (l, i, j) to c * fun(a x + b) + d; returns the fit's r2.
-        See :func:`kanext.symbolic.fix_symbolic`. ``fit_params_bool`` is
-        pykan's name for ``fit_params`` (give one or the other)."""
+        See :func:`kanext.symbolic.fix_symbolic`. pykan's keywords:
+        ``fun_name`` for ``fun`` and ``fit_params_bool`` for ``fit_params``
+        (give one of each pair); ``random``: without a fit, (a, b, c, d) are
+        drawn uniform in [-1, 1) from torch's global RNG, as pykan draws
+        them, instead of (1, 0, 1, 0) (with a fit it changes nothing);
+        ``log_history`` has no effect."""
         if fit_params_bool is not None:
             if fit_params is not True:
                 raise TypeError("fix_symbolic: give fit_params or pykan's fit_params_bool, not both")
             fit_params = fit_params_bool
-        return symbolic.fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
+        if (fun is None) == (fun_name is None):
+            raise TypeError("fix_symbolic: give the function as fun or as pykan's fun_name (one of them)")
+        fun = fun if fun_name is None else fun_name
+        r2 = symbolic.fix_symbolic(self, l, i, j, fun, fit_params, a_range, b_range, verbose)
+        if random and not fit_params:
+            sym = self.symbolic_fun[l]
+            with torch.no_grad():
+                sym.set_edge(i, j, sym.funs_name[j][i], torch.rand(4) * 2 - 1)
+        return r2
 
-    def unfix_symbolic(self, l, i, j):
-        """Returns edge (l, i, j) to its spline; see :func:`kanext.symbolic.unfix_symbolic`."""
+    def unfix_symbolic(self, l, i, j, log_history=True):
+        """Returns edge (l, i, j) to its spline; see :func:`kanext.symbolic.unfix_symbolic`.
+        ``log_history``: pykan's, without effect."""
         symbolic.unfix_symbolic(self, l, i, j)
 
-    def unfix_symbolic_all(self):
-        """Returns every symbolic edge to its spline."""
+    def unfix_symbolic_all(self, log_history=True):
+        """Returns every symbolic edge to its spline. ``log_history``: pykan's, without effect."""
         symbolic.unfix_symbolic_all(self)
 
     def suggest_symbolic(self, l, i, j, a_range=(-10, 10), b_range=(-10, 10), lib=None, topk=5, verbose=True,

@@ -22,7 +22,7 @@ from . import attribution, dense
 from .recorded import has_samples
 from .recorded import samples as _model_samples
 
-__all__ = ["plot", "plot_activation", "plot_lan", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID",
+__all__ = ["plot", "plot_activation", "plot_lan", "plot_scores", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID",
            "NODE_GID"]
 
 PLOT_METRICS = ("backward", "forward", "forward_n", "forward_u")
@@ -37,7 +37,8 @@ _MAX_SAMPLES = 200  # recorded samples scattered per edge with sample=True
 
 
 def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, in_vars=None,
-         out_vars=None, title=None, sample: bool = False, x: Tensor | None = None):
+         out_vars=None, title=None, sample: bool = False, x: Tensor | None = None, *, tick: bool = False,
+         varscale: float = 1.0):
     """The network as one Figure: nodes as dots, every active edge as a small
     inset of its activation over the input range seen in the data, joined to
     its two nodes by lines; edge opacity tanh(beta * score). Multiplication
@@ -57,6 +58,9 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
         sample: also scatter (up to 200 of) the recorded samples on each curve.
         x: the data to draw ranges and scores from (default: the data of the
             last recording forward, else the last fit inputs).
+        tick: pykan's: label each inset's axes with the ends of its input
+            range (x) and of its curve (y).
+        varscale: pykan's: a factor on the font size of in_vars / out_vars.
 
     Symbolic edges (``model.symbolic_fun[l].mask[j, i] == 1``, if the model
     has a symbolic branch) are drawn in red (purple when the numeric edge is
@@ -69,6 +73,8 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
         raise ValueError(f"plot: metric must be one of {PLOT_METRICS}, got {metric!r}")
     if not (isinstance(beta, (int, float)) and beta >= 0) or not (isinstance(scale, (int, float)) and scale > 0):
         raise ValueError(f"plot: beta must be >= 0 and scale > 0, got beta={beta!r}, scale={scale!r}")
+    if not (isinstance(varscale, (int, float)) and math.isfinite(varscale) and varscale > 0):
+        raise ValueError(f"plot: varscale must be a number > 0, got {varscale!r}")
     width = list(model.width)
     in_vars = _names("in_vars", in_vars, width[0])
     out_vars = _names("out_vars", out_vars, width[-1])
@@ -144,8 +150,18 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
                 if samples is not None:
                     inset.plot(samples[0][:, i].numpy(), samples[1][:, i, j].numpy(), "o", color=color,
                                ms=2 * scale, alpha=a)
-                inset.set_xticks([])
-                inset.set_yticks([])
+                if tick:
+                    cy = ys[:, i, j]
+                    ends = (float(xs[0, i]), float(xs[-1, i])), (float(cy.min()), float(cy.max()))
+                    for set_ticks, vals in zip((inset.set_xticks, inset.set_yticks), ends):
+                        if all(math.isfinite(v) for v in vals):
+                            set_ticks(vals, [f"{v:.2g}" for v in vals])
+                        else:
+                            set_ticks([])
+                    inset.tick_params(labelsize=max(4.0, 8 * scale), length=2, pad=1)
+                else:
+                    inset.set_xticks([])
+                    inset.set_yticks([])
                 inset.patch.set_alpha(0)
                 for sp in inset.spines.values():
                     sp.set_color(color)
@@ -154,12 +170,27 @@ def plot(model, folder=None, beta: float = 3, metric: str = "backward", scale: f
                     inset.set_title(str(sym.funs_name[j][i]), fontsize=max(6.0, 14 * scale), color=color, pad=1)
     fs = max(7.0, 24 * scale)
     for i, name in enumerate(in_vars or []):
-        ax.text(node_x[0][i], -0.17, name, ha="center", va="center", fontsize=fs)
+        ax.text(node_x[0][i], -0.17, name, ha="center", va="center", fontsize=fs * varscale)
     for j, name in enumerate(out_vars or []):
-        ax.text(node_x[-1][j], depth + 0.15, name, ha="center", va="center", fontsize=fs)
+        ax.text(node_x[-1][j], depth + 0.15, name, ha="center", va="center", fontsize=fs * varscale)
     if title is not None:
         ax.text(0.5, depth + 0.42, str(title), ha="center", va="center", fontsize=fs)
     _save(fig, folder, "kan.png")
+    return fig
+
+
+def plot_scores(scores: Tensor):
+    """A bar chart of one score per input (KAN.attribute(l, i, plot=True),
+    pykan's figure): a matplotlib Figure, 1 inch wide per input."""
+    from matplotlib.figure import Figure
+
+    v = scores.detach().double().cpu().reshape(-1).numpy()
+    fig = Figure(figsize=(max(1.0 * len(v), 2.0), 3))
+    ax = fig.add_subplot()
+    ax.bar(range(len(v)), v)
+    ax.set_xticks(range(len(v)))
+    ax.set_xlabel("input")
+    ax.set_ylabel("attribution score")
     return fig
 
 

@@ -174,3 +174,37 @@ def test_the_kept_input_holds_no_graph():
     model(h)
     kept = model._last_input
     assert not kept.requires_grad and kept.grad_fn is None and torch.equal(kept, h.detach())
+
+
+def test_plot_tick_and_varscale_as_pykan():
+    """tick=True labels each inset with the ends of its input range and of its
+    curve; varscale scales the in_vars / out_vars font only; bad varscale raises."""
+    model, x = _model_and_data()
+    plain = model.plot(x=x, in_vars=["a", "b", "c"], out_vars=["u", "v"], title="T")
+    ticked = model.plot(x=x, in_vars=["a", "b", "c"], out_vars=["u", "v"], title="T", tick=True, varscale=2.0)
+    for gid, ax in _insets(plain).items():
+        assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == [], gid
+    for gid, ax in _insets(ticked).items():
+        (line,) = ax.get_lines()
+        xs, ys = line.get_xdata(), line.get_ydata()
+        assert list(ax.get_xticks()) == pytest.approx([xs[0], xs[-1]]), gid
+        assert list(ax.get_yticks()) == pytest.approx([ys.min(), ys.max()]), gid
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"{v:.2g}" for v in (xs[0], xs[-1])]
+    size = lambda fig: {t.get_text(): t.get_fontsize() for t in fig.axes[0].texts}
+    a, b = size(plain), size(ticked)
+    assert all(b[n] == 2 * a[n] for n in "abcuv") and b["T"] == a["T"]
+    for bad in (0, -1.0, float("nan"), "2"):
+        with pytest.raises(ValueError, match="varscale must be a number > 0"):
+            model.plot(x=x, varscale=bad)
+
+
+def test_attribute_plot_draws_the_returned_scores():
+    model, x = _model_and_data()
+    model(x)
+    assert not hasattr(model, "attribution_figure") or model.attribution_figure is None
+    scores = model.attribute(1, 1, x=x, plot=True)
+    heights = [p.get_height() for p in model.attribution_figure.axes[0].patches]
+    assert heights == pytest.approx(scores.tolist()) and len(heights) == 3
+    fig = model.attribution_figure
+    model.attribute(x=x, plot=True)  # no (l, i): nothing to draw, as pykan
+    assert model.attribution_figure is fig

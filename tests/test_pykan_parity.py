@@ -414,3 +414,40 @@ def test_pykan_constructor_keywords(width):
     assert m.symbolic_enabled is False and m.save_act is True and kanext.KAN.save_act is False
     with pytest.raises(ValueError, match="auto_save=True .* is not provided.*model.save"):
         kanext.KAN([2, 3, 1], auto_save=True)
+
+
+def test_fix_symbolic_and_prune_node_take_pykans_keywords():
+    """fix_symbolic(fun_name=, random=True, log_history=) draws pykan's random
+    affine from the global RNG; prune_node(mode=) as pykan; log_history is
+    accepted by pykan's editing methods."""
+    model = _pykan_model([2, 3, 1], grid=5, k=3)
+    ours = kanext.from_pykan(model)
+    torch.manual_seed(11)
+    quiet(model.fix_symbolic, 0, 1, 2, fun_name="sin", fit_params_bool=False, random=True, log_history=False)
+    torch.manual_seed(11)
+    ours.fix_symbolic(0, 1, 2, fun_name="sin", fit_params_bool=False, random=True, log_history=False, verbose=False)
+    assert torch.equal(ours.symbolic_fun[0].affine[2, 1], model.symbolic_fun[0].affine[2, 1].data)
+    assert not torch.equal(ours.symbolic_fun[0].affine[2, 1], torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    x = torch.rand(30, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    assert_close(ours(x), model(x), RTOL, msg="random symbolic edge vs pykan")
+    with pytest.raises(TypeError, match="fun or as pykan's fun_name"):
+        ours.fix_symbolic(0, 0, 0, "sin", fun_name="sin")
+    with pytest.raises(TypeError, match="fun or as pykan's fun_name"):
+        ours.fix_symbolic(0, 0, 0)
+    ours.unfix_symbolic(0, 1, 2, log_history=False)
+    ours.unfix_symbolic_all(log_history=False)
+    ours.remove_edge(0, 0, 0, log_history=False)
+    ours.remove_node(1, 2, log_history=False)
+    ours.prune_edge(log_history=False)
+    ours(x)
+    kept = ours.prune_node(mode="manual", active_neurons_id=[[0, 1]], log_history=False)
+    assert kept.width == [2, 2, 1]
+    assert ours.prune_node(mode="auto").width == ours.prune_node().width
+    with pytest.raises(ValueError, match="mode='manual' needs active_neurons_id"):
+        ours.prune_node(mode="manual")
+    with pytest.raises(ValueError, match="mode='auto' prunes by threshold"):
+        ours.prune_node(mode="auto", active_neurons_id=[[0]])
+    with pytest.raises(ValueError, match="mode must be 'auto' or 'manual'"):
+        ours.prune_node(mode="x")
+    finer = kanext.KAN([2, 3, 1], grid=10, seed=0).initialize_from_another_model(another_model=ours, x=x)
+    assert_close(finer(x), ours(x), 1e-2, msg="initialize_from_another_model(another_model=)")
