@@ -2,7 +2,7 @@
 
 Public API:
     KANLinear   one KAN layer, a drop-in for nn.Linear (pykan's KANLayer function)
-    KAN         a stack of KANLinear layers (pykan's KAN without multiplication nodes)
+    KAN         a stack of KANLinear layers, with pykan's multiplication nodes (MultKAN: the same class)
     SplineActivation, LANLayer, LAN, Sine   learnable activation networks (appendix B)
     from_pykan, to_pykan   convert a trained pykan model or layer, and back
     replace_linear   swap the nn.Linear layers of any model for KANLinear layers
@@ -12,16 +12,19 @@ Public API:
     MLP         a plain MLP baseline with KAN's interface (fit, attribute, plot, save/load)
     create_dataset, checkpoint (save/load without pickle), grid, training, regularization
     utils       pykan's kan.utils helpers (batch_jacobian, batch_hessian, ex_round, ...)
+    spline      pykan's kan.spline functions (B_batch, coef2curve, curve2coef, extend_grid)
     ops         the fused custom ops (spline_basis, kan_linear, ...)
     set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
 """
-from . import checkpoint, compiler, datasets, distributed, hypothesis, ops, reference, symbolic, utils
+from . import checkpoint, compiler, datasets, distributed, hypothesis, ops, reference, spline, symbolic, utils
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .compiler import expr2kan
 from .datasets import create_dataset
 from .kan import KAN
+
+MultKAN = KAN  # pykan's name for its KAN class (kanext's KAN has multiplication nodes too)
 from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
 from .mlp import MLP
@@ -35,5 +38,5 @@ __all__ = [
     "KAN", "KANLinear", "LAN", "LANLayer", "SplineActivation", "Sine", "from_pykan", "create_dataset",
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
-    "to_pykan", "utils", "hypothesis", "MLP", "compiler", "expr2kan",
+    "to_pykan", "utils", "hypothesis", "MLP", "compiler", "expr2kan", "MultKAN", "spline",
 ]

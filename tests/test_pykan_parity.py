@@ -451,3 +451,37 @@ def test_fix_symbolic_and_prune_node_take_pykans_keywords():
         ours.prune_node(mode="x")
     finer = kanext.KAN([2, 3, 1], grid=10, seed=0).initialize_from_another_model(another_model=ours, x=x)
     assert_close(finer(x), ours(x), 1e-2, msg="initialize_from_another_model(another_model=)")
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5])
+def test_spline_functions_match_kan_spline(k):
+    """kanext.spline's B_batch / coef2curve / curve2coef / extend_grid against
+    kan.spline's on a non-uniform grid, with points outside it and on knots."""
+    from kan import spline as pks
+
+    g = torch.Generator().manual_seed(20 + k)
+    knots = torch.sort(torch.rand(3, 8, generator=g, dtype=torch.float64) * 2 - 1, dim=1).values
+    grid = kanext.spline.extend_grid(knots, k)
+    assert_close(grid, pks.extend_grid(knots, k), 1e-15, msg="extend_grid")  # pykan steps h k times: rounding
+    x = torch.rand(300, 3, generator=g, dtype=torch.float64) * 3 - 1.5
+    x[0], x[1], x[2] = grid[:, 0], grid[:, k + 2], grid[:, -1]  # knots: the half-open intervals
+    B = kanext.spline.B_batch(x, grid, k)
+    assert B.dtype == torch.float64 and B.shape == (300, 3, 7 + k)
+    assert_close(B, pks.B_batch(x, grid, k).to(torch.float64), 1e-14, msg="B_batch")
+    coef = torch.randn(3, 2, 7 + k, generator=g, dtype=torch.float64)
+    y = kanext.spline.coef2curve(x, grid, coef, k)
+    pk_B = pks.B_batch(x, grid, k).to(torch.float64)  # (pykan's own coef2curve fails on its bool k=0 bases)
+    assert_close(y, torch.einsum("big,iog->bio", pk_B, coef), 1e-13, msg="coef2curve")
+    if k:
+        assert_close(y, pks.coef2curve(x, grid, coef, k), 1e-13, msg="coef2curve vs pykan's")
+        lo, hi = grid[:, 0], grid[:, -1]  # samples over every basis' support: a full-rank fit
+        inside = lo + torch.rand(400, 3, generator=g, dtype=torch.float64) * (hi - lo)
+        yi = pks.coef2curve(inside, grid, coef, k)
+        got = kanext.spline.curve2coef(inside, yi, grid, k)
+        assert_close(got, pks.curve2coef(inside, yi, grid, k), 1e-8, msg="curve2coef")
+        assert_close(got, coef, 1e-8, msg="curve2coef recovers coef")
+    assert kanext.MultKAN is kanext.KAN
+    with pytest.raises(ValueError, match=r"coef2curve: expected coef of shape \(in=3, out, G\+k="):
+        kanext.spline.coef2curve(x, grid, coef[:, :, 1:], k)
+    with pytest.raises(ValueError, match=r"curve2coef: expected y_eval of shape"):
+        kanext.spline.curve2coef(x, y[:, :2], grid, k)
