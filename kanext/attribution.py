@@ -89,8 +89,8 @@ def edge_actscale(model) -> list[Tensor]:
         # A masked edge is identically 0; the recorded scale carries a tiny
         # floor (for the regulariser's gradient) that is dropped here.
         active = model.act_fun[l].mask.T != 0
-        if sym is not None and hasattr(sym[l], "mask"):
-            active = active | (sym[l].mask != 0)
+        if sym is not None and hasattr(sym[l], "mask") and getattr(model, "symbolic_enabled", True):
+            active = active | (sym[l].mask != 0)  # (skipped symbolic edges are 0, as in the forward)
         out.append(torch.where(active, E, torch.zeros_like(E)))
     return out
 

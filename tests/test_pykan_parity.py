@@ -363,6 +363,12 @@ def test_speed_and_symbolic_enabled_as_pykan():
     ours.save_act = True
     assert_close(ours(x), without, 1e-12, msg="recording forward follows the switch")
     ours.save_act = False
+    model.save_act = True
+    model(x)
+    quiet(model.attribute, plot=False)
+    ours.attribute(x=x)
+    for a, b in zip(ours.edge_scores, model.edge_scores):
+        assert_close(a, b, RTOL, msg="edge scores in speed mode vs pykan")
 
     # the switch travels both ways, with the symbolic edges kept
     back = kanext.to_pykan(ours)
