@@ -81,7 +81,11 @@ class KAN(PykanMethods, SplineNetwork):
             ``acts_scale`` ((out, in) pykan's edge scores std(phi) / (std(x) + 0.1)),
             ``edge_l1`` ((out, in) the paper's |phi|_1 = mean |phi|) and
             ``input_range`` ((in, 2) min and max of each layer input). Off by
-            default: it costs about one more forward.
+            default: it costs about one more forward. pykan's other lists
+            (``spline_preacts``, ``spline_postacts``, ``spline_postsplines``,
+            ``edge_actscale``, ``acts_scale_spline``, ``subnode_actscale``,
+            ``acts_premult``) are computed from ``acts`` when read (see
+            :class:`kanext.pykan_methods.PykanMethods`).
         act_fun: ``nn.ModuleList`` of :class:`KANLinear` (pykan's name).
         symbolic_fun: ``nn.ModuleList`` of :class:`kanext.symbolic.SymbolicLayer`
             (pykan's name): each layer's symbolic edges c * f(a x + b) + d,

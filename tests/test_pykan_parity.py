@@ -329,19 +329,26 @@ def test_reg_metrics_match_pykan(metric):
     assert ours.act_fun[0].coef.grad is not None and ours.act_fun[0].coef.grad.abs().sum() > 0
 
 
+def _pykan_with_sin_edge(width, seed):
+    """A pykan model (G=5, k=3) with perturbed splines and edge (0, 1, 2) fixed
+    to 1.3 sin(-0.2 x + 0.7) + 0.4; and the generator, for more draws."""
+    model = _pykan_model(width, grid=5, k=3)
+    g = torch.Generator().manual_seed(seed)
+    for layer in model.act_fun:
+        _perturb_layer(layer, g)
+    quiet(model.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
+    with torch.no_grad():
+        model.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.4])
+    return model, g
+
+
 def test_speed_and_symbolic_enabled_as_pykan():
     """pykan's speed(): symbolic_enabled = False skips the fixed symbolic edges
     in the forward (the output changes, with a warning here); kanext computes
     pykan's output in both states, from_pykan / to_pykan carry the switch, the
     training forward (layer_forward) and save_act's recording follow it, and a
     model compiled before the switch matches eager after it."""
-    model = _pykan_model([2, 3, 1], grid=5, k=3)
-    g = torch.Generator().manual_seed(8)
-    for layer in model.act_fun:
-        _perturb_layer(layer, g)
-    quiet(model.fix_symbolic, 0, 1, 2, "sin", fit_params_bool=False)
-    with torch.no_grad():
-        model.symbolic_fun[0].affine[2, 1] = torch.tensor([1.3, -0.2, 0.7, 0.4])
+    model, g = _pykan_with_sin_edge([2, 3, 1], seed=8)
     ours = kanext.from_pykan(model)
     x = torch.rand(30, 2, generator=g) * 2 - 1
     with_sym = ours(x).detach()
@@ -491,3 +498,31 @@ def test_spline_functions_match_kan_spline(k):
         kanext.spline.coef2curve(x, grid, coef[:, :, 1:], k)
     with pytest.raises(ValueError, match=r"curve2coef: expected y_eval of shape"):
         kanext.spline.curve2coef(x, y[:, :2], grid, k)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_recorded_activation_lists_match_pykans(enabled):
+    """spline_preacts / spline_postacts / spline_postsplines / edge_actscale /
+    acts_scale_spline / subnode_actscale / acts_premult after a recording
+    forward equal pykan's lists (a symbolic edge, multiplication nodes,
+    trainable affines), with symbolic edges on and skipped; without a
+    recording they raise NoSamplesError naming save_act."""
+    model, g = _pykan_with_sin_edge([2, [2, 1], 1], seed=9)
+    with torch.no_grad():
+        for p in list(model.subnode_scale) + list(model.subnode_bias):
+            p.add_(0.2 * torch.randn(p.shape, generator=g))
+    model.symbolic_enabled = enabled
+    ours = kanext.from_pykan(model)
+    with pytest.raises(kanext.recorded.NoSamplesError, match="spline_postacts: no recorded forward.*save_act"):
+        ours.spline_postacts
+    x = torch.rand(40, 2, generator=g) * 2 - 1
+    model.save_act = True
+    model(x)
+    ours.save_act = True
+    ours(x)
+    for name in ("spline_preacts", "spline_postacts", "spline_postsplines", "edge_actscale", "acts_scale_spline",
+                 "subnode_actscale", "acts_premult"):
+        got, exp = getattr(ours, name), getattr(model, name)
+        assert len(got) == len(exp) == 2, name
+        for l, (a, b) in enumerate(zip(got, exp)):
+            assert_close(a, b.detach(), RTOL, msg=f"{name}[{l}], symbolic_enabled={enabled}")
