@@ -17,7 +17,7 @@ from .checks import BASE_NAMES, ConfigError, base_name, config_keys, is_int, mul
     range_config, range_value
 from .layers import KANLinear
 from .pykan_methods import PykanMethods
-from .recorded import remember_input, samples
+from .recorded import NoRecordingError, NoSamplesError, remember_input, samples
 from .regularization import edge_scales
 from .regularization import reg as _reg
 from .spline_module import SplineNetwork
@@ -337,11 +337,13 @@ class KAN(PykanMethods, SplineNetwork):
         per layer): a write through ``.data`` or a numpy view changes them
         without a version bump, so no cache keyed on the tensors could see
         it. A trainable affine is never skipped (its gradient is needed).
-        Under torch.compile, and for parameters off the CPU (reading them
-        would synchronise), every layer applies its affines: the same values."""
+        Under torch.compile / torch.export and torch.jit.trace (so that the
+        graph keeps the affines as inputs and follows later edits), and for
+        parameters off the CPU (reading them would synchronise), every layer
+        applies its affines: the same values."""
         mods = self._modules  # (the ParameterLists, without nn.Module.__getattr__ on the hot path)
         cols = [mods[name]._parameters.values() for name in _AFFINE_LISTS]
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return [False] * len(mods["node_bias"])
         return tuple([all_equal(ps, _IDENTITY) for ps in zip(*cols)])
 
@@ -431,8 +433,12 @@ class KAN(PykanMethods, SplineNetwork):
     @property
     def feature_score(self) -> Tensor:
         """(width[0],) backward attribution score of every input (pykan's
-        feature_score), computed afresh."""
-        self.attribute()
+        feature_score), computed afresh. Without samples it raises
+        NoRecordingError (an AttributeError too: ``hasattr`` is False)."""
+        try:
+            self.attribute()
+        except NoSamplesError as e:
+            raise NoRecordingError(str(e)) from None
         return self.node_scores[0]
 
     def prune_node(self, threshold=1e-2, active_neurons_id=None, x=None, metric="backward", *, mode=None,

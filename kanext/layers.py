@@ -171,9 +171,11 @@ class KANLinear(SplineModule):
         every call (kanext._C.all_equal, csrc/module.cpp): a write through
         ``mask.data`` or a numpy view changes them without a version bump,
         so no cache keyed on the tensor could see it. False (the mask is
-        multiplied, which gives the same values) under torch.compile and for
-        a mask off the CPU, where reading it would synchronise."""
-        if torch.compiler.is_compiling():
+        multiplied, which gives the same values) under torch.compile /
+        torch.export and torch.jit.trace (the graph then keeps the mask as
+        an input and follows later edits), and for a mask off the CPU,
+        where reading it would synchronise."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return False
         return all_equal((self._buffers["mask"],), _ONE)
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .checkpoint import Checkpointed, checkpointable
 from .checks import config_keys, is_int, need, width_list
-from .recorded import remember_input, samples
+from .recorded import DataProperties, NoRecordingError, NoSamplesError, remember_input, samples
 from .training import fit as _fit
 
 __all__ = ["MLP", "MLP_ACTIVATIONS"]
@@ -27,7 +27,7 @@ _PLOT_METRICS = ("w", "act", "fa")
 
 
 @checkpointable
-class MLP(Checkpointed, nn.Module):
+class MLP(DataProperties, Checkpointed, nn.Module):
     """``width[0] -> width[1] -> ... -> width[-1]``: nn.Linear layers with the
     activation ``act`` between them (none after the last).
 
@@ -46,6 +46,8 @@ class MLP(Checkpointed, nn.Module):
         node_scores, edge_scores: set by :meth:`attribute`.
         cache_data: the last fit inputs (set by :meth:`fit`).
     """
+
+    _data_properties = frozenset({"feature_score"})  # NoRecordingError without samples (DataProperties)
 
     def __init__(self, width: Sequence[int] = (2, 5, 1), act: str = "silu", seed: int | None = None,
                  device=None, dtype=None):
@@ -156,8 +158,13 @@ class MLP(Checkpointed, nn.Module):
 
     @property
     def feature_score(self) -> Tensor:
-        """(width[0],) attribution score of every input, computed afresh."""
-        self.attribute()
+        """(width[0],) attribution score of every input, computed afresh.
+        Without samples it raises NoRecordingError (an AttributeError too:
+        ``hasattr`` is False)."""
+        try:
+            self.attribute()
+        except NoSamplesError as e:
+            raise NoRecordingError(str(e)) from None
         return self.node_scores[0]
 
     # ------------------------------------------------------------- plot

@@ -2,8 +2,7 @@
 of :class:`kanext.KAN`: counting (n_edge, width_in / width_out, n_sum /
 n_mult), pykan's checkpoint names (saveckpt, loadckpt), copy, get_params,
 speed (with the symbolic_enabled switch), the lists pykan records in its
-forward (spline_postacts and the others, computed from the recorded layer
-inputs when read), inspecting one edge (get_fun,
+forward (:mod:`kanext.pykan_recorded`), inspecting one edge (get_fun,
 get_range, get_act), evaluate, connection_cost, get_reg, set_mode,
 module, node_attribute, initialize_grid_from_another_model, and editing
 the network (swap, auto_swap, expand_depth, expand_width, perturb).
@@ -21,18 +20,22 @@ import warnings
 import torch
 from torch import Tensor
 
-from . import attribution, dense, ops
+from . import attribution, dense
 from . import hypothesis
 from .grid import interpolate_grid
-from .recorded import NoSamplesError, samples
+from .pykan_recorded import PykanRecorded
+from .recorded import NoRecordingError, samples
 
 __all__ = ["PykanMethods"]
 
 _MODES = ("n", "s", "sn", "ns", "0")
 
 
-class PykanMethods:
+class PykanMethods(PykanRecorded):
     """Mixed into :class:`kanext.KAN`; see the module docstring."""
+
+    # properties that read recorded data (NoRecordingError without it; see DataProperties)
+    _data_properties = PykanRecorded._data_properties | {"feature_score", "connection_cost"}
 
     # ---------------------------------------------------------------- counting
     @property
@@ -105,92 +108,6 @@ class PykanMethods:
         self.save_act = False
         return torch.compile(self) if compile else self
 
-    # --------------------------------------------- pykan's recorded activations
-    # pykan's forward keeps these lists when save_act is on; kanext records
-    # only each layer's input (acts) and statistics, and computes these from
-    # them when read: dense (N, out, in) tensors cost memory only then.
-
-    def _recorded_acts(self, name: str) -> list[Tensor]:
-        acts = getattr(self, "acts", None)
-        if not isinstance(acts, list) or len(acts) != self.depth + 1:
-            raise NoSamplesError(
-                f"{name}: no recorded forward: set model.save_act = True and run model(x) first (pykan records "
-                "every forward; kanext only with save_act)")
-        return acts
-
-    @torch.no_grad()
-    def _edge_activations(self, l: int, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(whole edge, spline path) activations of layer l at x, (N, out, in)
-        each: the spline path is mask * (scale_base b(x) + scale_sp spline);
-        the whole edge adds the fixed symbolic edges where symbolic_enabled."""
-        numeric = dense.all_edge_values(self.act_fun[l], x).permute(0, 2, 1)
-        whole = numeric.clone()
-        sym = self.symbolic_fun[l]
-        if self.symbolic_enabled and sym.n_fixed:
-            for name, (J, I) in sym.groups():
-                whole[:, J, I] += sym.mask[J, I] * sym._group_values(x[:, I], name, (J, I))
-        return whole, numeric
-
-    @property
-    def spline_preacts(self) -> list[Tensor]:
-        """pykan's: per layer, its input broadcast over the edges, (N, out, in)
-        (an expanded view of ``acts[l]``, no copy)."""
-        acts = self._recorded_acts("spline_preacts")
-        return [acts[l][:, None, :].expand(-1, self.act_fun[l].out_features, -1) for l in range(self.depth)]
-
-    @property
-    def spline_postacts(self) -> list[Tensor]:
-        """pykan's: per layer, every edge's activation on the recorded inputs,
-        (N, out, in): the spline path plus the symbolic edge (computed now,
-        with the current parameters, from ``acts``)."""
-        acts = self._recorded_acts("spline_postacts")
-        return [self._edge_activations(l, acts[l])[0] for l in range(self.depth)]
-
-    @property
-    def spline_postsplines(self) -> list[Tensor]:
-        """pykan's: per layer, every edge's spline sum_g coef B_g(x) before
-        scale_sp and the mask, (N, out, in)."""
-        acts = self._recorded_acts("spline_postsplines")
-        out = []
-        with torch.no_grad():
-            for l, layer in enumerate(self.act_fun):
-                B = ops.spline_basis(acts[l], layer.grid, layer.k)  # (N, in, G+k)
-                out.append(torch.einsum("nig,iog->noi", B, layer.coef))
-        return out
-
-    @property
-    def edge_actscale(self) -> list[Tensor]:
-        """pykan's: per layer, (out, in) std over the samples of each edge's
-        activation (spline_postacts)."""
-        return [a.std(dim=0) for a in self.spline_postacts]
-
-    @property
-    def acts_scale_spline(self) -> list[Tensor]:
-        """pykan's: per layer, (out, in) std of the spline path of each edge
-        over (std of its input + 0.1)."""
-        acts = self._recorded_acts("acts_scale_spline")
-        out = []
-        for l in range(self.depth):
-            numeric = self._edge_activations(l, acts[l])[1]
-            out.append(numeric.std(dim=0) / (acts[l].std(dim=0) + 0.1)[None, :])
-        return out
-
-    @property
-    def subnode_actscale(self) -> list[Tensor]:
-        """pykan's: per layer, (width_out[l+1],) std of the subnodes before the
-        affines, as recorded."""
-        self._recorded_acts("subnode_actscale")
-        return list(self.subnode_std)
-
-    @property
-    def acts_premult(self) -> list[Tensor]:
-        """pykan's: per layer, its subnodes after the subnode affine and before
-        the multiplications, (N, width_out[l+1])."""
-        acts = self._recorded_acts("acts_premult")
-        with torch.no_grad():
-            return [torch.addcmul(self.subnode_bias[l], self.subnode_scale[l], self.subnode_values(l, acts[l]))
-                    for l in range(self.depth)]
-
     # ---------------------------------------------------------------- one edge
     def _edge_samples(self, l: int, i: int, j: int) -> tuple[Tensor, Tensor]:
         """(x, phi): edge (l, i, j)'s inputs on the model's samples and its
@@ -259,7 +176,7 @@ class PykanMethods:
         placed on [0, 1]. Needs edge scores (run :meth:`attribute` first)."""
         scores = getattr(self, "edge_scores", None)
         if not scores:
-            raise ValueError("connection_cost: no edge scores; run model.attribute() first")
+            raise NoRecordingError("connection_cost: no edge scores; run model.attribute() first")
         total = scores[0].new_zeros(())
         for t in scores:
             a, b = t.shape

@@ -25,7 +25,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NoSamplesError", "RECORDED", "TRANSIENT", "samples", "has_samples", "remember_input", "drop_recorded",
+__all__ = ["NoSamplesError", "NoRecordingError", "DataProperties", "RECORDED", "TRANSIENT", "samples", "has_samples", "remember_input", "drop_recorded",
            "copy_without_data"]
 
 #: Statistics of the last recording forward and of the last attribution.
@@ -41,6 +41,30 @@ class NoSamplesError(ValueError, RuntimeError):
     """A data-driven method found no samples: neither ``x=`` nor recorded
     activations nor ``cache_data``. (A ValueError and a RuntimeError, the two
     types such calls raised before they shared this check.)"""
+
+
+class NoRecordingError(NoSamplesError, AttributeError):
+    """NoSamplesError raised by reading a data-driven attribute (a property
+    such as ``feature_score`` or ``spline_postacts``): also an
+    AttributeError, so that ``hasattr`` and tools that scan a module's
+    attributes (torch.jit.trace) see the attribute as absent instead of
+    failing."""
+
+
+class DataProperties:
+    """Mixin of the modules whose properties in ``_data_properties`` read
+    recorded data and raise NoRecordingError without it. Python drops the
+    message of an AttributeError raised by a property before it calls
+    ``__getattr__`` (nn.Module's would then only say "no attribute"); for
+    those names this ``__getattr__`` calls the getter again, which raises
+    it with its message."""
+
+    _data_properties: frozenset = frozenset()
+
+    def __getattr__(self, name: str):
+        if name in type(self)._data_properties:
+            return getattr(type(self), name).fget(self)
+        return super().__getattr__(name)
 
 
 def remember_input(model, x: Tensor) -> None:

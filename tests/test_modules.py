@@ -428,3 +428,32 @@ def test_kan_forward_caches_follow_every_state_change(tmp_path):
     small = model.prune(node_th=0.0, edge_th=0.0, x=x)
     model = small
     check("prune")
+
+
+def test_data_properties_are_absent_without_data_and_say_why():
+    """Properties that need recorded data (feature_score, connection_cost,
+    pykan's recorded lists) raise NoRecordingError, an AttributeError too:
+    hasattr is False and tools that scan a module's attributes
+    (torch.jit.trace does) never fail on them; reading one still says what is
+    missing. Every attribute of a fresh model can be probed."""
+    from kanext.recorded import NoRecordingError, NoSamplesError
+
+    models = [kanext.KAN([2, 3, 1], seed=0), kanext.KAN([2, [1, 1], 1], seed=0), kanext.LAN([2, 3, 1], seed=0),
+              kanext.KANLinear(2, 3), kanext.MLP([2, 3, 1], seed=0)]
+    for m in models:
+        for name in dir(m):
+            hasattr(m, name)  # must not raise
+    kan, mlp = models[0], models[-1]
+    for obj, name, pattern in [(kan, "spline_postacts", "spline_postacts: no recorded forward.*save_act"),
+                               (kan, "acts_premult", "acts_premult: no recorded forward"),
+                               (kan, "feature_score", "attribution: no samples"),
+                               (kan, "connection_cost", "connection_cost: no edge scores"),
+                               (mlp, "feature_score", "no samples")]:
+        assert not hasattr(obj, name)
+        with pytest.raises(NoRecordingError, match=pattern) as info:
+            getattr(obj, name)
+        assert isinstance(info.value, (AttributeError, NoSamplesError, ValueError))
+    with pytest.raises(AttributeError, match="'KAN' object has no attribute 'no_such_thing'"):
+        kan.no_such_thing
+    kan(torch.rand(8, 2))
+    assert hasattr(kan, "feature_score") and kan.feature_score.shape == (2,)

@@ -218,3 +218,46 @@ def test_replaced_model_compiles_without_graph_break():
     g_comp = torch.autograd.grad(compiled(x).sum(), list(mlp.parameters()))
     for a, b in zip(g_eager, g_comp):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_replaced_model_survives_what_users_do_with_linear_models(tmp_path):
+    """What code written for nn.Linear models does to them: copy.deepcopy,
+    torch.save / torch.load of the whole module (pickle, the user's choice),
+    torch.jit.trace; each gives the same outputs (bit for bit) and an
+    independent copy."""
+    import copy
+
+    model = nn.Sequential(nn.Linear(3, 6), nn.GELU(), nn.Linear(6, 2)).to(F64)
+    kanext.replace_linear(model, init="kan", grid=4)
+    x = torch.rand(9, 3, generator=gen(4), dtype=F64) * 2 - 1
+    y = model(x).detach()
+    twin = copy.deepcopy(model)
+    assert torch.equal(twin(x), y)
+    with torch.no_grad():
+        twin[0].coef.mul_(2)
+    assert torch.equal(model(x), y) and not torch.equal(twin(x), y)
+    torch.save(model, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert isinstance(loaded[0], kanext.KANLinear) and torch.equal(loaded(x), y)
+    traced = torch.jit.trace(model, x)
+    assert torch.equal(traced(x), y)
+    x2 = torch.rand(5, 3, generator=gen(5), dtype=F64)
+    assert torch.equal(traced(x2), model(x2))
+    with torch.no_grad():  # the trace keeps the mask as an input (no all-ones shortcut baked in)
+        model[0].mask[1, 2] = 0.0
+    assert torch.equal(traced(x), model(x)) and not torch.equal(traced(x), y)
+
+
+def test_traced_kan_follows_mask_and_affine_edits():
+    """torch.jit.trace of a KAN records the general path (masks multiplied,
+    affines applied), so edits to them after tracing show in the trace as
+    in eager, as for torch.export."""
+    model = kanext.KAN([3, 4, 2], grid=5, seed=0, dtype=F64)  # all-ones masks, identity affines
+    x = torch.rand(20, 3, generator=gen(6), dtype=F64) * 2 - 1
+    traced = torch.jit.trace(model, x)
+    before = traced(x)
+    with torch.no_grad():
+        model.act_fun[0].mask[1, 2] = 0.0
+        model.node_scale[0].mul_(2.0)
+        model.subnode_bias[1].add_(0.5)
+    assert torch.equal(traced(x), model(x)) and not torch.equal(traced(x), before)
