@@ -78,7 +78,8 @@ class PykanRecorded(DataProperties):
     def edge_actscale(self) -> list[Tensor]:
         """pykan's: per layer, (out, in) std over the samples of each edge's
         activation (spline_postacts)."""
-        return [a.std(dim=0) for a in self.spline_postacts]
+        acts = self._recorded_acts("edge_actscale")
+        return [self._edge_activations(l, acts[l])[0].std(dim=0) for l in range(self.depth)]
 
     @property
     def acts_scale_spline(self) -> list[Tensor]:

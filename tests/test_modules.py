@@ -2,6 +2,7 @@
 initialisation, RNG hygiene, torch.compile, bad input."""
 from __future__ import annotations
 
+import io
 import math
 import os
 
@@ -446,6 +447,7 @@ def test_data_properties_are_absent_without_data_and_say_why():
     kan, mlp = models[0], models[-1]
     for obj, name, pattern in [(kan, "spline_postacts", "spline_postacts: no recorded forward.*save_act"),
                                (kan, "acts_premult", "acts_premult: no recorded forward"),
+                               (kan, "edge_actscale", "edge_actscale: no recorded forward"),
                                (kan, "feature_score", "attribution: no samples"),
                                (kan, "connection_cost", "connection_cost: no edge scores"),
                                (mlp, "feature_score", "no samples")]:
@@ -457,3 +459,9 @@ def test_data_properties_are_absent_without_data_and_say_why():
         kan.no_such_thing
     kan(torch.rand(8, 2))
     assert hasattr(kan, "feature_score") and kan.feature_score.shape == (2,)
+    for m in (kan, mlp):  # whole-module pickling goes through __getattr__ while the object is half-built
+        buf = io.BytesIO()
+        torch.save(m, buf)
+        buf.seek(0)
+        x = torch.rand(4, 2)
+        assert torch.equal(torch.load(buf, weights_only=False)(x), m(x))
