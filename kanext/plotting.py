@@ -22,8 +22,8 @@ from . import attribution, dense
 from .recorded import has_samples
 from .recorded import samples as _model_samples
 
-__all__ = ["plot", "plot_activation", "plot_lan", "plot_scores", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR", "EDGE_GID",
-           "NODE_GID"]
+__all__ = ["plot", "plot_activation", "plot_lan", "plot_scores", "edge_curves", "PLOT_METRICS", "SYMBOLIC_COLOR",
+           "EDGE_GID", "NODE_GID"]
 
 PLOT_METRICS = ("backward", "forward", "forward_n", "forward_u")
 #: Colour of symbolic edges (numeric + symbolic ones are drawn in SYMBOLIC_MIXED_COLOR).

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import dense, ops
+from . import dense
 from .recorded import DataProperties, NoRecordingError
+from .spline import coef2curve
 
 __all__ = ["PykanRecorded"]
 
@@ -67,12 +68,9 @@ class PykanRecorded(DataProperties):
         """pykan's: per layer, every edge's spline sum_g coef B_g(x) before
         scale_sp and the mask, (N, out, in)."""
         acts = self._recorded_acts("spline_postsplines")
-        out = []
         with torch.no_grad():
-            for l, layer in enumerate(self.act_fun):
-                B = ops.spline_basis(acts[l], layer.grid, layer.k)  # (N, in, G+k)
-                out.append(torch.einsum("nig,iog->noi", B, layer.coef))
-        return out
+            return [coef2curve(acts[l], layer.grid, layer.coef, layer.k).permute(0, 2, 1)
+                    for l, layer in enumerate(self.act_fun)]
 
     @property
     def edge_actscale(self) -> list[Tensor]:

@@ -25,8 +25,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NoSamplesError", "NoRecordingError", "DataProperties", "RECORDED", "TRANSIENT", "samples", "has_samples", "remember_input", "drop_recorded",
-           "copy_without_data"]
+__all__ = ["NoSamplesError", "NoRecordingError", "DataProperties", "RECORDED", "TRANSIENT", "samples", "has_samples",
+           "remember_input", "drop_recorded", "copy_without_data"]
 
 #: Statistics of the last recording forward and of the last attribution.
 RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "subnode_std", "node_scores", "edge_scores",

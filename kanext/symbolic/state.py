@@ -41,7 +41,8 @@ def restore_kan_state(model, data) -> None:
         raise ValueError(f"expected keys among ['funs_name', 'symbolic_enabled'], found {data!r}")
     if "symbolic_enabled" in data:
         if data["symbolic_enabled"] is not False:
-            raise ValueError(f"expected symbolic_enabled false (true is not written), found {data['symbolic_enabled']!r}")
+            raise ValueError(
+                f"expected symbolic_enabled false (true is not written), found {data['symbolic_enabled']!r}")
         model.symbolic_enabled = False
     if "funs_name" not in data:
         return
