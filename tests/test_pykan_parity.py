@@ -526,3 +526,19 @@ def test_recorded_activation_lists_match_pykans(enabled):
         assert len(got) == len(exp) == 2, name
         for l, (a, b) in enumerate(zip(got, exp)):
             assert_close(a, b.detach(), RTOL, msg=f"{name}[{l}], symbolic_enabled={enabled}")
+
+
+def test_models_derived_in_speed_mode_stay_in_it():
+    """prune / prune_node / prune_input / refine / copy of a model whose
+    symbolic edges are skipped keep skipping them (a derived model that
+    silently brought them back would compute another function)."""
+    ours = kanext.KAN([3, 4, 1], seed=0, dtype=torch.float64)
+    x = torch.rand(100, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    ours(x)
+    ours.fix_symbolic(0, 0, 0, "sin", verbose=False)
+    with pytest.warns(UserWarning, match="skipped"):
+        ours.speed()
+    for make in (ours.prune, ours.prune_node, ours.prune_input, lambda: ours.refine(10), ours.copy):
+        ours(x)
+        derived = make()
+        assert derived.symbolic_enabled is False, make
