@@ -193,6 +193,10 @@ LAUNCH = [
     ("kanext::cuda::tc2", "tc2_grad_x_kernel", 256, lambda t: 128 * 132 * 4 + 128 * 8),
     # kan_linear_tc_v2_gw.cuh (its grad W): A^T 16 KiB + dy^T 64 KiB operand tiles
     ("kanext::cuda::tc2", "tc2_grad_w_kernel", 256, lambda t: 16384 + 65536),
+    # kan_linear_tc_v2_gw_ws.cuh (its grad W, step 2): 3 warpgroups, 2 stages x
+    # (A^T 16 KiB + dy^T 64 KiB) + 4 mbarriers; the dy image pre-pass: 256 threads
+    ("kanext::cuda::tc2", "tc2_ws_grad_w_kernel", 384, lambda t: 2 * (16384 + 65536) + 4 * 8),
+    ("kanext::cuda::tc2", "tc2_dy_image_kernel", 256, None),
     # edge_stats.cu: estats::kThreads = tiles::kThreads = 256
     ("kanext::cuda::estats", "forward_kernel", 256, None),
     ("kanext::cuda::estats", "grad_w_kernel", 256, _basis_rows_smem()),
@@ -229,7 +233,9 @@ HOT = [
     ("kanext::cuda::tc2", "tc2_ws_forward_kernel"),  # backend tensor_core_v2 (its fold too)
     ("kanext::cuda::tc2", "tc2_fold_w_kernel"),
     ("kanext::cuda::tc2", "tc2_grad_x_kernel"),  # backend tensor_core_v2's grad x
-    ("kanext::cuda::tc2", "tc2_grad_w_kernel"),  # and its grad W
+    ("kanext::cuda::tc2", "tc2_grad_w_kernel"),  # and its grad W (first step, kept for the tests)
+    ("kanext::cuda::tc2", "tc2_ws_grad_w_kernel"),  # its grad W (step 2, what the backend runs)
+    ("kanext::cuda::tc2", "tc2_dy_image_kernel"),
     ("kanext::cuda::estats", "*"),
     ("kanext::cuda::act", "*"),
     ("kanext::cuda::(anonymous namespace)", "spline_basis_kernel"),

@@ -184,7 +184,10 @@ def test_hot_paths():
     assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel(float const*, float const*, long, long, int, int, "
                      "long, float*)")
     assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_x_kernel<3>(float const*)")  # tensor_core_v2 grad x
-    assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_w_kernel<3>(float const*)")  # and grad W
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_w_kernel<3>(float const*)")  # and grad W (step 1)
+    gw = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<3, 0>(float const*)"  # grad W step 2: what the backend runs
+    assert pr.is_hot(gw) and pr.launch_config(gw) == (384, 2 * (16384 + 65536) + 32, True)
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_dy_image_kernel(float const*)")
     assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 
 

@@ -137,8 +137,11 @@ cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, i
 cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                            float* gx, cudaStream_t stream);
-// And its grad W (kan_linear_tc_v2_gw.cuh): gWb, gWc with the workspace of
-// kan_linear_tc_backward_workspace_bytes (the same batch slices).
+// And its grad W (kan_linear_tc_v2_gw_ws.cuh): gWb, gWc with a workspace
+// of kan_linear_tc_v2_grad_w_workspace_bytes, 16-byte aligned (the batch
+// slices' partials, as kan_linear_tc_backward_workspace_bytes, then dy in
+// the wgmma operand layout and the grids' uniform flags).
+size_t kan_linear_tc_v2_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out);
 cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
                                            void* workspace, size_t workspace_bytes, cudaStream_t stream);
@@ -149,6 +152,12 @@ cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const floa
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                           float* workspace, float* y);
 void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform);
+cudaError_t emu_launch_tc_v2_grad_w_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
+                                          void* workspace);
+cudaError_t emu_launch_tc_v2_grad_w_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N,
+                                          int64_t in, int64_t M, int k, int base, int64_t out, float* gWb,
+                                          float* gWc, void* workspace);
 #endif
 
 // Derivative ops of any order m (csrc/cuda/deriv.cu; math in csrc/ops.cpp).

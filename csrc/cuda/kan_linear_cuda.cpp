@@ -22,8 +22,9 @@ namespace {
 // device from a build with sm_90a code (cuda::tc_v2_available): there the
 // three passes run on wgmma, the forward with the kernel of
 // kan_linear_tc_v2_ws.cuh (design T step 3: W folded into the operand layout
-// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx.cuh and
-// grad W with kan_linear_tc_v2_gw.cuh (items 6 and 5, first steps).
+// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx.cuh (item
+// 6, first step) and grad W with kan_linear_tc_v2_gw_ws.cuh (item 5, step 2:
+// dy folded into the operand layout, warp-specialised like the forward).
 // Unmeasured on a GPU.
 // local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
 // LocalKernels: byte-offset gathers in the forward and grad x, register
@@ -129,19 +130,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
   at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
   const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
+  // tensor_core_v2: grad x and grad W on wgmma where the v2 forward runs
+  const bool v2 = tc && backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available();
   const size_t ws_bytes =
-      tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, static_cast<int>(k), static_cast<int>(base), out,
-                                                        need_w)
-         : cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out, x.element_size(), need_w,
-                                                     version);
+      v2 && need_w ? cuda::kan_linear_tc_v2_grad_w_workspace_bytes(N, in, M, static_cast<int>(k),
+                                                                   static_cast<int>(base), out)
+      : tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, static_cast<int>(k), static_cast<int>(base), out,
+                                                          need_w)
+           : cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out, x.element_size(), need_w,
+                                                       version);
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
   void* ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
-    // tensor_core_v2: grad x and grad W on wgmma where the v2 forward runs
-    const bool v2 = backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available();
     const bool v2_x = need_x && v2, v2_w = need_w && v2;
     err = cuda::launch_kan_linear_tc_backward(tc_dtype(dt), gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N,
                                               in, M, static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),

@@ -1,11 +1,15 @@
 // Entry points of the tensor-core v2 forward, grad x and grad W (float32
 // storage, TF32 operands on sm_90a wgmma) and the rule for when they can
-// run. grad x is kan_linear_tc_v2_gx.cuh, grad W kan_linear_tc_v2_gw.cuh. It runs step 3 of
+// run. grad x is kan_linear_tc_v2_gx.cuh, grad W kan_linear_tc_v2_gw_ws.cuh. The forward is step 3 of
 // design T (kan_linear_tc_v2_ws.cuh: W folded into the operand layout, a
 // producer warpgroup and two consumer warpgroups over an mbarrier ring);
 // step 2 (kan_linear_tc_v2.cuh) is reached only by the emulation tests.
+// grad W runs the same structure (kan_linear_tc_v2_gw_ws.cuh: dy folded into
+// the operand layout, a producer warpgroup building A^T); its first step
+// (kan_linear_tc_v2_gw.cuh) is likewise reached only by the tests.
 #include "cuda_launch.h"
 #include "kan_linear_tc_v2_gw.cuh"
+#include "kan_linear_tc_v2_gw_ws.cuh"
 #include "kan_linear_tc_v2_gx.cuh"
 #include "kan_linear_tc_v2_ws.cuh"
 
@@ -51,8 +55,14 @@ cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, cons
                                            int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
                                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
-  if (workspace_bytes < tc::workspace_bytes(N, in, M, k, base, out, true)) return cudaErrorInvalidValue;
-  return tc2::launch_grad_w_v2(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, stream);
+  if (workspace_bytes < tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out)) return cudaErrorInvalidValue;
+  // the bulk copies read 16-byte aligned dy images
+  if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) return cudaErrorInvalidValue;
+  return tc2::launch_grad_w_ws(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, stream);
+}
+
+size_t kan_linear_tc_v2_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
+  return tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out);
 }
 
 #ifdef KANEXT_CUDA_EMULATION
@@ -72,6 +82,24 @@ cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const floa
     return tc2::launch_forward_ws<tc2::kFaultNoEmptyArrive>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
                                                             nullptr);
   return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+}
+// grad W's first step (tc2_grad_w_kernel; the partials' workspace of
+// kan_linear_tc_backward_workspace_bytes), and step 2 with a broken protocol.
+cudaError_t emu_launch_tc_v2_grad_w_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
+                                          void* workspace) {
+  return tc2::launch_grad_w_v2(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, nullptr);
+}
+cudaError_t emu_launch_tc_v2_grad_w_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N,
+                                          int64_t in, int64_t M, int k, int base, int64_t out, float* gWb,
+                                          float* gWc, void* workspace) {
+  if (fault == tc2::kFaultSkipFullWait)
+    return tc2::launch_grad_w_ws<tc2::kFaultSkipFullWait>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
+                                                          nullptr);
+  if (fault == tc2::kFaultNoEmptyArrive)
+    return tc2::launch_grad_w_ws<tc2::kFaultNoEmptyArrive>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
+                                                           nullptr);
+  return tc2::launch_grad_w_ws(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, nullptr);
 }
 // The fold's uniform-grid decision per input (tc2::grid_info), on the host.
 void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform) {

@@ -1,6 +1,8 @@
 // grad W of the tensor-core v2 path on Hopper's warpgroup MMA (design T
-// item 5 of docs/roofline.md section 6, first step; backend
-// "tensor_core_v2", float32 storage with TF32 operands, sm_90a only).
+// item 5 of docs/roofline.md section 6, first step; float32 storage with
+// TF32 operands, sm_90a only). Backend "tensor_core_v2" runs step 2
+// (kan_linear_tc_v2_gw_ws.cuh) instead; this kernel is reached by the
+// emulation tests, which compare the two.
 //
 //   grad W = A^T dy  (chunk rows of W x out, contracted over the batch),
 //
@@ -20,8 +22,7 @@
 // (tests/emu/test_emu_tc_v2_backward.py).
 //
 // Like step 2 of the forward and grad x's first step: no warp
-// specialisation, synchronous staging. The next steps are in
-// docs/roofline.md.
+// specialisation, synchronous staging.
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"

@@ -51,8 +51,9 @@
 //    zeroed with 16-byte stores, then only the nonzero columns of each input
 //    slot written (no index division per item, no store per zero column).
 // Not done: the 128-byte swizzle (the producer's 4-byte stores to the
-// unswizzled layout have bank conflicts), the backward passes and cluster
-// sharing of design T item 3.
+// unswizzled layout have bank conflicts) and cluster sharing of design T
+// item 3. grad W has the same structure (kan_linear_tc_v2_gw_ws.cuh);
+// grad x is still its first step (kan_linear_tc_v2_gx.cuh).
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"
@@ -215,9 +216,10 @@ __device__ __forceinline__ bool general_window(const float* __restrict__ t, int6
 // v[r], the value of basis first + r (r = 0..K), into the item at column
 // q0 of the row, whose column q is basis g0 + q (q < per). Bases below 0,
 // from nb on or past the item are not written. A window wholly inside (the
-// usual case) is written without a guard per value.
-template <int K>
-__device__ __forceinline__ void put_window(const OperandRow& row, int q0, int first, const float (&v)[K + 1], int g0,
+// usual case) is written without a guard per value. Row: an OperandRow, or
+// any accessor whose [q] is the item's column q (grad W's transposed rows).
+template <int K, typename Row>
+__device__ __forceinline__ void put_window(const Row& row, int q0, int first, const float (&v)[K + 1], int g0,
                                            int per, int nb) {
   const int c0 = first - g0;
   if (c0 >= 0 && c0 + K < per && first + K < nb) {  // (g0 >= 0, so first >= 0)
@@ -282,6 +284,42 @@ __device__ __forceinline__ void build_a_rows(unsigned char* tile, const float* _
   }
 }
 
+// The mbarrier ring of the warp-specialised kernels (this forward and
+// kan_linear_tc_v2_gw_ws.cuh's grad W): per stage s, full[s] completes when
+// the 128 producer threads and the stage's bulk copy have arrived (129
+// arrivals plus the copy's transaction bytes) and empty[s] when the 256
+// consumer threads have released it. Step u of a block (counted in every
+// role alike) uses stage u % kStages in round u / kStages: the producer
+// waits for the end of empty's phase of the previous round (parity
+// (round & 1) ^ 1, true at once for round 0 on a fresh barrier), the
+// consumers for full's phase of this round (parity round & 1).
+struct Ring {
+  uint64_t* full;
+  uint64_t* empty;  // full + kStages
+  // Thread 0 initialises; then the only block-wide barrier, where the roles part.
+  __device__ __forceinline__ void init() const {
+    if (threadIdx.x == 0)
+      for (int s = 0; s < kStages; ++s) {
+        hop::mbar_init(&full[s], 128 + 1);
+        hop::mbar_init(&empty[s], kConsumerThreads);
+      }
+    __syncthreads();
+  }
+  __device__ __forceinline__ static int stage(uint32_t u) { return int(u % kStages); }
+  __device__ __forceinline__ void producer_wait(uint32_t u) const {
+    hop::mbar_wait(&empty[stage(u)], ((u / kStages) & 1) ^ 1);
+  }
+  __device__ __forceinline__ void consumer_wait(uint32_t u) const {
+    hop::mbar_wait(&full[stage(u)], (u / kStages) & 1);
+  }
+  // The producer's tail: it leaves only once the consumers have released
+  // every stage, so that no bulk copy or arrival of its warpgroup is still
+  // pending when it exits.
+  __device__ __forceinline__ void producer_drain(uint32_t u) const {
+    for (int i = 0; i < kStages; ++i) producer_wait(u + uint32_t(i));
+  }
+};
+
 constexpr size_t ws_forward_smem_bytes() { return kStages * size_t(kStageBytes) + 2 * kStages * sizeof(uint64_t); }
 
 // The fold: one 256-thread block per (chunk, column tile), grid-stride.
@@ -326,17 +364,12 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
   KANEXT_DYNAMIC_SMEM(smem);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
-  uint64_t* empty = full + kStages;
+  const Ring ring{full, full + kStages};
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const int64_t row_tiles = ceil_div(N, kBM), col_tiles = ceil_div(out, kBN);
-  if (threadIdx.x == 0)
-    for (int s = 0; s < kStages; ++s) {
-      hop::mbar_init(&full[s], 128 + 1);
-      hop::mbar_init(&empty[s], kConsumerThreads);
-    }
-  __syncthreads();  // the only block-wide barrier: the roles part here
-  uint32_t u = 0;   // chunks of this block through the ring so far, the same count in every role
+  ring.init();
+  uint32_t u = 0;  // chunks of this block through the ring so far, the same count in every role
 
   for (int64_t ct = blockIdx.y; ct < col_tiles; ct += gridDim.y) {
     const int64_t j0 = ct * kBN;
@@ -344,17 +377,16 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
       const int64_t n0 = rt * kBM;
       if (wg == 0) {  // producer
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
-          const int s = int(u % kStages);
-          const uint32_t round = u / kStages;
-          hop::mbar_wait(&empty[s], (round & 1) ^ 1);
+          const int s = Ring::stage(u);
+          ring.producer_wait(u);
           unsigned char* As = smem + s * kStageBytes;
           if (t == 0) {
-            hop::mbar_arrive_expect_tx(&full[s], kTileBytes);
-            hop::bulk_copy_g2s(As + kTileBytes, w_op + w_image_offset(ct, c, cm.chunks), kTileBytes, &full[s]);
+            hop::mbar_arrive_expect_tx(&ring.full[s], kTileBytes);
+            hop::bulk_copy_g2s(As + kTileBytes, w_op + w_image_offset(ct, c, cm.chunks), kTileBytes, &ring.full[s]);
           }
           build_a_rows<K>(As, x, grid, N, in, M, base, info, cm, c, n0, t);
           hop::fence_proxy_async();  // the A stores, before the tensor core reads them
-          hop::mbar_arrive(&full[s]);
+          hop::mbar_arrive(&ring.full[s]);
         }
       } else {  // consumers
         const int g = wg - 1;
@@ -362,21 +394,19 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
 #pragma unroll
         for (int e = 0; e < 64; ++e) acc[e] = 0.f;
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
-          const int s = int(u % kStages);
-          const uint32_t round = u / kStages;
-          if (FAULT != kFaultSkipFullWait) hop::mbar_wait(&full[s], round & 1);
+          const int s = Ring::stage(u);
+          if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
           const uint32_t a_addr = hop::smem_u32(smem + s * kStageBytes) + uint32_t(g) * (64 / 8) * kSbo,
                          b_addr = hop::smem_u32(smem + s * kStageBytes + kTileBytes);
           chunk_mma(acc, a_addr, b_addr);
-          if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&empty[s]);  // this thread's reads of the stage are done
+          // this thread's reads of the stage are done
+          if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
         }
         store_acc(acc, t, n0 + 64 * g, j0, N, out, y);
       }
     }
   }
-  if (wg == 0)  // producer tail: leave only once the consumers have released every stage, so that no bulk
-                // copy or arrival of this warpgroup is still pending when it exits
-    for (int i = 0; i < kStages; ++i, ++u) hop::mbar_wait(&empty[u % kStages], ((u / kStages) & 1) ^ 1);
+  if (wg == 0) ring.producer_drain(u);
 #else
   __trap();  // launched only on sm_90 from an sm_90a build (launch_kan_linear_tc_v2_forward)
 #endif

@@ -1,11 +1,16 @@
 """The backward of backend tensor_core_v2 on Hopper's warpgroup MMA in host
 emulation: grad x (tc2_grad_x_kernel, csrc/cuda/kan_linear_tc_v2_gx.cuh;
-design T item 6 of docs/roofline.md) and grad W (tc2_grad_w_kernel,
-kan_linear_tc_v2_gw.cuh; item 5). Both against the float64 reference within
-the TF32 tolerance of test_emu_tc.py, and bit for bit against the WMMA
-kernels (tc_grad_x_kernel, tc_grad_w_kernel): the same epilogue code, basis
-builder and batch slices, and in emulation the same TF32 products added in
-the same order.
+design T item 6 of docs/roofline.md) and grad W (item 5: step 2,
+tc2_ws_grad_w_kernel in kan_linear_tc_v2_gw_ws.cuh, what the backend runs,
+and step 1, tc2_grad_w_kernel in kan_linear_tc_v2_gw.cuh). Each against the
+float64 reference within the TF32 tolerance of test_emu_tc.py, and against
+the WMMA kernels (tc_grad_x_kernel, tc_grad_w_kernel) and each other: bit for
+bit where they build the same basis values (the same epilogue code, builder
+and batch slices, and in emulation the same TF32 products added in the same
+order); grad W's step 2 builds uniform grids' bases with the forward's
+uniform-grid builder, so there it is compared within that builder's bound
+(same_w_as_general). Step 2's producer / consumer protocol is also run
+deliberately broken, to show that a race or a deadlock is caught.
 
     python -m pytest tests/emu/test_emu_tc_v2_backward.py -m emu -q
 
@@ -23,14 +28,18 @@ import pytest
 import torch
 
 import emulator as emu
-from emulator import BASES, p, poisoned
+from emulator import BASES, knot_x, p, poisoned
 from helpers import assert_tc_close as check
 from helpers import dense_in_dtype as dense_torch
 from test_emu_tc import exact, rounded_case, tc_backward
+from test_emu_tc_v2_ws import moved_knot, run_snippet, uniform_inputs
 
 from kanext import ops
+from kanext import reference as ref
 
 pytestmark = pytest.mark.emu
+
+FAULT_SKIP_FULL_WAIT, FAULT_NO_EMPTY_ARRIVE = 1, 2  # tc2::kFault* in kan_linear_tc_v2_ws.cuh
 
 
 def lib():
@@ -39,6 +48,10 @@ def lib():
         i64, i32, vp, sz = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
         L.emu_tc_v2_grad_x.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
         L.emu_tc_v2_grad_w.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp, sz]
+        L.emu_tc_v2_grad_w_fault.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp]
+        L.emu_tc_v2_grad_w_step1.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp]
+        L.emu_tc_v2_grad_w_workspace_bytes.argtypes = [i64, i64, i64, i32, i32, i64]
+        L.emu_tc_v2_grad_w_workspace_bytes.restype = sz
         L.emu_tc_workspace_bytes.argtypes = [i64, i64, i64, i32, i32, i64, i32]
         L.emu_tc_workspace_bytes.restype = sz
         L._gx_ready = True
@@ -166,8 +179,28 @@ def test_grad_x_empty_sizes():
 
 
 # ---------------------------------------------------------------- grad W
-def v2_grad_w(gy, x, grid, k, base, Wb, Wc):
-    """(gWb, gWc, workspace bytes); outputs and workspace start as NaN."""
+def v2_grad_w(gy, x, grid, k, base, Wb, Wc, fault=0):
+    """Step 2 (tc2_ws_grad_w_kernel, what tensor_core_v2 runs): (gWb, gWc,
+    the partials' bytes); outputs and the whole workspace start as NaN."""
+    gy, x = gy.contiguous(), x.contiguous()
+    grid = grid.float().contiguous()
+    N, inf = x.shape
+    out, M = Wb.shape[1], grid.shape[1]
+    gWb, gWc = poisoned(Wb.shape, x.dtype), poisoned(Wc.shape, x.dtype)
+    wsb = lib().emu_tc_v2_grad_w_workspace_bytes(N, inf, M, k, base, out)
+    ws = torch.full((max(wsb, 16) // 4,), math.nan)
+    assert ws.data_ptr() % 16 == 0
+    if fault:
+        rc = lib().emu_tc_v2_grad_w_fault(fault, p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc),
+                                          p(ws))
+    else:
+        rc = lib().emu_tc_v2_grad_w(p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc), p(ws), wsb)
+    assert rc == 0
+    return gWb, gWc, lib().emu_tc_workspace_bytes(N, inf, M, k, base, out, 1)
+
+
+def step1_grad_w(gy, x, grid, k, base, Wb, Wc):
+    """The first step (tc2_grad_w_kernel: all threads stage, no ring)."""
     gy, x = gy.contiguous(), x.contiguous()
     grid = grid.float().contiguous()
     N, inf = x.shape
@@ -175,13 +208,37 @@ def v2_grad_w(gy, x, grid, k, base, Wb, Wc):
     gWb, gWc = poisoned(Wb.shape, x.dtype), poisoned(Wc.shape, x.dtype)
     wsb = lib().emu_tc_workspace_bytes(N, inf, M, k, base, out, 1)
     ws = torch.full((max(wsb, 4) // 4,), math.nan)
-    rc = lib().emu_tc_v2_grad_w(p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc), p(ws), wsb)
-    assert rc == 0
-    return gWb, gWc, wsb
+    assert lib().emu_tc_v2_grad_w_step1(p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc), p(ws)) == 0
+    return gWb, gWc
 
 
 def wmma_grad_w(gy, x, grid, k, base, Wb, Wc):
     return tc_backward(gy, x, grid, k, base, Wb, Wc, need_x=False, need_w=True)[1:3]
+
+
+def same_w_as_general(w2, w_gen, gy, x, grid, k):
+    """Step 2's (gWb, gWc) against the general builder's (step 1 or WMMA):
+    grad Wb bit for bit always (b(x) is the same either way); grad Wc bit for
+    bit when no input takes the uniform-grid path or k = 0, otherwise the
+    same NaN pattern and per element within 2^-9 sum_n |A| |dy| (an A entry
+    of the two builders differs by at most one TF32 rounding unit after
+    values that differ by float rounding) plus 2 dev_i sum_n |dy| (what a
+    grid at tc2::grid_info's tolerance may move a basis: test_emu_tc_v2_ws's
+    same_as_general, transposed)."""
+    same_bits(w2[0], w_gen[0])
+    if k == 0 or not bool(uniform_inputs(grid).any()):
+        same_bits(w2[1], w_gen[1])
+        return
+    assert torch.equal(torch.isnan(w2[1]), torch.isnan(w_gen[1]))
+    g64 = grid.double()
+    A = torch.nan_to_num(ref.spline_basis(x.double(), g64, k).abs(), nan=0.0)
+    dy = gy.double().abs()
+    h = (g64[:, -1] - g64[:, 0]) / (g64.shape[1] - 1)
+    dev = 2 * (2.0**-18 + 2.0**-21 * torch.maximum(g64[:, 0].abs(), g64[:, -1].abs()) / h)
+    bound = 2.0**-9 * torch.einsum("nig,nj->igj", A, dy) + 2 * dev[:, None, None] * dy.sum(0)
+    fin = torch.isfinite(w_gen[1])
+    err = (w2[1].double() - w_gen[1].double()).abs()
+    assert bool((err[fin] <= bound[fin]).all()), f"max excess {float((err - bound)[fin].max()):.3g}"
 
 
 def check_case(tag, gy, x, grid, k, base, Wb, Wc):
@@ -193,9 +250,11 @@ def check_case(tag, gy, x, grid, k, base, Wb, Wc):
         check(f"gWb {tag}", gWb, e[1], d[1], torch.float32)
     else:
         assert torch.equal(gWb, torch.zeros_like(gWb)), "base zero: grad Wb must be 0"
+    s1 = step1_grad_w(gy, x, grid, k, BASES[base], Wb, Wc)
+    same_w_as_general((gWb, gWc), s1, gy, x, grid, k)
     w = wmma_grad_w(gy, x, grid, k, BASES[base], Wb, Wc)
-    same_bits(gWb, w[0])
-    same_bits(gWc, w[1])
+    same_bits(s1[0], w[0])
+    same_bits(s1[1], w[1])
     return wsb
 
 
@@ -232,10 +291,12 @@ def test_grad_w_nan_inf_policy():
     gWb, gWc, _ = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc)
     c = ops.kan_linear_backward(gy, x, grid, 3, 2, Wb, Wc)
     assert torch.equal(torch.isnan(gWb), torch.isnan(c[1])) and torch.equal(torch.isnan(gWc), torch.isnan(c[2]))
-    w = wmma_grad_w(gy, x, grid, 3, 2, Wb, Wc)
-    same_bits(gWb, w[0])
-    same_bits(gWc, w[1])
+    same_w_as_general((gWb, gWc), wmma_grad_w(gy, x, grid, 3, 2, Wb, Wc), gy, x, grid, 3)
     assert torch.isfinite(gWc[[0, 2]]).all(), "a NaN x adds nothing (not NaN) to its input's spline weights"
+    gn = moved_knot(grid, 2, 3, 2.0**-12)  # input 2 off the uniform path: its rows through the general builder
+    gWb, gWc, _ = v2_grad_w(gy, x, gn, 3, 2, Wb, Wc)
+    same_w_as_general((gWb, gWc), wmma_grad_w(gy, x, gn, 3, 2, Wb, Wc), gy, x, gn, 3)
+    assert torch.isfinite(gWc[2]).all()
 
 
 def test_grad_w_grid_stride_and_unaligned(monkeypatch):
@@ -264,6 +325,98 @@ def test_grad_w_empty_sizes():
         x, gy, Wb, Wc, grid = x[:, :inf], gy[:, :out], Wb[:inf, :out], Wc[:inf, :, :out], grid[:max(inf, 1)]
         gWb, gWc, _ = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc)
         assert gWb.shape == Wb.shape and gWc.shape == Wc.shape
+
+
+def test_grad_w_uniform_fast_path_runs():
+    """The producer does build uniform inputs by uniform_window: on a uniform
+    grid at k = 3 grad Wc differs from step 1's somewhere (within the
+    bound), while on a grid just past the tolerance it is step 1's bits; and
+    uniform and general inputs alternating inside a chunk, and an input over
+    two chunks (nb1 > 64) with x on the knots, each within the bound."""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", 130, 7, 20, seed=4)
+    assert bool(uniform_inputs(grid).all())
+    w2 = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc)
+    s1 = step1_grad_w(gy, x, grid, 3, 2, Wb, Wc)
+    assert not torch.equal(w2[1], s1[1])
+    check_case("uniform", gy, x, grid, 3, "silu", Wb, Wc)
+    off = grid.float().clone()
+    for i in range(off.shape[0]):
+        off = moved_knot(off, i, 3, 2.0**-12)
+    assert not bool(uniform_inputs(off).any())
+    w2 = v2_grad_w(gy, x, off, 3, 2, Wb, Wc)
+    s1 = step1_grad_w(gy, x, off, 3, 2, Wb, Wc)
+    same_bits(w2[0], s1[0])
+    same_bits(w2[1], s1[1])
+    # mixed inputs in one chunk
+    gn = rounded_case(torch.float32, 3, 5, "nonuniform", 1, 7, 1, seed=42)[1]
+    mixed = grid.float().clone()
+    mixed[1::2] = gn.float()[1::2]
+    assert uniform_inputs(mixed).tolist() == [True, False] * 3 + [True]
+    xm = torch.cat([knot_x(mixed), x])
+    gym = torch.cat([gy] * 2)[: xm.shape[0]]
+    check_case("mixed", gym, xm, mixed, 3, "zero", Wb, Wc)
+    # nb1 > 64: one input over two chunks, x on its knots
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 60, "uniform", 70, 3, 9, seed=6)
+    xk = torch.cat([knot_x(grid.float()), x])
+    gyk = torch.cat([gy] * 4)[: xk.shape[0]]
+    check_case("G=60 knots", gyk, xk, grid, 3, "identity", Wb, Wc)
+
+
+# The broken protocols run in a subprocess: the emulator may abort the process.
+FAULTY = """
+import sys, torch
+sys.path[:0] = [{here!r}, {tests!r}, {root!r}]
+from test_emu_tc import rounded_case
+from test_emu_tc_v2_backward import v2_grad_w
+x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", {N}, {inf}, {out}, seed=2)
+gWb, gWc, _ = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc, fault={fault})
+print("returned nan=%d" % int(torch.isnan(gWc).any() or torch.isnan(gWb).any()))
+"""
+
+
+def run_faulty(fault, N, inf, out):
+    return run_snippet(FAULTY, N=N, inf=inf, out=out, fault=fault)
+
+
+def test_grad_w_skipping_the_full_wait_is_caught():
+    """Consumers that skip the wait on full either read the dy image before
+    its bulk copy lands (poisoned shared memory: NaN in grad W) or, by the
+    emulator's schedule, complete an empty phase early and deadlock, which
+    the emulator reports. The same cases with the wait are clean."""
+    for N, inf, out in ((70, 3, 30), (200, 20, 10)):  # 2 steps, 1 chunk; 4 steps, 3 chunks
+        r = run_faulty(FAULT_SKIP_FULL_WAIT, N, inf, out)
+        aborted = r.returncode != 0 and "emu" in r.stderr and "returned" not in r.stdout
+        assert aborted or (r.returncode == 0 and "returned nan=1" in r.stdout), (r.stdout, r.stderr[-2000:])
+        ok = run_faulty(0, N, inf, out)
+        assert ok.returncode == 0 and "returned nan=0" in ok.stdout, ok.stderr[-2000:]
+
+
+def test_grad_w_consumers_that_never_release_a_stage_deadlock_and_are_caught():
+    """Consumers that never arrive on empty: with more steps than stages the
+    producer waits for a stage that is never released; the emulator's
+    deadlock detection aborts the process instead of hanging."""
+    r = run_faulty(FAULT_NO_EMPTY_ARRIVE, 320, 3, 10)
+    assert r.returncode != 0 and "returned" not in r.stdout
+    assert "every runnable thread spins on a wait that nothing can complete" in r.stderr
+
+
+def test_grad_w_workspace_checks():
+    """A workspace one byte short of what the launcher asks for, or not
+    16-byte aligned (the bulk copies' rule), is refused
+    (cudaErrorInvalidValue) before anything runs."""
+    x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", 130, 7, 20, seed=4)
+    N, inf = x.shape
+    out, M = Wb.shape[1], grid.shape[1]
+    gWb, gWc = poisoned(Wb.shape, x.dtype), poisoned(Wc.shape, x.dtype)
+    wsb = lib().emu_tc_v2_grad_w_workspace_bytes(N, inf, M, 3, 2, out)
+    assert wsb >= 130 * 20 * 4
+    ws = torch.full((wsb // 4 + 4,), math.nan)
+    args = (p(gy), p(x), p(grid.float().contiguous()), N, inf, M, 3, 2, out, p(gWb), p(gWc))
+    assert lib().emu_tc_v2_grad_w(*args, p(ws), wsb - 1) == 1
+    assert lib().emu_tc_v2_grad_w(*args, ws.data_ptr() + 4, wsb) == 1
+    assert torch.isnan(gWc).all(), "nothing written"
+    assert lib().emu_tc_v2_grad_w(*args, p(ws), wsb) == 0
+    assert not torch.isnan(gWc).any()
 
 
 if __name__ == "__main__":

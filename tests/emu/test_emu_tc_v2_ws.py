@@ -294,11 +294,16 @@ print("returned nan=%d" % int(torch.isnan(y).any()))
 """
 
 
-def run_faulty(fault, N, inf, out):
+def run_snippet(template, **fields):
+    """template, formatted with fields and the folders {here}, {tests} and
+    {root}, run by a fresh interpreter: (returncode, stdout, stderr)."""
     here = Path(__file__).resolve().parent
-    code = FAULTY.format(here=str(here), tests=str(here.parent), root=str(here.parents[1]), N=N, inf=inf, out=out,
-                         fault=fault)
+    code = template.format(here=str(here), tests=str(here.parent), root=str(here.parents[1]), **fields)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def run_faulty(fault, N, inf, out):
+    return run_snippet(FAULTY, N=N, inf=inf, out=out, fault=fault)
 
 
 def test_skipping_the_full_wait_is_caught():

@@ -39,11 +39,28 @@ int emu_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t
   return launch_kan_linear_tc_v2_grad_x(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, nullptr);
 }
 
-// grad W of backend tensor_core_v2 (tc2_grad_w_kernel), with the workspace
-// of emu_tc_workspace_bytes.
+// grad W of backend tensor_core_v2 (tc2_ws_grad_w_kernel), with the
+// workspace of emu_tc_v2_grad_w_workspace_bytes (the launcher's return
+// code: cudaErrorInvalidValue for a short or misaligned workspace).
 int emu_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                      int base, int64_t out, float* gWb, float* gWc, void* ws, size_t ws_bytes) {
   return launch_kan_linear_tc_v2_grad_w(gy, x, grid, N, in, M, k, base, out, gWb, gWc, ws, ws_bytes, nullptr);
+}
+
+size_t emu_tc_v2_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
+  return kan_linear_tc_v2_grad_w_workspace_bytes(N, in, M, k, base, out);
+}
+
+// Its first step (tc2_grad_w_kernel), with the workspace of
+// emu_tc_workspace_bytes; and the step-2 kernel with a broken protocol
+// (fault: tc2::kFault*), the workspace of emu_tc_v2_grad_w_workspace_bytes.
+int emu_tc_v2_grad_w_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                           int k, int base, int64_t out, float* gWb, float* gWc, void* ws) {
+  return emu_launch_tc_v2_grad_w_step1(gy, x, grid, N, in, M, k, base, out, gWb, gWc, ws);
+}
+int emu_tc_v2_grad_w_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                           int64_t M, int k, int base, int64_t out, float* gWb, float* gWc, void* ws) {
+  return emu_launch_tc_v2_grad_w_fault(fault, gy, x, grid, N, in, M, k, base, out, gWb, gWc, ws);
 }
 
 // Per input of grid (in, M): 1 where step 3 builds with the uniform-grid fast path.
