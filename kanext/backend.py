@@ -44,14 +44,16 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     for the wgmma forward, since both steps give the same bits.) Same chunk
     layout, basis values and NaN policy as ``"tensor_core"``; TF32 results
     that differ from it by the order of the sums inside the MMAs. The
-    backward runs on wgmma too under the same rule: grad x (design T item 6,
-    first step: no warp specialisation, operands staged by all threads) as
+    backward runs on wgmma too under the same rule, both warp-specialised
+    like the forward, with their operands folded into the MMA's layout by a
+    pre-pass and bulk-copied (design T items 6 and 5, step 2): grad x as
     gradA = dy W^T contracted with the basis derivatives by the
-    ``"tensor_core"`` epilogue (kan_linear_tc_v2_gx.cuh); grad W (item 5,
-    step 2: the forward's structure, dy folded into the MMA's layout by a
-    pre-pass and bulk-copied, a producer warpgroup building A^T with the
-    forward's builders) as A^T dy with ``"tensor_core"``'s batch slices
-    (kan_linear_tc_v2_gw_ws.cuh). On other GPUs, builds without sm_90a, and
+    ``"tensor_core"`` epilogue (kan_linear_tc_v2_gx_ws.cuh; dy and W^T
+    folded, one producer thread issuing the copies), grad W as A^T dy with
+    ``"tensor_core"``'s batch slices (kan_linear_tc_v2_gw_ws.cuh; dy folded,
+    a producer warpgroup building A^T with the forward's builders). The
+    backward's workspace is about the size of dy plus W. On other GPUs,
+    builds without sm_90a, and
     for bfloat16 / float16 it is exactly ``"tensor_core"``. Checked in host
     emulation only, unmeasured on a GPU; ``"auto"`` does not choose it.
 

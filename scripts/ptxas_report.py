@@ -191,6 +191,11 @@ LAUNCH = [
     # kan_linear_tc_v2_gx.cuh (backend tensor_core_v2's grad x): the 128 x 132
     # float gradA tile over the two 32 KiB operand tiles, + 128 row offsets
     ("kanext::cuda::tc2", "tc2_grad_x_kernel", 256, lambda t: 128 * 132 * 4 + 128 * 8),
+    # kan_linear_tc_v2_gx_ws.cuh (its grad x, step 2): 3 warpgroups, 2 stages x
+    # (dy + W^T tiles, 32 KiB each), the 128 x 132 float gradA tile, 4 mbarriers;
+    # the images' pre-pass: 256 threads
+    ("kanext::cuda::tc2", "tc2_ws_grad_x_kernel", 384, lambda t: 2 * 2 * 32768 + 128 * 132 * 4 + 4 * 8),
+    ("kanext::cuda::tc2", "tc2_gx_images_kernel", 256, None),
     # kan_linear_tc_v2_gw.cuh (its grad W): A^T 16 KiB + dy^T 64 KiB operand tiles
     ("kanext::cuda::tc2", "tc2_grad_w_kernel", 256, lambda t: 16384 + 65536),
     # kan_linear_tc_v2_gw_ws.cuh (its grad W, step 2): 3 warpgroups, 2 stages x
@@ -232,7 +237,9 @@ HOT = [
     ("kanext::cuda::tc", "*"),
     ("kanext::cuda::tc2", "tc2_ws_forward_kernel"),  # backend tensor_core_v2 (its fold too)
     ("kanext::cuda::tc2", "tc2_fold_w_kernel"),
-    ("kanext::cuda::tc2", "tc2_grad_x_kernel"),  # backend tensor_core_v2's grad x
+    ("kanext::cuda::tc2", "tc2_grad_x_kernel"),  # backend tensor_core_v2's grad x (first step, kept for the tests)
+    ("kanext::cuda::tc2", "tc2_ws_grad_x_kernel"),  # its grad x (step 2, what the backend runs)
+    ("kanext::cuda::tc2", "tc2_gx_images_kernel"),
     ("kanext::cuda::tc2", "tc2_grad_w_kernel"),  # and its grad W (first step, kept for the tests)
     ("kanext::cuda::tc2", "tc2_ws_grad_w_kernel"),  # its grad W (step 2, what the backend runs)
     ("kanext::cuda::tc2", "tc2_dy_image_kernel"),

@@ -129,7 +129,7 @@ def test_tensor_core_v2_forward(tensor_cores, k, G, kind, shape):
     step 3; (300, 19, 70) at G = 5 is 3 K chunks, one more than the ring's 2
     stages) on compute capability 9.0 from an sm_90a build (within the TF32
     tolerance), else exactly backend 2; its grad x and grad W there are the
-    wgmma kernels of kan_linear_tc_v2_gx.cuh / _gw_ws.cuh (within the TF32
+    wgmma kernels of kan_linear_tc_v2_gx_ws.cuh / _gw_ws.cuh (within the TF32
     tolerance; in host emulation grad x is backend 2's bits, and so is grad
     W except on uniform grids, whose bases the uniform-grid builder makes)."""
     N, in_f, out = shape

@@ -188,6 +188,9 @@ def test_hot_paths():
     gw = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<3, 0>(float const*)"  # grad W step 2: what the backend runs
     assert pr.is_hot(gw) and pr.launch_config(gw) == (384, 2 * (16384 + 65536) + 32, True)
     assert pr.is_hot("void kanext::cuda::tc2::tc2_dy_image_kernel(float const*)")
+    gx = "void kanext::cuda::tc2::tc2_ws_grad_x_kernel<3, 0>(float const*)"  # grad x step 2
+    assert pr.is_hot(gx) and pr.launch_config(gx) == (384, 2 * 2 * 32768 + 128 * 132 * 4 + 32, True)
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_gx_images_kernel(float const*)")
     assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 
 

@@ -132,11 +132,14 @@ size_t kan_linear_tc_v2_forward_workspace_bytes(int64_t in, int64_t M, int k, in
 cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
                                             int k, int base, const float* Wb, const float* Wc, int64_t out,
                                             float* workspace, float* y, cudaStream_t stream);
-// Its grad x (kan_linear_tc_v2_gx.cuh), under the same rule: gx (N, in)
-// from gy (N, out).
+// Its grad x (kan_linear_tc_v2_gx_ws.cuh), under the same rule: gx (N, in)
+// from gy (N, out), with a workspace of
+// kan_linear_tc_v2_grad_x_workspace_bytes, 16-byte aligned (dy and W^T in
+// the wgmma operand layout; it may be grad W's, which runs before).
+size_t kan_linear_tc_v2_grad_x_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out);
 cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           float* gx, cudaStream_t stream);
+                                           float* gx, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 // And its grad W (kan_linear_tc_v2_gw_ws.cuh): gWb, gWc with a workspace
 // of kan_linear_tc_v2_grad_w_workspace_bytes, 16-byte aligned (the batch
 // slices' partials, as kan_linear_tc_backward_workspace_bytes, then dy in
@@ -152,6 +155,12 @@ cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const floa
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                           float* workspace, float* y);
 void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform);
+cudaError_t emu_launch_tc_v2_grad_x_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                          float* gx);
+cudaError_t emu_launch_tc_v2_grad_x_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N,
+                                          int64_t in, int64_t M, int k, int base, const float* Wb, const float* Wc,
+                                          int64_t out, float* gx, void* workspace);
 cudaError_t emu_launch_tc_v2_grad_w_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                           int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
                                           void* workspace);

@@ -96,6 +96,13 @@ __device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32
                  : "memory");
 }
 
+// bar.sync id, count: the `count` threads (a multiple of 32) of the block
+// that name barrier `id` (1..15; 0 is __syncthreads') meet here, e.g. the
+// consumer warpgroups of a warp-specialised kernel without the producer.
+__device__ __forceinline__ void named_barrier_sync(int id, int count) {
+  KANEXT_HOP_ASM("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+
 // Makes this thread's generic-proxy shared-memory writes visible to the
 // async proxy (wgmma operand reads, bulk copies).
 __device__ __forceinline__ void fence_proxy_async() { KANEXT_HOP_ASM("fence.proxy.async.shared::cta;" ::: "memory"); }
@@ -139,6 +146,7 @@ using emu_hop::mbar_arrive_expect_tx;
 using emu_hop::mbar_init;
 using emu_hop::mbar_try_wait;
 using emu_hop::mbar_wait;
+using emu_hop::named_barrier_sync;
 using emu_hop::smem_u32;
 using emu_hop::wgmma_commit;
 using emu_hop::wgmma_fence;

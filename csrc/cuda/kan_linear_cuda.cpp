@@ -3,6 +3,8 @@
 // CPU twin csrc/cpu/kan_linear_cpu.cpp). See binding.h for what a binding does.
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
+
 #include "binding.h"
 #include "kanext/backend.h"
 #include "cuda_launch.h"
@@ -22,9 +24,10 @@ namespace {
 // device from a build with sm_90a code (cuda::tc_v2_available): there the
 // three passes run on wgmma, the forward with the kernel of
 // kan_linear_tc_v2_ws.cuh (design T step 3: W folded into the operand layout
-// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx.cuh (item
-// 6, first step) and grad W with kan_linear_tc_v2_gw_ws.cuh (item 5, step 2:
-// dy folded into the operand layout, warp-specialised like the forward).
+// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx_ws.cuh
+// and grad W with kan_linear_tc_v2_gw_ws.cuh (items 6 and 5, step 2: the
+// operands folded into their layout by a pre-pass, warp-specialised like the
+// forward).
 // Unmeasured on a GPU.
 // local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
 // LocalKernels: byte-offset gathers in the forward and grad x, register
@@ -132,13 +135,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
   // tensor_core_v2: grad x and grad W on wgmma where the v2 forward runs
   const bool v2 = tc && backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available();
+  // (v2: grad W, then grad x, each with its operand images in the same
+  // workspace, one after the other on the stream)
+  const int ki = static_cast<int>(k), bi = static_cast<int>(base);
   const size_t ws_bytes =
-      v2 && need_w ? cuda::kan_linear_tc_v2_grad_w_workspace_bytes(N, in, M, static_cast<int>(k),
-                                                                   static_cast<int>(base), out)
-      : tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, static_cast<int>(k), static_cast<int>(base), out,
-                                                          need_w)
-           : cuda::kan_linear_backward_workspace_bytes(N, in, M, static_cast<int>(k), out, x.element_size(), need_w,
-                                                       version);
+      v2 ? std::max(need_w ? cuda::kan_linear_tc_v2_grad_w_workspace_bytes(N, in, M, ki, bi, out) : 0,
+                    need_x ? cuda::kan_linear_tc_v2_grad_x_workspace_bytes(N, in, M, ki, bi, out) : 0)
+      : tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, ki, bi, out, need_w)
+           : cuda::kan_linear_backward_workspace_bytes(N, in, M, ki, out, x.element_size(), need_w, version);
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
   void* ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
@@ -159,7 +163,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
       err = cuda::launch_kan_linear_tc_v2_grad_x(gy.data_ptr<float>(), x.data_ptr<float>(), gridf.data_ptr<float>(),
                                                  N, in, M, static_cast<int>(k), static_cast<int>(base),
                                                  Wb.data_ptr<float>(), Wc.data_ptr<float>(), out,
-                                                 gx.data_ptr<float>(), current_stream());
+                                                 gx.data_ptr<float>(), ws_ptr, ws_bytes, current_stream());
   } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_backward_f32(
         gy.data_ptr<float>(), x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M, static_cast<int>(k),

@@ -416,15 +416,17 @@ __device__ __forceinline__ float grad_x_item(const float* crow, float xv, const 
 // (r, slot) contracts its columns with grad_x_item and writes grad x; for
 // an input over several chunks (cpi > 1: one item per thread) it adds the
 // chunk's sum to `part` instead and writes that on the input's last chunk.
+// Run by `threads` threads (at least kGxBM), this one being number `tid`.
 template <typename T, int K>
 __device__ __forceinline__ void grad_x_epilogue(const float* C, int ldc, const T* __restrict__ x,
                                                 const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
                                                 int base, const ChunkMap& cm, int64_t c, int64_t n0, bool last,
-                                                float& part, T* __restrict__ gx) {
+                                                float& part, T* __restrict__ gx, int tid = threadIdx.x,
+                                                int threads = kThreads) {
   int64_t i0;
   int g0;
   cm.locate(c, i0, g0);
-  for (int p = threadIdx.x; p < kGxBM * cm.slots; p += kThreads) {
+  for (int p = tid; p < kGxBM * cm.slots; p += threads) {
     const int r = p / cm.slots, ii = p % cm.slots;
     const int64_t n = n0 + r, i = i0 + ii;
     if (n >= N || i >= in) continue;
@@ -432,7 +434,7 @@ __device__ __forceinline__ void grad_x_epilogue(const float* C, int ldc, const T
     if (cm.cpi == 1) {
       gx[n * in + i] = from_float<T>(sum);
     } else {
-      part += sum;  // p == threadIdx.x here: one item per thread
+      part += sum;  // p == tid here: one item per thread
       if (last) gx[n * in + i] = from_float<T>(part);
     }
   }

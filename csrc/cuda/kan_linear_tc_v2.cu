@@ -1,16 +1,19 @@
 // Entry points of the tensor-core v2 forward, grad x and grad W (float32
 // storage, TF32 operands on sm_90a wgmma) and the rule for when they can
-// run. grad x is kan_linear_tc_v2_gx.cuh, grad W kan_linear_tc_v2_gw_ws.cuh. The forward is step 3 of
+// run. grad x is kan_linear_tc_v2_gx_ws.cuh, grad W kan_linear_tc_v2_gw_ws.cuh. The forward is step 3 of
 // design T (kan_linear_tc_v2_ws.cuh: W folded into the operand layout, a
 // producer warpgroup and two consumer warpgroups over an mbarrier ring);
 // step 2 (kan_linear_tc_v2.cuh) is reached only by the emulation tests.
 // grad W runs the same structure (kan_linear_tc_v2_gw_ws.cuh: dy folded into
-// the operand layout, a producer warpgroup building A^T); its first step
-// (kan_linear_tc_v2_gw.cuh) is likewise reached only by the tests.
+// the operand layout, a producer warpgroup building A^T), and so does grad x
+// (kan_linear_tc_v2_gx_ws.cuh: dy and W^T folded, a producer thread issuing
+// bulk copies); their first steps (kan_linear_tc_v2_gw.cuh, _gx.cuh) are
+// likewise reached only by the tests.
 #include "cuda_launch.h"
 #include "kan_linear_tc_v2_gw.cuh"
 #include "kan_linear_tc_v2_gw_ws.cuh"
 #include "kan_linear_tc_v2_gx.cuh"
+#include "kan_linear_tc_v2_gx_ws.cuh"
 #include "kan_linear_tc_v2_ws.cuh"
 
 namespace kanext {
@@ -46,9 +49,16 @@ cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, i
 
 cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                            int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           float* gx, cudaStream_t stream) {
+                                           float* gx, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
-  return tc2::launch_grad_x_v2(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, stream);
+  if (workspace_bytes < tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out)) return cudaErrorInvalidValue;
+  // the bulk copies read 16-byte aligned images
+  if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) return cudaErrorInvalidValue;
+  return tc2::launch_grad_x_ws(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace, stream);
+}
+
+size_t kan_linear_tc_v2_grad_x_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
+  return tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out);
 }
 
 cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
@@ -82,6 +92,23 @@ cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const floa
     return tc2::launch_forward_ws<tc2::kFaultNoEmptyArrive>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
                                                             nullptr);
   return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+}
+// grad x's first step (tc2_grad_x_kernel), and step 2 with a broken protocol.
+cudaError_t emu_launch_tc_v2_grad_x_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
+                                          int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
+                                          float* gx) {
+  return tc2::launch_grad_x_v2(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, nullptr);
+}
+cudaError_t emu_launch_tc_v2_grad_x_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N,
+                                          int64_t in, int64_t M, int k, int base, const float* Wb, const float* Wc,
+                                          int64_t out, float* gx, void* workspace) {
+  if (fault == tc2::kFaultSkipFullWait)
+    return tc2::launch_grad_x_ws<tc2::kFaultSkipFullWait>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace,
+                                                          nullptr);
+  if (fault == tc2::kFaultNoEmptyArrive)
+    return tc2::launch_grad_x_ws<tc2::kFaultNoEmptyArrive>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx,
+                                                           workspace, nullptr);
+  return tc2::launch_grad_x_ws(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace, nullptr);
 }
 // grad W's first step (tc2_grad_w_kernel; the partials' workspace of
 // kan_linear_tc_backward_workspace_bytes), and step 2 with a broken protocol.

@@ -1,6 +1,8 @@
 // grad x of the tensor-core v2 path on Hopper's warpgroup MMA (design T
-// item 6 of docs/roofline.md section 6, first step; backend
-// "tensor_core_v2", float32 storage with TF32 operands, sm_90a only).
+// item 6 of docs/roofline.md section 6, first step; float32 storage with
+// TF32 operands, sm_90a only). Backend "tensor_core_v2" runs step 2
+// (kan_linear_tc_v2_gx_ws.cuh) instead; this kernel is reached by the
+// emulation tests, which compare the two.
 //
 //   gradA = dy W^T  (N x chunk columns, contracted over `out`),
 //   grad x[n, i] = sum_g B'_g(x[n, i]) gradA[n, (i, g)] + b'(x[n, i]) gradA[n, (i, nb)],
@@ -20,8 +22,7 @@
 // over them in chunk order, as in the WMMA kernel.
 //
 // Like step 2 of the forward (no warp specialisation, synchronous staging),
-// it replaces the MMA instruction, not the CUDA-core staging: the next
-// steps are in docs/roofline.md. In host emulation the tensor core adds the
+// it replaces the MMA instruction, not the CUDA-core staging. In host emulation the tensor core adds the
 // same TF32 products in the same order as the WMMA kernel's m16n16k8 steps,
 // so the two give the same bits there (tests/emu/test_emu_tc_v2_backward.py).
 #pragma once

@@ -52,8 +52,8 @@
 //    slot written (no index division per item, no store per zero column).
 // Not done: the 128-byte swizzle (the producer's 4-byte stores to the
 // unswizzled layout have bank conflicts) and cluster sharing of design T
-// item 3. grad W has the same structure (kan_linear_tc_v2_gw_ws.cuh);
-// grad x is still its first step (kan_linear_tc_v2_gx.cuh).
+// item 3. grad W and grad x have the same structure
+// (kan_linear_tc_v2_gw_ws.cuh, kan_linear_tc_v2_gx_ws.cuh).
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"
@@ -284,11 +284,12 @@ __device__ __forceinline__ void build_a_rows(unsigned char* tile, const float* _
   }
 }
 
-// The mbarrier ring of the warp-specialised kernels (this forward and
-// kan_linear_tc_v2_gw_ws.cuh's grad W): per stage s, full[s] completes when
-// the 128 producer threads and the stage's bulk copy have arrived (129
-// arrivals plus the copy's transaction bytes) and empty[s] when the 256
-// consumer threads have released it. Step u of a block (counted in every
+// The mbarrier ring of the warp-specialised kernels (this forward, grad W in
+// kan_linear_tc_v2_gw_ws.cuh, grad x in kan_linear_tc_v2_gx_ws.cuh): per
+// stage s, full[s] completes when the producer's arrivals (here and in grad
+// W: thread 0's expect_tx and the 128 builders', 129; grad x: thread 0's
+// only) and the stage's bulk copies' transaction bytes are in, and empty[s]
+// when the 256 consumer threads have released it. Step u of a block (counted in every
 // role alike) uses stage u % kStages in round u / kStages: the producer
 // waits for the end of empty's phase of the previous round (parity
 // (round & 1) ^ 1, true at once for round 0 on a fresh barrier), the
@@ -297,10 +298,10 @@ struct Ring {
   uint64_t* full;
   uint64_t* empty;  // full + kStages
   // Thread 0 initialises; then the only block-wide barrier, where the roles part.
-  __device__ __forceinline__ void init() const {
+  __device__ __forceinline__ void init(uint32_t full_arrivals = 128 + 1) const {
     if (threadIdx.x == 0)
       for (int s = 0; s < kStages; ++s) {
-        hop::mbar_init(&full[s], 128 + 1);
+        hop::mbar_init(&full[s], full_arrivals);
         hop::mbar_init(&empty[s], kConsumerThreads);
       }
     __syncthreads();

@@ -1,7 +1,8 @@
 """The backward of backend tensor_core_v2 on Hopper's warpgroup MMA in host
-emulation: grad x (tc2_grad_x_kernel, csrc/cuda/kan_linear_tc_v2_gx.cuh;
-design T item 6 of docs/roofline.md) and grad W (item 5: step 2,
-tc2_ws_grad_w_kernel in kan_linear_tc_v2_gw_ws.cuh, what the backend runs,
+emulation: grad x (design T item 6 of docs/roofline.md: step 2,
+tc2_ws_grad_x_kernel in csrc/cuda/kan_linear_tc_v2_gx_ws.cuh, what the
+backend runs, and step 1, tc2_grad_x_kernel in kan_linear_tc_v2_gx.cuh) and
+grad W (item 5: step 2, tc2_ws_grad_w_kernel in kan_linear_tc_v2_gw_ws.cuh,
 and step 1, tc2_grad_w_kernel in kan_linear_tc_v2_gw.cuh). Each against the
 float64 reference within the TF32 tolerance of test_emu_tc.py, and against
 the WMMA kernels (tc_grad_x_kernel, tc_grad_w_kernel) and each other: bit for
@@ -9,8 +10,8 @@ bit where they build the same basis values (the same epilogue code, builder
 and batch slices, and in emulation the same TF32 products added in the same
 order); grad W's step 2 builds uniform grids' bases with the forward's
 uniform-grid builder, so there it is compared within that builder's bound
-(same_w_as_general). Step 2's producer / consumer protocol is also run
-deliberately broken, to show that a race or a deadlock is caught.
+(same_w_as_general). Both steps 2' producer / consumer protocols are also
+run deliberately broken, to show that a race or a deadlock is caught.
 
     python -m pytest tests/emu/test_emu_tc_v2_backward.py -m emu -q
 
@@ -46,7 +47,7 @@ def lib():
     L = emu.lib()
     if not getattr(L, "_gx_ready", False):
         i64, i32, vp, sz = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
-        L.emu_tc_v2_grad_x.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
+        L.emu_tc_v2_grad_x.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32, i32]
         L.emu_tc_v2_grad_w.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp, sz]
         L.emu_tc_v2_grad_w_fault.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp]
         L.emu_tc_v2_grad_w_step1.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp]
@@ -58,14 +59,20 @@ def lib():
     return L
 
 
-def v2_grad_x(gy, x, grid, k, base, Wb, Wc):
+def v2_grad_x(gy, x, grid, k, base, Wb, Wc, fault=0, step1=False, check_step1=True):
+    """Step 2 (tc2_ws_grad_x_kernel, what tensor_core_v2 runs; its operand
+    images in a NaN-poisoned workspace), checked bit for bit against step 1
+    (tc2_grad_x_kernel) unless asked not to; or step 1 itself (step1)."""
     gy, x, Wb, Wc = (t.contiguous() for t in (gy, x, Wb, Wc))
     grid = grid.float().contiguous()
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gx = poisoned(x.shape, x.dtype)  # an item the kernel does not write stays NaN
-    rc = lib().emu_tc_v2_grad_x(p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb), p(Wc), out, p(gx))
+    rc = lib().emu_tc_v2_grad_x(p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb), p(Wc), out, p(gx), fault,
+                                int(step1))
     assert rc == 0
+    if not step1 and not fault and check_step1:
+        same_bits(gx, v2_grad_x(gy, x, grid, k, base, Wb, Wc, step1=True))
     return gx
 
 
@@ -167,6 +174,19 @@ def test_grad_x_unaligned_rows_same_bits():
     same_bits(v2_grad_x(off, x, grid, 3, 2, Wb, Wc), a)
     check("gx", a, exact(x, grid, 3, "silu", Wb, Wc, gy)[3], dense_torch(x, grid, 3, "silu", Wb, Wc, gy)[3],
           torch.float32)
+
+
+def test_grad_x_wide_inputs_ring_and_stride(monkeypatch):
+    """Step 2's ring over many output steps (out = 300: 5 steps per tile, the
+    ring's 2 stages wrap; the count carries over tiles and groups), inputs
+    over two and three chunks (the epilogue's running sum across tiles), two
+    blocks per grid dimension: step 1's bits and the reference."""
+    monkeypatch.setenv("EMU_MAX_GRID", "2")
+    for G, inf in ((5, 20), (60, 3), (130, 2)):
+        x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, G, "nonuniform", 300, inf, 300, seed=G)
+        gx = v2_grad_x(gy, x, grid, 3, BASES["silu"], Wb, Wc)
+        check(f"gx G={G}", gx, exact(x, grid, 3, "silu", Wb, Wc, gy)[3], dense_torch(x, grid, 3, "silu", Wb, Wc, gy)[3],
+              torch.float32)
 
 
 def test_grad_x_empty_sizes():
@@ -367,35 +387,43 @@ FAULTY = """
 import sys, torch
 sys.path[:0] = [{here!r}, {tests!r}, {root!r}]
 from test_emu_tc import rounded_case
-from test_emu_tc_v2_backward import v2_grad_w
+from test_emu_tc_v2_backward import v2_grad_w, v2_grad_x
 x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "nonuniform", {N}, {inf}, {out}, seed=2)
-gWb, gWc, _ = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc, fault={fault})
-print("returned nan=%d" % int(torch.isnan(gWc).any() or torch.isnan(gWb).any()))
+if "{which}" == "w":
+    gWb, gWc, _ = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc, fault={fault})
+    nan = torch.isnan(gWc).any() or torch.isnan(gWb).any()
+else:
+    nan = torch.isnan(v2_grad_x(gy, x, grid, 3, 2, Wb, Wc, fault={fault})).any()
+print("returned nan=%d" % int(nan))
 """
 
 
-def run_faulty(fault, N, inf, out):
-    return run_snippet(FAULTY, N=N, inf=inf, out=out, fault=fault)
+def run_faulty(fault, N, inf, out, which="w"):
+    return run_snippet(FAULTY, N=N, inf=inf, out=out, fault=fault, which=which)
 
 
-def test_grad_w_skipping_the_full_wait_is_caught():
-    """Consumers that skip the wait on full either read the dy image before
-    its bulk copy lands (poisoned shared memory: NaN in grad W) or, by the
-    emulator's schedule, complete an empty phase early and deadlock, which
-    the emulator reports. The same cases with the wait are clean."""
-    for N, inf, out in ((70, 3, 30), (200, 20, 10)):  # 2 steps, 1 chunk; 4 steps, 3 chunks
-        r = run_faulty(FAULT_SKIP_FULL_WAIT, N, inf, out)
+@pytest.mark.parametrize("which,cases", (("w", ((70, 3, 30), (200, 20, 10))), ("x", ((70, 3, 130), (200, 20, 10)))))
+def test_skipping_the_full_wait_is_caught(which, cases):
+    """Consumers (grad W's or grad x's step 2) that skip the wait on full
+    either read a stage before its bulk copies land (poisoned shared memory:
+    NaN in the gradient) or, by the emulator's schedule, complete an empty
+    phase early and deadlock, which the emulator reports. The same cases with
+    the wait are clean. (grad W: 2 steps and 1 chunk, 4 steps and 3 chunks;
+    grad x: 3 output steps, 1 step and 2 groups.)"""
+    for N, inf, out in cases:
+        r = run_faulty(FAULT_SKIP_FULL_WAIT, N, inf, out, which)
         aborted = r.returncode != 0 and "emu" in r.stderr and "returned" not in r.stdout
         assert aborted or (r.returncode == 0 and "returned nan=1" in r.stdout), (r.stdout, r.stderr[-2000:])
-        ok = run_faulty(0, N, inf, out)
+        ok = run_faulty(0, N, inf, out, which)
         assert ok.returncode == 0 and "returned nan=0" in ok.stdout, ok.stderr[-2000:]
 
 
-def test_grad_w_consumers_that_never_release_a_stage_deadlock_and_are_caught():
+@pytest.mark.parametrize("which,shape", (("w", (320, 3, 10)), ("x", (20, 3, 320))))
+def test_consumers_that_never_release_a_stage_deadlock_and_are_caught(which, shape):
     """Consumers that never arrive on empty: with more steps than stages the
     producer waits for a stage that is never released; the emulator's
     deadlock detection aborts the process instead of hanging."""
-    r = run_faulty(FAULT_NO_EMPTY_ARRIVE, 320, 3, 10)
+    r = run_faulty(FAULT_NO_EMPTY_ARRIVE, *shape, which)
     assert r.returncode != 0 and "returned" not in r.stdout
     assert "every runnable thread spins on a wait that nothing can complete" in r.stderr
 

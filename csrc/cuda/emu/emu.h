@@ -80,6 +80,7 @@ struct Fiber {
   ucontext_t ctx;
   char* stack = nullptr;  // from stack_pool()
   int state = 0;          // 0 runnable, 1 waiting at a barrier, 2 finished
+  int bar = -1;           // the barrier it waits at (state 1)
 };
 
 // Fiber stacks, allocated once (uninitialised) and reused by every launch.
@@ -92,7 +93,9 @@ inline char* stack_pool(int t) {
 struct Sched {
   ucontext_t main;
   std::vector<Fiber> fibers;
-  std::vector<int> waiting;  // per barrier (0: block, 1 + w: warp w): arrivals so far
+  // per barrier (0: block, 1 + w: warp w, 1 + warps + b: named barrier b of
+  // bar.sync b, count): arrivals so far
+  std::vector<int> waiting;
   std::vector<uint64_t> shfl;  // per warp, 32 slots
   std::vector<unsigned char> smem;
   const std::function<void()>* body = nullptr;
@@ -126,19 +129,37 @@ inline void fiber_entry() {
 }
 
 // Barrier `id` with `target` participants: the last to arrive releases the
-// others and goes on; the others yield to the scheduler.
-inline void barrier(int id, int first, int target) {
+// others waiting at it and goes on; the others yield to the scheduler.
+inline void barrier(int id, int target) {
   Sched& s = *g_sched;
   const int me = s.current;
   if (++s.waiting[id] == target) {
     s.waiting[id] = 0;
-    for (int t = first; t < first + target; ++t)
-      if (t != me && s.fibers[t].state == 1) s.fibers[t].state = 0;
+    for (int t = 0; t < s.nt; ++t)
+      if (t != me && s.fibers[t].state == 1 && s.fibers[t].bar == id) {
+        s.fibers[t].state = 0;
+        s.fibers[t].bar = -1;
+      }
     return;
   }
   s.fibers[me].state = 1;
+  s.fibers[me].bar = id;
   swapcontext(&s.fibers[me].ctx, &s.main);
   set_thread(me);  // resumed
+}
+
+constexpr int kNamedBarriers = 16;  // bar.sync ids 0..15 (0 is __syncthreads')
+
+// bar.sync b, count: `count` threads (a multiple of 32, at most the block)
+// meet at named barrier b (1..15).
+inline void named_barrier(int b, int count) {
+  Sched& s = *g_sched;
+  if (b < 1 || b >= kNamedBarriers || count % 32 != 0 || count < 32 || count > s.nt) {
+    std::fprintf(stderr, "emu: bar.sync %d, %d: the id must be 1..15 and the count a multiple of 32 up to %d\n", b,
+                 count, s.nt);
+    std::abort();
+  }
+  barrier(1 + s.nt / 32 + b, count);
 }
 
 // Runs one block to completion. Kept out of line: getcontext/swapcontext
@@ -156,6 +177,7 @@ __attribute__((noinline)) inline void run_block(Sched& s, dim3 blk, size_t smem)
     f.ctx.uc_link = &s.main;
     makecontext(&f.ctx, fiber_entry, 0);
     f.state = 0;
+    f.bar = -1;
   }
   for (;;) {
     int n = 0;
@@ -225,7 +247,7 @@ inline void run(dim3 grid, dim3 block, size_t smem, const std::function<void()>&
   Sched s;
   s.fibers.resize(nt);
   for (int t = 0; t < nt; ++t) s.fibers[t].stack = stack_pool(t);
-  s.waiting.assign(1 + nt / 32, 0);
+  s.waiting.assign(1 + nt / 32 + kNamedBarriers, 0);
   s.shfl.assign(nt, 0);
   s.body = &body;
   s.block = block;
@@ -281,10 +303,10 @@ inline int linear_tid() { return static_cast<int>(threadIdx.x + blockDim.x * (th
 }  // namespace emu
 }  // namespace kanext
 
-inline void __syncthreads() { kanext::emu::barrier(0, 0, kanext::emu::g_sched->nt); }
+inline void __syncthreads() { kanext::emu::barrier(0, kanext::emu::g_sched->nt); }
 inline void __syncwarp(unsigned = 0xffffffffu) {
   const int w = kanext::emu::linear_tid() / 32;
-  kanext::emu::barrier(1 + w, 32 * w, 32);
+  kanext::emu::barrier(1 + w, 32);
 }
 
 template <class T>

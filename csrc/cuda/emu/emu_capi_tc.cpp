@@ -8,6 +8,20 @@
 
 using namespace kanext::cuda;
 
+namespace {
+
+// A 16-byte aligned workspace of `bytes`, poisoned with NaN (a read of
+// anything the pre-pass did not write shows).
+struct PoisonedWorkspace {
+  std::vector<float> buf;
+  float* p;
+  explicit PoisonedWorkspace(size_t bytes) : buf(bytes / sizeof(float) + 4, std::nanf("")) {
+    p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 15) & ~uintptr_t(15));
+  }
+};
+
+}  // namespace
+
 extern "C" {
 
 int emu_tc_forward(int dtype, const void* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
@@ -27,16 +41,21 @@ int emu_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_
 int emu_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
                       const float* Wb, const float* Wc, int64_t out, float* y, int fault) {
   const size_t bytes = kan_linear_tc_v2_forward_workspace_bytes(in, M, k, base, out);
-  std::vector<float> ws(bytes / sizeof(float) + 4, std::nanf(""));
-  float* w = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ws.data()) + 15) & ~uintptr_t(15));
-  if (fault) return emu_launch_tc_v2_forward_fault(fault, x, grid, N, in, M, k, base, Wb, Wc, out, w, y);
-  return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, w, y, nullptr);
+  PoisonedWorkspace ws(bytes);
+  if (fault) return emu_launch_tc_v2_forward_fault(fault, x, grid, N, in, M, k, base, Wb, Wc, out, ws.p, y);
+  return launch_kan_linear_tc_v2_forward(x, grid, N, in, M, k, base, Wb, Wc, out, ws.p, y, nullptr);
 }
 
-// grad x of backend tensor_core_v2 (tc2_grad_x_kernel).
+// grad x of backend tensor_core_v2 (tc2_ws_grad_x_kernel), its workspace
+// poisoned; fault (tc2::kFault*, 0 none): a broken protocol, as for the
+// forward; step1: the first step (tc2_grad_x_kernel) instead.
 int emu_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
-                     int base, const float* Wb, const float* Wc, int64_t out, float* gx) {
-  return launch_kan_linear_tc_v2_grad_x(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, nullptr);
+                     int base, const float* Wb, const float* Wc, int64_t out, float* gx, int fault, int step1) {
+  if (step1) return emu_launch_tc_v2_grad_x_step1(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx);
+  const size_t bytes = kan_linear_tc_v2_grad_x_workspace_bytes(N, in, M, k, base, out);
+  PoisonedWorkspace ws(bytes);
+  if (fault) return emu_launch_tc_v2_grad_x_fault(fault, gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, ws.p);
+  return launch_kan_linear_tc_v2_grad_x(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, ws.p, bytes, nullptr);
 }
 
 // grad W of backend tensor_core_v2 (tc2_ws_grad_w_kernel), with the

@@ -163,6 +163,8 @@ inline void bulk_copy_g2s(void* dst, const void* src, uint32_t bytes, uint64_t* 
 
 inline void fence_proxy_async() {}
 
+inline void named_barrier_sync(int id, int count) { kanext::emu::named_barrier(id, count); }
+
 // ---------------------------------------------------------------- wgmma
 struct WgOp {
   float* d;
