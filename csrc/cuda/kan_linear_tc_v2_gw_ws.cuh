@@ -19,8 +19,10 @@
 //    per step it waits for the stage's "empty" mbarrier, thread 0 arrives
 //    with expect_tx (64 KB) and issues ONE cp.async.bulk of the dy image,
 //    and the 128 threads build the A^T tile (64 W rows x 64 batch rows,
-//    build_at_cols: thread t takes batch row t % 64 and every other input
-//    slot of the chunk, from t / 64), fence the generic-proxy stores and
+//    build_at_cols: the tile zeroed by 16-byte stores, a named barrier of
+//    the producer warpgroup, then thread t writes the nonzero entries of
+//    batch row t % 64 for every other input slot of the chunk, from t / 64),
+//    fence the generic-proxy stores and
 //    arrive on "full" (129 arrivals + 64 KB of transactions). Warpgroups 1
 //    and 2 are the consumers (outputs 0-127 and 128-255 of the tile): wait
 //    "full", eight m64n128k8 TF32 wgmmas, commit, wait_group 0, arrive on
@@ -35,9 +37,10 @@
 // uniform grids the spline columns come from uniform_window, within the
 // bound of tc2::grid_info of the general builder's values (grad Wb's rows,
 // b(x), are the same bits).
-// Not done: the 128-byte swizzle (the producer's A^T stores to the
-// unswizzled layout: the 32 lanes of a warp write one column of 32 batch
-// rows, which fall in 4 banks, 8-way conflicts); m64n256 consumer tiles.
+// Not done: the 128-byte swizzle (the producer's A^T entries in the
+// unswizzled layout: entry (q, r) is in bank 4 (q % 8) + r % 4, so a warp's
+// 32 rows conflict up to 8-way when their windows share columns); m64n256
+// consumer tiles.
 #pragma once
 
 #include "kan_linear_tc_v2_gw.cuh"
@@ -97,15 +100,16 @@ tc2_dy_image_kernel(const float* __restrict__ gy, const float* __restrict__ grid
 }
 
 // The producer's A^T tile of chunk c for batch rows n0.. (64 W rows x 64
-// batch rows, K-major in the operand layout at `tile`): producer thread t
-// writes column r = t % 64 of it (batch row n0 + r) for the input slots
-// t / 64, t / 64 + 2, ... of the chunk; thread t < 64 also zeroes the
-// chunk's padding rows. Each slot's `per` entries are written once: the
-// window's bases and b(x) where they go, zeros elsewhere; a NaN x, and rows
-// at or past nend, write zeros (a NaN x adds nothing to grad W, as in the
-// first step). Values as build_a_rows' (uniform_window or general_window,
-// put_window, the same TF32 rounding), so the general builder's bits are
-// tc::build_a_tile_with's.
+// batch rows, K-major in the operand layout at `tile`). The producer
+// warpgroup first zeroes the whole tile with 16-byte stores (8 per thread)
+// and meets at named barrier kProducerBarrier; then producer thread t writes
+// only the nonzero entries of column r = t % 64 (batch row n0 + r) for the
+// input slots t / 64, t / 64 + 2, ... of the chunk: the window's bases and
+// b(x). A NaN x, rows at or past nend and the chunk's padding rows stay zero
+// (a NaN x adds nothing to grad W, as in the first step). Values as
+// build_a_rows' (uniform_window or general_window, put_window, the same TF32
+// rounding), so the general builder's bits are tc::build_a_tile_with's.
+constexpr int kProducerBarrier = 2;  // bar.sync id of the producer warpgroup (1: the consumers')
 template <int K>
 __device__ __forceinline__ void build_at_cols(unsigned char* tile, const float* __restrict__ x,
                                               const float* __restrict__ grid, int64_t nend, int64_t in, int64_t M,
@@ -114,36 +118,29 @@ __device__ __forceinline__ void build_at_cols(unsigned char* tile, const float* 
   static_assert(kGwRows == 64 && kBK == 64, "two producer threads per batch row of the step");
   const int r = t & 63, h = t >> 6;
   const TransposedRow col{tile, r};  // col[q]: A^T element (q, r)
+  float4* z = reinterpret_cast<float4*>(tile);
+#pragma unroll
+  for (int e = 0; e < int(kGwABytes / 16 / 128); ++e) z[e * 128 + t] = make_float4(0.f, 0.f, 0.f, 0.f);
+  hop::named_barrier_sync(kProducerBarrier, 128);  // the whole tile zero before any entry is written
   int64_t i0;
   int g0;
   cm.locate(c, i0, g0);
   const int slots = int(i0 + cm.slots <= in ? cm.slots : in - i0);
   const int per = cm.per, nb = cm.nb, bcol = nb - g0;
   const bool put_base = base != kBaseZero && bcol >= 0 && bcol < per;
-  if (h == 0)
-    for (int q = slots * per; q < kBK; ++q) col[q] = 0.f;
   const int64_t n = n0 + r;
-  const bool live = n < nend;
+  if (n >= nend) return;
   for (int ii = h; ii < slots; ii += 2) {
-    const int q0 = ii * per;
-    const float xv = live ? x[n * in + i0 + ii] : NAN;
+    const float xv = x[n * in + i0 + ii];
+    if (xv != xv) continue;
+    const GridInfo gi = info[i0 + ii];
+    const float* ti = grid + (i0 + ii) * M;
     float v[K + 1];
-    int first = 0;
-    bool inside = false;
-    if (xv == xv) {
-      const GridInfo gi = info[i0 + ii];
-      const float* ti = grid + (i0 + ii) * M;
-      inside = gi.uniform ? uniform_window<K>(gi, ti, M, xv, v, first) : general_window<K>(ti, M, xv, v, first);
-    }
-    // the columns put_window writes unguarded are skipped here; any other
-    // window (crossing the slot's or the basis' ends) is written over zeros
-    const int c0 = first - g0;
-    const bool whole = inside && c0 >= 0 && c0 + K < per && first + K < nb;
-    const int skip_b = put_base && xv == xv ? bcol : -1;
-    for (int q = 0; q < per; ++q)
-      if (!(whole && q >= c0 && q <= c0 + K) && q != skip_b) col[q0 + q] = 0.f;
-    if (inside) put_window<K>(col, q0, first, v, g0, per, nb);
-    if (skip_b >= 0) col[q0 + bcol] = Mma<float>::op(base_value<float>(base, xv));
+    int first;
+    const bool inside =
+        gi.uniform ? uniform_window<K>(gi, ti, M, xv, v, first) : general_window<K>(ti, M, xv, v, first);
+    if (inside) put_window<K>(col, ii * per, first, v, g0, per, nb);
+    if (put_base) col[ii * per + bcol] = Mma<float>::op(base_value<float>(base, xv));
   }
 }
 
