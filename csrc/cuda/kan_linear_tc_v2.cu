@@ -9,6 +9,8 @@
 // (kan_linear_tc_v2_gx_ws.cuh: dy and W^T folded, a producer thread issuing
 // bulk copies); their first steps (kan_linear_tc_v2_gw.cuh, _gx.cuh) are
 // likewise reached only by the tests.
+#include <type_traits>
+
 #include "cuda_launch.h"
 #include "kan_linear_tc_v2_gw.cuh"
 #include "kan_linear_tc_v2_gw_ws.cuh"
@@ -78,6 +80,14 @@ size_t kan_linear_tc_v2_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M,
 #ifdef KANEXT_CUDA_EMULATION
 // The emulation tests' other entries (emu/emu_capi_tc.cpp): step 2, and step 3
 // with the consumers' full-mbarrier wait left out.
+// f(std::integral_constant<int, fault>), the protocol fault (tc2::kFault*)
+// as a compile-time value; any other value runs the intact protocol.
+template <typename F>
+cudaError_t with_fault(int fault, F f) {
+  if (fault == tc2::kFaultSkipFullWait) return f(std::integral_constant<int, tc2::kFaultSkipFullWait>{});
+  if (fault == tc2::kFaultNoEmptyArrive) return f(std::integral_constant<int, tc2::kFaultNoEmptyArrive>{});
+  return f(std::integral_constant<int, tc2::kFaultNone>{});
+}
 cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                            int base, const float* Wb, const float* Wc, int64_t out, float* y) {
   return tc2::launch_forward_v2(x, grid, N, in, M, k, base, Wb, Wc, out, y, nullptr);
@@ -85,13 +95,9 @@ cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, in
 cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                           float* workspace, float* y) {
-  if (fault == tc2::kFaultSkipFullWait)
-    return tc2::launch_forward_ws<tc2::kFaultSkipFullWait>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
-                                                           nullptr);
-  if (fault == tc2::kFaultNoEmptyArrive)
-    return tc2::launch_forward_ws<tc2::kFaultNoEmptyArrive>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
-                                                            nullptr);
-  return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+  return with_fault(fault, [&](auto F) {
+    return tc2::launch_forward_ws<decltype(F)::value>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+  });
 }
 // grad x's first step (tc2_grad_x_kernel), and step 2 with a broken protocol.
 cudaError_t emu_launch_tc_v2_grad_x_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
@@ -102,13 +108,10 @@ cudaError_t emu_launch_tc_v2_grad_x_step1(const float* gy, const float* x, const
 cudaError_t emu_launch_tc_v2_grad_x_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N,
                                           int64_t in, int64_t M, int k, int base, const float* Wb, const float* Wc,
                                           int64_t out, float* gx, void* workspace) {
-  if (fault == tc2::kFaultSkipFullWait)
-    return tc2::launch_grad_x_ws<tc2::kFaultSkipFullWait>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace,
-                                                          nullptr);
-  if (fault == tc2::kFaultNoEmptyArrive)
-    return tc2::launch_grad_x_ws<tc2::kFaultNoEmptyArrive>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx,
-                                                           workspace, nullptr);
-  return tc2::launch_grad_x_ws(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace, nullptr);
+  return with_fault(fault, [&](auto F) {
+    return tc2::launch_grad_x_ws<decltype(F)::value>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace,
+                                                     nullptr);
+  });
 }
 // grad W's first step (tc2_grad_w_kernel; the partials' workspace of
 // kan_linear_tc_backward_workspace_bytes), and step 2 with a broken protocol.
@@ -120,13 +123,10 @@ cudaError_t emu_launch_tc_v2_grad_w_step1(const float* gy, const float* x, const
 cudaError_t emu_launch_tc_v2_grad_w_fault(int fault, const float* gy, const float* x, const float* grid, int64_t N,
                                           int64_t in, int64_t M, int k, int base, int64_t out, float* gWb,
                                           float* gWc, void* workspace) {
-  if (fault == tc2::kFaultSkipFullWait)
-    return tc2::launch_grad_w_ws<tc2::kFaultSkipFullWait>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
-                                                          nullptr);
-  if (fault == tc2::kFaultNoEmptyArrive)
-    return tc2::launch_grad_w_ws<tc2::kFaultNoEmptyArrive>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
-                                                           nullptr);
-  return tc2::launch_grad_w_ws(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, nullptr);
+  return with_fault(fault, [&](auto F) {
+    return tc2::launch_grad_w_ws<decltype(F)::value>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
+                                                     nullptr);
+  });
 }
 // The fold's uniform-grid decision per input (tc2::grid_info), on the host.
 void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform) {
