@@ -31,31 +31,31 @@ Two formulations of ``kan_linear`` run on CUDA (csrc/cuda/):
     until a GPU has measured it.
 
 ``"tensor_core_v2"``
-    As ``"tensor_core"``, except the float32 (TF32) forward on a compute
-    capability 9.0 GPU (H100 / H200) from a build with sm_90a code (the
-    default ``TORCH_CUDA_ARCH_LIST`` of setup.py, 9.0a): that runs on
-    Hopper's warpgroup MMA (wgmma; design T of docs/roofline.md section 6,
-    step 3, kan_linear_tc_v2_ws.cuh): W is first folded into the wgmma
-    operand layout (a workspace the size of the chunk-padded W), then one
-    producer warpgroup builds the basis tiles and bulk-copies the W tiles
-    while two consumer warpgroups run the MMAs, over a 2-stage mbarrier
-    ring. (Step 2, kan_linear_tc_v2.cuh, the same MMAs without warp
-    specialisation, is kept for the emulation tests only; one backend name
-    for the wgmma forward, since both steps give the same bits.) Same chunk
-    layout, basis values and NaN policy as ``"tensor_core"``; TF32 results
+    As ``"tensor_core"``, except on a compute capability 9.0 GPU (H100 /
+    H200) from a build with sm_90a code (the default ``TORCH_CUDA_ARCH_LIST``
+    of setup.py, 9.0a): there the three passes run on Hopper's warpgroup MMA
+    (wgmma; design T of docs/roofline.md section 6), for float32 (TF32
+    operands, m64n128k8) and bfloat16 / float16 (16-bit operands,
+    m64n128k16, half the shared memory per tile; what autocast gives). The
+    forward (step 3, kan_linear_tc_v2_ws.cuh): W is first folded into the
+    wgmma operand layout (a workspace the size of the chunk-padded W), then
+    one producer warpgroup builds the basis tiles and bulk-copies the W
+    tiles while two consumer warpgroups run the MMAs, over a 2-stage
+    mbarrier ring. (Step 2, kan_linear_tc_v2.cuh, the same MMAs without warp
+    specialisation, float32 only, is kept for the emulation tests.) Same
+    chunk layout, basis values and NaN policy as ``"tensor_core"``; results
     that differ from it by the order of the sums inside the MMAs. The
-    backward runs on wgmma too under the same rule, both warp-specialised
-    like the forward, with their operands folded into the MMA's layout by a
-    pre-pass and bulk-copied (design T items 6 and 5, step 2): grad x as
-    gradA = dy W^T contracted with the basis derivatives by the
-    ``"tensor_core"`` epilogue (kan_linear_tc_v2_gx_ws.cuh; dy and W^T
-    folded, one producer thread issuing the copies), grad W as A^T dy with
-    ``"tensor_core"``'s batch slices (kan_linear_tc_v2_gw_ws.cuh; dy folded,
-    a producer warpgroup building A^T with the forward's builders). The
-    backward's workspace is about the size of dy plus W. On other GPUs,
-    builds without sm_90a, and
-    for bfloat16 / float16 it is exactly ``"tensor_core"``. Checked in host
-    emulation only, unmeasured on a GPU; ``"auto"`` does not choose it.
+    backward is warp-specialised like the forward, with its operands folded
+    into the MMA's layout by a pre-pass and bulk-copied (design T items 6
+    and 5, step 2): grad x as gradA = dy W^T contracted with the basis
+    derivatives by the ``"tensor_core"`` epilogue (kan_linear_tc_v2_gx_ws.cuh;
+    dy and W^T folded, one producer thread issuing the copies), grad W as
+    A^T dy with ``"tensor_core"``'s batch slices (kan_linear_tc_v2_gw_ws.cuh;
+    dy folded, a producer warpgroup building A^T with the forward's
+    builders). The backward's workspace is about the size of dy plus W. On
+    other GPUs and builds without sm_90a it is exactly ``"tensor_core"``.
+    Checked in host emulation only, unmeasured on a GPU; ``"auto"`` does not
+    choose it.
 
 ``"auto"`` (the default) chooses per call:
 

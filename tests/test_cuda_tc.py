@@ -124,30 +124,35 @@ def test_nan_policy(tensor_cores):
 @pytest.mark.parametrize("shape", [(300, 19, 70), (129, 7, 129), (1, 1, 1)], ids=str)
 @pytest.mark.parametrize("G,kind", [(5, "nonuniform"), (60, "uniform")])
 @pytest.mark.parametrize("k", (1, 3, 5))
-def test_tensor_core_v2_forward(tensor_cores, k, G, kind, shape):
+@pytest.mark.parametrize("dtype", TC_DTYPES, ids=str)
+def test_tensor_core_v2(tensor_cores, dtype, k, G, kind, shape):
     """Backend 4 (tensor_core_v2): the warp-specialised wgmma forward (design T
     step 3; (300, 19, 70) at G = 5 is 3 K chunks, one more than the ring's 2
-    stages) on compute capability 9.0 from an sm_90a build (within the TF32
-    tolerance), else exactly backend 2; its grad x and grad W there are the
-    wgmma kernels of kan_linear_tc_v2_gx_ws.cuh / _gw_ws.cuh (within the TF32
-    tolerance; in host emulation grad x is backend 2's bits, and so is grad
-    W except on uniform grids, whose bases the uniform-grid builder makes)."""
+    stages), grad x and grad W (kan_linear_tc_v2_gx_ws.cuh / _gw_ws.cuh), in
+    float32 (TF32 operands) and bfloat16 / float16 (16-bit operands, k16
+    wgmmas), on compute capability 9.0 from an sm_90a build: within the
+    dtype's tensor-core tolerance (in host emulation each pass is backend 2's
+    bits, except on uniform grids, whose bases the uniform-grid builder
+    makes). Elsewhere exactly backend 2."""
     N, in_f, out = shape
     base = ("zero", "identity", "silu")[(G + k) % 3]
-    x, Wb, Wc, gy, grid = make_case(torch.float32, k, G, kind, N, in_f, out, seed=G + k)
+    x, Wb, Wc, gy, grid = make_case(dtype, k, G, kind, N, in_f, out, seed=G + k)
     e = exact(x, grid, k, base, Wb, Wc, gy)
     d = dense(x, grid, k, base, Wb, Wc, gy)
     y4 = K_OPS.kan_linear_forward(x, grid, k, BASE_IDS[base], Wb, Wc, 4)
     y2 = K_OPS.kan_linear_forward(x, grid, k, BASE_IDS[base], Wb, Wc, 2)
-    assert_tc_close(f"y v2 k={k} G={G}", y4, e[0], d[0], torch.float32)
+    assert y4.dtype == dtype
+    tag = f"v2 {dtype} k={k} G={G}"
+    assert_tc_close(f"y {tag}", y4, e[0], d[0], dtype)
     if torch.cuda.get_device_capability() != (9, 0):
         assert_bitwise_equal(y4, y2, "tensor_core_v2 falls back to tensor_core off compute capability 9.0")
     g4 = K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, True, 4)
     g2 = K_OPS.kan_linear_backward(gy, x, grid, k, BASE_IDS[base], Wb, Wc, True, True, 2)
-    assert_tc_close(f"gx v2 k={k} G={G}", g4[0], e[3], d[3], torch.float32)
-    assert_tc_close(f"gWc v2 k={k} G={G}", g4[2], e[2], d[2], torch.float32)
+    assert all(g.dtype == dtype for g in g4)
+    assert_tc_close(f"gx {tag}", g4[0], e[3], d[3], dtype)
+    assert_tc_close(f"gWc {tag}", g4[2], e[2], d[2], dtype)
     if base != "zero":
-        assert_tc_close(f"gWb v2 k={k} G={G}", g4[1], e[1], d[1], torch.float32)
+        assert_tc_close(f"gWb {tag}", g4[1], e[1], d[1], dtype)
     else:
         assert not g4[1].any(), "base zero: grad Wb is 0"
     if torch.cuda.get_device_capability() != (9, 0):
@@ -196,17 +201,20 @@ def test_backend_choice():
     assert float((local_bf16.float() - expect).abs().max()) <= 2.0**-8 * float(expect.abs().max())
 
 
-def test_autocast_layer():
+@pytest.mark.parametrize("backend", ("auto", "tensor_core_v2"))
+def test_autocast_layer(backend):
     """KANLinear under autocast(bfloat16): bf16 output, float32 gradients of
     the float32 parameters, within the bf16 bounds of the float64 model; a
-    float64 layer is left in float64."""
+    float64 layer is left in float64. tensor_core_v2: the 16-bit wgmma
+    kernels on compute capability 9.0 (backend 2's elsewhere)."""
     torch.manual_seed(0)
     layer = kanext.KANLinear(24, 40, grid=5, k=3).to(DEV)
     x = torch.rand(512, 24, device=DEV) * 2 - 1
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        y = layer(x)
-    assert y.dtype == torch.bfloat16
-    y.float().square().sum().backward()
+    with kanext.use_backend(backend):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = layer(x)
+        assert y.dtype == torch.bfloat16
+        y.float().square().sum().backward()
     ref_layer = kanext.KANLinear(24, 40, grid=5, k=3).double()
     ref_layer.load_state_dict({k: v.double().cpu() for k, v in layer.state_dict().items()})
     y64 = ref_layer(x.double().cpu())

@@ -178,19 +178,26 @@ def test_hot_paths():
     # spline_activation kernels (namespace act) but is not on the main path
     assert not pr.is_hot(DEM_DERIV)
     # backend tensor_core_v2's step-3 forward and its W fold are hot, step 2 (tests only) is not
-    ws = "void kanext::cuda::tc2::tc2_ws_forward_kernel<3, 0>(float const*, float const*, long, long, long, int, " \
-         "float const*, long, float*)"
+    ws = "void kanext::cuda::tc2::tc2_ws_forward_kernel<float, 3, 0>(float const*, float const*, long, long, long, " \
+         "int, unsigned char const*, kanext::cuda::tc2::GridInfo const*, long, float*)"
     assert pr.is_hot(ws) and pr.launch_config(ws) == (384, 131104, True)
-    assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel(float const*, float const*, long, long, int, int, "
-                     "long, float*)")
+    # 16-bit storage: 16 KiB tiles, the same ring
+    ws16 = "void kanext::cuda::tc2::tc2_ws_forward_kernel<__nv_bfloat16, 3, 0>(__nv_bfloat16 const*)"
+    assert pr.is_hot(ws16) and pr.launch_config(ws16) == (384, 65568, True)
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel<float>(float const*, float const*, float const*, "
+                     "long, long, int, int, long, unsigned char*, kanext::cuda::tc2::GridInfo*)")
     assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_x_kernel<3>(float const*)")  # tensor_core_v2 grad x
     assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_w_kernel<3>(float const*)")  # and grad W (step 1)
-    gw = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<3, 0>(float const*)"  # grad W step 2: what the backend runs
+    gw = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<float, 3, 0>(float const*)"  # grad W step 2: what runs
     assert pr.is_hot(gw) and pr.launch_config(gw) == (384, 2 * (16384 + 65536) + 32, True)
-    assert pr.is_hot("void kanext::cuda::tc2::tc2_dy_image_kernel(float const*)")
-    gx = "void kanext::cuda::tc2::tc2_ws_grad_x_kernel<3, 0>(float const*)"  # grad x step 2
+    gw16 = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<__half, 3, 0>(__half const*)"
+    assert pr.is_hot(gw16) and pr.launch_config(gw16) == (384, 2 * (8192 + 32768) + 32, True)
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_dy_image_kernel<float>(float const*)")
+    gx = "void kanext::cuda::tc2::tc2_ws_grad_x_kernel<float, 3, 0>(float const*)"  # grad x step 2
     assert pr.is_hot(gx) and pr.launch_config(gx) == (384, 2 * 2 * 32768 + 128 * 132 * 4 + 32, True)
-    assert pr.is_hot("void kanext::cuda::tc2::tc2_gx_images_kernel(float const*)")
+    gx16 = "void kanext::cuda::tc2::tc2_ws_grad_x_kernel<__nv_bfloat16, 3, 0>(__nv_bfloat16 const*)"
+    assert pr.is_hot(gx16) and pr.launch_config(gx16) == (384, 2 * 2 * 16384 + 128 * 132 * 4 + 32, True)
+    assert pr.is_hot("void kanext::cuda::tc2::tc2_gx_images_kernel<float>(float const*)")
     assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 
 
@@ -333,6 +340,7 @@ def test_report_flags_are_the_builds():
     # -arch per file: sm_90, and sm_90a for the wgmma kernel (its body is a trap on sm_90)
     assert nvcc_flags.arch_of("csrc/cuda/fold.cu") == "sm_90"
     assert nvcc_flags.arch_of("/x/csrc/cuda/kan_linear_tc_v2.cu") == "sm_90a"
+    assert nvcc_flags.arch_of("csrc/cuda/kan_linear_tc_v2_f16.cu") == "sm_90a"  # the 16-bit wgmma kernels
     from torch.utils import cpp_extension  # what torch adds to every nvcc call of the build
 
     assert nvcc_flags.TORCH_NVCC_FLAGS == cpp_extension.COMMON_NVCC_FLAGS

@@ -23,9 +23,10 @@ TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSION
 
 # Files whose kernels need an arch-specific target: the compile checks and SASS
 # counts (scripts/ptxas_report.py, scripts/sass_counts.py) build them for it
-# instead of sm_90. kan_linear_tc_v2.cu holds wgmma (sm_90a only); for sm_90
-# its kernel bodies compile to a trap (the launcher never runs them there).
-FILE_ARCH = {"kan_linear_tc_v2.cu": "sm_90a"}
+# instead of sm_90. kan_linear_tc_v2.cu and kan_linear_tc_v2_f16.cu hold
+# wgmma (sm_90a only); for sm_90 their kernel bodies compile to a trap (the
+# launcher never runs them there).
+FILE_ARCH = {"kan_linear_tc_v2.cu": "sm_90a", "kan_linear_tc_v2_f16.cu": "sm_90a"}
 
 
 def arch_of(path: str) -> str:

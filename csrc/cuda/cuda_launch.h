@@ -121,39 +121,43 @@ cudaError_t launch_kan_linear_tc_backward(int dtype, const void* gy, const void*
                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // Tensor-core v2 forward (kan_linear_tc_v2_ws.cuh; backend tensor_core_v2):
-// float32 storage, TF32 operands on Hopper's warpgroup MMA. It runs only on
+// storage dtype (TcDtype) float32 with TF32 operands, or bfloat16 / float16
+// with 16-bit operands, on Hopper's warpgroup MMA. It runs only on
 // a compute-capability 9.0 device from a build with sm_90a code:
 // tc_v2_available() says whether it can; otherwise the launcher returns
 // cudaErrorNotSupported and the caller runs launch_kan_linear_tc_forward.
 // workspace (kan_linear_tc_v2_forward_workspace_bytes, 16-byte aligned)
 // receives W in the wgmma operand layout (written by the launcher's fold).
 bool tc_v2_available();
-size_t kan_linear_tc_v2_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out);
-cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
-                                            int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                            float* workspace, float* y, cudaStream_t stream);
-// Its grad x (kan_linear_tc_v2_gx_ws.cuh), under the same rule: gx (N, in)
-// from gy (N, out), with a workspace of
+size_t kan_linear_tc_v2_forward_workspace_bytes(int dtype, int64_t in, int64_t M, int k, int base, int64_t out);
+cudaError_t launch_kan_linear_tc_v2_forward(int dtype, const void* x, const float* grid, int64_t N, int64_t in,
+                                            int64_t M, int k, int base, const void* Wb, const void* Wc, int64_t out,
+                                            void* workspace, void* y, cudaStream_t stream);
+// Its grad x (kan_linear_tc_v2_gx_ws.cuh), under the same rule and for the
+// same storage dtypes: gx (N, in) from gy (N, out), with a workspace of
 // kan_linear_tc_v2_grad_x_workspace_bytes, 16-byte aligned (dy and W^T in
 // the wgmma operand layout; it may be grad W's, which runs before).
-size_t kan_linear_tc_v2_grad_x_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out);
-cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
-                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           float* gx, void* workspace, size_t workspace_bytes, cudaStream_t stream);
-// And its grad W (kan_linear_tc_v2_gw_ws.cuh): gWb, gWc with a workspace
-// of kan_linear_tc_v2_grad_w_workspace_bytes, 16-byte aligned (the batch
-// slices' partials, as kan_linear_tc_backward_workspace_bytes, then dy in
-// the wgmma operand layout and the grids' uniform flags).
-size_t kan_linear_tc_v2_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out);
-cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
-                                           int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
+size_t kan_linear_tc_v2_grad_x_workspace_bytes(int dtype, int64_t N, int64_t in, int64_t M, int k, int base,
+                                               int64_t out);
+cudaError_t launch_kan_linear_tc_v2_grad_x(int dtype, const void* gy, const void* x, const float* grid, int64_t N,
+                                           int64_t in, int64_t M, int k, int base, const void* Wb, const void* Wc,
+                                           int64_t out, void* gx, void* workspace, size_t workspace_bytes,
+                                           cudaStream_t stream);
+// And its grad W (kan_linear_tc_v2_gw_ws.cuh), likewise: gWb, gWc with a
+// workspace of kan_linear_tc_v2_grad_w_workspace_bytes, 16-byte aligned (the
+// batch slices' float32 partials, as kan_linear_tc_backward_workspace_bytes,
+// then dy in the wgmma operand layout and the grids' uniform flags).
+size_t kan_linear_tc_v2_grad_w_workspace_bytes(int dtype, int64_t N, int64_t in, int64_t M, int k, int base,
+                                               int64_t out);
+cudaError_t launch_kan_linear_tc_v2_grad_w(int dtype, const void* gy, const void* x, const float* grid, int64_t N,
+                                           int64_t in, int64_t M, int k, int base, int64_t out, void* gWb, void* gWc,
                                            void* workspace, size_t workspace_bytes, cudaStream_t stream);
 #ifdef KANEXT_CUDA_EMULATION
 cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                            int base, const float* Wb, const float* Wc, int64_t out, float* y);
 cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                          float* workspace, float* y);
+                                          void* workspace, float* y);
 void emu_tc_v2_grid_uniform(const float* grid, int64_t in, int64_t M, int* uniform);
 cudaError_t emu_launch_tc_v2_grad_x_step1(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,

@@ -18,6 +18,7 @@
 #pragma once
 
 #include "common.cuh"
+#include "tensor_core.cuh"  // __nv_bfloat16, __half
 
 #ifdef KANEXT_CUDA_EMULATION
 #include "emu/emu_hopper.h"
@@ -135,6 +136,29 @@ __device__ __forceinline__ void wgmma_m64n128k8_tf32(float (&d)[64], uint64_t de
 #undef KANEXT_R8
 }
 
+// The same with 16-bit operands (k16: A 64 x 16, B 16 x 128), both K-major
+// (imm-trans-a = imm-trans-b = 0). TYPE: bf16 or f16.
+#define KANEXT_WGMMA_K16(NAME, TYPE)                                                                              \
+  __device__ __forceinline__ void NAME(float(&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {           \
+    KANEXT_HOP_ASM(                                                                                               \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                              \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " "                                          \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                 \
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                        \
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                        \
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "                       \
+        "%64, %65, p, 1, 1, 0, 0;\n}"                                                                             \
+        : KANEXT_R8(0), KANEXT_R8(8), KANEXT_R8(16), KANEXT_R8(24), KANEXT_R8(32), KANEXT_R8(40), KANEXT_R8(48), \
+          KANEXT_R8(56)                                                                                           \
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d));                                                               \
+  }
+#define KANEXT_R8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+                     "+f"(d[i + 6]), "+f"(d[i + 7])
+KANEXT_WGMMA_K16(wgmma_m64n128k16_bf16, "bf16")
+KANEXT_WGMMA_K16(wgmma_m64n128k16_f16, "f16")
+#undef KANEXT_R8
+#undef KANEXT_WGMMA_K16
+
 #undef KANEXT_HOP_ASM
 
 #else  // KANEXT_CUDA_EMULATION: the host versions
@@ -155,8 +179,41 @@ using emu_hop::wgmma_wait;
 inline void wgmma_m64n128k8_tf32(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
   emu_hop::wgmma_tf32(d, 128, desc_a, desc_b, scale_d);
 }
+inline void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  emu_hop::wgmma_16(d, 128, desc_a, desc_b, scale_d, emu_hop::kWgBF16);
+}
+inline void wgmma_m64n128k16_f16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  emu_hop::wgmma_16(d, 128, desc_a, desc_b, scale_d, emu_hop::kWgF16);
+}
 
 #endif
+
+// One m64n128 k-step for operand type Op (what Mma<T>::Op is for storage T):
+// k8 TF32 for float, k16 for __nv_bfloat16 and __half. A k-step spans two
+// core matrices along K (16 bytes each per row) for every Op.
+template <typename Op>
+struct Wgmma;
+template <>
+struct Wgmma<float> {
+  static constexpr int kK = 8;
+  __device__ __forceinline__ static void run(float (&d)[64], uint64_t a, uint64_t b, int scale_d) {
+    wgmma_m64n128k8_tf32(d, a, b, scale_d);
+  }
+};
+template <>
+struct Wgmma<__nv_bfloat16> {
+  static constexpr int kK = 16;
+  __device__ __forceinline__ static void run(float (&d)[64], uint64_t a, uint64_t b, int scale_d) {
+    wgmma_m64n128k16_bf16(d, a, b, scale_d);
+  }
+};
+template <>
+struct Wgmma<__half> {
+  static constexpr int kK = 16;
+  __device__ __forceinline__ static void run(float (&d)[64], uint64_t a, uint64_t b, int scale_d) {
+    wgmma_m64n128k16_f16(d, a, b, scale_d);
+  }
+};
 
 // The accumulator element d[e] of an m64nNk* wgmma (float32) in thread `t`
 // (0..127) of its warpgroup: warp t/32 holds rows 16 (t/32) .. + 15; within

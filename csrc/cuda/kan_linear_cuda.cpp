@@ -20,14 +20,15 @@ namespace {
 //                            ("auto"), or as the backend argument says
 //   bfloat16 / float16       tensor cores, unless backend is local or local_v2:
 //                            then the local-support kernels on float32 copies
-// tensor_core_v2 is tensor_core, except float32 on a compute-capability 9.0
-// device from a build with sm_90a code (cuda::tc_v2_available): there the
-// three passes run on wgmma, the forward with the kernel of
-// kan_linear_tc_v2_ws.cuh (design T step 3: W folded into the operand layout
-// in a workspace, warp-specialised), grad x with kan_linear_tc_v2_gx_ws.cuh
-// and grad W with kan_linear_tc_v2_gw_ws.cuh (items 6 and 5, step 2: the
-// operands folded into their layout by a pre-pass, warp-specialised like the
-// forward).
+// tensor_core_v2 is tensor_core, except on a compute-capability 9.0 device
+// from a build with sm_90a code (cuda::tc_v2_available): there the forward
+// runs on wgmma with the kernel of kan_linear_tc_v2_ws.cuh (design T step 3:
+// W folded into the operand layout in a workspace, warp-specialised), for
+// float32 (TF32), bfloat16 and float16 storage; for float32 so do grad x,
+// with kan_linear_tc_v2_gx_ws.cuh, and grad W, with
+// kan_linear_tc_v2_gw_ws.cuh (items 6 and 5, step 2: the operands folded
+// into their layout by a pre-pass, warp-specialised like the forward); the
+// 16-bit backward is tensor_core's.
 // Unmeasured on a GPU.
 // local_v2 is local support everywhere, with the v2 kernels (cuda_launch.h
 // LocalKernels: byte-offset gathers in the forward and grad x, register
@@ -75,14 +76,14 @@ at::Tensor kan_linear_forward_cuda(const at::Tensor& x_, const at::Tensor& grid_
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
-    if (backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available()) {
-      const size_t ws_bytes = cuda::kan_linear_tc_v2_forward_workspace_bytes(in, M, static_cast<int>(k),
+    if (backend == kBackendTensorCoreV2 && cuda::tc_v2_available()) {
+      const size_t ws_bytes = cuda::kan_linear_tc_v2_forward_workspace_bytes(tc_dtype(dt), in, M, static_cast<int>(k),
                                                                               static_cast<int>(base), out);
-      at::Tensor ws = at::empty({static_cast<int64_t>(ws_bytes / sizeof(float))}, x.options());  // W folded
-      err = cuda::launch_kan_linear_tc_v2_forward(x.data_ptr<float>(), gridf.data_ptr<float>(), N, in, M,
-                                                  static_cast<int>(k), static_cast<int>(base), Wb.data_ptr<float>(),
-                                                  Wc.data_ptr<float>(), out, ws.data_ptr<float>(), y.data_ptr<float>(),
-                                                  current_stream());
+      // W folded (the caching allocator's blocks are 512-byte aligned)
+      at::Tensor ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
+      err = cuda::launch_kan_linear_tc_v2_forward(tc_dtype(dt), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
+                                                  static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
+                                                  Wc.data_ptr(), out, ws.data_ptr(), y.data_ptr(), current_stream());
     } else
       err = cuda::launch_kan_linear_tc_forward(tc_dtype(dt), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
                                              static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
@@ -134,13 +135,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
   const int version = backend == kBackendLocalV2 ? cuda::kLocalV2 : cuda::kLocalV1;
   // tensor_core_v2: grad x and grad W on wgmma where the v2 forward runs
-  const bool v2 = tc && backend == kBackendTensorCoreV2 && dt == at::kFloat && cuda::tc_v2_available();
+  const bool v2 = tc && backend == kBackendTensorCoreV2 && cuda::tc_v2_available();
+  const bool v2_x = need_x && v2, v2_w = need_w && v2;
   // (v2: grad W, then grad x, each with its operand images in the same
   // workspace, one after the other on the stream)
-  const int ki = static_cast<int>(k), bi = static_cast<int>(base);
+  const int ki = static_cast<int>(k), bi = static_cast<int>(base), tdt = tc_dtype(dt);
   const size_t ws_bytes =
-      v2 ? std::max(need_w ? cuda::kan_linear_tc_v2_grad_w_workspace_bytes(N, in, M, ki, bi, out) : 0,
-                    need_x ? cuda::kan_linear_tc_v2_grad_x_workspace_bytes(N, in, M, ki, bi, out) : 0)
+      v2 ? std::max(v2_w ? cuda::kan_linear_tc_v2_grad_w_workspace_bytes(tdt, N, in, M, ki, bi, out) : 0,
+                    v2_x ? cuda::kan_linear_tc_v2_grad_x_workspace_bytes(tdt, N, in, M, ki, bi, out) : 0)
       : tc ? cuda::kan_linear_tc_backward_workspace_bytes(N, in, M, ki, bi, out, need_w)
            : cuda::kan_linear_backward_workspace_bytes(N, in, M, ki, out, x.element_size(), need_w, version);
   at::Tensor ws;
@@ -149,21 +151,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cuda(
   cudaError_t err;
   if (tc) {
     const at::Tensor gridf = grid.to(at::kFloat).contiguous();
-    const bool v2_x = need_x && v2, v2_w = need_w && v2;
-    err = cuda::launch_kan_linear_tc_backward(tc_dtype(dt), gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N,
+    err = cuda::launch_kan_linear_tc_backward(tdt, gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N,
                                               in, M, static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
                                               Wc.data_ptr(), out, need_x && !v2_x, need_w && !v2_w, gx.data_ptr(),
                                               gWb.data_ptr(), gWc.data_ptr(), ws_ptr, ws_bytes, current_stream());
     if (err == cudaSuccess && v2_w)
-      err = cuda::launch_kan_linear_tc_v2_grad_w(gy.data_ptr<float>(), x.data_ptr<float>(), gridf.data_ptr<float>(),
-                                                 N, in, M, static_cast<int>(k), static_cast<int>(base), out,
-                                                 gWb.data_ptr<float>(), gWc.data_ptr<float>(), ws_ptr, ws_bytes,
-                                                 current_stream());
+      err = cuda::launch_kan_linear_tc_v2_grad_w(tdt, gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N, in, M,
+                                                 static_cast<int>(k), static_cast<int>(base), out, gWb.data_ptr(),
+                                                 gWc.data_ptr(), ws_ptr, ws_bytes, current_stream());
     if (err == cudaSuccess && v2_x)
-      err = cuda::launch_kan_linear_tc_v2_grad_x(gy.data_ptr<float>(), x.data_ptr<float>(), gridf.data_ptr<float>(),
-                                                 N, in, M, static_cast<int>(k), static_cast<int>(base),
-                                                 Wb.data_ptr<float>(), Wc.data_ptr<float>(), out,
-                                                 gx.data_ptr<float>(), ws_ptr, ws_bytes, current_stream());
+      err = cuda::launch_kan_linear_tc_v2_grad_x(tdt, gy.data_ptr(), x.data_ptr(), gridf.data_ptr<float>(), N,
+                                                 in, M, static_cast<int>(k), static_cast<int>(base), Wb.data_ptr(),
+                                                 Wc.data_ptr(), out, gx.data_ptr(), ws_ptr, ws_bytes,
+                                                 current_stream());
   } else if (x.scalar_type() == at::kFloat)
     err = cuda::launch_kan_linear_backward_f32(
         gy.data_ptr<float>(), x.data_ptr<float>(), grid.data_ptr<float>(), N, in, M, static_cast<int>(k),

@@ -1,5 +1,6 @@
-// Entry points of the tensor-core v2 forward, grad x and grad W (float32
-// storage, TF32 operands on sm_90a wgmma) and the rule for when they can
+// Entry points of the tensor-core v2 forward, grad x and grad W (sm_90a
+// wgmma: float32 storage with TF32 operands here, bfloat16 / float16 with
+// 16-bit operands in kan_linear_tc_v2_f16.cu) and the rule for when they can
 // run. grad x is kan_linear_tc_v2_gx_ws.cuh, grad W kan_linear_tc_v2_gw_ws.cuh. The forward is step 3 of
 // design T (kan_linear_tc_v2_ws.cuh: W folded into the operand layout, a
 // producer warpgroup and two consumer warpgroups over an mbarrier ring);
@@ -9,6 +10,7 @@
 // (kan_linear_tc_v2_gx_ws.cuh: dy and W^T folded, a producer thread issuing
 // bulk copies); their first steps (kan_linear_tc_v2_gw.cuh, _gx.cuh) are
 // likewise reached only by the tests.
+#include <tuple>
 #include <type_traits>
 
 #include "cuda_launch.h"
@@ -38,43 +40,69 @@ bool tc_v2_available() {
 #endif
 }
 
-size_t kan_linear_tc_v2_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
-  return tc2::ws_forward_workspace_bytes(in, M, k, base, out);
+// The first steps (the forward's step 2, grad x's and grad W's step 1) are
+// launched by the emulation tests only, but their kernels stay in every
+// build, with their ptxas figures in docs/ptxas_sm90.md: taking the
+// launchers' addresses instantiates them here (and only here).
+[[maybe_unused]] constexpr auto kFirstSteps =
+    std::make_tuple(&tc2::launch_forward_v2<float>, &tc2::launch_grad_x_v2<float>, &tc2::launch_grad_w_v2<float>);
+
+size_t kan_linear_tc_v2_forward_workspace_bytes(int dtype, int64_t in, int64_t M, int k, int base, int64_t out) {
+  return tc2::ws_forward_workspace_bytes(in, M, k, base, out, dtype == kTcFloat32 ? 4 : 2);
 }
 
-cudaError_t launch_kan_linear_tc_v2_forward(const float* x, const float* grid, int64_t N, int64_t in, int64_t M,
-                                            int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                            float* workspace, float* y, cudaStream_t stream) {
+// float32 here; bfloat16 and float16 in kan_linear_tc_v2_f16.cu (compiled in
+// parallel).
+cudaError_t launch_kan_linear_tc_v2_forward(int dtype, const void* x, const float* grid, int64_t N, int64_t in,
+                                            int64_t M, int k, int base, const void* Wb, const void* Wc, int64_t out,
+                                            void* workspace, void* y, cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
-  return tc2::launch_forward_ws(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, stream);
+  if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) return cudaErrorInvalidValue;  // bulk copies' source
+  if (dtype != kTcFloat32)
+    return tc2::launch_forward_ws_16bit(dtype, x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, stream);
+  return tc2::launch_forward_ws(static_cast<const float*>(x), grid, N, in, M, k, base, static_cast<const float*>(Wb),
+                                static_cast<const float*>(Wc), out, workspace, static_cast<float*>(y), stream);
 }
 
-cudaError_t launch_kan_linear_tc_v2_grad_x(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
-                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                           float* gx, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+cudaError_t launch_kan_linear_tc_v2_grad_x(int dtype, const void* gy, const void* x, const float* grid, int64_t N,
+                                           int64_t in, int64_t M, int k, int base, const void* Wb, const void* Wc,
+                                           int64_t out, void* gx, void* workspace, size_t workspace_bytes,
+                                           cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
-  if (workspace_bytes < tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out)) return cudaErrorInvalidValue;
+  if (workspace_bytes < kan_linear_tc_v2_grad_x_workspace_bytes(dtype, N, in, M, k, base, out))
+    return cudaErrorInvalidValue;
   // the bulk copies read 16-byte aligned images
   if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) return cudaErrorInvalidValue;
-  return tc2::launch_grad_x_ws(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace, stream);
+  if (dtype != kTcFloat32)
+    return tc2::launch_grad_x_ws_16bit(dtype, gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace, stream);
+  using F = const float*;
+  return tc2::launch_grad_x_ws(static_cast<F>(gy), static_cast<F>(x), grid, N, in, M, k, base, static_cast<F>(Wb),
+                               static_cast<F>(Wc), out, static_cast<float*>(gx), workspace, stream);
 }
 
-size_t kan_linear_tc_v2_grad_x_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
-  return tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out);
+size_t kan_linear_tc_v2_grad_x_workspace_bytes(int dtype, int64_t N, int64_t in, int64_t M, int k, int base,
+                                               int64_t out) {
+  return tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out, dtype == kTcFloat32 ? 4 : 2);
 }
 
-cudaError_t launch_kan_linear_tc_v2_grad_w(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
-                                           int64_t M, int k, int base, int64_t out, float* gWb, float* gWc,
+cudaError_t launch_kan_linear_tc_v2_grad_w(int dtype, const void* gy, const void* x, const float* grid, int64_t N,
+                                           int64_t in, int64_t M, int k, int base, int64_t out, void* gWb, void* gWc,
                                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (!tc_v2_available()) return cudaErrorNotSupported;
-  if (workspace_bytes < tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out)) return cudaErrorInvalidValue;
+  if (workspace_bytes < kan_linear_tc_v2_grad_w_workspace_bytes(dtype, N, in, M, k, base, out))
+    return cudaErrorInvalidValue;
   // the bulk copies read 16-byte aligned dy images
   if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) return cudaErrorInvalidValue;
-  return tc2::launch_grad_w_ws(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, stream);
+  if (dtype != kTcFloat32)
+    return tc2::launch_grad_w_ws_16bit(dtype, gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace, stream);
+  using F = const float*;
+  return tc2::launch_grad_w_ws(static_cast<F>(gy), static_cast<F>(x), grid, N, in, M, k, base, out,
+                               static_cast<float*>(gWb), static_cast<float*>(gWc), workspace, stream);
 }
 
-size_t kan_linear_tc_v2_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
-  return tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out);
+size_t kan_linear_tc_v2_grad_w_workspace_bytes(int dtype, int64_t N, int64_t in, int64_t M, int k, int base,
+                                               int64_t out) {
+  return tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out, dtype == kTcFloat32 ? 4 : 2);
 }
 
 #ifdef KANEXT_CUDA_EMULATION
@@ -94,9 +122,10 @@ cudaError_t emu_launch_tc_v2_step2_forward(const float* x, const float* grid, in
 }
 cudaError_t emu_launch_tc_v2_forward_fault(int fault, const float* x, const float* grid, int64_t N, int64_t in,
                                           int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                          float* workspace, float* y) {
+                                          void* workspace, float* y) {
   return with_fault(fault, [&](auto F) {
-    return tc2::launch_forward_ws<decltype(F)::value>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y, nullptr);
+    return tc2::launch_forward_ws<float, decltype(F)::value>(x, grid, N, in, M, k, base, Wb, Wc, out, workspace, y,
+                                                             nullptr);
   });
 }
 // grad x's first step (tc2_grad_x_kernel), and step 2 with a broken protocol.
@@ -109,8 +138,8 @@ cudaError_t emu_launch_tc_v2_grad_x_fault(int fault, const float* gy, const floa
                                           int64_t in, int64_t M, int k, int base, const float* Wb, const float* Wc,
                                           int64_t out, float* gx, void* workspace) {
   return with_fault(fault, [&](auto F) {
-    return tc2::launch_grad_x_ws<decltype(F)::value>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx, workspace,
-                                                     nullptr);
+    return tc2::launch_grad_x_ws<float, decltype(F)::value>(gy, x, grid, N, in, M, k, base, Wb, Wc, out, gx,
+                                                            workspace, nullptr);
   });
 }
 // grad W's first step (tc2_grad_w_kernel; the partials' workspace of
@@ -124,7 +153,7 @@ cudaError_t emu_launch_tc_v2_grad_w_fault(int fault, const float* gy, const floa
                                           int64_t in, int64_t M, int k, int base, int64_t out, float* gWb,
                                           float* gWc, void* workspace) {
   return with_fault(fault, [&](auto F) {
-    return tc2::launch_grad_w_ws<decltype(F)::value>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
+    return tc2::launch_grad_w_ws<float, decltype(F)::value>(gy, x, grid, N, in, M, k, base, out, gWb, gWc, workspace,
                                                      nullptr);
   });
 }

@@ -40,18 +40,39 @@ constexpr uint32_t kTileBytes = kBM / 8 * kSbo;   // one 128 x 64 TF32 operand t
 static_assert(kBM == kBN, "A and W tiles share the layout");
 static_assert(kThreads == 256, "two warpgroups");
 
+// The operand tile of element type Op (float for TF32, or a 16-bit type:
+// Mma<T>::Op of storage T): a core matrix row is 16 bytes, kPer = 16 /
+// sizeof(Op) elements; a 64-column row of the tile is kBK / kPer core
+// matrices, LBO apart; row groups SBO apart. A k-step of the wgmma (8 TF32
+// or 16 16-bit columns) spans two core matrices (2 LBO) in either case, so a
+// chunk is kSteps = 8 (TF32) or 4 (16-bit) k-steps.
+template <typename Op>
+struct OpLayout {
+  static constexpr int kPer = int(16 / sizeof(Op));
+  static constexpr uint32_t kSbo = (kBK / kPer) * 128;  // TF32 2,048, 16-bit 1,024 bytes
+  static constexpr uint32_t kTileBytes = kBM / 8 * kSbo;  // TF32 32 KB, 16-bit 16 KB
+  static constexpr int kSteps = kBK / hop::Wgmma<Op>::kK;
+  static_assert(kSteps * 2 * int(kLbo) == kBK / kPer * int(kLbo), "a k-step is two core matrices");
+};
+static_assert(OpLayout<float>::kSbo == kSbo && OpLayout<float>::kTileBytes == kTileBytes, "TF32 layout");
+
 // Row r of an operand tile: element (r, q) at byte
-// (r / 8) SBO + (q / 4) LBO + 16 (r % 8) + 4 (q % 4).
-struct OperandRow {
+// (r / 8) SBO + (q / kPer) LBO + 16 (r % 8) + sizeof(Op) (q % kPer).
+template <typename Op>
+struct OperandRowT {
   unsigned char* p;  // the tile + (r / 8) SBO + 16 (r % 8)
-  // byte offset (q / 4) kLbo + 4 (q % 4), written as 4 q + (kLbo - 16) (q / 4):
-  // one shift and one multiply-add per column
-  __device__ __forceinline__ float& operator[](int q) const {
-    return *reinterpret_cast<float*>(p + uint32_t(q) * 4 + uint32_t(q >> 2) * (kLbo - 16));
+  // byte offset (q / kPer) kLbo + sizeof(Op) (q % kPer), written as
+  // sizeof(Op) q + (kLbo - 16) (q / kPer): one shift and one multiply-add per column
+  __device__ __forceinline__ Op& operator[](int q) const {
+    constexpr int kShift = OpLayout<Op>::kPer == 4 ? 2 : 3;
+    static_assert((1 << kShift) == OpLayout<Op>::kPer, "4 or 8 elements per core matrix row");
+    return *reinterpret_cast<Op*>(p + uint32_t(q) * sizeof(Op) + uint32_t(q >> kShift) * (kLbo - 16));
   }
 };
-__device__ __forceinline__ OperandRow operand_row(unsigned char* tile, int r) {
-  return OperandRow{tile + uint32_t(r >> 3) * kSbo + uint32_t(r & 7) * 16};
+using OperandRow = OperandRowT<float>;
+template <typename Op = float>
+__device__ __forceinline__ OperandRowT<Op> operand_row(unsigned char* tile, int r) {
+  return OperandRowT<Op>{tile + uint32_t(r >> 3) * OpLayout<Op>::kSbo + uint32_t(r & 7) * 16};
 }
 
 // Elements o..o + 3 of a row (zeros at and past `out`): one 16-byte load
@@ -64,28 +85,54 @@ __device__ __forceinline__ float4 load4(const float* __restrict__ row, int64_t o
                      o + 2 < out ? __ldg(row + o + 2) : 0.f, o + 3 < out ? __ldg(row + o + 3) : 0.f);
 }
 
-// One K chunk of a warpgroup's 64 x 128 accumulator tile: eight m64n128k8
-// TF32 wgmmas (k-steps of 8 in order) on A rows from a_addr and the W tile at
-// b_addr (shared-memory addresses of operand tiles in the layout above),
-// waited for before returning (the operands may be overwritten after it).
+// Elements o..o + kPer - 1 of a row of T as one 16-byte group of operands
+// Mma<T>::Op (a core-matrix row), zeros at and past `out`: float rounded to
+// TF32 (load4's loads), 16-bit types copied as they are (one 16-byte load
+// when vec: out % 8 == 0 and a 16-byte aligned row, else eight 2-byte loads).
+template <typename T>
+__device__ __forceinline__ uint4 load_op16(const T* __restrict__ row, int64_t o, int64_t out, bool vec) {
+  using Op = typename Mma<T>::Op;
+  uint4 r;
+  if constexpr (sizeof(Op) == 4) {
+    const float4 e = load4(row, o, out, vec);
+    const float v[4] = {Mma<float>::op(e.x), Mma<float>::op(e.y), Mma<float>::op(e.z), Mma<float>::op(e.w)};
+    memcpy(&r, v, 16);
+  } else {
+    if (vec) return o < out ? __ldg(reinterpret_cast<const uint4*>(row + o)) : make_uint4(0u, 0u, 0u, 0u);
+    Op v[8];
+#pragma unroll
+    for (int q = 0; q < 8; ++q) v[q] = o + q < out ? row[o + q] : Mma<T>::op(0.f);
+    memcpy(&r, v, 16);
+  }
+  return r;
+}
+
+// One K chunk of a warpgroup's 64 x 128 accumulator tile: kSteps m64n128
+// wgmmas (k-steps of 8 TF32 or 16 16-bit columns, in order) on A rows from
+// a_addr and the W tile at b_addr (shared-memory addresses of operand tiles
+// of Op in the layout above), waited for before returning (the operands may
+// be overwritten after it).
+template <typename Op = float>
 __device__ __forceinline__ void chunk_mma(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
+  constexpr uint32_t sbo = OpLayout<Op>::kSbo;
   hop::wgmma_fence();
 #pragma unroll
-  for (int s = 0; s < kBK / 8; ++s)
-    hop::wgmma_m64n128k8_tf32(acc, hop::make_desc(a_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0),
-                              hop::make_desc(b_addr + uint32_t(s) * 2 * kLbo, kLbo, kSbo, 0), 1);
+  for (int s = 0; s < OpLayout<Op>::kSteps; ++s)
+    hop::Wgmma<Op>::run(acc, hop::make_desc(a_addr + uint32_t(s) * 2 * kLbo, kLbo, sbo, 0),
+                        hop::make_desc(b_addr + uint32_t(s) * 2 * kLbo, kLbo, sbo, 0), 1);
   hop::wgmma_commit();
   hop::wgmma_wait<0>();
 }
 
 // Thread t's accumulator registers into y (rows nrow.., columns j0..), inside
-// the N x out bounds.
+// the N x out bounds, rounded to T.
+template <typename T = float>
 __device__ __forceinline__ void store_acc(const float (&acc)[64], int t, int64_t nrow, int64_t j0, int64_t N,
-                                          int64_t out, float* __restrict__ y) {
+                                          int64_t out, T* __restrict__ y) {
 #pragma unroll
   for (int e = 0; e < 64; ++e) {
     const int64_t n = nrow + hop::wgmma_acc_row(t, e), j = j0 + hop::wgmma_acc_col(t, e);
-    if (n < N && j < out) y[n * out + j] = acc[e];
+    if (n < N && j < out) y[n * out + j] = from_float<T>(acc[e]);
   }
 }
 
@@ -134,6 +181,9 @@ tc2_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, 
 #endif
 }
 
+// A template (T = float only) so that only the translation units that use it
+// compile its kernels (kan_linear_tc_v2.cu, not the 16-bit one).
+template <typename T = float>
 inline cudaError_t launch_forward_v2(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
                                      int base, const float* Wb, const float* Wc, int64_t out, float* y,
                                      cudaStream_t stream) {

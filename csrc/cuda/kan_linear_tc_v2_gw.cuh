@@ -33,18 +33,26 @@ namespace tc2 {
 
 constexpr int kGwRows = tc::kGwBR;  // batch rows per step: the WMMA kernel's, so the same slices and sums
 constexpr int kGwCols = 256;        // outputs per block: 128 per warpgroup
-constexpr uint32_t kGwABytes = kBK * kGwRows * 4;       // A^T: 64 W rows x 64 batch rows, 16 KB
-constexpr uint32_t kGwBBytes = kGwCols * kGwRows * 4;   // dy^T: 256 outputs x 64 batch rows, 64 KB
+// The two operands' bytes for operand type Op (TF32 float; 16-bit: half of these).
+template <typename Op>
+struct GwLayout {
+  static constexpr uint32_t kABytes = kBK * kGwRows * sizeof(Op);      // A^T: 64 W rows x 64 batch rows
+  static constexpr uint32_t kBBytes = kGwCols * kGwRows * sizeof(Op);  // dy^T: 256 outputs x 64 batch rows
+};
+constexpr uint32_t kGwABytes = GwLayout<float>::kABytes;  // TF32: 16 KB
+constexpr uint32_t kGwBBytes = GwLayout<float>::kBBytes;  // TF32: 64 KB
 static_assert(kGwRows == kBK, "the operand layout's K is 64");
 constexpr size_t grad_w_smem_bytes() { return size_t(kGwABytes) + kGwBBytes; }
 
 // Element (r, q) of A (batch row r, chunk column q) as element (q, r) of the
-// K-major A^T operand: what tc::build_a_tile_with writes through.
-struct TransposedRow {
+// K-major A^T operand of Op: what tc::build_a_tile_with writes through.
+template <typename Op>
+struct TransposedRowT {
   unsigned char* tile;
   int r;
-  __device__ __forceinline__ float& operator[](int q) const { return operand_row(tile, q)[r]; }
+  __device__ __forceinline__ Op& operator[](int q) const { return operand_row<Op>(tile, q)[r]; }
 };
+using TransposedRow = TransposedRowT<float>;
 
 template <int K>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -103,6 +111,9 @@ tc2_grad_w_kernel(const float* __restrict__ gy, const float* __restrict__ x, con
 }
 
 // grad W (gWb, gWc) with the workspace of kan_linear_tc_backward_workspace_bytes.
+// A template (T = float only) so that only the translation units that use it
+// compile its kernels (kan_linear_tc_v2.cu, not the 16-bit one).
+template <typename T = float>
 inline cudaError_t launch_grad_w_v2(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                     int64_t M, int k, int base, int64_t out, float* gWb, float* gWc, void* workspace,
                                     cudaStream_t stream) {

@@ -31,6 +31,9 @@
 //    chunk) pairs, so stage and parity carry over, and the producer leaves
 //    last. The accumulators go to grad W, or to the slices' float32
 //    partials (tc::put_grad_w, summed by the WMMA path's combine kernel).
+// 3. 16-bit storage (T = __nv_bfloat16 or __half): an 8 KB A^T tile and 32
+//    KB dy^T images of 16-bit operands (40 KB stages), four m64n128k16
+//    wgmmas per step; grad W written in T, the slices' partials float32.
 // Numerics: on grids that are not uniform, the same TF32 products as the
 // first step and the WMMA grad W, added in the same order (steps in order,
 // eight k-steps of 8): the same bits (the emulation tests check it). On
@@ -50,9 +53,13 @@ namespace kanext {
 namespace cuda {
 namespace tc2 {
 
-constexpr int64_t kDyImageFloats = kGwBBytes / 4;         // one 256 x 64 dy^T image
-constexpr uint32_t kGwStageBytes = kGwABytes + kGwBBytes;  // A^T tile, then the dy^T image: 80 KB
-static_assert(kGwABytes % 1024 == 0 && kGwBBytes % 16 == 0, "stage parts 16-byte aligned (bulk copy, STS.128)");
+// A stage: the A^T tile, then the dy^T image (TF32: 16 + 64 KB; 16-bit: 8 + 32 KB).
+template <typename Op>
+constexpr uint32_t gw_stage_bytes() {
+  return GwLayout<Op>::kABytes + GwLayout<Op>::kBBytes;
+}
+static_assert(GwLayout<__half>::kABytes % 1024 == 0 && GwLayout<__half>::kBBytes % 16 == 0,
+              "stage parts 16-byte aligned (bulk copy, STS.128)");
 
 __host__ __device__ inline int64_t dy_image_steps(int64_t N) { return ceil_div(N, int64_t(kGwRows)); }
 
@@ -62,39 +69,50 @@ inline size_t gw_partials_bytes(int64_t N, int64_t in, int64_t M, int k, int bas
   return (tc::workspace_bytes(N, in, M, k, base, out, true) + 15) / 16 * 16;
 }
 
-// grad W's workspace on this path: the partials, the dy images, one
-// GridInfo per input. 16-byte aligned parts for a 16-byte aligned base.
-inline size_t ws_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
+// Bytes of the dy images (op_bytes: the operand's element size, 4 or 2).
+inline size_t gw_images_bytes(int64_t N, int64_t out, int op_bytes) {
+  return size_t(dy_image_steps(N)) * size_t(ceil_div(out, int64_t(kGwCols))) * size_t(kGwCols * kGwRows * op_bytes);
+}
+
+// grad W's workspace on this path: the partials (float32 whatever the
+// storage type), the dy images, one GridInfo per input. 16-byte aligned
+// parts for a 16-byte aligned base.
+inline size_t ws_grad_w_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out,
+                                        int op_bytes = 4) {
   if (N == 0 || in == 0 || out == 0) return 0;
-  return gw_partials_bytes(N, in, M, k, base, out) +
-         size_t(dy_image_steps(N)) * size_t(ceil_div(out, int64_t(kGwCols))) * kGwBBytes +
-         size_t(in) * sizeof(GridInfo);
+  return gw_partials_bytes(N, in, M, k, base, out) + gw_images_bytes(N, out, op_bytes) + size_t(in) * sizeof(GridInfo);
 }
 
 // The pre-pass: one 256-thread block per (batch step, column tile),
-// grid-stride. Thread-linear float4 writes of the image: float f of image
-// (ct, s) is dy^T element (jj, r) with r % 4 = f % 4, jj % 8 = (f / 4) % 8,
-// r / 4 = (f / 32) % 16, jj / 8 = f / 512 (operand_row's layout), so a
-// warp's loads read 8 consecutive outputs of 16 batch rows (whole 32-byte
-// sectors) and its stores are contiguous.
+// grid-stride. Thread-linear 16-byte writes of the image: group v of image
+// (ct, s) holds dy^T elements (jj, r..r + kPer - 1) (kPer = 4 TF32 or 8
+// 16-bit batch rows, G = 64 / kPer groups per operand row) with
+// jj % 8 = v % 8, r / kPer = (v / 8) % G, jj / 8 = v / (8 G) (operand_row's
+// layout), so a warp's loads read 8 consecutive outputs of 4 x kPer batch
+// rows and its stores are contiguous.
+template <typename T>
 __global__ void __launch_bounds__(tc::kThreads)
-tc2_dy_image_kernel(const float* __restrict__ gy, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                    int64_t out, float* __restrict__ img, GridInfo* __restrict__ info) {
+tc2_dy_image_kernel(const T* __restrict__ gy, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                    int64_t out, unsigned char* __restrict__ img, GridInfo* __restrict__ info) {
+  using Op = typename Mma<T>::Op;
+  constexpr int per = OpLayout<Op>::kPer, groups = kGwRows / per;
+  constexpr uint32_t image_bytes = GwLayout<Op>::kBBytes;
   const int64_t steps = dy_image_steps(N), col_tiles = ceil_div(out, int64_t(kGwCols));
   if (blockIdx.y == 0)
     for (int64_t i = blockIdx.x * int64_t(tc::kThreads) + threadIdx.x; i < in; i += int64_t(gridDim.x) * tc::kThreads)
       info[i] = grid_info(grid + i * M, M);
   for (int64_t ct = blockIdx.y; ct < col_tiles; ct += gridDim.y)
     for (int64_t s = blockIdx.x; s < steps; s += gridDim.x) {
-      float4* dst = reinterpret_cast<float4*>(img + (ct * steps + s) * kDyImageFloats);
-      for (int v = static_cast<int>(threadIdx.x); v < kDyImageFloats / 4; v += tc::kThreads) {
-        const int f = 4 * v;
-        const int64_t j = ct * kGwCols + 8 * (f >> 9) + ((f >> 2) & 7);
-        const int64_t n = s * kGwRows + 4 * ((f >> 5) & 15);
-        float e[4];
+      uint4* dst = reinterpret_cast<uint4*>(img + (ct * steps + s) * int64_t(image_bytes));
+      for (int v = static_cast<int>(threadIdx.x); v < int(image_bytes / 16); v += tc::kThreads) {
+        const int64_t j = ct * kGwCols + 8 * (v / (8 * groups)) + (v & 7);
+        const int64_t n = s * kGwRows + per * ((v >> 3) % groups);
+        Op e[per];
 #pragma unroll
-        for (int q = 0; q < 4; ++q) e[q] = n + q < N && j < out ? Mma<float>::op(gy[(n + q) * out + j]) : 0.f;
-        dst[v] = make_float4(e[0], e[1], e[2], e[3]);
+        for (int q = 0; q < per; ++q) e[q] = Mma<T>::op(n + q < N && j < out ? to_float(gy[(n + q) * out + j]) : 0.f);
+        uint4 w;
+        memcpy(&w, e, 16);
+        dst[v] = w;
       }
     }
 }
@@ -107,20 +125,22 @@ tc2_dy_image_kernel(const float* __restrict__ gy, const float* __restrict__ grid
 // input slots t / 64, t / 64 + 2, ... of the chunk: the window's bases and
 // b(x). A NaN x, rows at or past nend and the chunk's padding rows stay zero
 // (a NaN x adds nothing to grad W, as in the first step). Values as
-// build_a_rows' (uniform_window or general_window, put_window, the same TF32
-// rounding), so the general builder's bits are tc::build_a_tile_with's.
+// build_a_rows' (uniform_window or general_window, put_window, the same
+// rounding to Mma<T>::Op), so the general builder's bits are
+// tc::build_a_tile_with's.
 constexpr int kProducerBarrier = 2;  // bar.sync id of the producer warpgroup (1: the consumers')
-template <int K>
-__device__ __forceinline__ void build_at_cols(unsigned char* tile, const float* __restrict__ x,
+template <typename T, int K>
+__device__ __forceinline__ void build_at_cols(unsigned char* tile, const T* __restrict__ x,
                                               const float* __restrict__ grid, int64_t nend, int64_t in, int64_t M,
                                               int base, const GridInfo* __restrict__ info, const ChunkMap& cm,
                                               int64_t c, int64_t n0, int t) {
   static_assert(kGwRows == 64 && kBK == 64, "two producer threads per batch row of the step");
+  using Op = typename Mma<T>::Op;
   const int r = t & 63, h = t >> 6;
-  const TransposedRow col{tile, r};  // col[q]: A^T element (q, r)
+  const TransposedRowT<Op> col{tile, r};  // col[q]: A^T element (q, r)
   float4* z = reinterpret_cast<float4*>(tile);
 #pragma unroll
-  for (int e = 0; e < int(kGwABytes / 16 / 128); ++e) z[e * 128 + t] = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int e = 0; e < int(GwLayout<Op>::kABytes / 16 / 128); ++e) z[e * 128 + t] = make_float4(0.f, 0.f, 0.f, 0.f);
   hop::named_barrier_sync(kProducerBarrier, 128);  // the whole tile zero before any entry is written
   int64_t i0;
   int g0;
@@ -131,7 +151,7 @@ __device__ __forceinline__ void build_at_cols(unsigned char* tile, const float* 
   const int64_t n = n0 + r;
   if (n >= nend) return;
   for (int ii = h; ii < slots; ii += 2) {
-    const float xv = x[n * in + i0 + ii];
+    const float xv = to_float(x[n * in + i0 + ii]);
     if (xv != xv) continue;
     const GridInfo gi = info[i0 + ii];
     const float* ti = grid + (i0 + ii) * M;
@@ -140,20 +160,28 @@ __device__ __forceinline__ void build_at_cols(unsigned char* tile, const float* 
     const bool inside =
         gi.uniform ? uniform_window<K>(gi, ti, M, xv, v, first) : general_window<K>(ti, M, xv, v, first);
     if (inside) put_window<K>(col, ii * per, first, v, g0, per, nb);
-    if (put_base) col[ii * per + bcol] = Mma<float>::op(base_value<float>(base, xv));
+    if (put_base) col[ii * per + bcol] = Mma<T>::op(base_value<float>(base, xv));
   }
 }
 
-constexpr size_t ws_grad_w_smem_bytes() { return kStages * size_t(kGwStageBytes) + 2 * kStages * sizeof(uint64_t); }
+template <typename Op = float>
+constexpr size_t ws_grad_w_smem_bytes() {
+  return kStages * size_t(gw_stage_bytes<Op>()) + 2 * kStages * sizeof(uint64_t);
+}
 
-template <int K, int FAULT = kFaultNone>
+// T: the storage type of x, dy and grad W (float: TF32 operands;
+// __nv_bfloat16 or __half: 16-bit operands, k16 wgmmas); the slices'
+// partials are float32 either way.
+template <typename T, int K, int FAULT = kFaultNone>
 __global__ void __launch_bounds__(kWsThreads, 1)
-tc2_ws_grad_w_kernel(const float* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                     int base, const float* __restrict__ dy_img, const GridInfo* __restrict__ info, int64_t out,
-                     int64_t rows_per_slice, int slices, float* gWb, float* gWc, float* ws) {
+tc2_ws_grad_w_kernel(const T* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                     int base, const unsigned char* __restrict__ dy_img, const GridInfo* __restrict__ info,
+                     int64_t out, int64_t rows_per_slice, int slices, T* gWb, T* gWc, float* ws) {
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
+  using Op = typename Mma<T>::Op;
+  constexpr uint32_t a_bytes = GwLayout<Op>::kABytes, b_bytes = GwLayout<Op>::kBBytes, stage = a_bytes + b_bytes;
   KANEXT_DYNAMIC_SMEM(smem);
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kGwStageBytes);
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage);
   const Ring ring{full, full + kStages};
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
@@ -171,13 +199,13 @@ tc2_ws_grad_w_kernel(const float* __restrict__ x, const float* __restrict__ grid
         for (int64_t n0 = nbeg; n0 < nend; n0 += kGwRows, ++u) {
           const int s = Ring::stage(u);
           ring.producer_wait(u);
-          unsigned char* As = smem + s * kGwStageBytes;
+          unsigned char* As = smem + s * stage;
           if (t == 0) {
-            hop::mbar_arrive_expect_tx(&ring.full[s], kGwBBytes);
-            hop::bulk_copy_g2s(As + kGwABytes, dy_img + (ct * steps + n0 / kGwRows) * kDyImageFloats, kGwBBytes,
+            hop::mbar_arrive_expect_tx(&ring.full[s], b_bytes);
+            hop::bulk_copy_g2s(As + a_bytes, dy_img + (ct * steps + n0 / kGwRows) * int64_t(b_bytes), b_bytes,
                                &ring.full[s]);
           }
-          build_at_cols<K>(As, x, grid, nend, in, M, base, info, cm, c, n0, t);
+          build_at_cols<T, K>(As, x, grid, nend, in, M, base, info, cm, c, n0, t);
           hop::fence_proxy_async();  // the A^T stores, before the tensor core reads them
           hop::mbar_arrive(&ring.full[s]);
         }
@@ -189,9 +217,9 @@ tc2_ws_grad_w_kernel(const float* __restrict__ x, const float* __restrict__ grid
         for (int64_t n0 = nbeg; n0 < nend; n0 += kGwRows, ++u) {
           const int s = Ring::stage(u);
           if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
-          const uint32_t a_addr = hop::smem_u32(smem + s * kGwStageBytes),
-                         b_addr = hop::smem_u32(smem + s * kGwStageBytes + kGwABytes) + uint32_t(g) * (128 / 8) * kSbo;
-          chunk_mma(acc, a_addr, b_addr);
+          const uint32_t a_addr = hop::smem_u32(smem + s * stage),
+                         b_addr = hop::smem_u32(smem + s * stage + a_bytes) + uint32_t(g) * (128 / 8) * OpLayout<Op>::kSbo;
+          chunk_mma<Op>(acc, a_addr, b_addr);
           // this thread's reads of the stage are done
           if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
         }
@@ -199,7 +227,7 @@ tc2_ws_grad_w_kernel(const float* __restrict__ x, const float* __restrict__ grid
         for (int e = 0; e < 64; ++e) {
           const int64_t j = j0 + 128 * g + hop::wgmma_acc_col(t, e);
           if (j < out)
-            tc::put_grad_w<float>(acc[e], cm, c, hop::wgmma_acc_row(t, e), j, in, out, slices, slice, gWb, gWc, ws);
+            tc::put_grad_w<T>(acc[e], cm, c, hop::wgmma_acc_row(t, e), j, in, out, slices, slice, gWb, gWc, ws);
         }
       }
     }
@@ -210,33 +238,34 @@ tc2_ws_grad_w_kernel(const float* __restrict__ x, const float* __restrict__ grid
 #endif
 }
 
-// grad W (gWb, gWc) with the workspace of ws_grad_w_workspace_bytes (16-byte
-// aligned): the pre-pass, then the main kernel over the batch slices, then
-// the slices' sum (tc::grad_w_passes).
-template <int FAULT = kFaultNone>
-inline cudaError_t launch_grad_w_ws(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
-                                    int64_t M, int k, int base, int64_t out, float* gWb, float* gWc, void* workspace,
+// grad W (gWb, gWc) with the workspace of ws_grad_w_workspace_bytes(...,
+// sizeof(Op)) (16-byte aligned): the pre-pass, then the main kernel over the
+// batch slices, then the slices' sum (tc::grad_w_passes). T: float,
+// __nv_bfloat16 or __half.
+template <typename T, int FAULT = kFaultNone>
+inline cudaError_t launch_grad_w_ws(const T* gy, const T* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                                    int k, int base, int64_t out, T* gWb, T* gWc, void* workspace,
                                     cudaStream_t stream) {
+  using Op = typename Mma<T>::Op;
   if (N == 0 || in == 0 || out == 0) return cudaSuccess;
   unsigned char* wsb = static_cast<unsigned char*>(workspace);
-  float* dy_img = reinterpret_cast<float*>(wsb + gw_partials_bytes(N, in, M, k, base, out));
+  unsigned char* dy_img = wsb + gw_partials_bytes(N, in, M, k, base, out);
   const int64_t steps = dy_image_steps(N), col_tiles = ceil_div(out, int64_t(kGwCols));
-  GridInfo* info = reinterpret_cast<GridInfo*>(reinterpret_cast<unsigned char*>(dy_img) +
-                                               size_t(steps) * size_t(col_tiles) * kGwBBytes);
-  KANEXT_LAUNCH(dim3(grid_x(steps), grid_yz(col_tiles)), tc::kThreads, 0, stream, tc2_dy_image_kernel)(
+  GridInfo* info = reinterpret_cast<GridInfo*>(dy_img + gw_images_bytes(N, out, int(sizeof(Op))));
+  KANEXT_LAUNCH(dim3(grid_x(steps), grid_yz(col_tiles)), tc::kThreads, 0, stream, tc2_dy_image_kernel<T>)(
       gy, grid, N, in, M, out, dy_img, info);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   return dispatch_order(k, [&](auto kc) -> cudaError_t {
     constexpr int K = decltype(kc)::value;
-    constexpr size_t smem = ws_grad_w_smem_bytes();
-    const cudaError_t ea = tc::allow_smem(tc2_ws_grad_w_kernel<K, FAULT>, smem);
+    constexpr size_t smem = ws_grad_w_smem_bytes<Op>();
+    const cudaError_t ea = tc::allow_smem(tc2_ws_grad_w_kernel<T, K, FAULT>, smem);
     if (ea != cudaSuccess) return ea;
     const ChunkMap cm(in, M, K, base != kBaseZero);
-    return tc::grad_w_passes<float>(
+    return tc::grad_w_passes<T>(
         cm, N, in, out, base, kGwCols, gWb, gWc, workspace, stream,
         [&](dim3 grid_dim, int64_t rows_per_slice, int slices, float* ws) {
-          KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_grad_w_kernel<K, FAULT>)(
+          KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_grad_w_kernel<T, K, FAULT>)(
               x, grid, N, in, M, base, dy_img, info, out, rows_per_slice, slices, gWb, gWc, ws);
           return cudaGetLastError();
         });

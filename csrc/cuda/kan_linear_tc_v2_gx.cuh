@@ -132,6 +132,9 @@ tc2_grad_x_kernel(const float* __restrict__ gy, const float* __restrict__ x, con
 #endif
 }
 
+// A template (T = float only) so that only the translation units that use it
+// compile its kernels (kan_linear_tc_v2.cu, not the 16-bit one).
+template <typename T = float>
 inline cudaError_t launch_grad_x_v2(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
                                     int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
                                     float* gx, cudaStream_t stream) {

@@ -26,8 +26,12 @@
 //    named barrier (bar.sync 1, 256: the producer does not take part) and
 //    run the first step's epilogue (tc::grad_x_epilogue: each (row, input)
 //    item contracted with its basis derivatives) on 256 threads.
+// 3. 16-bit storage (T = __nv_bfloat16 or __half): 16 KB images of the
+//    values as they are (no rounding), 32 KB stages, four m64n128k16 wgmmas
+//    per step, the epilogue in T (tc::grad_x_epilogue<T>).
 // Numerics: the first step's and the WMMA grad x's bits (the same TF32
-// operands, the same products in the same order, the same epilogue).
+// operands, the same products in the same order, the same epilogue); for
+// 16-bit types the WMMA grad x's bits (in host emulation).
 // Not done: the 128-byte swizzle of the images; m64n256 tiles; the
 // epilogue contracting the accumulator registers directly (design T item 6).
 #pragma once
@@ -39,8 +43,7 @@ namespace kanext {
 namespace cuda {
 namespace tc2 {
 
-constexpr uint32_t kGxStageBytes = 2 * kTileBytes;  // the dy tile, then the W^T tile
-constexpr int kConsumerBarrier = 1;                 // bar.sync id of the consumer warpgroups
+constexpr int kConsumerBarrier = 1;  // bar.sync id of the consumer warpgroups
 
 // Per gradA tile: the first chunk c0 and the number of chunks nch (1 or 2)
 // of tile tl of group grp, as the first step walks them.
@@ -51,43 +54,51 @@ __host__ __device__ inline void grad_x_tile(const ChunkMap& cm, int64_t grp, int
 }
 __host__ __device__ inline int grad_x_tiles_per_group(const ChunkMap& cm) { return cm.cpi == 1 ? 1 : (cm.cpi + 1) / 2; }
 
+// The images' places in the workspace (byte offsets; op_bytes: the operand's
+// element size, 4 for TF32 (32 KB images), 2 for bf16 / half (16 KB)).
 struct GxImages {
   int64_t row_tiles, ksteps, w_tiles;  // w_tiles: groups x tiles per group
-  __host__ __device__ GxImages(const ChunkMap& cm, int64_t N, int64_t in, int64_t out)
+  int64_t tile_bytes;
+  __host__ __device__ GxImages(const ChunkMap& cm, int64_t N, int64_t in, int64_t out, int op_bytes)
       : row_tiles(ceil_div(N, int64_t(kBM))),
         ksteps(ceil_div(out, int64_t(kBK))),
-        w_tiles(grad_x_groups(cm, in) * grad_x_tiles_per_group(cm)) {}
-  __host__ __device__ int64_t dy_offset(int64_t rt, int64_t o) const { return (rt * ksteps + o) * kTileFloats; }
+        w_tiles(grad_x_groups(cm, in) * grad_x_tiles_per_group(cm)),
+        tile_bytes(op_bytes == 4 ? int64_t(kTileBytes) : int64_t(kTileBytes / 2)) {}
+  __host__ __device__ int64_t dy_offset(int64_t rt, int64_t o) const { return (rt * ksteps + o) * tile_bytes; }
   __host__ __device__ int64_t w_offset(int64_t wt, int64_t o) const {
-    return (row_tiles * ksteps + wt * ksteps + o) * kTileFloats;
+    return (row_tiles * ksteps + wt * ksteps + o) * tile_bytes;
   }
-  size_t bytes() const { return size_t(row_tiles + w_tiles) * size_t(ksteps) * kTileBytes; }
+  size_t bytes() const { return size_t(row_tiles + w_tiles) * size_t(ksteps) * size_t(tile_bytes); }
 };
 
-inline size_t ws_grad_x_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out) {
+inline size_t ws_grad_x_workspace_bytes(int64_t N, int64_t in, int64_t M, int k, int base, int64_t out,
+                                        int op_bytes = 4) {
   if (N == 0 || in == 0 || out == 0) return 0;
-  return GxImages(ChunkMap(in, M, k, base != kBaseZero), N, in, out).bytes();
+  return GxImages(ChunkMap(in, M, k, base != kBaseZero), N, in, out, op_bytes).bytes();
 }
 
 // The pre-pass: grid-stride over the images (dy's, then W^T's), 256 threads
-// per block. Float f of a 128 x 64 image is operand element (r, q) with
-// q % 4 = f % 4, r % 8 = (f / 4) % 8, q / 4 = (f / 32) % 16, r / 8 = f / 512:
-// each thread writes a float4 (4 consecutive outputs of one row), read with
-// one 16-byte load where the row allows (vec).
+// per block. The 16-byte group v of a 128 x 64 image (kPer = 4 TF32 or 8
+// 16-bit elements, kBK / kPer = G groups per row) holds operand elements
+// (r, q..q + kPer - 1) with r % 8 = v % 8, q / kPer = (v / 8) % G,
+// r / 8 = v / (8 G): each thread writes one group (kPer consecutive outputs
+// of one row), read with one 16-byte load where the row allows (vec).
+template <typename T>
 __global__ void __launch_bounds__(tc::kThreads)
-tc2_gx_images_kernel(const float* __restrict__ gy, const float* __restrict__ Wb, const float* __restrict__ Wc,
-                     int64_t N, int64_t in, int64_t M, int k, int base, int64_t out, bool vec,
-                     float* __restrict__ img) {
+tc2_gx_images_kernel(const T* __restrict__ gy, const T* __restrict__ Wb, const T* __restrict__ Wc, int64_t N,
+                     int64_t in, int64_t M, int k, int base, int64_t out, bool vec, unsigned char* __restrict__ img) {
+  using Op = typename Mma<T>::Op;
+  constexpr int per = OpLayout<Op>::kPer, groups = kBK / per;
   __shared__ int64_t s_rows[kBM];  // W^T image: W row offsets (tc::w_row_offset) of its 128 rows
   const ChunkMap cm(in, M, k, base != kBaseZero);
-  const GxImages im(cm, N, in, out);
+  const GxImages im(cm, N, in, out, int(sizeof(Op)));
   const int tiles = grad_x_tiles_per_group(cm);
   const int64_t total = (im.row_tiles + im.w_tiles) * im.ksteps;
   for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
     const int64_t tile = b / im.ksteps, o = b % im.ksteps, o0 = o * kBK;
     const bool is_dy = tile < im.row_tiles;
-    float4* dst = reinterpret_cast<float4*>(
-        img + (is_dy ? im.dy_offset(tile, o) : im.w_offset(tile - im.row_tiles, o)));
+    uint4* dst =
+        reinterpret_cast<uint4*>(img + (is_dy ? im.dy_offset(tile, o) : im.w_offset(tile - im.row_tiles, o)));
     if (!is_dy) {
       const int64_t wt = tile - im.row_tiles;
       int64_t c0;
@@ -98,11 +109,10 @@ tc2_gx_images_kernel(const float* __restrict__ gy, const float* __restrict__ Wb,
         s_rows[q] = q / kBK < nch ? tc::w_row_offset(cm, c0 + q / kBK, q % kBK, in, out) : -1;
       __syncthreads();
     }
-    for (int v = static_cast<int>(threadIdx.x); v < int(kTileFloats / 4); v += tc::kThreads) {
-      const int f = 4 * v;
-      const int r = 8 * (f >> 9) + ((f >> 2) & 7);
-      const int64_t oq = o0 + 4 * ((f >> 5) & 15);
-      const float* row;
+    for (int v = static_cast<int>(threadIdx.x); v < int(im.tile_bytes / 16); v += tc::kThreads) {
+      const int r = 8 * (v / (8 * groups)) + (v & 7);
+      const int64_t oq = o0 + per * ((v >> 3) % groups);
+      const T* row;
       if (is_dy) {
         const int64_t n = tile * kBM + r;
         row = n < N ? gy + n * out : nullptr;
@@ -110,32 +120,36 @@ tc2_gx_images_kernel(const float* __restrict__ gy, const float* __restrict__ Wb,
         const int64_t w = s_rows[r];
         row = w == -1 ? nullptr : (w >= 0 ? Wc + w : Wb + (-w - 2));
       }
-      const float4 e = row != nullptr ? load4(row, oq, out, vec) : make_float4(0.f, 0.f, 0.f, 0.f);
-      using Op = Mma<float>;
-      dst[v] = make_float4(Op::op(e.x), Op::op(e.y), Op::op(e.z), Op::op(e.w));
+      dst[v] = row != nullptr ? load_op16<T>(row, oq, out, vec) : make_uint4(0u, 0u, 0u, 0u);
     }
   }
 }
 
+// A stage: the dy tile, then the W^T tile (stage_bytes<Op>(), as the forward's).
+template <typename Op = float>
 constexpr size_t ws_grad_x_smem_bytes() {
-  return kStages * size_t(kGxStageBytes) + size_t(kBM) * kGxLdc * sizeof(float) + 2 * kStages * sizeof(uint64_t);
+  return kStages * size_t(stage_bytes<Op>()) + size_t(kBM) * kGxLdc * sizeof(float) + 2 * kStages * sizeof(uint64_t);
 }
 
-template <int K, int FAULT = kFaultNone>
+// T: the storage type of x, dy, W and gx (float: TF32 operands; __nv_bfloat16
+// or __half: 16-bit operands, k16 wgmmas, 16 KB images).
+template <typename T, int K, int FAULT = kFaultNone>
 __global__ void __launch_bounds__(kWsThreads, 1)
-tc2_ws_grad_x_kernel(const float* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                     int base, const float* __restrict__ img, int64_t out, float* __restrict__ gx) {
+tc2_ws_grad_x_kernel(const T* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                     int base, const unsigned char* __restrict__ img, int64_t out, T* __restrict__ gx) {
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
+  using Op = typename Mma<T>::Op;
+  constexpr uint32_t tile_bytes = OpLayout<Op>::kTileBytes, stage = stage_bytes<Op>();
   KANEXT_DYNAMIC_SMEM(smem);
-  float* Cs = reinterpret_cast<float*>(smem + kStages * kGxStageBytes);  // the gradA tile (own region)
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kGxStageBytes + size_t(kBM) * kGxLdc * sizeof(float));
+  float* Cs = reinterpret_cast<float*>(smem + kStages * stage);  // the gradA tile (own region)
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage + size_t(kBM) * kGxLdc * sizeof(float));
   const Ring ring{full, full + kStages};
   const int wg = threadIdx.x / 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
-  const GxImages im(cm, N, in, out);
+  const GxImages im(cm, N, in, out, int(sizeof(Op)));
   const int64_t groups = grad_x_groups(cm, in);
   const int tiles = grad_x_tiles_per_group(cm);
-  ring.init(1);   // "full": the producer thread's arrival and the stage's 64 KB
+  ring.init(1);   // "full": the producer thread's arrival and the stage's bytes (64 KB TF32, 32 KB 16-bit)
   if (wg == 0 && threadIdx.x != 0) return;  // the producer is one thread
   uint32_t u = 0;  // output steps of this block through the ring so far, the same count in both roles
 
@@ -149,10 +163,10 @@ tc2_ws_grad_x_kernel(const float* __restrict__ x, const float* __restrict__ grid
           for (int64_t o = 0; o < im.ksteps; ++o, ++u) {
             const int s = Ring::stage(u);
             ring.producer_wait(u);
-            unsigned char* st = smem + s * kGxStageBytes;
-            hop::mbar_arrive_expect_tx(&ring.full[s], kGxStageBytes);
-            hop::bulk_copy_g2s(st, img + im.dy_offset(rt, o), kTileBytes, &ring.full[s]);
-            hop::bulk_copy_g2s(st + kTileBytes, img + im.w_offset(wt, o), kTileBytes, &ring.full[s]);
+            unsigned char* st = smem + s * stage;
+            hop::mbar_arrive_expect_tx(&ring.full[s], stage);
+            hop::bulk_copy_g2s(st, img + im.dy_offset(rt, o), tile_bytes, &ring.full[s]);
+            hop::bulk_copy_g2s(st + tile_bytes, img + im.w_offset(wt, o), tile_bytes, &ring.full[s]);
           }
           continue;
         }
@@ -163,9 +177,9 @@ tc2_ws_grad_x_kernel(const float* __restrict__ x, const float* __restrict__ grid
         for (int64_t o = 0; o < im.ksteps; ++o, ++u) {
           const int s = Ring::stage(u);
           if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
-          const uint32_t a_addr = hop::smem_u32(smem + s * kGxStageBytes) + uint32_t(g) * (64 / 8) * kSbo,
-                         b_addr = hop::smem_u32(smem + s * kGxStageBytes + kTileBytes);
-          chunk_mma(acc, a_addr, b_addr);
+          const uint32_t a_addr = hop::smem_u32(smem + s * stage) + uint32_t(g) * (64 / 8) * OpLayout<Op>::kSbo,
+                         b_addr = hop::smem_u32(smem + s * stage + tile_bytes);
+          chunk_mma<Op>(acc, a_addr, b_addr);
           // this thread's reads of the stage are done
           if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
         }
@@ -177,8 +191,8 @@ tc2_ws_grad_x_kernel(const float* __restrict__ x, const float* __restrict__ grid
         int nch;
         grad_x_tile(cm, grp, tl, c0, nch);
         for (int h = 0; h < nch; ++h)  // chunk c0 + h: columns h kBK.. of the tile
-          tc::grad_x_epilogue<float, K>(Cs + h * kBK, kGxLdc, x, grid, N, in, M, base, cm, c0 + h, n0,
-                                        2 * tl + h == cm.cpi - 1, part, gx, tid, kConsumerThreads);
+          tc::grad_x_epilogue<T, K>(Cs + h * kBK, kGxLdc, x, grid, N, in, M, base, cm, c0 + h, n0,
+                                    2 * tl + h == cm.cpi - 1, part, gx, tid, kConsumerThreads);
         hop::named_barrier_sync(kConsumerBarrier, kConsumerThreads);  // Cs is rewritten by the next tile
       }
     }
@@ -189,30 +203,33 @@ tc2_ws_grad_x_kernel(const float* __restrict__ x, const float* __restrict__ grid
 #endif
 }
 
-// grad x with the workspace of ws_grad_x_workspace_bytes (16-byte aligned):
-// the pre-pass, then the main kernel.
-template <int FAULT = kFaultNone>
-inline cudaError_t launch_grad_x_ws(const float* gy, const float* x, const float* grid, int64_t N, int64_t in,
-                                    int64_t M, int k, int base, const float* Wb, const float* Wc, int64_t out,
-                                    float* gx, void* workspace, cudaStream_t stream) {
+// grad x with the workspace of ws_grad_x_workspace_bytes(..., sizeof(Op))
+// (16-byte aligned): the pre-pass, then the main kernel. T: float,
+// __nv_bfloat16 or __half.
+template <typename T, int FAULT = kFaultNone>
+inline cudaError_t launch_grad_x_ws(const T* gy, const T* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                                    int k, int base, const T* Wb, const T* Wc, int64_t out, T* gx, void* workspace,
+                                    cudaStream_t stream) {
+  using Op = typename Mma<T>::Op;
   if (N == 0 || in == 0 || out == 0) return cudaSuccess;
-  float* img = static_cast<float*>(workspace);
+  unsigned char* img = static_cast<unsigned char*>(workspace);
   const ChunkMap cm(in, M, k, base != kBaseZero);
-  const GxImages im(cm, N, in, out);
-  const auto aligned = [](const float* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-  const bool vec = out % 4 == 0 && aligned(gy) && aligned(Wb) && aligned(Wc);
-  KANEXT_LAUNCH(grid_x((im.row_tiles + im.w_tiles) * im.ksteps), tc::kThreads, 0, stream, tc2_gx_images_kernel)(
+  const GxImages im(cm, N, in, out, int(sizeof(Op)));
+  const auto aligned = [](const T* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+  // one 16-byte load per image group: rows of whole groups, 16-byte aligned
+  const bool vec = out % OpLayout<Op>::kPer == 0 && aligned(gy) && aligned(Wb) && aligned(Wc);
+  KANEXT_LAUNCH(grid_x((im.row_tiles + im.w_tiles) * im.ksteps), tc::kThreads, 0, stream, tc2_gx_images_kernel<T>)(
       gy, Wb, Wc, N, in, M, k, base, out, vec, img);
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   return dispatch_order(k, [&](auto kc) -> cudaError_t {
     constexpr int K = decltype(kc)::value;
-    constexpr size_t smem = ws_grad_x_smem_bytes();
-    const cudaError_t ea = tc::allow_smem(tc2_ws_grad_x_kernel<K, FAULT>, smem);
+    constexpr size_t smem = ws_grad_x_smem_bytes<Op>();
+    const cudaError_t ea = tc::allow_smem(tc2_ws_grad_x_kernel<T, K, FAULT>, smem);
     if (ea != cudaSuccess) return ea;
     const dim3 grid_dim(grid_x(im.row_tiles), grid_yz(grad_x_groups(cm, in)));
-    KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_grad_x_kernel<K, FAULT>)(x, grid, N, in, M, base, img,
-                                                                                      out, gx);
+    KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_grad_x_kernel<T, K, FAULT>)(x, grid, N, in, M, base,
+                                                                                         img, out, gx);
     return cudaGetLastError();
   });
 }

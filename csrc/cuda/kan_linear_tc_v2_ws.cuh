@@ -50,10 +50,15 @@
 // 4. The producer's builder (build_a_rows): one A row per producer thread,
 //    zeroed with 16-byte stores, then only the nonzero columns of each input
 //    slot written (no index division per item, no store per zero column).
+// 5. 16-bit storage (T = __nv_bfloat16 or __half, what autocast gives): the
+//    same kernel with 16-bit operands (Mma<T>::Op, OpLayout<Op>: a core
+//    matrix row holds 8 elements, a 128 x 64 tile is 16 KB, a stage 32 KB)
+//    and m64n128k16 wgmmas, four per chunk; x, W and y stay in T, the bases
+//    are computed in float32 and rounded once to T, as in the WMMA path.
 // Not done: the 128-byte swizzle (the producer's 4-byte stores to the
 // unswizzled layout have bank conflicts) and cluster sharing of design T
-// item 3. grad W and grad x have the same structure
-// (kan_linear_tc_v2_gw_ws.cuh, kan_linear_tc_v2_gx_ws.cuh).
+// item 3; deeper rings for the 16-bit stages. grad W and grad x have the
+// same structure (kan_linear_tc_v2_gw_ws.cuh, kan_linear_tc_v2_gx_ws.cuh).
 #pragma once
 
 #include "kan_linear_tc_v2.cuh"
@@ -69,9 +74,15 @@ constexpr uint32_t kStageBytes = 2 * kTileBytes;  // A tile, then W tile
 constexpr int64_t kTileFloats = kTileBytes / 4;
 static_assert((kStages & (kStages - 1)) == 0, "the chunk counter may wrap: kStages must divide 2^32");
 
-// Float offset of W image (ct, c) in the folded buffer.
+// Float offset of W image (ct, c) in the folded buffer (TF32 images).
 __host__ __device__ __forceinline__ int64_t w_image_offset(int64_t ct, int64_t c, int64_t chunks) {
   return (ct * chunks + c) * kTileFloats;
+}
+// Byte offset of W image (ct, c) for operand type Op (TF32: 32 KB images,
+// 16-bit: 16 KB).
+template <typename Op>
+__host__ __device__ __forceinline__ int64_t w_image_byte_offset(int64_t ct, int64_t c, int64_t chunks) {
+  return (ct * chunks + c) * int64_t(OpLayout<Op>::kTileBytes);
 }
 
 // The uniform-grid builder (design T item 3). Per input i, the fold
@@ -122,15 +133,16 @@ __host__ __device__ inline GridInfo grid_info(const float* t, int64_t M) {
   return gi;
 }
 
-inline size_t ws_forward_w_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
+// op_bytes: the operand's element size (4: TF32, 2: bf16 / half).
+inline size_t ws_forward_w_bytes(int64_t in, int64_t M, int k, int base, int64_t out, int op_bytes = 4) {
   const ChunkMap cm(in, M, k, base != kBaseZero);
-  return size_t(cm.chunks) * size_t(ceil_div(out, kBN)) * kTileBytes;
+  return size_t(cm.chunks) * size_t(ceil_div(out, kBN)) * (op_bytes == 4 ? kTileBytes : kTileBytes / 2);
 }
 
 // The W images, then one GridInfo per input (16-byte aligned: the images are
-// whole 32 KB tiles).
-inline size_t ws_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out) {
-  return ws_forward_w_bytes(in, M, k, base, out) + size_t(in) * sizeof(GridInfo);
+// whole 32 KB or 16 KB tiles).
+inline size_t ws_forward_workspace_bytes(int64_t in, int64_t M, int k, int base, int64_t out, int op_bytes = 4) {
+  return ws_forward_w_bytes(in, M, k, base, out, op_bytes) + size_t(in) * sizeof(GridInfo);
 }
 
 // The uniform-grid window of x (design T item 3), for x not NaN: false when
@@ -217,25 +229,27 @@ __device__ __forceinline__ bool general_window(const float* __restrict__ t, int6
 // q0 of the row, whose column q is basis g0 + q (q < per). Bases below 0,
 // from nb on or past the item are not written. A window wholly inside (the
 // usual case) is written without a guard per value. Row: an OperandRow, or
-// any accessor whose [q] is the item's column q (grad W's transposed rows).
+// any accessor whose [q] is the item's column q (grad W's transposed rows);
+// the values are rounded to the row's element type (TF32, bf16 or half).
 template <int K, typename Row>
 __device__ __forceinline__ void put_window(const Row& row, int q0, int first, const float (&v)[K + 1], int g0,
                                            int per, int nb) {
+  using Op = std::remove_reference_t<decltype(row[0])>;
   const int c0 = first - g0;
   if (c0 >= 0 && c0 + K < per && first + K < nb) {  // (g0 >= 0, so first >= 0)
 #pragma unroll
-    for (int r = 0; r <= K; ++r) row[q0 + c0 + r] = Mma<float>::op(v[r]);
+    for (int r = 0; r <= K; ++r) row[q0 + c0 + r] = Mma<Op>::op(v[r]);
   } else {
 #pragma unroll
     for (int r = 0; r <= K; ++r)
-      if (first + r >= 0 && first + r < nb && c0 + r >= 0 && c0 + r < per) row[q0 + c0 + r] = Mma<float>::op(v[r]);
+      if (first + r >= 0 && first + r < nb && c0 + r >= 0 && c0 + r < per) row[q0 + c0 + r] = Mma<Op>::op(v[r]);
   }
 }
 
 // The producer's A tile of chunk c for batch rows n0.. (128 x 64 in the
-// operand layout at `tile`): producer thread t builds row t. The row's 64
-// columns are first zeroed with sixteen 16-byte stores (a 4-column group of
-// a row is 16 contiguous bytes of its core matrix), then each of its input
+// operand layout of Mma<T>::Op at `tile`): producer thread t builds row t.
+// The row's 64 columns are first zeroed with 16-byte stores (sixteen for
+// TF32, eight for 16-bit: a core-matrix row is 16 contiguous bytes), then each of its input
 // slots gets only its nonzero columns: the k+1 bases of x's window that lie
 // in the slot, and b(x) in the base column; a NaN x makes the slot's columns
 // NaN (the forward's NaN policy). Rows past N and slots past `in` stay zero,
@@ -244,15 +258,18 @@ __device__ __forceinline__ void put_window(const Row& row, int q0, int first, co
 // general_window. The values are tc::build_a_tile_with's (the same functions
 // of x and the knots, the same TF32 rounding; the general builder's bit for
 // bit), with no index division per item and no store per zero column.
-template <int K>
-__device__ __forceinline__ void build_a_rows(unsigned char* tile, const float* __restrict__ x,
+// x is read as T and widened to float (16-bit storage).
+template <typename T, int K>
+__device__ __forceinline__ void build_a_rows(unsigned char* tile, const T* __restrict__ x,
                                              const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
                                              int base, const GridInfo* __restrict__ info, const ChunkMap& cm,
                                              int64_t c, int64_t n0, int t) {
   static_assert(kBM == 128, "one row of the A tile per producer thread");
-  const OperandRow row = operand_row(tile, t);
+  using Op = typename Mma<T>::Op;
+  const OperandRowT<Op> row = operand_row<Op>(tile, t);
 #pragma unroll
-  for (int a = 0; a < kBK / 4; ++a) *reinterpret_cast<float4*>(row.p + a * kLbo) = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int a = 0; a < int(OpLayout<Op>::kSbo / 128); ++a)
+    *reinterpret_cast<float4*>(row.p + a * kLbo) = make_float4(0.f, 0.f, 0.f, 0.f);
   const int64_t n = n0 + t;
   if (n >= N) return;
   int64_t i0;
@@ -262,13 +279,13 @@ __device__ __forceinline__ void build_a_rows(unsigned char* tile, const float* _
   const int per = cm.per, nb = cm.nb, bcol = nb - g0;  // bcol: the base column's place in a slot, if < per
   const bool put_base = base != kBaseZero && bcol >= 0 && bcol < per;
   // x, the knot row and the GridInfo of slot ii's input, advanced per slot
-  const float* xp = x + n * in + i0;
+  const T* xp = x + n * in + i0;
   const float* ti = grid + i0 * M;
   const GridInfo* ip = info + i0;
   for (int ii = 0, q0 = 0; ii < slots; ++ii, q0 += per, ++xp, ti += M, ++ip) {
-    const float xv = *xp;
+    const float xv = to_float(*xp);
     if (xv != xv) {
-      for (int q = 0; q < per; ++q) row[q0 + q] = Mma<float>::op(NAN);
+      for (int q = 0; q < per; ++q) row[q0 + q] = Mma<T>::op(NAN);
       continue;
     }
     const GridInfo gi = *ip;
@@ -280,7 +297,7 @@ __device__ __forceinline__ void build_a_rows(unsigned char* tile, const float* _
     else
       inside = general_window<K>(ti, M, xv, v, first);
     if (inside) put_window<K>(row, q0, first, v, g0, per, nb);
-    if (put_base) row[q0 + bcol] = Mma<float>::op(base_value<float>(base, xv));
+    if (put_base) row[q0 + bcol] = Mma<T>::op(base_value<float>(base, xv));
   }
 }
 
@@ -321,15 +338,28 @@ struct Ring {
   }
 };
 
-constexpr size_t ws_forward_smem_bytes() { return kStages * size_t(kStageBytes) + 2 * kStages * sizeof(uint64_t); }
+// Stage bytes for operand type Op: an A tile and a W tile.
+template <typename Op>
+constexpr uint32_t stage_bytes() {
+  return 2 * OpLayout<Op>::kTileBytes;
+}
+static_assert(stage_bytes<float>() == kStageBytes, "TF32 stage");
+template <typename Op = float>
+constexpr size_t ws_forward_smem_bytes() {
+  return kStages * size_t(stage_bytes<Op>()) + 2 * kStages * sizeof(uint64_t);
+}
 
 // The fold: one 256-thread block per (chunk, column tile), grid-stride.
 // The blocks of column tile 0 also write the GridInfo of their chunk's
-// inputs (one thread per input, at the input's first chunk).
+// inputs (one thread per input, at the input's first chunk). T: the
+// weights' storage type; the images hold Mma<T>::Op (TF32-rounded float, or
+// the 16-bit values as they are).
+template <typename T>
 __global__ void __launch_bounds__(tc::kThreads)
-tc2_fold_w_kernel(const float* __restrict__ Wb, const float* __restrict__ Wc, const float* __restrict__ grid,
-                  int64_t in, int64_t M, int k, int base, int64_t out, float* __restrict__ w_op,
+tc2_fold_w_kernel(const T* __restrict__ Wb, const T* __restrict__ Wc, const float* __restrict__ grid, int64_t in,
+                  int64_t M, int k, int base, int64_t out, unsigned char* __restrict__ w_op,
                   GridInfo* __restrict__ info) {
+  using Op = typename Mma<T>::Op;
   __shared__ int64_t s_rows[kBK];
   const ChunkMap cm(in, M, k, base != kBaseZero);
   const int64_t col_tiles = ceil_div(out, kBN);
@@ -345,9 +375,9 @@ tc2_fold_w_kernel(const float* __restrict__ Wb, const float* __restrict__ Wc, co
     tc::chunk_rows(s_rows, cm, c, in, out);
     __syncthreads();
     for (int64_t ct = blockIdx.y; ct < col_tiles; ct += gridDim.y) {
-      unsigned char* img = reinterpret_cast<unsigned char*>(w_op + w_image_offset(ct, c, cm.chunks));
-      tc::load_w_tile_with<float, kBN>([=](int q, int jj, float v) { operand_row(img, jj)[q] = v; }, Wb, Wc, s_rows,
-                                       out, ct * kBN);
+      unsigned char* img = w_op + w_image_byte_offset<Op>(ct, c, cm.chunks);
+      tc::load_w_tile_with<T, kBN>([=](int q, int jj, Op v) { operand_row<Op>(img, jj)[q] = v; }, Wb, Wc, s_rows, out,
+                                   ct * kBN);
     }
   }
 }
@@ -357,14 +387,18 @@ tc2_fold_w_kernel(const float* __restrict__ Wb, const float* __restrict__ Wc, co
 // full (a race), or never arrive on empty (a deadlock).
 enum : int { kFaultNone = 0, kFaultSkipFullWait = 1, kFaultNoEmptyArrive = 2 };
 
-template <int K, int FAULT = kFaultNone>
+// T: the storage type of x, W and y (float: TF32 operands; __nv_bfloat16 or
+// __half: 16-bit operands, k16 wgmmas, 16 KB tiles, the same ring).
+template <typename T, int K, int FAULT = kFaultNone>
 __global__ void __launch_bounds__(kWsThreads, 1)
-tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
-                      int base, const float* __restrict__ w_op, const GridInfo* __restrict__ info, int64_t out,
-                      float* __restrict__ y) {
+tc2_ws_forward_kernel(const T* __restrict__ x, const float* __restrict__ grid, int64_t N, int64_t in, int64_t M,
+                      int base, const unsigned char* __restrict__ w_op, const GridInfo* __restrict__ info, int64_t out,
+                      T* __restrict__ y) {
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
+  using Op = typename Mma<T>::Op;
+  constexpr uint32_t tile_bytes = OpLayout<Op>::kTileBytes, stage = stage_bytes<Op>();
   KANEXT_DYNAMIC_SMEM(smem);
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage);
   const Ring ring{full, full + kStages};
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
@@ -380,12 +414,13 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
           const int s = Ring::stage(u);
           ring.producer_wait(u);
-          unsigned char* As = smem + s * kStageBytes;
+          unsigned char* As = smem + s * stage;
           if (t == 0) {
-            hop::mbar_arrive_expect_tx(&ring.full[s], kTileBytes);
-            hop::bulk_copy_g2s(As + kTileBytes, w_op + w_image_offset(ct, c, cm.chunks), kTileBytes, &ring.full[s]);
+            hop::mbar_arrive_expect_tx(&ring.full[s], tile_bytes);
+            hop::bulk_copy_g2s(As + tile_bytes, w_op + w_image_byte_offset<Op>(ct, c, cm.chunks), tile_bytes,
+                               &ring.full[s]);
           }
-          build_a_rows<K>(As, x, grid, N, in, M, base, info, cm, c, n0, t);
+          build_a_rows<T, K>(As, x, grid, N, in, M, base, info, cm, c, n0, t);
           hop::fence_proxy_async();  // the A stores, before the tensor core reads them
           hop::mbar_arrive(&ring.full[s]);
         }
@@ -397,9 +432,9 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
           const int s = Ring::stage(u);
           if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
-          const uint32_t a_addr = hop::smem_u32(smem + s * kStageBytes) + uint32_t(g) * (64 / 8) * kSbo,
-                         b_addr = hop::smem_u32(smem + s * kStageBytes + kTileBytes);
-          chunk_mma(acc, a_addr, b_addr);
+          const uint32_t a_addr = hop::smem_u32(smem + s * stage) + uint32_t(g) * (64 / 8) * OpLayout<Op>::kSbo,
+                         b_addr = hop::smem_u32(smem + s * stage + tile_bytes);
+          chunk_mma<Op>(acc, a_addr, b_addr);
           // this thread's reads of the stage are done
           if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
         }
@@ -413,34 +448,48 @@ tc2_ws_forward_kernel(const float* __restrict__ x, const float* __restrict__ gri
 #endif
 }
 
-// The fold into w_op (ws_forward_workspace_bytes, 16-byte aligned: the W
-// images, then the GridInfo of every input), then the main kernel.
-template <int FAULT = kFaultNone>
-inline cudaError_t launch_forward_ws(const float* x, const float* grid, int64_t N, int64_t in, int64_t M, int k,
-                                     int base, const float* Wb, const float* Wc, int64_t out, float* w_op, float* y,
-                                     cudaStream_t stream) {
+// The fold into w_op (ws_forward_workspace_bytes(..., sizeof(Mma<T>::Op)),
+// 16-byte aligned: the W images, then the GridInfo of every input), then the
+// main kernel. T: float, __nv_bfloat16 or __half.
+template <typename T, int FAULT = kFaultNone>
+inline cudaError_t launch_forward_ws(const T* x, const float* grid, int64_t N, int64_t in, int64_t M, int k, int base,
+                                     const T* Wb, const T* Wc, int64_t out, void* w_op_, T* y, cudaStream_t stream) {
+  using Op = typename Mma<T>::Op;
   if (N == 0 || out == 0) return cudaSuccess;
+  unsigned char* w_op = static_cast<unsigned char*>(w_op_);
   const ChunkMap cm(in, M, k, base != kBaseZero);
   const int64_t col_tiles = ceil_div(out, kBN);
-  GridInfo* info = reinterpret_cast<GridInfo*>(reinterpret_cast<unsigned char*>(w_op) +
-                                               ws_forward_w_bytes(in, M, k, base, out));
+  GridInfo* info = reinterpret_cast<GridInfo*>(w_op + ws_forward_w_bytes(in, M, k, base, out, int(sizeof(Op))));
   if (cm.chunks > 0) {
-    KANEXT_LAUNCH(dim3(grid_x(cm.chunks), grid_yz(col_tiles)), tc::kThreads, 0, stream, tc2_fold_w_kernel)(
+    KANEXT_LAUNCH(dim3(grid_x(cm.chunks), grid_yz(col_tiles)), tc::kThreads, 0, stream, tc2_fold_w_kernel<T>)(
         Wb, Wc, grid, in, M, k, base, out, w_op, info);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
   return dispatch_order(k, [&](auto kc) -> cudaError_t {
     constexpr int K = decltype(kc)::value;
-    constexpr size_t smem = ws_forward_smem_bytes();
-    const cudaError_t e = tc::allow_smem(tc2_ws_forward_kernel<K, FAULT>, smem);
+    constexpr size_t smem = ws_forward_smem_bytes<Op>();
+    const cudaError_t e = tc::allow_smem(tc2_ws_forward_kernel<T, K, FAULT>, smem);
     if (e != cudaSuccess) return e;
     const dim3 grid_dim(grid_x(ceil_div(N, kBM)), grid_yz(col_tiles));
-    KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_forward_kernel<K, FAULT>)(
+    KANEXT_LAUNCH(grid_dim, kWsThreads, smem, stream, tc2_ws_forward_kernel<T, K, FAULT>)(
         x, grid, N, in, M, base, w_op, info, out, y);
     return cudaGetLastError();
   });
 }
+
+// launch_forward_ws, launch_grad_x_ws (kan_linear_tc_v2_gx_ws.cuh) for
+// bfloat16 / float16 storage (dtype: TcDtype), in kan_linear_tc_v2_f16.cu.
+cudaError_t launch_forward_ws_16bit(int dtype, const void* x, const float* grid, int64_t N, int64_t in, int64_t M,
+                                    int k, int base, const void* Wb, const void* Wc, int64_t out, void* w_op, void* y,
+                                    cudaStream_t stream);
+cudaError_t launch_grad_x_ws_16bit(int dtype, const void* gy, const void* x, const float* grid, int64_t N, int64_t in,
+                                   int64_t M, int k, int base, const void* Wb, const void* Wc, int64_t out, void* gx,
+                                   void* workspace, cudaStream_t stream);
+// And launch_grad_w_ws (kan_linear_tc_v2_gw_ws.cuh).
+cudaError_t launch_grad_w_ws_16bit(int dtype, const void* gy, const void* x, const float* grid, int64_t N, int64_t in,
+                                   int64_t M, int k, int base, int64_t out, void* gWb, void* gWc, void* workspace,
+                                   cudaStream_t stream);
 
 }  // namespace tc2
 }  // namespace cuda

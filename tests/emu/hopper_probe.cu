@@ -5,7 +5,7 @@
 // (mbarrier.init), SYNCS.ARRIVE.TRANS64* (arrive / arrive.expect_tx),
 // UBLKCP.S.G (cp.async.bulk), SYNCS.PHASECHK.TRANS64.TRYWAIT (try_wait),
 // FENCE.VIEW.ASYNC.S, WARPGROUP.ARRIVE, HGMMA.64x128x8.F32.TF32,
-// WARPGROUP.DEPBAR.LE.
+// HGMMA.64x128x16.F32.BF16, HGMMA.64x128x16.F32 (f16), WARPGROUP.DEPBAR.LE.
 #include "hopper.cuh"
 
 using namespace kanext::cuda;
@@ -29,6 +29,10 @@ __global__ void hopper_probe_kernel(const float* src, float* out) {
   hop::wgmma_fence();
   hop::wgmma_m64n128k8_tf32(d, hop::make_desc(hop::smem_u32(buf), 128, 256, hop::kSwizzleNone),
                             hop::make_desc(hop::smem_u32(buf), 128, 1024, hop::kSwizzle128B), 0);
+  hop::wgmma_m64n128k16_bf16(d, hop::make_desc(hop::smem_u32(buf), 128, 1024, hop::kSwizzleNone),
+                             hop::make_desc(hop::smem_u32(buf), 128, 1024, hop::kSwizzleNone), 1);
+  hop::wgmma_m64n128k16_f16(d, hop::make_desc(hop::smem_u32(buf), 128, 1024, hop::kSwizzleNone),
+                            hop::make_desc(hop::smem_u32(buf), 128, 1024, hop::kSwizzleNone), 1);
   hop::wgmma_commit();
   hop::wgmma_wait<0>();
   for (int i = 0; i < 64; ++i) out[threadIdx.x * 64 + i] = d[i];

@@ -36,12 +36,12 @@ def lib():
     L = emu.lib()
     if not getattr(L, "_hop_ready", False):
         i64, i32, vp, u32 = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32
-        L.emu_hop_wgmma.argtypes = [vp, i64, i32, vp, vp, i32, i32, vp, vp]
+        L.emu_hop_wgmma.argtypes = [vp, i64, i32, vp, vp, i32, i32, vp, vp, i32]
         L.emu_hop_bulk.argtypes = [vp, i32, i32, i32, vp, vp]
         L.emu_hop_make_desc.argtypes = [u32, u32, u32, i32]
         L.emu_hop_make_desc.restype = ctypes.c_uint64
         L.emu_tc_v2_step2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp]
-        L.emu_tc_v2_forward.argtypes = [vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
+        L.emu_tc_v2_forward.argtypes = [i32, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32]
         L.emu_tc_v2_uniform_inputs.argtypes = [vp, i64, i64, vp]
         L._hop_ready = True
     return L
@@ -59,11 +59,13 @@ def acc_row_col(t, e):
     return 16 * warp + lane // 4 + (8 if e % 4 >= 2 else 0), 8 * (e // 4) + 2 * (lane % 4) + e % 2
 
 
-def kmajor_addr(start, r, k, lbo, sbo, swizzle):
-    """Byte address of element (r, k) of a K-major TF32 operand."""
+def kmajor_addr(start, r, k, lbo, sbo, swizzle, size=4):
+    """Byte address of element (r, k) of a K-major operand of `size`-byte
+    elements (4: TF32, 2: bf16 / f16): a core matrix is 8 rows of 16 bytes."""
+    per = 16 // size
     if swizzle == 0:
-        return start + (r // 8) * sbo + (k // 4) * lbo + (r % 8) * 16 + (k % 4) * 4
-    a = start + (r // 8) * sbo + (r % 8) * 128 + k * 4
+        return start + (r // 8) * sbo + (k // per) * lbo + (r % 8) * 16 + (k % per) * size
+    a = start + (r // 8) * sbo + (r % 8) * 128 + k * size
     return a ^ (((a >> 7) & 7) << 4)
 
 
@@ -75,13 +77,14 @@ def place(image, mat, start, lbo, sbo, swizzle):
             view[kmajor_addr(start, r, k, lbo, sbo, swizzle) // 4] = mat[r, k]
 
 
-def run_wgmma(image, descs_a, descs_b, scale_d, c_init, wgs=1):
+def run_wgmma(image, descs_a, descs_b, scale_d, c_init, wgs=1, wtype=0):
     steps = len(descs_a) // wgs
     da = np.array(descs_a, dtype=np.uint64)
     db = np.array(descs_b, dtype=np.uint64)
     out = np.full(128 * wgs * 64, np.nan, dtype=np.float32)
     c = np.ascontiguousarray(c_init, dtype=np.float32)
-    assert lib().emu_hop_wgmma(ptr(image), image.nbytes, wgs, ptr(da), ptr(db), steps, scale_d, ptr(c), ptr(out)) == 0
+    assert lib().emu_hop_wgmma(ptr(image), image.nbytes, wgs, ptr(da), ptr(db), steps, scale_d, ptr(c), ptr(out),
+                               wtype) == 0
     return out.reshape(128 * wgs, 64)
 
 
@@ -181,6 +184,41 @@ def test_wgmma_chain_scale_and_tf32(swizzle):
     D0 = gather(regs, 0)
     exact = gather(C, 0) + A[:64].astype(np.float64) @ B.astype(np.float64).T
     assert np.abs(D0 - exact).max() > 1e-4
+
+
+@pytest.mark.parametrize("swizzle", (0, 1), ids=("noswizzle", "swizzle128"))
+@pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float16), ids=("bf16", "f16"))
+def test_wgmma_k16_16bit(dtype, swizzle):
+    """m64n128k16 with bf16 / f16 operands (what the 16-bit v2 forward
+    issues): two warpgroups, two k-steps each (K = 32), accumulating onto
+    c_init. A 16-bit core matrix row holds 8 elements, so a k-step of 16
+    spans two core matrices (no swizzle: start + 2 LBO; 128-byte swizzle:
+    start + 32 bytes). D = C + A B, the products exact, the sums float32."""
+    rng = np.random.default_rng(1)
+    K = 32
+    A = torch.from_numpy(rng.standard_normal((128, K))).to(dtype)
+    B = torch.from_numpy(rng.standard_normal((128, K))).to(dtype)
+    C = rng.standard_normal((256, 64)).astype(np.float32)
+    image = np.full(64 * 1024, 0xFF, dtype=np.uint8)  # unused bytes: NaN in either type
+    lbo, sbo = (128, 4 * 128) if swizzle == 0 else (16, 1024)
+    a0, b0 = 0, 32768
+    view = image.view(np.uint16)
+    for M, base in ((A, a0), (B, b0)):
+        bits = M.view(torch.int16).numpy().view(np.uint16)
+        for r in range(M.shape[0]):
+            for k in range(K):
+                view[kmajor_addr(base, r, k, lbo, sbo, swizzle, size=2) // 2] = bits[r, k]
+    da, db = [], []
+    for g in range(2):
+        for s in range(K // 16):
+            step = s * 2 * lbo if swizzle == 0 else 32 * s
+            da.append(desc(a0 + g * 8 * sbo + step, lbo, sbo, swizzle))
+            db.append(desc(b0 + step, lbo, sbo, swizzle))
+    regs = run_wgmma(image, da, db, 1, C, wgs=2, wtype=1 if dtype == torch.bfloat16 else 2)
+    A64, B64 = A.double().numpy(), B.double().numpy()
+    for g in range(2):
+        expect = gather(C, g) + A64[64 * g:64 * g + 64] @ B64.T
+        np.testing.assert_allclose(gather(regs, g), expect, rtol=0, atol=1e-4)
 
 
 def test_wgmma_scale_d_zero_ignores_accumulator():

@@ -32,8 +32,8 @@ import emulator as emu
 from emulator import BASES, knot_x, p, poisoned
 from helpers import assert_tc_close as check
 from helpers import dense_in_dtype as dense_torch
-from test_emu_tc import exact, rounded_case, tc_backward
-from test_emu_tc_v2_ws import moved_knot, run_snippet, uniform_inputs
+from test_emu_tc import TC_DTYPES, exact, rounded_case, tc_backward
+from test_emu_tc_v2_ws import OP_ULP, OUT_ULP, moved_knot, run_snippet, uniform_inputs
 
 from kanext import ops
 from kanext import reference as ref
@@ -47,11 +47,11 @@ def lib():
     L = emu.lib()
     if not getattr(L, "_gx_ready", False):
         i64, i32, vp, sz = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
-        L.emu_tc_v2_grad_x.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32, i32]
-        L.emu_tc_v2_grad_w.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp, sz]
+        L.emu_tc_v2_grad_x.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, vp, vp, i64, vp, i32, i32]
+        L.emu_tc_v2_grad_w.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp, sz]
         L.emu_tc_v2_grad_w_fault.argtypes = [i32, vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp]
         L.emu_tc_v2_grad_w_step1.argtypes = [vp, vp, vp, i64, i64, i64, i32, i32, i64, vp, vp, vp]
-        L.emu_tc_v2_grad_w_workspace_bytes.argtypes = [i64, i64, i64, i32, i32, i64]
+        L.emu_tc_v2_grad_w_workspace_bytes.argtypes = [i32, i64, i64, i64, i32, i32, i64]
         L.emu_tc_v2_grad_w_workspace_bytes.restype = sz
         L.emu_tc_workspace_bytes.argtypes = [i64, i64, i64, i32, i32, i64, i32]
         L.emu_tc_workspace_bytes.restype = sz
@@ -68,10 +68,10 @@ def v2_grad_x(gy, x, grid, k, base, Wb, Wc, fault=0, step1=False, check_step1=Tr
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gx = poisoned(x.shape, x.dtype)  # an item the kernel does not write stays NaN
-    rc = lib().emu_tc_v2_grad_x(p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb), p(Wc), out, p(gx), fault,
-                                int(step1))
+    rc = lib().emu_tc_v2_grad_x(TC_DTYPES[x.dtype], p(gy), p(x), p(grid), N, inf, M, k, base, p(Wb), p(Wc), out,
+                                p(gx), fault, int(step1))
     assert rc == 0
-    if not step1 and not fault and check_step1:
+    if not step1 and not fault and check_step1 and x.dtype == torch.float32:  # step 1 is float32 only
         same_bits(gx, v2_grad_x(gy, x, grid, k, base, Wb, Wc, step1=True))
     return gx
 
@@ -81,9 +81,11 @@ def wmma_grad_x(gy, x, grid, k, base, Wb, Wc):
 
 
 def same_bits(a, b):
+    assert a.dtype == b.dtype
     assert torch.equal(torch.isnan(a), torch.isnan(b))
     fin = ~torch.isnan(a)
-    assert torch.equal(a[fin].view(torch.int32), b[fin].view(torch.int32)), (a - b).abs().max()
+    bits = torch.int32 if a.element_size() == 4 else torch.int16
+    assert torch.equal(a[fin].view(bits), b[fin].view(bits)), (a - b).abs().max()
 
 
 # (N, in, out): one element; partial row tiles and more than one; an odd
@@ -95,13 +97,13 @@ SHAPES = [(1, 1, 1), (70, 7, 5), (130, 9, 40), (33, 17, 130), (257, 3, 65)]
 GRIDS = [(1, "uniform"), (5, "nonuniform"), (60, "skewed"), (130, "uniform")]
 
 
-def cases(k, shape, grids):
+def cases(k, shape, grids, dtype=torch.float32):
     """One case per grid of `grids`, the basis function rotating with k:
     (tag, x, grid, base name, Wb, Wc, gy)."""
     N, inf, out = shape
     for gi, (G, kind) in enumerate(grids):
         base = list(BASES)[(gi + k) % 3]
-        x, grid, Wb, Wc, gy = rounded_case(torch.float32, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
+        x, grid, Wb, Wc, gy = rounded_case(dtype, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
         yield f"k={k} G={G} {kind} base={base}", x, grid, base, Wb, Wc, gy
 
 
@@ -189,6 +191,52 @@ def test_grad_x_wide_inputs_ring_and_stride(monkeypatch):
               torch.float32)
 
 
+# ------------------------------------------------------ 16-bit storage (k16)
+# bfloat16 / float16: the same kernel on 16-bit operand images (16 KB, the
+# values copied as they are), four k16 wgmmas per 64-output step, and the
+# epilogue in the dtype (tc::grad_x_epilogue<T>). In emulation the WMMA grad
+# x adds the same exact products in the same order (outputs in order), and
+# the epilogue is the same code: its bits, on every grid.
+HALF = (torch.bfloat16, torch.float16)
+
+
+def check_16bit_grad_x(tag, dtype, gy, x, grid, k, base, Wb, Wc):
+    gx = v2_grad_x(gy, x, grid, k, BASES[base], Wb, Wc)
+    assert gx.dtype == dtype
+    check(tag, gx, exact(x, grid, k, base, Wb, Wc, gy)[3], dense_torch(x, grid, k, base, Wb, Wc, gy)[3], dtype)
+    same_bits(gx, wmma_grad_x(gy, x, grid, k, BASES[base], Wb, Wc))
+    return gx
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_grad_x_16bit_unaligned_rows_same_bits(dtype):
+    """out % 8 == 0 and 16-byte aligned rows: one 16-byte load per image
+    group; gy one element off that alignment: eight 2-byte loads. The same
+    bits."""
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, "nonuniform", 130, 9, 72, seed=41)
+    assert gy.data_ptr() % 16 == 0
+    a = check_16bit_grad_x(f"gx {dtype}", dtype, gy, x, grid, 3, "silu", Wb, Wc)
+    off = torch.empty(gy.numel() + 1, dtype=dtype)[1:].view_as(gy).copy_(gy)
+    assert off.data_ptr() % 16 == 2
+    same_bits(v2_grad_x(off, x, grid, 3, 2, Wb, Wc), a)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_grad_x_16bit_ring_stride_and_policy(dtype, monkeypatch):
+    """The ring over 5 output steps per tile, inputs over one and three
+    chunks, two blocks per grid dimension; then the NaN / inf policy."""
+    monkeypatch.setenv("EMU_MAX_GRID", "2")
+    for G, inf in ((5, 20), (130, 2)):
+        x, grid, Wb, Wc, gy = rounded_case(dtype, 3, G, "nonuniform", 300, inf, 300, seed=G)
+        check_16bit_grad_x(f"gx {dtype} G={G}", dtype, gy, x, grid, 3, "silu", Wb, Wc)
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, "uniform", 40, 6, 9, seed=3)
+    x[4, 2], x[9, 0], x[7, 1], x[8, 3] = math.nan, math.nan, math.inf, -math.inf
+    gx = v2_grad_x(gy, x, grid, 3, 2, Wb, Wc)
+    cgx = ops.kan_linear_backward(gy.float(), x.float(), grid, 3, 2, Wb.float(), Wc.float())[0]
+    assert torch.equal(torch.isnan(gx), torch.isnan(cgx)) and torch.isnan(gx[[4, 9], [2, 0]]).all()
+    same_bits(gx, wmma_grad_x(gy, x, grid, 3, 2, Wb, Wc))
+
+
 def test_grad_x_empty_sizes():
     """Empty batch or inputs: nothing to write, and nothing written outside."""
     for N, inf in ((0, 3), (5, 0)):
@@ -199,22 +247,30 @@ def test_grad_x_empty_sizes():
 
 
 # ---------------------------------------------------------------- grad W
+def nan_bytes(nbytes):
+    """A 16-byte aligned buffer of 0xFF bytes: NaN as float32, bfloat16 and
+    float16 alike."""
+    return torch.full((max(nbytes, 16) // 4 + 1,), -1, dtype=torch.int32)
+
+
 def v2_grad_w(gy, x, grid, k, base, Wb, Wc, fault=0):
-    """Step 2 (tc2_ws_grad_w_kernel, what tensor_core_v2 runs): (gWb, gWc,
-    the partials' bytes); outputs and the whole workspace start as NaN."""
+    """Step 2 (tc2_ws_grad_w_kernel, what tensor_core_v2 runs) in x's dtype:
+    (gWb, gWc, the partials' bytes); outputs and the whole workspace start as
+    NaN."""
     gy, x = gy.contiguous(), x.contiguous()
     grid = grid.float().contiguous()
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gWb, gWc = poisoned(Wb.shape, x.dtype), poisoned(Wc.shape, x.dtype)
-    wsb = lib().emu_tc_v2_grad_w_workspace_bytes(N, inf, M, k, base, out)
-    ws = torch.full((max(wsb, 16) // 4,), math.nan)
+    wsb = lib().emu_tc_v2_grad_w_workspace_bytes(TC_DTYPES[x.dtype], N, inf, M, k, base, out)
+    ws = nan_bytes(wsb)
     assert ws.data_ptr() % 16 == 0
     if fault:
         rc = lib().emu_tc_v2_grad_w_fault(fault, p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc),
                                           p(ws))
     else:
-        rc = lib().emu_tc_v2_grad_w(p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc), p(ws), wsb)
+        rc = lib().emu_tc_v2_grad_w(TC_DTYPES[x.dtype], p(gy), p(x), p(grid), N, inf, M, k, base, out, p(gWb), p(gWc),
+                                    p(ws), wsb)
     assert rc == 0
     return gWb, gWc, lib().emu_tc_workspace_bytes(N, inf, M, k, base, out, 1)
 
@@ -244,7 +300,9 @@ def same_w_as_general(w2, w_gen, gy, x, grid, k):
     of the two builders differs by at most one TF32 rounding unit after
     values that differ by float rounding) plus 2 dev_i sum_n |dy| (what a
     grid at tc2::grid_info's tolerance may move a basis: test_emu_tc_v2_ws's
-    same_as_general, transposed)."""
+    same_as_general, transposed). For 16-bit storage the unit is the
+    dtype's (test_emu_tc_v2_ws.OP_ULP), plus two units of grad W's own
+    rounding and float16's subnormal spacing."""
     same_bits(w2[0], w_gen[0])
     if k == 0 or not bool(uniform_inputs(grid).any()):
         same_bits(w2[1], w_gen[1])
@@ -255,7 +313,10 @@ def same_w_as_general(w2, w_gen, gy, x, grid, k):
     dy = gy.double().abs()
     h = (g64[:, -1] - g64[:, 0]) / (g64.shape[1] - 1)
     dev = 2 * (2.0**-18 + 2.0**-21 * torch.maximum(g64[:, 0].abs(), g64[:, -1].abs()) / h)
-    bound = 2.0**-9 * torch.einsum("nig,nj->igj", A, dy) + 2 * dev[:, None, None] * dy.sum(0)
+    dt = w2[1].dtype
+    bound = 2 * OP_ULP[dt] * torch.einsum("nig,nj->igj", A, dy) + 2 * dev[:, None, None] * dy.sum(0)
+    if dt != torch.float32:
+        bound = bound + 2 * OUT_ULP[dt] * w_gen[1].double().abs() + 2.0**-24
     fin = torch.isfinite(w_gen[1])
     err = (w2[1].double() - w_gen[1].double()).abs()
     assert bool((err[fin] <= bound[fin]).all()), f"max excess {float((err - bound)[fin].max()):.3g}"
@@ -347,6 +408,56 @@ def test_grad_w_empty_sizes():
         assert gWb.shape == Wb.shape and gWc.shape == Wc.shape
 
 
+# ------------------------------------------------------ 16-bit storage (k16)
+# bfloat16 / float16: 16-bit A^T tiles (8 KB) and dy^T images (32 KB), four
+# k16 wgmmas per 64-row step, grad W (or the float32 partials) in the dtype.
+# In emulation the WMMA grad W adds the same exact products in the same
+# order (batch rows in order, the same slices): its bits on general grids,
+# within same_w_as_general's bound where the uniform-grid builder runs.
+def check_case_16bit(tag, dtype, gy, x, grid, k, base, Wb, Wc):
+    gWb, gWc, wsb = v2_grad_w(gy, x, grid, k, BASES[base], Wb, Wc)
+    assert gWb.dtype == gWc.dtype == dtype
+    e = exact(x, grid, k, base, Wb, Wc, gy)
+    d = dense_torch(x, grid, k, base, Wb, Wc, gy)
+    check(f"gWc {dtype} {tag} ws={wsb}", gWc, e[2], d[2], dtype)
+    if base != "zero":
+        check(f"gWb {dtype} {tag}", gWb, e[1], d[1], dtype)
+    else:
+        assert torch.equal(gWb, torch.zeros_like(gWb)), "base zero: grad Wb must be 0"
+    same_w_as_general((gWb, gWc), wmma_grad_w(gy, x, grid, k, BASES[base], Wb, Wc), gy, x, grid, k)
+    return wsb
+
+
+# grad x on the float32 suite's shapes and grids, grad W on its own
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+@pytest.mark.parametrize("k", (0, 3, 5))
+@pytest.mark.parametrize("which,shape", [("x", s) for s in SHAPES] + [("w", s) for s in W_SHAPES], ids=str)
+def test_backward_16bit_shapes(dtype, k, which, shape):
+    grids, check_one = (GRIDS, check_16bit_grad_x) if which == "x" else (W_GRIDS, check_case_16bit)
+    for tag, x, grid, base, Wb, Wc, gy in cases(k, shape, grids, dtype):
+        check_one(f"{which} {tag}", dtype, gy, x, grid, k, base, Wb, Wc)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_grad_w_16bit_slices_stride_and_policy(dtype, monkeypatch):
+    """The batch cut into slices (float32 partials, combined in the dtype);
+    two blocks per grid dimension; the NaN / inf policy; and the general
+    builder's bits (non-uniform knots) against the WMMA grad W."""
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, "nonuniform", 2000, 3, 8, seed=11)
+    x[::5] = (x[::5].float() * 40.0 + 7.0).to(dtype)
+    assert check_case_16bit("slices", dtype, gy, x, grid, 3, "silu", Wb, Wc) > 0, "expected a multi-slice plan"
+    assert not bool(uniform_inputs(grid).any())  # so same_w_as_general compared bits
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, "uniform", 40, 6, 9, seed=3)
+    x[4, 2], x[9, 0], x[7, 1], x[8, 3] = math.nan, math.nan, math.inf, -math.inf
+    gWb, gWc, _ = v2_grad_w(gy, x, grid, 3, 2, Wb, Wc)
+    c = ops.kan_linear_backward(gy.float(), x.float(), grid, 3, 2, Wb.float(), Wc.float())
+    assert torch.equal(torch.isnan(gWb), torch.isnan(c[1])) and torch.equal(torch.isnan(gWc), torch.isnan(c[2]))
+    same_w_as_general((gWb, gWc), wmma_grad_w(gy, x, grid, 3, 2, Wb, Wc), gy, x, grid, 3)
+    monkeypatch.setenv("EMU_MAX_GRID", "2")
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 2, 6, "nonuniform", 300, 20, 300, seed=5)
+    check_case_16bit("stride", dtype, gy, x, grid, 2, "identity", Wb, Wc)
+
+
 def test_grad_w_uniform_fast_path_runs():
     """The producer does build uniform inputs by uniform_window: on a uniform
     grid at k = 3 grad Wc differs from step 1's somewhere (within the
@@ -436,10 +547,10 @@ def test_grad_w_workspace_checks():
     N, inf = x.shape
     out, M = Wb.shape[1], grid.shape[1]
     gWb, gWc = poisoned(Wb.shape, x.dtype), poisoned(Wc.shape, x.dtype)
-    wsb = lib().emu_tc_v2_grad_w_workspace_bytes(N, inf, M, 3, 2, out)
+    wsb = lib().emu_tc_v2_grad_w_workspace_bytes(0, N, inf, M, 3, 2, out)
     assert wsb >= 130 * 20 * 4
     ws = torch.full((wsb // 4 + 4,), math.nan)
-    args = (p(gy), p(x), p(grid.float().contiguous()), N, inf, M, 3, 2, out, p(gWb), p(gWc))
+    args = (0, p(gy), p(x), p(grid.float().contiguous()), N, inf, M, 3, 2, out, p(gWb), p(gWc))
     assert lib().emu_tc_v2_grad_w(*args, p(ws), wsb - 1) == 1
     assert lib().emu_tc_v2_grad_w(*args, ws.data_ptr() + 4, wsb) == 1
     assert torch.isnan(gWc).all(), "nothing written"

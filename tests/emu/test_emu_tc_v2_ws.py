@@ -18,6 +18,7 @@ any timing. No GPU has run it.
 """
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 from emulator import BASES, knot_x, p, poisoned
 from helpers import assert_tc_close as check
 from helpers import dense_in_dtype as dense_torch
-from test_emu_tc import exact, rounded_case, tc_forward
+from test_emu_tc import TC_DTYPES, exact, rounded_case, tc_forward
 from test_emu_tc_v2 import (SHAPES, check_empty_sizes, check_nan_inf_policy, grid_cases, lib, same_bits_as_v1,
                             v2_forward)
 
@@ -42,13 +43,15 @@ FAULT_SKIP_FULL_WAIT, FAULT_NO_EMPTY_ARRIVE = 1, 2  # tc2::kFault* in kan_linear
 
 
 def ws_forward(x, grid, k, base, Wb, Wc, fault=0):
-    x, Wb, Wc = (t.float().contiguous() for t in (x, Wb, Wc))
+    """The v2 forward in x's dtype (float32: TF32; bfloat16 / float16: the
+    16-bit kernel), its workspace poisoned."""
+    x, Wb, Wc = (t.contiguous() for t in (x, Wb, Wc))
     grid = grid.float().contiguous()
     N, inf = x.shape
     out = Wb.shape[1]
-    y = poisoned((N, out), torch.float32)
-    rc = lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc), out, p(y),
-                                 fault)
+    y = poisoned((N, out), x.dtype)
+    rc = lib().emu_tc_v2_forward(TC_DTYPES[x.dtype], p(x), p(grid), N, inf, grid.shape[1], k, base, p(Wb), p(Wc),
+                                 out, p(y), fault)
     assert rc == 0
     return y
 
@@ -62,16 +65,25 @@ def uniform_inputs(grid):
     return flags.bool()
 
 
+# Per storage dtype: the operand's rounding unit (one ulp, relative: TF32 and
+# float16 have 10 fraction bits, bfloat16 7) and that of the stored y (float32:
+# none that matters here).
+OP_ULP = {torch.float32: 2.0**-10, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}
+OUT_ULP = {torch.float32: 0.0, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}
+
+
 def same_as_general(y3, y_gen, x, grid, k, base, Wb, Wc):
     """y3 (step 3) against y_gen (step 2 or the WMMA forward, the general
-    builder): bit for bit when no input takes the fast path or k = 0 (the
-    fast path's intervals are the search's and its order-0 values are 1);
-    otherwise per output within 2^-9 sum |A| |W| (an A entry of the two
-    builders differs by at most one TF32 rounding unit, 2^-10 relative, after
-    values that differ by float rounding) plus 2 dev sum_i,g |Wc| with
-    dev = 2 (2^-18 + 2^-21 max|t| / h) per input (what a grid at
-    tc2::grid_info's tolerance may move a basis), and the same NaN / inf
-    pattern."""
+    builder), in y3's dtype: bit for bit when no input takes the fast path or
+    k = 0 (the fast path's intervals are the search's and its order-0 values
+    are 1); otherwise per output within 2 u sum |A| |W| (an A entry of the
+    two builders differs by at most one operand rounding unit u, 2^-10
+    relative for TF32, after values that differ by float rounding) plus
+    2 dev sum_i,g |Wc| with dev = 2 (2^-18 + 2^-21 max|t| / h) per input
+    (what a grid at tc2::grid_info's tolerance may move a basis), plus, for
+    16-bit y, two units of y's own rounding (two float32 sums that differ by
+    e round to values that differ by at most e plus one unit) and float16's
+    subnormal spacing; and the same NaN / inf pattern."""
     if k == 0 or not bool(uniform_inputs(grid).any()):
         same_bits_as_v1(y3, y_gen)
         return
@@ -82,7 +94,10 @@ def same_as_general(y3, y_gen, x, grid, k, base, Wb, Wc):
     b = torch.nan_to_num(ref.base_function(base, x64).abs(), nan=0.0)
     h = (g64[:, -1] - g64[:, 0]) / (g64.shape[1] - 1)
     dev = 2 * (2.0**-18 + 2.0**-21 * torch.maximum(g64[:, 0].abs(), g64[:, -1].abs()) / h)
-    bound = 2.0**-9 * (torch.einsum("nig,igj->nj", A, Wc64) + b @ Wb64) + 2 * torch.einsum("i,igj->j", dev, Wc64)
+    u, uy = OP_ULP[y3.dtype], OUT_ULP[y3.dtype]
+    bound = 2 * u * (torch.einsum("nig,igj->nj", A, Wc64) + b @ Wb64) + 2 * torch.einsum("i,igj->j", dev, Wc64)
+    if y3.dtype != torch.float32:
+        bound = bound + 2 * uy * y_gen.double().abs() + 2.0**-24
     fin = torch.isfinite(y_gen)
     err = (y3.double() - y_gen.double()).abs()
     assert bool((err[fin] <= bound[fin]).all()), f"max excess {float((err - bound)[fin].max()):.3g}"
@@ -106,6 +121,83 @@ def full_check(tag, x, grid, k, base, Wb, Wc, gy):
 def test_forward(k, shape):
     for tag, x, grid, base, Wb, Wc, gy in grid_cases(k, shape):
         full_check(tag, x, grid, k, base, Wb, Wc, gy)
+
+
+# ------------------------------------------------------ 16-bit storage (k16)
+# bfloat16 / float16 x, W and y: the same kernel with 16-bit operand tiles
+# (16 KB), k16 wgmmas (four per chunk) and the 16-bit W images. Checked
+# against the float64 reference on the same rounded values within twice
+# PyTorch's own dense error in the dtype (assert_tc_close), and against the
+# WMMA forward in the same dtype: in emulation both add the same exact
+# products in the same order (chunks in order, k = 0..63 within a chunk), so
+# bit for bit on general grids, within same_as_general's bound where the
+# uniform-grid builder runs.
+HALF = (torch.bfloat16, torch.float16)
+
+
+def half_check(tag, dtype, x, grid, k, base, Wb, Wc, gy):
+    y3 = ws_forward(x, grid, k, BASES[base], Wb, Wc)
+    assert y3.dtype == dtype
+    check(tag, y3, exact(x, grid, k, base, Wb, Wc, gy)[0], dense_torch(x, grid, k, base, Wb, Wc, gy)[0], dtype)
+    same_as_general(y3, tc_forward(x, grid, k, BASES[base], Wb, Wc), x, grid, k, base, Wb, Wc)
+    return y3
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+@pytest.mark.parametrize("k", (0, 1, 3, 5))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward_16bit_shapes(dtype, k, shape):
+    N, inf, out = shape
+    for gi, (G, kind) in enumerate(((1, "uniform"), (5, "nonuniform"), (60, "skewed"))):
+        base = list(BASES)[(gi + k) % 3]
+        x, grid, Wb, Wc, gy = rounded_case(dtype, k, G, kind, N, inf, out, seed=N + inf + out + 7 * k + G)
+        half_check(f"y {dtype} k={k} G={G} {kind} base={base}", dtype, x, grid, k, base, Wb, Wc, gy)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_16bit_general_grid_same_bits_as_wmma(dtype):
+    """Non-uniform knots (the general builder): the WMMA forward's bits,
+    over a ring that wraps (4 chunks per tile, 2 x 2 tiles) and x outside the grid."""
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, "nonuniform", 200, 24, 150, seed=41)
+    assert not bool(uniform_inputs(grid).any())
+    x[::7] = (x[::7].float() * 30.0).to(dtype)
+    y3 = half_check(f"y {dtype}", dtype, x, grid, 3, "silu", Wb, Wc, gy)
+    assert torch.equal(y3.view(torch.int16), tc_forward(x, grid, 3, BASES["silu"], Wb, Wc).view(torch.int16))
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_16bit_grid_stride(dtype, monkeypatch):
+    """At most 2 blocks per grid dimension: a block walks several tiles, the
+    ring's count runs on across them."""
+    monkeypatch.setenv("EMU_MAX_GRID", "2")
+    x, grid, Wb, Wc, gy = rounded_case(dtype, 2, 6, "nonuniform", 300, 20, 300, seed=5)
+    half_check(f"y {dtype}", dtype, x, grid, 2, "identity", Wb, Wc, gy)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_16bit_nan_inf_policy(dtype):
+    """As in float32: a NaN x makes its output row NaN, +-inf x adds only its
+    base term; on a uniform grid (the fast path) and a general one."""
+    for kind in ("uniform", "nonuniform"):
+        x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, kind, 40, 6, 9, seed=3)
+        x[4, 2], x[9, 0], x[7, 1], x[8, 3] = math.nan, math.nan, math.inf, -math.inf
+        y = ws_forward(x, grid, 3, 2, Wb, Wc)
+        assert torch.isnan(y[4]).all() and torch.isnan(y[9]).all()
+        cpu = ops.kan_linear(x.float(), grid, 3, "silu", Wb.float(), Wc.float())
+        assert torch.equal(torch.isnan(y), torch.isnan(cpu))
+        assert torch.equal(torch.isinf(y), torch.isinf(cpu))
+        same_as_general(y, tc_forward(x, grid, 3, 2, Wb, Wc), x, grid, 3, "silu", Wb, Wc)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=("bf16", "f16"))
+def test_16bit_empty_sizes(dtype):
+    for N, inf, out in ((0, 3, 4), (5, 3, 0), (5, 0, 4)):
+        x, grid, Wb, Wc, gy = rounded_case(dtype, 3, 5, "uniform", max(N, 1), max(inf, 1), max(out, 1), seed=1)
+        x, Wb, Wc, grid = x[:N, :inf], Wb[:inf, :out], Wc[:inf, :, :out], grid[:max(inf, 1)]
+        y = ws_forward(x, grid, 3, 2, Wb, Wc)
+        assert y.shape == (N, out) and y.dtype == dtype
+        if N and out:
+            assert torch.equal(y, torch.zeros(N, out, dtype=dtype))
 
 
 def test_ring_wraps_many_chunks():
@@ -289,7 +381,7 @@ from test_emu_tc_v2 import lib
 N, inf, out = {N}, {inf}, {out}
 x, grid, Wb, Wc, gy = rounded_case(torch.float32, 3, 5, "uniform", N, inf, out, seed=2)
 y = poisoned((N, out), torch.float32)
-assert lib().emu_tc_v2_forward(p(x), p(grid), N, inf, grid.shape[1], 3, 2, p(Wb), p(Wc), out, p(y), {fault}) == 0
+assert lib().emu_tc_v2_forward(0, p(x), p(grid), N, inf, grid.shape[1], 3, 2, p(Wb), p(Wc), out, p(y), {fault}) == 0
 print("returned nan=%d" % int(torch.isnan(y).any()))
 """
 

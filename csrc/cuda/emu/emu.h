@@ -37,8 +37,10 @@
 #define __shared__ static
 
 struct float4 { float x, y, z, w; };
+struct uint4 { unsigned x, y, z, w; };
 struct double2 { double x, y; };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
 inline double2 make_double2(double a, double b) { return {a, b}; }
 template <class T>
 inline T __ldg(const T* p) { return *p; }

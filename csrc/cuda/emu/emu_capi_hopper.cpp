@@ -9,11 +9,12 @@ using namespace kanext::cuda;
 namespace {
 
 // One block of 128 * wgs threads: the shared-memory image is copied in, then
-// warpgroup g runs `steps` m64n128k8 wgmmas (descriptors da/db[g * steps + s],
+// warpgroup g runs `steps` m64n128 wgmmas (descriptors da/db[g * steps + s],
 // the first with scale_d, the others accumulating) on registers that start
 // as c_init, and stores its registers to d_out (thread t: 64 floats at 64 t).
+// type: 0 k8 TF32, 1 k16 bf16, 2 k16 f16.
 __global__ void wgmma_test_kernel(const unsigned char* image, int64_t bytes, const uint64_t* da, const uint64_t* db,
-                                  int steps, int scale_d, const float* c_init, float* d_out) {
+                                  int steps, int scale_d, const float* c_init, float* d_out, int type) {
   KANEXT_DYNAMIC_SMEM(smem);
   const int t = static_cast<int>(threadIdx.x), g = t / 128;
   for (int64_t b = t; b < bytes; b += blockDim.x) smem[b] = image[b];
@@ -22,7 +23,16 @@ __global__ void wgmma_test_kernel(const unsigned char* image, int64_t bytes, con
   float d[64];
   for (int e = 0; e < 64; ++e) d[e] = c_init[64 * t + e];
   hop::wgmma_fence();
-  for (int s = 0; s < steps; ++s) hop::wgmma_m64n128k8_tf32(d, da[g * steps + s], db[g * steps + s], s == 0 ? scale_d : 1);
+  for (int s = 0; s < steps; ++s) {
+    const uint64_t a = da[g * steps + s], b = db[g * steps + s];
+    const int sd = s == 0 ? scale_d : 1;
+    if (type == 1)
+      hop::wgmma_m64n128k16_bf16(d, a, b, sd);
+    else if (type == 2)
+      hop::wgmma_m64n128k16_f16(d, a, b, sd);
+    else
+      hop::wgmma_m64n128k8_tf32(d, a, b, sd);
+  }
   hop::wgmma_commit();
   hop::wgmma_wait<0>();
   for (int e = 0; e < 64; ++e) d_out[64 * t + e] = d[e];
@@ -66,9 +76,9 @@ __global__ void bulk_test_kernel(const float* src, int n, int phases, int skip_w
 extern "C" {
 
 int emu_hop_wgmma(const unsigned char* image, int64_t bytes, int wgs, const uint64_t* da, const uint64_t* db,
-                  int steps, int scale_d, const float* c_init, float* d_out) {
+                  int steps, int scale_d, const float* c_init, float* d_out, int type) {
   KANEXT_LAUNCH(dim3(1), dim3(128 * wgs), static_cast<size_t>(bytes), nullptr, wgmma_test_kernel)(
-      image, bytes, da, db, steps, scale_d, c_init, d_out);
+      image, bytes, da, db, steps, scale_d, c_init, d_out, type);
   return 0;
 }
 

@@ -18,8 +18,10 @@
 //   multiple of 16; the copy and its complete_tx happen asynchronously: here
 //   at the start of the scheduler's next round (emu.h), so a reader that does
 //   not wait on the mbarrier sees the old (poisoned) bytes.
-// wgmma.mma_async m64nNk8 .f32.tf32.tf32, A and B from shared memory
-//   through descriptors, both K-major (the only layout TF32 has): issued by
+// wgmma.mma_async m64nNk8 .f32.tf32.tf32 and m64nNk16 .f32.bf16.bf16 /
+//   .f32.f16.f16, A and B from shared memory through descriptors, both
+//   K-major (the only layout TF32 has; imm-trans 0 for the 16-bit types,
+//   whose products and sums follow the TF32 rules below): issued by
 //   the 128 threads of a warpgroup (4 consecutive warps, the first a multiple
 //   of 4) with the same descriptors; asynchronous: each thread's operation is
 //   queued and computed when a wgmma.wait_group retires its commit group, so
@@ -37,11 +39,12 @@
 //   Accumulator layout (per thread t of the warpgroup, element e):
 //   row 16 (t/32) + (t%32)/4 + 8 ((e/2)%2), column 8 (e/4) + 2 (t%4) + e%2.
 //   Descriptor (hopper.cuh make_desc): start address, LBO, SBO >> 4, swizzle.
-//   K-major core matrices are 8 rows x 16 bytes (4 TF32). Without swizzle a
+//   K-major core matrices are 8 rows x 16 bytes (4 TF32, 8 bf16 / half; a
+//   k-step, 8 TF32 or 16 16-bit elements, spans two of them). Without swizzle a
 //   core matrix is 128 contiguous bytes (row r%8 at 16 (r%8)), core matrices
 //   adjacent in K are LBO bytes apart and those adjacent in M/N SBO bytes
 //   apart. With the 128-byte swizzle, rows are 128 bytes apart within 8-row
-//   groups of 1,024 bytes (SBO apart), K runs along the row (k * 4 bytes from
+//   groups of 1,024 bytes (SBO apart), K runs along the row (k * size bytes from
 //   the start address, which k-steps advance by 32 bytes), and the 16-byte
 //   chunk index (address bits 4-6) is XORed with the row within the group
 //   (bits 7-9); the pattern repeats every 1,024 bytes of address, so the
@@ -58,6 +61,7 @@
 #include <vector>
 
 #include "emu.h"
+#include "emu_mma.h"  // __nv_bfloat16, __half
 
 namespace kanext {
 namespace emu_hop {
@@ -166,11 +170,13 @@ inline void fence_proxy_async() {}
 inline void named_barrier_sync(int id, int count) { kanext::emu::named_barrier(id, count); }
 
 // ---------------------------------------------------------------- wgmma
+enum WgType : int { kWgTF32 = 0, kWgBF16 = 1, kWgF16 = 2 };
 struct WgOp {
   float* d;
   int n;
   uint64_t da, db;
   int scale_d;
+  int type;  // WgType
 };
 struct WgThread {
   std::vector<WgOp> open;                // issued, not yet committed
@@ -203,56 +209,78 @@ inline float tf32_operand(float v) {
   return v;
 }
 
-// Byte address of element (r, k) (r: row of A / column of B, k < 8) of a
-// K-major TF32 operand described by `desc`.
-inline uint32_t operand_addr(uint64_t desc, int r, int k) {
+// Byte address of element (r, k) (r: row of A / column of B, k < 8 for TF32,
+// < 16 for 16-bit types) of a K-major operand of `size`-byte elements
+// described by `desc`: a core matrix row is 16 bytes, 16 / size elements.
+inline uint32_t operand_addr(uint64_t desc, int r, int k, int size = 4) {
   const uint32_t start = uint32_t(desc & 0x3FFF) << 4;
   const uint32_t lbo = uint32_t((desc >> 16) & 0x3FFF) << 4;
   const uint32_t sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
   const int base_offset = int((desc >> 49) & 7);
   const int swz = int(desc >> 62);
+  const int per = 16 / size;
   if (base_offset != 0) fail("wgmma descriptor: base offset other than 0 is not emulated");
-  if (swz == 0) return start + uint32_t(r / 8) * sbo + uint32_t(k / 4) * lbo + uint32_t(r % 8) * 16 + uint32_t(k % 4) * 4;
+  if (swz == 0)
+    return start + uint32_t(r / 8) * sbo + uint32_t(k / per) * lbo + uint32_t(r % 8) * 16 + uint32_t(k % per) * size;
   if (swz != 1) fail("wgmma descriptor: only no swizzle and the 128-byte swizzle are emulated");
   if ((start >> 7) & 7) fail("wgmma descriptor (128B swizzle): the start address is not in the first row of a 1,024-byte pattern");
-  uint32_t a = start + uint32_t(r / 8) * sbo + uint32_t(r % 8) * 128 + uint32_t(k) * 4;
+  uint32_t a = start + uint32_t(r / 8) * sbo + uint32_t(r % 8) * 128 + uint32_t(k) * size;
   return a ^ (((a >> 7) & 7) << 4);
 }
 
-inline float operand(uint64_t desc, int r, int k) {
-  const uint32_t a = operand_addr(desc, r, k);
-  if (a % 4) fail("wgmma operand not 4-byte aligned");
-  float v;
-  std::memcpy(&v, smem_at(a, 4), 4);
-  return tf32_operand(v);
+// Element (r, k) of an operand of type `type` (WgType), as a float: TF32
+// (the low 13 mantissa bits ignored), or a bfloat16 / IEEE half widened
+// exactly.
+inline float operand(uint64_t desc, int r, int k, int type = kWgTF32) {
+  const int size = type == kWgTF32 ? 4 : 2;
+  const uint32_t a = operand_addr(desc, r, k, size);
+  if (a % size) fail("wgmma operand not aligned to its element size");
+  if (type == kWgTF32) {
+    float v;
+    std::memcpy(&v, smem_at(a, 4), 4);
+    return tf32_operand(v);
+  }
+  if (type == kWgBF16) {
+    __nv_bfloat16 h;
+    std::memcpy(&h, smem_at(a, 2), 2);
+    return __bfloat162float(h);
+  }
+  __half h;
+  std::memcpy(&h, smem_at(a, 2), 2);
+  return __half2float(h);
 }
 
+// One thread's share of a wgmma: products exact in float32 (a product of two
+// TF32, bf16 or half values has at most 22 significant bits), summed in k
+// order onto the accumulator.
 inline void wgmma_run(const WgOp& op, int t) {
+  const int kk = op.type == kWgTF32 ? 8 : 16;
   for (int e = 0; e < op.n / 2; ++e) {
     const int row = 16 * (t >> 5) + ((t & 31) >> 2) + 8 * ((e >> 1) & 1);
     const int col = 8 * (e >> 2) + 2 * (t & 3) + (e & 1);
     float s = op.scale_d ? op.d[e] : 0.f;
-    for (int k = 0; k < 8; ++k) s += operand(op.da, row, k) * operand(op.db, col, k);
+    for (int k = 0; k < kk; ++k) s += operand(op.da, row, k, op.type) * operand(op.db, col, k, op.type);
     op.d[e] = s;
   }
 }
 
 inline void wgmma_fence() { wg_state().th[kanext::emu::linear_tid()].fenced = true; }
 
-inline void wgmma_tf32(float* d, int n, uint64_t da, uint64_t db, int scale_d) {
+inline void wgmma_issue(float* d, int n, uint64_t da, uint64_t db, int scale_d, int type) {
   auto& s = wg_state();
   const int tid = kanext::emu::linear_tid();
   if (kanext::emu::g_sched->nt % 128) fail("wgmma: the block is not a whole number of warpgroups");
   auto& me = s.th[tid];
   if (!me.fenced) fail("wgmma.mma_async without a wgmma.fence since the last wait_group");
-  const WgOp op{d, n, da, db, scale_d};
+  const WgOp op{d, n, da, db, scale_d, type};
   const uint64_t key = (uint64_t(tid / 128) << 40) | me.calls++;
   auto it = s.issued.find(key);
   if (it == s.issued.end()) {
     s.issued[key] = op;
     s.count[key] = 1;
   } else {
-    if (it->second.n != n || it->second.da != da || it->second.db != db || it->second.scale_d != scale_d)
+    if (it->second.n != n || it->second.da != da || it->second.db != db || it->second.scale_d != scale_d ||
+        it->second.type != type)
       fail("wgmma: the threads of a warpgroup issued different operations");
     if (++s.count[key] == 128) {
       s.issued.erase(it);
@@ -260,6 +288,15 @@ inline void wgmma_tf32(float* d, int n, uint64_t da, uint64_t db, int scale_d) {
     }
   }
   me.open.push_back(op);
+}
+
+inline void wgmma_tf32(float* d, int n, uint64_t da, uint64_t db, int scale_d) {
+  wgmma_issue(d, n, da, db, scale_d, kWgTF32);
+}
+// m64nNk16 .f32.bf16.bf16 / .f32.f16.f16 (type kWgBF16 / kWgF16), both
+// operands K-major (imm-trans 0).
+inline void wgmma_16(float* d, int n, uint64_t da, uint64_t db, int scale_d, int type) {
+  wgmma_issue(d, n, da, db, scale_d, type);
 }
 
 inline void wgmma_commit() {
