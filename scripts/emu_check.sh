@@ -41,10 +41,14 @@ fi
 # empty sizes, the race and deadlock checks, the uniform-grid builder's
 # decision, knots, ulp-nudged grids and mixed chunks: about 30 s, the
 # uniform-grid cases about 1 s of it); test_emu_tc_v2_backward (grad x and
-# grad W on wgmma) in full, about 20-60 s.
+# grad W on wgmma) but for the float32 k x shape grids at k = 1 and 5; of
+# the 16-bit cases (bf16 / f16, all three files) all but the k x shape
+# grids (*_16bit_shapes), of which k = 3 at the largest shape (33, 17, ...).
 sel="test_emu_deriv or test_emu_gradw and not test_emu_gradw_sorted or test_emu_local_v2 \
 or test_emu_gradw_sorted and (not test_sizes or -3-) \
-or (test_emu_tc_v2 and not test_forward) or test_forward_k0 \
+or (test_emu_tc_v2 and not test_forward and not 16bit_shapes \
+    and not ((test_grad_x[ or test_grad_w[) and (-1] or -5]))) \
+or (16bit_shapes and 33 and -3-) or test_forward_k0 \
 or (test_emu_tc_v2_ws and not test_forward) \
 or nan or stride or slices or empty or sizes and (0 or 1-1) \
 or (test_forward_and_backward and 70 and 3) \
