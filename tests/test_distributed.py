@@ -50,6 +50,14 @@ def _one_process_fit():
     return single, single.fit(_global_data(), **W.FIT_KW)
 
 
+# The first recorded train loss comes after one LBFGS step (up to 20 iterations), which amplifies the
+# last-bit differences of the ranks' sums about a thousandfold. Measured relative differences from
+# one process: 1.9e-13 (fit) and 6.9e-12 (DataLoader fit, rows interleaved) on an AVX-512 Xeon, whose
+# kernels take 64-byte vectors (the AVX2 Zen 3 of earlier sessions stayed within 1e-12). A different
+# objective (rows lost or counted twice, a wrong share) is off by far more.
+FIRST_STEP_REL = 1e-10
+
+
 def _assert_states_identical(a, b, what):
     assert a.keys() == b.keys()
     for k in a:
@@ -70,7 +78,7 @@ def test_fit_with_grid_updates_keeps_ranks_identical_and_equals_one_process(rank
     assert r0["train_loss"] == r1["train_loss"] and r0["test_loss"] == r1["test_loss"]
     single, res = _one_process_fit()
     _assert_states_close(r0["state"], single.state_dict(), "fit vs one process")
-    assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=1e-12)
+    assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=FIRST_STEP_REL)
     # the ranks' shares are unequal (37 and 23 of 60 rows), so each rank's loss gradient is scaled by
     # 37/60 or 23/60 and rounds differently from one process's (last bit); 4 LBFGS steps with grid
     # updates amplify that: measured 4e-7 in the train loss with pykan's mean((p - y)**2), 1.2e-6 (train)
@@ -109,7 +117,7 @@ def test_fit_with_distributed_samplers_equals_one_process_and_plain_loaders_rais
     single, res = _one_process_fit()
     # the samplers interleave the rows, so the gathered grid samples come in another order: the
     # same objective from the first step, with rounding that 4 LBFGS steps amplify to ~2e-5
-    assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=1e-12)
+    assert r0["train_loss"][0] == pytest.approx(res["train_loss"][0], rel=FIRST_STEP_REL)
     _assert_states_close(r0["state"], single.state_dict(), "DistributedSampler fit vs one process", tol=1e-4)
     assert r0["train_loss"] == pytest.approx(res["train_loss"], rel=1e-5)
     assert "DistributedSampler" in r0["error"] and "shard=False" in r0["error"]
