@@ -127,6 +127,11 @@ def _elem_size(t: str) -> int:
     return {"float": 4, "double": 8, "__nv_bfloat16": 2, "__half": 2}.get(t, 0)
 
 
+def _ring_stages(t: str) -> int:
+    """kan_linear_tc_v2_ws.cuh tc2::ring_stages: 2 stages for TF32, 4 for 16-bit operands."""
+    return 2 if _elem_size(t) == 4 else 4
+
+
 def _tc_smem(kind: str):
     """kan_linear_tc.cuh: {forward,grad_w,grad_x}_smem_bytes<T>().
 
@@ -185,9 +190,9 @@ LAUNCH = [
     # kan_linear_tc_v2.cuh (sm_90a): 2 x 32 KiB operand tiles + 64 row offsets
     ("kanext::cuda::tc2", "tc2_forward_kernel", 256, lambda t: 2 * 32768 + 64 * 8),
     # kan_linear_tc_v2_ws.cuh (backend tensor_core_v2, step 3): 3 warpgroups,
-    # 2 stages x (A + W tile, 32 KiB each for TF32, 16 KiB for 16-bit types)
-    # + 4 mbarriers; the W fold: 256 threads
-    ("kanext::cuda::tc2", "tc2_ws_forward_kernel", 384, lambda t: 2 * 2 * 8192 * _elem_size(t) + 4 * 8),
+    # S stages x (A + W tile, 32 KiB each for TF32, 16 KiB for 16-bit types,
+    # + 2 mbarriers), S = 2 (TF32) or 4 (16-bit: tc2::ring_stages); the W fold: 256 threads
+    ("kanext::cuda::tc2", "tc2_ws_forward_kernel", 384, lambda t: _ring_stages(t) * (2 * 8192 * _elem_size(t) + 16)),
     ("kanext::cuda::tc2", "tc2_fold_w_kernel", 256, None),
     # kan_linear_tc_v2_gx.cuh (backend tensor_core_v2's grad x): the 128 x 132
     # float gradA tile over the two 32 KiB operand tiles, + 128 row offsets
@@ -196,7 +201,7 @@ LAUNCH = [
     # (dy + W^T tiles, 32 KiB each for TF32, 16 KiB for 16-bit types), the
     # 128 x 132 float gradA tile, 4 mbarriers; the images' pre-pass: 256 threads
     ("kanext::cuda::tc2", "tc2_ws_grad_x_kernel", 384,
-     lambda t: 2 * 2 * 8192 * _elem_size(t) + 128 * 132 * 4 + 4 * 8),
+     lambda t: _ring_stages(t) * (2 * 8192 * _elem_size(t) + 16) + 128 * 132 * 4),
     ("kanext::cuda::tc2", "tc2_gx_images_kernel", 256, None),
     # kan_linear_tc_v2_gw.cuh (its grad W): A^T 16 KiB + dy^T 64 KiB operand tiles
     ("kanext::cuda::tc2", "tc2_grad_w_kernel", 256, lambda t: 16384 + 65536),
@@ -204,7 +209,7 @@ LAUNCH = [
     # (A^T 64 x 64 + dy^T 256 x 64 operands: 16 + 64 KiB TF32, 8 + 32 KiB 16-bit)
     # + 4 mbarriers; the dy image pre-pass: 256 threads
     ("kanext::cuda::tc2", "tc2_ws_grad_w_kernel", 384,
-     lambda t: 2 * (64 * 64 + 256 * 64) * _elem_size(t) + 4 * 8),
+     lambda t: _ring_stages(t) * ((64 * 64 + 256 * 64) * _elem_size(t) + 16)),
     ("kanext::cuda::tc2", "tc2_dy_image_kernel", 256, None),
     # edge_stats.cu: estats::kThreads = tiles::kThreads = 256
     ("kanext::cuda::estats", "forward_kernel", 256, None),

@@ -181,9 +181,9 @@ def test_hot_paths():
     ws = "void kanext::cuda::tc2::tc2_ws_forward_kernel<float, 3, 0>(float const*, float const*, long, long, long, " \
          "int, unsigned char const*, kanext::cuda::tc2::GridInfo const*, long, float*)"
     assert pr.is_hot(ws) and pr.launch_config(ws) == (384, 131104, True)
-    # 16-bit storage: 16 KiB tiles, the same ring
+    # 16-bit storage: 16 KiB tiles, a ring of 4 stages
     ws16 = "void kanext::cuda::tc2::tc2_ws_forward_kernel<__nv_bfloat16, 3, 0>(__nv_bfloat16 const*)"
-    assert pr.is_hot(ws16) and pr.launch_config(ws16) == (384, 65568, True)
+    assert pr.is_hot(ws16) and pr.launch_config(ws16) == (384, 4 * (32768 + 16), True)  # 4 stages
     assert pr.is_hot("void kanext::cuda::tc2::tc2_fold_w_kernel<float>(float const*, float const*, float const*, "
                      "long, long, int, int, long, unsigned char*, kanext::cuda::tc2::GridInfo*)")
     assert pr.is_hot("void kanext::cuda::tc2::tc2_grad_x_kernel<3>(float const*)")  # tensor_core_v2 grad x
@@ -191,12 +191,12 @@ def test_hot_paths():
     gw = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<float, 3, 0>(float const*)"  # grad W step 2: what runs
     assert pr.is_hot(gw) and pr.launch_config(gw) == (384, 2 * (16384 + 65536) + 32, True)
     gw16 = "void kanext::cuda::tc2::tc2_ws_grad_w_kernel<__half, 3, 0>(__half const*)"
-    assert pr.is_hot(gw16) and pr.launch_config(gw16) == (384, 2 * (8192 + 32768) + 32, True)
+    assert pr.is_hot(gw16) and pr.launch_config(gw16) == (384, 4 * (8192 + 32768 + 16), True)
     assert pr.is_hot("void kanext::cuda::tc2::tc2_dy_image_kernel<float>(float const*)")
     gx = "void kanext::cuda::tc2::tc2_ws_grad_x_kernel<float, 3, 0>(float const*)"  # grad x step 2
     assert pr.is_hot(gx) and pr.launch_config(gx) == (384, 2 * 2 * 32768 + 128 * 132 * 4 + 32, True)
     gx16 = "void kanext::cuda::tc2::tc2_ws_grad_x_kernel<__nv_bfloat16, 3, 0>(__nv_bfloat16 const*)"
-    assert pr.is_hot(gx16) and pr.launch_config(gx16) == (384, 2 * 2 * 16384 + 128 * 132 * 4 + 32, True)
+    assert pr.is_hot(gx16) and pr.launch_config(gx16) == (384, 4 * (2 * 16384 + 16) + 128 * 132 * 4, True)
     assert pr.is_hot("void kanext::cuda::tc2::tc2_gx_images_kernel<float>(float const*)")
     assert not pr.is_hot("void kanext::cuda::tc2::tc2_forward_kernel<3>(float const*)")
 

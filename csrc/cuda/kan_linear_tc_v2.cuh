@@ -112,8 +112,11 @@ __device__ __forceinline__ uint4 load_op16(const T* __restrict__ row, int64_t o,
 // a_addr and the W tile at b_addr (shared-memory addresses of operand tiles
 // of Op in the layout above), waited for before returning (the operands may
 // be overwritten after it).
+// chunk_mma_issue: the same, issued and committed as one group but not
+// waited for (the warp-specialised kernels keep one group in flight,
+// tc2::RingT::consumer_step).
 template <typename Op = float>
-__device__ __forceinline__ void chunk_mma(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
+__device__ __forceinline__ void chunk_mma_issue(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
   constexpr uint32_t sbo = OpLayout<Op>::kSbo;
   hop::wgmma_fence();
 #pragma unroll
@@ -121,6 +124,10 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[64], uint32_t a_addr, uin
     hop::Wgmma<Op>::run(acc, hop::make_desc(a_addr + uint32_t(s) * 2 * kLbo, kLbo, sbo, 0),
                         hop::make_desc(b_addr + uint32_t(s) * 2 * kLbo, kLbo, sbo, 0), 1);
   hop::wgmma_commit();
+}
+template <typename Op = float>
+__device__ __forceinline__ void chunk_mma(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
+  chunk_mma_issue<Op>(acc, a_addr, b_addr);
   hop::wgmma_wait<0>();
 }
 

@@ -25,15 +25,17 @@
 //    fence the generic-proxy stores and
 //    arrive on "full" (129 arrivals + 64 KB of transactions). Warpgroups 1
 //    and 2 are the consumers (outputs 0-127 and 128-255 of the tile): wait
-//    "full", eight m64n128k8 TF32 wgmmas, commit, wait_group 0, arrive on
-//    "empty" (256 arrivals). Ring of 2 stages of 80 KB (A^T 16 KB + dy^T
+//    "full", eight m64n128k8 TF32 wgmmas, commit, wait_group 1 (one group
+//    in flight), arrive on the previous step's "empty" (256 arrivals;
+//    RingT::consumer_step). Ring of 2 stages of 80 KB (A^T 16 KB + dy^T
 //    64 KB); the step counter runs on across the block's (column tile,
 //    chunk) pairs, so stage and parity carry over, and the producer leaves
 //    last. The accumulators go to grad W, or to the slices' float32
 //    partials (tc::put_grad_w, summed by the WMMA path's combine kernel).
 // 3. 16-bit storage (T = __nv_bfloat16 or __half): an 8 KB A^T tile and 32
 //    KB dy^T images of 16-bit operands (40 KB stages), four m64n128k16
-//    wgmmas per step; grad W written in T, the slices' partials float32.
+//    wgmmas per step, a ring of 4 stages; grad W written in T, the slices'
+//    partials float32.
 // Numerics: on grids that are not uniform, the same TF32 products as the
 // first step and the WMMA grad W, added in the same order (steps in order,
 // eight k-steps of 8): the same bits (the emulation tests check it). On
@@ -166,7 +168,7 @@ __device__ __forceinline__ void build_at_cols(unsigned char* tile, const T* __re
 
 template <typename Op = float>
 constexpr size_t ws_grad_w_smem_bytes() {
-  return kStages * size_t(gw_stage_bytes<Op>()) + 2 * kStages * sizeof(uint64_t);
+  return ring_stages<Op>() * (size_t(gw_stage_bytes<Op>()) + 2 * sizeof(uint64_t));
 }
 
 // T: the storage type of x, dy and grad W (float: TF32 operands;
@@ -180,9 +182,10 @@ tc2_ws_grad_w_kernel(const T* __restrict__ x, const float* __restrict__ grid, in
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
   using Op = typename Mma<T>::Op;
   constexpr uint32_t a_bytes = GwLayout<Op>::kABytes, b_bytes = GwLayout<Op>::kBBytes, stage = a_bytes + b_bytes;
+  using R = RingOf<Op>;
   KANEXT_DYNAMIC_SMEM(smem);
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage);
-  const Ring ring{full, full + kStages};
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + R::kS * stage);
+  const R ring{full, full + R::kS};
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const int64_t col_tiles = ceil_div(out, int64_t(kGwCols)), steps = dy_image_steps(N);
@@ -197,7 +200,7 @@ tc2_ws_grad_w_kernel(const T* __restrict__ x, const float* __restrict__ grid, in
     for (int64_t c = blockIdx.x; c < cm.chunks; c += gridDim.x) {
       if (wg == 0) {  // producer
         for (int64_t n0 = nbeg; n0 < nend; n0 += kGwRows, ++u) {
-          const int s = Ring::stage(u);
+          const int s = R::stage(u);
           ring.producer_wait(u);
           unsigned char* As = smem + s * stage;
           if (t == 0) {
@@ -215,14 +218,12 @@ tc2_ws_grad_w_kernel(const T* __restrict__ x, const float* __restrict__ grid, in
 #pragma unroll
         for (int e = 0; e < 64; ++e) acc[e] = 0.f;
         for (int64_t n0 = nbeg; n0 < nend; n0 += kGwRows, ++u) {
-          const int s = Ring::stage(u);
-          if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
+          const int s = R::stage(u);
           const uint32_t a_addr = hop::smem_u32(smem + s * stage),
                          b_addr = hop::smem_u32(smem + s * stage + a_bytes) + uint32_t(g) * (128 / 8) * OpLayout<Op>::kSbo;
-          chunk_mma<Op>(acc, a_addr, b_addr);
-          // this thread's reads of the stage are done
-          if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
+          ring.template consumer_step<Op, FAULT>(acc, u, n0 == nbeg, a_addr, b_addr);
         }
+        ring.template consumer_finish<FAULT>(u, nend > nbeg);
 #pragma unroll
         for (int e = 0; e < 64; ++e) {
           const int64_t j = j0 + 128 * g + hop::wgmma_acc_col(t, e);

@@ -20,15 +20,16 @@
 //    on "full" with expect_tx (64 KB) and issues two cp.async.bulk, the dy
 //    and W^T images. Warpgroups 1 and 2 are the consumers (rows 0-63 and
 //    64-127 of the tile): per step, wait "full", eight m64n128k8 TF32
-//    wgmmas, release the stage. After a tile's last step they store the
+//    wgmmas, and with one group in flight release the previous step's stage
+//    (RingT::consumer_step). After a tile's last step they store the
 //    accumulators to a float tile in shared memory (its own region, so the
 //    producer can fill the ring for the next tile meanwhile), meet at a
 //    named barrier (bar.sync 1, 256: the producer does not take part) and
 //    run the first step's epilogue (tc::grad_x_epilogue: each (row, input)
 //    item contracted with its basis derivatives) on 256 threads.
 // 3. 16-bit storage (T = __nv_bfloat16 or __half): 16 KB images of the
-//    values as they are (no rounding), 32 KB stages, four m64n128k16 wgmmas
-//    per step, the epilogue in T (tc::grad_x_epilogue<T>).
+//    values as they are (no rounding), 4 stages of 32 KB, four m64n128k16
+//    wgmmas per step, the epilogue in T (tc::grad_x_epilogue<T>).
 // Numerics: the first step's and the WMMA grad x's bits (the same TF32
 // operands, the same products in the same order, the same epilogue); for
 // 16-bit types the WMMA grad x's bits (in host emulation).
@@ -125,10 +126,11 @@ tc2_gx_images_kernel(const T* __restrict__ gy, const T* __restrict__ Wb, const T
   }
 }
 
-// A stage: the dy tile, then the W^T tile (stage_bytes<Op>(), as the forward's).
+// A stage: the dy tile, then the W^T tile (stage_bytes<Op>(), as the
+// forward's), ring_stages<Op>() of them.
 template <typename Op = float>
 constexpr size_t ws_grad_x_smem_bytes() {
-  return kStages * size_t(stage_bytes<Op>()) + size_t(kBM) * kGxLdc * sizeof(float) + 2 * kStages * sizeof(uint64_t);
+  return ring_stages<Op>() * (size_t(stage_bytes<Op>()) + 2 * sizeof(uint64_t)) + size_t(kBM) * kGxLdc * sizeof(float);
 }
 
 // T: the storage type of x, dy, W and gx (float: TF32 operands; __nv_bfloat16
@@ -140,10 +142,11 @@ tc2_ws_grad_x_kernel(const T* __restrict__ x, const float* __restrict__ grid, in
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
   using Op = typename Mma<T>::Op;
   constexpr uint32_t tile_bytes = OpLayout<Op>::kTileBytes, stage = stage_bytes<Op>();
+  using R = RingOf<Op>;
   KANEXT_DYNAMIC_SMEM(smem);
-  float* Cs = reinterpret_cast<float*>(smem + kStages * stage);  // the gradA tile (own region)
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage + size_t(kBM) * kGxLdc * sizeof(float));
-  const Ring ring{full, full + kStages};
+  float* Cs = reinterpret_cast<float*>(smem + R::kS * stage);  // the gradA tile (own region)
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + R::kS * stage + size_t(kBM) * kGxLdc * sizeof(float));
+  const R ring{full, full + R::kS};
   const int wg = threadIdx.x / 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const GxImages im(cm, N, in, out, int(sizeof(Op)));
@@ -161,7 +164,7 @@ tc2_ws_grad_x_kernel(const T* __restrict__ x, const float* __restrict__ grid, in
         const int64_t wt = grp * tiles + tl;
         if (wg == 0) {  // producer
           for (int64_t o = 0; o < im.ksteps; ++o, ++u) {
-            const int s = Ring::stage(u);
+            const int s = R::stage(u);
             ring.producer_wait(u);
             unsigned char* st = smem + s * stage;
             hop::mbar_arrive_expect_tx(&ring.full[s], stage);
@@ -175,14 +178,12 @@ tc2_ws_grad_x_kernel(const T* __restrict__ x, const float* __restrict__ grid, in
 #pragma unroll
         for (int e = 0; e < 64; ++e) acc[e] = 0.f;
         for (int64_t o = 0; o < im.ksteps; ++o, ++u) {
-          const int s = Ring::stage(u);
-          if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
+          const int s = R::stage(u);
           const uint32_t a_addr = hop::smem_u32(smem + s * stage) + uint32_t(g) * (64 / 8) * OpLayout<Op>::kSbo,
                          b_addr = hop::smem_u32(smem + s * stage + tile_bytes);
-          chunk_mma<Op>(acc, a_addr, b_addr);
-          // this thread's reads of the stage are done
-          if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
+          ring.template consumer_step<Op, FAULT>(acc, u, o == 0, a_addr, b_addr);
         }
+        ring.template consumer_finish<FAULT>(u, im.ksteps > 0);
 #pragma unroll
         for (int e = 0; e < 64; ++e)
           Cs[(64 * g + hop::wgmma_acc_row(t, e)) * kGxLdc + hop::wgmma_acc_col(t, e)] = acc[e];

@@ -12,7 +12,8 @@
 //    values as step 2's in-kernel W staging (the same load_w_tile_with).
 // 2. Main kernel (tc2_ws_forward_kernel): 384 threads = three warpgroups;
 //    warpgroup 0 is the producer, 1 and 2 the consumers (rows 0-63 and
-//    64-127 of the 128 x 128 tile of y). A ring of kStages stages, each an A
+//    64-127 of the 128 x 128 tile of y). A ring of S stages (2 for TF32, 4
+//    for 16-bit types: ring_stages), each an A
 //    tile (128 x 64) and a W tile (64 x 128 as 128 x 64 K-major), guarded
 //    by two mbarriers per stage:
 //      full[s]  (129 arrivals + 32 KB of transactions): producer thread 0
@@ -22,10 +23,12 @@
 //               fences the generic-proxy stores for the async proxy and
 //               arrives;
 //      empty[s] (256 arrivals): every consumer thread arrives once its
-//               wgmmas on the stage have retired (wait_group 0), i.e. once
-//               the tensor core has read the stage.
+//               wgmmas on the stage have retired, i.e. once the tensor core
+//               has read the stage: during the next chunk, after that
+//               chunk's wgmmas are issued and wait_group 1 returns (one
+//               group in flight, RingT::consumer_step), or at the tile's end.
 //    Chunk number u of the block (counted over its tiles) uses stage
-//    u % kStages in round u / kStages: the producer waits for the end of
+//    u % S in round u / S: the producer waits for the end of
 //    empty's phase of the previous round (parity (round & 1) ^ 1, true at
 //    once for round 0 on a fresh barrier), the consumers for full's phase of
 //    this round (parity round & 1). The producer leaves last: it waits until
@@ -52,12 +55,13 @@
 //    slot written (no index division per item, no store per zero column).
 // 5. 16-bit storage (T = __nv_bfloat16 or __half, what autocast gives): the
 //    same kernel with 16-bit operands (Mma<T>::Op, OpLayout<Op>: a core
-//    matrix row holds 8 elements, a 128 x 64 tile is 16 KB, a stage 32 KB)
+//    matrix row holds 8 elements, a 128 x 64 tile is 16 KB, a stage 32 KB,
+//    4 stages)
 //    and m64n128k16 wgmmas, four per chunk; x, W and y stay in T, the bases
 //    are computed in float32 and rounded once to T, as in the WMMA path.
 // Not done: the 128-byte swizzle (the producer's 4-byte stores to the
 // unswizzled layout have bank conflicts) and cluster sharing of design T
-// item 3; deeper rings for the 16-bit stages. grad W and grad x have the
+// item 3. grad W and grad x have the
 // same structure (kan_linear_tc_v2_gw_ws.cuh, kan_linear_tc_v2_gx_ws.cuh).
 #pragma once
 
@@ -67,12 +71,19 @@ namespace kanext {
 namespace cuda {
 namespace tc2 {
 
-constexpr int kStages = 2;
+constexpr int kStages = 2;                        // stages of the TF32 rings
 constexpr int kWsThreads = 384;                   // producer warpgroup + two consumer warpgroups
 constexpr int kConsumerThreads = 256;
 constexpr uint32_t kStageBytes = 2 * kTileBytes;  // A tile, then W tile
 constexpr int64_t kTileFloats = kTileBytes / 4;
-static_assert((kStages & (kStages - 1)) == 0, "the chunk counter may wrap: kStages must divide 2^32");
+
+// Stages of the rings for operand type Op: 2 for TF32 (stages of 64-80 KB:
+// what 227 KB hold, beside grad x's gradA tile), 4 for the 16-bit types
+// (stages of 32-40 KB), so that the producer can run further ahead.
+template <typename Op>
+constexpr int ring_stages() {
+  return sizeof(Op) == 4 ? kStages : 4;
+}
 
 // Float offset of W image (ct, c) in the folded buffer (TF32 images).
 __host__ __device__ __forceinline__ int64_t w_image_offset(int64_t ct, int64_t c, int64_t chunks) {
@@ -301,42 +312,80 @@ __device__ __forceinline__ void build_a_rows(unsigned char* tile, const T* __res
   }
 }
 
-// The mbarrier ring of the warp-specialised kernels (this forward, grad W in
-// kan_linear_tc_v2_gw_ws.cuh, grad x in kan_linear_tc_v2_gx_ws.cuh): per
-// stage s, full[s] completes when the producer's arrivals (here and in grad
-// W: thread 0's expect_tx and the 128 builders', 129; grad x: thread 0's
-// only) and the stage's bulk copies' transaction bytes are in, and empty[s]
-// when the 256 consumer threads have released it. Step u of a block (counted in every
-// role alike) uses stage u % kStages in round u / kStages: the producer
-// waits for the end of empty's phase of the previous round (parity
-// (round & 1) ^ 1, true at once for round 0 on a fresh barrier), the
-// consumers for full's phase of this round (parity round & 1).
-struct Ring {
+// Deliberate protocol faults, for the emulation tests only (they show that
+// the tests and the emulator catch them): the consumers skip the wait on
+// full (a race), or never arrive on empty (a deadlock).
+enum : int { kFaultNone = 0, kFaultSkipFullWait = 1, kFaultNoEmptyArrive = 2 };
+
+// The mbarrier ring of S stages of the warp-specialised kernels (this
+// forward, grad W in kan_linear_tc_v2_gw_ws.cuh, grad x in
+// kan_linear_tc_v2_gx_ws.cuh): per stage s, full[s] completes when the
+// producer's arrivals (here and in grad W: thread 0's expect_tx and the 128
+// builders', 129; grad x: thread 0's only) and the stage's bulk copies'
+// transaction bytes are in, and empty[s] when the 256 consumer threads have
+// released it. Step u of a block (counted in every role alike) uses stage
+// u % S in round u / S: the producer waits for the end of empty's phase of
+// the previous round (parity (round & 1) ^ 1, true at once for round 0 on a
+// fresh barrier), the consumers for full's phase of this round (parity
+// round & 1).
+//
+// The consumers keep one wgmma group in flight (consumer_step): step u's
+// wgmmas are issued and committed, then wait_group 1 retires step u - 1's,
+// and only then is stage u - 1 released; consumer_finish retires the last
+// group and releases its stage. So the tensor core has a step's wgmmas
+// queued while the previous step's complete, instead of idling between
+// steps. Any S >= 2 works: the stage of step u + 1 last held step
+// u + 1 - S, released during step u + 2 - S <= u, so before the consumers
+// wait for step u + 1 (no wait on themselves).
+template <int S>
+struct RingT {
+  static_assert(S >= 2 && (S & (S - 1)) == 0, "the step counter may wrap: S must divide 2^32");
+  static constexpr int kS = S;
   uint64_t* full;
-  uint64_t* empty;  // full + kStages
+  uint64_t* empty;  // full + S
   // Thread 0 initialises; then the only block-wide barrier, where the roles part.
   __device__ __forceinline__ void init(uint32_t full_arrivals = 128 + 1) const {
     if (threadIdx.x == 0)
-      for (int s = 0; s < kStages; ++s) {
+      for (int s = 0; s < S; ++s) {
         hop::mbar_init(&full[s], full_arrivals);
         hop::mbar_init(&empty[s], kConsumerThreads);
       }
     __syncthreads();
   }
-  __device__ __forceinline__ static int stage(uint32_t u) { return int(u % kStages); }
+  __device__ __forceinline__ static int stage(uint32_t u) { return int(u % S); }
   __device__ __forceinline__ void producer_wait(uint32_t u) const {
-    hop::mbar_wait(&empty[stage(u)], ((u / kStages) & 1) ^ 1);
+    hop::mbar_wait(&empty[stage(u)], ((u / S) & 1) ^ 1);
   }
   __device__ __forceinline__ void consumer_wait(uint32_t u) const {
-    hop::mbar_wait(&full[stage(u)], (u / kStages) & 1);
+    hop::mbar_wait(&full[stage(u)], (u / S) & 1);
   }
   // The producer's tail: it leaves only once the consumers have released
   // every stage, so that no bulk copy or arrival of its warpgroup is still
   // pending when it exits.
   __device__ __forceinline__ void producer_drain(uint32_t u) const {
-    for (int i = 0; i < kStages; ++i) producer_wait(u + uint32_t(i));
+    for (int i = 0; i < S; ++i) producer_wait(u + uint32_t(i));
+  }
+  // A consumer's step u (`first`: the first of its accumulation, with no
+  // group in flight before it) on operands at a_addr / b_addr of stage(u).
+  template <typename Op, int FAULT>
+  __device__ __forceinline__ void consumer_step(float (&acc)[64], uint32_t u, bool first, uint32_t a_addr,
+                                                uint32_t b_addr) const {
+    if (FAULT != kFaultSkipFullWait) consumer_wait(u);
+    chunk_mma_issue<Op>(acc, a_addr, b_addr);
+    hop::wgmma_wait<1>();  // step u - 1's wgmmas have read their stage
+    if (!first && FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&empty[stage(u - 1)]);
+  }
+  // After the accumulation's last step (u: the count past it; `any`: there
+  // was one): the accumulators complete, the last stage released.
+  template <int FAULT>
+  __device__ __forceinline__ void consumer_finish(uint32_t u, bool any) const {
+    hop::wgmma_wait<0>();
+    if (any && FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&empty[stage(u - 1)]);
   }
 };
+using Ring = RingT<kStages>;
+template <typename Op>
+using RingOf = RingT<ring_stages<Op>()>;
 
 // Stage bytes for operand type Op: an A tile and a W tile.
 template <typename Op>
@@ -346,7 +395,7 @@ constexpr uint32_t stage_bytes() {
 static_assert(stage_bytes<float>() == kStageBytes, "TF32 stage");
 template <typename Op = float>
 constexpr size_t ws_forward_smem_bytes() {
-  return kStages * size_t(stage_bytes<Op>()) + 2 * kStages * sizeof(uint64_t);
+  return ring_stages<Op>() * (size_t(stage_bytes<Op>()) + 2 * sizeof(uint64_t));
 }
 
 // The fold: one 256-thread block per (chunk, column tile), grid-stride.
@@ -382,11 +431,6 @@ tc2_fold_w_kernel(const T* __restrict__ Wb, const T* __restrict__ Wc, const floa
   }
 }
 
-// Deliberate protocol faults, for the emulation tests only (they show that
-// the tests and the emulator catch them): the consumers skip the wait on
-// full (a race), or never arrive on empty (a deadlock).
-enum : int { kFaultNone = 0, kFaultSkipFullWait = 1, kFaultNoEmptyArrive = 2 };
-
 // T: the storage type of x, W and y (float: TF32 operands; __nv_bfloat16 or
 // __half: 16-bit operands, k16 wgmmas, 16 KB tiles, the same ring).
 template <typename T, int K, int FAULT = kFaultNone>
@@ -397,9 +441,10 @@ tc2_ws_forward_kernel(const T* __restrict__ x, const float* __restrict__ grid, i
 #if KANEXT_HOPPER_WGMMA || defined(KANEXT_CUDA_EMULATION)
   using Op = typename Mma<T>::Op;
   constexpr uint32_t tile_bytes = OpLayout<Op>::kTileBytes, stage = stage_bytes<Op>();
+  using R = RingOf<Op>;
   KANEXT_DYNAMIC_SMEM(smem);
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage);
-  const Ring ring{full, full + kStages};
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + R::kS * stage);
+  const R ring{full, full + R::kS};
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   const ChunkMap cm(in, M, K, base != kBaseZero);
   const int64_t row_tiles = ceil_div(N, kBM), col_tiles = ceil_div(out, kBN);
@@ -412,7 +457,7 @@ tc2_ws_forward_kernel(const T* __restrict__ x, const float* __restrict__ grid, i
       const int64_t n0 = rt * kBM;
       if (wg == 0) {  // producer
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
-          const int s = Ring::stage(u);
+          const int s = R::stage(u);
           ring.producer_wait(u);
           unsigned char* As = smem + s * stage;
           if (t == 0) {
@@ -430,14 +475,12 @@ tc2_ws_forward_kernel(const T* __restrict__ x, const float* __restrict__ grid, i
 #pragma unroll
         for (int e = 0; e < 64; ++e) acc[e] = 0.f;
         for (int64_t c = 0; c < cm.chunks; ++c, ++u) {
-          const int s = Ring::stage(u);
-          if (FAULT != kFaultSkipFullWait) ring.consumer_wait(u);
+          const int s = R::stage(u);
           const uint32_t a_addr = hop::smem_u32(smem + s * stage) + uint32_t(g) * (64 / 8) * OpLayout<Op>::kSbo,
                          b_addr = hop::smem_u32(smem + s * stage + tile_bytes);
-          chunk_mma<Op>(acc, a_addr, b_addr);
-          // this thread's reads of the stage are done
-          if (FAULT != kFaultNoEmptyArrive) hop::mbar_arrive(&ring.empty[s]);
+          ring.template consumer_step<Op, FAULT>(acc, u, c == 0, a_addr, b_addr);
         }
+        ring.template consumer_finish<FAULT>(u, cm.chunks > 0);
         store_acc(acc, t, n0 + 64 * g, j0, N, out, y);
       }
     }

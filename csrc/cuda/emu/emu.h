@@ -233,6 +233,17 @@ inline void spin_yield() {
   set_thread(me);
 }
 
+// A preemption point (after an mbarrier arrive): the fiber yields to the
+// scheduler and resumes in the next round, so the threads its arrival
+// releases may run before it goes on, as they may on the GPU. (Not a spin:
+// the fiber made progress.)
+inline void preempt() {
+  Sched& s = *g_sched;
+  const int me = s.current;
+  swapcontext(&s.fibers[me].ctx, &s.main);
+  set_thread(me);
+}
+
 inline void run(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   // EMU_MAX_GRID caps the grid, so the kernels' grid-stride loops run.
   if (const char* e = std::getenv("EMU_MAX_GRID")) {

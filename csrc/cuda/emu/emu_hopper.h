@@ -134,6 +134,9 @@ inline void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
   --m.pending;
   mbar_complete_if_done(m);
   mbar_store(bar, m);
+  // the arrival may let a waiter run before this thread goes on: e.g. a
+  // stage released before its wgmmas retired is refilled under them
+  kanext::emu::preempt();
 }
 inline void mbar_arrive(uint64_t* bar) { mbar_arrive_expect_tx(bar, 0); }
 inline void mbar_complete_tx(uint64_t* bar, uint32_t bytes) {
