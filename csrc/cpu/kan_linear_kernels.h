@@ -1540,12 +1540,32 @@ inline void store_block_transposed(const T (*__restrict src)[kFoldCols], int64_t
 // 1 thread): the fold 1.3-2.4x faster than by blocks, the unfold 0.95-1.8x,
 // with the next input's coef prefetched (below). AVX-512 builds keep the
 // blocks, whose last g tile uses masked loads (the tiles' g tail is scalar,
-// L = 16 there), as measured there: this machine cannot time them.
+// L = 16 there), except for the fold of inputs with at least 2 L basis rows
+// (fold_by_tiles).
 #if defined(KANEXT_VECTOR_SHUFFLE) && !defined(KANEXT_MASKED_TRANSPOSE)
 constexpr bool kFoldByTiles = true;
 #else
 constexpr bool kFoldByTiles = false;
 #endif
+#ifdef KANEXT_VECTOR_SHUFFLE
+constexpr bool kFoldTilesBuilt = true;  // fold_inputs_tiles has its vector body
+#else
+constexpr bool kFoldTilesBuilt = false;
+#endif
+
+// Whether fold_inputs walks by tiles: always where kFoldByTiles; in AVX-512
+// builds when nb >= 2 L (the scalar g tail then at most a third of the
+// rows). Measured on an AVX-512 Xeon (bench/RESULTS.md, "fifteenth pass";
+// 1 thread, one input per call, 1024 x 256 -> 256), blocks -> tiles:
+// float32 G = 20 (nb 23 < 32) 0.35 -> 0.44 ms (blocks kept), G = 40 0.99 ->
+// 0.85, G = 100 3.1-3.4 -> 1.96; float64 G = 20 0.90 -> 0.85, G = 100
+// 8.45 -> 4.92. The same values either way (one product per element). The
+// unfold keeps the blocks there (tiles: 0.95-1.6x slower at G <= 20, a tie at
+// G = 100).
+template <typename T>
+inline bool fold_by_tiles(int64_t nb) {
+  return kFoldByTiles || (kFoldTilesBuilt && nb >= 2 * kLanes<T>);
+}
 
 // While input i's coef rows [c, c + n) are transposed, the next input's are
 // prefetched a few lines per tile (the hardware does not follow out rows read
@@ -1562,7 +1582,7 @@ struct FoldPrefetch {
   }
 };
 
-// fold_inputs by tiles (kFoldByTiles): same products, same values.
+// fold_inputs by tiles (fold_by_tiles): same products, same values.
 template <typename T>
 void fold_inputs_tiles(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
                        int64_t out, int64_t nb, int64_t ld, int64_t prefetch_end) {
@@ -1605,7 +1625,7 @@ template <typename T>
 void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1, int64_t out,
                  int64_t nb, int64_t ld = -1, int64_t prefetch_end = -1) {
   if (ld < 0) ld = out;
-  if constexpr (kFoldByTiles) {
+  if (fold_by_tiles<T>(nb)) {
     fold_inputs_tiles(c, s, w, i0, i1, out, nb, ld, prefetch_end < 0 ? i1 : prefetch_end);
     return;
   }
