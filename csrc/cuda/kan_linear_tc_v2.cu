@@ -40,6 +40,9 @@ bool tc_v2_available() {
 #endif
 }
 
+// The operand's element size for storage dtype (TcDtype): TF32 4 bytes, bf16 / half 2.
+constexpr int op_bytes(int dtype) { return dtype == kTcFloat32 ? 4 : 2; }
+
 // The first steps (the forward's step 2, grad x's and grad W's step 1) are
 // launched by the emulation tests only, but their kernels stay in every
 // build, with their ptxas figures in docs/ptxas_sm90.md: taking the
@@ -48,7 +51,7 @@ bool tc_v2_available() {
     std::make_tuple(&tc2::launch_forward_v2<float>, &tc2::launch_grad_x_v2<float>, &tc2::launch_grad_w_v2<float>);
 
 size_t kan_linear_tc_v2_forward_workspace_bytes(int dtype, int64_t in, int64_t M, int k, int base, int64_t out) {
-  return tc2::ws_forward_workspace_bytes(in, M, k, base, out, dtype == kTcFloat32 ? 4 : 2);
+  return tc2::ws_forward_workspace_bytes(in, M, k, base, out, op_bytes(dtype));
 }
 
 // float32 here; bfloat16 and float16 in kan_linear_tc_v2_f16.cu (compiled in
@@ -82,7 +85,7 @@ cudaError_t launch_kan_linear_tc_v2_grad_x(int dtype, const void* gy, const void
 
 size_t kan_linear_tc_v2_grad_x_workspace_bytes(int dtype, int64_t N, int64_t in, int64_t M, int k, int base,
                                                int64_t out) {
-  return tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out, dtype == kTcFloat32 ? 4 : 2);
+  return tc2::ws_grad_x_workspace_bytes(N, in, M, k, base, out, op_bytes(dtype));
 }
 
 cudaError_t launch_kan_linear_tc_v2_grad_w(int dtype, const void* gy, const void* x, const float* grid, int64_t N,
@@ -102,7 +105,7 @@ cudaError_t launch_kan_linear_tc_v2_grad_w(int dtype, const void* gy, const void
 
 size_t kan_linear_tc_v2_grad_w_workspace_bytes(int dtype, int64_t N, int64_t in, int64_t M, int k, int base,
                                                int64_t out) {
-  return tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out, dtype == kTcFloat32 ? 4 : 2);
+  return tc2::ws_grad_w_workspace_bytes(N, in, M, k, base, out, op_bytes(dtype));
 }
 
 #ifdef KANEXT_CUDA_EMULATION
