@@ -1205,15 +1205,27 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
   constexpr int L = kLanes<T>, K1 = K + 1;
   T c[R];
   for (int q = 0; q < R; ++q) c[q] = q < K1 ? B.dv[q][rr] : B.dbv[rr];
-  vec_t<T> av = vec_t<T>{};
+  // two accumulators (even and odd vectors): one chain of FMA latency per
+  // vector pair instead of per vector
+  vec_t<T> av = vec_t<T>{}, aw = vec_t<T>{};
   int64_t j = 0;
+  for (; j + 2 * L <= out; j += 2 * L) {
+    vec_t<T> comb = c[0] * vload(rws[0] + j), comc = c[0] * vload(rws[0] + j + L);
+#pragma GCC unroll 7
+    for (int q = 1; q < R; ++q) {
+      comb += c[q] * vload(rws[q] + j);
+      comc += c[q] * vload(rws[q] + j + L);
+    }
+    av += comb * vload(d + j);
+    aw += comc * vload(d + j + L);
+  }
   for (; j + L <= out; j += L) {
     vec_t<T> comb = c[0] * vload(rws[0] + j);
 #pragma GCC unroll 7
     for (int q = 1; q < R; ++q) comb += c[q] * vload(rws[q] + j);
     av += comb * vload(d + j);
   }
-  T acc = hsum<T>(av);
+  T acc = hsum<T>(av + aw);
   for (; j < out; ++j) {
     T comb = c[0] * rws[0][j];
     for (int q = 1; q < R; ++q) comb += c[q] * rws[q][j];
