@@ -12,6 +12,11 @@
 // the key-building around it more; this reads the handful of values of a
 // small model's masks and affines in well under a microsecond.
 //
+// The module also holds the controls of the CPU output cache
+// (csrc/cpu/output_pool.h): cpu_cache_info() -> (cached bytes, cached
+// buffers, limit bytes, hits, misses), empty_cpu_cache(),
+// set_cpu_cache_limit(bytes); kanext/memory.py wraps them.
+//
 // It answers False, without reading, for anything it cannot read cheaply and
 // safely: a tensor that requires grad or carries a forward-mode tangent
 // (skipping it would drop its gradient or tangent),
@@ -24,6 +29,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
+
+#include "cpu/output_pool.h"
 
 namespace {
 
@@ -99,7 +106,31 @@ PyObject* all_equal(PyObject* /*self*/, PyObject* args) {
   END_HANDLE_TH_ERRORS
 }
 
+PyObject* cpu_cache_info(PyObject* /*self*/, PyObject* /*args*/) {
+  const kanext::cpu::PoolInfo i = kanext::cpu::pool_info();
+  return Py_BuildValue("(KKKKK)", (unsigned long long)i.cached_bytes, (unsigned long long)i.cached_buffers,
+                       (unsigned long long)i.limit_bytes, (unsigned long long)i.hits,
+                       (unsigned long long)i.misses);
+}
+
+PyObject* empty_cpu_cache(PyObject* /*self*/, PyObject* /*args*/) {
+  kanext::cpu::pool_empty();
+  Py_RETURN_NONE;
+}
+
+PyObject* set_cpu_cache_limit(PyObject* /*self*/, PyObject* args) {
+  unsigned long long bytes = 0;
+  if (!PyArg_ParseTuple(args, "K", &bytes)) return nullptr;
+  kanext::cpu::pool_set_limit(static_cast<size_t>(bytes));
+  Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
+    {"cpu_cache_info", cpu_cache_info, METH_NOARGS,
+     "cpu_cache_info() -> (cached_bytes, cached_buffers, limit_bytes, hits, misses) of the CPU output cache"},
+    {"empty_cpu_cache", empty_cpu_cache, METH_NOARGS, "empty_cpu_cache(): free every cached CPU output buffer"},
+    {"set_cpu_cache_limit", set_cpu_cache_limit, METH_VARARGS,
+     "set_cpu_cache_limit(bytes): cap the CPU output cache (0 turns it off); empties it"},
     {"all_equal", all_equal, METH_VARARGS,
      "all_equal(tensors, values) -> bool: every tensors[i] equals values[i] everywhere (read now); False, "
      "without reading, for a tensor that requires grad, is off the CPU, non-contiguous, not float32/float64, "

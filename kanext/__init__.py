@@ -16,8 +16,9 @@ Public API:
     ops         the fused custom ops (spline_basis, kan_linear, ...)
     set_backend, get_backend, use_backend   CUDA strategy: local support or tensor cores
     reference   their pure-PyTorch twins
+    cpu_cache_info, empty_cpu_cache, set_cpu_cache_limit   the cache of large CPU outputs (kanext.memory)
 """
-from . import checkpoint, compiler, datasets, distributed, hypothesis, ops, reference, spline, symbolic, utils
+from . import checkpoint, compiler, datasets, distributed, hypothesis, memory, ops, reference, spline, symbolic, utils
 from .backend import get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError
 from .compiler import expr2kan
@@ -27,6 +28,7 @@ from .kan import KAN
 MultKAN = KAN  # pykan's name for its KAN class (kanext's KAN has multiplication nodes too)
 from .lan import LAN, LANLayer, Sine, SplineActivation
 from .layers import KANLinear
+from .memory import cpu_cache_info, empty_cpu_cache, set_cpu_cache_limit
 from .mlp import MLP
 from .ops import kan_linear, spline_basis, spline_basis_deriv
 from .pykan_compat import from_pykan, to_pykan
@@ -39,4 +41,5 @@ __all__ = [
     "CheckpointError", "checkpoint", "datasets", "ops", "reference", "symbolic", "kan_linear", "spline_basis",
     "spline_basis_deriv", "set_backend", "get_backend", "use_backend", "replace_linear", "distributed",
     "to_pykan", "utils", "hypothesis", "MLP", "compiler", "expr2kan", "MultKAN", "spline",
+    "memory", "cpu_cache_info", "empty_cpu_cache", "set_cpu_cache_limit",
 ]

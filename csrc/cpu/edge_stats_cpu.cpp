@@ -72,9 +72,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_stats_backward_cpu(
   const at::Tensor xT = x_.t().contiguous();
   const at::Tensor gS = gS_.contiguous(), gQ = gQ_.contiguous(), gA = gA_.contiguous();
   // The kernel writes every element of what it is asked for; skipped outputs are zeros.
-  at::Tensor gxT = need_x ? at::empty({in, N}, x_.options()) : at::Tensor();
-  at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
-  at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
+  at::Tensor gxT = need_x ? cpu::pooled_empty({in, N}, x_.options()) : at::Tensor();
+  at::Tensor gWb = need_w ? cpu::pooled_empty(Wb.sizes(), Wb.options()) : at::zeros_like(Wb);
+  at::Tensor gWc = need_w ? cpu::pooled_empty(Wc.sizes(), Wc.options()) : at::zeros_like(Wc);
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x_.scalar_type(), "kanext_edge_stats_backward", [&] {
     const scalar_t *xp = xT.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();

@@ -7,6 +7,7 @@
 
 #include "kan_linear_kernels.h"
 #include "kanext/checks.h"
+#include "output_pool.h"
 
 #include <algorithm>
 
@@ -33,7 +34,7 @@ at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
   if (coef_.is_contiguous()) {
     const at::Tensor scale = scale_.contiguous();
     const int64_t in = coef_.size(0), out = coef_.size(1), nb = coef_.size(2);
-    at::Tensor Wc = at::empty({in, nb, out}, coef_.options());
+    at::Tensor Wc = cpu::pooled_empty({in, nb, out}, coef_.options());
     AT_DISPATCH_FLOATING_TYPES(coef_.scalar_type(), "kanext_fold", [&] {
       const scalar_t *c = coef_.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
       scalar_t* w = Wc.data_ptr<scalar_t>();
@@ -44,7 +45,7 @@ at::Tensor fold_cpu(const at::Tensor& coef_, const at::Tensor& scale_) {
   }
   const at::Tensor cT = coef_.transpose(1, 2).contiguous(), scale = scale_.contiguous();
   const int64_t in = cT.size(0), nb = cT.size(1), out = cT.size(2);
-  at::Tensor Wc = at::empty({in, nb, out}, cT.options());
+  at::Tensor Wc = cpu::pooled_empty({in, nb, out}, cT.options());
   AT_DISPATCH_FLOATING_TYPES(cT.scalar_type(), "kanext_fold", [&] {
     const scalar_t *c = cT.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
     scalar_t* w = Wc.data_ptr<scalar_t>();
@@ -71,7 +72,7 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, cons
     // grad_coef[i, j, g] = grad_Wc[i, g, j] scale[i, j], written contiguous like coef;
     // grad_scale[i, j] = sum_g grad_Wc[i, g, j] coef[i, j, g] (fixed order over g).
     const at::Tensor gW = gW_.contiguous(), scale = scale_.contiguous();
-    at::Tensor gc = at::empty_like(coef_), gs = at::empty({in, out}, scale.options());
+    at::Tensor gc = cpu::pooled_empty(coef_.sizes(), coef_.options()), gs = at::empty({in, out}, scale.options());
     AT_DISPATCH_FLOATING_TYPES(coef_.scalar_type(), "kanext_fold_backward", [&] {
       const scalar_t *g = gW.data_ptr<scalar_t>(), *c = coef_.data_ptr<scalar_t>(), *sp = scale.data_ptr<scalar_t>();
       scalar_t *gcp = gc.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();
@@ -83,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor> fold_backward_cpu(const at::Tensor& gW_, cons
     return {gc, gs};
   }
   const at::Tensor gW = gW_.contiguous(), cT = coef_.transpose(1, 2).contiguous(), scale = scale_.contiguous();
-  at::Tensor gcT = at::empty({in, nb, out}, cT.options()), gs = at::empty({in, out}, scale.options());
+  at::Tensor gcT = cpu::pooled_empty({in, nb, out}, cT.options()), gs = at::empty({in, out}, scale.options());
   AT_DISPATCH_FLOATING_TYPES(cT.scalar_type(), "kanext_fold_backward", [&] {
     const scalar_t *g = gW.data_ptr<scalar_t>(), *c = cT.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
     scalar_t *gcp = gcT.data_ptr<scalar_t>(), *gsp = gs.data_ptr<scalar_t>();

@@ -34,7 +34,7 @@ at::Tensor kan_linear_forward_cpu(const at::Tensor& x_, const at::Tensor& grid_,
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   if (N == 0 || in == 0 || out == 0) return at::zeros({N, out}, x.options());
-  at::Tensor y = at::empty({N, out}, x.options());  // each block zeroes its own rows
+  at::Tensor y = cpu::pooled_empty({N, out}, x.options());  // each block zeroes its own rows
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_forward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
@@ -76,9 +76,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
     return {at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(Wc)};
   // The kernel writes every element of what it is asked for (each thread
   // zeroes its own weight-gradient slices); skipped outputs are zeros.
-  at::Tensor gx = need_x ? at::empty_like(x) : at::zeros_like(x);
-  at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
-  at::Tensor gWc = need_w ? at::empty_like(Wc) : at::zeros_like(Wc);
+  at::Tensor gx = need_x ? cpu::pooled_empty(x.sizes(), x.options()) : at::zeros_like(x);
+  at::Tensor gWb = need_w ? cpu::pooled_empty(Wb.sizes(), Wb.options()) : at::zeros_like(Wb);
+  at::Tensor gWc = need_w ? cpu::pooled_empty(Wc.sizes(), Wc.options()) : at::zeros_like(Wc);
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
@@ -134,7 +134,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1), nb = G + k;
   if (N == 0 || in == 0 || out == 0) return at::zeros({N, out}, x.options());
-  at::Tensor y = at::empty({N, out}, x.options());
+  at::Tensor y = cpu::pooled_empty({N, out}, x.options());
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
@@ -225,10 +225,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_back
     return std::make_tuple(at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(coef), at::zeros_like(scale));
   };
   if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w)) return zeros();
-  at::Tensor gx = need_x ? at::empty_like(x) : at::zeros_like(x);
-  at::Tensor gWb = need_w ? at::empty_like(Wb) : at::zeros_like(Wb);
-  at::Tensor gc = need_w ? at::empty_like(coef) : at::zeros_like(coef);
-  at::Tensor gs = need_w ? at::empty_like(scale) : at::zeros_like(scale);
+  at::Tensor gx = need_x ? cpu::pooled_empty(x.sizes(), x.options()) : at::zeros_like(x);
+  at::Tensor gWb = need_w ? cpu::pooled_empty(Wb.sizes(), Wb.options()) : at::zeros_like(Wb);
+  at::Tensor gc = need_w ? cpu::pooled_empty(coef.sizes(), coef.options()) : at::zeros_like(coef);
+  at::Tensor gs = need_w ? cpu::pooled_empty(scale.sizes(), scale.options()) : at::zeros_like(scale);
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();

@@ -12,6 +12,7 @@
 
 #include "kan_linear_kernels.h"
 #include "kanext/checks.h"
+#include "output_pool.h"
 
 namespace kanext {
 namespace cpu {

@@ -153,7 +153,7 @@ at::Tensor spline_activation_cpu(const at::Tensor& z_, const at::Tensor& grid_, 
   const int64_t N = z_.size(0), C = z_.size(1);
   if (N == 0 || C == 0) return at::empty({N, C}, z_.options());
   const at::Tensor z = z_.contiguous(), coef = coef_.contiguous(), sb = sb_.contiguous(), sp = sp_.contiguous();
-  at::Tensor y = at::empty({N, C}, z.options());
+  at::Tensor y = cpu::pooled_empty({N, C}, z.options());
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "kanext_spline_activation", [&] {
     const Tables<scalar_t> tb = make_tables<scalar_t>(grid, k, coef, sb, sp);
     const scalar_t* zp = z.template data_ptr<scalar_t>();
@@ -203,7 +203,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
   check_grid_increasing(op, grid);
   const int64_t N = z_.size(0), C = z_.size(1), M = grid.size(1), K1 = k + 1, nb = M - k - 1;
   const at::Tensor coef = coef_.contiguous(), sb = sb_.contiguous(), sp = sp_.contiguous();
-  at::Tensor gz = need_z ? at::empty({N, C}, z_.options()) : at::zeros({N, C}, z_.options());
+  at::Tensor gz = need_z ? cpu::pooled_empty({N, C}, z_.options()) : at::zeros({N, C}, z_.options());
   at::Tensor gcoef = at::zeros({C, nb}, z_.options()), gsb = at::zeros({C}, z_.options()),
              gsp = at::zeros({C}, z_.options());
   if (N == 0 || C == 0 || (!need_z && !need_w)) return {gz.zero_(), gcoef, gsb, gsp};
