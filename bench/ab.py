@@ -5,7 +5,9 @@
 
 TREE_A / TREE_B are directories that hold a `kanext/` package with its built
 _C extension (e.g. a `git archive` of an older commit's kanext/ plus the .so
-built from it). Each shape runs in a fresh process per tree (PYTHONPATH set to
+built from it). A tree may carry environment settings for its processes
+after "+": `.+KANEXT_CPU_CACHE_MB=0` is this tree with the CPU output cache
+off. Each shape runs in a fresh process per tree (PYTHONPATH set to
 the tree), alternating A, B, A, B ... for ROUNDS rounds (default 3), so both
 see the same machine state. Workload: bench/run.py's "fwd+bwd" (grads set to
 None, forward, y.sum().backward(), x without grad), float32 (append ":f64"
@@ -61,11 +63,13 @@ print(json.dumps([med(full), med(floor), kanext.__file__]))
 res = {}
 for r in range(rounds):
     for s in shapes:
-        for name, path in (("A", A), ("B", B)):
+        for name, spec in (("A", A), ("B", B)):
+            path, *assigns = spec.split("+")
+            extra = dict(a.split("=", 1) for a in assigns)
             # -P: `python -c` would put the working directory first on sys.path, ahead of PYTHONPATH, and
             # run from a checkout it would import that checkout's kanext for both trees
             out = subprocess.run([sys.executable, "-P", "-c", child, *s.split(":")],
-                                 env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "AB_MODE": mode},
+                                 env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "AB_MODE": mode, **extra},
                                  capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-2000:]); sys.exit(1)

@@ -12,7 +12,6 @@ gradients; not the small ones under 1 MiB) come from a cache: when such a
 tensor is freed, its buffer is kept and handed to the next request of the same
 size (rounded up to 4 KiB), already mapped. They are ordinary CPU tensors
 (resizable, shareable, picklable); only their memory comes from the cache.
-Buffers from 4 MiB are 2 MiB aligned and advised for transparent huge pages.
 
 At most ``limit`` bytes of *free* buffers are kept (1 GiB by default, the
 oldest evicted first); a buffer larger than the limit is freed at once. Memory

@@ -14,7 +14,6 @@
 
 #if defined(__linux__)
 #include <pthread.h>
-#include <sys/mman.h>
 #endif
 
 namespace kanext {
@@ -22,7 +21,6 @@ namespace cpu {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kHuge = size_t(2) << 20;  // buffers from 4 MiB are 2 MiB aligned (and huge pages asked for)
 constexpr size_t kDefaultLimitMiB = 1024;
 
 struct Block {
@@ -31,14 +29,12 @@ struct Block {
   size_t requested;  // what the tensor asked for (reported to the profiler)
 };
 
+// (No transparent huge pages: madvise(MADV_HUGEPAGE) made the first fault
+// of a fresh block stall for up to 1.5 s in the kernel's compaction on a
+// fragmented machine; bench/RESULTS.md, sixth pass.)
 void* map_buffer(size_t bytes) {
-  const size_t align = bytes >= 2 * kHuge ? kHuge : 64;
   void* p = nullptr;
-  if (posix_memalign(&p, align, bytes) != 0) return nullptr;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (align == kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: an error changes nothing
-#endif
-  return p;
+  return posix_memalign(&p, 64, bytes) == 0 ? p : nullptr;
 }
 
 class Pool {

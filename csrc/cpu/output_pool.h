@@ -4,13 +4,13 @@
 // Why: torch's CPU allocator hands every allocation to malloc, and glibc
 // serves blocks above its mmap threshold (at most 32 MiB) with a fresh mmap
 // each time. So a training step that allocates a 54 MiB grad coef (a 256 ->
-// 256 layer at G = 100 in float64, or any 1024 -> 1024 layer) and frees it at
-// zero_grad(set_to_none=True) takes ~13,000 page faults and a kernel-side
-// zeroing of the whole block per step: 10-20% of the step (bench/RESULTS.md,
-// "sixteenth pass"). Buffers of at least kPoolMinBytes returned by the ops
-// come from here instead; when such a tensor is freed its buffer is kept
-// (up to a byte limit, oldest evicted first) and handed to the next request
-// of the same size, already mapped.
+// 256 layer at G = 100 in float64; any 1024 -> 1024 layer) and frees it at
+// zero_grad(set_to_none=True) takes a page fault per 4 KiB and a kernel-side
+// zeroing of the whole block, every step: 15-40% of the step on 2 cores
+// (bench/RESULTS.md, "sixteenth pass"). Buffers of at least kPoolMinBytes
+// returned by the ops come from here instead; when such a tensor is freed
+// its buffer is kept (up to a byte limit, oldest evicted first) and handed to
+// the next request of the same size, already mapped.
 //
 // The tensors are ordinary resizable CPU tensors (their storage's allocator
 // is the pool's); the profiler sees their allocations and frees as it sees
