@@ -1,6 +1,6 @@
 // Microbenchmark of the CPU kernel bodies (csrc/cpu/kan_linear_kernels.h), one thread, no PyTorch:
 // the forward of one layer (by rows on folded weights, and by column strips with the fold, as the
-// fused op runs it where cpu::use_strips says so), its backward (grad x and the weight gradients), the B-spline bases of the
+// fused op runs it where cpu::strip_cols says so), its backward (grad x and the weight gradients), the B-spline bases of the
 // forward and of the backward (with derivatives), and the fold / unfold between pykan's (in, out, G+k)
 // layout and the kernels' (in, G+k, out), of the whole layer and one input per call.
 // Timed as the thread's CPU time (steadier than wall time on a shared machine), minimum of 15 runs.
@@ -137,25 +137,20 @@ int main(int argc, char** argv) {
         7);
   };
   const double t_unfold1 = unfold1(false), t_unfold1s = unfold1(true);
-  // the fused forward by column strips (what kan_linear_fused runs where cpu::use_strips says so): fold into
-  // strips per input tile, passes of kStripRows rows; its y must equal the row forward's bit for bit
+  // the fused forward by column strips (what kan_linear_fused runs where cpu::strip_cols says so; elsewhere
+  // the widest strips this build has, for comparison): fold into strips per input tile, passes of kStripRows
+  // rows; its y must equal the row forward's bit for bit
   double t_strips = -1;
   bool strips_same = false;
-  if (out >= cpu::kFoldCols && nb < cpu::kMaxStripKeys - 2) {
-    const int64_t nt = (out + cpu::kFoldCols - 1) / cpu::kFoldCols, strip = nb * cpu::kFoldCols;
-    const int64_t stile = std::min<int64_t>(in, std::max<int64_t>(1, (256 << 10) / (nt * strip * int64_t(sizeof(T)))));
-    std::vector<T> ws(stile * nt * strip), ys(N * out), yr(N * out), wt(in * nb * out);
-    std::vector<cpu::StripPass<T, K>> passes(stile);
+  const int64_t sc = cpu::strip_cols<T>(nb, out) > 0  ? cpu::strip_cols<T>(nb, out)
+                     : cpu::kWideStrips && out >= cpu::kWideStripCols<T> ? cpu::kWideStripCols<T>
+                     : sizeof(T) == 4 && out >= cpu::kFoldCols          ? cpu::kFoldCols
+                                                                        : 0;
+  if (sc > 0 && nb < cpu::kMaxStripKeys - 2) {
+    std::vector<T> ys(N * out), yr(N * out), wt(in * nb * out);
     auto strips = [&] {
-      std::fill(ys.begin(), ys.end(), T(0));
-      for (int64_t i0 = 0; i0 < in; i0 += stile) {
-        const int64_t i1 = std::min(i0 + stile, in);
-        cpu::fold_inputs_strips(coef.data(), scale.data(), ws.data(), i0, i1, out, nb);
-        for (int64_t b = 0; b < N; b += cpu::kStripRows<T>)
-          cpu::kan_linear_forward_strips<T, K>(x.data(), grid.data(), padded.data(), in, M, base, Wb.data(),
-                                               ws.data(), ys.data(), b, std::min<int64_t>(b + cpu::kStripRows<T>, N),
-                                               out, i0, i1, passes.data());
-      }
+      cpu::forward_strips<T, K>(sc, x.data(), grid.data(), padded.data(), in, M, base, Wb.data(), coef.data(),
+                                scale.data(), out, ys.data(), 0, N, out);
     };
     t_strips = best_of(strips);
     // the row forward on the same folded weights, for the bit comparison
@@ -171,9 +166,9 @@ int main(int argc, char** argv) {
               long(out), long(G), randn ? "randn" : "uniform", sizeof(T) == 4 ? "float32" : "float64");
   std::printf("  forward          %9.3f ms  %6.2f ns per (n, i)\n", t_fwd * 1e3, t_fwd * 1e9 / pairs);
   if (t_strips >= 0)
-    std::printf("  forward, strips  %9.3f ms  %6.2f ns per (n, i)  (fold included; y %s the row forward's)%s\n",
-                t_strips * 1e3, t_strips * 1e9 / pairs, strips_same ? "bit-identical to" : "DIFFERS from",
-                cpu::use_strips<T>(nb, out) ? "" : "  [not used by the binding here]");
+    std::printf("  forward, strips  %9.3f ms  %6.2f ns per (n, i)  (%ld columns, fold included; y %s the row forward's)%s\n",
+                t_strips * 1e3, t_strips * 1e9 / pairs, long(sc), strips_same ? "bit-identical to" : "DIFFERS from",
+                cpu::strip_cols<T>(nb, out) > 0 ? "" : "  [not used by the binding here]");
   std::printf("  backward         %9.3f ms  %6.2f ns per (n, i)\n", t_bwd * 1e3, t_bwd * 1e9 / pairs);
   std::printf("  backward, weights %8.3f ms  %6.2f ns per (n, i)  (no grad x)\n", t_bwd_w * 1e3, t_bwd_w * 1e9 / pairs);
   std::printf("  bases            %9.3f ms  %6.2f ns per (n, i)\n", t_bases * 1e3, t_bases * 1e9 / pairs);

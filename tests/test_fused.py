@@ -145,17 +145,26 @@ def test_fused_nan_policy():
         assert_bitwise_equal(g, e, "weight gradients with NaN/inf inputs")
 
 
+# (dtype, in, out) of the strip forward's cases: narrow strips (16 columns,
+# float32 below 4 vectors of outputs), and on AVX-512 builds the wide ones (4
+# vectors: 64 float32 / 32 float64 columns), one full and one partial strip,
+# and for float64 two input tiles (40 inputs of 128 padded columns x 33 rows
+# x 8 bytes: more than the 1 MiB tile of a 2 MiB L2).
+STRIP_CASES = [(torch.float32, 5, 45), (torch.float32, 24, 100), (torch.float64, 40, 100)]
+
+
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("k", (0, 3, 5))
-def test_fused_strip_forward_nan_rows_and_passes(k, base):
-    """float32 layers of 16..256 outputs at moderate G take the forward by
-    column strips (cpu::use_strips): 700 rows are three 256-row passes, 45
-    outputs a full and a partial strip. y equals the unfused forward bit for
-    bit (NaN rows included), the NaN/inf policy holds, and y matches the
-    float64 reference on the finite rows."""
-    dtype, G = torch.float32, 30
-    s = seed_of("fused-strips", k, base)
-    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", 5, 45, 700, s)
+@pytest.mark.parametrize("dtype,in_f,out", STRIP_CASES, ids=lambda v: dname(v) if isinstance(v, torch.dtype) else str(v))
+def test_fused_strip_forward_nan_rows_and_passes(dtype, in_f, out, k, base):
+    """Layers of 16 outputs and more at moderate G take the forward by column
+    strips (cpu::strip_cols): 700 rows are several passes of 128 or 256 rows
+    and a partial one. y equals the unfused forward bit for bit (NaN rows
+    included), the NaN/inf policy holds, and y matches the float64 reference
+    on the finite rows."""
+    G = 30
+    s = seed_of("fused-strips", dtype, in_f, out, k, base)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, 700, s)
     x[3, 1] = float("nan")
     x[300, 4] = float("nan")
     x[650, 0] = float("inf")
@@ -183,19 +192,22 @@ def _with_threads(n, f):
 @pytest.mark.parametrize("k", (0, 3, 5))
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-def test_fused_forward_split_by_columns(dtype, base, k):
+@pytest.mark.parametrize("N,in_f,out", [(9, 140, 250), (200, 60, 600)], ids=["9x140x250", "200x60x600"])
+def test_fused_forward_split_by_columns(dtype, base, k, N, in_f, out):
     """Few rows against wide weights: with two threads or more the forward
     splits the columns among the tasks (each folds only its slice of coef) instead of
     the rows. 9 rows, 140 -> 250 (not a multiple of the 16-column slices),
+    and 200 rows, 60 -> 600, where (on AVX-512 builds) each of two column
+    tasks takes the wide strips on its slice (the second slice partial),
     G=30: y equals the one-thread forward (split by rows) and the unfused
     ops bit for bit, NaN rows and the inf policy included, and matches the
     float64 reference on the finite rows."""
-    in_f, out, N, G = 140, 250, 9, 30
-    s = seed_of("fused-columns", dtype, base, k)
+    G = 30
+    s = seed_of("fused-columns", dtype, base, k, N)
     x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, s)
     x = x * 1.5  # more points outside the grid
     x[2, 7] = float("nan")
-    x[5, 139] = float("inf")
+    x[5, in_f - 1] = float("inf")
     bid = ops.BASE_IDS[base]
     run = lambda: K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale)
     y2, y1 = _with_threads(2, run), _with_threads(1, run)

@@ -106,8 +106,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
 // at 23-26 N, and 0.4-0.8x below 7 N, on an AVX-512 machine. On an AVX2
 // one (Zen 3) by rows was still 1.03-1.15x faster at 26 N (1024 x 256 ->
 // 256 G=100: 12.1-12.7 against 13.6-14.1 ms) and the two tie at 32-41 N
-// (bench/RESULTS.md, "eleventh pass"), hence 30 N there. Both splits give
-// the same bits.
+// (bench/RESULTS.md, "eleventh pass"), hence 30 N there. (Measured before
+// the wide strips: see kan_linear_fused_cpu for how those change it.) Both
+// splits give the same bits.
 #if defined(__AVX512F__)
 constexpr int64_t kColumnsRatio = 20;
 #else
@@ -161,44 +162,42 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
         }
       };
       const int64_t threads = at::get_num_threads();
-      if (forward_by_columns(N, in, nb, out, threads)) {
+      // Where the split by rows takes strips, it stays by rows unless each
+      // column task gets at least 256 columns (measured, 2 threads, forward
+      // alone: 1024 x 256 -> 256 G=100 by rows 10.5 ms, by columns 11.2;
+      // 1024 x 1024 -> 1024 G=20 by columns 76.6, by rows 86.7). Column
+      // tasks take strips too where they have at least 128 rows (at 64 x
+      // 1024 -> 1024 G=100 they were 1.16x slower than the row forward).
+      const bool row_strips = cpu::strip_cols<scalar_t>(nb, out) > 0;
+      if (forward_by_columns(N, in, nb, out, threads) && (!row_strips || out >= 256 * threads)) {
         // Few rows against the weights: split the columns, so that each
         // task folds only its own slice of coef (split by rows, every task
-        // folds all of it). Slices start at multiples of kFoldCols, so each
-        // y element gets the same operations in the same order: y is
-        // bit-identical to the split by rows.
-        const int64_t blocks = (out + cpu::kFoldCols - 1) / cpu::kFoldCols;
+        // folds all of it). Slices start at multiples of kFoldCols (of the
+        // strip width where the slices take strips), so each y element gets
+        // the same operations in the same order: y is bit-identical to the
+        // split by rows.
+        const int64_t sc = N >= 128 ? cpu::strip_cols<scalar_t>(nb, (out + threads - 1) / threads) : 0;
+        const int64_t width = sc > 0 ? sc : cpu::kFoldCols, blocks = (out + width - 1) / width;
         at::parallel_for(0, blocks, (blocks + threads - 1) / threads, [&](int64_t b0, int64_t b1) {
-          const int64_t o0 = b0 * cpu::kFoldCols, cols = std::min(b1 * cpu::kFoldCols, out) - o0;
+          const int64_t o0 = b0 * width, cols = std::min(b1 * width, out) - o0;
           std::vector<scalar_t> wb(static_cast<size_t>(in * cols)), yd(static_cast<size_t>(N * cols));
           for (int64_t i = 0; i < in; ++i) std::copy(wbp + i * out + o0, wbp + i * out + o0 + cols, wb.data() + i * cols);
-          rows(0, N, o0, cols, wb.data(), yd.data());
+          if (sc > 0)
+            cpu::forward_strips<scalar_t, K_>(sc, xp, tp, pp, in, M, base, wb.data(), cp + o0 * nb, sp + o0, out,
+                                              yd.data(), 0, N, cols);
+          else
+            rows(0, N, o0, cols, wb.data(), yd.data());
           for (int64_t n = 0; n < N; ++n) std::copy(yd.data() + n * cols, yd.data() + (n + 1) * cols, yp + n * out + o0);
         });
         return;
       }
-      // the forward by column strips where it pays (cpu::use_strips; float32
-      // only: slower in float64, so not instantiated there)
-      if constexpr (std::is_same<scalar_t, float>::value) {
-        if (cpu::use_strips<scalar_t>(nb, out)) {
-          const int64_t nt = (out + cpu::kFoldCols - 1) / cpu::kFoldCols, strip = nb * cpu::kFoldCols;
-          const int64_t stile = std::min<int64_t>(
-              in, std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, nt * strip * sizeof(scalar_t))));
-          at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
-            std::vector<scalar_t> ws(static_cast<size_t>(stile * nt * strip));
-            std::vector<cpu::StripPass<scalar_t, K_>> passes(static_cast<size_t>(stile));
-            std::fill(yp + n0 * out, yp + n1 * out, scalar_t(0));
-            for (int64_t i0 = 0; i0 < in; i0 += stile) {
-              const int64_t i1 = std::min(i0 + stile, in);
-              cpu::fold_inputs_strips(cp, sp, ws.data(), i0, i1, out, nb);
-              for (int64_t b = n0; b < n1; b += cpu::kStripRows<scalar_t>)
-                cpu::kan_linear_forward_strips<scalar_t, K_>(
-                    xp, tp, pp, in, M, base, wbp, ws.data(), yp, b,
-                    std::min<int64_t>(b + cpu::kStripRows<scalar_t>, n1), out, i0, i1, passes.data());
-            }
-          });
-          return;
-        }
+      // the forward by column strips where it pays (cpu::strip_cols)
+      const int64_t sc = cpu::strip_cols<scalar_t>(nb, out);
+      if (sc > 0) {
+        at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+          cpu::forward_strips<scalar_t, K_>(sc, xp, tp, pp, in, M, base, wbp, cp, sp, out, yp, n0, n1, out);
+        });
+        return;
       }
       at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { rows(n0, n1, 0, out, wbp, yp); });
     });

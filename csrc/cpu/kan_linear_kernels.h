@@ -17,9 +17,16 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if defined(__has_include)
+#if __has_include(<unistd.h>)
+#include <unistd.h>  // sysconf: the L2 size (strip_tile_bytes)
+#endif
+#endif
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -1662,90 +1669,140 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
   }
 }
 
-// Forward by column strips. An input's weights are cut into strips of
-// kFoldCols columns (each strip's G+k rows of kFoldCols values contiguous,
-// folded once per input tile), and a pass of up to kStripRows batch rows
-// keeps its partial y (kStripRows x kFoldCols, 16 KiB) in a local buffer
-// across the input tile. Per input, the pass's rows are grouped by knot
-// interval: with 256 rows instead of kan_linear_forward_block's 32 the
-// groups are 8x deeper, so each group's k+2 weight vectors are loaded once
-// for several rows (grouped_axpy). Per y element the terms are added as
-// kan_linear_forward_block adds them (inputs in order; per input the k+1
-// spline terms in order, then the base term, by the same grouped_axpy), so y
-// is bit-identical to it.
+// Forward by column strips. An input's weights are cut into strips of SC
+// columns (each strip's G+k rows of SC values contiguous, folded once per
+// input tile), and a pass of up to kStripRows<T, SC> batch rows keeps its
+// partial y (rows x SC) in a local buffer across the input tile. Per input,
+// the pass's rows are grouped by knot interval: with 128-256 rows instead of
+// kan_linear_forward_block's 32 the groups are 4-8x deeper, so each group's
+// k+2 weight vectors are loaded once for several rows (grouped_axpy). Per y
+// element the terms are added as kan_linear_forward_block adds them (inputs
+// in order; per input the k+1 spline terms in order, then the base term, by
+// the same grouped_axpy), so y is bit-identical to it.
+//
+// Two geometries:
+// - narrow: SC = kFoldCols (16) columns, passes of 16 KiB of y (256 float
+//   rows), input tiles of 256 KiB of strips; float32 only. Every build.
+// - wide, on builds with 64-byte vectors and 32 registers (AVX-512): SC = 4
+//   vectors (64 float, 32 double columns), so that a group's k+2 weight rows
+//   of the strip (20 registers at k = 3) and one row's 4 accumulators fill
+//   the register file, and each basis value loaded serves 4 vectors instead
+//   of 1; passes of 32 KiB of y (128 rows; L1d is 48 KiB there); input tiles
+//   of half the L2 (at most 1 MiB), since every input tile costs one pass of
+//   y through the caches. Float32 and float64. (bench/RESULTS.md,
+//   "seventeenth pass".)
+constexpr bool kWideStrips = kVecRegs >= 32 && KANEXT_VEC_BYTES == 64;
 template <typename T>
-constexpr int kStripRows = static_cast<int>((16 << 10) / (kFoldCols * sizeof(T)));  // 256 float, 128 double
+constexpr int kWideStripCols = 4 * kLanes<T>;
+template <typename T, int SC>
+constexpr int kStripRows = static_cast<int>((SC == kFoldCols ? (16 << 10) : (32 << 10)) / (SC * sizeof(T)));
 constexpr int kMaxStripKeys = 1 << 11;
 
-// Where the strip forward pays, measured (bench/RESULTS.md, "CPU kernels,
-// fifth pass"; one thread, forward alone): float32 layers of 16 to 256
-// outputs whose weights per input fit 64 KiB (1.15-1.45x at G = 10..50,
-// e.g. 256 -> 256 and 64 -> 64 at G=20). Slower: 1024 outputs (0.5x: the y
-// tile is reloaded per input tile of two), G+k rows of 256 outputs past 64
-// KiB (0.88x at G=100), and float64 (0.75-1.2x).
-template <typename T>
-inline bool use_strips(int64_t nb, int64_t out) {
-  return sizeof(T) == 4 && out >= kFoldCols && out <= 256 && nb * out * int64_t(sizeof(T)) <= (64 << 10) &&
-         nb < kMaxStripKeys - 2;
+// Bytes of one input tile's strips: 256 KiB for the narrow strips; for the
+// wide ones half of this machine's L2, between 256 KiB and 1 MiB (1 MiB
+// where sysconf does not say).
+inline int64_t strip_tile_bytes(int64_t sc) {
+  if (sc == kFoldCols) return 256 << 10;
+  static const int64_t wide = [] {
+    int64_t l2 = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    l2 = static_cast<int64_t>(sysconf(_SC_LEVEL2_CACHE_SIZE));
+#endif
+    return l2 > 0 ? std::min<int64_t>(1 << 20, std::max<int64_t>(256 << 10, l2 / 2)) : int64_t(1 << 20);
+  }();
+  return wide;
 }
 
-// The fold into strips for inputs [i0, i1): w[(((i - i0) nt + t) (G+k) + g)
-// kFoldCols + j] = coef[i, t kFoldCols + j, g] scale[i, t kFoldCols + j] for
-// the nt = ceil(out / kFoldCols) strips (columns past out zero), the same
-// products as fold_inputs.
+// Inputs per tile of the strip forward with sc-column strips.
+inline int64_t strip_tile(int64_t in, int64_t nb, int64_t out, int64_t sc, int64_t elem) {
+  const int64_t per_input = (out + sc - 1) / sc * sc * nb * elem;
+  return std::min<int64_t>(in, std::max<int64_t>(1, strip_tile_bytes(sc) / std::max<int64_t>(1, per_input)));
+}
+
+// The strip width the forward takes (0: the row forward), as measured
+// (bench/RESULTS.md, fifth and seventeenth passes; one thread, forward
+// alone). Narrow strips: float32 layers of 16 to 256 outputs whose weights
+// per input fit 64 KiB (1.15-1.45x at G = 10..50 on AVX2); slower there with
+// 1024 outputs (0.5x: the y tile is reloaded per input tile of two), G+k
+// rows of 256 outputs past 64 KiB (0.88x at G=100), and float64
+// (0.75-1.2x). Wide strips: at least 4 vectors of outputs and at least 4
+// inputs per tile (1024 -> 1024 at G=100, two inputs per tile, is 1.1x
+// slower than the row forward).
+template <typename T>
+inline int64_t strip_cols(int64_t nb, int64_t out) {
+  if (nb >= kMaxStripKeys - 2) return 0;
+  const int64_t per_input = nb * out * int64_t(sizeof(T));
+  if (kWideStrips && out >= kWideStripCols<T> && 4 * per_input <= strip_tile_bytes(kWideStripCols<T>))
+    return kWideStripCols<T>;
+  if (sizeof(T) == 4 && out >= kFoldCols && out <= 256 && per_input <= (64 << 10)) return kFoldCols;
+  return 0;
+}
+
+// The fold into sc-column strips for inputs [i0, i1): w[(((i - i0) nt + t)
+// (G+k) + g) sc + j] = coef[i, t sc + j, g] scale[i, t sc + j] for the nt =
+// ceil(out / sc) strips (columns past out zero), the same products as
+// fold_inputs, by kFoldCols-column blocks. c and s may be a column slice of
+// wider tensors: input i's rows start at c + i ld (G+k) and s + i ld.
 template <typename T>
 void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
-                        int64_t out, int64_t nb) {
-  const int64_t nt = (out + kFoldCols - 1) / kFoldCols;
+                        int64_t out, int64_t nb, int64_t sc, int64_t ld) {
+  const int64_t nt = (out + sc - 1) / sc;
   std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t t = 0; t < nt; ++t) {
-      const int64_t j0 = t * kFoldCols, cols = std::min(kFoldCols, out - j0);
-      T sv[kFoldCols] = {};
-      for (int64_t j = 0; j < cols; ++j) sv[j] = s[i * out + j0 + j];
-      load_block_transposed(c + (i * out + j0) * nb, nb, cols, ct, nb);  // (zero past cols)
-      T* wt = w + ((i - i0) * nt + t) * nb * kFoldCols;
-      for (int64_t g = 0; g < nb; ++g)
-        for (int64_t j = 0; j < kFoldCols; ++j) wt[g * kFoldCols + j] = ct[g][j] * sv[j];
+      T* wt = w + ((i - i0) * nt + t) * nb * sc;
+      for (int64_t u = 0; u < sc; u += kFoldCols) {
+        const int64_t j0 = t * sc + u, cols = std::min(kFoldCols, out - j0);
+        if (cols <= 0) {
+          for (int64_t g = 0; g < nb; ++g) std::fill(wt + g * sc + u, wt + g * sc + u + kFoldCols, T(0));
+          continue;
+        }
+        T sv[kFoldCols] = {};
+        for (int64_t j = 0; j < cols; ++j) sv[j] = s[i * ld + j0 + j];
+        load_block_transposed(c + (i * ld + j0) * nb, nb, cols, ct, nb);  // (zero past cols)
+        for (int64_t g = 0; g < nb; ++g)
+          for (int64_t j = 0; j < kFoldCols; ++j) wt[g * sc + u + j] = ct[g][j] * sv[j];
+      }
     }
 }
 
 // What the strip forward keeps per input of a pass: the pass's rows grouped
 // by knot interval (counting sort on the window start), and per row its k+1
 // basis values and b(x).
-template <typename T, int K>
+template <typename T, int K, int SC>
 struct StripPass {
   int ends[kMaxStripKeys + 1];  // ends[key]: end of group `key` in order (key = start + 2)
-  int order[kStripRows<T>];
-  T coef[kStripRows<T>][K + 2];
+  int order[kStripRows<T, SC>];
+  T coef[kStripRows<T, SC>][K + 2];
 };
 
-// grouped_axpy's column block in the strip forward: one 16-column strip
-// with 16 registers (measured 1.1-1.3x faster than kAxpyBlock's blocks,
-// which are wider than a strip), kAxpyBlock with 32.
-template <typename T, int R>
-constexpr int kStripBlock = kVecRegs >= 32 ? kAxpyBlock<R> : static_cast<int>(kFoldCols / kLanes<T>);
+// grouped_axpy's column block in the strip forward: kAxpyBlock with 32
+// registers (the whole wide strip at k <= 3); with 16 registers one
+// 16-column strip per block (measured 1.1-1.3x faster than kAxpyBlock's
+// blocks, which are wider than a strip).
+template <typename T, int R, int SC>
+constexpr int kStripBlock = kVecRegs >= 32 ? kAxpyBlock<R> : static_cast<int>(SC / kLanes<T>);
 
-// y[n0:n1] += the terms of inputs [i0, i1) (n1 - n0 <= kStripRows), with the
-// inputs' weights in strips `ws` (fold_inputs_strips / copy_inputs_strips).
+// y[n0:n1] += the terms of inputs [i0, i1) (n1 - n0 <= kStripRows<T, SC>), with the
+// inputs' weights in strips `ws` (fold_inputs_strips).
 // Per input, the pass's rows are grouped by window start, and each group's
 // k+2 weight vectors are loaded once per strip for all its rows (grouped_axpy
 // on the local y tile). `sp` is scratch for (i1 - i0) StripPass.
-template <typename T, int K>
+template <typename T, int K, int SC>
 void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                                int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
                                const T* __restrict ws, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
-                               int64_t i0, int64_t i1, StripPass<T, K>* sp) {
-  constexpr int L = kLanes<T>, V = kFoldCols / L, K1 = K + 1;
-  const int64_t nb = M - K - 1, P = M + 2 * K + 2, nt = (out + kFoldCols - 1) / kFoldCols;
+                               int64_t i0, int64_t i1, StripPass<T, K, SC>* sp) {
+  constexpr int L = kLanes<T>, V = SC / L, K1 = K + 1;
+  const int64_t nb = M - K - 1, P = M + 2 * K + 2, nt = (out + SC - 1) / SC;
   const int rows = static_cast<int>(n1 - n0);
   const int nkeys = static_cast<int>(nb - K + 2);  // window starts 0..G-1, and -1, -2: keys start + 2
   const bool has_base = base != kBaseZero;
   BlockBases<T, K> bb;
   for (int64_t i = i0; i < i1; ++i) {
-    StripPass<T, K>& p = sp[i - i0];
-    int key[kStripRows<T>];
+    StripPass<T, K, SC>& p = sp[i - i0];
+    int key[kStripRows<T, SC>];
     for (int b0 = 0; b0 < rows; b0 += kRows) {
       const int nr = std::min(kRows, rows - b0);
       bb.template compute<false>(x + (n0 + b0) * in + i, in, nr, grid + i * M, padded + i * P, M, base);
@@ -1761,20 +1818,20 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
     for (int c = 1; c <= nkeys; ++c) ends[c] += ends[c - 1];
     for (int r = 0; r < rows; ++r) p.order[ends[key[r]]++] = r;
   }
-  alignas(64) T yt[kStripRows<T>][kFoldCols];
+  alignas(64) T yt[kStripRows<T, SC>][SC];
   for (int64_t t = 0; t < nt; ++t) {
-    const int64_t j0 = t * kFoldCols, cols = std::min(kFoldCols, out - j0);
+    const int64_t j0 = t * SC, cols = std::min<int64_t>(SC, out - j0);
     for (int r = 0; r < rows; ++r) {
       const T* yr = y + (n0 + r) * out + j0;
-      if (cols == kFoldCols)
+      if (cols == SC)
         for (int v = 0; v < V; ++v) vstore(&yt[r][v * L], vload(yr + v * L));
       else
-        for (int64_t j = 0; j < kFoldCols; ++j) yt[r][j] = j < cols ? yr[j] : T(0);
+        for (int64_t j = 0; j < SC; ++j) yt[r][j] = j < cols ? yr[j] : T(0);
     }
     for (int64_t i = i0; i < i1; ++i) {
-      const StripPass<T, K>& p = sp[i - i0];
-      const T* st = ws + ((i - i0) * nt + t) * nb * kFoldCols;
-      alignas(64) T wbt[kFoldCols] = {};
+      const StripPass<T, K, SC>& p = sp[i - i0];
+      const T* st = ws + ((i - i0) * nt + t) * nb * SC;
+      alignas(64) T wbt[SC] = {};
       for (int64_t j = 0; j < cols; ++j) wbt[j] = Wb[i * out + j0 + j];
       const T* wb = wbt;
       for (int g0 = 0, key = 0; key < nkeys; g0 = p.ends[key++]) {
@@ -1782,32 +1839,78 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
         if (cnt == 0) continue;
         if (key == 0) {  // NaN policy: the whole output row becomes NaN
           for (int m = g0; m < g0 + cnt; ++m)
-            std::fill(yt[p.order[m]], yt[p.order[m]] + kFoldCols, std::numeric_limits<T>::quiet_NaN());
+            std::fill(yt[p.order[m]], yt[p.order[m]] + SC, std::numeric_limits<T>::quiet_NaN());
           continue;
         }
         if (key == 1) {  // outside the grid: the base term only
           if (has_base)
-            grouped_axpy<T, 1, K1 + 1, kStripBlock<T, 1>>(&yt[0][0], p.order + g0, cnt, p.coef, K1, &wb, kFoldCols);
+            grouped_axpy<T, 1, K1 + 1, kStripBlock<T, 1, SC>>(&yt[0][0], p.order + g0, cnt, p.coef, K1, &wb, SC);
           continue;
         }
         const T* wrows[K1 + 1];
-        for (int q = 0; q < K1; ++q) wrows[q] = st + (key - 2 + q) * kFoldCols;
+        for (int q = 0; q < K1; ++q) wrows[q] = st + (key - 2 + q) * SC;
         wrows[K1] = wb;
         T* yt0 = &yt[0][0];
         if (has_base)
-          grouped_axpy<T, K1 + 1, K1 + 1, kStripBlock<T, K1 + 1>>(yt0, p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
+          grouped_axpy<T, K1 + 1, K1 + 1, kStripBlock<T, K1 + 1, SC>>(yt0, p.order + g0, cnt, p.coef, 0, wrows, SC);
         else
-          grouped_axpy<T, K1, K1 + 1, kStripBlock<T, K1>>(yt0, p.order + g0, cnt, p.coef, 0, wrows, kFoldCols);
+          grouped_axpy<T, K1, K1 + 1, kStripBlock<T, K1, SC>>(yt0, p.order + g0, cnt, p.coef, 0, wrows, SC);
       }
     }
     for (int r = 0; r < rows; ++r) {
       T* yr = y + (n0 + r) * out + j0;
-      if (cols == kFoldCols)
+      if (cols == SC)
         for (int v = 0; v < V; ++v) vstore(yr + v * L, vload(&yt[r][v * L]));
       else
         for (int64_t j = 0; j < cols; ++j) yr[j] = yt[r][j];
     }
   }
+}
+
+// The strip forward of the batch rows [n0, n1) (one task's share) on pykan's
+// coef (in, out, G+k) and scale (in, out): y's rows zeroed, then per input
+// tile the fold into strips and passes of kStripRows rows. y (N, out) and
+// Wb (in, out) are contiguous; coef and scale may be a column slice of
+// tensors ld wide (fold_inputs_strips).
+template <typename T, int K, int SC>
+void forward_strips_rows(const T* __restrict x, const T* __restrict grid, const T* __restrict padded, int64_t in,
+                         int64_t M, int64_t base, const T* __restrict Wb, const T* __restrict coef,
+                         const T* __restrict scale, int64_t ld, T* __restrict y, int64_t n0, int64_t n1,
+                         int64_t out) {
+  const int64_t nb = M - K - 1, nt = (out + SC - 1) / SC, tile = strip_tile(in, nb, out, SC, sizeof(T));
+  std::vector<T> ws(static_cast<size_t>(tile * nt * nb * SC));
+  std::vector<StripPass<T, K, SC>> passes(static_cast<size_t>(tile));
+  std::fill(y + n0 * out, y + n1 * out, T(0));
+  for (int64_t i0 = 0; i0 < in; i0 += tile) {
+    const int64_t i1 = std::min(i0 + tile, in);
+    fold_inputs_strips(coef, scale, ws.data(), i0, i1, out, nb, SC, ld);
+    for (int64_t b = n0; b < n1; b += kStripRows<T, SC>)
+      kan_linear_forward_strips<T, K, SC>(x, grid, padded, in, M, base, Wb, ws.data(), y, b,
+                                          std::min<int64_t>(b + kStripRows<T, SC>, n1), out, i0, i1, passes.data());
+  }
+}
+
+// forward_strips_rows with sc columns, a width strip_cols gives (others
+// throw std::logic_error: a bug, not bad input).
+template <typename T, int K>
+void forward_strips(int64_t sc, const T* x, const T* grid, const T* padded, int64_t in, int64_t M, int64_t base,
+                    const T* Wb, const T* coef, const T* scale, int64_t ld, T* y, int64_t n0, int64_t n1,
+                    int64_t out) {
+  if constexpr (sizeof(T) == 4) {
+    if (sc == kFoldCols) {
+      forward_strips_rows<T, K, static_cast<int>(kFoldCols)>(x, grid, padded, in, M, base, Wb, coef, scale, ld, y,
+                                                             n0, n1, out);
+      return;
+    }
+  }
+  if constexpr (kWideStrips) {
+    if (sc == kWideStripCols<T>) {
+      forward_strips_rows<T, K, kWideStripCols<T>>(x, grid, padded, in, M, base, Wb, coef, scale, ld, y, n0, n1,
+                                                   out);
+      return;
+    }
+  }
+  throw std::logic_error("kanext: no strip forward of this width in this build");
 }
 
 // dst[0, n) = src[0, n) with non-temporal stores where dst is 32-byte
