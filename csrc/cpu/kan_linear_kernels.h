@@ -1951,8 +1951,11 @@ inline void stream_fence() {
 // Whether the unfold streams grad coef to memory (stream_copy): where it is
 // larger than a last-level cache would keep (in (G+k) out values). Measured
 // on Zen 3, 32 MiB L3 (bench/RESULTS.md, "tenth pass"; unfold, one input per
-// call): 1.2-1.35x faster at 27-55 MB of grad coef, 0.75x at 6 MB. (The
-// tile walk only: AVX-512 builds write grad coef as before.)
+// call): 1.2-1.35x faster at 27-55 MB of grad coef, 0.75x at 6 MB. Both
+// walks stream. On an AVX-512 Xeon (block walk; "eighteenth pass"; the fused
+// backward's weight gradients, 1 thread, 1024 x 256 -> 256): G = 100 27.2 ->
+// 20.6 ms, where the block walk's 64-byte stores straddle the lines of grad
+// coef's 412-byte rows; a tie at 32-92 MB with nb = 8 and 23.
 template <typename T>
 inline bool stream_grad_coef(int64_t in, int64_t out, int64_t nb) {
   return in * out * nb * int64_t(sizeof(T)) >= (int64_t(KANEXT_STREAM_MIB) << 20);
@@ -2044,8 +2047,10 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
   std::vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   T(*gt)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data() + nb * kFoldCols);
+  std::unique_ptr<T[]> stage(stream ? new T[static_cast<size_t>(out * nb)] : nullptr);
   for (int64_t i = i0; i < i1; ++i) {
     const T* gwi = gw + (i - i0) * nb * out;
+    T* __restrict gci = stream ? stage.get() : gc + i * out * nb;  // input i's grad coef (out, G+k)
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
       const T* sj = s + i * out + j0;
@@ -2077,9 +2082,11 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
         }
         for (int64_t j = 0; j < cols; ++j) gsj[j] = acc[j];
       }
-      store_block_transposed(gt, nb, cols, gc + (i * out + j0) * nb, nb);
+      store_block_transposed(gt, nb, cols, gci + j0 * nb, nb);
     }
+    if (stream) stream_copy(gc + i * out * nb, stage.get(), out * nb);
   }
+  if (stream) stream_fence();
 }
 
 // The fused layer's backward (kan_linear_fused_backward) for inputs [i0,
