@@ -151,7 +151,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
       const auto rows = [&](int64_t n0, int64_t n1, int64_t o0, int64_t cols, const scalar_t* wb, scalar_t* yd) {
         const int64_t t = std::min<int64_t>(
             in, std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, nb * cols * sizeof(scalar_t))));
-        std::vector<scalar_t> wc(static_cast<size_t>(t * nb * cols));
+        cpu::scratch_vector<scalar_t> wc(static_cast<size_t>(t * nb * cols));
         std::fill(yd + n0 * cols, yd + n1 * cols, scalar_t(0));
         for (int64_t i0 = 0; i0 < in; i0 += t) {
           const int64_t i1 = std::min(i0 + t, in);
@@ -180,7 +180,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
         const int64_t width = sc > 0 ? sc : cpu::kFoldCols, blocks = (out + width - 1) / width;
         at::parallel_for(0, blocks, (blocks + threads - 1) / threads, [&](int64_t b0, int64_t b1) {
           const int64_t o0 = b0 * width, cols = std::min(b1 * width, out) - o0;
-          std::vector<scalar_t> wb(static_cast<size_t>(in * cols)), yd(static_cast<size_t>(N * cols));
+          cpu::scratch_vector<scalar_t> wb(static_cast<size_t>(in * cols)), yd(static_cast<size_t>(N * cols));
           for (int64_t i = 0; i < in; ++i) std::copy(wbp + i * out + o0, wbp + i * out + o0 + cols, wb.data() + i * cols);
           if (sc > 0)
             cpu::forward_strips<scalar_t, K_>(sc, xp, tp, pp, in, M, base, wb.data(), cp + o0 * nb, sp + o0, out,

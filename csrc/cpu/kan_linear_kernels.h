@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -39,6 +41,44 @@ namespace kanext {
 namespace cpu {
 
 constexpr int kRows = 32;  // batch rows per block (a multiple of the vector lanes)
+
+// Scratch buffers are 64-byte aligned (a cache line, a zmm vector), as
+// torch's CPU tensors are: where a buffer's rows are a multiple of 64 bytes
+// long, the kernels' vector loads and stores of them then never straddle two
+// lines. malloc aligns to 16 bytes only, and large blocks (mmap) start 16
+// bytes past a page: measured on an AVX-512 Xeon (bench/RESULTS.md,
+// "eighteenth pass"), the weight gradients' rank-1 updates ran 1.3x slower on
+// such rows. scratch_vector value-initialises as std::vector does;
+// uninit_scratch does not.
+inline constexpr std::size_t kScratchAlign = 64;
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kScratchAlign)));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(kScratchAlign)); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
+template <typename T>
+using scratch_vector = std::vector<T, AlignedAllocator<T>>;
+struct AlignedDelete {
+  void operator()(void* p) const { ::operator delete(p, std::align_val_t(kScratchAlign)); }
+};
+template <typename T>
+using scratch_ptr = std::unique_ptr<T[], AlignedDelete>;
+template <typename T>
+scratch_ptr<T> uninit_scratch(std::size_t n) {  // (T trivial: every element written before it is read)
+  static_assert(std::is_trivially_default_constructible_v<T> && std::is_trivially_destructible_v<T>);
+  return scratch_ptr<T>(static_cast<T*>(::operator new(std::max<std::size_t>(n, 1) * sizeof(T),
+                                                       std::align_val_t(kScratchAlign))));
+}
 
 // One vector register of the target (GCC/Clang vector extensions): 64
 // bytes with AVX-512, 32 with AVX, 16 otherwise (SSE2, NEON), and the
@@ -977,10 +1017,10 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
 // updates of `cnt` batch rows that share the same R output rows, accumulated
 // in registers and added to memory once per group (a read-modify-write of R
 // rows per group instead of per batch row). coef rows are W wide.
-template <typename T, int R, int W>
+template <typename T, int R, int W, int JB = kRank1Block<R>>
 inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* const* d, int cnt, int64_t out) {
   constexpr int L = kLanes<T>;
-  constexpr int JB = kRank1Block<R>;  // vectors per column block: R * JB accumulators stay in registers
+  // (JB: vectors per column block: R * JB accumulators stay in registers)
   int64_t j = 0;
   for (; j + JB * L <= out; j += JB * L) {
     vec_t<T> acc[R][JB];
@@ -1036,7 +1076,7 @@ struct BackwardScratch {
   std::vector<int> order;
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
-  std::vector<T> dense;     // dense_grad_w's block of bases, grad_y block and accumulators
+  scratch_vector<T> dense;  // dense_grad_w's block of bases, grad_y block and accumulators
   explicit BackwardScratch(int64_t nb)
       : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
         counts(static_cast<size_t>(nb + 3)), order(static_cast<size_t>(span)), coef(static_cast<size_t>(span * (K + 2))),
@@ -1648,7 +1688,7 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
     fold_inputs_tiles(c, s, w, i0, i1, out, nb, ld, prefetch_end < 0 ? i1 : prefetch_end);
     return;
   }
-  std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
+  scratch_vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   for (int64_t i = i0; i < i1; ++i) {
     T* wi = w + (i - i0) * nb * out;
@@ -1753,7 +1793,7 @@ template <typename T>
 void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
                         int64_t out, int64_t nb, int64_t sc, int64_t ld) {
   const int64_t nt = (out + sc - 1) / sc;
-  std::vector<T> buf(static_cast<size_t>(nb * kFoldCols));
+  scratch_vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t t = 0; t < nt; ++t) {
@@ -1884,7 +1924,7 @@ void forward_strips_rows(const T* __restrict x, const T* __restrict grid, const 
                          const T* __restrict scale, int64_t ld, T* __restrict y, int64_t n0, int64_t n1,
                          int64_t out) {
   const int64_t nb = M - K - 1, nt = (out + SC - 1) / SC, tile = strip_tile(in, nb, out, SC, sizeof(T));
-  std::vector<T> ws(static_cast<size_t>(tile * nt * nb * SC));
+  scratch_vector<T> ws(static_cast<size_t>(tile * nt * nb * SC));
   // (not value-initialised: every field is written before it is read; the
   // zeroing of ~11 KiB per input was 4% of the forward at 1024 -> 64, G=5)
   std::unique_ptr<StripPass<T, K, SC>[]> passes(new StripPass<T, K, SC>[static_cast<size_t>(tile)]);
@@ -1973,10 +2013,10 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
 #ifdef KANEXT_VECTOR_SHUFFLE
   constexpr int L = kLanes<T>;
   const int64_t jv = out / L * L;
-  std::vector<T> acc(static_cast<size_t>(out));  // gs per column, summed over g in order
+  scratch_vector<T> acc(static_cast<size_t>(out));  // gs per column, summed over g in order
   // (left uninitialised: every value is written before it is streamed; a
   // zeroed std::vector cost the streamed unfold about 7%, one input per call)
-  std::unique_ptr<T[]> stage(stream ? new T[static_cast<size_t>(out * nb)] : nullptr);
+  scratch_ptr<T> stage = stream ? uninit_scratch<T>(static_cast<size_t>(out * nb)) : nullptr;
   for (int64_t i = i0; i < i1; ++i) {
     const T* gwi = gw + (i - i0) * nb * out;
     const T* ci = c + i * out * nb;
@@ -2044,10 +2084,10 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
   }
   constexpr int L = kLanes<T>;
   constexpr int V = kFoldCols / L;  // vectors per column block
-  std::vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
+  scratch_vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   T(*gt)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data() + nb * kFoldCols);
-  std::unique_ptr<T[]> stage(stream ? new T[static_cast<size_t>(out * nb)] : nullptr);
+  scratch_ptr<T> stage = stream ? uninit_scratch<T>(static_cast<size_t>(out * nb)) : nullptr;
   for (int64_t i = i0; i < i1; ++i) {
     const T* gwi = gw + (i - i0) * nb * out;
     T* __restrict gci = stream ? stage.get() : gc + i * out * nb;  // input i's grad coef (out, G+k)
@@ -2108,8 +2148,8 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
   // would otherwise allocate and zero scratch for ~100 KiB per call)
   const int64_t chunk = std::min(backward_chunk<T>(need_x ? 2 * nb + 1 : nb + 1, out), i1 - i0);
   const bool stream = stream_grad_coef<T>(in, out, nb);
-  std::vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
-  std::vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
+  scratch_vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
+  scratch_vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
   for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
     const int64_t c1 = std::min(c0 + chunk, i1);
     if (need_x) fold_inputs(coef, scale, wc.data(), c0, c1, out, nb, out, i1);
