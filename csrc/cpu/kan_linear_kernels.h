@@ -1073,13 +1073,12 @@ struct BackwardScratch {
   const int span;  // rows per span
   std::vector<BlockBases<T, K>> bb;
   std::vector<int> counts;  // keys start + 2 in [0, G + 1], shifted by one
-  std::vector<int> order;
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
   scratch_vector<T> dense;  // dense_grad_w's block of bases, grad_y block and accumulators
   explicit BackwardScratch(int64_t nb)
       : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
-        counts(static_cast<size_t>(nb + 3)), order(static_cast<size_t>(span)), coef(static_cast<size_t>(span * (K + 2))),
+        counts(static_cast<size_t>(nb + 3)), coef(static_cast<size_t>(span * (K + 2))),
         drows(static_cast<size_t>(span)) {}
 };
 
@@ -1390,38 +1389,39 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   }
   // Counting sort (stable) of the span's rows by window start, -2 (NaN:
   // skipped) and -1 (outside the grid: base term only) first.
+  // Each row goes straight to its place in the sorted order with its grad_y
+  // row and coefficients (read in row order from the blocks' bases); then
+  // group key (= start + 2) holds the rows [counts[key - 1], counts[key]).
   std::vector<int>& counts = ws.counts;
   T(*coef)[K1 + 1] = reinterpret_cast<T(*)[K1 + 1]>(ws.coef.data());
-  int* order = ws.order.data();
+  const T** drows = ws.drows.data();
   std::fill(counts.begin(), counts.end(), 0);
   for (int r = 0; r < rows; ++r) ++counts[start_of(r) + 3];
   for (size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
-  for (int r = 0; r < rows; ++r) order[counts[start_of(r) + 2]++] = r;
-  for (int g0 = 0; g0 < rows;) {
-    const int64_t s = start_of(order[g0]);
-    int g1 = g0 + 1;
-    while (g1 < rows && start_of(order[g1]) == s) ++g1;
-    if (s != -2) {
-      const int cnt = g1 - g0;
-      for (int c = 0; c < cnt; ++c) {
-        const int r = order[g0 + c];
-        const BlockBases<T, K>& B = bb[r / kRows];
-        ws.drows[c] = gy + (n0 + r) * out;
-        for (int q = 0; q < K1; ++q) coef[c][q] = B.v[q][r % kRows];
-        coef[c][K1] = B.bv[r % kRows];
-      }
-      T* outs[K1 + 1];
-      for (int q = 0; q < K1; ++q) outs[q] = gwc + (s + q) * out;
-      outs[K1] = gwb;
-      if (s >= 0 && has_base) {
-        grouped_rank1<T, K1 + 1, K1 + 1>(outs, coef, 0, ws.drows.data(), cnt, out);
-      } else if (s >= 0) {
-        grouped_rank1<T, K1, K1 + 1>(outs, coef, 0, ws.drows.data(), cnt, out);
-      } else if (has_base) {
-        grouped_rank1<T, 1, K1 + 1>(&outs[K1], coef, K1, ws.drows.data(), cnt, out);
-      }
+  for (int b = 0; b * kRows < rows; ++b) {
+    const BlockBases<T, K>& B = bb[b];
+    const int nr = std::min(kRows, rows - b * kRows);
+    for (int rr = 0; rr < nr; ++rr) {
+      const int pos = counts[B.start[rr] + 2]++;
+      drows[pos] = gy + (n0 + b * kRows + rr) * out;
+      for (int q = 0; q < K1; ++q) coef[pos][q] = B.v[q][rr];
+      coef[pos][K1] = B.bv[rr];
     }
-    g0 = g1;
+  }
+  for (int key = 1; key + 1 < static_cast<int>(counts.size()); ++key) {  // (key 0: NaN rows, skipped)
+    const int g0 = counts[key - 1], cnt = counts[key] - g0;
+    if (cnt == 0) continue;
+    const int64_t s = key - 2;
+    T* outs[K1 + 1];
+    for (int q = 0; q < K1; ++q) outs[q] = s >= 0 ? gwc + (s + q) * out : gwc;  // (unused where s = -1)
+    outs[K1] = gwb;
+    if (s >= 0 && has_base) {
+      grouped_rank1<T, K1 + 1, K1 + 1>(outs, coef + g0, 0, drows + g0, cnt, out);
+    } else if (s >= 0) {
+      grouped_rank1<T, K1, K1 + 1>(outs, coef + g0, 0, drows + g0, cnt, out);
+    } else if (has_base) {
+      grouped_rank1<T, 1, K1 + 1>(&outs[K1], coef + g0, K1, drows + g0, cnt, out);
+    }
   }
 }
 
