@@ -1,8 +1,10 @@
 // Microbenchmark of the CPU kernel bodies (csrc/cpu/kan_linear_kernels.h), one thread, no PyTorch:
 // the forward of one layer (by rows on folded weights, and by column strips with the fold, as the
-// fused op runs it where cpu::strip_cols says so), its backward (grad x and the weight gradients), the B-spline bases of the
+// fused op runs it where cpu::strip_cols says so), its backward (grad x and the weight gradients, and the
+// fused backward's weight gradients on coef with their unfold), the B-spline bases of the
 // forward and of the backward (with derivatives), and the fold / unfold between pykan's (in, out, G+k)
-// layout and the kernels' (in, G+k, out), of the whole layer and one input per call.
+// layout and the kernels' (in, G+k, out), of the whole layer and one input per call. Arrays are
+// 64-byte aligned, as torch's CPU tensors are.
 // Timed as the thread's CPU time (steadier than wall time on a shared machine), minimum of 15 runs.
 //
 //   g++ -O3 -std=c++17 -march=native -fno-math-errno -ffp-contract=fast
