@@ -143,13 +143,19 @@ int main(int argc, char** argv) {
   };
   const double t_unfold1 = unfold1(false), t_unfold1s = unfold1(true);
   // the fused backward's weight gradients (what kan_linear_fused's backward runs without grad x): per chunk of
-  // inputs, the gradient of the folded weights summed over the batch, then unfolded into grad coef / grad scale
+  // inputs, the gradient of the folded weights summed over the batch, then unfolded into grad coef / grad scale.
+  // Its results must equal, bit for bit, the unfold of the weight gradients of the backward above (gWc, gWb).
+  Buf gWbf(in * out), gc2(in * out * nb), gs2(in * out);
   const double t_bwd_fused = best_of([&] {
     cpu::kan_linear_fused_backward_inputs<T, K>(gy.data(), x.data(), grid.data(), padded.data(), N, in, M, base,
                                                 Wb.data(), coef.data(), scale.data(), out, false, true, gx.data(),
-                                                gWb.data(), gc.data(), gs.data(), 0, in);
+                                                gWbf.data(), gc.data(), gs.data(), 0, in);
     sink += gc[0] + gs[0];
   });
+  cpu::unfold_gradients(gWc.data(), coef.data(), scale.data(), gc2.data(), gs2.data(), 0, in, out, nb);
+  const bool fused_same = std::memcmp(gc.data(), gc2.data(), gc.size() * sizeof(T)) == 0 &&
+                          std::memcmp(gs.data(), gs2.data(), gs.size() * sizeof(T)) == 0 &&
+                          std::memcmp(gWbf.data(), gWb.data(), gWb.size() * sizeof(T)) == 0;
   // the fused forward by column strips (what kan_linear_fused runs where cpu::strip_cols says so; elsewhere
   // the widest strips this build has, for comparison): fold into strips per input tile, passes of kStripRows
   // rows; its y must equal the row forward's bit for bit
@@ -184,8 +190,9 @@ int main(int argc, char** argv) {
                 cpu::strip_cols<T>(nb, out) > 0 ? "" : "  [not used by the binding here]");
   std::printf("  backward         %9.3f ms  %6.2f ns per (n, i)\n", t_bwd * 1e3, t_bwd * 1e9 / pairs);
   std::printf("  backward, weights %8.3f ms  %6.2f ns per (n, i)  (no grad x)\n", t_bwd_w * 1e3, t_bwd_w * 1e9 / pairs);
-  std::printf("  ..., fused       %9.3f ms  %6.2f ns per (n, i)  (on coef: the unfold included)\n", t_bwd_fused * 1e3,
-              t_bwd_fused * 1e9 / pairs);
+  std::printf("  ..., fused       %9.3f ms  %6.2f ns per (n, i)  (on coef, the unfold included; grad coef, grad scale and grad Wb\n"
+              "                                                %s the unfolded weight gradients')\n",
+              t_bwd_fused * 1e3, t_bwd_fused * 1e9 / pairs, fused_same ? "bit-identical to" : "DIFFER from");
   std::printf("  bases            %9.3f ms  %6.2f ns per (n, i)\n", t_bases * 1e3, t_bases * 1e9 / pairs);
   std::printf("  bases + deriv    %9.3f ms  %6.2f ns per (n, i)\n", t_dbases * 1e3, t_dbases * 1e9 / pairs);
   std::printf("  fold             %9.3f ms  %6.2f ns per value\n", t_fold * 1e3, t_fold * 1e9 / vals);

@@ -172,7 +172,8 @@ def test_sweep_rejects_a_bad_axis_value(args, message):
 
 def test_cpu_kernel_microbenchmark_builds_and_runs(tmp_path):
     """bench/cpu_kernels.cpp (the one-thread benchmark of the CPU kernel bodies) compiles against the
-    headers as they are and runs one small shape (at -O1, for the test's time; timings unchecked)."""
+    headers as they are and runs one small shape and one whose fused backward streams grad coef (at -O1,
+    for the test's time; timings unchecked, its own bit comparisons checked)."""
     import shutil
 
     cxx = shutil.which("g++") or shutil.which("c++")
@@ -189,8 +190,14 @@ def test_cpu_kernel_microbenchmark_builds_and_runs(tmp_path):
         assert part in r.stdout
     # 20 outputs fill a strip and a partial one: the strip forward's y equals the row forward's
     assert "forward, strips" in r.stdout and "bit-identical to the row forward" in r.stdout, r.stdout
+    # the fused backward's weight gradients (on coef, unfold included) equal the unfold of the unfused ones
+    assert "bit-identical to the unfolded weight gradients" in r.stdout, r.stdout
     # y (100 x 20), grad x (100 x 3), grad Wb (3 x 20), grad Wc (3 x (4 + 3) x 20), float32
     assert dump.stat().st_size == (100 * 20 + 100 * 3 + 3 * 20 + 3 * 7 * 20) * 4
+    # 16 x 256 x 1024 values of grad coef (16 MiB): the fused backward streams them to memory, same bits
+    r = subprocess.run([exe, "40", "16", "256", "1021", "randn"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "bit-identical to the unfolded weight gradients" in r.stdout, r.stdout
     bad = subprocess.run([exe, "1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
 
@@ -217,6 +224,7 @@ def test_cpu_kernels_without_vector_shuffles_give_the_same_bits(tmp_path):
                            timeout=60)
         assert r.returncode == 0, r.stderr
         assert "bit-identical to the row forward" in r.stdout, r.stdout
+        assert "bit-identical to the unfolded weight gradients" in r.stdout, r.stdout
         dumps.append(dump.read_bytes())
     assert len(dumps[0]) == (120 * 70 + 120 * 5 + 5 * 70 + 5 * 12 * 70) * 4
     assert dumps[0] == dumps[1]
