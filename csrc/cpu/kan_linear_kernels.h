@@ -1017,10 +1017,10 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
 // updates of `cnt` batch rows that share the same R output rows, accumulated
 // in registers and added to memory once per group (a read-modify-write of R
 // rows per group instead of per batch row). coef rows are W wide.
-template <typename T, int R, int W, int JB = kRank1Block<R>>
+template <typename T, int R, int W>
 inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* const* d, int cnt, int64_t out) {
   constexpr int L = kLanes<T>;
-  // (JB: vectors per column block: R * JB accumulators stay in registers)
+  constexpr int JB = kRank1Block<R>;  // vectors per column block: R * JB accumulators stay in registers
   int64_t j = 0;
   for (; j + JB * L <= out; j += JB * L) {
     vec_t<T> acc[R][JB];
@@ -2001,6 +2001,30 @@ inline bool stream_grad_coef(int64_t in, int64_t out, int64_t nb) {
   return in * out * nb * int64_t(sizeof(T)) >= (int64_t(KANEXT_STREAM_MIB) << 20);
 }
 
+// Where the unfold forms input i's grad coef (out (G+k) contiguous values):
+// in place, or, with stream (stream_grad_coef), in a buffer that stays in L2
+// and is streamed to gc once the input is done.
+template <typename T>
+class GradCoefRows {
+ public:
+  GradCoefRows(T* gc, int64_t per_input, bool stream)
+      : gc_(gc), per_(per_input), stage_(stream ? uninit_scratch<T>(static_cast<size_t>(per_input)) : nullptr) {}
+  GradCoefRows(const GradCoefRows&) = delete;
+  GradCoefRows& operator=(const GradCoefRows&) = delete;
+  ~GradCoefRows() {
+    if (stage_) stream_fence();
+  }
+  T* rows(int64_t i) const { return stage_ ? stage_.get() : gc_ + i * per_; }
+  void done(int64_t i) const {
+    if (stage_) stream_copy(gc_ + i * per_, stage_.get(), per_);
+  }
+
+ private:
+  T* gc_;
+  int64_t per_;
+  scratch_ptr<T> stage_;
+};
+
 // unfold_gradients by tiles (kFoldByTiles): per g tile and L columns, the
 // tile of gw scaled and transposed into grad coef, and gs's L sums carried
 // on in a row of accumulators, so each sum still runs over g in order.
@@ -2016,12 +2040,12 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
   scratch_vector<T> acc(static_cast<size_t>(out));  // gs per column, summed over g in order
   // (left uninitialised: every value is written before it is streamed; a
   // zeroed std::vector cost the streamed unfold about 7%, one input per call)
-  scratch_ptr<T> stage = stream ? uninit_scratch<T>(static_cast<size_t>(out * nb)) : nullptr;
+  const GradCoefRows<T> gcr(gc, out * nb, stream);
   for (int64_t i = i0; i < i1; ++i) {
     const T* gwi = gw + (i - i0) * nb * out;
     const T* ci = c + i * out * nb;
     const T* si = s + i * out;
-    T* __restrict gci = stream ? stage.get() : gc + i * out * nb;
+    T* __restrict gci = gcr.rows(i);
     FoldPrefetch pf(ci + out * nb, i + 1 < prefetch_end ? out * nb * int64_t(sizeof(T)) : 0);
     std::fill(acc.begin(), acc.end(), T(0));
     int64_t g0 = 0;
@@ -2055,9 +2079,8 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
         acc[j] += gwi[g * out + j] * ci[j * nb + g];
       }
     std::copy(acc.begin(), acc.end(), gs + i * out);
-    if (stream) stream_copy(gc + i * out * nb, stage.get(), out * nb);
+    gcr.done(i);
   }
-  if (stream) stream_fence();
 #else
   (void)gw, (void)c, (void)s, (void)gc, (void)gs, (void)i0, (void)i1, (void)out, (void)nb, (void)prefetch_end,
       (void)stream;
@@ -2087,10 +2110,10 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
   scratch_vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
   T(*gt)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data() + nb * kFoldCols);
-  scratch_ptr<T> stage = stream ? uninit_scratch<T>(static_cast<size_t>(out * nb)) : nullptr;
+  const GradCoefRows<T> gcr(gc, out * nb, stream);
   for (int64_t i = i0; i < i1; ++i) {
     const T* gwi = gw + (i - i0) * nb * out;
-    T* __restrict gci = stream ? stage.get() : gc + i * out * nb;  // input i's grad coef (out, G+k)
+    T* __restrict gci = gcr.rows(i);  // input i's grad coef (out, G+k)
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
       const T* sj = s + i * out + j0;
@@ -2124,9 +2147,8 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
       }
       store_block_transposed(gt, nb, cols, gci + j0 * nb, nb);
     }
-    if (stream) stream_copy(gc + i * out * nb, stage.get(), out * nb);
+    gcr.done(i);
   }
-  if (stream) stream_fence();
 }
 
 // The fused layer's backward (kan_linear_fused_backward) for inputs [i0,
