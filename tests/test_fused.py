@@ -423,3 +423,42 @@ def test_fused_backward_long_batches_match_reference(G):
         exp = torch.autograd.grad(y, leaves, gy.double())
         for name, g, e in zip(("gWb", "gcoef", "gscale"), got[1:], exp):
             assert_close(g, e, TOL[dtype], msg=f"{name} G={G} out={out}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_backward_input_columns_match_reference(dtype, restore_threads):
+    """Wide layers at large G give each backward chunk fewer inputs than a
+    cache line of x holds, and the backward then copies a line's worth of x's
+    columns into a buffer and writes grad x's there (InputColumns). Both ops'
+    backwards against the float64 reference: grad x copied back, weight
+    gradients, at 1 and 3 threads (groups cut by line boundaries and by task
+    boundaries, 37 inputs), a strided x, and a NaN input that must make only
+    its own grad x element NaN."""
+    k, G, in_f, out, N = 3, 60, 37, 130, 301
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, seed_of("columns", dtype))
+    x = sample_x(N, grid, seed=seed_of("columns-x", dtype))  # off the knots, a third outside the grid
+    gy = gy[:N]
+    leaves = [t.double().requires_grad_() for t in (x, Wb, coef, scale)]
+    y = ref.kan_linear(leaves[0], grid.double(), k, "silu", leaves[1], ref.fold_spline_weights(*leaves[2:]))
+    exp = torch.autograd.grad(y, leaves, gy.double())
+    Wc = K_OPS.fold_spline_weights(coef, scale)
+    xs = torch.empty(N, 2 * in_f, dtype=dtype)[:, ::2]  # strided: the ops copy it contiguous first
+    xs.copy_(x)
+    results = []
+    for threads in (1, 3):
+        torch.set_num_threads(threads)
+        fused = K_OPS.kan_linear_fused_backward(gy, xs, grid, k, 2, Wb, coef, scale, True, True)
+        gx, gWb, gWc = K_OPS.kan_linear_backward(gy, x, grid, k, 2, Wb, Wc, True, True)
+        unfused = (gx, gWb, *K_OPS.fold_spline_weights_backward(gWc, coef, scale))
+        for name, g, e in zip(("gx", "gWb", "gcoef", "gscale"), fused, exp):
+            assert_close(g, e, TOL[dtype], msg=f"fused {name} threads={threads}")
+        for name, g, e in zip(("gx", "gWb", "gcoef", "gscale"), unfused, exp):
+            assert_close(g, e, TOL[dtype], msg=f"unfused {name} threads={threads}")
+        results.append(fused + unfused)
+    for a, b in zip(*results):
+        assert_bitwise_equal(a, b, "thread count")
+    xn = x.clone()
+    xn[7, 20] = float("nan")
+    gx_nan = K_OPS.kan_linear_fused_backward(gy, xn, grid, k, 2, Wb, coef, scale, True, False)[0]
+    assert torch.isnan(gx_nan[7, 20]) and torch.isnan(gx_nan).sum() == 1
+    assert_bitwise_equal(gx_nan[8:], results[0][0][8:], "rows after the NaN row")

@@ -1281,14 +1281,15 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
 }
 
 // grad_x[n, i] for the span's rows: sum_q B'_q(x) (Wc[i, s+q, :] . gy[n, :])
-// + b'(x) (Wb[i, :] . gy[n, :]). O > 0: the width out == O known at compile
-// time (the dot products inline and unrolled, as dot_rows computes them for
-// that width); O = 0: any width, rows inside the grid of layers at least one
-// vector wide by combined_dot (the same sum, associated differently).
+// + b'(x) (Wb[i, :] . gy[n, :]), written to gxc[n xs]. O > 0: the width
+// out == O known at compile time (the dot products inline and unrolled, as
+// dot_rows computes them for that width); O = 0: any width, rows inside the
+// grid of layers at least one vector wide by combined_dot (the same sum,
+// associated differently).
 template <typename T, int K, int O>
 inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0, int rows, int64_t out_,
-                        int64_t in, int64_t i, bool has_base, const T* __restrict wb, const T* __restrict wc,
-                        T* __restrict gx) {
+                        T* __restrict gxc, int64_t xs, bool has_base, const T* __restrict wb,
+                        const T* __restrict wc) {
   constexpr int K1 = K + 1;
   const int64_t out = O > 0 ? O : out_;
   auto dots_of = [&](auto R, const T* const* rws, const T* d, T* res) {
@@ -1302,7 +1303,7 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
     const int rr = r % kRows;
     const int64_t n = n0 + r, s = B.start[rr];
     if (s == -2) {  // NaN input: NaN gradient, no contribution to the weights
-      gx[n * in + i] = std::numeric_limits<T>::quiet_NaN();
+      gxc[n * xs] = std::numeric_limits<T>::quiet_NaN();
       continue;
     }
     const T* __restrict d = gy + n * out;
@@ -1312,7 +1313,7 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
     T acc = T(0);
     if constexpr (O == 0) {
       if (s >= 0 && out >= kLanes<T>) {
-        gx[n * in + i] = has_base ? combined_dot<T, K1 + 1>(rws, B, rr, d, out)
+        gxc[n * xs] = has_base ? combined_dot<T, K1 + 1>(rws, B, rr, d, out)
                                   : combined_dot<T, K1>(rws, B, rr, d, out);
         continue;
       }
@@ -1331,22 +1332,23 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
       dots_of(std::integral_constant<int, 1>{}, &rws[K1], d, &dot);
       acc = B.dbv[rr] * dot;
     }
-    gx[n * in + i] = acc;
+    gxc[n * xs] = acc;
   }
 }
 
 // Backward of one input i over the batch rows [n0, n0 + rows) (rows <=
 // ws.span): writes grad_x[n, i] (need_x) and adds the rows' terms to input i's
-// weight gradients (need_w). wb, wc: input i's rows of Wb (out) and Wc
+// weight gradients (need_w). Input i's x[n, i] is xc[n xs] and its grad_x[n, i]
+// goes to gxc[n xs] (InputColumns). wb, wc: input i's rows of Wb (out) and Wc
 // (G+k, out); gwb, gwc: the same of the gradients. The rows of the span are
 // grouped by knot interval (stable order), and each group's rank-1 updates
 // are summed in registers; layers narrower than one vector take the rows one
 // by one instead (narrow_grad_w, called once per span, out of line).
 template <typename T, int K>
-void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* __restrict x, const T* __restrict t,
-                   const T* __restrict padded, int64_t n0, int rows, int64_t in, int64_t i, int64_t M, int64_t base,
-                   const T* __restrict wb, const T* __restrict wc, int64_t out, bool need_x, bool need_w,
-                   T* __restrict gx, T* __restrict gwb, T* __restrict gwc) {
+void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* __restrict xc, T* __restrict gxc,
+                   int64_t xs, const T* __restrict t, const T* __restrict padded, int64_t n0, int rows, int64_t M,
+                   int64_t base, const T* __restrict wb, const T* __restrict wc, int64_t out, bool need_x,
+                   bool need_w, T* __restrict gwb, T* __restrict gwc) {
   constexpr int K1 = K + 1;
   const bool has_base = base != kBaseZero;
   BlockBases<T, K>* bb = ws.bb.data();
@@ -1354,19 +1356,19 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   // same bits either way): a first layer's input, the data, needs none
   for (int b = 0; b * kRows < rows; ++b) {
     const int nr = std::min(kRows, rows - b * kRows);
-    const T* xb = x + (n0 + b * kRows) * in + i;
-    if (need_x) bb[b].template compute<true>(xb, in, nr, t, padded, M, base);
-    else bb[b].template compute<false>(xb, in, nr, t, padded, M, base);
+    const T* xb = xc + (n0 + b * kRows) * xs;
+    if (need_x) bb[b].template compute<true>(xb, xs, nr, t, padded, M, base);
+    else bb[b].template compute<false>(xb, xs, nr, t, padded, M, base);
   }
   auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
   if (need_x) {
     switch (out) {  // the science models' widths get their loops unrolled
-      case 1: grad_x_rows<T, K, 1>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
-      case 2: grad_x_rows<T, K, 2>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
-      case 3: grad_x_rows<T, K, 3>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
-      case 4: grad_x_rows<T, K, 4>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
-      case 5: grad_x_rows<T, K, 5>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx); break;
-      default: grad_x_rows<T, K, 0>(bb, gy, n0, rows, out, in, i, has_base, wb, wc, gx);
+      case 1: grad_x_rows<T, K, 1>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 2: grad_x_rows<T, K, 2>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 3: grad_x_rows<T, K, 3>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 4: grad_x_rows<T, K, 4>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 5: grad_x_rows<T, K, 5>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      default: grad_x_rows<T, K, 0>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc);
     }
   }
   if (!need_w) return;
@@ -1425,6 +1427,69 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   }
 }
 
+// Where the backward reads input i's column of x and writes its column of
+// grad_x. A task walks its inputs in chunks (backward_chunk), each over every
+// span of the batch. Where a chunk has fewer inputs than a 64-byte line of x
+// holds, each line of x (and of grad_x) was fetched once per chunk instead
+// of once: float32 at 256 outputs has fewer than 16 inputs per chunk from
+// G+k = 12 and one from G+k = 96, and the lines then came from L3. Such
+// tasks go by groups of a line's inputs: the group's columns of x are copied
+// into a buffer (one contiguous column per input), grad_x's columns are
+// written there and copied back at the group's end. The values are the same
+// either way. Measured (bench/RESULTS.md, "nineteenth pass"; 1 thread): the
+// fused backward 1.04-1.15x faster at 1024 x 256 -> 256 G=50-100 and at
+// 1024-wide layers, unchanged where chunks hold 16 inputs or more.
+template <typename T>
+class InputColumns {
+ public:
+  static constexpr int64_t kGroup = 64 / int64_t(sizeof(T));  // inputs per 64-byte line of x
+  // For a task's inputs [i0, i1) walked in chunks of `chunk` inputs.
+  InputColumns(const T* x, T* gx, int64_t N, int64_t in, bool need_x, int64_t chunk, int64_t i0, int64_t i1)
+      : x_(x), gx_(gx), N_(N), in_(in), pitch_((N + kGroup - 1) / kGroup * kGroup + kGroup),
+        i0_(i0), i1_(i1), chunk_(chunk), copy_(chunk < std::min(kGroup, i1 - i0)), need_x_(need_x),
+        buf_(copy_ ? uninit_scratch<T>(static_cast<size_t>((need_x ? 2 : 1) * kGroup * pitch_)) : nullptr) {}
+  // f(c0, c1) for every chunk in order, each group's columns copied in
+  // before its chunks and grad x's copied back after them.
+  template <typename F>
+  void walk(F&& f) {
+    for (int64_t g0 = i0_; g0 < i1_;) {
+      const int64_t g1 = copy_ ? std::min(i1_, (g0 / kGroup + 1) * kGroup) : i1_;
+      load(g0, g1);
+      for (int64_t c0 = g0; c0 < g1; c0 += chunk_) f(c0, std::min(c0 + chunk_, g1));
+      store();
+      g0 = g1;
+    }
+  }
+  // Input i's x[n, i] at x(i)[n stride()], its grad_x[n, i] at gx(i)[n stride()].
+  const T* x(int64_t i) const { return copy_ ? buf_.get() + (i - g0_) * pitch_ : x_ + i; }
+  T* gx(int64_t i) const { return copy_ && need_x_ ? buf_.get() + (kGroup + i - g0_) * pitch_ : gx_ + i; }
+  int64_t stride() const { return copy_ ? 1 : in_; }
+
+ private:
+  void load(int64_t g0, int64_t g1) {
+    g0_ = g0;
+    g1_ = g1;
+    if (!copy_) return;
+    T* __restrict xt = buf_.get();
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t c = 0; c < g1 - g0; ++c) xt[c * pitch_ + n] = x_[n * in_ + g0 + c];
+  }
+  void store() const {
+    if (!copy_ || !need_x_) return;
+    const T* __restrict gt = buf_.get() + kGroup * pitch_;
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t c = 0; c < g1_ - g0_; ++c) gx_[n * in_ + g0_ + c] = gt[c * pitch_ + n];
+  }
+
+  const T* x_;
+  T* gx_;
+  int64_t N_, in_, pitch_;  // pitch: a column's values, padded so that columns start in different L1 sets
+  int64_t i0_, i1_, chunk_;
+  bool copy_, need_x_;
+  scratch_ptr<T> buf_;
+  int64_t g0_ = 0, g1_ = 0;
+};
+
 // Inputs per chunk of the backward: the chunk's gradient rows (and, fused,
 // its folded weights) stay in L2 (~192 KiB) while each 256-row span of
 // grad_y is read once for the whole chunk.
@@ -1449,8 +1514,8 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
   BackwardScratch<T, K> ws(nb);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(nb + 1, out);
-  for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
-    const int64_t c1 = std::min(c0 + chunk, i1);
+  InputColumns<T> cols(x, gx, N, in, need_x, chunk, i0, i1);
+  cols.walk([&](int64_t c0, int64_t c1) {
     if (need_w) {
       std::fill(gWb + c0 * out, gWb + c1 * out, T(0));
       std::fill(gWc + c0 * nb * out, gWc + c1 * nb * out, T(0));
@@ -1458,10 +1523,11 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
     for (int64_t n0 = 0; n0 < N; n0 += span) {
       const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
       for (int64_t i = c0; i < c1; ++i)
-        backward_span<T, K>(ws, gy, x, grid + i * M, padded + i * P, n0, rows, in, i, M, base, Wb + i * out,
-                            Wc + i * nb * out, out, need_x, need_w, gx, gWb + i * out, gWc + i * nb * out);
+        backward_span<T, K>(ws, gy, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
+                            M, base, Wb + i * out, Wc + i * nb * out, out, need_x, need_w, gWb + i * out,
+                            gWc + i * nb * out);
     }
-  }
+  });
 }
 
 // Both folds below exchange the (out, G+k) and (G+k, out) layouts of one
@@ -2172,8 +2238,8 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
   const bool stream = stream_grad_coef<T>(in, out, nb);
   scratch_vector<T> wc(static_cast<size_t>(need_x ? chunk * nb * out : 1));
   scratch_vector<T> gwc(static_cast<size_t>(need_w ? chunk * nb * out : 1));
-  for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
-    const int64_t c1 = std::min(c0 + chunk, i1);
+  InputColumns<T> cols(x, gx, N, in, need_x, chunk, i0, i1);
+  cols.walk([&](int64_t c0, int64_t c1) {
     if (need_x) fold_inputs(coef, scale, wc.data(), c0, c1, out, nb, out, i1);
     if (need_w) {
       std::fill(gWb + c0 * out, gWb + c1 * out, T(0));
@@ -2182,12 +2248,12 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
     for (int64_t n0 = 0; n0 < N; n0 += span) {
       const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
       for (int64_t i = c0; i < c1; ++i)  // (a pointer unused without need_x / need_w points at the stub)
-        backward_span<T, K>(ws, gy, x, grid + i * M, padded + i * P, n0, rows, in, i, M, base, Wb + i * out,
-                            need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out, need_x, need_w, gx,
-                            gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
+        backward_span<T, K>(ws, gy, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
+                            M, base, Wb + i * out, need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out,
+                            need_x, need_w, gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
     }
     if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb, i1, stream);
-  }
+  });
 }
 
 // Bases (or their derivatives) of rows [n0, n1) into out (N, in, G+k), zeroed.
