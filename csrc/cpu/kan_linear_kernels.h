@@ -1438,15 +1438,20 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
 // written there and copied back at the group's end. The values are the same
 // either way. Measured (bench/RESULTS.md, "nineteenth pass"; 1 thread): the
 // fused backward 1.04-1.15x faster at 1024 x 256 -> 256 G=50-100 and at
-// 1024-wide layers, unchanged where chunks hold 16 inputs or more.
+// 1024-wide layers, unchanged where chunks hold 16 inputs or more. The
+// buffer (a line's columns of x, and of grad_x: 64 or 128 bytes per batch
+// row) is per task, so batches whose buffer would pass kMaxBytes go strided
+// as before: a many-core machine would otherwise hold several times x.
 template <typename T>
 class InputColumns {
  public:
   static constexpr int64_t kGroup = 64 / int64_t(sizeof(T));  // inputs per 64-byte line of x
+  static constexpr int64_t kMaxBytes = int64_t(8) << 20;     // 65536 rows with grad_x
   // For a task's inputs [i0, i1) walked in chunks of `chunk` inputs.
   InputColumns(const T* x, T* gx, int64_t N, int64_t in, bool need_x, int64_t chunk, int64_t i0, int64_t i1)
       : x_(x), gx_(gx), N_(N), in_(in), pitch_((N + kGroup - 1) / kGroup * kGroup + kGroup),
-        i0_(i0), i1_(i1), chunk_(chunk), copy_(chunk < std::min(kGroup, i1 - i0)), need_x_(need_x),
+        i0_(i0), i1_(i1), chunk_(chunk),
+        copy_(chunk < std::min(kGroup, i1 - i0) && (need_x ? 128 : 64) * N <= kMaxBytes), need_x_(need_x),
         buf_(copy_ ? uninit_scratch<T>(static_cast<size_t>((need_x ? 2 : 1) * kGroup * pitch_)) : nullptr) {}
   // f(c0, c1) for every chunk in order, each group's columns copied in
   // before its chunks and grad x's copied back after them.
