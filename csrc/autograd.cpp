@@ -127,7 +127,9 @@ class KanLinearFn : public torch::autograd::Function<KanLinearFn> {
     // autograd; else below autograd (no Python autograd kernel on the way).
     c10::optional<at::AutoDispatchBelowADInplaceOrView> below;
     if (!at::GradMode::is_enabled()) below.emplace();
-    auto [gx, gWb, gWc] = call_backward(grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["k"].toInt(),
+    // (grad_y as it comes: the ops read strided rows, and y.sum()'s stride-0
+    // grad_y as one row, without an (N, out) copy)
+    auto [gx, gWb, gWc] = call_backward(grads[0], saved[0], saved[1], ctx->saved_data["k"].toInt(),
                                         ctx->saved_data["base"].toInt(), saved[2], saved[3], need_x,
                                         need_wb || need_wc, ctx->saved_data["backend"].toInt());
     return {need_x ? gx : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
@@ -187,7 +189,7 @@ class KanLinearFusedFn : public torch::autograd::Function<KanLinearFusedFn> {
     const bool need_w = need_wb || need_c || need_s;
     const int64_t k = ctx->saved_data["k"].toInt(), base = ctx->saved_data["base"].toInt(),
                   backend = ctx->saved_data["backend"].toInt();
-    const at::Tensor gy = grads[0].contiguous();
+    const at::Tensor& gy = grads[0];  // (as it comes: see KanLinearFn::backward)
     at::Tensor gx, gWb, gc, gs;
     if (at::GradMode::is_enabled()) {
       at::Tensor gWc;

@@ -480,3 +480,111 @@ def test_backward_input_columns_long_batch_falls_back():
                                           coef.double(), scale.double(), False, True)
     for name, g, e in zip(("gWb", "gcoef", "gscale"), got[1:], exp[1:]):
         assert_close(g, e, 1e-4, msg=name)
+
+
+def _grad_y_layouts(gy):
+    """grad_y in the layouts autograd hands a backward, each with its
+    contiguous twin: y.sum()'s scalar expanded to (N, out) (stride 0), one row
+    expanded over the batch, rows of a wider tensor, every other row, and
+    column-major (which the ops copy)."""
+    N, out = gy.shape
+    wide = torch.zeros(N, out + 5, dtype=gy.dtype)[:, 2:out + 2].copy_(gy)
+    every_other = torch.zeros(2 * N, out, dtype=gy.dtype)[::2].copy_(gy)
+    row = gy[N // 2].clone()
+    return {
+        "sum": torch.full((), 0.75, dtype=gy.dtype).expand(N, out),
+        "row": row.expand(N, out),
+        "wide_rows": wide,
+        "every_other_row": every_other,
+        "column_major": gy.t().contiguous().t(),
+    }
+
+
+@pytest.mark.parametrize("out", (1, 3, 5, 7, 16, 40, 130))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_backward_grad_y_layouts_bitwise(dtype, out, restore_threads):
+    """Both backward ops read grad_y's rows where they lie (a row stride,
+    0 for y.sum()'s expanded scalar) instead of copying it contiguous: every
+    layout gives, bit for bit, what its contiguous copy gives, for each
+    need_x / need_w, at 1 and 3 threads, on the widths of every weight-gradient
+    form (row by row below one vector, sorted groups above, dense blocks on
+    AVX2 builds) and grad x form (unrolled 1-5 outputs, any width), with an
+    inf in the expanded row reaching only what it reaches contiguous."""
+    k, G, in_f, N = 3, 7, 6, 157
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, seed_of("gy-layouts", dtype, out))
+    N = x.shape[0]
+    gy = gy[:N]
+    Wc = K_OPS.fold_spline_weights(coef, scale)
+    layouts = _grad_y_layouts(gy)
+    inf_row = gy[0].clone()
+    inf_row[out // 2] = float("inf")
+    layouts["row_with_inf"] = inf_row.expand(N, out)
+    for threads in (1, 3):
+        torch.set_num_threads(threads)
+        for name, g in layouts.items():
+            # (at out = 1 a column-major (N, 1) tensor is contiguous)
+            assert g.shape == (N, out) and (not g.is_contiguous() or (out == 1 and name == "column_major"))
+            for need_x, need_w in ((True, True), (True, False), (False, True)):
+                tag = f"{name} need_x={need_x} need_w={need_w} threads={threads}"
+                fused = K_OPS.kan_linear_fused_backward(g, x, grid, k, 2, Wb, coef, scale, need_x, need_w)
+                fused_c = K_OPS.kan_linear_fused_backward(g.contiguous(), x, grid, k, 2, Wb, coef, scale,
+                                                          need_x, need_w)
+                for a, b in zip(fused, fused_c):
+                    assert_bitwise_equal(a, b, "fused " + tag)
+                unfused = K_OPS.kan_linear_backward(g, x, grid, k, 2, Wb, Wc, need_x, need_w)
+                unfused_c = K_OPS.kan_linear_backward(g.contiguous(), x, grid, k, 2, Wb, Wc, need_x, need_w)
+                for a, b in zip(unfused, unfused_c):
+                    assert_bitwise_equal(a, b, "unfused " + tag)
+    # the gradients were not all zero or all NaN: the sum layout against the reference
+    leaves = [t.double().requires_grad_() for t in (x, Wb, coef, scale)]
+    y = ref.kan_linear(leaves[0], grid.double(), k, "silu", leaves[1], ref.fold_spline_weights(*leaves[2:]))
+    exp = torch.autograd.grad(y, leaves, layouts["sum"].double())
+    got = K_OPS.kan_linear_fused_backward(layouts["sum"], x, grid, k, 2, Wb, coef, scale, True, True)
+    for name, g, e in zip(("gx", "gWb", "gcoef", "gscale"), got, exp):
+        assert_close(g, e, TOL[dtype], msg=f"sum layout {name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_kanlinear_sum_backward_equals_dense_ones(dtype):
+    """KANLinear's y.sum().backward() (grad_y a stride-0 expansion, read as
+    one row) gives, bit for bit, the gradients of y.backward(ones) (a dense
+    grad_y), on a layer wide and long enough for several backward chunks and
+    x column groups, and on (..., in) input."""
+    import kanext
+    torch.manual_seed(seed_of("sum-vs-ones", dtype))
+    lay = kanext.KANLinear(40, 70, grid=30, dtype=dtype)
+    for shape in ((513, 40), (3, 171, 40)):
+        x = (torch.rand(*shape, dtype=dtype) * 2.4 - 1.2).requires_grad_()
+        grads = []
+        for dense in (False, True):
+            lay.zero_grad(set_to_none=True)
+            x.grad = None
+            y = lay(x)
+            (y.backward(torch.ones_like(y)) if dense else y.sum().backward())
+            grads.append([x.grad.clone()] + [p.grad.clone() for p in lay.parameters() if p.grad is not None])
+        assert len(grads[0]) == len(grads[1]) >= 4
+        for a, b in zip(*grads):
+            assert_bitwise_equal(a, b, f"y.sum() vs ones {shape}")
+
+
+def test_backward_skipped_outputs_are_contiguous_zeros():
+    """Outputs not asked for (need_x / need_w false) are zeros of their
+    tensors' shapes, contiguous, as the fake kernels say (they now come from
+    the output pool instead of fresh pages), large ones included."""
+    dtype, k, G, in_f, out, N = torch.float32, 3, 5, 64, 64, 4200
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "uniform", in_f, out, N, seed_of("skipped-zeros"))
+    N = x.shape[0]
+    gy = gy[:N]
+    Wc = K_OPS.fold_spline_weights(coef, scale)
+    for _ in range(2):  # the second call takes the pooled buffers the first one freed
+        for need_x, need_w in ((False, True), (True, False)):
+            fused = K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, need_x, need_w)
+            unfused = K_OPS.kan_linear_backward(gy, x, grid, k, 2, Wb, Wc, need_x, need_w)
+            skipped = ([fused[0], unfused[0]] if not need_x else []) + \
+                      (list(fused[1:]) + list(unfused[1:]) if not need_w else [])
+            assert skipped
+            for t in skipped:
+                assert t.is_contiguous() and int(torch.count_nonzero(t)) == 0
+            kept = ([fused[0]] if need_x else []) + (list(fused[1:]) if need_w else [])
+            assert all(int(torch.count_nonzero(t)) > 0 for t in kept)
+            del fused, unfused, skipped, kept

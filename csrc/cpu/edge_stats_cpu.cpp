@@ -73,8 +73,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_stats_backward_cpu(
   const at::Tensor gS = gS_.contiguous(), gQ = gQ_.contiguous(), gA = gA_.contiguous();
   // The kernel writes every element of what it is asked for; skipped outputs are zeros.
   at::Tensor gxT = need_x ? cpu::pooled_empty({in, N}, x_.options()) : at::Tensor();
-  at::Tensor gWb = need_w ? cpu::pooled_empty(Wb.sizes(), Wb.options()) : at::zeros_like(Wb);
-  at::Tensor gWc = need_w ? cpu::pooled_empty(Wc.sizes(), Wc.options()) : at::zeros_like(Wc);
+  at::Tensor gWb = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wb.sizes(), Wb.options());
+  at::Tensor gWc = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wc.sizes(), Wc.options());
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x_.scalar_type(), "kanext_edge_stats_backward", [&] {
     const scalar_t *xp = xT.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();

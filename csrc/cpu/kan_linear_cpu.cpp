@@ -69,16 +69,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
   check_base(op, base);
   check_linear_grad(op, gy_, x_, Wb_.size(1));
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous(), Wc = Wc_.contiguous();
-  const at::Tensor gy = gy_.contiguous();
+  at::Tensor gy;
+  int64_t ldg = 0;
+  std::tie(gy, ldg) = cpu::grad_rows(gy_);
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w))
     return {at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(Wc)};
   // The kernel writes every element of what it is asked for (each thread
   // zeroes its own weight-gradient slices); skipped outputs are zeros.
-  at::Tensor gx = need_x ? cpu::pooled_empty(x.sizes(), x.options()) : at::zeros_like(x);
-  at::Tensor gWb = need_w ? cpu::pooled_empty(Wb.sizes(), Wb.options()) : at::zeros_like(Wb);
-  at::Tensor gWc = need_w ? cpu::pooled_empty(Wc.sizes(), Wc.options()) : at::zeros_like(Wc);
+  at::Tensor gx = (need_x ? cpu::pooled_empty : cpu::pooled_zeros)(x.sizes(), x.options());
+  at::Tensor gWb = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wb.sizes(), Wb.options());
+  at::Tensor gWc = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wc.sizes(), Wc.options());
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
@@ -89,7 +91,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
     dispatch_order(k, [&](auto K) {
       at::parallel_for(0, in, grain_for(N * (out + 8) * (k + 2), 1), [&](int64_t i0, int64_t i1) {
         cpu::kan_linear_backward_inputs<scalar_t, decltype(K)::value>(gyp, xp, tp, pp, N, in, M, base, wbp, wcp, out,
-                                                                      need_x, need_w, gxp, gwbp, gwcp, i0, i1);
+                                                                      need_x, need_w, gxp, gwbp, gwcp, i0, i1,
+                                                                      ldg);
       });
     });
   });
@@ -217,17 +220,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_back
   check_fused_args(op, x_, grid_, k, base, Wb_, coef_, scale_);
   check_linear_grad(op, gy_, x_, Wb_.size(1));
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), Wb = Wb_.contiguous();
-  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous(), gy = gy_.contiguous();
+  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous();
+  at::Tensor gy;
+  int64_t ldg = 0;
+  std::tie(gy, ldg) = cpu::grad_rows(gy_);
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   const auto zeros = [&] {
     return std::make_tuple(at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(coef), at::zeros_like(scale));
   };
   if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w)) return zeros();
-  at::Tensor gx = need_x ? cpu::pooled_empty(x.sizes(), x.options()) : at::zeros_like(x);
-  at::Tensor gWb = need_w ? cpu::pooled_empty(Wb.sizes(), Wb.options()) : at::zeros_like(Wb);
-  at::Tensor gc = need_w ? cpu::pooled_empty(coef.sizes(), coef.options()) : at::zeros_like(coef);
-  at::Tensor gs = need_w ? cpu::pooled_empty(scale.sizes(), scale.options()) : at::zeros_like(scale);
+  at::Tensor gx = (need_x ? cpu::pooled_empty : cpu::pooled_zeros)(x.sizes(), x.options());
+  at::Tensor gWb = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wb.sizes(), Wb.options());
+  at::Tensor gc = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(coef.sizes(), coef.options());
+  at::Tensor gs = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(scale.sizes(), scale.options());
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
@@ -239,7 +245,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_back
     dispatch_order(k, [&](auto K) {
       at::parallel_for(0, in, grain_for(N * (out + 8) * (k + 2), 1), [&](int64_t i0, int64_t i1) {
         cpu::kan_linear_fused_backward_inputs<scalar_t, decltype(K)::value>(
-            gyp, xp, tp, pp, N, in, M, base, wbp, cp, sp, out, need_x, need_w, gxp, gwbp, gcp, gsp, i0, i1);
+            gyp, xp, tp, pp, N, in, M, base, wbp, cp, sp, out, need_x, need_w, gxp, gwbp, gcp, gsp, i0, i1, ldg);
       });
     });
   });

@@ -1101,8 +1101,9 @@ inline bool with_width(int64_t out, F&& f) {
 // than one vector (out == O, 1 <= O < kLanes<T>, known at compile time):
 // rank-1 updates row by row in batch order, loops unrolled.
 template <typename T, int K, int O>
-__attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0,
-                                             int rows, bool has_base, T* __restrict gwb, T* __restrict gwc) {
+__attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t ldg,
+                                             int64_t n0, int rows, bool has_base, T* __restrict gwb,
+                                             T* __restrict gwc) {
   static_assert(O >= 1 && O < kLanes<T>, "narrow_grad_w: widths below one vector");
   constexpr int K1 = K + 1;
   // grad_Wb's row is summed in registers (the same additions in the same
@@ -1115,7 +1116,7 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
     const int rr = r % kRows;
     const int64_t s = B.start[rr];
     if (s == -2) continue;
-    const T* __restrict d = gy + (n0 + r) * O;
+    const T* __restrict d = gy + (n0 + r) * ldg;
     if (has_base) {
       const T b = B.bv[rr];
       for (int j = 0; j < O; ++j) gb[j] += b * d[j];
@@ -1178,7 +1179,8 @@ inline bool use_dense_grad_w(int64_t nb, int64_t out) {
 }
 
 template <typename T, int K>
-__attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t n0, int rows,
+__attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ldg, int64_t n0,
+                                            int rows,
                                             int64_t nb, int64_t out, bool has_base, T* __restrict gwb,
                                             T* __restrict gwc) {
   constexpr int L = kLanes<T>, K1 = K + 1, C = kRows / L;
@@ -1193,11 +1195,11 @@ __attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* 
   for (int b = 0; b * kRows < rows; ++b) {
     const int nr = std::min(kRows, rows - b * kRows);
     const BlockBases<T, K>& B = ws.bb[b];
-    const T* __restrict g = gy + (n0 + b * kRows) * out;
+    const T* __restrict g = gy + (n0 + b * kRows) * ldg;
     bool finite = true;
     for (int64_t j = 0; j < out; ++j) {
       for (int r = 0; r < nr; ++r) {
-        const T v = g[r * out + j];
+        const T v = g[r * ldg + j];
         finite &= v * T(0) == T(0);  // false for inf and NaN
         gt[j * kRows + r] = v;
       }
@@ -1209,7 +1211,7 @@ __attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* 
       for (int r = 0; r < nr; ++r) {
         const int64_t s = B.start[r];
         if (s == -2) continue;
-        const T* __restrict d = g + r * out;
+        const T* __restrict d = g + r * ldg;
         if (has_base)
           for (int64_t j = 0; j < out; ++j) gwb[j] += B.bv[r] * d[j];
         if (s < 0) continue;
@@ -1287,7 +1289,8 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
 // grid of layers at least one vector wide by combined_dot (the same sum,
 // associated differently).
 template <typename T, int K, int O>
-inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t n0, int rows, int64_t out_,
+inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t ldg, int64_t n0, int rows,
+                        int64_t out_,
                         T* __restrict gxc, int64_t xs, bool has_base, const T* __restrict wb,
                         const T* __restrict wc) {
   constexpr int K1 = K + 1;
@@ -1306,7 +1309,7 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
       gxc[n * xs] = std::numeric_limits<T>::quiet_NaN();
       continue;
     }
-    const T* __restrict d = gy + n * out;
+    const T* __restrict d = gy + n * ldg;
     const T* rws[K1 + 1];
     for (int q = 0; q < K1; ++q) rws[q] = wc + ((s >= 0 ? s : 0) + q) * out;
     rws[K1] = wb;
@@ -1338,14 +1341,16 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
 
 // Backward of one input i over the batch rows [n0, n0 + rows) (rows <=
 // ws.span): writes grad_x[n, i] (need_x) and adds the rows' terms to input i's
-// weight gradients (need_w). Input i's x[n, i] is xc[n xs] and its grad_x[n, i]
+// weight gradients (need_w). grad_y[n, :] is gy + n ldg (ldg = 0: every row
+// the same, as grad_y of y.sum() is). Input i's x[n, i] is xc[n xs] and its grad_x[n, i]
 // goes to gxc[n xs] (InputColumns). wb, wc: input i's rows of Wb (out) and Wc
 // (G+k, out); gwb, gwc: the same of the gradients. The rows of the span are
 // grouped by knot interval (stable order), and each group's rank-1 updates
 // are summed in registers; layers narrower than one vector take the rows one
 // by one instead (narrow_grad_w, called once per span, out of line).
 template <typename T, int K>
-void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* __restrict xc, T* __restrict gxc,
+void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ldg, const T* __restrict xc,
+                   T* __restrict gxc,
                    int64_t xs, const T* __restrict t, const T* __restrict padded, int64_t n0, int rows, int64_t M,
                    int64_t base, const T* __restrict wb, const T* __restrict wc, int64_t out, bool need_x,
                    bool need_w, T* __restrict gwb, T* __restrict gwc) {
@@ -1363,18 +1368,18 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
   auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
   if (need_x) {
     switch (out) {  // the science models' widths get their loops unrolled
-      case 1: grad_x_rows<T, K, 1>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
-      case 2: grad_x_rows<T, K, 2>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
-      case 3: grad_x_rows<T, K, 3>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
-      case 4: grad_x_rows<T, K, 4>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
-      case 5: grad_x_rows<T, K, 5>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc); break;
-      default: grad_x_rows<T, K, 0>(bb, gy, n0, rows, out, gxc, xs, has_base, wb, wc);
+      case 1: grad_x_rows<T, K, 1>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 2: grad_x_rows<T, K, 2>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 3: grad_x_rows<T, K, 3>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 4: grad_x_rows<T, K, 4>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      case 5: grad_x_rows<T, K, 5>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
+      default: grad_x_rows<T, K, 0>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
     }
   }
   if (!need_w) return;
   const int64_t nb = M - K - 1;
   if (use_dense_grad_w<T>(nb, out)) {
-    dense_grad_w<T, K>(ws, gy, n0, rows, nb, out, has_base, gwb, gwc);
+    dense_grad_w<T, K>(ws, gy, ldg, n0, rows, nb, out, has_base, gwb, gwc);
     return;
   }
   if (out < kLanes<T>) {
@@ -1385,7 +1390,7 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
     // grad_Wb's row summed in registers (at run time, with 8 outputs, GCC's
     // code for the loop moved by 1.6x with unrelated changes elsewhere).
     with_width<1, kLanes<T> - 1>(out, [&](auto O) {  // (every width here: 1 <= out < one vector)
-      narrow_grad_w<T, K, decltype(O)::value>(bb, gy, n0, rows, has_base, gwb, gwc);
+      narrow_grad_w<T, K, decltype(O)::value>(bb, gy, ldg, n0, rows, has_base, gwb, gwc);
     });
     return;
   }
@@ -1405,7 +1410,7 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, const T* _
     const int nr = std::min(kRows, rows - b * kRows);
     for (int rr = 0; rr < nr; ++rr) {
       const int pos = counts[B.start[rr] + 2]++;
-      drows[pos] = gy + (n0 + b * kRows + rr) * out;
+      drows[pos] = gy + (n0 + b * kRows + rr) * ldg;
       for (int q = 0; q < K1; ++q) coef[pos][q] = B.v[q][rr];
       coef[pos][K1] = B.bv[rr];
     }
@@ -1508,14 +1513,16 @@ inline int64_t backward_chunk(int64_t rows_per_input, int64_t out) {
 // batch in order, so there are no atomics and the result is deterministic
 // (and independent of the thread count). Each chunk of inputs zeroes its
 // slices of grad_Wb / grad_Wc (need_w) just before it fills them, and every
-// grad_x[:, i] is written (need_x).
+// grad_x[:, i] is written (need_x). grad_y's rows are ldg apart (-1: out; 0:
+// one row for the whole batch).
 template <typename T, int K>
 void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, const T* __restrict grid,
                                 const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
                                 const T* __restrict Wb, const T* __restrict Wc, int64_t out, bool need_x,
                                 bool need_w, T* __restrict gx, T* __restrict gWb, T* __restrict gWc, int64_t i0,
-                                int64_t i1) {
+                                int64_t i1, int64_t ldg = -1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
+  if (ldg < 0) ldg = out;
   BackwardScratch<T, K> ws(nb);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(nb + 1, out);
@@ -1528,7 +1535,7 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
     for (int64_t n0 = 0; n0 < N; n0 += span) {
       const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
       for (int64_t i = c0; i < c1; ++i)
-        backward_span<T, K>(ws, gy, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
+        backward_span<T, K>(ws, gy, ldg, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
                             M, base, Wb + i * out, Wc + i * nb * out, out, need_x, need_w, gWb + i * out,
                             gWc + i * nb * out);
     }
@@ -1844,11 +1851,17 @@ inline int64_t strip_tile(int64_t in, int64_t nb, int64_t out, int64_t sc, int64
 // rows of 256 outputs past 64 KiB (0.88x at G=100), and float64
 // (0.75-1.2x). Wide strips: at least 4 vectors of outputs and at least 4
 // inputs per tile (1024 -> 1024 at G=100, two inputs per tile, is 1.1x
-// slower than the row forward).
+// slower than the row forward). On builds with wide strips, neither where an
+// input's weights take at most 4 KiB (64 float32 outputs at G <= 10, 128 at
+// G = 5): the row forward was 1.04-1.15x faster there on an AVX-512 core,
+// where an AVX2 build of the same code was 0.91-1.05x (bench/RESULTS.md,
+// twentieth pass).
+constexpr int64_t kRowForwardBytes = 4 << 10;
 template <typename T>
 inline int64_t strip_cols(int64_t nb, int64_t out) {
   if (nb >= kMaxStripKeys - 2) return 0;
   const int64_t per_input = nb * out * int64_t(sizeof(T));
+  if (kWideStrips && per_input <= kRowForwardBytes) return 0;
   if (kWideStrips && out >= kWideStripCols<T> && 4 * per_input <= strip_tile_bytes(kWideStripCols<T>))
     return kWideStripCols<T>;
   if (sizeof(T) == 4 && out >= kFoldCols && out <= 256 && per_input <= (64 << 10)) return kFoldCols;
@@ -2233,8 +2246,10 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
                                       const T* __restrict padded, int64_t N, int64_t in, int64_t M, int64_t base,
                                       const T* __restrict Wb, const T* __restrict coef, const T* __restrict scale,
                                       int64_t out, bool need_x, bool need_w, T* __restrict gx, T* __restrict gWb,
-                                      T* __restrict gcoef, T* __restrict gscale, int64_t i0, int64_t i1) {
+                                      T* __restrict gcoef, T* __restrict gscale, int64_t i0, int64_t i1,
+                                      int64_t ldg = -1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
+  if (ldg < 0) ldg = out;
   BackwardScratch<T, K> ws(nb);
   const int span = ws.span;
   // (the folded Wc only for grad_x; capped at the task's inputs: small layers
@@ -2253,7 +2268,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
     for (int64_t n0 = 0; n0 < N; n0 += span) {
       const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
       for (int64_t i = c0; i < c1; ++i)  // (a pointer unused without need_x / need_w points at the stub)
-        backward_span<T, K>(ws, gy, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
+        backward_span<T, K>(ws, gy, ldg, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
                             M, base, Wb + i * out, need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out,
                             need_x, need_w, gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
     }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <type_traits>
 
 #include "kan_linear_kernels.h"
@@ -49,6 +50,34 @@ constexpr int64_t kMinTaskWork = 1 << 20;
 inline int64_t grain_for(int64_t work_per_item, int64_t multiple) {
   const int64_t items = std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, work_per_item));
   return (items + multiple - 1) / multiple * multiple;
+}
+
+// Zeros for a gradient output that was not asked for (the op's schema
+// returns it all the same), from the output pool where large: at::zeros_like
+// maps fresh pages and faults them in on every call (0.3 ms for a 4096 x 64
+// float32 grad x on one thread, bench/RESULTS.md, twentieth pass).
+inline at::Tensor pooled_zeros(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  return pooled_empty(sizes, options).zero_();
+}
+
+// t if contiguous, else a contiguous copy of it in pooled memory.
+inline at::Tensor pooled_contiguous(const at::Tensor& t) {
+  return t.is_contiguous() ? t : pooled_empty(t.sizes(), t.options()).copy_(t);
+}
+
+// A 2-D grad_y as the backward kernels read it: (g, ldg) with row n at
+// g.data_ptr() + n ldg. Rows that are all one row (stride 0 over the batch:
+// grad_y of y.sum() or y.mean() is a scalar expanded to (N, out)) give
+// ldg = 0 and that one row, instead of an (N, out) copy (0.2 ms per call at
+// 4096 x 64, 1-5% of a layer's step, bench/RESULTS.md, twentieth pass);
+// rows of unit stride keep their stride; anything else is copied.
+inline std::tuple<at::Tensor, int64_t> grad_rows(const at::Tensor& gy) {
+  const int64_t N = gy.size(0), out = gy.size(1);
+  if (N > 1 && gy.stride(0) == 0) return {gy.select(0, 0).contiguous(), 0};
+  const bool unit = out <= 1 || gy.stride(1) == 1;
+  if (unit && N <= 1) return {gy, out};
+  if (unit && gy.stride(0) >= out) return {gy, gy.stride(0)};
+  return {pooled_contiguous(gy), out};
 }
 
 // (in, M + 2k + 2) knots with stand-ins past both ends (see cpu::pad_knots).

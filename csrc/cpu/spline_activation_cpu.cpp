@@ -203,11 +203,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spline_activation_bac
   check_grid_increasing(op, grid);
   const int64_t N = z_.size(0), C = z_.size(1), M = grid.size(1), K1 = k + 1, nb = M - k - 1;
   const at::Tensor coef = coef_.contiguous(), sb = sb_.contiguous(), sp = sp_.contiguous();
-  at::Tensor gz = need_z ? cpu::pooled_empty({N, C}, z_.options()) : at::zeros({N, C}, z_.options());
+  at::Tensor gz = (need_z ? cpu::pooled_empty : cpu::pooled_zeros)({N, C}, z_.options());
   at::Tensor gcoef = at::zeros({C, nb}, z_.options()), gsb = at::zeros({C}, z_.options()),
              gsp = at::zeros({C}, z_.options());
   if (N == 0 || C == 0 || (!need_z && !need_w)) return {gz.zero_(), gcoef, gsb, gsp};
-  const at::Tensor z = z_.contiguous(), gy = gy_.contiguous();
+  const at::Tensor z = z_.contiguous(), gy = cpu::pooled_contiguous(gy_);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "kanext_spline_activation_backward", [&] {
     using T = scalar_t;
     const Tables<T> tb = make_tables<T>(grid, k, coef, sb, sp);
