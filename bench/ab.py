@@ -15,7 +15,9 @@ to a shape for float64), 2 threads, median of 7 samples of calls repeated to
 >= 50 ms of wall time. With `cpu1`: one thread, timed as the thread's CPU
 time (steadier on a shared machine), and x ~ N(0, 1) requiring grad (grad x
 too, and a third of the points outside the grid or in its end intervals).
-The table gives the minimum over rounds for A, B and the floor (three
+With `dense`: as the default, but backward from a dense random grad y
+(y.backward(g), as a training loss gives) instead of y.sum()'s stride-0 one,
+like the floor's. The table gives the minimum over rounds for A, B and the floor (three
 GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
 same way). CPU timings are noisy on a shared machine: compare only
 differences larger than the spread between rounds.
@@ -25,11 +27,12 @@ A, B = sys.argv[1], sys.argv[2]
 shapes = sys.argv[3].split(";")
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 mode = sys.argv[5] if len(sys.argv) > 5 else ""
-if mode not in ("", "cpu1"):
-    sys.exit(f"ab.py: the 5th argument is 'cpu1' or nothing, got {mode!r}")
+if mode not in ("", "cpu1", "dense"):
+    sys.exit(f"ab.py: the 5th argument is 'cpu1', 'dense' or nothing, got {mode!r}")
 child = r'''
 import os, sys, time, json, torch, kanext
 cpu1 = os.environ.get("AB_MODE") == "cpu1"
+dense = os.environ.get("AB_MODE") == "dense"
 torch.set_num_threads(1 if cpu1 else 2)
 clock = time.thread_time if cpu1 else time.perf_counter
 N,i,o,G = [int(v) for v in sys.argv[1].split(",")]
@@ -39,8 +42,11 @@ lay = kanext.KANLinear(i, o, grid=G, dtype=dt)
 x = torch.randn(N, i, dtype=dt).requires_grad_(True) if cpu1 else torch.rand(N, i, dtype=dt) * 2 - 1
 A = torch.randn(N, i*5, dtype=dt, requires_grad=True); W = torch.randn(i*5, o, dtype=dt, requires_grad=True)
 gy = torch.ones(N, o, dtype=dt)
+gd = torch.randn(N, o, dtype=dt)
 def full():
-    lay.zero_grad(set_to_none=True); x.grad = None; lay(x).sum().backward()
+    lay.zero_grad(set_to_none=True); x.grad = None
+    if dense: lay(x).backward(gd)
+    else: lay(x).sum().backward()
 def floor():
     A.grad = None; W.grad = None; (A @ W).backward(gy)
 def med(f):

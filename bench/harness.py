@@ -403,8 +403,19 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def step_fns(impl: Impl, x: torch.Tensor) -> dict:
-    """The three timed workloads; each returns what it must keep alive."""
+GRADS = ("sum", "dense")
+
+
+def step_fns(impl: Impl, x: torch.Tensor, grad: str = "sum") -> dict:
+    """The three timed workloads; each returns what it must keep alive.
+
+    fwd_bwd's backward starts from y.sum() (grad="sum": grad y is a scalar
+    expanded to y's shape, stride 0, which an implementation may read as one
+    row) or from a dense random grad y made once per shape (grad="dense",
+    y.backward(g): what a training loss hands the layer)."""
+    if grad not in GRADS:
+        raise ValueError(f"step_fns: grad must be one of {GRADS}, got {grad!r}")
+    seeds = {}
 
     def fwd():
         return impl.forward(x)
@@ -417,7 +428,13 @@ def step_fns(impl: Impl, x: torch.Tensor) -> dict:
         for q in impl.params:
             q.grad = None  # optimizer.zero_grad(set_to_none=True)
         y = impl.forward(x)
-        y.sum().backward()
+        if grad == "sum":
+            y.sum().backward()
+        else:
+            if "g" not in seeds:
+                gen = torch.Generator(device="cpu").manual_seed(1234)
+                seeds["g"] = torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device)
+            y.backward(seeds["g"])
         return y
 
     return {"fwd": fwd, "fwd_nograd": fwd_nograd, "fwd_bwd": fwd_bwd}

@@ -23,8 +23,11 @@ chooses the peers.
 
 What is timed, per shape. The "fwd+bwd" workload of bench/run.py, through
 the same code (harness.step_fns / harness.time_fn): the parameter grads are
-set to None, then forward, then y.sum().backward() into all parameters; x
-does not require grad. The median of up to --repeat samples is reported;
+set to None, then forward, then y.backward(g) into all parameters, g a
+dense random (N, out) tensor made once per shape (--grad sum: y.sum().backward(),
+the workload of the passes before the twentieth; its grad y is a stride-0
+expansion, which kanext reads as one row that stays in L1); x does not
+require grad. The median of up to --repeat samples is reported;
 each sample repeats the call until it lasts >= 20 ms. It is timed for
   * kanext     kanext.KANLinear (harness.build_kanext, pykan parametrisation)
   * each peer  harness's builders, with the same seeded weights mapped in.
@@ -254,6 +257,9 @@ def parse_args(argv=None):
     ap.add_argument("--pykan-max-elems", type=_positive(float), default=2 ** 27)
     ap.add_argument("--check-rows", type=_positive(int), default=256,
                     help="rows on which kanext's gradients are checked against the reference (default 256)")
+    ap.add_argument("--grad", choices=H.GRADS, default="dense",
+                    help="grad y of the backward: 'dense' (default; a random (N, out) tensor, as a training "
+                         "loss gives) or 'sum' (y.sum(), a stride-0 expansion that kanext reads as one row)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write all rows to this path")
     ap.add_argument("--plot", default=os.path.join(ROOT, "bench", "out", "sweep.png"),
@@ -311,7 +317,7 @@ def time_impl(impl: H.Impl, x: torch.Tensor, a, warmup: int) -> dict:
     """run.py's fwd+bwd workload of one implementation, with the other processes' CPU share."""
     monitor = H.OtherCpuUse().start()
     t0 = time.perf_counter()
-    r = H.time_fn(H.step_fns(impl, x)["fwd_bwd"], "cpu", a.repeat, warmup, a.budget)
+    r = H.time_fn(H.step_fns(impl, x, a.grad)["fwd_bwd"], "cpu", a.repeat, warmup, a.budget)
     for q in impl.params:
         q.grad = None
     r["wall_s"] = time.perf_counter() - t0
@@ -323,7 +329,7 @@ def gemm_rate(dtype: str, k: int, a) -> float:
     """Flop/s of the floor's three GEMMs on a 1024 x 256(k+2) x 256 problem (for --max-floor-ms)."""
     p = H.Problem(batch=1024, inp=256, out=256, grid=1, k=k, dtype=DTYPES[dtype], seed=a.seed)
     impl = H.build_gemm_local(p, {})
-    r = H.time_fn(H.step_fns(impl, None)["fwd_bwd"], "cpu", 5, 2, 2.0)
+    r = H.time_fn(H.step_fns(impl, None, a.grad)["fwd_bwd"], "cpu", 5, 2, 2.0)
     return floor_flops(p) / r["median_s"]
 
 

@@ -71,6 +71,32 @@ def test_fwd_bwd(benchmark, checked):
     benchmark(run)
 
 
+def test_step_fns_grad_modes():
+    """fwd_bwd's two backward seeds: 'sum' gives the gradients of y.sum(),
+    'dense' those of y.backward(g) for one fixed random g (the same g on every
+    call), and anything else is refused."""
+    p = H.Problem(batch=37, inp=5, out=7, grid=4, k=3, dtype=torch.float64, device="cpu")
+    P, x = H.master_params(p), H.make_input(p)
+    impl = H.BUILDERS["kanext"](p, P)
+    grads = {}
+    for grad in H.GRADS:
+        fn = H.step_fns(impl, x, grad)["fwd_bwd"]
+        y = fn()
+        first = [q.grad.clone() for q in impl.params]
+        fn()
+        assert all(torch.equal(a, q.grad) for a, q in zip(first, impl.params)), grad
+        grads[grad] = (y.detach(), first)
+    y = impl.forward(x)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1234), dtype=y.dtype)
+    for grad, seed in (("sum", torch.ones_like(y)), ("dense", g)):
+        exp = torch.autograd.grad(y, impl.params, seed, retain_graph=True)
+        for a, e in zip(grads[grad][1], exp):
+            torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+    assert not torch.equal(grads["sum"][1][0], grads["dense"][1][0])
+    with pytest.raises(ValueError, match="grad must be one of"):
+        H.step_fns(impl, x, "mean")
+
+
 # ------------------------------------------------- SplineActivation (LAN)
 import spline_activation as SA  # noqa: E402  (bench/ is on sys.path under pytest)
 
