@@ -367,7 +367,11 @@ class KanBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(gy, x, grid, k, base, Wb, Wc, need_x, need_w, backend):
-        return _below(_ops.kan_linear_backward, gy, x, grid, k, base, Wb, Wc, need_x, need_w, backend)
+        # Skipped outputs come from the CPU kernel as stride-0 zeros; here they
+        # are made dense: forward-mode AD (jvp, torch.func) writes an output's
+        # tangent into a tensor of the output's strides, which stride 0 refuses.
+        out = _below(_ops.kan_linear_backward, gy, x, grid, k, base, Wb, Wc, need_x, need_w, backend)
+        return tuple(t if t.is_contiguous() else t.contiguous() for t in out)
 
     @staticmethod
     def setup_context(ctx, inputs, output):

@@ -150,7 +150,10 @@ def _kan_linear(x, grid, k, base: int, Wb, Wc, backend: int) -> Tensor:
 
 
 def kan_linear_backward(grad_y, x, grid, k, base, Wb, Wc, need_x=True, need_w=True, backend: int | None = None):
-    """Raw fused backward: (grad_x, grad_Wb, grad_Wc)."""
+    """Raw fused backward: (grad_x, grad_Wb, grad_Wc). Outputs not asked for
+    (need_x / need_w false) are zeros; on the CPU they take no memory (a
+    stride-0 expansion of one zero: ``.contiguous()`` gives a writable copy,
+    and an in-place write raises torch's error about overlapping memory)."""
     backend = backend_code() if backend is None else backend
     if x.dtype in _HALF and x.is_cpu:
         dt, x, grid, grad_y, Wb, Wc = _f32("kanext.kan_linear_backward", "x grid grad_y Wb Wc", x, grid, grad_y, Wb,
@@ -357,10 +360,19 @@ def _(x, grid, k, base, Wb, Wc, backend=0):
     return x.new_empty((x.shape[0], Wb.shape[1]))
 
 
+def _grad_like(t: Tensor, need: bool) -> Tensor:
+    """A backward op's gradient output of t's shape, as its kernel lays it
+    out: contiguous; on the CPU, one not asked for is a stride-0 expansion of
+    one zero (cpu::skipped_grad: no memory written per element)."""
+    if need or t.device.type != "cpu":
+        return t.new_empty(t.shape)
+    return t.new_empty_strided(t.shape, (0,) * t.dim())
+
+
 @torch.library.register_fake("kanext::kan_linear_backward")
 def _(grad_y, x, grid, k, base, Wb, Wc, need_x, need_w, backend=0):
     # The kernel returns contiguous gradients whatever the inputs' strides.
-    return x.new_empty(x.shape), Wb.new_empty(Wb.shape), Wc.new_empty(Wc.shape)
+    return _grad_like(x, need_x), _grad_like(Wb, need_w), _grad_like(Wc, need_w)
 
 
 @torch.library.register_fake("kanext::fold_spline_weights")
@@ -384,7 +396,7 @@ def _(x, grid, k, base, Wb, coef, scale, backend=0):
 @torch.library.register_fake("kanext::kan_linear_fused_backward")
 def _(grad_y, x, grid, k, base, Wb, coef, scale, need_x, need_w, backend=0):
     # contiguous gradients, grad_coef in coef's (in, out, G+k) shape
-    return x.new_empty(x.shape), Wb.new_empty(Wb.shape), coef.new_empty(coef.shape), scale.new_empty(scale.shape)
+    return _grad_like(x, need_x), _grad_like(Wb, need_w), _grad_like(coef, need_w), _grad_like(scale, need_w)
 
 
 @torch.library.register_fake("kanext::edge_stats")

@@ -76,7 +76,8 @@ def test_fused_equals_unfused_ops_bitwise(dtype, k, G, kind, shape):
                 got = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, need_x, need_w)
                 for name, g, e, needed in zip(("gx", "gWb", "gcoef", "gscale"), got, g_exp,
                                               (need_x, need_w, need_w, need_w)):
-                    assert g.shape == e.shape and g.is_contiguous(), name
+                    # (skipped outputs: stride-0 zeros, test_backward_skipped_outputs_are_stride0_zeros)
+                    assert g.shape == e.shape and (g.is_contiguous() if needed else set(g.stride()) <= {0}), name
                     assert_bitwise_equal(g, e if needed else torch.zeros_like(e),
                                          f"{name} {base} need_x={need_x} need_w={need_w}")
 
@@ -567,24 +568,63 @@ def test_kanlinear_sum_backward_equals_dense_ones(dtype):
             assert_bitwise_equal(a, b, f"y.sum() vs ones {shape}")
 
 
-def test_backward_skipped_outputs_are_contiguous_zeros():
+def test_backward_skipped_outputs_are_stride0_zeros():
     """Outputs not asked for (need_x / need_w false) are zeros of their
-    tensors' shapes, contiguous, as the fake kernels say (they now come from
-    the output pool instead of fresh pages), large ones included."""
+    tensors' shapes that take no memory on the CPU: a stride-0 expansion of
+    one zero, not a view, as the fake kernels say (opcheck and
+    torch.compile compare the two). An in-place write raises; .contiguous()
+    gives writable zeros. The outputs asked for are contiguous and filled.
+    Empty batches too."""
     dtype, k, G, in_f, out, N = torch.float32, 3, 5, 64, 64, 4200
     x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "uniform", in_f, out, N, seed_of("skipped-zeros"))
     N = x.shape[0]
     gy = gy[:N]
     Wc = K_OPS.fold_spline_weights(coef, scale)
-    for _ in range(2):  # the second call takes the pooled buffers the first one freed
-        for need_x, need_w in ((False, True), (True, False)):
-            fused = K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, need_x, need_w)
-            unfused = K_OPS.kan_linear_backward(gy, x, grid, k, 2, Wb, Wc, need_x, need_w)
-            skipped = ([fused[0], unfused[0]] if not need_x else []) + \
-                      (list(fused[1:]) + list(unfused[1:]) if not need_w else [])
-            assert skipped
-            for t in skipped:
-                assert t.is_contiguous() and int(torch.count_nonzero(t)) == 0
-            kept = ([fused[0]] if need_x else []) + (list(fused[1:]) if need_w else [])
-            assert all(int(torch.count_nonzero(t)) > 0 for t in kept)
-            del fused, unfused, skipped, kept
+    for rows in (N, 0):
+        for need_x, need_w in ((False, True), (True, False), (False, False)):
+            args = (gy[:rows], x[:rows], grid, k, 2, Wb)
+            fused = K_OPS.kan_linear_fused_backward(*args, coef, scale, need_x, need_w)
+            unfused = K_OPS.kan_linear_backward(*args, Wc, need_x, need_w)
+            for got, like in ((fused, (x[:rows], Wb, coef, scale)), (unfused, (x[:rows], Wb, Wc))):
+                for j, (t, ref_t) in enumerate(zip(got, like)):
+                    need = need_x if j == 0 else need_w
+                    assert t.shape == ref_t.shape and t._base is None
+                    if need:
+                        assert t.is_contiguous()
+                        if rows:
+                            assert int(torch.count_nonzero(t)) > 0
+                    else:
+                        assert t.stride() == (0,) * t.dim(), (j, t.stride())
+                        assert t.untyped_storage().nbytes() <= t.element_size()
+                        assert int(torch.count_nonzero(t)) == 0 and t.contiguous().is_contiguous()
+    skipped = K_OPS.kan_linear_fused_backward(gy, x, grid, k, 2, Wb, coef, scale, False, True)[0]
+    with pytest.raises(RuntimeError, match="single memory location"):
+        skipped.add_(1.0)
+    writable = skipped.contiguous()
+    writable.add_(1.0)
+    assert bool((writable == 1).all())
+
+
+@pytest.mark.parametrize("frozen", ("x", "weights"))
+def test_compiled_backward_with_skipped_outputs_matches_eager(frozen):
+    """torch.compile of a KANLinear step whose backward skips an output (x
+    without grad, as a first layer's data; or frozen weights, as when only
+    grad x is wanted): the compiled backward calls the op with need_x or
+    need_w false, whose stride-0 zeros must match the fake kernel's strides,
+    and its gradients equal eager's bit for bit."""
+    import kanext
+    torch.manual_seed(seed_of("compiled-skipped", frozen))
+    lay = kanext.KANLinear(9, 13, grid=6, dtype=torch.float64)
+    if frozen == "weights":
+        lay.requires_grad_(False)
+    x = torch.rand(47, 9, dtype=torch.float64) * 2.4 - 1.2
+    x.requires_grad_(frozen == "weights")
+    g = torch.randn(47, 13, dtype=torch.float64)
+
+    targets = [x] if frozen == "weights" else list(lay.parameters())
+    eager = torch.autograd.grad(lay(x), targets, g)
+    torch._dynamo.reset()
+    compiled = torch.autograd.grad(torch.compile(lay, fullgraph=True)(x), targets, g)
+    assert len(eager) == len(compiled) >= 1
+    for a, b in zip(eager, compiled):
+        assert_bitwise_equal(b, a, f"compiled vs eager, frozen {frozen}")

@@ -74,13 +74,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
   std::tie(gy, ldg) = cpu::grad_rows(gy_);
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
-  if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w))
-    return {at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(Wc)};
   // The kernel writes every element of what it is asked for (each thread
-  // zeroes its own weight-gradient slices); skipped outputs are zeros.
-  at::Tensor gx = (need_x ? cpu::pooled_empty : cpu::pooled_zeros)(x.sizes(), x.options());
-  at::Tensor gWb = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wb.sizes(), Wb.options());
-  at::Tensor gWc = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wc.sizes(), Wc.options());
+  // zeroes its own weight-gradient slices); skipped outputs are stride-0
+  // zeros (cpu::skipped_grad).
+  const auto grad = [](bool need, bool empty, const at::Tensor& t) {
+    return !need ? cpu::skipped_grad(t.sizes(), t.options())
+                 : empty ? at::zeros_like(t, at::MemoryFormat::Contiguous) : cpu::pooled_empty(t.sizes(), t.options());
+  };
+  const bool empty = N == 0 || in == 0 || out == 0;
+  at::Tensor gx = grad(need_x, empty, x), gWb = grad(need_w, empty, Wb), gWc = grad(need_w, empty, Wc);
+  if (empty || (!need_x && !need_w)) return {gx, gWb, gWc};
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
@@ -226,14 +229,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_back
   std::tie(gy, ldg) = cpu::grad_rows(gy_);
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
-  const auto zeros = [&] {
-    return std::make_tuple(at::zeros_like(x), at::zeros_like(Wb), at::zeros_like(coef), at::zeros_like(scale));
+  // (as kan_linear_backward_cpu: skipped outputs are stride-0 zeros)
+  const auto grad = [](bool need, bool empty, const at::Tensor& t) {
+    return !need ? cpu::skipped_grad(t.sizes(), t.options())
+                 : empty ? at::zeros_like(t, at::MemoryFormat::Contiguous) : cpu::pooled_empty(t.sizes(), t.options());
   };
-  if (N == 0 || in == 0 || out == 0 || (!need_x && !need_w)) return zeros();
-  at::Tensor gx = (need_x ? cpu::pooled_empty : cpu::pooled_zeros)(x.sizes(), x.options());
-  at::Tensor gWb = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(Wb.sizes(), Wb.options());
-  at::Tensor gc = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(coef.sizes(), coef.options());
-  at::Tensor gs = (need_w ? cpu::pooled_empty : cpu::pooled_zeros)(scale.sizes(), scale.options());
+  const bool empty = N == 0 || in == 0 || out == 0;
+  at::Tensor gx = grad(need_x, empty, x), gWb = grad(need_w, empty, Wb);
+  at::Tensor gc = grad(need_w, empty, coef), gs = grad(need_w, empty, scale);
+  if (empty || (!need_x && !need_w)) return {gx, gWb, gc, gs};
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = grid.data_ptr<scalar_t>();
