@@ -76,13 +76,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_linear_backward_cpu(
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
   // The kernel writes every element of what it is asked for (each thread
   // zeroes its own weight-gradient slices); skipped outputs are stride-0
-  // zeros (cpu::skipped_grad).
-  const auto grad = [](bool need, bool empty, const at::Tensor& t) {
-    return !need ? cpu::skipped_grad(t.sizes(), t.options())
-                 : empty ? at::zeros_like(t, at::MemoryFormat::Contiguous) : cpu::pooled_empty(t.sizes(), t.options());
-  };
+  // zeros (cpu::backward_output).
   const bool empty = N == 0 || in == 0 || out == 0;
-  at::Tensor gx = grad(need_x, empty, x), gWb = grad(need_w, empty, Wb), gWc = grad(need_w, empty, Wc);
+  at::Tensor gx = cpu::backward_output(need_x, empty, x), gWb = cpu::backward_output(need_w, empty, Wb),
+             gWc = cpu::backward_output(need_w, empty, Wc);
   if (empty || (!need_x && !need_w)) return {gx, gWb, gWc};
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_backward", [&] {
@@ -229,14 +226,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> kan_linear_fused_back
   std::tie(gy, ldg) = cpu::grad_rows(gy_);
   check_grid_increasing(op, grid);
   const int64_t N = x.size(0), in = x.size(1), M = grid.size(1), out = Wb.size(1);
-  // (as kan_linear_backward_cpu: skipped outputs are stride-0 zeros)
-  const auto grad = [](bool need, bool empty, const at::Tensor& t) {
-    return !need ? cpu::skipped_grad(t.sizes(), t.options())
-                 : empty ? at::zeros_like(t, at::MemoryFormat::Contiguous) : cpu::pooled_empty(t.sizes(), t.options());
-  };
-  const bool empty = N == 0 || in == 0 || out == 0;
-  at::Tensor gx = grad(need_x, empty, x), gWb = grad(need_w, empty, Wb);
-  at::Tensor gc = grad(need_w, empty, coef), gs = grad(need_w, empty, scale);
+  const bool empty = N == 0 || in == 0 || out == 0;  // (skipped outputs: stride-0 zeros)
+  at::Tensor gx = cpu::backward_output(need_x, empty, x), gWb = cpu::backward_output(need_w, empty, Wb);
+  at::Tensor gc = cpu::backward_output(need_w, empty, coef), gs = cpu::backward_output(need_w, empty, scale);
   if (empty || (!need_x && !need_w)) return {gx, gWb, gc, gs};
   const at::Tensor padded = padded_knots(grid, k);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanext_kan_linear_fused_backward", [&] {

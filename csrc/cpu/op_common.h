@@ -75,6 +75,15 @@ inline at::Tensor skipped_grad(at::IntArrayRef sizes, const at::TensorOptions& o
   return t;
 }
 
+// A kan_linear backward op's gradient output of t's shape: skipped_grad
+// where not asked for; where asked for, uninitialised pooled memory that the
+// kernel fills, or contiguous zeros where the batch or the layer is empty
+// (the kernel then does not run).
+inline at::Tensor backward_output(bool need, bool empty, const at::Tensor& t) {
+  if (!need) return skipped_grad(t.sizes(), t.options());
+  return empty ? at::zeros_like(t, at::MemoryFormat::Contiguous) : pooled_empty(t.sizes(), t.options());
+}
+
 // t if contiguous, else a contiguous copy of it in pooled memory.
 inline at::Tensor pooled_contiguous(const at::Tensor& t) {
   return t.is_contiguous() ? t : pooled_empty(t.sizes(), t.options()).copy_(t);
