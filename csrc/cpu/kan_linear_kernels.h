@@ -1179,10 +1179,9 @@ inline bool use_dense_grad_w(int64_t nb, int64_t out) {
 }
 
 template <typename T, int K>
-__attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ldg, int64_t n0,
-                                            int rows,
-                                            int64_t nb, int64_t out, bool has_base, T* __restrict gwb,
-                                            T* __restrict gwc) {
+__attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ldg,
+                                            int64_t n0, int rows, int64_t nb, int64_t out, bool has_base,
+                                            T* __restrict gwb, T* __restrict gwc) {
   constexpr int L = kLanes<T>, K1 = K + 1, C = kRows / L;
   typedef vec_t<T> V;
   const int64_t R = nb + 1;  // dense rows: the nb bases, then b(x)
@@ -1290,8 +1289,7 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
 // associated differently).
 template <typename T, int K, int O>
 inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t ldg, int64_t n0, int rows,
-                        int64_t out_,
-                        T* __restrict gxc, int64_t xs, bool has_base, const T* __restrict wb,
+                        int64_t out_, T* __restrict gxc, int64_t xs, bool has_base, const T* __restrict wb,
                         const T* __restrict wc) {
   constexpr int K1 = K + 1;
   const int64_t out = O > 0 ? O : out_;
@@ -1342,18 +1340,17 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
 // Backward of one input i over the batch rows [n0, n0 + rows) (rows <=
 // ws.span): writes grad_x[n, i] (need_x) and adds the rows' terms to input i's
 // weight gradients (need_w). grad_y[n, :] is gy + n ldg (ldg = 0: every row
-// the same, as grad_y of y.sum() is). Input i's x[n, i] is xc[n xs] and its grad_x[n, i]
-// goes to gxc[n xs] (InputColumns). wb, wc: input i's rows of Wb (out) and Wc
+// the same, as grad_y of y.sum() is). Input i's x[n, i] is xc[n xs] and its
+// grad_x[n, i] goes to gxc[n xs] (InputColumns). wb, wc: input i's rows of Wb (out) and Wc
 // (G+k, out); gwb, gwc: the same of the gradients. The rows of the span are
 // grouped by knot interval (stable order), and each group's rank-1 updates
 // are summed in registers; layers narrower than one vector take the rows one
 // by one instead (narrow_grad_w, called once per span, out of line).
 template <typename T, int K>
 void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ldg, const T* __restrict xc,
-                   T* __restrict gxc,
-                   int64_t xs, const T* __restrict t, const T* __restrict padded, int64_t n0, int rows, int64_t M,
-                   int64_t base, const T* __restrict wb, const T* __restrict wc, int64_t out, bool need_x,
-                   bool need_w, T* __restrict gwb, T* __restrict gwc) {
+                   T* __restrict gxc, int64_t xs, const T* __restrict t, const T* __restrict padded, int64_t n0,
+                   int rows, int64_t M, int64_t base, const T* __restrict wb, const T* __restrict wc, int64_t out,
+                   bool need_x, bool need_w, T* __restrict gwb, T* __restrict gwc) {
   constexpr int K1 = K + 1;
   const bool has_base = base != kBaseZero;
   BlockBases<T, K>* bb = ws.bb.data();

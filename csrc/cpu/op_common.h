@@ -54,10 +54,12 @@ inline int64_t grain_for(int64_t work_per_item, int64_t multiple) {
   return (items + multiple - 1) / multiple * multiple;
 }
 
-// Zeros for a gradient output that was not asked for (the op's schema
-// returns it all the same), from the output pool where large: at::zeros_like
-// maps fresh pages and faults them in on every call (0.3 ms for a 4096 x 64
-// float32 grad x on one thread, bench/RESULTS.md, twentieth pass).
+// Zeros for a gradient output that was not asked for, in the backward ops
+// whose fake kernels promise contiguous outputs (edge_stats,
+// spline_activation; the kan_linear ones use skipped_grad below), from the
+// output pool where large: at::zeros_like maps fresh pages and faults them
+// in on every call (0.3 ms for 1 MiB on one thread here, bench/RESULTS.md,
+// twentieth pass).
 inline at::Tensor pooled_zeros(at::IntArrayRef sizes, const at::TensorOptions& options) {
   return pooled_empty(sizes, options).zero_();
 }
@@ -93,8 +95,8 @@ inline at::Tensor pooled_contiguous(const at::Tensor& t) {
 // g.data_ptr() + n ldg. Rows that are all one row (stride 0 over the batch:
 // grad_y of y.sum() or y.mean() is a scalar expanded to (N, out)) give
 // ldg = 0 and that one row, instead of an (N, out) copy (0.2 ms per call at
-// 4096 x 64, 1-5% of a layer's step, bench/RESULTS.md, twentieth pass);
-// rows of unit stride keep their stride; anything else is copied.
+// 4096 x 64 on one thread, bench/RESULTS.md, twentieth pass); rows of unit
+// stride keep their stride; anything else is copied.
 inline std::tuple<at::Tensor, int64_t> grad_rows(const at::Tensor& gy) {
   const int64_t N = gy.size(0), out = gy.size(1);
   if (N > 1 && gy.stride(0) == 0) return {gy.select(0, 0).contiguous(), 0};
