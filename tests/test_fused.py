@@ -181,6 +181,44 @@ def test_fused_strip_forward_nan_rows_and_passes(dtype, in_f, out, k, base):
     assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
 
 
+@pytest.mark.parametrize("base", ("zero", "silu"))
+@pytest.mark.parametrize("k", (0, 3, 5))
+@pytest.mark.parametrize("G", (5, 100))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+@pytest.mark.parametrize("out", (8, 16, 24, 32, 64, 128))
+def test_fused_fixed_width_forward(dtype, out, G, k, base, restore_threads):
+    """Layers whose width is 1 to 8 whole vectors (16..128 float32 and 8..64
+    float64 outputs on AVX-512 builds, half that on AVX2) add each row's
+    terms with the width fixed at compile time (cpu::axpy_rows_vectors),
+    instead of the grouped rows or the strips. Their y equals, bit for bit,
+    the first `out` columns of the same layer one column wider (which takes
+    the general forward), through both ops and at 1 and 3 threads, with NaN
+    rows, inf, points outside the grid and on knots, 37 inputs (several input
+    tiles at G=100) and a partial 32-row block; and it matches the float64
+    reference on the finite rows."""
+    s = seed_of("fused-fixed-width", dtype, out, G, k, base)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", 37, out + 1, 700, s)
+    x = x * 1.3  # more points outside the grid
+    x[3, 1] = float("nan")
+    x[650, 36] = float("nan")
+    x[500, 0] = float("inf")
+    bid = ops.BASE_IDS[base]
+    Wb1, coef1, scale1 = Wb[:, :out].contiguous(), coef[:, :out].contiguous(), scale[:, :out].contiguous()
+    wide = K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale)[:, :out]
+    y = K_OPS.kan_linear_fused(x, grid, k, bid, Wb1, coef1, scale1)
+    assert_bitwise_equal(y, wide, "fixed width vs one column wider")
+    y_unfused = K_OPS.kan_linear_forward(x, grid, k, bid, Wb1, K_OPS.fold_spline_weights(coef1, scale1))
+    assert_bitwise_equal(y_unfused, wide, "unfused fixed width vs one column wider")
+    y3 = _with_threads(3, lambda: K_OPS.kan_linear_fused(x, grid, k, bid, Wb1, coef1, scale1))
+    assert_bitwise_equal(y3, y, "fixed width, 3 threads")
+    nan_rows = torch.isnan(y).all(1)
+    assert nan_rows[3] and nan_rows[650] and int(nan_rows.sum()) == 2
+    finite = torch.isfinite(x).all(1)
+    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb1.double(),
+                           ref.fold_spline_weights(coef1.double(), scale1.double()))
+    assert_close(y[finite], y_ref, TOL[dtype], msg="fixed width vs reference")
+
+
 def _with_threads(n, f):
     old = torch.get_num_threads()
     torch.set_num_threads(n)

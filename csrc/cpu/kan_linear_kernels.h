@@ -920,6 +920,71 @@ inline bool group_rows(int64_t out, int rows, int groups, int lanes) {
   return false;
 }
 
+// The widest layers whose rows the forward adds with a width fixed at
+// compile time (axpy_rows_vectors): up to 8 vectors of outputs.
+constexpr int kMaxFixedVectors = 8;
+
+// axpy_rows for out = V vectors, over the nr rows of a block for one input:
+// y[r, :] += sum_q v[q][r] Wc[start_r + q, :] (+ bv[r] Wb) for every row of
+// `bb`, the same terms in the same order as the per-row axpy_rows (so the
+// same bits), with V accumulators in registers and the width, the pointers
+// and the coefficients known to the compiler. Measured against axpy_rows
+// (bench/cpu_kernels.cpp "forward", 1 thread, AVX-512, float32): 4096 x 64
+// -> 64 at G=20 14.3 -> 9.9-10.8 ns per (n, i), 4096 x 32 -> 32 at G=5 9.3
+// -> 6.3: per row, axpy_rows' pointer and coefficient arrays and its loop
+// over a run-time width cost about as much as the 20 multiply-adds of a
+// 64-wide row (bench/RESULTS.md, "twenty-first pass").
+template <typename T, int K, int V>
+inline void axpy_rows_vectors(T* __restrict y, const BlockBases<T, K>& bb, int nr, const T* __restrict wc,
+                              const T* __restrict wb, bool has_base) {
+  constexpr int L = kLanes<T>, K1 = K + 1, out = V * L;
+  for (int r = 0; r < nr; ++r) {
+    T* __restrict yr = y + r * out;
+    const int64_t s = bb.start[r];
+    vec_t<T> acc[V];
+    if (s == -2) {  // NaN policy: the whole output row becomes NaN
+      for (int j = 0; j < out; ++j) yr[j] = std::numeric_limits<T>::quiet_NaN();
+      continue;
+    }
+    for (int v = 0; v < V; ++v) acc[v] = vload(yr + v * L);
+    if (s >= 0) {
+      const T* __restrict w = wc + s * out;
+#pragma GCC unroll 8
+      for (int q = 0; q < K1; ++q) {
+        const T c = bb.v[q][r];
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) acc[v] += c * vload(w + q * out + v * L);
+      }
+    }
+    if (has_base) {
+      const T c = bb.bv[r];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[v] += c * vload(wb + v * L);
+    }
+    for (int v = 0; v < V; ++v) vstore(yr + v * L, acc[v]);
+  }
+}
+
+// axpy_rows_vectors for out = V vectors with V a run-time value in [1,
+// kMaxFixedVectors]; false (nothing done) for other widths.
+template <typename T, int K>
+inline bool axpy_rows_fixed_width(T* y, const BlockBases<T, K>& bb, int nr, const T* wc, const T* wb,
+                                  bool has_base, int64_t out) {
+  constexpr int L = kLanes<T>;
+  if (out % L != 0) return false;
+  switch (out / L) {
+    case 1: axpy_rows_vectors<T, K, 1>(y, bb, nr, wc, wb, has_base); return true;
+    case 2: axpy_rows_vectors<T, K, 2>(y, bb, nr, wc, wb, has_base); return true;
+    case 3: axpy_rows_vectors<T, K, 3>(y, bb, nr, wc, wb, has_base); return true;
+    case 4: axpy_rows_vectors<T, K, 4>(y, bb, nr, wc, wb, has_base); return true;
+    case 5: axpy_rows_vectors<T, K, 5>(y, bb, nr, wc, wb, has_base); return true;
+    case 6: axpy_rows_vectors<T, K, 6>(y, bb, nr, wc, wb, has_base); return true;
+    case 7: axpy_rows_vectors<T, K, 7>(y, bb, nr, wc, wb, has_base); return true;
+    case 8: axpy_rows_vectors<T, K, 8>(y, bb, nr, wc, wb, has_base); return true;
+    default: return false;
+  }
+}
+
 // Forward over rows [n0, n1) (n1 - n0 <= kRows): y[n, :] = sum_i b(x) Wb[i, :]
 // + sum_q v_q Wc[i, start+q, :], accumulated into y for inputs [i0, i1) (the
 // caller zeroes y and walks input tiles so that the tile's Wc rows stay in
@@ -943,7 +1008,10 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
   const bool has_base = base != kBaseZero;
   const int nkeys = static_cast<int>(nb - K + 2);  // window starts 0..G-1, and -1, -2: keys start + 2
   constexpr int kMaxKeys = 127;                     // G <= 125: deeper grids leave groups of ~1 row
-  const bool may_group = out >= 4 * kLanes<T> && nkeys <= kMaxKeys;
+  // (widths of at most kMaxFixedVectors vectors go row by row with a fixed
+  // width, which was faster than the groups at every G measured)
+  const bool fixed_width = out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedVectors;
+  const bool may_group = !fixed_width && out >= 4 * kLanes<T> && nkeys <= kMaxKeys;
   int counts[kMaxKeys + 1];
   int order[kRows];
   T coef[kRows][K1 + 1];
@@ -987,6 +1055,7 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
         continue;
       }
     }
+    if (axpy_rows_fixed_width<T, K>(y + n0 * out, bb, nr, wc, wb, has_base, out)) continue;
     for (int r = 0; r < nr; ++r) {
       T* __restrict yr = y + (n0 + r) * out;
       const int64_t s = bb.start[r];
@@ -1852,11 +1921,16 @@ inline int64_t strip_tile(int64_t in, int64_t nb, int64_t out, int64_t sc, int64
 // input's weights take at most 4 KiB (64 float32 outputs at G <= 10, 128 at
 // G = 5): the row forward was 1.04-1.15x faster there on an AVX-512 core,
 // where an AVX2 build of the same code was 0.91-1.05x (bench/RESULTS.md,
-// twentieth pass).
+// twentieth pass). Nor on layers of at most kMaxFixedVectors whole vectors
+// of outputs, which the row forward adds with a fixed width
+// (axpy_rows_vectors): 1.1-1.7x faster than the strips on AVX-512 (float32,
+// 16 to 128 outputs, G = 5..100) and 1.1-1.4x on AVX2 (16 to 64 outputs);
+// float64 ties to 1.3x (bench/RESULTS.md, twenty-first pass).
 constexpr int64_t kRowForwardBytes = 4 << 10;
 template <typename T>
 inline int64_t strip_cols(int64_t nb, int64_t out) {
   if (nb >= kMaxStripKeys - 2) return 0;
+  if (out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedVectors) return 0;
   const int64_t per_input = nb * out * int64_t(sizeof(T));
   if (kWideStrips && per_input <= kRowForwardBytes) return 0;
   if (kWideStrips && out >= kWideStripCols<T> && 4 * per_input <= strip_tile_bytes(kWideStripCols<T>))
