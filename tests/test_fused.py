@@ -219,6 +219,48 @@ def test_fused_fixed_width_forward(dtype, out, G, k, base, restore_threads):
     assert_close(y[finite], y_ref, TOL[dtype], msg="fixed width vs reference")
 
 
+@pytest.mark.parametrize("k", (1, 3))
+@pytest.mark.parametrize("G", (5, 30))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+@pytest.mark.parametrize("out", (8, 16, 24, 32, 64, 128))
+def test_fixed_width_backward_matches_reference(dtype, out, G, k, restore_threads):
+    """grad_x of layers 1 to 8 whole vectors wide takes combined_dot with the
+    width fixed at compile time, and narrow layers' weight gradients take
+    spans of up to 1024 rows (cpu::span_blocks): all four gradients of both
+    backward ops against the float64 reference, with 1100 rows (two spans and
+    a partial one at 64 float32 outputs) and points outside the grid,
+    bit-identical at 1 and 3 threads. A NaN input gives a NaN grad_x there
+    only, and leaves every other input's gradients as they were."""
+    s = seed_of("fixed-width-backward", dtype, out, G, k)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", 5, out, 1100, s)
+    x = sample_x(1100, grid, seed=s + 9) * 1.2  # off the knots; some points outside the grid
+    gy = gy[:1100]
+    bid = ops.BASE_IDS["silu"]
+    names = ("gx", "gWb", "gcoef", "gscale")
+    got = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, True, True)
+    got3 = _with_threads(3, lambda: K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, True, True))
+    for name, a, b in zip(names, got, got3):
+        assert_bitwise_equal(a, b, f"{name}, 3 threads")
+    _, unfused = _unfused(x, grid, k, bid, Wb, coef, scale, gy)
+    for name, a, b in zip(names, got, unfused):
+        assert_bitwise_equal(a, b, f"{name}, fused vs unfused")
+    l64 = [t.detach().double().clone().requires_grad_() for t in (x, Wb, coef, scale)]  # (not x itself: float64)
+    y_ref = ref.kan_linear(l64[0], grid.double(), k, "silu", l64[1], ref.fold_spline_weights(l64[2], l64[3]))
+    exp = torch.autograd.grad(y_ref, l64, gy.double())
+    for name, g, e in zip(names, got, exp):
+        assert_close(g, e, TOL[dtype] * 10, msg=name)
+    x_nan = x.clone()
+    x_nan[7, 2] = float("nan")
+    g_nan = K_OPS.kan_linear_fused_backward(gy, x_nan, grid, k, bid, Wb, coef, scale, True, True)
+    assert torch.isnan(g_nan[0][7, 2]) and int(torch.isnan(g_nan[0]).sum()) == 1
+    other = torch.ones_like(x, dtype=torch.bool)
+    other[7, 2] = False
+    assert_bitwise_equal(g_nan[0][other], got[0][other], "gx beside the NaN")
+    for name, a, b in zip(names[1:], g_nan[1:], got[1:]):
+        assert_bitwise_equal(torch.cat([a[:2], a[3:]]), torch.cat([b[:2], b[3:]]), f"{name} of the other inputs")
+        assert torch.isfinite(a[2]).all()
+
+
 def _with_threads(n, f):
     old = torch.get_num_threads()
     torch.set_num_threads(n)

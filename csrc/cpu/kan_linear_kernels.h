@@ -1128,11 +1128,23 @@ inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* 
 // interval, so that each group's rank-1 updates of the weight gradient are
 // summed in registers and written once. The span grows with the number of
 // intervals (8 blocks, 256 rows, up to G+k = 24; up to 32 blocks, 1024 rows,
-// from G+k = 96 on), so that groups stay several rows deep at large G.
+// from G+k = 96 on), so that groups stay several rows deep at large G, and
+// with narrower grad_y rows, up to kSpanGradBytes of them (1024 rows of 64
+// float32 outputs, 512 of 128): a chunk's inputs each read the span's grad_y
+// rows, which stay in L2 at that size. Measured (bench/cpu_kernels.cpp,
+// 1 thread, AVX-512, the fused weight gradients): 4096 x 64 -> 64 G=20 13.8
+// -> 12.3 ns per (n, i) with 1024-row spans instead of 256, 4096 x 32 -> 32
+// G=20 10.2 -> 9.4; at 1024 x 256 -> 256 G=5, 1024-row spans (1 MiB of
+// grad_y) were 1.24x slower (bench/RESULTS.md, "twenty-first pass"). The
+// span changes how each weight gradient's sum is associated, not which
+// terms it holds; it depends on the shape only, never on the thread count.
 constexpr int kMinGroupBlocks = 8, kMaxGroupBlocks = 32;
+constexpr int64_t kSpanGradBytes = 256 << 10;
 
-inline int span_blocks(int64_t nb) {
-  return static_cast<int>(std::min<int64_t>(kMaxGroupBlocks, std::max<int64_t>(kMinGroupBlocks, nb / 3)));
+inline int span_blocks(int64_t nb, int64_t out, int64_t elem) {
+  const int64_t by_width = kSpanGradBytes / (kRows * std::max<int64_t>(1, out) * elem);
+  return static_cast<int>(
+      std::min<int64_t>(kMaxGroupBlocks, std::max<int64_t>({kMinGroupBlocks, nb / 3, by_width})));
 }
 
 // What one thread's backward needs per span: the bases of its blocks and the
@@ -1145,8 +1157,8 @@ struct BackwardScratch {
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
   scratch_vector<T> dense;  // dense_grad_w's block of bases, grad_y block and accumulators
-  explicit BackwardScratch(int64_t nb)
-      : span(kRows * span_blocks(nb)), bb(static_cast<size_t>(span_blocks(nb))),
+  BackwardScratch(int64_t nb, int64_t out)
+      : span(kRows * span_blocks(nb, out, sizeof(T))), bb(static_cast<size_t>(span / kRows)),
         counts(static_cast<size_t>(nb + 3)), coef(static_cast<size_t>(span * (K + 2))),
         drows(static_cast<size_t>(span)) {}
 };
@@ -1316,9 +1328,10 @@ __attribute__((noinline)) void dense_grad_w(BackwardScratch<T, K>& ws, const T* 
 // K1 + 1 rows: the rows combined first, then one dot product and one
 // reduction per batch row (the k+2 separate dot products each ended in a
 // reduction, which cost more than the products in layers of 16-256 outputs).
-template <typename T, int R, int K>
-inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, const T* __restrict d, int64_t out) {
+template <typename T, int R, int K, int V = 0>
+inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, const T* __restrict d, int64_t out_) {
   constexpr int L = kLanes<T>, K1 = K + 1;
+  const int64_t out = V > 0 ? V * L : out_;
   T c[R];
   for (int q = 0; q < R; ++q) c[q] = q < K1 ? B.dv[q][rr] : B.dbv[rr];
   // two accumulators (even and odd vectors): one chain of FMA latency per
@@ -1342,11 +1355,12 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
     av += comb * vload(d + j);
   }
   T acc = hsum<T>(av + aw);
-  for (; j < out; ++j) {
-    T comb = c[0] * rws[0][j];
-    for (int q = 1; q < R; ++q) comb += c[q] * rws[q][j];
-    acc += comb * d[j];
-  }
+  if constexpr (V == 0)  // (with V > 0, j == out here)
+    for (; j < out; ++j) {
+      T comb = c[0] * rws[0][j];
+      for (int q = 1; q < R; ++q) comb += c[q] * rws[q][j];
+      acc += comb * d[j];
+    }
   return acc;
 }
 
@@ -1355,13 +1369,18 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
 // out == O known at compile time (the dot products inline and unrolled, as
 // dot_rows computes them for that width); O = 0: any width, rows inside the
 // grid of layers at least one vector wide by combined_dot (the same sum,
-// associated differently).
-template <typename T, int K, int O>
+// associated differently), with out = V vectors known at compile time where
+// V > 0 (the same operations in the same order as at run time; 1 thread,
+// AVX-512, float32: grad_x 1.35x faster at 4096 x 64 -> 64 G=20, the whole
+// backward 1.08x at 1024 x 256 -> 256, 1.15x at 192 -> 192; bench/RESULTS.md,
+// "twenty-first pass"). Up to kMaxFixedDotVectors vectors.
+constexpr int kMaxFixedDotVectors = 16;
+template <typename T, int K, int O, int V = 0>
 inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t ldg, int64_t n0, int rows,
                         int64_t out_, T* __restrict gxc, int64_t xs, bool has_base, const T* __restrict wb,
                         const T* __restrict wc) {
   constexpr int K1 = K + 1;
-  const int64_t out = O > 0 ? O : out_;
+  const int64_t out = O > 0 ? O : V > 0 ? V * kLanes<T> : out_;
   auto dots_of = [&](auto R, const T* const* rws, const T* d, T* res) {
     if constexpr (O > 0)
       dot_rows_fixed<T, decltype(R)::value, O>(rws, d, res);
@@ -1383,8 +1402,8 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
     T acc = T(0);
     if constexpr (O == 0) {
       if (s >= 0 && out >= kLanes<T>) {
-        gxc[n * xs] = has_base ? combined_dot<T, K1 + 1>(rws, B, rr, d, out)
-                                  : combined_dot<T, K1>(rws, B, rr, d, out);
+        gxc[n * xs] = has_base ? combined_dot<T, K1 + 1, K, V>(rws, B, rr, d, out)
+                                  : combined_dot<T, K1, K, V>(rws, B, rr, d, out);
         continue;
       }
     }
@@ -1439,7 +1458,14 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
       case 3: grad_x_rows<T, K, 3>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       case 4: grad_x_rows<T, K, 4>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       case 5: grad_x_rows<T, K, 5>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
-      default: grad_x_rows<T, K, 0>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
+      default:
+        if (out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedDotVectors) {
+          with_width<1, kMaxFixedDotVectors>(out / kLanes<T>, [&](auto V) {
+            grad_x_rows<T, K, 0, decltype(V)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
+          });
+          break;
+        }
+        grad_x_rows<T, K, 0>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
     }
   }
   if (!need_w) return;
@@ -1589,7 +1615,7 @@ void kan_linear_backward_inputs(const T* __restrict gy, const T* __restrict x, c
                                 int64_t i1, int64_t ldg = -1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
   if (ldg < 0) ldg = out;
-  BackwardScratch<T, K> ws(nb);
+  BackwardScratch<T, K> ws(nb, out);
   const int span = ws.span;
   const int64_t chunk = backward_chunk<T>(nb + 1, out);
   InputColumns<T> cols(x, gx, N, in, need_x, chunk, i0, i1);
@@ -2321,7 +2347,7 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
                                       int64_t ldg = -1) {
   const int64_t nb = M - K - 1, P = M + 2 * K + 2;
   if (ldg < 0) ldg = out;
-  BackwardScratch<T, K> ws(nb);
+  BackwardScratch<T, K> ws(nb, out);
   const int span = ws.span;
   // (the folded Wc only for grad_x; capped at the task's inputs: small layers
   // would otherwise allocate and zero scratch for ~100 KiB per call)
