@@ -222,9 +222,9 @@ def test_fused_fixed_width_forward(dtype, out, G, k, base, restore_threads):
 @pytest.mark.parametrize("k", (1, 3))
 @pytest.mark.parametrize("G", (5, 30))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-@pytest.mark.parametrize("out", (8, 16, 24, 32, 64, 128))
+@pytest.mark.parametrize("out", (8, 16, 24, 32, 64, 128, 256))
 def test_fixed_width_backward_matches_reference(dtype, out, G, k, restore_threads):
-    """grad_x of layers 1 to 8 whole vectors wide takes combined_dot with the
+    """grad_x of layers 1 to 16 whole vectors wide takes combined_dot with the
     width fixed at compile time, and narrow layers' weight gradients take
     spans of up to 1024 rows (cpu::span_blocks): all four gradients of both
     backward ops against the float64 reference, with 1100 rows (two spans and
