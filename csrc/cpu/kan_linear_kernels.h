@@ -965,12 +965,73 @@ inline void axpy_rows_vectors(T* __restrict y, const BlockBases<T, K>& bb, int n
   }
 }
 
+// f(std::integral_constant<int, out>) if Lo <= out <= Hi (a run-time width
+// turned into a compile-time one); whether it was.
+template <int Lo, int Hi, typename F>
+inline bool with_width(int64_t out, F&& f) {
+  if constexpr (Lo > Hi) {
+    return false;
+  } else {
+    if (out == Lo) {
+      f(std::integral_constant<int, Lo>{});
+      return true;
+    }
+    return with_width<Lo + 1, Hi>(out, std::forward<F>(f));
+  }
+}
+
+// axpy_rows_vectors for layers of kMinNarrowFixed to kMaxNarrowFixed
+// outputs that are not whole vectors (out = O known at compile time): the
+// same terms in the same order as axpy_rows, each row's O accumulators in
+// registers (GCC turns them into partial vectors), where axpy_rows walked
+// them one by one with a run-time count. bench/cpu_kernels.cpp "forward",
+// 1 thread, float32: 65536 x 8 -> 8 G=5 9.2 -> 5.5 ns per (n, i), 4096 x 12
+// -> 12 12.2 -> 6.7 on AVX-512; 1.2-1.5x on AVX2 at 10-15 outputs. Widths
+// up to 5 keep axpy_rows' own unrolled forms (as fast).
+constexpr int kMinNarrowFixed = 6, kMaxNarrowFixed = 15;
+template <typename T, int K, int O>
+inline void axpy_rows_narrow(T* __restrict y, const BlockBases<T, K>& bb, int nr, const T* __restrict wc,
+                             const T* __restrict wb, bool has_base) {
+  constexpr int K1 = K + 1;
+  for (int r = 0; r < nr; ++r) {
+    T* __restrict yr = y + r * O;
+    const int64_t s = bb.start[r];
+    if (s == -2) {  // NaN policy: the whole output row becomes NaN
+      for (int j = 0; j < O; ++j) yr[j] = std::numeric_limits<T>::quiet_NaN();
+      continue;
+    }
+    T acc[O];
+    for (int j = 0; j < O; ++j) acc[j] = yr[j];
+    if (s >= 0) {
+      const T* __restrict w = wc + s * O;
+#pragma GCC unroll 8
+      for (int q = 0; q < K1; ++q) {
+        const T c = bb.v[q][r];
+        for (int j = 0; j < O; ++j) acc[j] += c * w[q * O + j];
+      }
+    }
+    if (has_base) {
+      const T c = bb.bv[r];
+      for (int j = 0; j < O; ++j) acc[j] += c * wb[j];
+    }
+    for (int j = 0; j < O; ++j) yr[j] = acc[j];
+  }
+}
+
 // axpy_rows_vectors for out = V vectors with V a run-time value in [1,
-// kMaxFixedVectors]; false (nothing done) for other widths.
+// kMaxFixedVectors], axpy_rows_narrow for kMinNarrowFixed..kMaxNarrowFixed
+// outputs; false (nothing done) for other widths. Out of line: inlined into
+// kan_linear_forward_block, GCC 12 split the narrow rows' base term into
+// scalar multiply-adds and lane shuffles (65536 x 8 -> 8, G=5: 2.5 ms of the
+// forward's 4.5 at 1 thread, against 1.4 ms out of line).
 template <typename T, int K>
-inline bool axpy_rows_fixed_width(T* y, const BlockBases<T, K>& bb, int nr, const T* wc, const T* wb,
+__attribute__((noinline)) bool axpy_rows_fixed_width(T* y, const BlockBases<T, K>& bb, int nr, const T* wc, const T* wb,
                                   bool has_base, int64_t out) {
   constexpr int L = kLanes<T>;
+  if (out % L != 0)
+    return with_width<kMinNarrowFixed, kMaxNarrowFixed>(out, [&](auto O) {
+      axpy_rows_narrow<T, K, decltype(O)::value>(y, bb, nr, wc, wb, has_base);
+    });
   if (out % L != 0) return false;
   switch (out / L) {
     case 1: axpy_rows_vectors<T, K, 1>(y, bb, nr, wc, wb, has_base); return true;
@@ -1162,21 +1223,6 @@ struct BackwardScratch {
         counts(static_cast<size_t>(nb + 3)), coef(static_cast<size_t>(span * (K + 2))),
         drows(static_cast<size_t>(span)) {}
 };
-
-// f(std::integral_constant<int, out>) if Lo <= out <= Hi (a run-time width
-// turned into a compile-time one); whether it was.
-template <int Lo, int Hi, typename F>
-inline bool with_width(int64_t out, F&& f) {
-  if constexpr (Lo > Hi) {
-    return false;
-  } else {
-    if (out == Lo) {
-      f(std::integral_constant<int, Lo>{});
-      return true;
-    }
-    return with_width<Lo + 1, Hi>(out, std::forward<F>(f));
-  }
-}
 
 // The weight gradients of one input over a span's rows for layers narrower
 // than one vector (out == O, 1 <= O < kLanes<T>, known at compile time):
@@ -1459,6 +1505,12 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
       case 4: grad_x_rows<T, K, 4>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       case 5: grad_x_rows<T, K, 5>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       default:
+        if (out < kLanes<T>) {  // (the same sums as dot_rows below one vector)
+          with_width<6, kLanes<T> - 1>(out, [&](auto O) {
+            grad_x_rows<T, K, decltype(O)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
+          });
+          break;
+        }
         if (out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedDotVectors) {
           with_width<1, kMaxFixedDotVectors>(out / kLanes<T>, [&](auto V) {
             grad_x_rows<T, K, 0, decltype(V)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
