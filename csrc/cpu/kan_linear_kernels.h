@@ -1018,32 +1018,54 @@ inline void axpy_rows_narrow(T* __restrict y, const BlockBases<T, K>& bb, int nr
   }
 }
 
-// axpy_rows_vectors for out = V vectors with V a run-time value in [1,
-// kMaxFixedVectors], axpy_rows_narrow for kMinNarrowFixed..kMaxNarrowFixed
-// outputs; false (nothing done) for other widths. Out of line: inlined into
-// kan_linear_forward_block, GCC 12 split the narrow rows' base term into
-// scalar multiply-adds and lane shuffles (65536 x 8 -> 8, G=5: 2.5 ms of the
-// forward's 4.5 at 1 thread, against 1.4 ms out of line).
-template <typename T, int K>
-__attribute__((noinline)) bool axpy_rows_fixed_width(T* y, const BlockBases<T, K>& bb, int nr, const T* wc, const T* wb,
-                                  bool has_base, int64_t out) {
+// Whether the forward adds rows of `out` outputs with a compile-time width:
+// 1 to kMaxFixedVectors whole vectors (axpy_rows_vectors), or
+// kMinNarrowFixed to kMaxNarrowFixed outputs that are not (axpy_rows_narrow).
+template <typename T>
+inline bool fixed_width_rows(int64_t out) {
   constexpr int L = kLanes<T>;
-  if (out % L != 0)
-    return with_width<kMinNarrowFixed, kMaxNarrowFixed>(out, [&](auto O) {
-      axpy_rows_narrow<T, K, decltype(O)::value>(y, bb, nr, wc, wb, has_base);
+  return out % L == 0 ? out / L <= kMaxFixedVectors : out >= kMinNarrowFixed && out <= kMaxNarrowFixed;
+}
+
+// kan_linear_forward_block for a width where fixed_width_rows holds: per
+// input, the block's bases, then every row with the width known at compile
+// time (the same terms in the same order as axpy_rows, so the same bits).
+// Out of line, and called once per block: with the width dispatch inside
+// kan_linear_forward_block's input loop, GCC 12 compiled that loop's grouped
+// rows 1.2-1.3x slower (1024 x 256 -> 256 G=5), and inlined there it split
+// the narrow rows' base term into scalar multiply-adds and lane shuffles
+// (65536 x 8 -> 8 G=5: 2.5 ms of the forward's 4.5 at 1 thread, against 1.4
+// ms out of line).
+template <typename T, int K>
+__attribute__((noinline)) void forward_block_fixed_width(const T* __restrict x, const T* __restrict grid,
+                                                         const T* __restrict padded, int64_t in, int64_t M,
+                                                         int64_t base, const T* __restrict Wb,
+                                                         const T* __restrict Wc, T* __restrict y, int64_t n0,
+                                                         int64_t n1, int64_t out, int64_t i0, int64_t i1) {
+  constexpr int L = kLanes<T>;
+  const int64_t nb = M - K - 1;
+  const int nr = static_cast<int>(n1 - n0);
+  const bool has_base = base != kBaseZero;
+  BlockBases<T, K> bb;
+  const auto walk = [&](auto row) {
+    for (int64_t i = i0; i < i1; ++i) {
+      bb.template compute<false>(x + n0 * in + i, in, nr, grid + i * M, padded + i * (M + 2 * K + 2), M, base);
+      row(Wc + (i - i0) * nb * out, Wb + i * out);
+    }
+  };
+  if (out % L != 0) {
+    with_width<kMinNarrowFixed, kMaxNarrowFixed>(out, [&](auto O) {
+      walk([&](const T* wc, const T* wb) {
+        axpy_rows_narrow<T, K, decltype(O)::value>(y + n0 * out, bb, nr, wc, wb, has_base);
+      });
     });
-  if (out % L != 0) return false;
-  switch (out / L) {
-    case 1: axpy_rows_vectors<T, K, 1>(y, bb, nr, wc, wb, has_base); return true;
-    case 2: axpy_rows_vectors<T, K, 2>(y, bb, nr, wc, wb, has_base); return true;
-    case 3: axpy_rows_vectors<T, K, 3>(y, bb, nr, wc, wb, has_base); return true;
-    case 4: axpy_rows_vectors<T, K, 4>(y, bb, nr, wc, wb, has_base); return true;
-    case 5: axpy_rows_vectors<T, K, 5>(y, bb, nr, wc, wb, has_base); return true;
-    case 6: axpy_rows_vectors<T, K, 6>(y, bb, nr, wc, wb, has_base); return true;
-    case 7: axpy_rows_vectors<T, K, 7>(y, bb, nr, wc, wb, has_base); return true;
-    case 8: axpy_rows_vectors<T, K, 8>(y, bb, nr, wc, wb, has_base); return true;
-    default: return false;
+    return;
   }
+  with_width<1, kMaxFixedVectors>(out / L, [&](auto V) {
+    walk([&](const T* wc, const T* wb) {
+      axpy_rows_vectors<T, K, decltype(V)::value>(y + n0 * out, bb, nr, wc, wb, has_base);
+    });
+  });
 }
 
 // Forward over rows [n0, n1) (n1 - n0 <= kRows): y[n, :] = sum_i b(x) Wb[i, :]
@@ -1063,16 +1085,17 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
                               const T* __restrict Wc, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
                               int64_t i0, int64_t i1) {
+  if (fixed_width_rows<T>(out)) {
+    forward_block_fixed_width<T, K>(x, grid, padded, in, M, base, Wb, Wc, y, n0, n1, out, i0, i1);
+    return;
+  }
   constexpr int K1 = K + 1;
   const int64_t nb = M - K - 1;  // G + k bases per input
   const int nr = static_cast<int>(n1 - n0);
   const bool has_base = base != kBaseZero;
   const int nkeys = static_cast<int>(nb - K + 2);  // window starts 0..G-1, and -1, -2: keys start + 2
   constexpr int kMaxKeys = 127;                     // G <= 125: deeper grids leave groups of ~1 row
-  // (widths of at most kMaxFixedVectors vectors go row by row with a fixed
-  // width, which was faster than the groups at every G measured)
-  const bool fixed_width = out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedVectors;
-  const bool may_group = !fixed_width && out >= 4 * kLanes<T> && nkeys <= kMaxKeys;
+  const bool may_group = out >= 4 * kLanes<T> && nkeys <= kMaxKeys;
   int counts[kMaxKeys + 1];
   int order[kRows];
   T coef[kRows][K1 + 1];
@@ -1116,7 +1139,6 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
         continue;
       }
     }
-    if (axpy_rows_fixed_width<T, K>(y + n0 * out, bb, nr, wc, wb, has_base, out)) continue;
     for (int r = 0; r < nr; ++r) {
       T* __restrict yr = y + (n0 + r) * out;
       const int64_t s = bb.start[r];
@@ -1505,7 +1527,11 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
       case 4: grad_x_rows<T, K, 4>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       case 5: grad_x_rows<T, K, 5>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       default:
-        if (out < kLanes<T>) {  // (the same sums as dot_rows below one vector)
+        // narrower than one vector: the dot products unrolled at compile time
+        // (the same terms as dot_rows' run-time loop, which GCC compiles to a
+        // different rounding in about half the values; 1.4-1.6x faster grad
+        // x at 8-15 outputs, bench/RESULTS.md, "twenty-first pass")
+        if (out < kLanes<T>) {
           with_width<6, kLanes<T> - 1>(out, [&](auto O) {
             grad_x_rows<T, K, decltype(O)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
           });
