@@ -187,10 +187,11 @@ def test_fused_strip_forward_nan_rows_and_passes(dtype, in_f, out, k, base):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 @pytest.mark.parametrize("out", (8, 16, 24, 32, 64, 128))
 def test_fused_fixed_width_forward(dtype, out, G, k, base, restore_threads):
-    """Layers whose width is 1 to 8 whole vectors (16..128 float32 and 8..64
-    float64 outputs on AVX-512 builds, half that on AVX2) add each row's
-    terms with the width fixed at compile time (cpu::axpy_rows_vectors),
-    instead of the grouped rows or the strips. Their y equals, bit for bit,
+    """With k = 3 (cpu::kFixedWidths), layers whose width is 1 to 8 whole
+    vectors (16..128 float32 and 8..64 float64 outputs on AVX-512 builds,
+    half that on AVX2) add each row's terms with the width fixed at compile
+    time (cpu::axpy_rows_vectors), instead of the grouped rows or the strips;
+    k = 0 and 5 check that the other orders' run-time widths agree as well. Their y equals, bit for bit,
     the first `out` columns of the same layer one column wider (which takes
     the general forward), through both ops and at 1 and 3 threads, with NaN
     rows, inf, points outside the grid and on knots, 37 inputs (several input
@@ -224,8 +225,8 @@ def test_fused_fixed_width_forward(dtype, out, G, k, base, restore_threads):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 @pytest.mark.parametrize("out", (8, 16, 24, 32, 64, 128, 256))
 def test_fixed_width_backward_matches_reference(dtype, out, G, k, restore_threads):
-    """grad_x of layers 1 to 16 whole vectors wide takes combined_dot with the
-    width fixed at compile time, and narrow layers' weight gradients take
+    """With k = 3, grad_x of layers 1 to 16 whole vectors wide takes
+    combined_dot with the width fixed at compile time (k = 1: run-time), and narrow layers' weight gradients take
     spans of up to 1024 rows (cpu::span_blocks): all four gradients of both
     backward ops against the float64 reference, with 1100 rows (two spans and
     a partial one at 64 float32 outputs) and points outside the grid,

@@ -171,7 +171,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
       // 1024 x 1024 -> 1024 G=20 by columns 76.6, by rows 86.7). Column
       // tasks take strips too where they have at least 128 rows (at 64 x
       // 1024 -> 1024 G=100 they were 1.16x slower than the row forward).
-      const bool row_strips = cpu::strip_cols<scalar_t>(nb, out) > 0;
+      const bool row_strips = cpu::strip_cols<scalar_t, K_>(nb, out) > 0;
       if (forward_by_columns(N, in, nb, out, threads) && (!row_strips || out >= 256 * threads)) {
         // Few rows against the weights: split the columns, so that each
         // task folds only its own slice of coef (split by rows, every task
@@ -179,7 +179,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
         // strip width where the slices take strips), so each y element gets
         // the same operations in the same order: y is bit-identical to the
         // split by rows.
-        const int64_t sc = N >= 128 ? cpu::strip_cols<scalar_t>(nb, (out + threads - 1) / threads) : 0;
+        const int64_t sc = N >= 128 ? cpu::strip_cols<scalar_t, K_>(nb, (out + threads - 1) / threads) : 0;
         const int64_t width = sc > 0 ? sc : cpu::kFoldCols, blocks = (out + width - 1) / width;
         at::parallel_for(0, blocks, (blocks + threads - 1) / threads, [&](int64_t b0, int64_t b1) {
           const int64_t o0 = b0 * width, cols = std::min(b1 * width, out) - o0;
@@ -195,7 +195,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
         return;
       }
       // the forward by column strips where it pays (cpu::strip_cols)
-      const int64_t sc = cpu::strip_cols<scalar_t>(nb, out);
+      const int64_t sc = cpu::strip_cols<scalar_t, K_>(nb, out);
       if (sc > 0) {
         at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
           cpu::forward_strips<scalar_t, K_>(sc, xp, tp, pp, in, M, base, wbp, cp, sp, out, yp, n0, n1, out);

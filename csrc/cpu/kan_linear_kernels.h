@@ -923,6 +923,12 @@ inline bool group_rows(int64_t out, int rows, int groups, int lanes) {
 // The widest layers whose rows the forward adds with a width fixed at
 // compile time (axpy_rows_vectors): up to 8 vectors of outputs.
 constexpr int kMaxFixedVectors = 8;
+// The compile-time widths (the forward's rows, grad x's dot products) are
+// built for spline order k = 3 only, pykan's default: built for all six
+// orders they added 30 s to the compile of kan_linear_cpu.cpp (57 -> 86 s),
+// which CI compiles twice. Other orders take the run-time widths.
+template <int K>
+constexpr bool kFixedWidths = K == 3;
 
 // axpy_rows for out = V vectors, over the nr rows of a block for one input:
 // y[r, :] += sum_q v[q][r] Wc[start_r + q, :] (+ bv[r] Wb) for every row of
@@ -1021,9 +1027,10 @@ inline void axpy_rows_narrow(T* __restrict y, const BlockBases<T, K>& bb, int nr
 // Whether the forward adds rows of `out` outputs with a compile-time width:
 // 1 to kMaxFixedVectors whole vectors (axpy_rows_vectors), or
 // kMinNarrowFixed to kMaxNarrowFixed outputs that are not (axpy_rows_narrow).
-template <typename T>
+template <typename T, int K>
 inline bool fixed_width_rows(int64_t out) {
   constexpr int L = kLanes<T>;
+  if constexpr (!kFixedWidths<K>) return false;
   return out % L == 0 ? out / L <= kMaxFixedVectors : out >= kMinNarrowFixed && out <= kMaxNarrowFixed;
 }
 
@@ -1085,9 +1092,11 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
                               const T* __restrict Wc, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
                               int64_t i0, int64_t i1) {
-  if (fixed_width_rows<T>(out)) {
-    forward_block_fixed_width<T, K>(x, grid, padded, in, M, base, Wb, Wc, y, n0, n1, out, i0, i1);
-    return;
+  if constexpr (kFixedWidths<K>) {
+    if (fixed_width_rows<T, K>(out)) {
+      forward_block_fixed_width<T, K>(x, grid, padded, in, M, base, Wb, Wc, y, n0, n1, out, i0, i1);
+      return;
+    }
   }
   constexpr int K1 = K + 1;
   const int64_t nb = M - K - 1;  // G + k bases per input
@@ -1531,17 +1540,19 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
         // (the same terms as dot_rows' run-time loop, which GCC compiles to a
         // different rounding in about half the values; 1.4-1.6x faster grad
         // x at 8-15 outputs, bench/RESULTS.md, "twenty-first pass")
-        if (out < kLanes<T>) {
-          with_width<6, kLanes<T> - 1>(out, [&](auto O) {
-            grad_x_rows<T, K, decltype(O)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
-          });
-          break;
-        }
-        if (out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedDotVectors) {
-          with_width<1, kMaxFixedDotVectors>(out / kLanes<T>, [&](auto V) {
-            grad_x_rows<T, K, 0, decltype(V)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
-          });
-          break;
+        if constexpr (kFixedWidths<K>) {
+          if (out < kLanes<T>) {
+            with_width<6, kLanes<T> - 1>(out, [&](auto O) {
+              grad_x_rows<T, K, decltype(O)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
+            });
+            break;
+          }
+          if (out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedDotVectors) {
+            with_width<1, kMaxFixedDotVectors>(out / kLanes<T>, [&](auto V) {
+              grad_x_rows<T, K, 0, decltype(V)::value>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
+            });
+            break;
+          }
         }
         grad_x_rows<T, K, 0>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc);
     }
@@ -2029,12 +2040,13 @@ inline int64_t strip_tile(int64_t in, int64_t nb, int64_t out, int64_t sc, int64
 // of outputs, which the row forward adds with a fixed width
 // (axpy_rows_vectors): 1.1-1.7x faster than the strips on AVX-512 (float32,
 // 16 to 128 outputs, G = 5..100) and 1.1-1.4x on AVX2 (16 to 64 outputs);
-// float64 ties to 1.3x (bench/RESULTS.md, twenty-first pass).
+// float64 ties to 1.3x (bench/RESULTS.md, twenty-first pass); for spline
+// order K = 3, the one those are built for (kFixedWidths).
 constexpr int64_t kRowForwardBytes = 4 << 10;
-template <typename T>
+template <typename T, int K = 3>
 inline int64_t strip_cols(int64_t nb, int64_t out) {
   if (nb >= kMaxStripKeys - 2) return 0;
-  if (out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedVectors) return 0;
+  if (kFixedWidths<K> && out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedVectors) return 0;
   const int64_t per_input = nb * out * int64_t(sizeof(T));
   if (kWideStrips && per_input <= kRowForwardBytes) return 0;
   if (kWideStrips && out >= kWideStripCols<T> && 4 * per_input <= strip_tile_bytes(kWideStripCols<T>))
