@@ -2046,7 +2046,7 @@ constexpr int64_t kRowForwardBytes = 4 << 10;
 template <typename T, int K = 3>
 inline int64_t strip_cols(int64_t nb, int64_t out) {
   if (nb >= kMaxStripKeys - 2) return 0;
-  if (kFixedWidths<K> && out % kLanes<T> == 0 && out / kLanes<T> <= kMaxFixedVectors) return 0;
+  if (fixed_width_rows<T, K>(out)) return 0;  // (6-15 outputs had no strips either)
   const int64_t per_input = nb * out * int64_t(sizeof(T));
   if (kWideStrips && per_input <= kRowForwardBytes) return 0;
   if (kWideStrips && out >= kWideStripCols<T> && 4 * per_input <= strip_tile_bytes(kWideStripCols<T>))
