@@ -181,6 +181,48 @@ def test_fused_strip_forward_nan_rows_and_passes(dtype, in_f, out, k, base):
     assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
 
 
+# (G, out, N) of the sliding-window cases: one and two window starts (G = 1,
+# 2, 300 outputs so that an input's weights pass the row forward's 4 KiB),
+# and G = 100, 200 with a pass of 9 rows (nearly every knot interval empty)
+# or 300 rows (a full pass of 128 and a partial one).
+WINDOW_CASES = [(1, 300, 300), (2, 300, 9), (100, 100, 9), (100, 100, 300), (200, 100, 300)]
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+@pytest.mark.parametrize("G,out,N", WINDOW_CASES, ids=str)
+def test_fused_strip_window_forward(G, out, N, dtype, base, restore_threads):
+    """With k = 3 the wide strips (AVX-512 builds, 64 float32 / 32 float64
+    columns) add each knot interval's rows with the interval's 4 weight rows
+    held in registers and slid one row per interval
+    (cpu::strip_window_axpy). y equals the unfused forward bit for bit, at 1
+    and 3 threads, with rows in the first and the last interval, on knots,
+    outside the grid, NaN and inf, and on G+2 intervals of which most hold
+    no row; and it matches the float64 reference on the finite rows."""
+    k = 3
+    s = seed_of("fused-strip-window", dtype, G, out, N, base)
+    x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", 6, out, N, s)
+    lo, hi = grid[:, k], grid[:, k + G]  # the grid's ends
+    x[0] = lo + (grid[:, k + 1] - lo) * 0.25  # the first interval
+    x[1] = hi - (hi - grid[:, k + G - 1]) * 0.25  # the last
+    x[2, :3] = hi[:3]  # the right end and beyond it
+    x[2, 3:] = hi[3:] * 1.5 + 1
+    x[4, 1] = float("nan")
+    x[5, 2] = float("inf")
+    bid = ops.BASE_IDS[base]
+    y = K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale)
+    y_exp = K_OPS.kan_linear_forward(x, grid, k, bid, Wb, K_OPS.fold_spline_weights(coef, scale))
+    assert_bitwise_equal(y, y_exp, "window strips vs unfused forward")
+    y3 = _with_threads(3, lambda: K_OPS.kan_linear_fused(x, grid, k, bid, Wb, coef, scale))
+    assert_bitwise_equal(y3, y, "window strips, 3 threads")
+    nan_rows = torch.isnan(y).all(1)
+    assert nan_rows[4] and int(nan_rows.sum()) == 1
+    finite = torch.isfinite(x).all(1)
+    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
+                           ref.fold_spline_weights(coef.double(), scale.double()))
+    assert_close(y[finite], y_ref, TOL[dtype], msg="window strips vs reference")
+
+
 @pytest.mark.parametrize("base", ("zero", "silu"))
 @pytest.mark.parametrize("k", (0, 3, 5))
 @pytest.mark.parametrize("G", (5, 100))

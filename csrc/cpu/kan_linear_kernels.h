@@ -2101,6 +2101,61 @@ struct StripPass {
 template <typename T, int R, int SC>
 constexpr int kStripBlock = kVecRegs >= 32 ? kAxpyBlock<R> : static_cast<int>(SC / kLanes<T>);
 
+// Whether a wide strip's groups take strip_window_axpy: spline order 3 (the
+// window's 4 x 4 vectors, the base row's 4 and a row's 4 accumulators fit
+// the 32 registers; the order the compile-time widths are built for too).
+template <typename T, int K, int SC>
+constexpr bool kStripWindow = kWideStrips && K == 3 && SC == kWideStripCols<T>;
+
+// The groups of window starts 0..nkeys-3 (keys 2..nkeys-1) of one input on a
+// wide strip (4 vectors): yt[r] += sum_q coef[r][q] st[key - 2 + q] (+
+// coef[r][4] wb with BASE) for the rows r of each group, in q order as
+// grouped_axpy adds them (y bit-identical). The 4 weight rows of the window
+// stay in registers from one key to the next, which share 3 of them: each
+// key loads one strip row instead of its group's 4 (20 vectors with the base
+// row). At G=100 a pass of 128 rows has groups of about one row, for which
+// grouped_axpy loaded 20 vectors per row.
+template <typename T, bool BASE>
+inline void strip_window_axpy(T* __restrict yt, const int* __restrict order, const int* __restrict ends, int nkeys,
+                              const T (*__restrict coef)[5], const T* __restrict st, const T* __restrict wb) {
+  constexpr int L = kLanes<T>, SC = 4 * L;
+  vec_t<T> w0[4], w1[4], w2[4], w3[4], b[4];
+  for (int v = 0; v < 4; ++v) {
+    w0[v] = vload(st + v * L);
+    w1[v] = vload(st + SC + v * L);
+    w2[v] = vload(st + 2 * SC + v * L);
+    w3[v] = vload(st + 3 * SC + v * L);
+    b[v] = BASE ? vload(wb + v * L) : vec_t<T>{};
+  }
+  int g0 = ends[1];
+  for (int key = 2; key < nkeys; ++key) {
+    const int g1 = ends[key];
+    for (int m = g0; m < g1; ++m) {
+      T* __restrict yr = yt + order[m] * SC;
+      const T* c = coef[order[m]];
+      for (int v = 0; v < 4; ++v) {
+        vec_t<T> acc = vload(yr + v * L);
+        acc += c[0] * w0[v];
+        acc += c[1] * w1[v];
+        acc += c[2] * w2[v];
+        acc += c[3] * w3[v];
+        if (BASE) acc += c[4] * b[v];
+        vstore(yr + v * L, acc);
+      }
+    }
+    g0 = g1;
+    if (key + 1 < nkeys) {  // the next window: rows key - 1 .. key + 2
+      const T* nr = st + (key + 2) * SC;
+      for (int v = 0; v < 4; ++v) {
+        w0[v] = w1[v];
+        w1[v] = w2[v];
+        w2[v] = w3[v];
+        w3[v] = vload(nr + v * L);
+      }
+    }
+  }
+}
+
 // y[n0:n1] += the terms of inputs [i0, i1) (n1 - n0 <= kStripRows<T, SC>), with the
 // inputs' weights in strips `ws` (fold_inputs_strips).
 // Per input, the pass's rows are grouped by window start, and each group's
@@ -2151,6 +2206,18 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
       alignas(64) T wbt[SC] = {};
       for (int64_t j = 0; j < cols; ++j) wbt[j] = Wb[i * out + j0 + j];
       const T* wb = wbt;
+      if constexpr (kStripWindow<T, K, SC>) {
+        for (int m = 0; m < p.ends[0]; ++m)  // key 0, NaN: the whole output row becomes NaN
+          std::fill(yt[p.order[m]], yt[p.order[m]] + SC, std::numeric_limits<T>::quiet_NaN());
+        const int g0 = p.ends[0], cnt = p.ends[1] - g0;
+        if (has_base && cnt > 0)  // key 1, outside the grid: the base term only
+          grouped_axpy<T, 1, K1 + 1, kStripBlock<T, 1, SC>>(&yt[0][0], p.order + g0, cnt, p.coef, K1, &wb, SC);
+        if (has_base)
+          strip_window_axpy<T, true>(&yt[0][0], p.order, p.ends, nkeys, p.coef, st, wb);
+        else
+          strip_window_axpy<T, false>(&yt[0][0], p.order, p.ends, nkeys, p.coef, st, wb);
+        continue;
+      }
       for (int g0 = 0, key = 0; key < nkeys; g0 = p.ends[key++]) {
         const int cnt = p.ends[key] - g0;
         if (cnt == 0) continue;
