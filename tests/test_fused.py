@@ -181,6 +181,28 @@ def test_fused_strip_forward_nan_rows_and_passes(dtype, in_f, out, k, base):
     assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
 
 
+@pytest.mark.parametrize("kind", ("nonuniform", "skewed"))
+@pytest.mark.parametrize("G", (1, 5, 37))
+@pytest.mark.parametrize("k", (1, 2, 3, 5))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_kernel_bases_equal_spline_basis_bitwise(dtype, k, G, kind):
+    """The layer kernels' B-spline bases (cpu::BlockBases, vectorised over
+    rows; in float64 on AVX-512 with its quotients formed without a division,
+    cpu::knot_quotient) are the very bits of spline_basis' scalar Cox-de Boor
+    (bspline.h's local_bases, one division per quotient). With a zero base,
+    zero Wb and one-hot spline weights (Wc[0, g, g] = 1), y[n, g] is basis g
+    at x_n exactly (products with 1 and 0, sums with 0). Points on, just
+    below and just above every knot, inside and outside the grid; knot
+    spacings up to 1000x apart ('skewed')."""
+    s = seed_of("bases-bits", dtype, k, G, kind)
+    grid = grid_of_kind(kind, 1, G, k, dtype, seed=s)
+    x = torch.cat([sample_x(3000, grid, seed=s + 1, widen=0.05), knot_x(grid)])
+    nb = G + k
+    y = K_OPS.kan_linear_forward(x, grid, k, 0, torch.zeros(1, nb, dtype=dtype),
+                                 torch.eye(nb, dtype=dtype).unsqueeze(0))
+    assert_bitwise_equal(y, K_OPS.spline_basis(x, grid, k)[:, 0, :], "kernel bases vs spline_basis")
+
+
 # (G, out, N) of the sliding-window cases: one and two window starts (G = 1,
 # 2, 300 outputs so that an input's weights pass the row forward's 4 KiB),
 # and G = 100, 200 with a pass of 9 rows (nearly every knot interval empty)
