@@ -743,14 +743,13 @@ inline bool locate_rows_avx2(const T* __restrict xin, int nr, const T* __restric
 #pragma GCC diagnostic pop
 #endif
 
-// Bases of one input for a block of `nr` rows (x strided by `xs`).
 // The float64 Cox-de Boor triangle on AVX-512 (BlockBases::compute), in
 // explicit FMA intrinsics, and its quotients a / b without a division: b is
 // a difference of two strictly increasing finite knots (> 0, finite) and a
 // is finite, so the 14-bit reciprocal estimate, two Newton steps (to about 1
 // ulp of 1/b), the quotient q = a y and one correction q + (a - b q) y
 // (Markstein) give the correctly rounded quotient but for rare cases (none
-// of 2e8 random quotients differed from a / b). A 512-bit double division
+// of 6e8 random quotients differed from a / b). A 512-bit double division
 // issues once per 16 cycles on Intel cores; these 8 operations pipeline:
 // the float64 bases 1.3x faster (bench/RESULTS.md, twenty-second pass).
 // Intrinsics throughout, so that no product is left for the compiler to
@@ -772,6 +771,7 @@ inline __m512d knot_quotient(__m512d a, __m512d b) {
 }
 #endif
 
+// Bases of one input for a block of `nr` rows (x strided by `xs`).
 template <typename T, int K>
 struct BlockBases {
   static constexpr int K1 = K + 1;
