@@ -44,6 +44,15 @@ def _case(dtype, k, G, kind, in_f, out, N, seed):
     return x, grid, Wb, coef, scale, gy
 
 
+def _assert_finite_rows_match_reference(y, x, grid, k, base, Wb, coef, scale, dtype, msg):
+    """y on the rows of x without NaN or inf against the float64 reference
+    (reference.kan_linear on the reference fold)."""
+    finite = torch.isfinite(x).all(1)
+    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
+                           ref.fold_spline_weights(coef.double(), scale.double()))
+    assert_close(y[finite], y_ref, TOL[dtype], msg=msg)
+
+
 def _unfused(x, grid, k, bid, Wb, coef, scale, gy, need_x=True, need_w=True):
     """The composition the fused op stands for, through the raw unfused ops."""
     Wc = K_OPS.fold_spline_weights(coef, scale)
@@ -175,10 +184,7 @@ def test_fused_strip_forward_nan_rows_and_passes(dtype, in_f, out, k, base):
     assert_bitwise_equal(y, y_exp, "strip forward")
     nan_rows = torch.isnan(y).all(1)
     assert nan_rows[3] and nan_rows[300] and int(nan_rows.sum()) == 2
-    finite = ~torch.isnan(x).any(1) & torch.isfinite(x).all(1)
-    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
-                           ref.fold_spline_weights(coef.double(), scale.double()))
-    assert_close(y[finite], y_ref, TOL[dtype], msg="strip forward vs reference")
+    _assert_finite_rows_match_reference(y, x, grid, k, base, Wb, coef, scale, dtype, "strip forward vs reference")
 
 
 @pytest.mark.parametrize("kind", ("nonuniform", "skewed"))
@@ -239,10 +245,7 @@ def test_fused_strip_window_forward(G, out, N, dtype, base, restore_threads):
     assert_bitwise_equal(y3, y, "window strips, 3 threads")
     nan_rows = torch.isnan(y).all(1)
     assert nan_rows[4] and int(nan_rows.sum()) == 1
-    finite = torch.isfinite(x).all(1)
-    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
-                           ref.fold_spline_weights(coef.double(), scale.double()))
-    assert_close(y[finite], y_ref, TOL[dtype], msg="window strips vs reference")
+    _assert_finite_rows_match_reference(y, x, grid, k, base, Wb, coef, scale, dtype, "window strips vs reference")
 
 
 @pytest.mark.parametrize("base", ("zero", "silu"))
@@ -278,10 +281,7 @@ def test_fused_fixed_width_forward(dtype, out, G, k, base, restore_threads):
     assert_bitwise_equal(y3, y, "fixed width, 3 threads")
     nan_rows = torch.isnan(y).all(1)
     assert nan_rows[3] and nan_rows[650] and int(nan_rows.sum()) == 2
-    finite = torch.isfinite(x).all(1)
-    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb1.double(),
-                           ref.fold_spline_weights(coef1.double(), scale1.double()))
-    assert_close(y[finite], y_ref, TOL[dtype], msg="fixed width vs reference")
+    _assert_finite_rows_match_reference(y, x, grid, k, base, Wb1, coef1, scale1, dtype, "fixed width vs reference")
 
 
 @pytest.mark.parametrize("k", (1, 3))
@@ -364,10 +364,7 @@ def test_fused_forward_split_by_columns(dtype, base, k, N, in_f, out):
     assert_bitwise_equal(y2, y_exp, "split by columns vs unfused")
     nan_rows = torch.isnan(y2).all(1)
     assert nan_rows[2] and int(nan_rows.sum()) == 1
-    finite = torch.isfinite(x).all(1)
-    y_ref = ref.kan_linear(x[finite].double(), grid.double(), k, base, Wb.double(),
-                           ref.fold_spline_weights(coef.double(), scale.double()))
-    assert_close(y2[finite], y_ref, TOL[dtype], msg="split by columns vs reference")
+    _assert_finite_rows_match_reference(y2, x, grid, k, base, Wb, coef, scale, dtype, "split by columns vs reference")
 
 
 def test_fused_deep_grid():
