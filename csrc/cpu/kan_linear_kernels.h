@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <new>
@@ -1304,6 +1305,34 @@ struct BackwardScratch {
         drows(static_cast<size_t>(span)) {}
 };
 
+// A row of O values held as one vector where they fill a 16- or 32-byte
+// vector exactly (float O = 4 or 8, double O = 2 or 4; no wider than the
+// target's vectors), else as an array of O scalars: narrow_grad_w's row of
+// grad_Wb. The same multiply-add per value either way.
+template <typename T, int O>
+constexpr bool kNarrowRowVector = (O * sizeof(T) == 16 || O * sizeof(T) == 32) && O * sizeof(T) <= KANEXT_VEC_BYTES;
+template <typename T, int O, bool VEC = kNarrowRowVector<T, O>>
+struct NarrowRow {
+  T v[O];
+  void load(const T* p) { std::copy(p, p + O, v); }
+  void store(T* p) const { std::copy(v, v + O, p); }
+  void add_scaled(T c, const T* __restrict d) {
+    for (int j = 0; j < O; ++j) v[j] += c * d[j];
+  }
+};
+template <typename T, int O>
+struct NarrowRow<T, O, true> {
+  typedef T V __attribute__((vector_size(O * sizeof(T))));
+  V v;
+  void load(const T* p) { std::memcpy(&v, p, sizeof(V)); }
+  void store(T* p) const { std::memcpy(p, &v, sizeof(V)); }
+  void add_scaled(T c, const T* __restrict d) {
+    V dv;
+    std::memcpy(&dv, d, sizeof(V));
+    v += c * dv;
+  }
+};
+
 // The weight gradients of one input over a span's rows for layers narrower
 // than one vector (out == O, 1 <= O < kLanes<T>, known at compile time):
 // rank-1 updates row by row in batch order, loops unrolled.
@@ -1315,19 +1344,19 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
   constexpr int K1 = K + 1;
   // grad_Wb's row is summed in registers (the same additions in the same
   // order): in memory every batch row's update of it waited on the previous
-  // row's store.
-  T gb[O];
-  for (int j = 0; j < O; ++j) gb[j] = gwb[j];
+  // row's store. As one vector where it fills one (NarrowRow): as an array,
+  // GCC kept it in O scalar registers with O scalar multiply-adds per row
+  // (65536 x 8 -> 8, G=5, float32, 1 thread: the weight gradients 3.3-3.5
+  // -> 3.0 ms; bench/RESULTS.md, "twenty-third pass").
+  NarrowRow<T, O> gb;
+  gb.load(gwb);
   for (int r = 0; r < rows; ++r) {
     const BlockBases<T, K>& B = bb[r / kRows];
     const int rr = r % kRows;
     const int64_t s = B.start[rr];
     if (s == -2) continue;
     const T* __restrict d = gy + (n0 + r) * ldg;
-    if (has_base) {
-      const T b = B.bv[rr];
-      for (int j = 0; j < O; ++j) gb[j] += b * d[j];
-    }
+    if (has_base) gb.add_scaled(B.bv[rr], d);
     if (s < 0) continue;
     T* __restrict w = gwc + s * O;
     if constexpr (O >= 6) {
@@ -1352,7 +1381,7 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
       }
     }
   }
-  for (int j = 0; j < O; ++j) gwb[j] = gb[j];
+  gb.store(gwb);
 }
 
 // The weight gradients of layers with few bases and few outputs: per block
