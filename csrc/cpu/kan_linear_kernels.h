@@ -1044,6 +1044,39 @@ inline bool with_width(int64_t out, F&& f) {
 // 1 thread, float32: 65536 x 8 -> 8 G=5 9.2 -> 5.5 ns per (n, i), 4096 x 12
 // -> 12 12.2 -> 6.7 on AVX-512; 1.2-1.5x on AVX2 at 10-15 outputs. Widths
 // up to 5 keep axpy_rows' own unrolled forms (as fast).
+// A row of O values held as one vector where they fill a 16- or 32-byte
+// vector exactly (float O = 4 or 8, double O = 2 or 4; no wider than the
+// target's vectors), else as an array of O scalars: the accumulators of
+// axpy_rows_narrow's y row and of narrow_grad_w's grad_Wb row. The same
+// multiply-add per value either way. As arrays, GCC kept grad_Wb's row in O
+// scalar registers (O scalar multiply-adds per batch row) and loaded each
+// forward coefficient as a vector to broadcast one lane of it (65536 x 8 ->
+// 8, G=5, float32, 1 thread: the weight gradients 3.3-3.5 -> 3.0 ms, the
+// forward 2.84-2.93 -> 2.61-2.72; bench/RESULTS.md, "twenty-third pass").
+template <typename T, int O>
+constexpr bool kNarrowRowVector = (O * sizeof(T) == 16 || O * sizeof(T) == 32) && O * sizeof(T) <= KANEXT_VEC_BYTES;
+template <typename T, int O, bool VEC = kNarrowRowVector<T, O>>
+struct NarrowRow {
+  T v[O];
+  void load(const T* p) { std::copy(p, p + O, v); }
+  void store(T* p) const { std::copy(v, v + O, p); }
+  void add_scaled(T c, const T* __restrict d) {
+    for (int j = 0; j < O; ++j) v[j] += c * d[j];
+  }
+};
+template <typename T, int O>
+struct NarrowRow<T, O, true> {
+  typedef T V __attribute__((vector_size(O * sizeof(T))));
+  V v;
+  void load(const T* p) { std::memcpy(&v, p, sizeof(V)); }
+  void store(T* p) const { std::memcpy(p, &v, sizeof(V)); }
+  void add_scaled(T c, const T* __restrict d) {
+    V dv;
+    std::memcpy(&dv, d, sizeof(V));
+    v += c * dv;
+  }
+};
+
 constexpr int kMinNarrowFixed = 6, kMaxNarrowFixed = 15;
 template <typename T, int K, int O>
 inline void axpy_rows_narrow(T* __restrict y, const BlockBases<T, K>& bb, int nr, const T* __restrict wc,
@@ -1056,21 +1089,15 @@ inline void axpy_rows_narrow(T* __restrict y, const BlockBases<T, K>& bb, int nr
       for (int j = 0; j < O; ++j) yr[j] = std::numeric_limits<T>::quiet_NaN();
       continue;
     }
-    T acc[O];
-    for (int j = 0; j < O; ++j) acc[j] = yr[j];
+    NarrowRow<T, O> acc;
+    acc.load(yr);
     if (s >= 0) {
       const T* __restrict w = wc + s * O;
 #pragma GCC unroll 8
-      for (int q = 0; q < K1; ++q) {
-        const T c = bb.v[q][r];
-        for (int j = 0; j < O; ++j) acc[j] += c * w[q * O + j];
-      }
+      for (int q = 0; q < K1; ++q) acc.add_scaled(bb.v[q][r], w + q * O);
     }
-    if (has_base) {
-      const T c = bb.bv[r];
-      for (int j = 0; j < O; ++j) acc[j] += c * wb[j];
-    }
-    for (int j = 0; j < O; ++j) yr[j] = acc[j];
+    if (has_base) acc.add_scaled(bb.bv[r], wb);
+    acc.store(yr);
   }
 }
 
@@ -1305,34 +1332,6 @@ struct BackwardScratch {
         drows(static_cast<size_t>(span)) {}
 };
 
-// A row of O values held as one vector where they fill a 16- or 32-byte
-// vector exactly (float O = 4 or 8, double O = 2 or 4; no wider than the
-// target's vectors), else as an array of O scalars: narrow_grad_w's row of
-// grad_Wb. The same multiply-add per value either way.
-template <typename T, int O>
-constexpr bool kNarrowRowVector = (O * sizeof(T) == 16 || O * sizeof(T) == 32) && O * sizeof(T) <= KANEXT_VEC_BYTES;
-template <typename T, int O, bool VEC = kNarrowRowVector<T, O>>
-struct NarrowRow {
-  T v[O];
-  void load(const T* p) { std::copy(p, p + O, v); }
-  void store(T* p) const { std::copy(v, v + O, p); }
-  void add_scaled(T c, const T* __restrict d) {
-    for (int j = 0; j < O; ++j) v[j] += c * d[j];
-  }
-};
-template <typename T, int O>
-struct NarrowRow<T, O, true> {
-  typedef T V __attribute__((vector_size(O * sizeof(T))));
-  V v;
-  void load(const T* p) { std::memcpy(&v, p, sizeof(V)); }
-  void store(T* p) const { std::memcpy(p, &v, sizeof(V)); }
-  void add_scaled(T c, const T* __restrict d) {
-    V dv;
-    std::memcpy(&dv, d, sizeof(V));
-    v += c * dv;
-  }
-};
-
 // The weight gradients of one input over a span's rows for layers narrower
 // than one vector (out == O, 1 <= O < kLanes<T>, known at compile time):
 // rank-1 updates row by row in batch order, loops unrolled.
@@ -1344,10 +1343,7 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
   constexpr int K1 = K + 1;
   // grad_Wb's row is summed in registers (the same additions in the same
   // order): in memory every batch row's update of it waited on the previous
-  // row's store. As one vector where it fills one (NarrowRow): as an array,
-  // GCC kept it in O scalar registers with O scalar multiply-adds per row
-  // (65536 x 8 -> 8, G=5, float32, 1 thread: the weight gradients 3.3-3.5
-  // -> 3.0 ms; bench/RESULTS.md, "twenty-third pass").
+  // row's store (as one vector where it fills one: NarrowRow).
   NarrowRow<T, O> gb;
   gb.load(gwb);
   for (int r = 0; r < rows; ++r) {
