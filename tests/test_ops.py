@@ -460,6 +460,37 @@ def test_kan_linear_cpu_narrow_weight_grads(dtype, k, G):
         assert_close(gWc_inf[~touched], other[~touched], TOL[dtype], msg="inf row " + msg)
 
 
+@pytest.mark.parametrize("k", (1, 2, 3, 5))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+def test_kan_linear_cpu_narrow_vector_grad_x(dtype, k):
+    """grad_x of the narrow widths whose row fills one vector (float32 4 and 8
+    outputs, float64 2 and 4: the rows of a window combined first, then one dot
+    product, cpu/kan_linear_kernels.h's NarrowRow), for every base, against the
+    float64 reference: rows inside the grid, outside it, in its end intervals
+    and on knots, a NaN input (NaN gradient for that entry only), for
+    kan_linear_backward and the fused backward (same values)."""
+    in_f, G = 3, 7
+    widths = (4, 8) if dtype == torch.float32 else (2, 4)
+    for out, base in ((o, b) for o in widths for b in BASES):
+        s = seed_of("narrow-vector-gx", dtype, k, out, base)
+        grid = grid_of_kind("nonuniform", in_f, G, k, dtype, seed=s)
+        x = torch.cat([sample_x(600, grid, seed=s + 1), knot_x(grid)])
+        x[:40] = x[:40] * 3  # many rows outside the grid
+        x[13, 2] = float("nan")
+        Wb, Wc = kan_weights(in_f, G, k, out, dtype, s + 2)
+        gy = randn(x.shape[0], out, seed=s + 3, dtype=dtype)
+        bid = ops.BASE_IDS[base]
+        gx, _, _ = K_OPS.kan_linear_backward(gy, x, grid, k, bid, Wb, Wc, True, False)
+        coef, scale = Wc.permute(0, 2, 1).contiguous(), torch.ones(in_f, out, dtype=dtype)
+        gx_fused = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, True, False)[0]
+        assert_bitwise_equal(gx_fused, gx, f"fused gx out={out} base={base}")
+        nan = torch.zeros_like(x, dtype=torch.bool)
+        nan[13, 2] = True
+        assert torch.isnan(gx[nan]).all() and not torch.isnan(gx[~nan]).any(), (out, base)
+        exp = ref_kan_grads(gy, x.nan_to_num(), grid, k, base, Wb, Wc)[0]
+        assert_close(gx[~nan], exp[~nan], TOL[dtype], msg=f"gx out={out} base={base} k={k}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_kan_linear_partial_requires_grad(dtype):
     """Only some inputs require grad: the others get none, the rest match the reference."""

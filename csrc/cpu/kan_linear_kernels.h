@@ -1075,6 +1075,22 @@ struct NarrowRow<T, O, true> {
     std::memcpy(&dv, d, sizeof(V));
     v += c * dv;
   }
+  void scaled(T c, const T* __restrict d) {  // v = c d
+    V dv;
+    std::memcpy(&dv, d, sizeof(V));
+    v = c * dv;
+  }
+  // sum_j v[j] d[j]: the products, then halves added in a fixed tree
+  T dot(const T* __restrict d) const {
+    V dv;
+    std::memcpy(&dv, d, sizeof(V));
+    T p[O];
+    const V prod = v * dv;
+    std::memcpy(p, &prod, sizeof(V));
+    for (int w = O / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) p[l] += p[l + w];
+    return p[0];
+  }
 };
 
 constexpr int kMinNarrowFixed = 6, kMaxNarrowFixed = 15;
@@ -1518,7 +1534,9 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
 // grad_x[n, i] for the span's rows: sum_q B'_q(x) (Wc[i, s+q, :] . gy[n, :])
 // + b'(x) (Wb[i, :] . gy[n, :]), written to gxc[n xs]. O > 0: the width
 // out == O known at compile time (the dot products inline and unrolled, as
-// dot_rows computes them for that width); O = 0: any width, rows inside the
+// dot_rows computes them for that width; rows inside the grid of a width
+// that fills one vector combined first, as combined_dot does); O = 0: any
+// width, rows inside the
 // grid of layers at least one vector wide by combined_dot (the same sum,
 // associated differently), with out = V vectors known at compile time where
 // V > 0 (the same operations in the same order as at run time; 1 thread,
@@ -1555,6 +1573,20 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
       if (s >= 0 && out >= kLanes<T>) {
         gxc[n * xs] = has_base ? combined_dot<T, K1 + 1, K, V>(rws, B, rr, d, out)
                                   : combined_dot<T, K1, K, V>(rws, B, rr, d, out);
+        continue;
+      }
+    }
+    if constexpr (O > 0 && kNarrowRowVector<T, O>) {
+      // a width that fills one vector (NarrowRow): the rows combined first,
+      // then one dot product, as combined_dot (65536 x 8 -> 8 float32, G=5,
+      // 1 thread: the backward with grad x 7.8 -> 5.4 ms; bench/RESULTS.md,
+      // "twenty-third pass")
+      if (s >= 0) {
+        NarrowRow<T, O> comb;
+        comb.scaled(B.dv[0][rr], rws[0]);
+        for (int q = 1; q < K1; ++q) comb.add_scaled(B.dv[q][rr], rws[q]);
+        if (has_base) comb.add_scaled(B.dbv[rr], wb);
+        gxc[n * xs] = comb.dot(d);
         continue;
       }
     }
