@@ -463,9 +463,10 @@ def test_kan_linear_cpu_narrow_weight_grads(dtype, k, G):
 @pytest.mark.parametrize("k", (1, 2, 3, 5))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_kan_linear_cpu_narrow_vector_grad_x(dtype, k):
-    """grad_x of the narrow widths whose row fills one vector (float32 4 and 8
-    outputs, float64 2 and 4: the rows of a window combined first, then one dot
-    product, cpu/kan_linear_kernels.h's NarrowRow), for every base, against the
+    """grad_x of the narrow widths whose row fills one vector (float32 4
+    outputs, and 8 at k = 3; float64 2 and 4: the rows of a window combined
+    first, then one dot product, cpu/kan_linear_kernels.h's NarrowRow; float32
+    8 at other k keeps the dot products), for every base, against the
     float64 reference: rows inside the grid, outside it, in its end intervals
     and on knots, a NaN input (NaN gradient for that entry only), for
     kan_linear_backward and the fused backward (same values)."""

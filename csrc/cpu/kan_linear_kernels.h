@@ -1036,14 +1036,6 @@ inline bool with_width(int64_t out, F&& f) {
   }
 }
 
-// axpy_rows_vectors for layers of kMinNarrowFixed to kMaxNarrowFixed
-// outputs that are not whole vectors (out = O known at compile time): the
-// same terms in the same order as axpy_rows, each row's O accumulators in
-// registers (GCC turns them into partial vectors), where axpy_rows walked
-// them one by one with a run-time count. bench/cpu_kernels.cpp "forward",
-// 1 thread, float32: 65536 x 8 -> 8 G=5 9.2 -> 5.5 ns per (n, i), 4096 x 12
-// -> 12 12.2 -> 6.7 on AVX-512; 1.2-1.5x on AVX2 at 10-15 outputs. Widths
-// up to 5 keep axpy_rows' own unrolled forms (as fast).
 // A row of O values held as one vector where they fill a 16- or 32-byte
 // vector exactly (float O = 4 or 8, double O = 2 or 4; no wider than the
 // target's vectors), else as an array of O scalars: the accumulators of
@@ -1093,6 +1085,14 @@ struct NarrowRow<T, O, true> {
   }
 };
 
+// axpy_rows_vectors for layers of kMinNarrowFixed to kMaxNarrowFixed
+// outputs that are not whole vectors (out = O known at compile time): the
+// same terms in the same order as axpy_rows, each row's O accumulators in
+// registers (GCC turns them into partial vectors), where axpy_rows walked
+// them one by one with a run-time count. bench/cpu_kernels.cpp "forward",
+// 1 thread, float32: 65536 x 8 -> 8 G=5 9.2 -> 5.5 ns per (n, i), 4096 x 12
+// -> 12 12.2 -> 6.7 on AVX-512; 1.2-1.5x on AVX2 at 10-15 outputs. Widths
+// up to 5 keep axpy_rows' own unrolled forms (as fast).
 constexpr int kMinNarrowFixed = 6, kMaxNarrowFixed = 15;
 template <typename T, int K, int O>
 inline void axpy_rows_narrow(T* __restrict y, const BlockBases<T, K>& bb, int nr, const T* __restrict wc,
@@ -1532,12 +1532,11 @@ inline T combined_dot(const T* const* rws, const BlockBases<T, K>& B, int rr, co
 }
 
 // grad_x[n, i] for the span's rows: sum_q B'_q(x) (Wc[i, s+q, :] . gy[n, :])
-// + b'(x) (Wb[i, :] . gy[n, :]), written to gxc[n xs]. O > 0: the width
-// out == O known at compile time (the dot products inline and unrolled, as
-// dot_rows computes them for that width; rows inside the grid of a width
-// that fills one vector combined first, as combined_dot does); O = 0: any
-// width, rows inside the
-// grid of layers at least one vector wide by combined_dot (the same sum,
+// + b'(x) (Wb[i, :] . gy[n, :]), written to gxc[n xs]. O > 0: the width out == O
+// known at compile time (the dot products inline and unrolled, as dot_rows
+// computes them for that width; rows inside the grid of a width that fills one
+// vector combined first, as combined_dot does); O = 0: any width, rows inside
+// the grid of layers at least one vector wide by combined_dot (the same sum,
 // associated differently), with out = V vectors known at compile time where
 // V > 0 (the same operations in the same order as at run time; 1 thread,
 // AVX-512, float32: grad_x 1.35x faster at 4096 x 64 -> 64 G=20, the whole
