@@ -1060,24 +1060,19 @@ template <typename T, int O>
 struct NarrowRow<T, O, true> {
   typedef T V __attribute__((vector_size(O * sizeof(T))));
   V v;
-  void load(const T* p) { std::memcpy(&v, p, sizeof(V)); }
+  static V at(const T* p) {  // an unaligned load of O values
+    V r;
+    std::memcpy(&r, p, sizeof(V));
+    return r;
+  }
+  void load(const T* p) { v = at(p); }
   void store(T* p) const { std::memcpy(p, &v, sizeof(V)); }
-  void add_scaled(T c, const T* __restrict d) {
-    V dv;
-    std::memcpy(&dv, d, sizeof(V));
-    v += c * dv;
-  }
-  void scaled(T c, const T* __restrict d) {  // v = c d
-    V dv;
-    std::memcpy(&dv, d, sizeof(V));
-    v = c * dv;
-  }
+  void add_scaled(T c, const T* __restrict d) { v += c * at(d); }
+  void scaled(T c, const T* __restrict d) { v = c * at(d); }
   // sum_j v[j] d[j]: the products, then halves added in a fixed tree
   T dot(const T* __restrict d) const {
-    V dv;
-    std::memcpy(&dv, d, sizeof(V));
     T p[O];
-    const V prod = v * dv;
+    const V prod = v * at(d);
     std::memcpy(p, &prod, sizeof(V));
     for (int w = O / 2; w >= 1; w /= 2)
       for (int l = 0; l < w; ++l) p[l] += p[l + w];
