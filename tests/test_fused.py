@@ -209,6 +209,41 @@ def test_kernel_bases_equal_spline_basis_bitwise(dtype, k, G, kind):
     assert_bitwise_equal(y, K_OPS.spline_basis(x, grid, k)[:, 0, :], "kernel bases vs spline_basis")
 
 
+# G where the knot table of the AVX-512 row search (cpu::KnotTable: the padded
+# knots the search reads, G + 2k + 1 + max(k, 2k - 1) + 1 - min(k + 1, 2)
+# values) fills p two-register pairs exactly (32 float32 / 16 float64 values
+# each) and where it takes one value more: p pairs, then p + 1 or, past 4
+# pairs, gathers. (On other builds these are just more grids.)
+def _knot_table_size(G, k):
+    return G + 2 * k + 1 + max(k, 2 * k - 1) + 1 - min(k + 1, 2)
+
+
+KNOT_TABLE_CASES = [
+    (dtype, k, pair * p - _knot_table_size(0, k) + extra)
+    for dtype, pair in ((torch.float32, 32), (torch.float64, 16))
+    for k in (1, 3)
+    for p in (1, 2, 3, 4)
+    for extra in (0, 1)
+]
+
+
+@pytest.mark.parametrize("dtype,k,G", KNOT_TABLE_CASES, ids=lambda v: dname(v) if isinstance(v, torch.dtype) else str(v))
+def test_kernel_bases_knot_table_edges_bitwise(dtype, k, G):
+    """As test_kernel_bases_equal_spline_basis_bitwise, at the grid sizes
+    where the AVX-512 row search's knot table (only the knots it reads) is
+    exactly full or one knot past full: the first and the last knot it
+    reads must be in the table (points on, below and above every knot, in
+    the first and the last interval, and outside the grid)."""
+    assert _knot_table_size(G, k) % (32 if dtype == torch.float32 else 16) in (0, 1)
+    s = seed_of("bases-table", dtype, k, G)
+    grid = grid_of_kind("nonuniform", 1, G, k, dtype, seed=s)
+    x = torch.cat([sample_x(2000, grid, seed=s + 1, widen=0.05), knot_x(grid)])
+    nb = G + k
+    y = K_OPS.kan_linear_forward(x, grid, k, 0, torch.zeros(1, nb, dtype=dtype),
+                                 torch.eye(nb, dtype=dtype).unsqueeze(0))
+    assert_bitwise_equal(y, K_OPS.spline_basis(x, grid, k)[:, 0, :], "kernel bases vs spline_basis")
+
+
 # (G, out, N) of the sliding-window cases: one and two window starts (G = 1,
 # 2, 300 outputs so that an input's weights pass the row forward's 4 KiB),
 # and G = 100, 200 with a pass of 9 rows (nearly every knot interval empty)

@@ -343,10 +343,12 @@ inline bool locate_rows(const T* __restrict xin, int nr, const T* __restrict t, 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 // The same with one lane per row, 16 (float) or 8 (double) rows at a time.
-// Knot lookups are in-register permutes of the input's padded knots (t[g] =
-// padded[g + K + 1]) when they fit in 8 registers (G + 4K + 3 <= 128 float /
-// 64 double values), gathers otherwise. The search is find_interval's guess
-// and at most two one-knot moves, each checked against t[g] <= x < t[g+1]; a
+// Knot lookups are in-register permutes of the padded knots the search reads
+// (t[g] = padded[g + K + 1]; G + 4K - 1 values for K >= 1, KnotTable) when
+// they fit in 8 registers (128 float / 64 double values), gathers otherwise.
+// The search is a guess like find_interval's, (x - t[0]) (M - 1) / (t[M-1] -
+// t[0]) (by a product with the quotient of the last two, formed once), and
+// at most two one-knot moves, each checked against t[g] <= x < t[g+1]; a
 // lane still unresolved after that takes find_interval itself. The interval
 // that holds x is unique (t is non-decreasing, the intervals half-open), so
 // every lane gets find_interval's g whatever path it took, and its window is
@@ -431,9 +433,13 @@ struct Avx512Lanes<double> {  // 8 lanes, int64 indices
 };
 
 // An input's padded knots, looked up by a vector of indices: PAIRS = 1..4
-// two-register permutes (P <= 32 float / 16 double values per pair), or
+// two-register permutes (up to 32 float / 16 double values per pair), or
 // gathers for PAIRS = 0. The pair count is a template parameter so that a
-// lookup has no branch on it (chosen once per block by knot_pairs).
+// lookup has no branch on it (chosen once per block by knot_pairs). The
+// table holds only the knots the row search reads (kKnotTableFirst<K> on,
+// below): with k = 3, G + 11 of the G + 14 padded knots, so G = 20 takes
+// one pair instead of two in float32 and two instead of three in float64,
+// and float64 G = 5 one instead of two.
 template <typename T>
 constexpr int kKnotPair = 2 * kLanes<T>;  // values one two-register permute selects from
 template <typename T>
@@ -446,8 +452,9 @@ struct KnotTable {
   typename A::V reg[PAIRS > 0 ? 2 * PAIRS : 1];
   const T* knots;
 
-  KnotTable(const T* padded, int64_t P) : knots(padded) {
-    for (int j = 0; j < 2 * PAIRS; ++j) reg[j] = A::load_n(padded + j * kLanes<T>, static_cast<int>(P - j * kLanes<T>));
+  // table[q] = knots[q] for q < n
+  KnotTable(const T* knots_, int64_t n) : knots(knots_) {
+    for (int j = 0; j < 2 * PAIRS; ++j) reg[j] = A::load_n(knots_ + j * kLanes<T>, static_cast<int>(n - j * kLanes<T>));
   }
   typename A::V operator()(typename A::I idx) const {
     if constexpr (PAIRS == 0) {
@@ -465,6 +472,17 @@ struct KnotTable {
   }
 };
 
+// The padded knots the search below reads, g in [0, M - 2]: the one-knot
+// moves t[g] and t[g + 1] (padded[K + 1] to padded[M + K]), the windows
+// padded[g + 1 + q] for q = kFirstKnot..2K (padded[2] to padded[M + 2K - 1];
+// from padded[1] for K = 0).
+template <int K>
+constexpr int kKnotTableFirst = K + 1 < 2 ? K + 1 : 2;
+template <int K>
+inline int64_t knot_table_size(int64_t M) {
+  return M + (K > 2 * K - 1 ? K : 2 * K - 1) + 1 - kKnotTableFirst<K>;
+}
+
 template <typename T, int K, int PAIRS>
 inline bool locate_rows_avx512_pairs(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
                                int64_t M, int64_t* __restrict start, T* __restrict shift,
@@ -475,20 +493,23 @@ inline bool locate_rows_avx512_pairs(const T* __restrict xin, int nr, const T* _
   typedef typename A::Mask Mask;
   constexpr int L = kLanes<T>;
   const int64_t G = M - 2 * K - 1;
-  const KnotTable<T, PAIRS> knot(padded, M + 2 * K + 2);
+  constexpr int F = kKnotTableFirst<K>;  // knot(q) = padded[q + F]
+  const KnotTable<T, PAIRS> knot(padded + F, knot_table_size<K>(M));
   const T lo_s = t[0], hi_s = t[M - 1];
-  const V lo = A::set1(lo_s), hi = A::set1(hi_s), width = A::set1(hi_s - lo_s), scale = A::set1(T(M - 1));
+  // (the guess by a product: its division cost a tenth of the float64 bases;
+  // the guess only starts the search, whose result does not depend on it)
+  const V lo = A::set1(lo_s), hi = A::set1(hi_s), per_knot = A::set1(T(M - 1) / (hi_s - lo_s));
   const I zero = A::iset1(0), one = A::iset1(1), last = A::iset1(M - 2), kk = A::iset1(K);
   bool clamped = false;
   for (int c = 0; c < kRows; c += L) {
     const V x = A::load(xin + c);
     const Mask inside = A::ge(x, lo) & A::lt(x, hi);  // false for NaN
-    // find_interval's guess, (x - lo) / (hi - lo) * (M - 1), clamped to [0, M - 2]
-    I gi = A::imin(A::imax(A::trunc(inside, (x - lo) / width * scale), zero), last);
+    // the guess, (x - lo) (M - 1) / (hi - lo), clamped to [0, M - 2]
+    I gi = A::imin(A::imax(A::trunc(inside, (x - lo) * per_knot), zero), last);
     Mask open = inside;  // lanes whose g is not yet checked
-    const I k1 = A::iset1(K + 1);
+    const I k1 = A::iset1(K + 1 - F);
     for (int step = 0; step < 3 && open; ++step) {
-      const I at = A::iadd(gi, k1);  // t[g] = padded[g + K + 1]
+      const I at = A::iadd(gi, k1);  // t[g] = padded[g + K + 1] = knot(g + K + 1 - F)
       const Mask down = open & A::gt(knot(at), x);                         // t[g] > x: g - 1
       const Mask up = open & ~down & A::le(knot(A::iadd(at, one)), x);     // t[g+1] <= x: g + 1
       gi = A::imask_add(A::imask_sub(gi, down, one), up, one);  // stays in [0, M - 2]: x in [lo, hi)
@@ -501,8 +522,9 @@ inline bool locate_rows_avx512_pairs(const T* __restrict xin, int nr, const T* _
         if ((open >> l) & 1) gl[l] = static_cast<typename A::Index>(find_interval<T>(t, M, xin[c + l]));
       gi = A::iload(gl);
     }
-    const I gg = A::iadd(A::iblend(inside, kk, gi), one);  // window of an outside row: any, dropped
-    for (int q = kFirstKnot<K>; q <= 2 * K; ++q) A::store(u[q] + c, knot(A::iadd(gg, A::iset1(q))));
+    // padded[g + 1 + q] (an outside row: g = K, any window, dropped)
+    const I gg = A::iblend(inside, kk, gi);
+    for (int q = kFirstKnot<K>; q <= 2 * K; ++q) A::store(u[q] + c, knot(A::iadd(gg, A::iset1(1 + q - F))));
     A::store(xv + c, A::blend(inside, A::load(u[K] + c), x));
     const I first = A::isub(gi, kk);
     const I s = A::imin(A::imax(first, zero), A::iset1(G - 1));
@@ -519,7 +541,7 @@ template <typename T, int K>
 inline bool locate_rows_avx512(const T* __restrict xin, int nr, const T* __restrict t, const T* __restrict padded,
                                int64_t M, int64_t* __restrict start, T* __restrict shift,
                                T (*__restrict u)[kRows], T* __restrict xv) {
-  switch (knot_pairs<T>(M + 2 * K + 2)) {
+  switch (knot_pairs<T>(knot_table_size<K>(M))) {
     case 1: return locate_rows_avx512_pairs<T, K, 1>(xin, nr, t, padded, M, start, shift, u, xv);
     case 2: return locate_rows_avx512_pairs<T, K, 2>(xin, nr, t, padded, M, start, shift, u, xv);
     case 3: return locate_rows_avx512_pairs<T, K, 3>(xin, nr, t, padded, M, start, shift, u, xv);
@@ -690,14 +712,14 @@ inline bool locate_rows_avx2(const T* __restrict xin, int nr, const T* __restric
   constexpr int L = A::L;
   const int64_t G = M - 2 * K - 1;
   const T lo_s = t[0], hi_s = t[M - 1];
-  const V lo = A::set1(lo_s), hi = A::set1(hi_s), width = A::set1(hi_s - lo_s), scale = A::set1(T(M - 1));
+  const V lo = A::set1(lo_s), hi = A::set1(hi_s), per_knot = A::set1(T(M - 1) / (hi_s - lo_s));  // (as on AVX-512)
   const I zero = A::iset1(0), one = A::iset1(1), last = A::iset1(M - 2), kk = A::iset1(K), k1 = A::iset1(K + 1);
   bool clamped = false;
   for (int c = 0; c < kRows; c += L) {
     const V x = A::load(xin + c);
     const V inside = A::mand(A::ge(x, lo), A::lt(x, hi));  // false for NaN
-    // find_interval's guess, (x - lo) / (hi - lo) * (M - 1), clamped to [0, M - 2] (0 outside)
-    I gi = A::imin(A::imax(A::trunc(A::mand(inside, (x - lo) / width * scale)), zero), last);
+    // the guess, (x - lo) (M - 1) / (hi - lo), clamped to [0, M - 2] (0 outside)
+    I gi = A::imin(A::imax(A::trunc(A::mand(inside, (x - lo) * per_knot)), zero), last);
     V open = inside;  // lanes whose g is not yet checked
     const I in_i = A::imask(inside);
     bool have_window = false;
