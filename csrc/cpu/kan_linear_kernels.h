@@ -480,7 +480,7 @@ template <int K>
 constexpr int kKnotTableFirst = K + 1 < 2 ? K + 1 : 2;
 template <int K>
 inline int64_t knot_table_size(int64_t M) {
-  return M + (K > 2 * K - 1 ? K : 2 * K - 1) + 1 - kKnotTableFirst<K>;
+  return M + std::max(K, 2 * K - 1) + 1 - kKnotTableFirst<K>;
 }
 
 template <typename T, int K, int PAIRS>
