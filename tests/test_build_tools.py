@@ -278,11 +278,11 @@ def test_cpu_row_search_vector_matches_portable(tmp_path, march):
 @pytest.mark.parametrize("target", ["native", "x86-64-v3", "x86-64", "x86-64-v4", "no-shuffle"])
 def test_cpu_fold_and_unfold_match_plain_loops(tmp_path, target):
     """tests/native/fold.cpp: the fold of pykan's coef and scale into the kernels' layout and its
-    backward (grad coef, grad scale summed over g in order), as the fused ops run them, equal plain
-    loops bit for bit: float/double, outputs and G+k on and off the vector width, column slices, one
+    backward (grad coef, grad scale summed over g in order, or by the AVX-512 rows walk's partial sums),
+    as the fused ops run them, equal plain loops bit for bit: float/double, outputs and G+k on and off the vector width, column slices, one
     or several inputs per call, prefetching on and off, grad coef streamed or not, NaN/inf in coef. Built for AVX-512 (x86-64-v4:
-    the column-block walk with masked loads, where the CPU has it, and the tile walk for the fold from
-    nb = 2 L), AVX2 and SSE2 (the tile walk), and without vector shuffles (element by element)."""
+    the column-block walk with masked loads, where the CPU has it, the tile walk for the fold from
+    nb = 2 L, and the rows walk for the unfold), AVX2 and SSE2 (the tile walk), and without vector shuffles (element by element)."""
     import shutil
 
     need = {"x86-64-v3": {"avx2", "fma", "bmi2"}, "x86-64-v4": {"avx512f", "avx512dq", "avx512bw", "avx512vl"}}
@@ -299,8 +299,9 @@ def test_cpu_fold_and_unfold_match_plain_loops(tmp_path, target):
     r = subprocess.run([exe], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     avx512 = target == "x86-64-v4" or (target == "native" and need["x86-64-v4"] <= _cpu_flags())
-    walk = "column blocks" if target == "no-shuffle" else ("column blocks and tiles" if avx512 else "tiles")
-    assert f"fold by {walk}: 4050176 values checked, 0 mismatches" in r.stdout, r.stdout
+    walk = ("column blocks", "column blocks") if target == "no-shuffle" else (
+        ("column blocks and tiles", "column blocks and rows") if avx512 else ("tiles", "tiles"))
+    assert f"fold by {walk[0]}, unfold by {walk[1]}: 7522944 values checked, 0 mismatches" in r.stdout, r.stdout
 
 
 def test_tiny_benchmark_floor_and_breakdown_compute_the_model():

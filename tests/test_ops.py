@@ -349,15 +349,17 @@ def test_gradcheck_fold(in_f, out, nb, device):
     assert torch.autograd.gradcheck(ops.fold_spline_weights, (coef, scale))
 
 
-@pytest.mark.parametrize("out", (5, 32, 37), ids=("narrow", "tiles", "tiles+tail"))
-@pytest.mark.parametrize("nb", (8, 16, 23, 103))
+@pytest.mark.parametrize("out", (5, 32, 37, 130), ids=("narrow", "tiles", "tiles+tail", "blocks+tail"))
+@pytest.mark.parametrize("nb", (8, 16, 23, 47, 48, 103))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
 def test_fold_and_its_backward_exact(dtype, nb, out):
     """fold_spline_weights and its backward move values between the (in, out,
     G+k) and (in, G+k, out) layouts; on the CPU full 16-column blocks go by
     register tiles (8 x 8 / 16 x 16) and the rest element by element. The
     products are exact to compare: Wc = scale coef and grad coef = scale grad Wc
-    bit for bit, grad scale = sum_g grad Wc coef to rounding."""
+    bit for bit, grad scale = sum_g grad Wc coef to rounding. nb = 47 / 48 sit
+    on either side of the float32 unfold's switch from blocks to rows on
+    AVX-512 builds (cpu::unfold_by_rows)."""
     in_f = 3
     s = seed_of("foldx", dtype, nb, out)
     coef = randn(in_f, out, nb, seed=s, dtype=dtype).requires_grad_()

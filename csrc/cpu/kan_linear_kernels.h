@@ -2000,12 +2000,27 @@ constexpr bool kFoldTilesBuilt = false;
 // float32 G = 20 (nb 23 < 32) 0.35 -> 0.44 ms (blocks kept), G = 40 0.99 ->
 // 0.85, G = 100 3.1-3.4 -> 1.96; float64 G = 20 0.90 -> 0.85, G = 100
 // 8.45 -> 4.92. The same values either way (one product per element). The
-// unfold keeps the blocks there (tiles: 0.95-1.6x slower at G <= 20, a tie at
-// G = 100).
+// unfold does not walk by tiles there (0.95-1.6x slower than the blocks at G
+// <= 20, a tie at G = 100) but by blocks or rows (unfold_by_rows).
 template <typename T>
 inline bool fold_by_tiles(int64_t nb) {
   return kFoldByTiles || (kFoldTilesBuilt && nb >= 2 * kLanes<T>);
 }
+
+// Whether unfold_gradients takes unfold_gradients_rows (AVX-512 builds):
+// float64 always, float32 from nb >= KANEXT_UNFOLD_ROWS_MIN basis rows; the
+// blocks elsewhere. Measured (bench/RESULTS.md, "twenty-fifth pass").
+#ifndef KANEXT_UNFOLD_ROWS_MIN
+#define KANEXT_UNFOLD_ROWS_MIN 48
+#endif
+template <typename T>
+inline bool unfold_by_rows(int64_t nb) {
+  return sizeof(T) == 8 || nb >= KANEXT_UNFOLD_ROWS_MIN;
+}
+
+// Values of T per 64-byte line, the step of the unfold's prefetches.
+template <typename T>
+constexpr int64_t kPrefetchStep = 64 / sizeof(T);
 
 // While input i's coef rows [c, c + n) are transposed, the next input's are
 // prefetched a few lines per tile (the hardware does not follow out rows read
@@ -2181,13 +2196,17 @@ inline int64_t strip_cols(int64_t nb, int64_t out) {
 // (G+k) + g) sc + j] = coef[i, t sc + j, g] scale[i, t sc + j] for the nt =
 // ceil(out / sc) strips (columns past out zero), the same products as
 // fold_inputs, by kFoldCols-column blocks. c and s may be a column slice of
-// wider tensors: input i's rows start at c + i ld (G+k) and s + i ld.
+// wider tensors: input i's rows start at c + i ld (G+k) and s + i ld. The
+// next block's coef (up to the tile's last input) is prefetched while a
+// block is scaled into its strip: the strip forward 1.03-1.05x faster at
+// G = 100 (bench/RESULTS.md, "twenty-fifth pass").
 template <typename T>
 void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
                         int64_t out, int64_t nb, int64_t sc, int64_t ld) {
   const int64_t nt = (out + sc - 1) / sc;
   scratch_vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
+  const int64_t pf_end = i1 * ld * nb - 1;
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t t = 0; t < nt; ++t) {
       T* wt = w + ((i - i0) * nt + t) * nb * sc;
@@ -2200,8 +2219,12 @@ void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restr
         T sv[kFoldCols] = {};
         for (int64_t j = 0; j < cols; ++j) sv[j] = s[i * ld + j0 + j];
         load_block_transposed(c + (i * ld + j0) * nb, nb, cols, ct, nb);  // (zero past cols)
-        for (int64_t g = 0; g < nb; ++g)
+        const int64_t nxt = (i * ld + j0 + kFoldCols) * nb;  // the next block's coef, a line per step
+        for (int64_t g = 0; g < nb; ++g) {
+          for (int64_t b = 0; b < kFoldCols; b += kPrefetchStep<T>)
+            __builtin_prefetch(c + std::min(nxt + g * kFoldCols + b, pf_end), 0, 3);
           for (int64_t j = 0; j < kFoldCols; ++j) wt[g * sc + u + j] = ct[g][j] * sv[j];
+        }
       }
     }
 }
@@ -2485,6 +2508,28 @@ class GradCoefRows {
   scratch_ptr<T> stage_;
 };
 
+// Input i's rows in an unfold walk: its gradient of the folded weights
+// (gw holds inputs i0..), coef, scale and grad coef (GradCoefRows).
+template <typename T>
+struct UnfoldInput {
+  const T *gw, *c, *s;
+  T* gc;
+  UnfoldInput(const T* gw_, const T* c_, const T* s_, const GradCoefRows<T>& gcr, int64_t i, int64_t i0,
+              int64_t out, int64_t nb)
+      : gw(gw_ + (i - i0) * nb * out), c(c_ + i * out * nb), s(s_ + i * out), gc(gcr.rows(i)) {}
+};
+
+// The unfold of columns [j0, out) of one input element by element: grad coef,
+// and gs's sums over g in order added to sums[j] (zero on entry).
+template <typename T>
+inline void unfold_scalar_columns(const UnfoldInput<T>& u, T* __restrict sums, int64_t j0, int64_t out, int64_t nb) {
+  for (int64_t j = j0; j < out; ++j)
+    for (int64_t g = 0; g < nb; ++g) {
+      u.gc[j * nb + g] = u.gw[g * out + j] * u.s[j];
+      sums[j] += u.gw[g * out + j] * u.c[j * nb + g];
+    }
+}
+
 // unfold_gradients by tiles (kFoldByTiles): per g tile and L columns, the
 // tile of gw scaled and transposed into grad coef, and gs's L sums carried
 // on in a row of accumulators, so each sum still runs over g in order.
@@ -2502,10 +2547,9 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
   // zeroed std::vector cost the streamed unfold about 7%, one input per call)
   const GradCoefRows<T> gcr(gc, out * nb, stream);
   for (int64_t i = i0; i < i1; ++i) {
-    const T* gwi = gw + (i - i0) * nb * out;
-    const T* ci = c + i * out * nb;
-    const T* si = s + i * out;
-    T* __restrict gci = gcr.rows(i);
+    const UnfoldInput<T> u(gw, c, s, gcr, i, i0, out, nb);
+    const T *gwi = u.gw, *ci = u.c, *si = u.s;
+    T* __restrict gci = u.gc;
     FoldPrefetch pf(ci + out * nb, i + 1 < prefetch_end ? out * nb * int64_t(sizeof(T)) : 0);
     std::fill(acc.begin(), acc.end(), T(0));
     int64_t g0 = 0;
@@ -2533,11 +2577,7 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
         gci[j * nb + g] = gwi[g * out + j] * si[j];
         acc[j] += gwi[g * out + j] * ci[j * nb + g];
       }
-    for (int64_t j = jv; j < out; ++j)
-      for (int64_t g = 0; g < nb; ++g) {
-        gci[j * nb + g] = gwi[g * out + j] * si[j];
-        acc[j] += gwi[g * out + j] * ci[j * nb + g];
-      }
+    unfold_scalar_columns(u, acc.data(), jv, out, nb);
     std::copy(acc.begin(), acc.end(), gs + i * out);
     gcr.done(i);
   }
@@ -2547,16 +2587,86 @@ void unfold_gradients_tiles(const T* __restrict gw, const T* __restrict c, const
 #endif
 }
 
+#ifdef KANEXT_MASKED_TRANSPOSE
+// unfold_gradients on AVX-512 builds: per input and L columns j0.., per g
+// tile of gw (the last one masked), one transpose turns the tile into L rows
+// of grad coef's layout (r[m] = gw[g0 .. g0 + L, j0 + m]): grad coef's row
+// j0 + m is r[m] scale[j0 + m], stored in place, and gs's column j0 + m adds
+// r[m] coef[j0 + m, g0 ..] into a vector of L partial sums (lane l sums the
+// g = l mod L, in g order), added pairwise (a fixed tree) at the block's end:
+// deterministic, but not the blocks' sum over g in order. The blocks
+// transpose twice per tile (coef in, grad coef out); this walk once.
+// Columns past whole vectors go as the scalar loop below.
+template <typename T>
+void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
+                           T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end,
+                           bool stream) {
+  constexpr int L = kLanes<T>;
+  using A = Avx512Lanes<T>;
+  const int64_t jv = out / L * L;
+  const int64_t gv = nb / L * L;
+  const int rem = static_cast<int>(nb - gv);
+  const GradCoefRows<T> gcr(gc, out * nb, stream);
+  for (int64_t i = i0; i < i1; ++i) {
+    const UnfoldInput<T> u(gw, c, s, gcr, i, i0, out, nb);
+    const T *gwi = u.gw, *ci = u.c, *si = u.s;
+    T* __restrict gci = u.gc;
+    // (the next column block's coef and grad coef prefetched while this one
+    // is formed: 1.5-2x faster unfold from caches beyond L2; coef on into the
+    // next input's where it is one of prefetch_end's)
+    const int64_t gpf_end = out * nb - 1, cpf_end = (i + 1 < prefetch_end ? 2 : 1) * out * nb - 1;
+    for (int64_t j0 = 0; j0 < jv; j0 += L) {
+      vec_t<T> acc[L];
+      for (int m = 0; m < L; ++m) acc[m] = vec_t<T>{};
+      for (int64_t g0 = 0; g0 < gv; g0 += L) {
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = vload(gwi + (g0 + l) * out + j0);
+        transpose_tile<T>(r);
+        for (int m = 0; m < L; ++m) {
+          const int64_t o = (j0 + m) * nb + g0;
+          __builtin_prefetch(ci + std::min(o + L * nb, cpf_end), 0, 3);
+          __builtin_prefetch(gci + std::min(o + L * nb, gpf_end), 1, 3);
+          acc[m] += r[m] * vec_t<T>(A::load(ci + o));
+          A::store(gci + o, r[m] * si[j0 + m]);
+        }
+      }
+      if (rem > 0) {
+        vec_t<T> r[L];
+        for (int l = 0; l < L; ++l) r[l] = l < rem ? vload(gwi + (gv + l) * out + j0) : vec_t<T>{};
+        transpose_tile<T>(r);
+        for (int m = 0; m < L; ++m) {
+          const int64_t o = (j0 + m) * nb + gv;
+          acc[m] += r[m] * vec_t<T>(A::load_n(ci + o, rem));
+          A::store_n(gci + o, r[m] * si[j0 + m], rem);
+        }
+      }
+      transpose_tile<T>(acc);  // acc[l] lane m: column j0 + m's partial sum l
+      for (int h = L / 2; h > 0; h /= 2)  // pairwise: acc[l] += acc[l + h]
+        for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
+      vstore(gs + i * out + j0, acc[0]);
+    }
+    std::fill(gs + i * out + jv, gs + (i + 1) * out, T(0));
+    unfold_scalar_columns(u, gs + i * out, jv, out, nb);
+    gcr.done(i);
+  }
+}
+#endif
+
 // The fold's backward for inputs [i0, i1), from the gradient of the folded
 // weights gw (laid out as fold_inputs writes w): gc[i, j, g] = gw[i, g, j]
 // scale[i, j] (contiguous (in, out, G+k), coef's layout) and gs[i, j] =
-// sum_g gw[i, g, j] coef[i, j, g], summed over g in order (deterministic;
-// independent sums per output j, side by side in vectors). By tiles where
-// kFoldByTiles, with prefetch_end as in fold_inputs. Both walks form the
-// same products and sums in the same order; under -ffp-contract=fast the
-// compiler may fuse gs's multiply-adds in the vector code and not in the
-// scalar tails (columns past whole vectors or blocks), so gs can differ in
-// the last bit there between an AVX-512 and another build.
+// sum_g gw[i, g, j] coef[i, j, g]. Three walks, each deterministic for any
+// split of the inputs:
+// - by tiles where kFoldByTiles, with prefetch_end as in fold_inputs;
+// - by rows (unfold_gradients_rows) on AVX-512 builds where unfold_by_rows;
+// - by kFoldCols-column blocks elsewhere.
+// Tiles and blocks sum gs over g in order (independent sums per output j,
+// side by side in vectors); rows by L partial sums. grad coef is the same
+// product in all three. Under -ffp-contract=fast the compiler may fuse gs's
+// multiply-adds in the vector code and not in the scalar tails (columns past
+// whole vectors or blocks), so gs can differ in the last bits between an
+// AVX-512 and another build. The blocks and rows prefetch the next column
+// block's coef and grad coef (on into input prefetch_end - 1's coef).
 template <typename T>
 void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
                       T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end = -1,
@@ -2565,6 +2675,13 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
     unfold_gradients_tiles(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end < 0 ? i1 : prefetch_end, stream);
     return;
   }
+  if (prefetch_end < 0) prefetch_end = i1;
+#ifdef KANEXT_MASKED_TRANSPOSE
+  if (unfold_by_rows<T>(nb)) {
+    unfold_gradients_rows(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end, stream);
+    return;
+  }
+#endif
   constexpr int L = kLanes<T>;
   constexpr int V = kFoldCols / L;  // vectors per column block
   scratch_vector<T> buf(static_cast<size_t>(2 * nb * kFoldCols));
@@ -2572,8 +2689,12 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
   T(*gt)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data() + nb * kFoldCols);
   const GradCoefRows<T> gcr(gc, out * nb, stream);
   for (int64_t i = i0; i < i1; ++i) {
-    const T* gwi = gw + (i - i0) * nb * out;
-    T* __restrict gci = gcr.rows(i);  // input i's grad coef (out, G+k)
+    const UnfoldInput<T> u(gw, c, s, gcr, i, i0, out, nb);
+    const T *gwi = u.gw, *ci = u.c;
+    T* __restrict gci = u.gc;  // input i's grad coef (out, G+k)
+    // (the next block's coef and grad coef prefetched while this one is
+    // formed, as in unfold_gradients_rows)
+    const int64_t gpf_end = out * nb - 1, cpf_end = (i + 1 < prefetch_end ? 2 : 1) * out * nb - 1;
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
       const int64_t cols = std::min(kFoldCols, out - j0);
       const T* sj = s + i * out + j0;
@@ -2587,6 +2708,10 @@ void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __
         }
         for (int64_t g = 0; g < nb; ++g) {
           const T* gr = gwi + g * out + j0;
+          for (int64_t b = 0; b < kFoldCols; b += kPrefetchStep<T>) {  // the next block, a 64-byte line per step
+            __builtin_prefetch(ci + std::min((j0 + kFoldCols) * nb + g * kFoldCols + b, cpf_end), 0, 3);
+            __builtin_prefetch(gci + std::min((j0 + kFoldCols) * nb + g * kFoldCols + b, gpf_end), 1, 3);
+          }
           for (int v = 0; v < V; ++v) {
             const vec_t<T> gv = vload(gr + v * L);
             vstore(&gt[g][v * L], gv * sv[v]);

@@ -2,7 +2,9 @@
 // csrc/cpu/kan_linear_kernels.h), whichever walk this build has (by L x L tiles, or by kFoldCols-column
 // blocks on AVX-512 and without vector shuffles), against plain loops, bit for bit:
 //   w[i][g][j] = coef[i][j][g] * scale[i][j],  gc[i][j][g] = gw[i][g][j] * scale[i][j],
-//   gs[i][j]   = sum over g = 0, 1, ... of gw[i][g][j] * coef[i][j][g] (in that order),
+//   gs[i][j]   = sum over g = 0, 1, ... of gw[i][g][j] * coef[i][j][g] (in that order; on AVX-512
+//                builds where cpu::unfold_by_rows, for the columns in whole vectors: L partial sums,
+//                lane l over g = l mod L in order, then added pairwise, as unfold_gradients_rows does),
 // for float and double, outputs and G+k that are and are not multiples of the vector width, column
 // slices of coef (ld > out: the fused forward split by columns), input ranges of one or several inputs,
 // prefetching on and off, grad coef streamed to memory or not, and NaN / inf in coef (they must stay in their own elements). Built with
@@ -26,6 +28,25 @@ static long checks = 0, mismatches = 0;
 template <typename T>
 static bool same(T a, T b) {
   return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// gs[i][j] as the unfold sums it: over g in order, or by unfold_gradients_rows' L partial sums.
+template <typename T>
+static T unfold_sum(const std::vector<T>& gw, const std::vector<T>& coef, int64_t i, int64_t j, int64_t out,
+                    int64_t nb) {
+#ifdef KANEXT_MASKED_TRANSPOSE
+  constexpr int L = kLanes<T>;
+  if (unfold_by_rows<T>(nb) && j < out / L * L) {
+    T p[L] = {};
+    for (int64_t g = 0; g < nb; ++g) p[g % L] += gw[(i * nb + g) * out + j] * coef[(i * out + j) * nb + g];
+    for (int h = L / 2; h > 0; h /= 2)
+      for (int l = 0; l < h; ++l) p[l] += p[l + h];
+    return p[0];
+  }
+#endif
+  T sum = 0;
+  for (int64_t g = 0; g < nb; ++g) sum += gw[(i * nb + g) * out + j] * coef[(i * out + j) * nb + g];
+  return sum;
 }
 
 template <typename T>
@@ -65,10 +86,9 @@ static void check(int64_t in, int64_t ld, int64_t o0, int64_t out, int64_t nb, i
   }
   for (int64_t i = 0; i < in; ++i)
     for (int64_t j = 0; j < out; ++j) {
-      T sum = 0;
+      const T sum = unfold_sum(gw, coef, i, j, out, nb);
       for (int64_t g = 0; g < nb; ++g) {
         const T gv = gw[(i * nb + g) * out + j];
-        sum += gv * coef[(i * out + j) * nb + g];
         ++checks;
         if (!same(gc[(i * out + j) * nb + g], T(gv * scale[i * out + j])) && ++mismatches <= 5)
           std::printf("unfold (grad coef) mismatch: out=%ld nb=%ld i=%ld j=%ld g=%ld\n", long(out), long(nb), long(i),
@@ -84,7 +104,7 @@ static void check(int64_t in, int64_t ld, int64_t o0, int64_t out, int64_t nb, i
 template <typename T>
 static void run(std::mt19937& gen) {
   const int64_t outs[] = {1, 3, 8, 13, 16, 33, 64, 70};
-  const int64_t nbs[] = {1, 4, 7, 8, 9, 16, 23, 103};
+  const int64_t nbs[] = {1, 4, 7, 8, 9, 16, 23, 47, 48, 53, 103};  // (float32's rows walk from 48 on AVX-512)
   for (int64_t out : outs)
     for (int64_t nb : nbs)
       for (int64_t step : {1, 3})
@@ -98,10 +118,16 @@ int main() {
   std::mt19937 gen(7);
   run<float>(gen);
   run<double>(gen);
-  // AVX-512 builds: the unfold by column blocks, the fold too below nb = 2 L
-  // and by tiles from there (cpu::fold_by_tiles: nb 23 in double, 103 in both)
-  std::printf("fold by %s: %ld values checked, %ld mismatches\n",
-              kFoldByTiles ? "tiles" : (kFoldTilesBuilt ? "column blocks and tiles" : "column blocks"), checks,
+  // AVX-512 builds: the fold by column blocks below nb = 2 L and by tiles
+  // from there (cpu::fold_by_tiles: nb 23 in double, 47 on in both); the
+  // unfold by rows (double; float from nb = 48) or column blocks
+#ifdef KANEXT_MASKED_TRANSPOSE
+  const char* unfold = "column blocks and rows";
+#else
+  const char* unfold = kFoldByTiles ? "tiles" : "column blocks";
+#endif
+  std::printf("fold by %s, unfold by %s: %ld values checked, %ld mismatches\n",
+              kFoldByTiles ? "tiles" : (kFoldTilesBuilt ? "column blocks and tiles" : "column blocks"), unfold, checks,
               mismatches);
   return mismatches == 0 ? 0 : 1;
 }
