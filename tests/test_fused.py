@@ -373,18 +373,21 @@ def _with_threads(n, f):
 @pytest.mark.parametrize("k", (0, 3, 5))
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dname)
-@pytest.mark.parametrize("N,in_f,out", [(9, 140, 250), (200, 60, 600)], ids=["9x140x250", "200x60x600"])
-def test_fused_forward_split_by_columns(dtype, base, k, N, in_f, out):
+@pytest.mark.parametrize("N,in_f,out,G", [(9, 140, 250, 30), (200, 60, 600, 30), (200, 40, 256, 100)],
+                         ids=["9x140x250", "200x60x600", "200x40x256-G100"])
+def test_fused_forward_split_by_columns(dtype, base, k, N, in_f, out, G):
     """Few rows against wide weights: with two threads or more the forward
     splits the columns among the tasks (each folds only its slice of coef) instead of
     the rows. 9 rows, 140 -> 250 (not a multiple of the 16-column slices),
     and 200 rows, 60 -> 600, where (on AVX-512 builds) each of two column
     tasks takes the wide strips on its slice (the second slice partial),
-    G=30: y equals the one-thread forward (split by rows) and the unfused
-    ops bit for bit, NaN rows and the inf policy included, and matches the
-    float64 reference on the finite rows."""
-    G = 30
-    s = seed_of("fused-columns", dtype, base, k, N)
+    G=30; 200 rows, 40 -> 256, G=100, where the split by rows would take
+    wide strips too and AVX-512 builds split by columns for two tasks of two
+    wide strips each (three tasks: float64 only): y equals the one-thread
+    forward (split by rows) and the unfused ops bit for bit, NaN rows and
+    the inf policy included, and matches the float64 reference on the finite
+    rows."""
+    s = seed_of("fused-columns", dtype, base, k, N, G)
     x, grid, Wb, coef, scale, gy = _case(dtype, k, G, "nonuniform", in_f, out, N, s)
     x = x * 1.5  # more points outside the grid
     x[2, 7] = float("nan")

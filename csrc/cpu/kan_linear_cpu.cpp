@@ -168,11 +168,17 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
       // Where the split by rows takes strips, it stays by rows unless each
       // column task gets at least 256 columns (measured, 2 threads, forward
       // alone: 1024 x 256 -> 256 G=100 by rows 10.5 ms, by columns 11.2;
-      // 1024 x 1024 -> 1024 G=20 by columns 76.6, by rows 86.7). Column
-      // tasks take strips too where they have at least 128 rows (at 64 x
-      // 1024 -> 1024 G=100 they were 1.16x slower than the row forward).
+      // 1024 x 1024 -> 1024 G=20 by columns 76.6, by rows 86.7), or, with
+      // wide strips, two of those (since the strips' weight window and
+      // prefetched fold, forward + backward, 2 threads: 1024 x 256 -> 256
+      // G=100 1.04x faster by columns, 64 rows 1.28x, float64 64 x 128 ->
+      // 128 1.33x; 64-column tasks of float32 a tie; bench/RESULTS.md,
+      // twenty-fifth pass). Column tasks take strips too where they have at
+      // least 128 rows (at 64 x 1024 -> 1024 G=100 they were 1.16x slower
+      // than the row forward).
       const bool row_strips = cpu::strip_cols<scalar_t, K_>(nb, out) > 0;
-      if (forward_by_columns(N, in, nb, out, threads) && (!row_strips || out >= 256 * threads)) {
+      const bool wide_tasks = cpu::kWideStrips && out >= 2 * cpu::kWideStripCols<scalar_t> * threads;
+      if (forward_by_columns(N, in, nb, out, threads) && (!row_strips || out >= 256 * threads || wide_tasks)) {
         // Few rows against the weights: split the columns, so that each
         // task folds only its own slice of coef (split by rows, every task
         // folds all of it). Slices start at multiples of kFoldCols (of the
