@@ -2069,13 +2069,30 @@ void fold_inputs_tiles(const T* __restrict c, const T* __restrict s, T* __restri
 #endif
 }
 
+// One kFoldCols-column block of a fold by blocks: dst[g ld_dst + j] =
+// ct[g][j] sv[j] (g < nb, j < kFoldCols), while the next block's coef
+// (c[next ..], never past c[last]) is prefetched a 64-byte line per step:
+// the hardware does not follow coef's rows read 16 values at a time. From
+// beyond L2 (bench/RESULTS.md, twenty-fifth pass; 1 thread): one input per
+// call 1.1-1.3x faster, the strip forward at G=100 1.03-1.05x.
+template <typename T>
+inline void scale_block_prefetching(const T (*__restrict ct)[kFoldCols], const T* __restrict sv, int64_t nb,
+                                    T* __restrict dst, int64_t ld_dst, const T* c, int64_t next, int64_t last) {
+  for (int64_t g = 0; g < nb; ++g) {
+    for (int64_t b = 0; b < kFoldCols; b += kPrefetchStep<T>)
+      __builtin_prefetch(c + std::min(next + g * kFoldCols + b, last), 0, 3);
+    for (int64_t j = 0; j < kFoldCols; ++j) dst[g * ld_dst + j] = ct[g][j] * sv[j];
+  }
+}
+
 // The fold of pykan's parameters for inputs [i0, i1) into the kernel layout:
 // w[((i - i0)(G+k) + g) out + j] = coef[i, j, g] scale[i, j], with coef a
 // contiguous (in, ld, G+k) and scale an (in, ld) array of which the first
 // `out` columns are folded (ld = out unless given: a column slice starts at
-// c + o0 (G+k), s + o0). By tiles, the inputs before prefetch_end (default
-// i1) are prefetched while the one before them is folded: a caller that
-// folds one input per call passes its last input + 1.
+// c + o0 (G+k), s + o0). Both walks prefetch coef ahead, never past input
+// prefetch_end - 1's (default i1): by tiles the next input while one is
+// folded, by blocks the next column block (scale_block_prefetching). A
+// caller that folds one input per call passes its last input + 1.
 template <typename T>
 void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1, int64_t out,
                  int64_t nb, int64_t ld = -1, int64_t prefetch_end = -1) {
@@ -2086,6 +2103,7 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
   }
   scratch_vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
+  const int64_t pf_end = ((prefetch_end < 0 ? i1 : prefetch_end) * ld - ld + out) * nb - 1;  // (the last folded value)
   for (int64_t i = i0; i < i1; ++i) {
     T* wi = w + (i - i0) * nb * out;
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
@@ -2095,8 +2113,7 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
       if (cols == kFoldCols) {
         T sv[kFoldCols];
         for (int64_t j = 0; j < kFoldCols; ++j) sv[j] = sj[j];
-        for (int64_t g = 0; g < nb; ++g)
-          for (int64_t j = 0; j < kFoldCols; ++j) wi[g * out + j0 + j] = ct[g][j] * sv[j];
+        scale_block_prefetching(ct, sv, nb, wi + j0, out, c, (i * ld + j0 + kFoldCols) * nb, pf_end);
       } else {
         for (int64_t g = 0; g < nb; ++g)
           for (int64_t j = 0; j < cols; ++j) wi[g * out + j0 + j] = ct[g][j] * sj[j];
@@ -2198,15 +2215,14 @@ inline int64_t strip_cols(int64_t nb, int64_t out) {
 // fold_inputs, by kFoldCols-column blocks. c and s may be a column slice of
 // wider tensors: input i's rows start at c + i ld (G+k) and s + i ld. The
 // next block's coef (up to the tile's last input) is prefetched while a
-// block is scaled into its strip: the strip forward 1.03-1.05x faster at
-// G = 100 (bench/RESULTS.md, "twenty-fifth pass").
+// block is scaled into its strip (scale_block_prefetching).
 template <typename T>
 void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1,
                         int64_t out, int64_t nb, int64_t sc, int64_t ld) {
   const int64_t nt = (out + sc - 1) / sc;
   scratch_vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
-  const int64_t pf_end = i1 * ld * nb - 1;
+  const int64_t pf_end = ((i1 - 1) * ld + out) * nb - 1;  // (the tile's last folded value)
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t t = 0; t < nt; ++t) {
       T* wt = w + ((i - i0) * nt + t) * nb * sc;
@@ -2219,12 +2235,7 @@ void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restr
         T sv[kFoldCols] = {};
         for (int64_t j = 0; j < cols; ++j) sv[j] = s[i * ld + j0 + j];
         load_block_transposed(c + (i * ld + j0) * nb, nb, cols, ct, nb);  // (zero past cols)
-        const int64_t nxt = (i * ld + j0 + kFoldCols) * nb;  // the next block's coef, a line per step
-        for (int64_t g = 0; g < nb; ++g) {
-          for (int64_t b = 0; b < kFoldCols; b += kPrefetchStep<T>)
-            __builtin_prefetch(c + std::min(nxt + g * kFoldCols + b, pf_end), 0, 3);
-          for (int64_t j = 0; j < kFoldCols; ++j) wt[g * sc + u + j] = ct[g][j] * sv[j];
-        }
+        scale_block_prefetching(ct, sv, nb, wt + u, sc, c, (i * ld + j0 + kFoldCols) * nb, pf_end);
       }
     }
 }
