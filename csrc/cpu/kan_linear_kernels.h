@@ -477,7 +477,7 @@ struct KnotTable {
 // padded[g + 1 + q] for q = kFirstKnot..2K (padded[2] to padded[M + 2K - 1];
 // from padded[1] for K = 0).
 template <int K>
-constexpr int kKnotTableFirst = K + 1 < 2 ? K + 1 : 2;
+constexpr int kKnotTableFirst = std::min(K + 1, 2);
 template <int K>
 inline int64_t knot_table_size(int64_t M) {
   return M + std::max(K, 2 * K - 1) + 1 - kKnotTableFirst<K>;
@@ -2097,13 +2097,14 @@ template <typename T>
 void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, int64_t i0, int64_t i1, int64_t out,
                  int64_t nb, int64_t ld = -1, int64_t prefetch_end = -1) {
   if (ld < 0) ld = out;
+  if (prefetch_end < 0) prefetch_end = i1;
   if (fold_by_tiles<T>(nb)) {
-    fold_inputs_tiles(c, s, w, i0, i1, out, nb, ld, prefetch_end < 0 ? i1 : prefetch_end);
+    fold_inputs_tiles(c, s, w, i0, i1, out, nb, ld, prefetch_end);
     return;
   }
   scratch_vector<T> buf(static_cast<size_t>(nb * kFoldCols));
   T(*ct)[kFoldCols] = reinterpret_cast<T(*)[kFoldCols]>(buf.data());
-  const int64_t pf_end = ((prefetch_end < 0 ? i1 : prefetch_end) * ld - ld + out) * nb - 1;  // (the last folded value)
+  const int64_t pf_end = (prefetch_end * ld - ld + out) * nb - 1;  // (the last folded value)
   for (int64_t i = i0; i < i1; ++i) {
     T* wi = w + (i - i0) * nb * out;
     for (int64_t j0 = 0; j0 < out; j0 += kFoldCols) {
@@ -2683,11 +2684,11 @@ template <typename T>
 void unfold_gradients(const T* __restrict gw, const T* __restrict c, const T* __restrict s, T* __restrict gc,
                       T* __restrict gs, int64_t i0, int64_t i1, int64_t out, int64_t nb, int64_t prefetch_end = -1,
                       bool stream = false) {
+  if (prefetch_end < 0) prefetch_end = i1;
   if constexpr (kFoldByTiles) {
-    unfold_gradients_tiles(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end < 0 ? i1 : prefetch_end, stream);
+    unfold_gradients_tiles(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end, stream);
     return;
   }
-  if (prefetch_end < 0) prefetch_end = i1;
 #ifdef KANEXT_MASKED_TRANSPOSE
   if (unfold_by_rows<T>(nb)) {
     unfold_gradients_rows(gw, c, s, gc, gs, i0, i1, out, nb, prefetch_end, stream);
