@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
                           std::memcmp(gs.data(), gs2.data(), gs.size() * sizeof(T)) == 0 &&
                           std::memcmp(gWbf.data(), gWb.data(), gWb.size() * sizeof(T)) == 0;
   // the fused forward by column strips (what kan_linear_fused runs where cpu::strip_cols says so; elsewhere
-  // the widest strips this build has, for comparison): fold into strips per input tile, passes of kStripRows
+  // the widest strips this build has, for comparison): fold into strips per input tile, passes of strip_pass_rows
   // rows; its y must equal the row forward's bit for bit
   double t_strips = -1;
   bool strips_same = false;

@@ -247,8 +247,12 @@ def test_kernel_bases_knot_table_edges_bitwise(dtype, k, G):
 # (G, out, N) of the sliding-window cases: one and two window starts (G = 1,
 # 2, 300 outputs so that an input's weights pass the row forward's 4 KiB),
 # and G = 100, 200 with a pass of 9 rows (nearly every knot interval empty)
-# or 300 rows (a full pass of 128 and a partial one).
-WINDOW_CASES = [(1, 300, 300), (2, 300, 9), (100, 100, 9), (100, 100, 300), (200, 100, 300)]
+# or 300 rows (a full pass and a partial one); G = 92 and 93, either side of
+# the switch to passes of 256 rows (cpu::strip_pass_rows, from G + k = 96),
+# with 600 rows (4 passes of 128 and a partial one, or 2 of 256 and a
+# partial one).
+WINDOW_CASES = [(1, 300, 300), (2, 300, 9), (100, 100, 9), (100, 100, 300), (200, 100, 300), (92, 100, 600),
+                (93, 100, 600)]
 
 
 @pytest.mark.parametrize("base", BASES)

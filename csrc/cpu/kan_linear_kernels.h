@@ -2141,15 +2141,36 @@ void fold_inputs(const T* __restrict c, const T* __restrict s, T* __restrict w, 
 //   vectors (64 float, 32 double columns), so that a group's k+2 weight rows
 //   of the strip (20 registers at k = 3) and one row's 4 accumulators fill
 //   the register file, and each basis value loaded serves 4 vectors instead
-//   of 1; passes of 32 KiB of y (128 rows; L1d is 48 KiB there); input tiles
-//   of half the L2 (at most 1 MiB), since every input tile costs one pass of
-//   y through the caches. Float32 and float64. (bench/RESULTS.md,
+//   of 1; passes of 32 KiB of y (128 rows; L1d is 48 KiB there), or of 64
+//   KiB (256 rows) from G+k = KANEXT_STRIP_LONG_PASS_MIN basis rows (below);
+//   input tiles of half the L2 (at most 1 MiB), since every input tile costs
+//   one pass of y through the caches. Float32 and float64. (bench/RESULTS.md,
 //   "seventeenth pass".)
 constexpr bool kWideStrips = kVecRegs >= 32 && KANEXT_VEC_BYTES == 64;
 template <typename T>
 constexpr int kWideStripCols = 4 * kLanes<T>;
+// Rows of the longest pass (the buffers' size).
 template <typename T, int SC>
-constexpr int kStripRows = static_cast<int>((SC == kFoldCols ? (16 << 10) : (32 << 10)) / (SC * sizeof(T)));
+constexpr int kStripRows = static_cast<int>((SC == kFoldCols ? (16 << 10) : (64 << 10)) / (SC * sizeof(T)));
+
+// Rows per pass of the strip forward with nb = G+k basis rows: the narrow
+// strips' 256; the wide strips' 128 (y in L1), or 256 from nb =
+// KANEXT_STRIP_LONG_PASS_MIN. A pass walks all nb window keys of each input
+// and strip, whatever rows they hold; at G=100 128 rows leave about 1.2 rows
+// per key, and the walk and the window's slide cost about as much as the
+// rows. Passes of 256 rows halve the walks, but their y tile (64 KiB) is
+// larger than L1: taken at every G (1 thread, forward alone) they took
+// 0.90-0.96x the time at G=100 (one run of 256 float32 outputs 1.01x), but
+// 1.07-1.14x at G = 5-12 and float64 G = 20. In the module at G=100 the
+// forward is 1.01-1.08x faster in float32 and 1.04-1.09x in float64 (2
+// threads), a step 0.98-1.01x (bench/RESULTS.md, twenty-sixth pass).
+#ifndef KANEXT_STRIP_LONG_PASS_MIN
+#define KANEXT_STRIP_LONG_PASS_MIN 96
+#endif
+template <typename T, int SC>
+inline int strip_pass_rows(int64_t nb) {
+  return SC == kFoldCols || nb >= KANEXT_STRIP_LONG_PASS_MIN ? kStripRows<T, SC> : kStripRows<T, SC> / 2;
+}
 constexpr int kMaxStripKeys = 1 << 11;
 
 // Bytes of one input tile's strips: 256 KiB for the narrow strips; for the
@@ -2169,9 +2190,9 @@ inline int64_t strip_tile_bytes(int64_t sc) {
 
 // Inputs per tile of the strip forward with sc-column strips. The wide
 // strips' tiles hold at most kMaxWideTileInputs inputs: each input of a tile
-// keeps a StripPass (~11 KiB) for the pass, and 512 of them (1024 -> 64,
-// G=5: 2 KiB of weights per input) left L2 (15.4 ns per (n, i) against
-// 13.5 with 64 inputs, the row forward's 12.7).
+// keeps a StripPass for the pass (11 KiB each when this was measured), and
+// 512 of them (1024 -> 64, G=5: 2 KiB of weights per input) left L2 (15.4
+// ns per (n, i) against 13.5 with 64 inputs, the row forward's 12.7).
 constexpr int64_t kMaxWideTileInputs = 64;
 inline int64_t strip_tile(int64_t in, int64_t nb, int64_t out, int64_t sc, int64_t elem) {
   const int64_t per_input = (out + sc - 1) / sc * sc * nb * elem;
@@ -2243,12 +2264,39 @@ void fold_inputs_strips(const T* __restrict c, const T* __restrict s, T* __restr
 
 // What the strip forward keeps per input of a pass: the pass's rows grouped
 // by knot interval (counting sort on the window start), and per row its k+1
-// basis values and b(x).
-template <typename T, int K, int SC>
+// basis values and b(x). A view into StripPasses.
+template <typename T, int K>
 struct StripPass {
-  int ends[kMaxStripKeys + 1];  // ends[key]: end of group `key` in order (key = start + 2)
-  int order[kStripRows<T, SC>];
-  T coef[kStripRows<T, SC>][K + 2];
+  int* ends;         // ends[key]: end of group `key` in order (key = start + 2), nkeys + 1 of them
+  int* order;        // the pass's rows, group by group
+  T (*coef)[K + 2];  // per row of the pass
+};
+
+// The StripPass of each input of a tile: one block per input, its ends, order
+// and coef each 64-byte aligned and as long as the G and the pass at hand
+// need (uninitialised: every value is written before it is read; zeroing
+// them was 4% of the forward at 1024 -> 64, G=5). With fixed-size blocks
+// (14 KiB per input with 256-row buffers, most of it ends for kMaxStripKeys
+// keys) 4096 x 64 -> 64, G=50 ran 1.13-1.27x slower on the same 128-row
+// passes (the suspected cause: at that stride 64 inputs' ends share a few
+// L1 sets; bench/RESULTS.md, twenty-sixth pass).
+template <typename T, int K>
+class StripPasses {
+ public:
+  StripPasses(int64_t inputs, int64_t nkeys, int64_t rows)
+      : ends_(aligned((nkeys + 1) * int64_t(sizeof(int)))), order_(aligned(rows * int64_t(sizeof(int)))),
+        block_(ends_ + order_ + aligned(rows * (K + 2) * int64_t(sizeof(T)))),
+        buf_(uninit_scratch<char>(static_cast<size_t>(inputs * block_))) {}
+  StripPass<T, K> operator[](int64_t i) const {
+    char* b = buf_.get() + i * block_;
+    return {reinterpret_cast<int*>(b), reinterpret_cast<int*>(b + ends_),
+            reinterpret_cast<T(*)[K + 2]>(b + ends_ + order_)};
+  }
+
+ private:
+  static int64_t aligned(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+  int64_t ends_, order_, block_;
+  scratch_ptr<char> buf_;
 };
 
 // grouped_axpy's column block in the strip forward: kAxpyBlock with 32
@@ -2317,12 +2365,13 @@ inline void strip_window_axpy(T* __restrict yt, const int* __restrict order, con
 // inputs' weights in strips `ws` (fold_inputs_strips).
 // Per input, the pass's rows are grouped by window start, and each group's
 // k+2 weight vectors are loaded once per strip for all its rows (grouped_axpy
-// on the local y tile). `sp` is scratch for (i1 - i0) StripPass.
+// on the local y tile). `sp` holds a StripPass for each input from i0 (of
+// at least n1 - n0 rows).
 template <typename T, int K, int SC>
 void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                                int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
                                const T* __restrict ws, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
-                               int64_t i0, int64_t i1, StripPass<T, K, SC>* sp) {
+                               int64_t i0, int64_t i1, const StripPasses<T, K>& sp) {
   constexpr int L = kLanes<T>, V = SC / L, K1 = K + 1;
   const int64_t nb = M - K - 1, P = M + 2 * K + 2, nt = (out + SC - 1) / SC;
   const int rows = static_cast<int>(n1 - n0);
@@ -2330,7 +2379,7 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
   const bool has_base = base != kBaseZero;
   BlockBases<T, K> bb;
   for (int64_t i = i0; i < i1; ++i) {
-    StripPass<T, K, SC>& p = sp[i - i0];
+    const StripPass<T, K> p = sp[i - i0];
     int key[kStripRows<T, SC>];
     for (int b0 = 0; b0 < rows; b0 += kRows) {
       const int nr = std::min(kRows, rows - b0);
@@ -2358,7 +2407,7 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
         for (int64_t j = 0; j < SC; ++j) yt[r][j] = j < cols ? yr[j] : T(0);
     }
     for (int64_t i = i0; i < i1; ++i) {
-      const StripPass<T, K, SC>& p = sp[i - i0];
+      const StripPass<T, K> p = sp[i - i0];
       const T* st = ws + ((i - i0) * nt + t) * nb * SC;
       alignas(64) T wbt[SC] = {};
       for (int64_t j = 0; j < cols; ++j) wbt[j] = Wb[i * out + j0 + j];
@@ -2410,7 +2459,7 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
 
 // The strip forward of the batch rows [n0, n1) (one task's share) on pykan's
 // coef (in, out, G+k) and scale (in, out): y's rows zeroed, then per input
-// tile the fold into strips and passes of kStripRows rows. y (N, out) and
+// tile the fold into strips and passes of strip_pass_rows rows. y (N, out) and
 // Wb (in, out) are contiguous; coef and scale may be a column slice of
 // tensors ld wide (fold_inputs_strips).
 template <typename T, int K, int SC>
@@ -2420,16 +2469,15 @@ void forward_strips_rows(const T* __restrict x, const T* __restrict grid, const 
                          int64_t out) {
   const int64_t nb = M - K - 1, nt = (out + SC - 1) / SC, tile = strip_tile(in, nb, out, SC, sizeof(T));
   scratch_vector<T> ws(static_cast<size_t>(tile * nt * nb * SC));
-  // (not value-initialised: every field is written before it is read; the
-  // zeroing of ~11 KiB per input was 4% of the forward at 1024 -> 64, G=5)
-  std::unique_ptr<StripPass<T, K, SC>[]> passes(new StripPass<T, K, SC>[static_cast<size_t>(tile)]);
+  const int pass = strip_pass_rows<T, SC>(nb);
+  const StripPasses<T, K> passes(tile, nb - K + 2, pass);
   std::fill(y + n0 * out, y + n1 * out, T(0));
   for (int64_t i0 = 0; i0 < in; i0 += tile) {
     const int64_t i1 = std::min(i0 + tile, in);
     fold_inputs_strips(coef, scale, ws.data(), i0, i1, out, nb, SC, ld);
-    for (int64_t b = n0; b < n1; b += kStripRows<T, SC>)
+    for (int64_t b = n0; b < n1; b += pass)
       kan_linear_forward_strips<T, K, SC>(x, grid, padded, in, M, base, Wb, ws.data(), y, b,
-                                          std::min<int64_t>(b + kStripRows<T, SC>, n1), out, i0, i1, passes.get());
+                                          std::min<int64_t>(b + pass, n1), out, i0, i1, passes);
   }
 }
 
