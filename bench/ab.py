@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A/B timing of one KANLinear's forward+backward between two kanext trees.
 
-    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS] [cpu1]
+    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS] [cpu1|dense|fwd]
 
 TREE_A / TREE_B are directories that hold a `kanext/` package with its built
 _C extension (e.g. a `git archive` of an older commit's kanext/ plus the .so
@@ -17,7 +17,8 @@ time (steadier on a shared machine), and x ~ N(0, 1) requiring grad (grad x
 too, and a third of the points outside the grid or in its end intervals).
 With `dense`: as the default, but backward from a dense random grad y
 (y.backward(g), as a training loss gives) instead of y.sum()'s stride-0 one,
-like the floor's. The table gives the minimum over rounds for A, B and the floor (three
+like the floor's. With `fwd`: the forward alone under torch.no_grad() (inference), and the
+floor's forward GEMM likewise. The table gives the minimum over rounds for A, B and the floor (three
 GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
 same way). CPU timings are noisy on a shared machine: compare only
 differences larger than the spread between rounds.
@@ -27,12 +28,13 @@ A, B = sys.argv[1], sys.argv[2]
 shapes = sys.argv[3].split(";")
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 mode = sys.argv[5] if len(sys.argv) > 5 else ""
-if mode not in ("", "cpu1", "dense"):
-    sys.exit(f"ab.py: the 5th argument is 'cpu1', 'dense' or nothing, got {mode!r}")
+if mode not in ("", "cpu1", "dense", "fwd"):
+    sys.exit(f"ab.py: the 5th argument is 'cpu1', 'dense', 'fwd' or nothing, got {mode!r}")
 child = r'''
 import os, sys, time, json, torch, kanext
 cpu1 = os.environ.get("AB_MODE") == "cpu1"
 dense = os.environ.get("AB_MODE") == "dense"
+fwd = os.environ.get("AB_MODE") == "fwd"
 torch.set_num_threads(1 if cpu1 else 2)
 clock = time.thread_time if cpu1 else time.perf_counter
 N,i,o,G = [int(v) for v in sys.argv[1].split(",")]
@@ -44,10 +46,16 @@ A = torch.randn(N, i*5, dtype=dt, requires_grad=True); W = torch.randn(i*5, o, d
 gy = torch.ones(N, o, dtype=dt)
 gd = torch.randn(N, o, dtype=dt)
 def full():
+    if fwd:
+        with torch.no_grad(): lay(x)
+        return
     lay.zero_grad(set_to_none=True); x.grad = None
     if dense: lay(x).backward(gd)
     else: lay(x).sum().backward()
 def floor():
+    if fwd:
+        with torch.no_grad(): A @ W
+        return
     A.grad = None; W.grad = None; (A @ W).backward(gy)
 def med(f):
     f(); f()
