@@ -2161,9 +2161,10 @@ constexpr int kStripRows = static_cast<int>((SC == kFoldCols ? (16 << 10) : (64 
 // rows. Passes of 256 rows halve the walks, but their y tile (64 KiB) is
 // larger than L1: taken at every G (1 thread, forward alone) they took
 // 0.90-0.96x the time at G=100 (one run of 256 float32 outputs 1.01x), but
-// 1.07-1.14x at G = 5-12 and float64 G = 20. In the module at G=100 the
-// forward is 1.01-1.08x faster in float32 and 1.04-1.09x in float64 (2
-// threads), a step 0.98-1.01x (bench/RESULTS.md, twenty-sixth pass).
+// 1.07-1.14x at G = 5-12 and float64 G = 20. In the module at G=100 (2
+// threads) the forward is 1.05-1.08x faster from 2048 rows in float32 and
+// from 1024 in float64, a tie with fewer; a step moves 0.98-1.01x
+// (bench/RESULTS.md, twenty-sixth pass).
 #ifndef KANEXT_STRIP_LONG_PASS_MIN
 #define KANEXT_STRIP_LONG_PASS_MIN 96
 #endif
