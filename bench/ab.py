@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""A/B timing of one KANLinear's forward+backward between two kanext trees.
+"""A/B timing of one KANLinear's forward+backward (or forward alone) between two kanext trees.
 
     python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS] [cpu1|dense|fwd]
 
@@ -20,7 +20,7 @@ With `dense`: as the default, but backward from a dense random grad y
 like the floor's. With `fwd`: the forward alone under torch.no_grad() (inference), and the
 floor's forward GEMM likewise. The table gives the minimum over rounds for A, B and the floor (three
 GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
-same way). CPU timings are noisy on a shared machine: compare only
+same way; with `fwd` the one forward GEMM). CPU timings are noisy on a shared machine: compare only
 differences larger than the spread between rounds.
 """
 import json, os, subprocess, sys
