@@ -1197,6 +1197,14 @@ __attribute__((noinline)) void forward_block_fixed_width(const T* __restrict x, 
 // (Adding several inputs' terms to a y row in one pass, with the row count
 // known only at run time, measured 1.4-3x slower than these fixed-count
 // axpys: the loop then reloads every row pointer and coefficient.)
+// Keys of the forwards' counting sorts by window start, for nb = G + k
+// bases: window starts 0..G-1, and -1 (outside the grid) and -2 (NaN), as
+// key = start + 2.
+template <int K>
+constexpr int window_keys(int64_t nb) {
+  return static_cast<int>(nb - K + 2);
+}
+
 template <typename T, int K>
 void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
@@ -1212,8 +1220,8 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
   const int64_t nb = M - K - 1;  // G + k bases per input
   const int nr = static_cast<int>(n1 - n0);
   const bool has_base = base != kBaseZero;
-  const int nkeys = static_cast<int>(nb - K + 2);  // window starts 0..G-1, and -1, -2: keys start + 2
-  constexpr int kMaxKeys = 127;                     // G <= 125: deeper grids leave groups of ~1 row
+  const int nkeys = window_keys<K>(nb);
+  constexpr int kMaxKeys = 127;  // G <= 125: deeper grids leave groups of ~1 row
   const bool may_group = out >= 4 * kLanes<T> && nkeys <= kMaxKeys;
   int counts[kMaxKeys + 1];
   int order[kRows];
@@ -2172,6 +2180,9 @@ template <typename T, int SC>
 inline int strip_pass_rows(int64_t nb) {
   return SC == kFoldCols || nb >= KANEXT_STRIP_LONG_PASS_MIN ? kStripRows<T, SC> : kStripRows<T, SC> / 2;
 }
+// The strip forward takes G + k < kMaxStripKeys - 2; larger grids take the
+// row forward. (The bound dates from pass records with room for this many
+// keys; they are now sized to the grid.)
 constexpr int kMaxStripKeys = 1 << 11;
 
 // Bytes of one input tile's strips: 256 KiB for the narrow strips; for the
@@ -2376,7 +2387,7 @@ void kan_linear_forward_strips(const T* __restrict x, const T* __restrict grid, 
   constexpr int L = kLanes<T>, V = SC / L, K1 = K + 1;
   const int64_t nb = M - K - 1, P = M + 2 * K + 2, nt = (out + SC - 1) / SC;
   const int rows = static_cast<int>(n1 - n0);
-  const int nkeys = static_cast<int>(nb - K + 2);  // window starts 0..G-1, and -1, -2: keys start + 2
+  const int nkeys = window_keys<K>(nb);
   const bool has_base = base != kBaseZero;
   BlockBases<T, K> bb;
   for (int64_t i = i0; i < i1; ++i) {
@@ -2471,7 +2482,7 @@ void forward_strips_rows(const T* __restrict x, const T* __restrict grid, const 
   const int64_t nb = M - K - 1, nt = (out + SC - 1) / SC, tile = strip_tile(in, nb, out, SC, sizeof(T));
   scratch_vector<T> ws(static_cast<size_t>(tile * nt * nb * SC));
   const int pass = strip_pass_rows<T, SC>(nb);
-  const StripPasses<T, K> passes(tile, nb - K + 2, pass);
+  const StripPasses<T, K> passes(tile, window_keys<K>(nb), pass);
   std::fill(y + n0 * out, y + n1 * out, T(0));
   for (int64_t i0 = 0; i0 < in; i0 += tile) {
     const int64_t i1 = std::min(i0 + tile, in);
