@@ -667,6 +667,68 @@ def test_backward_input_columns_long_batch_falls_back():
         assert_close(g, e, 1e-4, msg=name)
 
 
+# (dtype, k, G, out, N): shapes whose backward, with both grad x and the
+# weight gradients, forms grad x inside the grouped weight-gradient pass on
+# AVX-512 builds (cpu::fuse_grad_x: whole 4-vector column blocks, grad y
+# rows of 2 KiB or more, an input's Wc rows of 32 KiB or more); N = 1100
+# takes two 1024-row spans at G=100. Builds without AVX-512 take the
+# batch-order path for them.
+GROUPED_GRAD_X_CASES = [(torch.float32, 3, 100, 512, 1100), (torch.float32, 1, 30, 768, 300),
+                        (torch.float32, 5, 20, 512, 300), (torch.float64, 3, 40, 256, 300),
+                        (torch.float32, 3, 5, 1024, 300)]
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("case", GROUPED_GRAD_X_CASES, ids=str)
+def test_backward_grouped_grad_x_bitwise(case, base, restore_threads):
+    """grad x formed with the weight gradients (need_x and need_w) equals, bit
+    for bit, grad x alone (need_w false: row by row in batch order), and the
+    weight gradients equal those without grad x, in both ops, at 1 and 3
+    threads; grad x matches the float64 reference. Rows on knots, outside the
+    grid, NaN (its own grad x element NaN, no other) and inf, on non-uniform
+    knots."""
+    dtype, k, G, out, N = case
+    in_f = 5
+    s = seed_of("grouped-grad-x", dtype, k, G, out, base)
+    _, grid, Wb, coef, scale, _ = _case(dtype, k, G, "nonuniform", in_f, out, 8, s)
+    x = torch.cat([sample_x(N, grid, seed=s + 6, widen=0.1), knot_x(grid)])
+    x[3, 1] = float("nan")
+    x[5, 2] = float("inf")
+    gy = randn(x.shape[0], out, seed=s + 7, dtype=dtype)
+    bid = ops.BASE_IDS[base]
+    Wc = K_OPS.fold_spline_weights(coef, scale)
+    runs = []
+    for threads in (1, 3):
+        torch.set_num_threads(threads)
+        both = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, True, True)
+        gx_only = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, True, False)[0]
+        w_only = K_OPS.kan_linear_fused_backward(gy, x, grid, k, bid, Wb, coef, scale, False, True)[1:]
+        assert_bitwise_equal(both[0], gx_only, f"fused grad x, threads={threads}")
+        for name, a, b in zip(("gWb", "gcoef", "gscale"), both[1:], w_only):
+            assert_bitwise_equal(a, b, f"fused {name}, threads={threads}")
+        ub = K_OPS.kan_linear_backward(gy, x, grid, k, bid, Wb, Wc, True, True)
+        assert_bitwise_equal(ub[0], K_OPS.kan_linear_backward(gy, x, grid, k, bid, Wb, Wc, True, False)[0],
+                             f"unfused grad x, threads={threads}")
+        for name, a, b in zip(("gWb", "gWc"), ub[1:], K_OPS.kan_linear_backward(gy, x, grid, k, bid, Wb, Wc,
+                                                                                 False, True)[1:]):
+            assert_bitwise_equal(a, b, f"unfused {name}, threads={threads}")
+        assert_bitwise_equal(ub[0], both[0], f"unfused vs fused grad x, threads={threads}")
+        runs.append(both)
+    for a, b in zip(*runs):
+        assert_bitwise_equal(a, b, "thread count")
+    gx = runs[0][0]
+    nan = torch.isnan(gx)
+    assert nan[3, 1]  # the NaN input's own element; the inf input's may be NaN too (silu' at inf)
+    nan[3, 1] = nan[5, 2] = False
+    assert not nan.any()
+    finite = torch.isfinite(x).all(1)
+    xr = x[finite].double().requires_grad_()
+    y = ref.kan_linear(xr, grid.double(), k, base, Wb.double(), ref.fold_spline_weights(coef.double(),
+                                                                                          scale.double()))
+    (exp,) = torch.autograd.grad(y, xr, gy[finite].double())
+    assert_close(gx[finite], exp, TOL[dtype], msg="grad x vs reference")
+
+
 def _grad_y_layouts(gy):
     """grad_y in the layouts autograd hands a backward, each with its
     contiguous twin: y.sum()'s scalar expanded to (N, out) (stride 0), one row

@@ -1296,6 +1296,20 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
 // updates of `cnt` batch rows that share the same R output rows, accumulated
 // in registers and added to memory once per group (a read-modify-write of R
 // rows per group instead of per batch row). coef rows are W wide.
+// One batch row's step of a column block: dj = its JB grad_y vectors at d,
+// acc[q][b] += c[q] dj[b].
+template <typename T, int R, int JB>
+__attribute__((always_inline)) inline void rank1_block_row(vec_t<T> (&acc)[R][JB], vec_t<T> (&dj)[JB],
+                                                           const T* __restrict c, const T* __restrict d) {
+  constexpr int L = kLanes<T>;
+  for (int b = 0; b < JB; ++b) dj[b] = vload(d + b * L);
+#pragma GCC unroll 7
+  for (int q = 0; q < R; ++q) {
+    const T cq = c[q];
+    for (int b = 0; b < JB; ++b) acc[q][b] += cq * dj[b];
+  }
+}
+
 template <typename T, int R, int W>
 inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* const* d, int cnt, int64_t out) {
   constexpr int L = kLanes<T>;
@@ -1307,12 +1321,7 @@ inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* 
       for (int b = 0; b < JB; ++b) acc[q][b] = vec_t<T>{};
     for (int c = 0; c < cnt; ++c) {
       vec_t<T> dj[JB];
-      for (int b = 0; b < JB; ++b) dj[b] = vload(d[c] + j + b * L);
-#pragma GCC unroll 7
-      for (int q = 0; q < R; ++q) {
-        const T cq = coef[c][off + q];
-        for (int b = 0; b < JB; ++b) acc[q][b] += cq * dj[b];
-      }
+      rank1_block_row<T, R, JB>(acc, dj, coef[c] + off, d[c] + j);
     }
     for (int q = 0; q < R; ++q)
       for (int b = 0; b < JB; ++b) vstore(outs[q] + j + b * L, vload(outs[q] + j + b * L) + acc[q][b]);
@@ -1332,6 +1341,80 @@ inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* 
       for (int c = 0; c < cnt; ++c) acc += coef[c][off + q] * d[c][j];
       outs[q][j] += acc;
     }
+}
+
+// grouped_rank1 of a group inside the grid (R = K1 weight rows, or K1 + 1
+// with the base row) that also forms each of its rows' grad x in the same
+// pass over their grad_y rows: grad_x = gy[n, :] . (sum_q dc[q] wr[q]), with
+// combined_dot's operations in combined_dot's order (per pair of vectors
+// comb = dc[0] wr[0] + dc[1] wr[1] + ..., av += comb d, the pair's second
+// vector into aw; then hsum(av + aw)), so the result is the same bits. The
+// two partial sums of each row are carried in `pairs` from one column block
+// to the next. Where the batch-order grad x reads each row's k+2 weight rows
+// from L2 (an input's weights past L1), the group's rows here share the
+// window, and grad_y is read once for both products. out must be a
+// multiple of kGradXBlock vectors; wr holds the group's K1 weight rows of Wc
+// and then Wb's row; gx, its rows' grad x (gx[m xs] for the batch row m).
+constexpr int kGradXBlock = 4;  // vectors per column block (pairs of them)
+template <typename T, int R, int W>
+inline void grouped_rank1_grad_x(T* const* outs, const T (*coef)[W], const T (*dcoef)[W], const T* const* wr,
+                                 const T* const* d, const int* __restrict rows, int cnt, int64_t out,
+                                 T* __restrict pairs, T* __restrict gx, int64_t xs) {
+  constexpr int L = kLanes<T>, JB = kGradXBlock;
+  static_assert(JB % 2 == 0, "grouped_rank1_grad_x: the column block holds pairs of vectors");
+  for (int c = 0; c < 2 * cnt; ++c) vstore(pairs + c * L, vec_t<T>{});
+  for (int64_t j = 0; j < out; j += JB * L) {
+    vec_t<T> acc[R][JB];
+    for (int q = 0; q < R; ++q)
+      for (int b = 0; b < JB; ++b) acc[q][b] = vec_t<T>{};
+    for (int c = 0; c < cnt; ++c) {
+      vec_t<T> dj[JB];
+      rank1_block_row<T, R, JB>(acc, dj, coef[c], d[c] + j);
+      vec_t<T> av = vload(pairs + 2 * c * L), aw = vload(pairs + (2 * c + 1) * L);
+      for (int b = 0; b < JB; b += 2) {
+        vec_t<T> comb = dcoef[c][0] * vload(wr[0] + j + b * L), comc = dcoef[c][0] * vload(wr[0] + j + (b + 1) * L);
+#pragma GCC unroll 7
+        for (int q = 1; q < R; ++q) {
+          comb += dcoef[c][q] * vload(wr[q] + j + b * L);
+          comc += dcoef[c][q] * vload(wr[q] + j + (b + 1) * L);
+        }
+        av += comb * dj[b];
+        aw += comc * dj[b + 1];
+      }
+      vstore(pairs + 2 * c * L, av);
+      vstore(pairs + (2 * c + 1) * L, aw);
+    }
+    for (int q = 0; q < R; ++q)
+      for (int b = 0; b < JB; ++b) vstore(outs[q] + j + b * L, vload(outs[q] + j + b * L) + acc[q][b]);
+  }
+  for (int c = 0; c < cnt; ++c) gx[rows[c] * xs] = hsum<T>(vload(pairs + 2 * c * L) + vload(pairs + (2 * c + 1) * L));
+}
+
+// Whether the backward with both grad x and the weight gradients forms grad
+// x inside the grouped weight-gradient pass (grouped_rank1_grad_x) instead
+// of row by row in batch order: on AVX-512 builds (32 registers hold the R x
+// 4 accumulators, 4 grad_y vectors and the pair sums), for widths of whole
+// column blocks, grad_y rows of at least KANEXT_FUSE_GX_ROW bytes and an
+// input's Wc rows of at least KANEXT_FUSE_GX_KIB KiB (where the batch-order
+// grad x reads its k+2 weight rows from L2). Measured (bench/RESULTS.md,
+// twenty-seventh pass; forward and backward with grad x, 2 threads, old /
+// new): float32 1024 x 512 -> 512 G=100 1.09x, 1024 -> 1024 G=20 1.12x,
+// float64 256 -> 256 G=100 1.11x; the raw backward (1 thread) 1.06-1.30x on
+// rows of 2-4 KiB from 32 KiB of weights (512 x 1024 -> 1024 G=12 1.10-1.21x,
+// 1024 x 512 -> 512 G=25 1.06x). Rows of 1 KiB ran 0.95-0.96x (float64 128
+// -> 128 G=100) to 1.06x (float32 4096 x 256 -> 256 G=100), and narrower
+// ones or smaller weights 0.8-0.97x.
+#ifndef KANEXT_FUSE_GX_ROW
+#define KANEXT_FUSE_GX_ROW 2048
+#endif
+#ifndef KANEXT_FUSE_GX_KIB
+#define KANEXT_FUSE_GX_KIB 32
+#endif
+template <typename T>
+inline bool fuse_grad_x(int64_t nb, int64_t out) {
+  constexpr int64_t kMinRow = KANEXT_FUSE_GX_ROW, kMinWeights = int64_t(KANEXT_FUSE_GX_KIB) << 10;
+  const int64_t row = out * int64_t(sizeof(T));
+  return kVecRegs >= 32 && out % (kGradXBlock * kLanes<T>) == 0 && row >= kMinRow && nb * row >= kMinWeights;
 }
 
 // Backward: the rows of a span of kRows-row blocks are grouped by knot
@@ -1367,10 +1450,21 @@ struct BackwardScratch {
   std::vector<T> coef;      // span rows of K + 2 coefficients
   std::vector<const T*> drows;
   scratch_vector<T> dense;  // dense_grad_w's block of bases, grad_y block and accumulators
+  // with grad x in the grouped pass (fuse_grad_x): the sorted rows' batch
+  // index and derivative coefficients, and a group's pair sums
+  std::vector<int> order;
+  std::vector<T> dcoef;
+  scratch_vector<T> pairs;
   BackwardScratch(int64_t nb, int64_t out)
       : span(kRows * span_blocks(nb, out, sizeof(T))), bb(static_cast<size_t>(span / kRows)),
         counts(static_cast<size_t>(nb + 3)), coef(static_cast<size_t>(span * (K + 2))),
-        drows(static_cast<size_t>(span)) {}
+        drows(static_cast<size_t>(span)) {
+    if (fuse_grad_x<T>(nb, out)) {
+      order.resize(static_cast<size_t>(span));
+      dcoef.resize(static_cast<size_t>(span * (K + 2)));
+      pairs.resize(static_cast<size_t>(span * 2 * kLanes<T>));
+    }
+  }
 };
 
 // The weight gradients of one input over a span's rows for layers narrower
@@ -1571,7 +1665,7 @@ constexpr int kMaxFixedDotVectors = 16;
 template <typename T, int K, int O, int V = 0>
 inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int64_t ldg, int64_t n0, int rows,
                         int64_t out_, T* __restrict gxc, int64_t xs, bool has_base, const T* __restrict wb,
-                        const T* __restrict wc) {
+                        const T* __restrict wc, const int* __restrict order = nullptr) {
   constexpr int K1 = K + 1;
   const int64_t out = O > 0 ? O : V > 0 ? V * kLanes<T> : out_;
   auto dots_of = [&](auto R, const T* const* rws, const T* d, T* res) {
@@ -1580,7 +1674,8 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
     else
       dot_rows<T, decltype(R)::value>(rws, d, out, res);
   };
-  for (int r = 0; r < rows; ++r) {
+  for (int m = 0; m < rows; ++m) {
+    const int r = order ? order[m] : m;
     const BlockBases<T, K>& B = bb[r / kRows];
     const int rr = r % kRows;
     const int64_t n = n0 + r, s = B.start[rr];
@@ -1658,7 +1753,11 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
     else bb[b].template compute<false>(xb, xs, nr, t, padded, M, base);
   }
   auto start_of = [&](int r) { return bb[r / kRows].start[r % kRows]; };
-  if (need_x) {
+  const int64_t nb = M - K - 1;
+  // grad x with the weight gradients in one grouped pass (fuse_grad_x), or
+  // row by row in batch order here
+  const bool fused_x = need_x && need_w && fuse_grad_x<T>(nb, out);
+  if (need_x && !fused_x) {
     switch (out) {  // the science models' widths get their loops unrolled
       case 1: grad_x_rows<T, K, 1>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
       case 2: grad_x_rows<T, K, 2>(bb, gy, ldg, n0, rows, out, gxc, xs, has_base, wb, wc); break;
@@ -1688,7 +1787,6 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
     }
   }
   if (!need_w) return;
-  const int64_t nb = M - K - 1;
   if (use_dense_grad_w<T>(nb, out)) {
     dense_grad_w<T, K>(ws, gy, ldg, n0, rows, nb, out, has_base, gwb, gwc);
     return;
@@ -1710,9 +1808,11 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
   // Each row goes straight to its place in the sorted order with its grad_y
   // row and coefficients (read in row order from the blocks' bases); then
   // group key (= start + 2) holds the rows [counts[key - 1], counts[key]).
+  // With fused_x also its index in the span and its derivative coefficients.
   std::vector<int>& counts = ws.counts;
   T(*coef)[K1 + 1] = reinterpret_cast<T(*)[K1 + 1]>(ws.coef.data());
   const T** drows = ws.drows.data();
+  T(*dcoef)[K1 + 1] = reinterpret_cast<T(*)[K1 + 1]>(ws.dcoef.data());
   std::fill(counts.begin(), counts.end(), 0);
   for (int r = 0; r < rows; ++r) ++counts[start_of(r) + 3];
   for (size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
@@ -1724,8 +1824,17 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
       drows[pos] = gy + (n0 + b * kRows + rr) * ldg;
       for (int q = 0; q < K1; ++q) coef[pos][q] = B.v[q][rr];
       coef[pos][K1] = B.bv[rr];
+      if (fused_x) {
+        ws.order[pos] = b * kRows + rr;
+        for (int q = 0; q < K1; ++q) dcoef[pos][q] = B.dv[q][rr];
+        dcoef[pos][K1] = B.dbv[rr];
+      }
     }
   }
+  // fused_x: the rows outside the grid and the NaN rows (keys 1 and 0,
+  // sorted first) take grad x row by row; the groups inside the grid, below
+  if (fused_x && counts[1] > 0)
+    grad_x_rows<T, K, 0>(bb, gy, ldg, n0, counts[1], out, gxc, xs, has_base, wb, wc, ws.order.data());
   for (int key = 1; key + 1 < static_cast<int>(counts.size()); ++key) {  // (key 0: NaN rows, skipped)
     const int g0 = counts[key - 1], cnt = counts[key] - g0;
     if (cnt == 0) continue;
@@ -1733,7 +1842,18 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
     T* outs[K1 + 1];
     for (int q = 0; q < K1; ++q) outs[q] = s >= 0 ? gwc + (s + q) * out : gwc;  // (unused where s = -1)
     outs[K1] = gwb;
-    if (s >= 0 && has_base) {
+    if (s >= 0 && fused_x) {
+      const T* wr[K1 + 1];
+      for (int q = 0; q < K1; ++q) wr[q] = wc + (s + q) * out;
+      wr[K1] = wb;
+      T* gx0 = gxc + n0 * xs;
+      if (has_base)
+        grouped_rank1_grad_x<T, K1 + 1, K1 + 1>(outs, coef + g0, dcoef + g0, wr, drows + g0, ws.order.data() + g0,
+                                                cnt, out, ws.pairs.data(), gx0, xs);
+      else
+        grouped_rank1_grad_x<T, K1, K1 + 1>(outs, coef + g0, dcoef + g0, wr, drows + g0, ws.order.data() + g0, cnt,
+                                            out, ws.pairs.data(), gx0, xs);
+    } else if (s >= 0 && has_base) {
       grouped_rank1<T, K1 + 1, K1 + 1>(outs, coef + g0, 0, drows + g0, cnt, out);
     } else if (s >= 0) {
       grouped_rank1<T, K1, K1 + 1>(outs, coef + g0, 0, drows + g0, cnt, out);
