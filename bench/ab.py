@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A/B timing of one KANLinear's forward+backward (or forward alone) between two kanext trees.
 
-    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS] [cpu1|dense|fwd]
+    python bench/ab.py TREE_A TREE_B "N,in,out,G;N,in,out,G;..." [ROUNDS] [cpu1|dense|densex|fwd]
 
 TREE_A / TREE_B are directories that hold a `kanext/` package with its built
 _C extension (e.g. a `git archive` of an older commit's kanext/ plus the .so
@@ -17,8 +17,10 @@ time (steadier on a shared machine), and x ~ N(0, 1) requiring grad (grad x
 too, and a third of the points outside the grid or in its end intervals).
 With `dense`: as the default, but backward from a dense random grad y
 (y.backward(g), as a training loss gives) instead of y.sum()'s stride-0 one,
-like the floor's. With `fwd`: the forward alone under torch.no_grad() (inference), and the
-floor's forward GEMM likewise. The table gives the minimum over rounds for A, B and the floor (three
+like the floor's. With `densex`: as `dense`, with x requiring grad (grad x
+too, as a hidden layer's backward computes it and as the floor's grad A
+does). With `fwd`: the forward alone under torch.no_grad() (inference), and
+the floor's forward GEMM likewise. The table gives the minimum over rounds for A, B and the floor (three
 GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
 same way; with `fwd` the one forward GEMM). CPU timings are noisy on a shared machine: compare only
 differences larger than the spread between rounds.
@@ -28,12 +30,13 @@ A, B = sys.argv[1], sys.argv[2]
 shapes = sys.argv[3].split(";")
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 mode = sys.argv[5] if len(sys.argv) > 5 else ""
-if mode not in ("", "cpu1", "dense", "fwd"):
-    sys.exit(f"ab.py: the 5th argument is 'cpu1', 'dense', 'fwd' or nothing, got {mode!r}")
+if mode not in ("", "cpu1", "dense", "densex", "fwd"):
+    sys.exit(f"ab.py: the 5th argument is 'cpu1', 'dense', 'densex', 'fwd' or nothing, got {mode!r}")
 child = r'''
 import os, sys, time, json, torch, kanext
 cpu1 = os.environ.get("AB_MODE") == "cpu1"
-dense = os.environ.get("AB_MODE") == "dense"
+densex = os.environ.get("AB_MODE") == "densex"
+dense = os.environ.get("AB_MODE") == "dense" or densex
 fwd = os.environ.get("AB_MODE") == "fwd"
 torch.set_num_threads(1 if cpu1 else 2)
 clock = time.thread_time if cpu1 else time.perf_counter
@@ -42,6 +45,7 @@ dt = torch.float64 if len(sys.argv) > 2 and sys.argv[2] == "f64" else torch.floa
 torch.manual_seed(0)
 lay = kanext.KANLinear(i, o, grid=G, dtype=dt)
 x = torch.randn(N, i, dtype=dt).requires_grad_(True) if cpu1 else torch.rand(N, i, dtype=dt) * 2 - 1
+if densex: x.requires_grad_(True)
 A = torch.randn(N, i*5, dtype=dt, requires_grad=True); W = torch.randn(i*5, o, dtype=dt, requires_grad=True)
 gy = torch.ones(N, o, dtype=dt)
 gd = torch.randn(N, o, dtype=dt)
