@@ -1292,12 +1292,9 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
   }
 }
 
-// outs[q][j] += sum_c coef[c][off + q] * d[c][j] for q < R: the rank-1
-// updates of `cnt` batch rows that share the same R output rows, accumulated
-// in registers and added to memory once per group (a read-modify-write of R
-// rows per group instead of per batch row). coef rows are W wide.
-// One batch row's step of a column block: dj = its JB grad_y vectors at d,
-// acc[q][b] += c[q] dj[b].
+// One batch row's step of a rank-1 column block (grouped_rank1,
+// grouped_rank1_grad_x): dj = its JB grad_y vectors at
+// d, acc[q][b] += c[q] dj[b].
 template <typename T, int R, int JB>
 __attribute__((always_inline)) inline void rank1_block_row(vec_t<T> (&acc)[R][JB], vec_t<T> (&dj)[JB],
                                                            const T* __restrict c, const T* __restrict d) {
@@ -1310,6 +1307,10 @@ __attribute__((always_inline)) inline void rank1_block_row(vec_t<T> (&acc)[R][JB
   }
 }
 
+// outs[q][j] += sum_c coef[c][off + q] * d[c][j] for q < R: the rank-1
+// updates of `cnt` batch rows that share the same R output rows, accumulated
+// in registers and added to memory once per group (a read-modify-write of R
+// rows per group instead of per batch row). coef rows are W wide.
 template <typename T, int R, int W>
 inline void grouped_rank1(T* const* outs, const T (*coef)[W], int off, const T* const* d, int cnt, int64_t out) {
   constexpr int L = kLanes<T>;
