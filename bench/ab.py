@@ -20,12 +20,15 @@ With `dense`: as the default, but backward from a dense random grad y
 like the floor's. With `densex`: as `dense`, with x requiring grad (grad x
 too, as a hidden layer's backward computes it and as the floor's grad A
 does). With `fwd`: the forward alone under torch.no_grad() (inference), and
-the floor's forward GEMM likewise. The table gives the minimum over rounds for A, B and the floor (three
-GEMMs of the local-support shape (N, in (k+2)) x (in (k+2), out), timed the
-same way; with `fwd` the one forward GEMM). CPU timings are noisy on a shared machine: compare only
-differences larger than the spread between rounds.
+the floor's forward GEMM likewise. The table gives the minimum over rounds
+for A, B and the floor (three GEMMs of the local-support shape (N, in (k+2))
+x (in (k+2), out), timed the same way; with `fwd` the one forward GEMM). CPU
+timings are noisy on a shared machine: compare only differences larger than
+the spread between rounds.
 """
 import json, os, subprocess, sys
+if len(sys.argv) < 4:
+    sys.exit(__doc__)
 A, B = sys.argv[1], sys.argv[2]
 shapes = sys.argv[3].split(";")
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3

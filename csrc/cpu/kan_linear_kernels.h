@@ -1185,6 +1185,14 @@ __attribute__((noinline)) void forward_block_fixed_width(const T* __restrict x, 
   });
 }
 
+// Keys of the forwards' counting sorts by window start, for nb = G + k
+// bases: window starts 0..G-1, and -1 (outside the grid) and -2 (NaN), as
+// key = start + 2.
+template <int K>
+constexpr int window_keys(int64_t nb) {
+  return static_cast<int>(nb - K + 2);
+}
+
 // Forward over rows [n0, n1) (n1 - n0 <= kRows): y[n, :] = sum_i b(x) Wb[i, :]
 // + sum_q v_q Wc[i, start+q, :], accumulated into y for inputs [i0, i1) (the
 // caller zeroes y and walks input tiles so that the tile's Wc rows stay in
@@ -1197,14 +1205,6 @@ __attribute__((noinline)) void forward_block_fixed_width(const T* __restrict x, 
 // (Adding several inputs' terms to a y row in one pass, with the row count
 // known only at run time, measured 1.4-3x slower than these fixed-count
 // axpys: the loop then reloads every row pointer and coefficient.)
-// Keys of the forwards' counting sorts by window start, for nb = G + k
-// bases: window starts 0..G-1, and -1 (outside the grid) and -2 (NaN), as
-// key = start + 2.
-template <int K>
-constexpr int window_keys(int64_t nb) {
-  return static_cast<int>(nb - K + 2);
-}
-
 template <typename T, int K>
 void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
