@@ -1491,7 +1491,23 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
     if (has_base) gb.add_scaled(B.bv[rr], d);
     if (s < 0) continue;
     T* __restrict w = gwc + s * O;
-    if constexpr (O >= 6) {
+    if constexpr (kNarrowRowVector<T, O>) {
+      // Rows of one 16- or 32-byte vector: each window row loaded, updated
+      // and stored as that vector (the same one FMA per value). Consecutive
+      // batch rows' windows overlap, so a row's loads read the previous
+      // row's stores; the block form below let GCC pack two window rows
+      // into a 64-byte vector, and where the window moved by an odd number
+      // of rows such a load spans two earlier stores, which a Zen 4 core
+      // does not forward. 65536 x 8 -> 8 float32 (1 thread): these weight
+      // gradients 1.21-1.36x faster, 4 -> 4 1.45x, float64 4 -> 4 1.30x
+      // (bench/RESULTS.md, "twenty-eighth pass").
+      for (int q = 0; q < K1; ++q) {
+        NarrowRow<T, O> a;
+        a.load(w + q * O);
+        a.add_scaled(B.v[q][rr], d);
+        a.store(w + q * O);
+      }
+    } else if constexpr (O >= 6) {
       // The window's K1 x O values loaded, updated and stored as a block
       // (the same one FMA per value): GCC interleaves the row-by-row form's
       // loads and stores, 1.2-1.5x slower at widths 6-15 (bench/RESULTS.md);
@@ -2203,13 +2219,16 @@ void fold_inputs_tiles(const T* __restrict c, const T* __restrict s, T* __restri
 // (c[next ..], never past c[last]) is prefetched a 64-byte line per step:
 // the hardware does not follow coef's rows read 16 values at a time. From
 // beyond L2 (bench/RESULTS.md, twenty-fifth pass; 1 thread): one input per
-// call 1.1-1.3x faster, the strip forward at G=100 1.03-1.05x.
+// call 1.1-1.3x faster, the strip forward at G=100 1.03-1.05x. Into L2, not
+// L1 (as the unfold's, unfold_gradients_rows): on a Zen 4 core (32 KiB L1d)
+// the strip forward at G=100 ran 1.00-1.07x faster with it, a tie at G <= 20
+// (twenty-eighth pass).
 template <typename T>
 inline void scale_block_prefetching(const T (*__restrict ct)[kFoldCols], const T* __restrict sv, int64_t nb,
                                     T* __restrict dst, int64_t ld_dst, const T* c, int64_t next, int64_t last) {
   for (int64_t g = 0; g < nb; ++g) {
     for (int64_t b = 0; b < kFoldCols; b += kPrefetchStep<T>)
-      __builtin_prefetch(c + std::min(next + g * kFoldCols + b, last), 0, 3);
+      __builtin_prefetch(c + std::min(next + g * kFoldCols + b, last), 0, 2);
     for (int64_t j = 0; j < kFoldCols; ++j) dst[g * ld_dst + j] = ct[g][j] * sv[j];
   }
 }
@@ -2807,7 +2826,11 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
     // (the next column block's coef and grad coef prefetched while this one
     // is formed: from beyond L2 the unfold of one input per call was 1.3-3x
     // faster at G = 50-100; coef on into the next input's where it is one of
-    // prefetch_end's)
+    // prefetch_end's. Coef goes to L2, not L1: on a Zen 4 core (32 KiB L1d)
+    // the block ahead of coef and of grad coef, beside this block's gw, coef
+    // and grad coef, overflowed L1; the fused backward without grad x ran
+    // 1.11-1.12x faster at G = 100, 1024 rows, in float32 and float64;
+    // bench/RESULTS.md, "twenty-eighth pass")
     const int64_t gpf_end = out * nb - 1, cpf_end = (i + 1 < prefetch_end ? 2 : 1) * out * nb - 1;
     for (int64_t j0 = 0; j0 < jv; j0 += L) {
       vec_t<T> acc[L];
@@ -2818,7 +2841,7 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
         transpose_tile<T>(r);
         for (int m = 0; m < L; ++m) {
           const int64_t o = (j0 + m) * nb + g0;
-          __builtin_prefetch(ci + std::min(o + L * nb, cpf_end), 0, 3);
+          __builtin_prefetch(ci + std::min(o + L * nb, cpf_end), 0, 2);
           __builtin_prefetch(gci + std::min(o + L * nb, gpf_end), 1, 3);
           acc[m] += r[m] * vec_t<T>(A::load(ci + o));
           A::store(gci + o, r[m] * si[j0 + m]);
