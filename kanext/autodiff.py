@@ -90,8 +90,41 @@ def transforms_active() -> bool:
     forward-mode AD (torch.autograd.forward_ad) is active: the kanext.ops
     wrappers then call the Functions below, whose jvp rules carry tangents
     (the C++ fast paths and a raw op's kernel would drop them). torch.compile
-    traces it as a constant."""
-    return torch._C._are_functorch_transforms_active() or _dual_level_active()
+    traces it as a constant. Raises for nested forward-mode levels
+    (_refuse_stacked_forward_levels)."""
+    if torch._C._are_functorch_transforms_active():
+        _refuse_stacked_forward_levels()
+        return True
+    return _dual_level_active()
+
+
+def _refuse_stacked_forward_levels() -> None:
+    """Raises where two or more forward-mode levels are nested (torch.func
+    jvp / jacfwd, the forward half of hessian), whatever reverse levels sit
+    between them: jacfwd(jacfwd(f)),
+    jacfwd(hessian(f)), hessian(hessian(f)) ... The jvp rules of these
+    autograd.Functions under torch.func (torch 2.13) lose tangents there:
+    third derivatives came out 0 or wrong by the size of the value, and even
+    second ones of a LAN (jacfwd(jacfwd)) were off by 1e-2, with no error.
+    With at most one forward level (jvp, jacfwd, hessian = jacfwd(jacrev),
+    and any reverse levels around or inside it) every nesting of up to four
+    levels of KANLinear, KAN and LAN equals reverse mode (tests/
+    test_derivatives.py, test_nested_forward_levels). vmap levels do not
+    count."""
+    from torch._C._functorch import TransformType
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    kinds = [i.key() for i in retrieve_all_functorch_interpreters()
+             if i.key() in (TransformType.Jvp, TransformType.Grad)]
+    if sum(t == TransformType.Jvp for t in kinds) >= 2:
+        order = "".join("F" if t == TransformType.Jvp else "R" for t in kinds)
+        raise NotImplementedError(
+            "kanext: nested forward-mode derivatives (two or more levels of torch.func.jvp / jacfwd, or the "
+            "forward half of hessian) are not supported: PyTorch's "
+            "forward-mode rules for autograd.Function lose tangents there and the result would be wrong "
+            f"(derivative levels outermost first, F = forward, R = reverse: {order}). Keep at most one "
+            "forward level and use reverse mode (jacrev, grad, vjp) for the others, e.g. jacrev(hessian(f)) "
+            "or jacrev(jacrev(jacrev(f))) instead of jacfwd(hessian(f)).")
 
 
 def _below(op, *args):

@@ -15,8 +15,11 @@ polynomials), while the base term keeps its own derivatives (silu's computed
 up to order 10 in the kernels; identity's vanish beyond the first).
 edge_stats' derivatives of order 2 and up come from edge_product and
 edge_product_wgrad (d|phi|/dphi = sign(phi), whose own derivative is 0).
-Forward mode works with torch.func.jvp and with torch.autograd.forward_ad.
-Not supported, with a clear error: gradients with respect to grids.
+Forward mode works with torch.func.jvp and with torch.autograd.forward_ad,
+one forward level at a time. Not supported, with a clear error: gradients
+with respect to grids, and two or more nested forward levels (jacfwd of a
+jacfwd or of a hessian: there PyTorch's forward-mode rules for
+autograd.Function lose tangents; use jacrev for the outer levels).
 
 NaN/Inf policy. kan_linear: a NaN in x[n, i] makes the whole output row
 y[n, :] NaN. In its backward, grad_x[n, i] is NaN for a NaN input and adds

@@ -324,6 +324,52 @@ def test_module_torch_func_equals_autograd(name, device):
     assert_close(pull(torch.ones_like(out))[0], gref.detach(), 1e-12, scale=1.0)
 
 
+_NESTINGS = [c for d in (1, 2, 3) for c in __import__("itertools").product("FR", repeat=d)] + [
+    tuple("FRRR"), tuple("RRRF"), tuple("RFRR"), tuple("FFRR"), tuple("FRFR"), tuple("RRFF")]
+
+
+@pytest.mark.parametrize("name", ["kanlinear", "kan", "lan"])
+def test_nested_forward_levels(name, device):
+    """Every nesting of jacfwd (F) and jacrev (R) up to three levels, and some
+    of four: with at most one forward level it equals reverse mode all the
+    way down (jacrev^d); with two or more it raises NotImplementedError
+    (the jvp rules lose tangents there: jacfwd(jacfwd(jacfwd(f))) gave 0,
+    jacfwd(hessian(f)) was off by the size of the value, a LAN's
+    jacfwd(jacfwd(f)) by 1e-2). The input goes through an op first (z * 1.0),
+    which is what exposed the wrong values."""
+    torch.manual_seed(0)
+    if name == "kanlinear":
+        model = kanext.KANLinear(2, 2, grid=5, k=5, dtype=F64, device=device)
+        with torch.no_grad():
+            model.coef.normal_()
+    elif name == "kan":
+        model = kanext.KAN([2, 3, 1], grid=5, k=5, seed=1, dtype=F64, device=device)
+    else:
+        model = kanext.LAN([2, 3, 1], grid=5, k=5, seed=1, dtype=F64, device=device)
+    z0 = torch.tensor([0.31, -0.47], dtype=F64, device=device)
+
+    def f(z):
+        return model((z * 1.0).unsqueeze(0)).sum()
+
+    refs = {}
+    for combo in _NESTINGS:
+        depth = len(combo)
+        if depth not in refs:
+            g = f
+            for _ in range(depth):
+                g = jacrev(g)
+            refs[depth] = g(z0)
+        g = f
+        for c in reversed(combo):  # combo[0] is the outermost level
+            g = (jacfwd if c == "F" else jacrev)(g)
+        if combo.count("F") >= 2:
+            with pytest.raises(NotImplementedError, match="nested forward-mode derivatives"):
+                g(z0)
+        else:
+            got = g(z0)
+            assert_close(got, refs[depth], 1e-9, scale=float(refs[depth].abs().max()) + 1)
+
+
 def test_parameter_gradients_of_a_laplacian_loss(device):
     """Third-order mixed terms: d/dtheta of a loss built from the Laplacian,
     plain autograd against torch.func (different code paths: the C++ autograd
