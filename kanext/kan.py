@@ -291,7 +291,7 @@ class KAN(PykanMethods, SplineNetwork):
                 if self.symbolic_enabled and self.symbolic_fun[l].n_fixed:  # fixed edges: spline + symbolic
                     fixed_edge_stats(layer, self.symbolic_fun[l], xd, scales[-1], l1[-1])
             s = self.subnode_values(l, x, singularity_avoiding, y_th)
-            sub_std.append(torch.std(s.detach(), dim=0) if s.shape[0] > 1 else torch.zeros_like(s[0]).detach())
+            sub_std.append(torch.std(s.detach(), dim=0) if s.shape[0] > 1 else s.detach().new_zeros(s.shape[1:]))
             x = self.nodes_from_subnodes(l, s)
         acts.append(x.detach())
         self.acts, self.acts_scale, self.edge_l1, self.input_range = acts, scales, l1, ranges

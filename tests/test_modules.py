@@ -76,6 +76,25 @@ def test_kanlinear_accepts_any_leading_shape(shape):
     assert torch.equal(y, flat)
 
 
+@pytest.mark.parametrize("cls", ["KAN", "LAN"])
+def test_recording_forward_of_an_empty_batch(cls):
+    """save_act=True with an empty batch (of any leading shape) records it
+    without an error; the fits and attribution on that record then raise
+    their clear 'at least 2 samples' errors."""
+    m = getattr(kanext, cls)([2, 3, 1], grid=3, k=3, seed=0)
+    m.save_act = True
+    assert m(torch.zeros(0, 2)).shape == (0, 1)
+    assert m(torch.zeros(4, 0, 2)).shape == (4, 0, 1)
+    if cls == "KAN":
+        assert [a.shape[0] for a in m.acts] == [0, 0, 0]
+    unit = (0, 0, 0) if cls == "KAN" else (0, 0)
+    with pytest.raises(ValueError, match="need at least 2 finite samples|no samples"):
+        m.suggest_symbolic(*unit, verbose=False)
+    if cls == "KAN":
+        with pytest.raises(ValueError, match="N >= 2"):
+            m.attribute()
+
+
 def test_kanlinear_in_a_sequential_with_linear_layers_trains():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), kanext.KANLinear(8, 6), nn.Linear(6, 1))

@@ -294,6 +294,33 @@ def test_suggest_symbolic_ranks_by_pykans_score():
     del x
 
 
+@pytest.mark.parametrize("kind", ["kan", "lan"])
+def test_fitting_on_one_recorded_sample_raises(kind):
+    """After a one-sample forward (a quick check, model(x[0])) every fit has
+    r2 = 0; suggest_symbolic, auto_symbolic and fix_symbolic must raise, and
+    auto_symbolic must leave every unit a spline, never fix them all to a
+    constant."""
+    model = _kan((2, 3, 1)) if kind == "kan" else kanext.LAN([2, 3, 1], grid=5, seed=0, dtype=F64)
+    _record(model)
+    x = torch.rand(50, 2, generator=gen(3), dtype=F64) * 2 - 1
+    before = model(x).detach()  # (save_act is off again: not recorded)
+    model.save_act = True
+    model(torch.tensor([[0.3, -0.2]], dtype=F64))  # the last recorded batch: one sample
+    model.save_act = False
+    unit = (0, 0, 0) if kind == "kan" else (0, 0)
+    with pytest.raises(ValueError, match="need at least 2 finite samples of layer 0's inputs, got 1"):
+        model.suggest_symbolic(*unit, lib=["x", "sin"], verbose=False)
+    with pytest.raises(ValueError, match="auto_symbolic: need at least 2 finite samples"):
+        model.auto_symbolic(lib=["x", "sin"], verbose=0)
+    with pytest.raises(ValueError, match="fix_symbolic: need at least 2 finite samples"):
+        model.fix_symbolic(*unit, "sin", verbose=False)
+    assert torch.equal(model(x).detach(), before)
+    # two samples are enough to fit
+    model.save_act = True
+    model(torch.tensor([[0.3, -0.2], [-0.5, 0.7]], dtype=F64))
+    assert len(model.suggest_symbolic(*unit, lib=["x", "sin"], verbose=False)) == 2
+
+
 def test_auto_symbolic_dead_edges_get_zero_and_formula_equals_model():
     model = _kan((2, 3, 1))
     with torch.no_grad():

@@ -145,10 +145,20 @@ def _label(l, unit) -> str:
     return "(" + ",".join(str(v) for v in (l, *unit)) + ")"
 
 
+def _finite_rows(xl: Tensor, l: int, what: str) -> Tensor:
+    """Layer l's input rows that are finite; at least 2 of them, or a
+    ValueError (a fit on one sample has r2 = 0 for every function, and
+    auto_symbolic would fix every unit to a constant)."""
+    xl = xl[torch.isfinite(xl).all(1)]
+    if xl.shape[0] < 2:
+        raise ValueError(f"{what}: need at least 2 finite samples of layer {l}'s inputs, got {xl.shape[0]} "
+                         "(run the model on a batch, or pass x=)")
+    return xl
+
+
 def _unit_samples(ad, l, unit, x, what) -> tuple[Tensor, Tensor]:
     """(u, y): the unit's inputs and current numeric values on the finite samples."""
-    xl = ad.model.spline_inputs(samples(ad.model, x, what=what))[l]
-    xl = xl[torch.isfinite(xl).all(1)]
+    xl = _finite_rows(ad.model.spline_inputs(samples(ad.model, x, what=what))[l], l, what)
     return ad.inputs(xl, [unit])[:, 0], ad.numeric(l, xl, [unit])[:, 0]
 
 
@@ -161,8 +171,6 @@ def fix(model, l, unit, fun, fit_params=True, a_range=(-10, 10), b_range=(-10, 1
     r2, params = None, None
     if fit_params:
         u, y = _unit_samples(ad, l, unit, x, "fix_symbolic")
-        if u.shape[0] < 2:
-            raise ValueError(f"fix_symbolic: need at least 2 finite samples of layer {l}'s inputs, got {u.shape[0]}")
         params, r2 = fit_one(u, y, name, a_range, b_range, verbose, ad.what)
     ad.set(l, unit, name, params)
     return r2
@@ -205,8 +213,7 @@ def auto(model, lib=None, weight_simple=0.8, r2_threshold=0.0, verbose=1, a_rang
         units = ad.spline_units(l)
         if not units:
             continue
-        xl = model.spline_inputs(x0)[l]
-        xl = xl[torch.isfinite(xl).all(1)]
+        xl = _finite_rows(model.spline_inputs(x0)[l], l, "auto_symbolic")
         params, r2 = fit_params(ad.inputs(xl, units).T, ad.numeric(l, xl, units).T, names, a_range, b_range)
         best = scores(r2, names, weight_simple).argmin(1)
         for e, unit in enumerate(units):
