@@ -165,8 +165,12 @@ class PykanMethods(PykanRecorded):
     # ---------------------------------------------------------------- whole model
     def evaluate(self, dataset: dict) -> dict:
         """``{'test_loss': RMSE on the test split, 'n_edge', 'n_grid'}`` (pykan's evaluate)."""
+        from .training import check_label_shape
+
         with torch.no_grad():
-            err = self(dataset["test_input"]) - dataset["test_label"]
+            pred = self(dataset["test_input"])
+            check_label_shape(pred.shape, dataset["test_label"].shape, "evaluate")
+            err = pred - dataset["test_label"]
         return {"test_loss": float(torch.sqrt(torch.mean(err**2))), "n_edge": self.n_edge, "n_grid": self.grid}
 
     @property

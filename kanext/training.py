@@ -36,12 +36,42 @@ def mean_squared_error(pred: Tensor, y: Tensor) -> Tensor:
     mixed dtypes) in pykan's form, which broadcasts and promotes silently.
     Plain tensors of equal shapes go straight to F.mse_loss's op, without
     its Python wrapper (a no-op broadcast and argument checks, about 8 us);
-    subclasses go through F.mse_loss and its __torch_function__."""
+    subclasses go through F.mse_loss and its __torch_function__.
+    Labels that would broadcast the error to a larger shape than pred's
+    (labels of shape (N,) against predictions (N, 1) give an (N, N) error,
+    pykan's form then fits the labels' mean with no warning) raise a
+    ValueError; labels that broadcast to pred's shape (a scalar) are kept."""
     if pred.shape == y.shape and pred.dtype == y.dtype:
         if type(pred) is Tensor and type(y) is Tensor:
             return torch._C._nn.mse_loss(pred, y, _MEAN)
         return torch.nn.functional.mse_loss(pred, y)
+    check_label_shape(pred.shape, y.shape, "mean_squared_error")
     return torch.mean((pred - y) ** 2)
+
+
+def check_label_shape(pred_shape, label_shape, what: str) -> None:
+    """A ValueError where pred - label would broadcast beyond pred's shape."""
+    pred_shape, label_shape = torch.Size(pred_shape), torch.Size(label_shape)
+    try:
+        shape = torch.broadcast_shapes(pred_shape, label_shape)
+    except RuntimeError:
+        shape = None
+    if shape != pred_shape:
+        raise ValueError(
+            f"{what}: labels of shape {tuple(label_shape)} do not match the model's output {tuple(pred_shape)} "
+            f"(pred - label would be {'not broadcastable' if shape is None else tuple(shape)}); give labels of "
+            f"shape {tuple(pred_shape)}, e.g. y.reshape(-1, 1) for one output, or pass your own loss_fn")
+
+
+def _check_labels(model, x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, fwd_kw: dict) -> None:
+    """With the default loss, the labels must have the output's shape (or
+    broadcast to it): checked on a forward of two rows, before the first
+    grid update or step changes the model."""
+    with torch.no_grad():
+        for split, xs, ys in (("train", x, y), ("test", x_test, y_test)):
+            if isinstance(xs, Tensor) and isinstance(ys, Tensor) and xs.dim() >= 1 and xs.shape[0] >= 1:
+                out = model(xs[:2], **fwd_kw)
+                check_label_shape((xs.shape[0], *out.shape[1:]), ys.shape, f"fit ({split}_label, default loss)")
 
 
 def _backward(objective: Tensor) -> None:
@@ -129,6 +159,9 @@ def fit(
             ``torch.nn.functional.mse_loss`` when the shapes and dtypes match:
             the same value, one op and one backward instead of three), in
             which case the recorded losses are RMSEs (as pykan records them).
+            With it, labels must have the output's shape (or broadcast to
+            it): (N,) labels for an (N, 1) output raise a ValueError before
+            anything changes, where pykan's form silently fits their mean.
         metrics: callables without arguments, recorded every step under their
             ``__name__``.
         log: every how many steps the progress bar and the 'kanext' logger
@@ -231,6 +264,8 @@ def fit(
         x, y, x_test, y_test = next(batches)
         if step == 0:
             _check_batch(model, x, x_test)
+            if mse:
+                _check_labels(model, x, y, x_test, y_test, fwd_kw)
         if update_grid and has_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
             model.update_grid(x, sync=group if group is not None else False)
         calls = []  # (train loss, reg) of each closure call of this step

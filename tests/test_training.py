@@ -197,14 +197,15 @@ def _grads_of(model, objective_fn, backward):
 def test_default_loss_and_backward_equal_torch_bit_for_bit(dtype, label):
     """fit's loss (mean_squared_error) and its backward call (training._backward, the engine call without
     torch.autograd.backward's wrapper) give the values and gradients of pykan's loss with loss.backward():
-    bit for bit where shapes and dtypes match (F.mse_loss), and pykan's own form otherwise."""
+    bit for bit where shapes and dtypes match (F.mse_loss), and pykan's own form otherwise (a (1, 1) label
+    that broadcasts to the output's shape, or another dtype)."""
     from kanext.training import _backward, mean_squared_error
 
     m = kanext.KAN([2, 5, 1], grid=5, k=3, seed=0, dtype=dtype)
     g = torch.Generator().manual_seed(7)
     x = (torch.rand(300, 2, generator=g, dtype=F64) * 2 - 1).to(dtype)
     y = torch.rand(300, 1, generator=g, dtype=F64)
-    y = {"same": y.to(dtype), "broadcast": y.to(dtype)[:, 0], "other_dtype": y.to(
+    y = {"same": y.to(dtype), "broadcast": y.to(dtype)[:1], "other_dtype": y.to(
         torch.float32 if dtype == F64 else F64)}[label]
     got = _grads_of(m, lambda: mean_squared_error(m(x), y), _backward)
     if label == "same":
@@ -215,6 +216,32 @@ def test_default_loss_and_backward_equal_torch_bit_for_bit(dtype, label):
     assert len(got[1]) == len(want[1]) == 3 * 2
     for a, b in zip(got[1], want[1]):
         assert torch.equal(a, b)
+
+
+def test_labels_that_broadcast_the_error_raise():
+    """Labels of shape (N,) against a (N, 1) output would make pykan's loss an (N, N) mean, and fit would
+    learn the labels' mean with no warning (test RMSE 0.7 against 1e-3 on sin): fit, evaluate and the loss
+    itself raise instead, and name the shapes."""
+    from kanext.training import mean_squared_error
+
+    ds = _dataset(n=50)
+    flat = dict(ds, train_label=ds["train_label"][:, 0], test_label=ds["test_label"][:, 0])
+    m = kanext.KAN([2, 3, 1], grid=3, seed=0, dtype=F64)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(ValueError, match=r"train_label, default loss\): labels of shape \(50,\) do not match the "
+                                         r"model's output \(50, 1\)"):
+        m.fit(flat, steps=2, progress=False)
+    with pytest.raises(ValueError, match=r"test_label, default loss\): labels of shape \(50,\)"):
+        m.fit(dict(ds, test_label=flat["test_label"]), steps=2, progress=False)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in state.items())
+    with pytest.raises(ValueError, match=r"evaluate: labels of shape \(50,\)"):
+        m.evaluate(flat)
+    with pytest.raises(ValueError, match="not broadcastable"):
+        mean_squared_error(torch.zeros(5, 2), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"would be \(5, 5\)"):
+        mean_squared_error(torch.zeros(5), torch.zeros(5, 1))
+    assert m.fit(ds, steps=1, progress=False)["train_loss"][0] > 0  # (N, 1) labels: fine
+    assert set(m.evaluate(ds)) == {"test_loss", "n_edge", "n_grid"}
 
 
 def test_backward_fallbacks_keep_torchs_behaviour(monkeypatch):
