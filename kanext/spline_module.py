@@ -78,6 +78,9 @@ class SplineModule(Checkpointed, nn.Module):
         if x.dim() == 0 or x.shape[-1] != F:
             raise ValueError(f"{type(self).__name__}.update_grid: expected samples of shape (..., {F}), "
                              f"got {tuple(x.shape)}")
+        if not x.is_floating_point():  # (integer samples would give repeated knots)
+            raise TypeError(f"{type(self).__name__}.update_grid: expected floating-point samples, got {x.dtype}; "
+                            f"convert them, e.g. x.to({self.grid.dtype})")
         x2 = x.detach().reshape(-1, F)
         x2 = x2[torch.isfinite(x2).all(dim=1)]
         group = sync_group(sync)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from typing import Callable, Iterable
 
 import torch
@@ -145,7 +146,8 @@ def fit(
             'Adam', or a torch.optim.Optimizer over the model's parameters.
         steps: optimisation steps (one LBFGS step runs up to 20 iterations).
         lr: learning rate of 'LBFGS' / 'Adam'.
-        batch: samples per step from a dict dataset (-1: all).
+        batch: samples per step from a dict dataset (-1: all); anything else
+            than a positive int or -1 raises a ValueError.
         lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, reg_metric:
             objective = loss + lamb * reg (see kanext.regularization).
         update_grid, grid_update_num, start_grid_update_step,
@@ -372,6 +374,9 @@ def _batches(dataset, batch, gen):
             if a.shape[0] != b.shape[0]:
                 raise ValueError(f"fit: {name}_input has {a.shape[0]} rows but {name}_label has {b.shape[0]}")
         n_tr, n_te = xtr.shape[0], xte.shape[0]
+        if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not (batch == -1 or batch >= 1):
+            raise ValueError(f"fit: batch must be a positive int (samples per step) or -1 (the whole dataset), "
+                             f"got {batch!r}")
         full = batch == -1 or batch >= n_tr
         while True:
             if full:

@@ -76,6 +76,18 @@ def test_update_grid_preserves_a_function_representable_on_the_new_grid():
     assert_close(layer(x), before, 1e-9, msg="function after update_grid")
 
 
+def test_update_grid_refuses_integer_samples():
+    """Integer samples gave repeated knots and a 'knots must be strictly increasing' error from deep
+    inside; now a TypeError that names the dtype, before anything changes."""
+    xi = torch.randint(0, 5, (50, 2), generator=torch.Generator().manual_seed(0))
+    for m in (kanext.KANLinear(2, 3), kanext.KAN([2, 3, 1], seed=0)):
+        before = {k: v.clone() for k, v in m.state_dict().items()}
+        with pytest.raises(TypeError, match="expected floating-point samples, got torch.int64"):
+            m.update_grid(xi)
+        assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())
+    kanext.KANLinear(2, 3).update_grid(xi.float())
+
+
 def test_kan_update_grid_moves_every_layer_to_its_inputs():
     m = _random_kan([2, 4, 1], 5)
     x = _x(800, 2, -0.5, 0.7, seed=5)

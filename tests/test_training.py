@@ -244,6 +244,16 @@ def test_labels_that_broadcast_the_error_raise():
     assert set(m.evaluate(ds)) == {"test_loss", "n_edge", "n_grid"}
 
 
+@pytest.mark.parametrize("batch", [0, -5, 2.5, True, "10"])
+def test_fit_bad_batch_raises_before_any_change(batch):
+    ds = _dataset(n=40)
+    m = kanext.KAN([2, 3, 1], grid=3, seed=0, dtype=F64)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(ValueError, match="batch must be a positive int .* or -1"):
+        m.fit(ds, opt="Adam", steps=2, batch=batch, progress=False)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in state.items())
+
+
 def test_backward_fallbacks_keep_torchs_behaviour(monkeypatch):
     """training._backward's fast path is only for a plain real scalar with a graph; everything else goes
     through objective.backward(), with torch's errors, modes, subclasses and functorch checks."""
