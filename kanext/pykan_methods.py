@@ -25,6 +25,7 @@ from . import hypothesis
 from .grid import interpolate_grid
 from .pykan_recorded import PykanRecorded
 from .recorded import NoRecordingError, samples
+from .training import check_label_shape
 
 __all__ = ["PykanMethods"]
 
@@ -165,8 +166,6 @@ class PykanMethods(PykanRecorded):
     # ---------------------------------------------------------------- whole model
     def evaluate(self, dataset: dict) -> dict:
         """``{'test_loss': RMSE on the test split, 'n_edge', 'n_grid'}`` (pykan's evaluate)."""
-        from .training import check_label_shape
-
         with torch.no_grad():
             pred = self(dataset["test_input"])
             check_label_shape(pred.shape, dataset["test_label"].shape, "evaluate")
