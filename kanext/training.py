@@ -67,7 +67,9 @@ def check_label_shape(pred_shape, label_shape, what: str) -> None:
 def _check_labels(model, x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, fwd_kw: dict) -> None:
     """With the default loss, the labels must have the output's shape (or
     broadcast to it): checked on a forward of two rows, before the first
-    grid update or step changes the model."""
+    grid update changes the model. (Without grid updates the first loss
+    raises, before the optimiser's first change; a plain nn.Module, which
+    may hold batch statistics, gets no extra forward.)"""
     with torch.no_grad():
         for split, xs, ys in (("train", x, y), ("test", x_test, y_test)):
             if isinstance(xs, Tensor) and isinstance(ys, Tensor) and xs.dim() >= 1 and xs.shape[0] >= 1:
@@ -266,7 +268,7 @@ def fit(
         x, y, x_test, y_test = next(batches)
         if step == 0:
             _check_batch(model, x, x_test)
-            if mse:
+            if mse and update_grid and has_grid:  # (otherwise the first loss checks, before any change)
                 _check_labels(model, x, y, x_test, y_test, fwd_kw)
         if update_grid and has_grid and step % grid_update_freq == 0 and start_grid_update_step <= step < stop_grid_update_step:
             model.update_grid(x, sync=group if group is not None else False)

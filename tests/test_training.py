@@ -222,7 +222,7 @@ def test_labels_that_broadcast_the_error_raise():
     """Labels of shape (N,) against a (N, 1) output would make pykan's loss an (N, N) mean, and fit would
     learn the labels' mean with no warning (test RMSE 0.7 against 1e-3 on sin): fit, evaluate and the loss
     itself raise instead, and name the shapes."""
-    from kanext.training import mean_squared_error
+    from kanext.training import fit, mean_squared_error
 
     ds = _dataset(n=50)
     flat = dict(ds, train_label=ds["train_label"][:, 0], test_label=ds["test_label"][:, 0])
@@ -234,6 +234,14 @@ def test_labels_that_broadcast_the_error_raise():
     with pytest.raises(ValueError, match=r"test_label, default loss\): labels of shape \(50,\)"):
         m.fit(dict(ds, test_label=flat["test_label"]), steps=2, progress=False)
     assert all(torch.equal(v, m.state_dict()[k]) for k, v in state.items())
+    # without grid updates (and for a plain module) the first loss raises, before the optimiser moves
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 1, dtype=F64))
+    for model, kw in ((m, dict(update_grid=False)), (m, dict(update_grid=False, opt="Adam")), (plain, {}),
+                      (plain, dict(opt="Adam"))):
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with pytest.raises(ValueError, match=r"mean_squared_error: labels of shape \(50,\)"):
+            fit(model, flat, steps=2, progress=False, **kw)
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     with pytest.raises(ValueError, match=r"evaluate: labels of shape \(50,\)"):
         m.evaluate(flat)
     with pytest.raises(ValueError, match="not broadcastable"):
