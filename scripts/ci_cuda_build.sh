@@ -36,8 +36,11 @@ if [ ! -x "$NVCC" ]; then
   echo "ci_cuda_build: nvcc not found, skipped"
   exit 0
 fi
-TESTS=(tests/test_ops.py tests/test_backend.py tests/test_build_tools.py tests/test_modules.py
-  tests/test_edge_stats.py tests/test_spline_activation.py tests/test_compile_states.py)
+# (not test_build_tools.py, whose fake toolkits do not depend on the torch build, 46 s, nor
+# test_compile_states.py, the model-state logic above the ops, whose torch.compile test_ops.py
+# still runs here, 20 s: both run in the README's tests; CI stays near its 25 minutes)
+TESTS=(tests/test_ops.py tests/test_backend.py tests/test_modules.py tests/test_edge_stats.py
+  tests/test_spline_activation.py)
 MODE=${1:-}
 T=build/cuda-tree
 V=.venv-cuda
