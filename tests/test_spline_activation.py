@@ -297,3 +297,52 @@ def test_row_path_partial_backward(need_z, need_w):
     if need_w:
         for a, b in zip(got[1:], full[1:]):
             assert torch.equal(a, b)
+
+
+def extreme_grid(C, G, k, dtype, seed):
+    """Knot spacings from 1e-3 to 1e3: one interval of 1000, then four of
+    1e-3 (at 0, where float32 resolves them), then random ones in 1e-2 ..
+    300. Some channel still needs more than 3 lookup steps after the bucket
+    table has grown to its largest size (2 (M-1) 64 buckets)."""
+    g = torch.Generator().manual_seed(seed)
+    M = G + 2 * k + 1
+    h = 10.0 ** (torch.rand(C, M - 1, generator=g, dtype=torch.float64) * 4.5 - 2)
+    h[:, 0] = 1e3
+    h[:, 1:5] = 1e-3
+    t = torch.cat([torch.zeros(C, 1, dtype=torch.float64), h.cumsum(1)], 1) - 1e3
+    return t.to(dtype)
+
+
+def x_in_every_interval(grid, N, seed):
+    """(N, C): per channel, a random interval (or outside the grid, 1 in 8),
+    then a uniform point in it: the tiny intervals get samples too."""
+    g = torch.Generator().manual_seed(seed)
+    t = grid.double()
+    C, M = t.shape
+    idx = torch.randint(0, M - 1, (N, C), generator=g)
+    lo, hi = t.T.gather(0, idx), t.T.gather(0, idx + 1)
+    x = lo + (hi - lo) * torch.rand(N, C, generator=g, dtype=torch.float64)
+    out = torch.rand(N, C, generator=g) < 0.125
+    x[out] = (t[:, -1] + 10.0).expand(N, C)[out]
+    return x.to(grid.dtype)
+
+
+# Regression: on grids this uneven the bucket table was sized 4x larger than
+# built (reads past it, wrong intervals or a crash).
+@pytest.mark.parametrize("dtype", DTYPES, ids=dname)
+@pytest.mark.parametrize("k", (1, 3, 5))
+@pytest.mark.parametrize("base", ("zero", "silu"))
+def test_extremely_uneven_knots(dtype, k, base):
+    C, G, N = 9, 5, 300
+    s = seed_of("extreme", dname(dtype), k)
+    grid = extreme_grid(C, G, k, dtype, s)
+    z = x_in_every_interval(grid, N, s + 1)
+    coef, sb, sp = params(C, G, k, dtype, s + 2)
+    gy = randn(N, C, seed=s + 3, dtype=dtype)
+    y = ops.spline_activation(z, grid, k, base, coef, sb, sp)
+    assert_close(y, ref64(z, grid, k, base, coef, sb, sp), TOL[dtype], msg="forward")
+    got = ops.spline_activation_backward(gy, z, grid, k, base, coef, sb, sp)
+    exp = ref_grads(gy, z, grid, k, base, coef, sb, sp)
+    scale = float(gy.abs().sum(0).max()) * max(1.0, float(coef.abs().max()) * float(sp.abs().max()))
+    for name, a, e in zip(("grad_z", "grad_coef", "grad_scale_base", "grad_scale_sp"), got, exp):
+        assert_close(a, e, TOL[dtype], scale=None if name == "grad_z" else scale, msg=name)

@@ -94,19 +94,21 @@ Tables<T> make_tables(const at::Tensor& grid, int64_t k, const at::Tensor& coef,
   const T* spp = sp.template data_ptr<T>();
   T *lo = tb.lo.template data_ptr<T>(), *hi = tb.hi.template data_ptr<T>(), *ibw = tb.ibw.template data_ptr<T>(), *P = tb.P.template data_ptr<T>();
   double* bp = tb.bp.template data_ptr<double>();
-  // Buckets: 2 per interval, more while some channel needs many steps (very
-  // uneven knots); the number depends only on the grid.
+  // Buckets: 2 per interval, 4x more (at most three times) while some
+  // channel needs more than 3 forward steps (very uneven knots); the kernels
+  // take however many steps the last table needs. The number depends only on
+  // the grid.
   int64_t NB = 2 * (M - 1);
   std::vector<int32_t> lut;
   int steps = 0;
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  for (int attempt = 0;; ++attempt) {
     lut.assign(C * NB, 0);
     std::vector<int> st(C, 0);
     at::parallel_for(0, C, std::max<int64_t>(64, cpu::kMinTaskWork / (NB * M)), [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) st[c] = cpu::build_lookup<T>(t + c * M, M, NB, lut.data() + c * NB, ibw + c);
     });
     steps = *std::max_element(st.begin(), st.end());
-    if (steps <= 3) break;
+    if (steps <= 3 || attempt == 3) break;  // (NB must stay the size lut was built with)
     NB *= 4;
   }
   tb.lut = at::empty({C, NB}, opt.dtype(at::kInt));
