@@ -27,7 +27,10 @@ A checkpoint is two sibling files named from one *stem* path::
     }
 
 ``<stem>.safetensors`` holds every parameter and buffer under its
-``state_dict`` key, in its own dtype, bit for bit.
+``state_dict`` key, in its own dtype, bit for bit. Its header's metadata
+records the format and the sha256 of the JSON's model description ("class",
+"config", "tensors" and "extra", as canonical JSON), so each file vouches for
+the other: only "metadata" may be edited after the save.
 
 What is saved: the config, every parameter and buffer, and extension state
 (the symbolic function names, :mod:`kanext.symbolic.state`). What is not:
@@ -59,6 +62,7 @@ import hashlib
 import json
 import os
 import secrets
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -242,7 +246,6 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = N
             entry["requires_grad"] = bool(sd[key].requires_grad)
         table[key] = entry
 
-    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     common = set(dtypes.values())
     doc = {
         "format": FORMAT,
@@ -252,15 +255,22 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = N
         "config": config,
         "dtype": common.pop() if len(common) == 1 else "mixed",
         "tensors": table,
-        "safetensors_sha256": hashlib.sha256(blob).hexdigest(),
-        "safetensors_size": len(blob),
         "extra": extra,
         "metadata": {} if metadata is None else metadata,
     }
     try:
-        text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+        json.dumps(doc, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"cannot save: config, extension data or metadata is not plain finite JSON ({e})") from e
+    # The tensor file vouches for the JSON's model description (as parsed back), the JSON for the tensor file.
+    described = _description_sha256(json.loads(json.dumps(doc)))
+    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                                     _DESCRIPTION_KEY: described})
+    doc["safetensors_sha256"] = hashlib.sha256(blob).hexdigest()
+    doc["safetensors_size"] = len(blob)
+    doc["extra"] = doc.pop("extra")  # keep the documented key order
+    doc["metadata"] = doc.pop("metadata")
+    text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
 
     # Tensor file first, config last: a crash in between leaves a config whose
     # sha256 does not match, which load reports.
@@ -365,8 +375,11 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
     found, for: a missing file, invalid JSON, a wrong format or version, an
     unknown class/base_fun/dtype/extension, an inconsistent config, a tensor
     file whose size or sha256 differs from the config's (truncated,
-    corrupted, or from another save), an unreadable safetensors file, and
-    missing, unexpected, wrong-shape or wrong-dtype tensors.
+    corrupted, or from another save), an unreadable safetensors file,
+    missing, unexpected, wrong-shape or wrong-dtype tensors, and a JSON whose
+    class, config, tensor table or extension data differ from the
+    description the tensor file recorded (edited after the save; files from
+    kanext versions before that record are not checked for this).
     """
     json_path, st_path = checkpoint_paths(path)
     doc = _read_json(json_path)
@@ -443,11 +456,41 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
                 f"found {_DTYPE_NAMES.get(got.dtype, str(got.dtype))}"
             )
 
+    _check_description(doc, blob, json_path, st_path)
     model = skel.to_empty(device=torch.device("cpu") if device is None else device)
     model.load_state_dict(tensors, strict=True)
     for name, p in model.named_parameters():
         p.requires_grad_(table[name]["requires_grad"])
     return model
+
+
+# Key, in the safetensors header's metadata, of the sha256 of the JSON's model
+# description ("class", "config", "tensors", "extra"; not the caller's
+# "metadata"). Files written before it existed have none and are not checked.
+_DESCRIPTION_KEY = "kanext_description_sha256"
+
+
+def _description_sha256(doc: dict) -> str:
+    part = {key: doc[key] for key in ("class", "config", "tensors", "extra")}
+    text = json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_description(doc: dict, blob: bytes, json_path: Path, st_path: Path) -> None:
+    """An edit of the JSON that still describes a loadable model (a function
+    name or a base changed, the symbolic names dropped) would load a different
+    model: the tensor file's record of the description catches it."""
+    (n,) = struct.unpack("<Q", blob[:8])
+    recorded = json.loads(blob[8 : 8 + n]).get("__metadata__", {}).get(_DESCRIPTION_KEY)
+    if recorded is None:  # written by an earlier kanext
+        return
+    found = _description_sha256(doc)
+    if found != recorded:
+        raise CheckpointError(
+            f"{json_path}: 'class', 'config', 'tensors' and 'extra' do not match what was saved with "
+            f"{st_path.name}: expected sha256 {recorded} (recorded in its header), found {found}; "
+            "the JSON file was edited after the save (only 'metadata' may change)"
+        )
 
 
 def _apply_extensions(model, extra: dict, json_path: Path) -> None:

@@ -492,6 +492,60 @@ def test_bad_config(stem, mutate, pattern):
     _expect_error(stem, ".json", pattern)
 
 
+def _sym_kan_files(tmp_path):
+    model = _kan(torch.float32)
+    model(torch.rand(32, 3, generator=gen(2)))
+    model.fix_symbolic(0, 1, 2, "sin", verbose=False)
+    model.fix_symbolic(1, 0, 1, "x^2", verbose=False)
+    save(model, tmp_path / "m")
+    return model, tmp_path / "m"
+
+
+# Edits that leave a loadable model and so pass every structural check: the
+# tensor file's record of the description refuses them (before it, the first
+# loaded with its symbolic edges computing 0, the others computed another function).
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["extra"].pop("kanext.symbolic"),
+        lambda d: d["extra"]["kanext.symbolic"]["funs_name"][0][2].__setitem__(1, "cos"),
+        lambda d: d["config"]["layers"][1].update(base_fun="identity"),
+        lambda d: d["config"]["layers"][0].update(grid_eps=0.5),
+        lambda d: d["tensors"]["act_fun.0.coef"].update(requires_grad=False),
+    ],
+    ids=["symbolic-names-dropped", "symbolic-name-changed", "base-changed", "grid-eps-changed", "requires-grad"],
+)
+def test_edited_description_is_refused(tmp_path, mutate):
+    _, stem = _sym_kan_files(tmp_path)
+    _patch_json(stem, mutate)
+    _expect_error(stem, ".json", r"do not match what was saved with m\.safetensors: expected sha256 [0-9a-f]{64} "
+                  r"\(recorded in its header\), found [0-9a-f]{64}; the JSON file was edited")
+
+
+def test_metadata_and_layout_edits_are_allowed(tmp_path):
+    model, stem = _sym_kan_files(tmp_path)
+    _patch_json(stem, lambda d: d.update(metadata={"note": "mine", "epoch": 3}))
+    json_path = Path(f"{stem}.json")
+    doc = json.loads(json_path.read_text())
+    json_path.write_text(json.dumps(dict(reversed(doc.items())), indent=4, sort_keys=True))  # re-indented, reordered
+    loaded = load(stem)
+    _assert_same_model(model, loaded)
+    assert read_config(stem)["metadata"] == {"note": "mine", "epoch": 3}
+    x = torch.rand(5, 3, generator=gen(1))
+    assert_bitwise_equal(loaded(x), model(x), msg="output")
+
+
+def test_description_recorded_in_tensor_header(tmp_path):
+    _, stem = _sym_kan_files(tmp_path)
+    blob = Path(f"{stem}.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    recorded = json.loads(blob[8 : 8 + n])["__metadata__"]["kanext_description_sha256"]
+    doc = read_config(stem)
+    part = {key: doc[key] for key in ("class", "config", "tensors", "extra")}
+    text = json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert recorded == hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_truncated_safetensors(stem):
     p = Path(f"{stem}.safetensors")
     size = p.stat().st_size
