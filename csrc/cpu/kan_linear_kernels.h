@@ -1499,7 +1499,7 @@ __attribute__((noinline)) void narrow_grad_w(const BlockBases<T, K>* bb, const T
       // into a 64-byte vector, and where the window moved by an odd number
       // of rows such a load spans two earlier stores, which a Zen 4 core
       // does not forward. 65536 x 8 -> 8 float32 (1 thread): these weight
-      // gradients 1.21-1.36x faster, 4 -> 4 1.45x, float64 4 -> 4 1.30x
+      // gradients 1.21-1.36x faster, 4 -> 4 1.45x, float64 4 -> 4 1.09-1.29x
       // (bench/RESULTS.md, "twenty-eighth pass").
       for (int q = 0; q < K1; ++q) {
         NarrowRow<T, O> a;
