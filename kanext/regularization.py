@@ -43,18 +43,34 @@ _SPLINE_METRICS = ("edge_forward_spline_n", "edge_forward_l1")
 def edge_statistics(layer, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(sum, sum of squares, sum of |.|) of phi_ij(x_i) over the batch, each
     (in, out), and the batch size, for a KANLinear on its input x (N, in).
-    Differentiable in the layer's parameters and in x."""
+    Differentiable in the layer's parameters and in x. 16-bit layers and
+    inputs are reduced in float32 (the sums are float32): a 16-bit sum of
+    squares overflows or cancels."""
     x = x.reshape(-1, layer.in_features)
     Wb, Wc = layer.folded_weights()
+    grid = layer.grid
+    if x.dtype in _HALF:
+        x, Wb, Wc, grid = x.float(), Wb.float(), Wc.float(), grid.float()
     if callable(layer.base_fun):
         # The kernels only know built-in base functions: add the base term here
         # (an (N, in, out) tensor, only for callable bases).
-        B = ops.spline_basis(x, layer.grid, layer.k)
+        B = ops.spline_basis(x, grid, layer.k)
         phi = layer.base_fun(x).unsqueeze(-1) * Wb + torch.einsum("nig,igj->nij", B, Wc)
         s = (phi.sum(0), (phi * phi).sum(0), phi.abs().sum(0))
     else:
-        s = ops.edge_stats(x, layer.grid, layer.k, layer.base_fun, Wb, Wc)
+        s = ops.edge_stats(x, grid, layer.k, layer.base_fun, Wb, Wc)
     return s[0], s[1], s[2], x.shape[0]
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _sqrt_floor(dtype: torch.dtype) -> float:
+    """Added to a variance before sqrt, to keep sqrt's gradient finite for
+    constant (e.g. masked) edges: float32's tiny ** 0.5 (1e-19) for 16-bit
+    models too, whose statistics are float32 (float16's would floor every
+    std at 0.088)."""
+    return torch.finfo(torch.float32 if dtype in _HALF else dtype).tiny ** 0.5
 
 
 def edge_scales(layer, x: Tensor, reg_metric: str = "edge_forward_spline_n") -> Tensor:
@@ -64,15 +80,14 @@ def edge_scales(layer, x: Tensor, reg_metric: str = "edge_forward_spline_n") -> 
         raise ValueError(f"reg_metric must be one of {_SPLINE_METRICS} for a layer alone, got {reg_metric!r}")
     s1, s2, sa, n = edge_statistics(layer, x)
     if reg_metric == "edge_forward_l1":
-        return (sa / max(n, 1)).T
-    tiny = torch.finfo(s1.dtype).tiny ** 0.5  # keeps sqrt's gradient finite for constant (e.g. masked) edges
+        return (sa / max(n, 1)).T.to(x.dtype)
     if n < 2:
         raise ValueError("edge_forward_spline_n needs a batch of at least 2 samples (torch.std)")
     var = ((s2 - s1 * s1 / n) / (n - 1)).clamp_min(0)
-    std_phi = torch.sqrt(var + tiny)
-    xr = x.reshape(-1, layer.in_features)
+    std_phi = torch.sqrt(var + _sqrt_floor(x.dtype))
+    xr = x.reshape(-1, layer.in_features).to(s1.dtype)
     std_x = torch.std(xr, dim=0) + 0.1  # (in,)
-    return (std_phi / std_x.unsqueeze(-1)).T
+    return (std_phi / std_x.unsqueeze(-1)).T.to(x.dtype)
 
 
 def reg(model, x: Tensor, lamb_l1: float = 1.0, lamb_entropy: float = 2.0, lamb_coef: float = 0.0,
@@ -133,13 +148,13 @@ def _whole_edge_std(model, l: int, x: Tensor) -> Tensor:
     s1, s2, _, n = edge_statistics(layer, x)
     if n < 2:
         raise ValueError("pykan's reg metrics need a batch of at least 2 samples (torch.std)")
-    tiny = torch.finfo(s1.dtype).tiny ** 0.5
+    tiny = _sqrt_floor(x.dtype)
     var = ((s2 - s1 * s1 / n) / (n - 1)).clamp_min(0)
     std = torch.sqrt(var + tiny).T  # (out, in)
     for name, (J, I) in (sym.groups() if getattr(model, "symbolic_enabled", True) else ()):
         phi = dense.edge_values(layer, x, I, J) + sym.mask[J, I] * sym._group_values(x[:, I], name, (J, I))
-        std = std.index_put((J, I), torch.sqrt(phi.var(dim=0) + tiny))
-    return std
+        std = std.index_put((J, I), torch.sqrt(phi.to(std.dtype).var(dim=0) + tiny))
+    return std.to(x.dtype)
 
 
 def _whole_edge_scales(model, inputs: list[Tensor], reg_metric: str) -> list[Tensor]:

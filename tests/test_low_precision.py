@@ -431,3 +431,30 @@ def test_checks_knows_the_kernel_base_names():
     """kanext.checks (which holds the 16-bit dtype rule and is imported by
     kanext.ops) keeps its own list of the kernel base names."""
     assert sorted(checks.BASE_NAMES) == sorted(ops.BASE_IDS)
+
+
+@pytest.mark.parametrize("dt", HALF, ids=dname)
+def test_edge_scales_reg_and_attribution_match_float32(dt):
+    """The regulariser's and attribution's edge statistics of a 16-bit model
+    are reduced in float32: before, float16 floored every edge's std at 0.088
+    (finfo(float16).tiny ** 0.5 added to the variance) and the sum of squares
+    was a 16-bit sum."""
+    torch.manual_seed(0)
+    m = kanext.KAN([2, 3, 1], grid=5, k=3, seed=0)
+    with torch.no_grad():
+        m.act_fun[0].coef.mul_(torch.linspace(0.01, 1.0, 6).reshape(2, 3, 1))  # weak and strong edges
+    h = copy.deepcopy(m).to(dt)
+    m.load_state_dict({k: v.to(torch.float32) for k, v in h.state_dict().items()})  # the same rounded weights
+    x = torch.rand(400, 2) * 2 - 1
+    x16 = x.to(dt)
+    u = U[dt]
+    for metric in ("edge_forward_spline_n", "edge_forward_l1"):
+        s32 = kanext.regularization.edge_scales(m.act_fun[0], x16.float(), metric)
+        s16 = kanext.regularization.edge_scales(h.act_fun[0], x16, metric)
+        assert s16.dtype == dt
+        assert (s16.float() - s32).abs().max() <= 8 * u * s32.abs().max(), metric
+    r32, r16 = m.reg(x16.float()).item(), h.reg(x16).item()
+    assert abs(r16 - r32) <= 32 * u * abs(r32)
+    m.attribute(x=x16.float())
+    h.attribute(x=x16)
+    assert (h.feature_score.float() - m.feature_score).abs().max() <= 32 * u * m.feature_score.abs().max()
