@@ -17,7 +17,7 @@ from .checks import BASE_NAMES, ConfigError, base_name, config_keys, is_int, mul
     range_config, range_value
 from .layers import KANLinear
 from .pykan_methods import PykanMethods
-from .recorded import NoRecordingError, NoSamplesError, remember_input, samples
+from .recorded import NoRecordingError, NoSamplesError, cached_inputs, remember_input, samples
 from .regularization import edge_scales
 from .regularization import reg as _reg
 from .spline_module import SplineNetwork
@@ -376,7 +376,7 @@ class KAN(PykanMethods, SplineNetwork):
             raise ValueError(f"initialize_from_another_model: widths differ: {other.width} (multiplication arities "
                              f"{getattr(other, 'mult_arities', None)}) vs {self.width} (arities {self.mult_arities})")
         if x is None:
-            x = getattr(other, "cache_data", None)
+            x = cached_inputs(other)
         inputs = other.layer_inputs(x) if x is not None else [None] * self.depth
         for src, dst, xl in zip(other.act_fun, self.act_fun, inputs):
             dst.refit_from(src, xl)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["NoSamplesError", "NoRecordingError", "DataProperties", "RECORDED", "TRANSIENT", "samples", "has_samples",
-           "remember_input", "drop_recorded", "copy_without_data"]
+           "cached_inputs", "remember_input", "drop_recorded", "copy_without_data"]
 
 #: Statistics of the last recording forward and of the last attribution.
 RECORDED = ("acts", "acts_scale", "edge_l1", "input_range", "subnode_std", "node_scores", "edge_scores",
@@ -93,6 +93,22 @@ def has_samples(model) -> bool:
         _last_input(model, model.width[0]) is not None
 
 
+def _like_model(model, x: Tensor) -> Tensor:
+    """Stored inputs in the model's current floating dtype and device: after
+    ``model.double()`` or ``model.to(device)`` the samples kept from before
+    follow, as its parameters did."""
+    ref = next((t for t in model.parameters() if t.is_floating_point()), None)
+    if ref is None or not x.is_floating_point() or (x.dtype == ref.dtype and x.device == ref.device):
+        return x
+    return x.to(device=ref.device, dtype=ref.dtype)
+
+
+def cached_inputs(model) -> Tensor | None:
+    """``model.cache_data`` (the last fit inputs) in the model's dtype and device, or None."""
+    x = getattr(model, "cache_data", None)
+    return None if x is None else _like_model(model, torch.as_tensor(x))
+
+
 def samples(model, x=None, *, recorded: bool = True, what: str = "this method") -> Tensor:
     """(N, width[0]) inputs for a data-driven method: ``x`` if given, else
     (when ``recorded``) the inputs of the model's last forward, as pykan uses
@@ -101,16 +117,21 @@ def samples(model, x=None, *, recorded: bool = True, what: str = "this method") 
     (``model.acts[0]``; a compiled model does not keep its inputs), else
     ``model.cache_data`` (the last fit inputs). Raises :class:`NoSamplesError` when
     there are none, ValueError for a wrong shape. Inputs are data, not
-    derived statistics, so none of them goes stale when the parameters change."""
+    derived statistics, so none of them goes stale when the parameters change;
+    stored ones are converted to the model's dtype and device (a given ``x``
+    is used as given)."""
     n_in = model.width[0]
+    given = x is not None
     if x is None and recorded:
         x = _last_input(model, n_in)  # the newest: every forward, recording or not, keeps its inputs
     if x is None and recorded:
         acts = getattr(model, "acts", None)
         if acts and acts[0].dim() == 2 and acts[0].shape[1] == n_in:
-            return acts[0]
+            return _like_model(model, acts[0])
     if x is None:
         x = getattr(model, "cache_data", None)
+    if x is not None and not given:
+        x = _like_model(model, torch.as_tensor(x))
     if x is None:
         raise NoSamplesError(
             f"{what}: no samples: pass x=<inputs of shape (N, {n_in})>, or run the model on some inputs "

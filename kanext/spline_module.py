@@ -24,7 +24,7 @@ from .checkpoint import Checkpointed
 from .distributed import gather_rows, is_sharded, on_full_tensors, sync_group
 from .checks import base_name, check_int, eps_value, per_layer, range_value
 from .grid import collocation_points, grid_from_samples, interpolate_grid, is_refinement, refit_coef
-from .recorded import copy_without_data
+from .recorded import cached_inputs, copy_without_data
 
 __all__ = ["SplineModule", "SplineNetwork"]
 
@@ -212,7 +212,7 @@ class SplineNetwork(Checkpointed, nn.Module):
             return on_full_tensors(self, lambda plain: plain.refine(new_grid, x), write_back=False)
         grids = per_layer(f"{type(self).__name__}.refine", "new_grid", new_grid, self.depth)
         if x is None:
-            x = getattr(self, "cache_data", None)
+            x = cached_inputs(self)
         inputs = self.spline_inputs(x) if x is not None else [None] * self.depth
         new = copy_without_data(self)
         for l in range(self.depth):

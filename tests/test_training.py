@@ -184,6 +184,36 @@ def test_fit_refuses_data_of_another_dtype_and_leaves_no_unusable_cache():
     assert model.cache_data.dtype == torch.float32
 
 
+@pytest.mark.parametrize("net", ["KAN", "LAN"])
+def test_kept_samples_follow_a_dtype_change(net):
+    """After fit, model.double() (or .float()) converts the parameters; the
+    kept samples (the last forward's inputs, cache_data, the recorded
+    activations) follow, so every sample-driven method equals the same call
+    with those samples passed explicitly in the new dtype."""
+    ds = {k: v.float() for k, v in _dataset(200).items()}
+    model = getattr(kanext, net)([2, 3, 1], seed=0)
+    model.fit(ds, steps=2, progress=False)
+    if net == "KAN":
+        model.save_act = True
+        model(ds["test_input"])  # recorded activations too
+    x64 = ds["test_input"].double()
+    model.double()
+    ref = model.refine(7, x=model.cache_data.double())
+    got = model.refine(7)
+    assert torch.equal(got(x64), ref(x64))
+    if net == "KAN":
+        model.attribute()
+        s_kept = model.feature_score.clone()
+        model.attribute(x=x64)
+        assert torch.equal(s_kept, model.feature_score)
+        assert model.reg().item() == model.reg(x64).item()
+        model.fix_symbolic(0, 0, 0, "sin", verbose=False)
+        model.double().float()  # and back
+        model.prune()
+    else:
+        model.fix_symbolic(0, 0, "sin", verbose=False)
+
+
 def _grads_of(model, objective_fn, backward):
     for p in model.parameters():
         p.grad = None
