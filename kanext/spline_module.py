@@ -113,6 +113,10 @@ class SplineModule(Checkpointed, nn.Module):
             pts = collocation_points(new_grid, self.k)
         else:
             pts = x.detach().reshape(-1, self._n_features)
+            if pts.shape[0] == 0:  # least squares on nothing would give zero splines
+                raise ValueError(f"{type(self).__name__}.refit_from: the new knots do not contain the old ones, so the "
+                                 f"splines are refitted on samples x, but x has none (shape {tuple(x.shape)}); pass "
+                                 "samples, or x=None for collocation points over the grid")
         self.grid.copy_(new_grid)
         self._coef3().copy_(refit_coef(pts, src.grid, src.k, src._coef3(), new_grid, self.k))
         for name in ("scale_base", "scale_sp"):

@@ -200,6 +200,9 @@ def fit(
     that step (used by refine, symbolic fitting, attribution). Statistics recorded before the
     fit (``acts``, scores; see :mod:`kanext.recorded`) describe the old
     parameters and are dropped. The test loss is computed under torch.no_grad().
+    An empty test split (e.g. ``create_dataset(..., test_num=0)``) is allowed:
+    the test loss is then recorded as NaN and ``cache_data`` holds the
+    training inputs of the last step.
 
     Under torchrun (every rank calls fit with the same model shapes and
     arguments): fit checks that the ranks' models have the same shapes (a
@@ -275,7 +278,7 @@ def fit(
         calls = []  # (train loss, reg) of each closure call of this step
         if group is not None:  # this rank's share of the step's train and test samples
             counts = all_reduce_sum(torch.tensor([x.shape[0], x_test.shape[0]], dtype=torch.float64), group)
-            w_train, w_test = x.shape[0] / float(counts[0]), x_test.shape[0] / float(counts[1])
+            w_train, w_test = x.shape[0] / float(counts[0]), x_test.shape[0] / max(float(counts[1]), 1.0)
 
         def closure():
             optimizer.zero_grad()
@@ -309,14 +312,18 @@ def fit(
         accepted = getattr(optimizer, "accepted_eval", None)
         train_l, reg_l = calls[accepted if accepted is not None and accepted < len(calls) else -1]
         model.cache_data = x.detach()  # after a step that worked: a failed fit leaves no unusable cache
-        with torch.no_grad():
-            test_loss = loss_fn(model(x_test), y_test)
-        model.cache_data = x_test.detach()  # pykan's: its last forward of a step is the test forward
+        n_test = float(counts[1]) if group is not None else x_test.shape[0]
+        if x_test.shape[0]:
+            with torch.no_grad():
+                test_loss = loss_fn(model(x_test), y_test)
+            model.cache_data = x_test.detach()  # pykan's: its last forward of a step is the test forward
+        else:  # no test samples here: this rank adds nothing; with none anywhere the test loss is NaN
+            test_loss = x.new_zeros(())
         if group is not None:
             test_loss = all_reduce_sum(test_loss.detach().to(torch.float64) * w_test, group)
-        train_v, test_v = float(train_l), float(test_loss)
+        train_v, test_v = float(train_l), float(test_loss) if n_test else math.nan
         if mse:
-            train_v, test_v = math.sqrt(max(train_v, 0.0)), math.sqrt(max(test_v, 0.0))
+            train_v, test_v = math.sqrt(max(train_v, 0.0)), math.sqrt(max(test_v, 0.0)) if n_test else math.nan
         results["train_loss"].append(train_v)
         results["test_loss"].append(test_v)
         results["reg"].append(float(reg_l))
@@ -391,11 +398,25 @@ def _batches(dataset, batch, gen):
         train_loader, test_loader = dataset
         tr, te = _cycle(train_loader), _cycle(test_loader)
         while True:
-            x, y = next(tr)[:2]
-            xt, yt = next(te)[:2]
+            x, y = _pair(next(tr), "train")
+            xt, yt = _pair(next(te), "test")
             yield x, y, xt, yt
     raise TypeError(f"fit: dataset must be a dict with keys {list(_KEYS)} or a (train_loader, test_loader) pair, "
                     f"got {type(dataset).__name__}")
+
+
+def _pair(batch, split: str):
+    """A loader's batch as (inputs, labels): exactly two tensors (a third
+    element, such as sample weights, would be ignored; a dict has no order)."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, Tensor) for t in batch):
+        return batch[0], batch[1]
+    if isinstance(batch, dict):
+        got = f"a dict with keys {sorted(map(str, batch))}"
+    elif isinstance(batch, (tuple, list)):
+        got = f"a {type(batch).__name__} of {len(batch)}: ({', '.join(type(t).__name__ for t in batch)})"
+    else:
+        got = type(batch).__name__
+    raise TypeError(f"fit: each batch of the {split} loader must be an (inputs, labels) pair of tensors, got {got}")
 
 
 def _check_batch(model, x: Tensor, x_test: Tensor) -> None:

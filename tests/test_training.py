@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -101,6 +102,37 @@ def test_fit_with_dataloaders():
     m = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=F64)
     r = m.fit((tr, te), opt="Adam", lr=0.02, steps=40, progress=False)
     assert len(r["test_loss"]) == 40 and r["train_loss"][-1] < r["train_loss"][0]
+
+
+class _DictBatches(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+@pytest.mark.parametrize("form", ["triple", "dict", "single"])
+def test_fit_refuses_loader_batches_that_are_not_pairs(form):
+    """A loader's batch must be (inputs, labels): a third element (e.g. sample
+    weights) was silently dropped, and a dict failed with 'unhashable type'."""
+    ds = _dataset(40)
+    x, y = ds["train_input"], ds["train_label"]
+    data = {"triple": torch.utils.data.TensorDataset(x, y, torch.ones(40)), "dict": _DictBatches(x, y),
+            "single": torch.utils.data.TensorDataset(x)}[form]
+    good = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=20)
+    bad = torch.utils.data.DataLoader(data, batch_size=20)
+    m = kanext.KAN([2, 3, 1], grid=5, seed=0, dtype=F64)
+    got = {"triple": r"a list of 3: \(Tensor, Tensor, Tensor\)", "dict": r"a dict with keys \['x', 'y'\]",
+           "single": r"a list of 1: \(Tensor\)"}[form]
+    with pytest.raises(TypeError, match=r"each batch of the train loader must be an \(inputs, labels\) pair of "
+                                        r"tensors, got " + got):
+        m.fit((bad, good), steps=1, progress=False)
+    with pytest.raises(TypeError, match="each batch of the test loader"):
+        m.fit((good, bad), steps=1, progress=False)
 
 
 def test_test_loss_without_autograd_and_metrics_and_logging(caplog):
@@ -212,6 +244,25 @@ def test_kept_samples_follow_a_dtype_change(net):
         model.prune()
     else:
         model.fix_symbolic(0, 0, "sin", verbose=False)
+
+
+def test_empty_test_split():
+    """create_dataset(test_num=0): fit records NaN test losses and keeps the
+    training inputs as cache_data (before: the empty test inputs, so refine
+    fitted its splines on zero samples and the data-driven methods found none);
+    a refit on an explicitly empty x raises."""
+    ds = _dataset(100)
+    ds["test_input"], ds["test_label"] = ds["test_input"][:0], ds["test_label"][:0]
+    model = kanext.KAN([2, 2, 1], grid=5, seed=0, dtype=F64)
+    r = model.fit(ds, steps=2, progress=False)
+    assert len(r["test_loss"]) == 2 and all(math.isnan(v) for v in r["test_loss"])
+    assert all(math.isfinite(v) for v in r["train_loss"])
+    assert torch.equal(model.cache_data, ds["train_input"])
+    x = ds["train_input"]
+    assert torch.equal(model.refine(7)(x), model.refine(7, x=x)(x))
+    model.attribute()
+    with pytest.raises(ValueError, match=r"x has none \(shape \(0, 2\)\)"):
+        model.refine(7, x=x[:0])
 
 
 def _grads_of(model, objective_fn, backward):
