@@ -18,7 +18,7 @@ A checkpoint is two sibling files named from one *stem* path::
       "kanext_version": "0.1.0",              # informative
       "class": "KAN",                         # a registered class name
       "config": {...},                        # the class's own config: every shape, G, k, ranges, bases
-      "dtype": "float32",                     # informative: the common dtype, or "mixed"
+      "dtype": "float32",                     # informative: the common floating dtype, or "mixed"
       "tensors": {"<state_dict key>": {"dtype": "float32", "shape": [2, 5],
                                        "requires_grad": true}, ...},   # requires_grad: parameters only
       "safetensors_sha256": "<hex>", "safetensors_size": 1234,
@@ -246,7 +246,7 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = N
             entry["requires_grad"] = bool(sd[key].requires_grad)
         table[key] = entry
 
-    common = set(dtypes.values())
+    common = {dtypes[key] for key, t in sd.items() if t.is_floating_point()}
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -415,11 +415,13 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
     except ConfigError as e:
         raise CheckpointError(f"{json_path}: 'config' {e}") from None
     _apply_extensions(skel, doc["extra"], json_path)
+    # buffers a module rebuilds from its other state, absent from files written before they existed
+    absent = {key for key in _derived_keys(skel) if key not in table and key not in tensors}
     for key in skel.state_dict():
-        if key not in table:
+        if key not in table and key not in absent:
             raise CheckpointError(f"{json_path}: expected an entry for tensor {key!r} in 'tensors', found none")
     _retype(skel, table)
-    expected = skel.state_dict()
+    expected = {key: t for key, t in skel.state_dict().items() if key not in absent}
     params = {name for name, _ in skel.named_parameters()}
 
     extra_json = sorted(set(table) - set(expected))
@@ -458,7 +460,13 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
 
     _check_description(doc, blob, json_path, st_path)
     model = skel.to_empty(device=torch.device("cpu") if device is None else device)
-    model.load_state_dict(tensors, strict=True)
+    if absent:
+        model.load_state_dict(tensors, strict=False)
+        for m in model.modules():
+            if getattr(type(m), "_derived_buffers", ()):
+                m._rebuild_derived_buffers()
+    else:
+        model.load_state_dict(tensors, strict=True)
     for name, p in model.named_parameters():
         p.requires_grad_(table[name]["requires_grad"])
     return model
@@ -491,6 +499,14 @@ def _check_description(doc: dict, blob: bytes, json_path: Path, st_path: Path) -
             f"{st_path.name}: expected sha256 {recorded} (recorded in its header), found {found}; "
             "the JSON file was edited after the save (only 'metadata' may change)"
         )
+
+
+def _derived_keys(model) -> set:
+    """state_dict keys of buffers that their module rebuilds from its other
+    state (``_derived_buffers`` and ``_rebuild_derived_buffers()``, e.g. the
+    symbolic branches' ``funs_code``)."""
+    return {f"{prefix}.{name}" if prefix else name for prefix, m in model.named_modules()
+            for name in getattr(type(m), "_derived_buffers", ())}
 
 
 def _apply_extensions(model, extra: dict, json_path: Path) -> None:

@@ -188,7 +188,7 @@ def assert_close(got, exp, rtol: float, atol: float = None, msg: str = "", scale
 def assert_bitwise_equal(a: torch.Tensor, b: torch.Tensor, msg: str = ""):
     """Same shape, dtype and bit pattern (so -0.0 != +0.0, NaN == same NaN)."""
     assert a.shape == b.shape and a.dtype == b.dtype, f"{msg}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
-    ity = {torch.float32: torch.int32, torch.float64: torch.int64}[a.dtype]
+    ity = {torch.float32: torch.int32, torch.float64: torch.int64}.get(a.dtype, a.dtype)  # integers as they are
     ai, bi = a.detach().contiguous().view(ity), b.detach().contiguous().view(ity)
     diff = ai != bi
     assert not bool(diff.any()), f"{msg}: {int(diff.sum())} entries differ bitwise; {err_summary(a, b)}"

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import sympy
+import safetensors.torch
 import torch
 
 import kanext
@@ -488,3 +489,45 @@ def test_fix_symbolic_with_a_callable():
             model.fix_symbolic(0, 0, 0, lambda t: t, verbose=False)
     finally:
         SYMBOLIC_LIB.pop("cube_fn", None)
+
+
+def test_load_state_dict_restores_the_function_names():
+    """The names travel in the state_dict as the funs_code buffer: before,
+    load_state_dict into a freshly built KAN left its fixed edges computing
+    '0', and into a LAN with the channel fixed to another function kept that
+    function, with no error. A compiled model follows the load too."""
+    dt = torch.float64
+    x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0), dtype=dt) * 2 - 1
+    m = kanext.KAN([2, 3, 1], grid=5, k=3, seed=0, dtype=dt)
+    m(x)
+    m.fix_symbolic(0, 0, 0, "sin", verbose=False)
+    m.fix_symbolic(0, 1, 1, "x^2", verbose=False)
+    m.fix_symbolic(1, 2, 0, "0", verbose=False)  # fixed to '0': mask on, computes 0
+    fresh = kanext.KAN([2, 3, 1], grid=5, k=3, seed=1, dtype=dt)
+    compiled = torch.compile(fresh, fullgraph=True)
+    compiled(x)
+    fresh.load_state_dict(m.state_dict())
+    assert fresh.symbolic_fun[0].funs_name == m.symbolic_fun[0].funs_name
+    assert fresh.symbolic_fun[1].funs_name == m.symbolic_fun[1].funs_name
+    assert torch.equal(fresh(x), m(x))
+    torch.testing.assert_close(compiled(x), m(x), rtol=1e-12, atol=1e-12)
+
+    lan = kanext.LAN([2, 3, 1], grid=5, k=3, seed=0, dtype=dt)
+    lan(x)
+    lan.fix_symbolic(0, 1, "sin", verbose=False, x=x)
+    other = kanext.LAN([2, 3, 1], grid=5, k=3, seed=0, dtype=dt)
+    other.fix_symbolic(0, 1, "exp", fit_params=False, verbose=False, x=x)
+    other.load_state_dict(lan.state_dict())
+    assert torch.equal(other(x), lan(x))
+
+    # a state_dict is plain tensors: safetensors and dtype conversions keep working
+    sd = {k: v.clone() for k, v in m.state_dict().items()}
+    blob = safetensors.torch.save(sd)
+    again = kanext.KAN([2, 3, 1], grid=5, k=3, seed=2, dtype=dt)
+    again.load_state_dict(safetensors.torch.load(blob))
+    assert torch.equal(again(x), m(x))
+
+    # a code no registered function has: a clear error
+    sd["symbolic_fun.0.funs_code"][0, 0] = 12345
+    with pytest.raises(ValueError, match=r"names unit \(0, 0\) by code 12345 .*register it with kanext.symbolic.add_symbolic"):
+        kanext.KAN([2, 3, 1], grid=5, k=3, seed=0, dtype=dt).load_state_dict(sd)

@@ -23,15 +23,25 @@ the mask's values is honoured by both.
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..checks import check_int, index_list
-from .library import entry
+from .library import SYMBOLIC_LIB, entry
 
-__all__ = ["SymbolicBranch", "SymbolicLayer", "ChannelSymbolic"]
+__all__ = ["SymbolicBranch", "SymbolicLayer", "ChannelSymbolic", "name_code"]
+
+
+def name_code(name: str) -> int:
+    """The code of a symbolic function name in a ``funs_code`` buffer: 0 for
+    '0', else 56 bits of the name's sha256 (stable across processes)."""
+    if name == "0":
+        return 0
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:7], "little") | 1
 
 
 class SymbolicBranch(nn.Module):
@@ -45,8 +55,14 @@ class SymbolicBranch(nn.Module):
         self.register_buffer("mask", torch.zeros(shape, **kw))
         # Trainable only while some unit is fixed (see _track_fixed).
         self.affine = nn.Parameter(torch.zeros(*shape, 4, **kw), requires_grad=False)
+        # The names as codes (name_code), kept in step with funs_name by invalidate(), so that a
+        # state_dict carries them: load_state_dict into a fresh model restores the names from it.
+        self.register_buffer("funs_code", torch.zeros(shape, dtype=torch.int64, device=device))
         self._groups = None
         self._version = 0
+
+    #: Buffers rebuilt from the names (kanext.checkpoint fills them for files written before they existed).
+    _derived_buffers = ("funs_code",)
 
     # -- layout, given by the subclasses
     def _name(self, unit: tuple) -> str:
@@ -67,6 +83,42 @@ class SymbolicBranch(nn.Module):
         self._version = getattr(self, "_version", 0) + 1
         self._groups = None
         self._track_fixed()
+        self._rebuild_derived_buffers()
+
+    # -- the names in the state_dict
+    def _units(self):
+        return itertools.product(*(range(n) for n in self.mask.shape))
+
+    def _rebuild_derived_buffers(self) -> None:
+        """funs_code from funs_name (nothing to write on the meta device)."""
+        if self.funs_code.device.type != "meta":
+            codes = [name_code(self._name(u)) for u in self._units()]
+            self.funs_code.copy_(torch.tensor(codes, dtype=torch.int64).reshape(self.funs_code.shape))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "funs_code" in state_dict and self.funs_code.device.type != "meta":
+            self._names_from_codes()
+
+    def _names_from_codes(self) -> None:
+        """Sets funs_name from a loaded funs_code (every code must be a registered name's)."""
+        codes = self.funs_code.reshape(-1).tolist()
+        known = None
+        changed = False
+        for unit, code in zip(self._units(), codes):
+            if name_code(self._name(unit)) == code:
+                continue
+            if known is None:
+                known = {name_code(n): n for n in ("0", *SYMBOLIC_LIB)}
+            if code not in known:
+                raise ValueError(
+                    f"{type(self).__name__}: the state_dict names unit {unit} by code {code} (funs_code), which no "
+                    "function in kanext.symbolic.SYMBOLIC_LIB has; register it with kanext.symbolic.add_symbolic "
+                    "(same name) before loading")
+            self._set_name(unit, known[code])
+            changed = True
+        if changed:
+            self.invalidate()
 
     def groups(self) -> list[tuple]:
         """[(name, index)] of the fixed units by function: ``index`` is a tuple
@@ -169,6 +221,9 @@ class SymbolicLayer(SymbolicBranch):
         funs_name: list of lists, ``funs_name[j][i]`` the library name ('0'
             when not fixed). Edit it through the methods (or call
             :meth:`invalidate` after editing it by hand).
+        funs_code: int64 buffer (out, in), the names as :func:`name_code`
+            codes, so that ``state_dict`` / ``load_state_dict`` carry them
+            (loading sets funs_name from it; every name must be registered).
 
     The forward computes only the fixed edges, one vectorised call per
     function; with no fixed edge it returns zeros.
@@ -261,7 +316,8 @@ class ChannelSymbolic(SymbolicBranch):
     ``affine[c] = (a, b, c_, d)`` instead of its spline + base value.
 
     Attributes: ``mask`` buffer (C,), ``affine`` parameter (C, 4) (trained by
-    fit()), ``funs_name`` list of C library names ('0' when not fixed).
+    fit()), ``funs_name`` list of C library names ('0' when not fixed), and
+    ``funs_code`` (C,) the names' codes, which ``load_state_dict`` reads.
     """
 
     def __init__(self, num_channels: int, device=None, dtype=None):
