@@ -346,3 +346,63 @@ def test_extremely_uneven_knots(dtype, k, base):
     scale = float(gy.abs().sum(0).max()) * max(1.0, float(coef.abs().max()) * float(sp.abs().max()))
     for name, a, e in zip(("grad_z", "grad_coef", "grad_scale_base", "grad_scale_sp"), got, exp):
         assert_close(a, e, TOL[dtype], scale=None if name == "grad_z" else scale, msg=name)
+
+
+def _cluster_grid():
+    """1043 float32 knots: 1000 evenly from -1000 to -1, then 0, 40 knots 1e-6
+    apart around a bucket boundary near 0.5 of the largest bucket table
+    (2 (M-1) 64 buckets), then 2 and 3."""
+    L, nleft, ncl, cl = 1e3, 1000, 40, 1e-6
+    M = nleft + 1 + ncl + 2
+    bw = (3.0 + L) / (2 * (M - 1) * 64)
+    B = -L + round((0.5 + L) / bw) * bw
+    left = torch.linspace(-L, -L / nleft, nleft, dtype=torch.float64)
+    cluster = B + (torch.arange(ncl, dtype=torch.float64) - ncl // 2) * cl
+    t = torch.cat([left, torch.zeros(1, dtype=torch.float64), cluster, torch.tensor([2.0, 3.0], dtype=torch.float64)])
+    z = torch.linspace(float(cluster[0]) - 3 * cl, float(cluster[-1]) + 3 * cl, 2001, dtype=torch.float64)
+    return t.float().reshape(1, -1), z.float().reshape(-1, 1)
+
+
+def _large_uniformish_grid():
+    """G = 20000, k = 0, spacings in [1, 7) (2 (M-1) buckets, over 16k), z on
+    every knot and its float32 neighbours."""
+    g = torch.Generator().manual_seed(5)
+    h = 1.0 + 6.0 * torch.rand(20000, generator=g, dtype=torch.float64)
+    t = torch.cat([torch.zeros(1, dtype=torch.float64), h.cumsum(0)])
+    t = ((t - t[-1] / 2) * (70.0 / float(t[-1]))).float()
+    z = torch.cat([t, torch.nextafter(t, torch.tensor(-1e9)), torch.nextafter(t, torch.tensor(1e9))])
+    return t.reshape(1, -1), z.reshape(-1, 1)
+
+
+# Regression: the bucket index is computed in float32 and was off by more than
+# the table's margin once the table held over ~16k buckets: z near a bucket
+# boundary got the neighbouring interval (wrong values, no error).
+@pytest.mark.parametrize("k", (0, 1, 3))
+def test_bucket_index_rounding_clustered_knots(k):
+    grid, z = _cluster_grid()
+    coef = (torch.arange(grid.shape[1] - k - 1, dtype=torch.float32) % 7).reshape(1, -1)
+    one = torch.ones(1)
+    y = ops.spline_activation(z, grid, k, "zero", coef, one, one)
+    assert_close(y, ref64(z, grid, k, "zero", coef, one, one), TOL[torch.float32], msg="forward")
+    gy = randn(*z.shape, seed=7, dtype=torch.float32)
+    got = ops.spline_activation_backward(gy, z, grid, k, "zero", coef, one, one)
+    exp = ref_grads(gy, z, grid, k, "zero", coef, one, one)
+    assert_close(got[1], exp[1], TOL[torch.float32], scale=float(gy.abs().sum()), msg="grad_coef")
+
+
+def test_bucket_index_rounding_large_grid():
+    # k = 0 on 20001 knots: the value is the coefficient of z's interval (searchsorted
+    # here; the reference's full basis tensor would need 10 GB)
+    grid, z = _large_uniformish_grid()
+    t = grid[0].double()
+    coef = (torch.arange(grid.shape[1] - 1, dtype=torch.float32) % 7).reshape(1, -1)
+    one = torch.ones(1)
+    y = ops.spline_activation(z, grid, 0, "zero", coef, one, one)
+    g = torch.searchsorted(t, z[:, 0].double(), right=True) - 1
+    inside = (g >= 0) & (g < t.numel() - 1)
+    exp = torch.where(inside, coef[0, g.clamp(0, t.numel() - 2)], torch.zeros(()))
+    assert torch.equal(y[:, 0], exp)
+    gy = randn(*z.shape, seed=8, dtype=torch.float32)
+    gcoef = ops.spline_activation_backward(gy, z, grid, 0, "zero", coef, one, one)[1]
+    exp_g = torch.zeros(t.numel() - 1, dtype=torch.float64).index_add_(0, g[inside], gy[inside, 0].double())
+    assert_close(gcoef[0], exp_g, TOL[torch.float32], scale=float(gy.abs().max()), msg="grad_coef")

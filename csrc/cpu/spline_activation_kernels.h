@@ -95,10 +95,15 @@ inline int build_lookup(const T* t, int64_t M, int64_t NB, int32_t* lut, T* inv_
     return g;
   };
   int steps = 0;
+  // The kernels compute the bucket as (x - lo) * ibw in T: three roundings,
+  // each relative, of a value up to NB, so the index can be off by up to about
+  // 3 NB eps(T) buckets (0.02 of a bucket for float32 at NB = 100k): every
+  // bucket is widened by that, plus 1e-3, on each side.
+  const double margin = 1e-3 + 4.0 * double(NB) * double(std::numeric_limits<T>::epsilon());
   for (int64_t b = 0; b < NB; ++b) {
     // The bucket's x lie in [lo + b bw, lo + (b+1) bw] up to rounding of the
-    // bucket index: widen by 1e-3 of a bucket on each side.
-    const double a = lo + (double(b) - 1e-3) * bw, e = lo + (double(b + 1) + 1e-3) * bw;
+    // bucket index.
+    const double a = lo + (double(b) - margin) * bw, e = lo + (double(b + 1) + margin) * bw;
     const int64_t g0 = advance(pa, a), g1 = advance(pe, e);
     lut[b] = static_cast<int32_t>(g0);
     steps = std::max(steps, static_cast<int>(g1 - g0));
