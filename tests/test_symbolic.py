@@ -4,6 +4,7 @@ end-to-end recoveries (x*y and x/y)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import sympy
@@ -531,3 +532,16 @@ def test_load_state_dict_restores_the_function_names():
     sd["symbolic_fun.0.funs_code"][0, 0] = 12345
     with pytest.raises(ValueError, match=r"names unit \(0, 0\) by code 12345 .*register it with kanext.symbolic.add_symbolic"):
         kanext.KAN([2, 3, 1], grid=5, k=3, seed=0, dtype=dt).load_state_dict(sd)
+
+
+def test_formula_warns_when_the_model_skips_its_symbolic_edges():
+    m = kanext.KAN([2, 2, 1], grid=5, k=3, seed=0, dtype=torch.float64)
+    m(torch.rand(32, 2, dtype=torch.float64))
+    m.auto_symbolic(lib=["x", "sin"], verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.symbolic_formula()  # symbolic edges on: no warning
+    with pytest.warns(UserWarning, match="speed"):
+        m.speed()
+    with pytest.warns(UserWarning, match=r"symbolic_formula: symbolic_enabled is False .* not what model\(x\) computes"):
+        m.symbolic_formula()

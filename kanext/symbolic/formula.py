@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, Sequence
 
 import sympy
@@ -25,8 +26,14 @@ def symbolic_formula(model, var=None, normalizer=None, output_normalizer=None, *
     on (numbers or one per input): the formula is then in the raw inputs,
     each x_i entering as (x_i - mean_i) / std_i. output_normalizer:
     ``[mean, std]`` of the outputs: each output becomes y * std + mean.
-    simplify and floating_digits: see :func:`kan_formula`."""
+    simplify and floating_digits: see :func:`kan_formula`. Warns when the
+    model skips its symbolic edges (``symbolic_enabled`` False, after
+    ``speed()``): the formula then differs from the model's output."""
     fn = kan_formula if hasattr(model, "symbolic_fun") else lan_formula
+    if not getattr(model, "symbolic_enabled", True) and any(s.n_fixed for s in getattr(model, "symbolic_fun", ())):
+        warnings.warn("symbolic_formula: symbolic_enabled is False (model.speed()), so the model's forward skips "
+                      "its fixed symbolic edges, from which this formula is built: the formula is not what model(x) "
+                      "computes; set model.symbolic_enabled = True to evaluate them", stacklevel=2)
     xs = _symbols(var, model.width[0])
     inputs = xs
     if normalizer is not None:
