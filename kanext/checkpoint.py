@@ -271,11 +271,16 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = N
     doc["extra"] = doc.pop("extra")  # keep the documented key order
     doc["metadata"] = doc.pop("metadata")
     text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate in a str: refused before any file is written
+        raise CheckpointError(f"cannot save: config, extension data or metadata holds a str that is not valid "
+                              f"Unicode ({e})") from e
 
     # Tensor file first, config last: a crash in between leaves a config whose
     # sha256 does not match, which load reports.
     _atomic_write(st_path, blob)
-    _atomic_write(json_path, text.encode("utf-8"))
+    _atomic_write(json_path, data)
     return json_path, st_path
 
 

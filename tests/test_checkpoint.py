@@ -749,3 +749,14 @@ def test_load_leaves_the_global_rng_alone(tmp_path):
     load(tmp_path / "lan")
     load(tmp_path / "kan")
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_metadata_that_is_not_unicode_is_refused_before_writing(tmp_path):
+    model = _kan(torch.float32)
+    save(model, tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = _kan(torch.float32, seed=5)
+    with pytest.raises(CheckpointError, match="holds a str that is not valid Unicode"):
+        save(other, tmp_path / "m", metadata={"s": "\ud800"})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the earlier checkpoint is intact
+    _assert_same_model(model, load(tmp_path / "m"))

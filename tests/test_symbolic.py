@@ -545,3 +545,32 @@ def test_formula_warns_when_the_model_skips_its_symbolic_edges():
         m.speed()
     with pytest.warns(UserWarning, match=r"symbolic_formula: symbolic_enabled is False .* not what model\(x\) computes"):
         m.symbolic_formula()
+
+
+def test_state_dict_names_with_assign_and_from_older_versions():
+    dt = torch.float64
+    x = torch.rand(32, 2, generator=torch.Generator().manual_seed(1), dtype=dt) * 2 - 1
+    src = kanext.KAN([2, 2, 1], grid=5, k=3, seed=0, dtype=dt)
+    src(x)
+    src.fix_symbolic(0, 0, 0, "sin", verbose=False)
+    # assign=True: the destination gets its own codes, so editing it leaves the source's state_dict alone
+    dst = kanext.KAN([2, 2, 1], grid=5, k=3, seed=1, dtype=dt)
+    dst.load_state_dict(src.state_dict(), assign=True)
+    assert dst.symbolic_fun[0].funs_name[0][0] == "sin"
+    dst.symbolic_fun[0].set_edge(0, 0, "exp")
+    again = kanext.KAN([2, 2, 1], grid=5, k=3, seed=2, dtype=dt)
+    again.load_state_dict(src.state_dict())
+    assert again.symbolic_fun[0].funs_name[0][0] == "sin" and torch.equal(again(x), src(x))
+    # a state_dict without funs_code (an older kanext): strict loading works, with a warning, and keeps the names
+    old = {k: v for k, v in src.state_dict().items() if not k.endswith("funs_code")}
+    same = kanext.KAN([2, 2, 1], grid=5, k=3, seed=3, dtype=dt)
+    same(x)
+    same.fix_symbolic(0, 0, 0, "sin", verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same.load_state_dict(old)  # names agree with the mask: no warning
+    assert torch.equal(same(x), src(x))
+    fresh = kanext.KAN([2, 2, 1], grid=5, k=3, seed=3, dtype=dt)
+    with pytest.warns(UserWarning, match=r"has no 'symbolic_fun.0.funs_code' \(saved by an older kanext\)"):
+        fresh.load_state_dict(old)
+    assert fresh.symbolic_fun[0].funs_name[0][0] == "0"

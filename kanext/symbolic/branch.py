@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import warnings
 from typing import Sequence
 
 import torch
@@ -92,12 +93,29 @@ class SymbolicBranch(nn.Module):
     def _rebuild_derived_buffers(self) -> None:
         """funs_code from funs_name (nothing to write on the meta device)."""
         if self.funs_code.device.type != "meta":
-            codes = [name_code(self._name(u)) for u in self._units()]
-            self.funs_code.copy_(torch.tensor(codes, dtype=torch.int64).reshape(self.funs_code.shape))
+            self.funs_code.copy_(self._codes())
+
+    def _codes(self) -> Tensor:
+        """The codes of the current names, on the CPU."""
+        codes = [name_code(self._name(u)) for u in self._units()]
+        return torch.tensor(codes, dtype=torch.int64).reshape(self.funs_code.shape)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "funs_code"
+        if key not in state_dict and prefix + "mask" in state_dict:
+            # a state_dict saved before the names were in it: this model's names stay (and strict loading works)
+            mask = state_dict[prefix + "mask"]
+            if any(self._name(u) == "0" and bool(mask[u] != 0) for u in self._units()):
+                warnings.warn(f"{type(self).__name__}: the state_dict has no '{key}' (saved by an older kanext), so "
+                              "it does not say which functions its fixed units use; they keep this model's names, "
+                              "and those named '0' compute 0. Load it into a model with the same "
+                              "fix_symbolic calls, or use kanext.save / load", stacklevel=2)
+            if self.funs_code.device.type != "meta":
+                state_dict[key] = self._codes().to(self.funs_code.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if prefix + "funs_code" in state_dict and self.funs_code.device.type != "meta":
+        if key in state_dict and self.funs_code.device.type != "meta":
+            if self.funs_code is state_dict[key]:  # load_state_dict(assign=True): the codes mirror this module's names
+                self.funs_code = self.funs_code.clone()
             self._names_from_codes()
 
     def _names_from_codes(self) -> None:
@@ -224,6 +242,8 @@ class SymbolicLayer(SymbolicBranch):
         funs_code: int64 buffer (out, in), the names as :func:`name_code`
             codes, so that ``state_dict`` / ``load_state_dict`` carry them
             (loading sets funs_name from it; every name must be registered).
+            ``torch.func.functional_call`` swaps tensors only: it runs the
+            module's own names with the given mask and affine.
 
     The forward computes only the fixed edges, one vectorised call per
     function; with no fixed edge it returns zeros.
