@@ -259,11 +259,11 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = N
         "metadata": {} if metadata is None else metadata,
     }
     try:
-        json.dumps(doc, allow_nan=False)
+        parsed = json.loads(json.dumps(doc, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"cannot save: config, extension data or metadata is not plain finite JSON ({e})") from e
     # The tensor file vouches for the JSON's model description (as parsed back), the JSON for the tensor file.
-    described = _description_sha256(json.loads(json.dumps(doc)))
+    described = _description_sha256(parsed)
     blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
                                                      _DESCRIPTION_KEY: described})
     doc["safetensors_sha256"] = hashlib.sha256(blob).hexdigest()
@@ -465,13 +465,9 @@ def load(path: str | os.PathLike, device=None, *, expect: type | None = None) ->
 
     _check_description(doc, blob, json_path, st_path)
     model = skel.to_empty(device=torch.device("cpu") if device is None else device)
-    if absent:
-        model.load_state_dict(tensors, strict=False)
-        for m in model.modules():
-            if getattr(type(m), "_derived_buffers", ()):
-                m._rebuild_derived_buffers()
-    else:
-        model.load_state_dict(tensors, strict=True)
+    if absent:  # the model's state_dict writes them from the state the config and extensions restored
+        tensors = {**{key: t for key, t in model.state_dict().items() if key in absent}, **tensors}
+    model.load_state_dict(tensors, strict=True)
     for name, p in model.named_parameters():
         p.requires_grad_(table[name]["requires_grad"])
     return model
@@ -507,9 +503,9 @@ def _check_description(doc: dict, blob: bytes, json_path: Path, st_path: Path) -
 
 
 def _derived_keys(model) -> set:
-    """state_dict keys of buffers that their module rebuilds from its other
-    state (``_derived_buffers`` and ``_rebuild_derived_buffers()``, e.g. the
-    symbolic branches' ``funs_code``)."""
+    """state_dict keys of buffers that their module writes from its other
+    state when a state_dict is taken (``_derived_buffers``, e.g. the symbolic
+    branches' ``funs_code``)."""
     return {f"{prefix}.{name}" if prefix else name for prefix, m in model.named_modules()
             for name in getattr(type(m), "_derived_buffers", ())}
 

@@ -323,7 +323,7 @@ def fit(
             test_loss = all_reduce_sum(test_loss.detach().to(torch.float64) * w_test, group)
         train_v, test_v = float(train_l), float(test_loss) if n_test else math.nan
         if mse:
-            train_v, test_v = math.sqrt(max(train_v, 0.0)), math.sqrt(max(test_v, 0.0)) if n_test else math.nan
+            train_v, test_v = math.sqrt(max(train_v, 0.0)), math.sqrt(max(test_v, 0.0))  # (NaN stays NaN)
         results["train_loss"].append(train_v)
         results["test_loss"].append(test_v)
         results["reg"].append(float(reg_l))

@@ -23,6 +23,7 @@ the mask's values is honoured by both.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import warnings
@@ -37,6 +38,7 @@ from .library import SYMBOLIC_LIB, entry
 __all__ = ["SymbolicBranch", "SymbolicLayer", "ChannelSymbolic", "name_code"]
 
 
+@functools.lru_cache(maxsize=None)
 def name_code(name: str) -> int:
     """The code of a symbolic function name in a ``funs_code`` buffer: 0 for
     '0', else 56 bits of the name's sha256 (stable across processes)."""
@@ -56,13 +58,14 @@ class SymbolicBranch(nn.Module):
         self.register_buffer("mask", torch.zeros(shape, **kw))
         # Trainable only while some unit is fixed (see _track_fixed).
         self.affine = nn.Parameter(torch.zeros(*shape, 4, **kw), requires_grad=False)
-        # The names as codes (name_code), kept in step with funs_name by invalidate(), so that a
-        # state_dict carries them: load_state_dict into a fresh model restores the names from it.
+        # The names as codes (name_code), written from funs_name whenever a state_dict is taken, so
+        # that it carries them: load_state_dict into a fresh model restores the names from it.
         self.register_buffer("funs_code", torch.zeros(shape, dtype=torch.int64, device=device))
         self._groups = None
         self._version = 0
 
-    #: Buffers rebuilt from the names (kanext.checkpoint fills them for files written before they existed).
+    #: Buffers written from the names when a state_dict is taken (kanext.checkpoint fills them for files
+    #: written before they existed).
     _derived_buffers = ("funs_code",)
 
     # -- layout, given by the subclasses
@@ -84,7 +87,6 @@ class SymbolicBranch(nn.Module):
         self._version = getattr(self, "_version", 0) + 1
         self._groups = None
         self._track_fixed()
-        self._rebuild_derived_buffers()
 
     # -- the names in the state_dict
     def _units(self):
@@ -94,6 +96,10 @@ class SymbolicBranch(nn.Module):
         """funs_code from funs_name (nothing to write on the meta device)."""
         if self.funs_code.device.type != "meta":
             self.funs_code.copy_(self._codes())
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self._rebuild_derived_buffers()  # here, not on every edit: auto_symbolic edits edge by edge
+        super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _codes(self) -> Tensor:
         """The codes of the current names, on the CPU."""
@@ -240,7 +246,8 @@ class SymbolicLayer(SymbolicBranch):
             when not fixed). Edit it through the methods (or call
             :meth:`invalidate` after editing it by hand).
         funs_code: int64 buffer (out, in), the names as :func:`name_code`
-            codes, so that ``state_dict`` / ``load_state_dict`` carry them
+            codes, written when a state_dict is taken, so that
+            ``state_dict`` / ``load_state_dict`` carry them
             (loading sets funs_name from it; every name must be registered).
             ``torch.func.functional_call`` swaps tensors only: it runs the
             module's own names with the given mask and affine.
