@@ -148,6 +148,7 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
     dispatch_order(k, [&](auto K) {
       const int64_t grain = grain_for(in * (out + 8) * (k + 2), kRowBlock);
       constexpr int K_ = decltype(K)::value;
+      const bool far = cpu::stream_grad_coef<scalar_t>(in, out, nb);  // (coef as large as grad coef)
       // Rows [n0, n1) of the columns [o0, o0 + cols) into yd (cols wide, row
       // n at yd + n cols), with wb the (in, cols) base weights of those
       // columns; the fold reads coef's column slice.
@@ -159,9 +160,13 @@ at::Tensor kan_linear_fused_cpu(const at::Tensor& x_, const at::Tensor& grid_, i
         for (int64_t i0 = 0; i0 < in; i0 += t) {
           const int64_t i1 = std::min(i0 + t, in);
           cpu::fold_inputs(cp + o0 * nb, sp + o0, wc.data(), i0, i1, cols, nb, out, in);
+          // the next tile's coef into L2 while this one computes, a step per row
+          // and input, where coef is past what the caches keep (cpu::TilePrefetch)
+          const int64_t next = far ? std::min(i1 + t, in) : i1;
+          cpu::TilePrefetch<scalar_t> pf(cp + o0 * nb, i1, next, out, nb, cols, (n1 - n0) * (i1 - i0));
           for (int64_t b = n0; b < n1; b += kRowBlock)
             cpu::kan_linear_forward_block<scalar_t, K_>(xp, tp, pp, in, M, base, wb, wc.data(), yd, b,
-                                                        std::min(b + kRowBlock, n1), cols, i0, i1);
+                                                        std::min(b + kRowBlock, n1), cols, i0, i1, &pf);
         }
       };
       const int64_t threads = at::get_num_threads();

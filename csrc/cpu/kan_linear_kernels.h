@@ -1193,6 +1193,46 @@ constexpr int window_keys(int64_t nb) {
   return static_cast<int>(nb - K + 2);
 }
 
+// Inputs [i0, i1) of coef (`out` columns of each: out (G+k) contiguous
+// values, inputs ld (G+k) apart) prefetched into L2 a few lines per step,
+// spread over `steps` steps of the work that comes before they are read: the
+// row forward's next input tile, read by its fold; the fused backward's
+// chunk, read by its unfold. Where an input's coef is larger than L2 keeps
+// beside the work (wide layers at large G), those reads otherwise wait on
+// memory while the arithmetic before them waits on nothing (bench/RESULTS.md,
+// "thirtieth pass"). A prefetch never faults, and the lines stay within the
+// inputs given.
+template <typename T>
+class TilePrefetch {
+ public:
+  TilePrefetch(const T* c, int64_t i0, int64_t i1, int64_t ld, int64_t nb, int64_t out, int64_t steps)
+      : c_(c), i_(i0), i1_(i1), ld_(ld), nb_(nb), bytes_(out * nb * int64_t(sizeof(T))) {
+    const int64_t lines = (i1 - i0) * ((bytes_ + 63) / 64);
+    per_ = steps > 0 && lines > 0 ? static_cast<int>((lines + steps - 1) / steps) : 0;
+    open();
+  }
+  // `times` steps' lines
+  inline void step(int times = 1) {
+    for (int q = 0, n = per_ * times; q < n && p_; ++q) {
+      __builtin_prefetch(p_, 0, 2);
+      if ((p_ += 64) >= end_) {
+        ++i_;
+        open();
+      }
+    }
+  }
+
+ private:
+  void open() {
+    p_ = i_ < i1_ ? reinterpret_cast<const char*>(c_ + i_ * ld_ * nb_) : nullptr;
+    end_ = p_ ? p_ + bytes_ : nullptr;
+  }
+  const T* c_;
+  int64_t i_, i1_, ld_, nb_, bytes_;
+  int per_ = 0;  // lines per step
+  const char *p_ = nullptr, *end_ = nullptr;  // input i_'s lines left
+};
+
 // Forward over rows [n0, n1) (n1 - n0 <= kRows): y[n, :] = sum_i b(x) Wb[i, :]
 // + sum_q v_q Wc[i, start+q, :], accumulated into y for inputs [i0, i1) (the
 // caller zeroes y and walks input tiles so that the tile's Wc rows stay in
@@ -1204,12 +1244,13 @@ constexpr int window_keys(int64_t nb) {
 // by knot interval (grouped_axpy); both add the same terms in the same order.
 // (Adding several inputs' terms to a y row in one pass, with the row count
 // known only at run time, measured 1.4-3x slower than these fixed-count
-// axpys: the loop then reloads every row pointer and coefficient.)
+// axpys: the loop then reloads every row pointer and coefficient.) pf, where
+// given, takes a step per row and input (TilePrefetch).
 template <typename T, int K>
 void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, const T* __restrict padded,
                               int64_t in, int64_t M, int64_t base, const T* __restrict Wb,
                               const T* __restrict Wc, T* __restrict y, int64_t n0, int64_t n1, int64_t out,
-                              int64_t i0, int64_t i1) {
+                              int64_t i0, int64_t i1, TilePrefetch<T>* pf = nullptr) {
   if constexpr (kFixedWidths<K>) {
     if (fixed_width_rows<T, K>(out)) {
       forward_block_fixed_width<T, K>(x, grid, padded, in, M, base, Wb, Wc, y, n0, n1, out, i0, i1);
@@ -1248,6 +1289,7 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
         for (int g0 = 0, key = 0; key < nkeys; g0 = counts[key++]) {
           const int cnt = counts[key] - g0;
           if (cnt == 0) continue;
+          if (pf) pf->step(cnt);
           if (key == 0) {  // NaN policy: the whole output row becomes NaN
             for (int m = g0; m < g0 + cnt; ++m)
               std::fill(yb + order[m] * out, yb + (order[m] + 1) * out, std::numeric_limits<T>::quiet_NaN());
@@ -1267,6 +1309,7 @@ void kan_linear_forward_block(const T* __restrict x, const T* __restrict grid, c
       }
     }
     for (int r = 0; r < nr; ++r) {
+      if (pf) pf->step();
       T* __restrict yr = y + (n0 + r) * out;
       const int64_t s = bb.start[r];
       if (s == -2) {  // NaN policy: the whole output row becomes NaN
@@ -1752,12 +1795,14 @@ inline void grad_x_rows(const BlockBases<T, K>* bb, const T* __restrict gy, int6
 // (G+k, out); gwb, gwc: the same of the gradients. The rows of the span are
 // grouped by knot interval (stable order), and each group's rank-1 updates
 // are summed in registers; layers narrower than one vector take the rows one
-// by one instead (narrow_grad_w, called once per span, out of line).
+// by one instead (narrow_grad_w, called once per span, out of line). pf,
+// where given, takes a step per row of the grouped walk (TilePrefetch).
 template <typename T, int K>
 void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ldg, const T* __restrict xc,
                    T* __restrict gxc, int64_t xs, const T* __restrict t, const T* __restrict padded, int64_t n0,
                    int rows, int64_t M, int64_t base, const T* __restrict wb, const T* __restrict wc, int64_t out,
-                   bool need_x, bool need_w, T* __restrict gwb, T* __restrict gwc) {
+                   bool need_x, bool need_w, T* __restrict gwb, T* __restrict gwc,
+                   TilePrefetch<T>* pf = nullptr) {
   constexpr int K1 = K + 1;
   const bool has_base = base != kBaseZero;
   BlockBases<T, K>* bb = ws.bb.data();
@@ -1855,6 +1900,7 @@ void backward_span(BackwardScratch<T, K>& ws, const T* __restrict gy, int64_t ld
   for (int key = 1; key + 1 < static_cast<int>(counts.size()); ++key) {  // (key 0: NaN rows, skipped)
     const int g0 = counts[key - 1], cnt = counts[key] - g0;
     if (cnt == 0) continue;
+    if (pf) pf->step(cnt);
     const int64_t s = key - 2;
     T* outs[K1 + 1];
     for (int q = 0; q < K1; ++q) outs[q] = s >= 0 ? gwc + (s + q) * out : gwc;  // (unused where s = -1)
@@ -2696,9 +2742,10 @@ inline bool stream_grad_coef(int64_t in, int64_t out, int64_t nb) {
   return in * out * nb * int64_t(sizeof(T)) >= (int64_t(KANEXT_STREAM_MIB) << 20);
 }
 
-// Where the unfold forms input i's grad coef (out (G+k) contiguous values):
-// in place, or, with stream (stream_grad_coef), in a buffer that stays in L2
-// and is streamed to gc once the input is done.
+// Where the unfold by tiles and by blocks forms input i's grad coef (out
+// (G+k) contiguous values): in place, or, with stream (stream_grad_coef), in
+// a buffer that stays in L2 and is streamed to gc once the input is done.
+// (The unfold by rows streams each column block from L1 instead.)
 template <typename T>
 class GradCoefRows {
  public:
@@ -2818,9 +2865,16 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
   const int64_t jv = out / L * L;
   const int64_t gv = nb / L * L;
   const int rem = static_cast<int>(nb - gv);
-  const GradCoefRows<T> gcr(gc, out * nb, stream);
+  // With stream, each column block's grad coef (L (G+k) contiguous values,
+  // 64 (G+k) bytes) is formed in an L1 buffer and streamed to gc. Staged per
+  // input in L2 (GradCoefRows), a wide input's grad coef (421 KB at 1024
+  // outputs, G=100) shared L2 with its gradient rows and coef: the unfold
+  // there took 65-70 ms against 75-79 (1 thread, 256 x 1024 -> 1024;
+  // bench/RESULTS.md, "thirtieth pass").
+  const GradCoefRows<T> in_place(gc, out * nb, false);
+  scratch_vector<T> blk(static_cast<size_t>(stream ? L * nb : 1));
   for (int64_t i = i0; i < i1; ++i) {
-    const UnfoldInput<T> u(gw, c, s, gcr, i, i0, out, nb);
+    const UnfoldInput<T> u(gw, c, s, in_place, i, i0, out, nb);
     const T *gwi = u.gw, *ci = u.c, *si = u.s;
     T* __restrict gci = u.gc;
     // (the next column block's coef and grad coef prefetched while this one
@@ -2833,6 +2887,7 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
     // bench/RESULTS.md, "twenty-eighth pass")
     const int64_t gpf_end = out * nb - 1, cpf_end = (i + 1 < prefetch_end ? 2 : 1) * out * nb - 1;
     for (int64_t j0 = 0; j0 < jv; j0 += L) {
+      T* __restrict gb = stream ? blk.data() : gci + j0 * nb;  // the block's grad coef rows
       vec_t<T> acc[L];
       for (int m = 0; m < L; ++m) acc[m] = vec_t<T>{};
       for (int64_t g0 = 0; g0 < gv; g0 += L) {
@@ -2842,9 +2897,9 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
         for (int m = 0; m < L; ++m) {
           const int64_t o = (j0 + m) * nb + g0;
           __builtin_prefetch(ci + std::min(o + L * nb, cpf_end), 0, 2);
-          __builtin_prefetch(gci + std::min(o + L * nb, gpf_end), 1, 3);
+          if (!stream) __builtin_prefetch(gci + std::min(o + L * nb, gpf_end), 1, 3);
           acc[m] += r[m] * vec_t<T>(A::load(ci + o));
-          A::store(gci + o, r[m] * si[j0 + m]);
+          A::store(gb + (o - j0 * nb), r[m] * si[j0 + m]);
         }
       }
       if (rem > 0) {
@@ -2854,9 +2909,10 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
         for (int m = 0; m < L; ++m) {
           const int64_t o = (j0 + m) * nb + gv;
           acc[m] += r[m] * vec_t<T>(A::load_n(ci + o, rem));
-          A::store_n(gci + o, r[m] * si[j0 + m], rem);
+          A::store_n(gb + (o - j0 * nb), r[m] * si[j0 + m], rem);
         }
       }
+      if (stream) stream_copy(gci + j0 * nb, gb, L * nb);
       transpose_tile<T>(acc);  // acc[l] lane m: column j0 + m's partial sum l
       for (int h = L / 2; h > 0; h /= 2)  // pairwise: acc[l] += acc[l + h]
         for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
@@ -2864,8 +2920,8 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
     }
     std::fill(gs + i * out + jv, gs + (i + 1) * out, T(0));
     unfold_scalar_columns(u, gs + i * out, jv, out, nb);
-    gcr.done(i);
   }
+  if (stream) stream_fence();
 }
 #endif
 
@@ -2983,12 +3039,16 @@ void kan_linear_fused_backward_inputs(const T* __restrict gy, const T* __restric
       std::fill(gWb + c0 * out, gWb + c1 * out, T(0));
       std::fill(gwc.begin(), gwc.begin() + (c1 - c0) * nb * out, T(0));
     }
+    // the chunk's coef into L2 while its weight gradients are summed, for the
+    // unfold below, where coef is past what the caches keep (as grad coef)
+    TilePrefetch<T> pf(coef, c0, need_w && stream ? c1 : c0, out, nb, out, N * (c1 - c0));
     for (int64_t n0 = 0; n0 < N; n0 += span) {
       const int rows = static_cast<int>(std::min<int64_t>(span, N - n0));
       for (int64_t i = c0; i < c1; ++i)  // (a pointer unused without need_x / need_w points at the stub)
         backward_span<T, K>(ws, gy, ldg, cols.x(i), cols.gx(i), cols.stride(), grid + i * M, padded + i * P, n0, rows,
                             M, base, Wb + i * out, need_x ? wc.data() + (i - c0) * nb * out : wc.data(), out,
-                            need_x, need_w, gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data());
+                            need_x, need_w, gWb + i * out, need_w ? gwc.data() + (i - c0) * nb * out : gwc.data(),
+                            &pf);
     }
     if (need_w) unfold_gradients(gwc.data(), coef, scale, gcoef, gscale, c0, c1, out, nb, i1, stream);
   });
