@@ -1197,11 +1197,11 @@ constexpr int window_keys(int64_t nb) {
 // values, inputs ld (G+k) apart) prefetched into L2 a few lines per step,
 // spread over `steps` steps of the work that comes before they are read: the
 // row forward's next input tile, read by its fold; the fused backward's
-// chunk, read by its unfold. Where an input's coef is larger than L2 keeps
-// beside the work (wide layers at large G), those reads otherwise wait on
-// memory while the arithmetic before them waits on nothing (bench/RESULTS.md,
-// "thirtieth pass"). A prefetch never faults, and the lines stay within the
-// inputs given.
+// chunk, read by its unfold. The callers take it where coef is past what
+// the last-level cache keeps (stream_grad_coef's rule: wide layers at large
+// G); there those reads waited on memory while the arithmetic before them
+// left it idle (bench/RESULTS.md, "thirtieth pass"). A prefetch never
+// faults, and the lines stay within the inputs given.
 template <typename T>
 class TilePrefetch {
  public:
@@ -2869,7 +2869,7 @@ void unfold_gradients_rows(const T* __restrict gw, const T* __restrict c, const 
   // 64 (G+k) bytes) is formed in an L1 buffer and streamed to gc. Staged per
   // input in L2 (GradCoefRows), a wide input's grad coef (421 KB at 1024
   // outputs, G=100) shared L2 with its gradient rows and coef: the unfold
-  // there took 65-70 ms against 75-79 (1 thread, 256 x 1024 -> 1024;
+  // there took 65-70 ms against 72-79 (1 thread, 256 x 1024 -> 1024;
   // bench/RESULTS.md, "thirtieth pass").
   const GradCoefRows<T> in_place(gc, out * nb, false);
   scratch_vector<T> blk(static_cast<size_t>(stream ? L * nb : 1));
